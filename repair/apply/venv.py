@@ -1,0 +1,175 @@
+"""Which kind of interpreter a target is, whether qfix may change it, and fresh venvs for `--venv`.
+
+qfix changes only virtual environments (design, "Apply and rollback"). A system interpreter, or
+one marked externally managed (PEP 668: an ``EXTERNALLY-MANAGED`` file in its stdlib folder, as
+Debian and Ubuntu ship), belongs to the OS package manager; pip itself refuses it since 23.0.
+A conda environment is changeable but pip installs there bypass conda's own solver, so it needs
+an explicit ``allow_conda``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import process
+from ..errors import ApplyRefused, BadInput, InterpreterError
+from ..facts import PythonInfo
+
+
+class TargetKind(str, enum.Enum):
+    VENV = "venv"
+    CONDA = "conda"
+    SYSTEM = "system"
+    EXTERNALLY_MANAGED = "externally-managed"
+    UNKNOWN = "unknown"
+
+
+def classify_target(info: PythonInfo) -> TargetKind:
+    """venv / conda / system / externally managed / unknown, from the probe's PythonInfo.
+
+    A venv wins over everything else: PEP 668 says the marker of the base interpreter does not
+    apply inside a virtual environment made from it.
+    """
+    if info.in_venv:
+        return TargetKind.VENV
+    if info.conda:
+        return TargetKind.CONDA
+    if info.externally_managed:
+        return TargetKind.EXTERNALLY_MANAGED
+    if info.in_venv is False:
+        return TargetKind.SYSTEM
+    return TargetKind.UNKNOWN
+
+
+def require_changeable(info: PythonInfo, *, allow_conda: bool = False) -> TargetKind:
+    """The kind of ``info``'s interpreter if qfix may change it; else ApplyRefused (exit 6)."""
+    kind = classify_target(info)
+    python = info.executable or "the target interpreter"
+    tip = "run `qfix apply --venv NEW` to create a fresh virtual environment with the fixed stack"
+    if kind is TargetKind.VENV:
+        return kind
+    if kind is TargetKind.CONDA:
+        if allow_conda:
+            return kind
+        raise ApplyRefused(
+            f"{python} is a conda environment: pip/uv installs there bypass conda's solver",
+            tip="pass --allow-conda to change it anyway, or use `qfix apply --venv NEW`",
+        )
+    if kind is TargetKind.EXTERNALLY_MANAGED:
+        raise ApplyRefused(
+            f"{python} is externally managed (PEP 668): its packages belong to the OS package "
+            "manager, qfix will not change it",
+            tip=tip,
+        )
+    if kind is TargetKind.SYSTEM:
+        raise ApplyRefused(
+            f"{python} is not a virtual environment: qfix only changes virtual environments",
+            tip=tip,
+        )
+    raise ApplyRefused(f"cannot tell whether {python} is a virtual environment", tip=tip)
+
+
+# Runs in the target (any Python 3.7+, stdlib only): where it installs to and what kind it is.
+_TARGET_SCRIPT = r"""
+import json, os, sys, sysconfig
+base = getattr(sys, "real_prefix", None) or getattr(sys, "base_prefix", sys.prefix)
+in_venv = sys.prefix != base
+paths = sysconfig.get_paths()
+stdlib = paths.get("stdlib") or ""
+marker = bool(stdlib) and os.path.isfile(os.path.join(stdlib, "EXTERNALLY-MANAGED"))
+print(json.dumps({
+    "executable": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3],
+    "prefix": sys.prefix, "base_prefix": base, "in_venv": in_venv,
+    "externally_managed": marker and not in_venv,
+    "conda": os.path.isdir(os.path.join(sys.prefix, "conda-meta")),
+    "paths": {k: paths.get(k) for k in ("purelib", "platlib", "scripts", "data", "include")},
+}))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPaths:
+    """Where an interpreter's installers write, as the interpreter itself reports it."""
+
+    info: PythonInfo
+    prefix: str
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+
+
+def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
+    """Run ``python`` on a tiny stdlib script: its kind (venv, conda, ...) and install paths."""
+    try:
+        done = process.run([python, "-I", "-c", _TARGET_SCRIPT], timeout=timeout)
+    except process.ProcessFailure as exc:
+        raise InterpreterError(
+            f"cannot run the target interpreter {python}: {exc.reason}",
+            tip="pass --python PATH to an existing interpreter",
+        ) from None
+    if not done.ok:
+        why = "timed out" if done.timed_out else (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise InterpreterError(f"the target interpreter {python} failed: {why}")
+    try:
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+        paths = data["paths"]
+        info = PythonInfo(
+            executable=python,
+            version=data["version"],
+            in_venv=bool(data["in_venv"]),
+            externally_managed=bool(data["externally_managed"]),
+            conda=bool(data["conda"]),
+            prefix=data["prefix"],
+        )
+        return TargetPaths(
+            info,
+            data["prefix"],
+            paths["purelib"],
+            paths["platlib"],
+            paths["scripts"],
+            paths["data"],
+        )
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise InterpreterError(
+            f"the target interpreter {python} gave an unreadable answer: {done.stdout[:200]!r}"
+        ) from None
+
+
+def venv_python(path: Path) -> Path:
+    """The interpreter of the venv at ``path`` (not resolved: bin/python is a symlink)."""
+    if os.name == "nt":
+        return path.absolute() / "Scripts" / "python.exe"
+    return path.absolute() / "bin" / "python"
+
+
+def create_venv(path: Path, base_python: str, *, timeout: float = 600) -> str:
+    """Create a fresh venv (with pip) at ``path`` from ``base_python``; return its interpreter.
+
+    Refuses (BadInput) a path that exists and is not an empty folder: `--venv NEW` means new.
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise BadInput(
+            f"--venv {path}: exists and is not empty; qfix creates new environments only",
+            tip="choose a new path, or --python PATH to repair that one",
+        )
+    try:
+        done = process.run([base_python, "-m", "venv", str(path)], timeout=timeout)
+    except process.ProcessFailure as exc:
+        raise InterpreterError(f"cannot run {base_python} to create {path}: {exc.reason}") from None
+    if not done.ok:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        why = "timed out" if done.timed_out else (lines[-1] if lines else f"exit {done.returncode}")
+        raise BadInput(
+            f"could not create a virtual environment at {path} with {base_python}: {why}",
+            tip="on Debian/Ubuntu install python3-venv",
+        )
+    python = venv_python(path)
+    if not python.exists():
+        raise BadInput(f"{base_python} -m venv {path} made no interpreter at {python}")
+    return str(python)

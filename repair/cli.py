@@ -1,0 +1,231 @@
+"""The `qfix` command line: parse, call the pipeline, render, exit.
+
+Every command has --json. Errors reach the user as one line (plus a tip) and the exit code of
+their class (repair.errors.ExitCode); never a traceback for an expected failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import BadInput, ExitCode, QfixError
+
+app = typer.Typer(
+    name="qfix",
+    help="Diagnose and repair torch + bitsandbytes 4-bit (QLoRA) setups.\n\n"
+    "qfix reads the NVIDIA driver and GPUs (NVML), the torch build and bitsandbytes of a Python "
+    "environment, explains what is wrong, plans the smallest repair as a dry-run diff, applies it "
+    "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
+    "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
+    "back), 4 rollback failed, 5 locked, 6 refused, 10 verified on the CPU only.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+PythonOpt = Annotated[
+    str | None,
+    typer.Option("--python", help="Target interpreter or venv directory (default: $VIRTUAL_ENV, "
+                 "else the Python running qfix).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+FactsOpt = Annotated[
+    str | None,
+    typer.Option("--facts", help="Read facts from a qfix.facts/1 file ('-' = stdin) instead of "
+                 "probing this machine.", show_default=False),
+]
+TorchIndexOpt = Annotated[
+    str | None,
+    typer.Option("--torch-index", help="Base of the PyTorch wheel index (mirrors); default "
+                 "$QFIX_TORCH_INDEX, else https://download.pytorch.org/whl.", show_default=False),
+]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(f"qfix: {line}\n")
+    sys.stderr.flush()
+
+
+@app.command()
+def detect(
+    python: PythonOpt = None,
+    as_json: JsonOpt = False,
+    deep: Annotated[bool, typer.Option("--deep", help="Also import torch and bitsandbytes in a "
+                                       "child process (time-limited) to record CUDA availability, "
+                                       "the compiled arch list and whether the native library "
+                                       "loads.")] = False,
+) -> int:
+    """Print the facts of this machine and a Python environment (qfix.facts/1 with --json)."""
+    from .facts import facts_to_dict
+    from .pipeline import detect as run_detect
+
+    facts = run_detect(python, deep=deep)
+    if as_json:
+        _print_json(facts_to_dict(facts))
+    else:
+        from .render import render_facts
+
+        print(render_facts(facts))
+    return ExitCode.OK
+
+
+@app.command()
+def plan(
+    python: PythonOpt = None,
+    facts: FactsOpt = None,
+    as_json: JsonOpt = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan (qfix.plan/1) for "
+                                             "`qfix apply --plan FILE`.")] = None,
+    torch_index: TorchIndexOpt = None,
+    error: Annotated[str | None, typer.Option("--error", help="An error message the user saw "
+                                              "('-' = stdin): the classes it points to count "
+                                              "where the facts cannot rule them out.",
+                                              show_default=False)] = None,
+) -> int:
+    """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
+    from .pipeline import analyse, get_facts
+
+    if error == "-":
+        error = sys.stdin.read()
+    analysis = analyse(get_facts(python, facts), torch_index=torch_index, error_text=error)
+    result = analysis.plan
+    doc = result.to_dict()
+    if out is not None:
+        try:
+            out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
+    if as_json:
+        _print_json(doc)
+    else:
+        from .render import render_plan
+
+        print(render_plan(result))
+        if out is not None:
+            print(f"\nPlan saved to {out}")
+    return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
+
+
+@app.command()
+def explain(
+    text: Annotated[str | None, typer.Argument(help="The error message or traceback; '-' or "
+                                               "nothing reads stdin.", show_default=False)] = None,
+    facts: FactsOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Match an error message or traceback against the failure catalogue. Exit 0 when explained,
+    1 when no class matched."""
+    from .explain import explain_to_dict
+    from .pipeline import explain_text, read_facts
+
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            raise BadInput("give the error text as an argument, or pipe it in: "
+                           "`python train.py 2>&1 | qfix explain -`")
+        text = sys.stdin.read()
+    if not text.strip():
+        raise BadInput("the error text is empty")
+    matches = explain_text(text, read_facts(facts) if facts else None)
+    if as_json:
+        _print_json(explain_to_dict(matches))
+    else:
+        from .render import render_explain
+
+        print(render_explain(matches))
+    return ExitCode.OK if matches else ExitCode.PROBLEMS
+
+
+@app.command()
+def matrix(
+    python: PythonOpt = None,
+    facts: FactsOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Show which torch releases x CUDA variants would work with this driver and these GPUs."""
+    from .pipeline import get_facts
+    from .pipeline import matrix as run_matrix
+
+    view, cells = run_matrix(get_facts(python, facts))
+    if as_json:
+        _print_json({"schema": "qfix.matrix/1", "platform": view.platform, "cells": [
+            {"torch": c.release, "variant": c.variant, "ok": c.ok, "driver_mode": c.mode,
+             "reasons": list(c.reasons)} for c in cells]})
+    else:
+        from .render import render_matrix
+
+        print(render_matrix(view, cells))
+    return ExitCode.OK
+
+
+@app.command()
+def verify(
+    python: PythonOpt = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cuda | cpu")] = "auto",
+    model: Annotated[str, typer.Option("--model", help="tiny: also load a small causal LM in "
+                                       "4-bit; none: layers only")] = "tiny",
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the check is "
+                                           "stopped.")] = 300.0,
+    as_json: JsonOpt = False,
+) -> int:
+    """Prove the environment with a real 4-bit load (NF4/FP4 layers, optionally a tiny model).
+    Exit 0 GPU path passed, 10 passed on the CPU only, 1 failed."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise BadInput(f"--device must be auto, cuda or cpu, not {device!r}")
+    if model not in ("tiny", "none"):
+        raise BadInput(f"--model must be tiny or none, not {model!r}")
+    from .pipeline import verify as run_verify
+    from .verify.runner import verdict_to_dict
+
+    verdict = run_verify(python, device=device, model=model, timeout=timeout,
+                         progress=None if as_json else _progress)
+    if as_json:
+        _print_json(verdict_to_dict(verdict))
+    else:
+        print(verdict.summary)
+    return int(verdict.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"qfix {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """qfix: diagnose and repair torch + bitsandbytes 4-bit setups."""
+
+
+def main() -> None:
+    """Console entry point: one place maps errors to exit codes."""
+    try:
+        rc = app(standalone_mode=False)
+    except QfixError as exc:
+        sys.stderr.write(f"qfix: error: {exc.message}\n")
+        if exc.tip:
+            sys.stderr.write(f"Tip: {exc.tip}\n")
+        sys.exit(int(exc.exit_code))
+    except (KeyboardInterrupt, typer.Abort):
+        sys.stderr.write("qfix: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        # click's usage errors (vendored inside typer >= 0.20, so matched by shape, not class)
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(ExitCode.BAD_INPUT)
+        raise
+    sys.exit(int(rc or 0))

@@ -1,0 +1,74 @@
+"""Match an error message or a whole traceback against the catalogue. Pure.
+
+Signatures come from plans/failures.toml. When facts are given too, the diagnosis of those facts
+confirms (or adds) classes, and the matches say which facts prove them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .catalogue import Catalogue
+from .diagnose import Diagnosis
+
+SCHEMA = "qfix.explain/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    id: str
+    title: str
+    severity: str
+    lines: tuple[str, ...]  # the lines of the text that matched a signature
+    confirmed_by_facts: bool | None  # None: no facts given
+    explanation: str
+    confirm: str
+    remedy: str
+    sources: tuple[str, ...]
+    evidence: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "severity": self.severity,
+                "matched_lines": list(self.lines), "confirmed_by_facts": self.confirmed_by_facts,
+                "explanation": self.explanation, "confirm": self.confirm, "remedy": self.remedy,
+                "sources": list(self.sources), "evidence": self.evidence}
+
+
+def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tuple[Match, ...]:
+    """Classes whose signatures match ``text``, strongest first; with a diagnosis, classes the
+    facts prove are added (and those matches marked confirmed)."""
+    found: dict[str, tuple[int, list[str]]] = {}
+    lines = text.splitlines() or [text]
+    for order, cls in enumerate(cat.classes):
+        hits: list[str] = []
+        for pattern in cls.signatures:
+            for m in pattern.finditer(text):
+                start = text.rfind("\n", 0, m.start()) + 1
+                end = text.find("\n", m.end())
+                line = text[start:end if end != -1 else len(text)].strip()
+                if line and line not in hits:
+                    hits.append(line[:300])
+        if hits:
+            found[cls.id] = (order, hits)
+    del lines
+    fact_ids = set(diagnosis.ids) if diagnosis else set()
+    evidence = {}
+    if diagnosis:
+        for f in diagnosis.findings:
+            evidence.setdefault(f.id, {"summary": f.summary, **f.evidence})
+    matches: list[tuple[tuple[int, int, int], Match]] = []
+    for fid in list(found) + [i for i in fact_ids if i not in found]:
+        cls = cat.get(fid)
+        order, hits = found.get(fid, (len(cat.classes), []))
+        confirmed = (fid in fact_ids) if diagnosis else None
+        rank = (0 if confirmed else 1, -len(hits), order)
+        matches.append((rank, Match(
+            id=fid, title=cls.title, severity=cls.severity, lines=tuple(hits),
+            confirmed_by_facts=confirmed, explanation=cls.explanation, confirm=cls.confirm,
+            remedy=cls.remedy, sources=cls.sources, evidence=evidence.get(fid, {}))))
+    return tuple(m for _, m in sorted(matches, key=lambda x: x[0]))
+
+
+def explain_to_dict(matches: tuple[Match, ...]) -> dict[str, Any]:
+    return {"schema": SCHEMA, "matches": [m.to_dict() for m in matches]}

@@ -1,0 +1,352 @@
+"""The facts of a machine and a Python environment, and their JSON form ``qfix.facts/1``.
+
+Pure data: frozen dataclasses, parsed from and rendered to JSON. Every section may be missing
+(None = unknown); the planner lists what it could not know instead of guessing. Parsing is strict
+about types (a wrong type names its field) and lenient about what is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import FactsError
+
+SCHEMA = "qfix.facts/1"
+
+# Packages whose versions the target probe always reports (design: "The target environment").
+WATCHED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "bitsandbytes",
+    "transformers",
+    "accelerate",
+    "peft",
+    "triton",
+    "xformers",
+)
+ENV_VARS = ("BNB_CUDA_VERSION", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    system: str | None = None  # platform.system(): Linux, Windows, Darwin
+    machine: str | None = None  # platform.machine(): x86_64, aarch64, AMD64, arm64
+    libc: str | None = None  # "glibc 2.35", "musl", None on Windows/macOS
+    wsl: bool | None = None
+    os_release: str | None = None  # PRETTY_NAME of /etc/os-release, when known
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    found: bool | None = None
+    version: str | None = None  # "535.104.05"
+    cuda: str | None = None  # the newest CUDA the driver supports, "12.2"
+    source: str | None = None  # nvml | sysfs | procfs | nvidia-smi | report
+    error: str | None = None  # why NVML (or every source) failed, when it did
+    # Where each fact came from and what each failed source said: ({"source":..,"error":..},...)
+    attempts: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    index: int
+    name: str | None = None
+    compute_capability: str | None = None  # "8.6"
+    memory_mib: int | None = None
+    mig: bool | None = None
+    vendor: str = "nvidia"
+
+
+@dataclass(frozen=True, slots=True)
+class PythonInfo:
+    executable: str | None = None
+    version: str | None = None  # "3.10.12" (or "3.9" in a report)
+    in_venv: bool | None = None
+    externally_managed: bool | None = None
+    conda: bool | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TorchBuild:
+    version: str | None = None
+    cuda: str | None = None  # torch.version.cuda
+    hip: str | None = None  # torch.version.hip
+    arch_list: tuple[str, ...] | None = None  # torch._C._cuda_getArchFlags(), e.g. ("sm_80",..)
+    cuda_available: bool | None = None  # from --deep only
+    error: str | None = None  # why the build could not be read (broken install)
+
+
+@dataclass(frozen=True, slots=True)
+class Bitsandbytes:
+    version: str | None = None
+    native_libs: tuple[str, ...] | None = None
+    copies: int | None = None  # distributions that provide the `bitsandbytes` module
+    distributions: tuple[str, ...] = ()  # their names and versions, "bitsandbytes-cuda111 0.26.0"
+    loaded: bool | None = None  # from --deep only: the native library loaded
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything qfix knows about one machine and one Python environment."""
+
+    host: Host | None = None
+    driver: Driver | None = None
+    gpus: tuple[Gpu, ...] | None = None
+    python: PythonInfo | None = None
+    packages: Mapping[str, str | None] | None = None
+    torch: TorchBuild | None = None
+    bitsandbytes: Bitsandbytes | None = None
+    env: Mapping[str, str | None] | None = None
+    toolkit_nvcc: str | None = None
+    # Anything else a probe reported (requirements of other dists on torch, deep probe output).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def package(self, name: str) -> str | None:
+        """The installed version of ``name`` (None when absent or unknown)."""
+        if self.packages is None:
+            return None
+        return self.packages.get(name)
+
+    def knows_packages(self) -> bool:
+        return self.packages is not None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Reader:
+    """Typed access to one JSON object, naming the field path in every error."""
+
+    def __init__(self, data: Mapping[str, Any], path: str, origin: str) -> None:
+        self.data = data
+        self.path = path
+        self.origin = origin
+
+    def fail(self, key: str, expected: str, got: Any) -> FactsError:
+        return FactsError(
+            f"{self.origin}: field '{self.path}{key}' must be {expected}, got {got!r}",
+            tip="fix the field or remove it (a missing field means 'unknown')",
+        )
+
+    def str_(self, key: str) -> str | None:
+        v = self.data.get(key)
+        if v is None:
+            return None
+        if isinstance(v, bool):
+            raise self.fail(key, "a string", v)
+        if isinstance(v, (int, float)):
+            return str(v)  # "cuda": 12.2 in a hand-written file is unambiguous
+        if not isinstance(v, str):
+            raise self.fail(key, "a string", v)
+        return v.strip() or None
+
+    def bool_(self, key: str) -> bool | None:
+        v = self.data.get(key)
+        if v is None or isinstance(v, bool):
+            return v
+        raise self.fail(key, "true, false or null", v)
+
+    def int_(self, key: str) -> int | None:
+        v = self.data.get(key)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+            raise self.fail(key, "an integer", v)
+        return int(v)
+
+    def strs(self, key: str) -> tuple[str, ...] | None:
+        v = self.data.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(key, "a list of strings", v)
+        return tuple(v)
+
+    def obj(self, key: str) -> _Reader | None:
+        v = self.data.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, dict):
+            raise self.fail(key, "an object", v)
+        return _Reader(v, f"{self.path}{key}.", self.origin)
+
+    def str_map(self, key: str) -> dict[str, str | None] | None:
+        v = self.data.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, dict):
+            raise self.fail(key, "an object of strings", v)
+        out: dict[str, str | None] = {}
+        for k, x in v.items():
+            if x is not None and not isinstance(x, str):
+                raise self.fail(f"{key}.{k}", "a string or null", x)
+            out[str(k)] = x
+        return out
+
+
+def _compute_capability(r: _Reader, key: str) -> str | None:
+    v = r.data.get(key)
+    if v is None:
+        return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        # 8.6 as a number is fine; 86 is ambiguous enough to refuse with a clear message.
+        if isinstance(v, float) or v < 20:
+            return f"{float(v):.1f}"
+        raise r.fail(key, "a string 'major.minor' such as '8.6'", v)
+    s = r.str_(key)
+    if s is None:
+        return None
+    s = s.removeprefix("sm_")
+    parts = s.split(".")
+    if len(parts) == 1 and parts[0].isdigit() and len(parts[0]) in (2, 3):
+        return f"{parts[0][:-1]}.{parts[0][-1]}"  # "86" / "sm_86" / "120"
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise r.fail(key, "a string 'major.minor' such as '8.6'", v)
+    return f"{int(parts[0])}.{int(parts[1])}"
+
+
+def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
+    """Build Facts from a parsed ``qfix.facts/1`` document; raises FactsError naming the field.
+
+    A support ticket (``{"facts": {...}, "error": "..."}``, as in plans/examples/) is accepted
+    too; its error message is kept as ``extra["reported_error"]``.
+    """
+    reported_error = None
+    if isinstance(data, dict) and "facts" in data and isinstance(data["facts"], dict):
+        # A ticket: its error message travels with the facts (qfix plan explains it too).
+        if isinstance(data.get("error"), str) and data["error"].strip():
+            reported_error = data["error"]
+        data = data["facts"]
+    if not isinstance(data, dict):
+        raise FactsError(f"{origin}: a qfix.facts/1 document must be a JSON object")
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise FactsError(
+            f"{origin}: unknown schema {schema!r} (expected {SCHEMA!r})",
+            tip="produce the file with `qfix detect --json`",
+        )
+    r = _Reader(data, "", origin)
+
+    host = None
+    if (h := r.obj("host")) is not None:
+        host = Host(h.str_("system"), h.str_("machine"), h.str_("libc"), h.bool_("wsl"),
+                    h.str_("os_release"))
+
+    driver = None
+    if (d := r.obj("driver")) is not None:
+        attempts_raw = d.data.get("attempts") or []
+        if not isinstance(attempts_raw, list) or not all(isinstance(a, dict) for a in attempts_raw):
+            raise d.fail("attempts", "a list of objects", attempts_raw)
+        driver = Driver(d.bool_("found"), d.str_("version"), d.str_("cuda"), d.str_("source"),
+                        d.str_("error"), tuple(attempts_raw))
+
+    gpus = None
+    raw_gpus = data.get("gpus")
+    if raw_gpus is not None:
+        if not isinstance(raw_gpus, list):
+            raise r.fail("gpus", "a list", raw_gpus)
+        items = []
+        for i, g in enumerate(raw_gpus):
+            if not isinstance(g, dict):
+                raise r.fail(f"gpus[{i}]", "an object", g)
+            gr = _Reader(g, f"gpus[{i}].", origin)
+            index = gr.int_("index")
+            items.append(Gpu(
+                index=i if index is None else index,
+                name=gr.str_("name"),
+                compute_capability=_compute_capability(gr, "compute_capability"),
+                memory_mib=gr.int_("memory_mib"),
+                mig=gr.bool_("mig"),
+                vendor=gr.str_("vendor") or "nvidia",
+            ))
+        gpus = tuple(items)
+
+    python = None
+    if (p := r.obj("python")) is not None:
+        python = PythonInfo(p.str_("executable"), p.str_("version"), p.bool_("in_venv"),
+                            p.bool_("externally_managed"), p.bool_("conda"), p.str_("prefix"))
+
+    torch = None
+    if (t := r.obj("torch")) is not None:
+        torch = TorchBuild(t.str_("version"), t.str_("cuda"), t.str_("hip"), t.strs("arch_list"),
+                           t.bool_("cuda_available"), t.str_("error"))
+
+    bnb = None
+    if (b := r.obj("bitsandbytes")) is not None:
+        bnb = Bitsandbytes(b.str_("version"), b.strs("native_libs"), b.int_("copies"),
+                           b.strs("distributions") or (), b.bool_("loaded"), b.str_("error"))
+
+    toolkit = r.obj("toolkit")
+    known = {"schema", "host", "driver", "gpus", "python", "packages", "torch", "bitsandbytes",
+             "env", "toolkit"}
+    return Facts(
+        host=host,
+        driver=driver,
+        gpus=gpus,
+        python=python,
+        packages=r.str_map("packages"),
+        torch=torch,
+        bitsandbytes=bnb,
+        env=r.str_map("env"),
+        toolkit_nvcc=toolkit.str_("nvcc") if toolkit else None,
+        extra={k: v for k, v in data.items() if k not in known}
+        | ({"reported_error": reported_error} if reported_error else {}),
+    )
+
+
+def facts_from_json(text: str, origin: str = "facts") -> Facts:
+    """Parse JSON text; malformed JSON is a FactsError with line and column."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FactsError(f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno})") from None
+    return facts_from_dict(data, origin)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def facts_to_dict(f: Facts) -> dict[str, Any]:
+    """The ``qfix.facts/1`` JSON object (unknown sections are null)."""
+    out: dict[str, Any] = {"schema": SCHEMA}
+    out["host"] = None if f.host is None else {
+        "system": f.host.system, "machine": f.host.machine, "libc": f.host.libc,
+        "wsl": f.host.wsl, "os_release": f.host.os_release}
+    out["driver"] = None if f.driver is None else {
+        "found": f.driver.found, "version": f.driver.version, "cuda": f.driver.cuda,
+        "source": f.driver.source, "error": f.driver.error,
+        "attempts": [dict(a) for a in f.driver.attempts]}
+    out["gpus"] = None if f.gpus is None else [
+        {"index": g.index, "name": g.name, "compute_capability": g.compute_capability,
+         "memory_mib": g.memory_mib, "mig": g.mig, "vendor": g.vendor} for g in f.gpus]
+    out["python"] = None if f.python is None else {
+        "executable": f.python.executable, "version": f.python.version,
+        "in_venv": f.python.in_venv, "externally_managed": f.python.externally_managed,
+        "conda": f.python.conda, "prefix": f.python.prefix}
+    out["packages"] = None if f.packages is None else dict(f.packages)
+    out["torch"] = None if f.torch is None else {
+        "version": f.torch.version, "cuda": f.torch.cuda, "hip": f.torch.hip,
+        "arch_list": None if f.torch.arch_list is None else list(f.torch.arch_list),
+        "cuda_available": f.torch.cuda_available, "error": f.torch.error}
+    out["bitsandbytes"] = None if f.bitsandbytes is None else {
+        "version": f.bitsandbytes.version,
+        "native_libs": None if f.bitsandbytes.native_libs is None
+        else list(f.bitsandbytes.native_libs),
+        "copies": f.bitsandbytes.copies, "distributions": list(f.bitsandbytes.distributions),
+        "loaded": f.bitsandbytes.loaded, "error": f.bitsandbytes.error}
+    out["env"] = None if f.env is None else dict(f.env)
+    out["toolkit"] = {"nvcc": f.toolkit_nvcc}
+    for k, v in f.extra.items():
+        out.setdefault(k, v)
+    return out
+
+
+def facts_to_json(f: Facts) -> str:
+    return json.dumps(facts_to_dict(f), indent=2, sort_keys=False)

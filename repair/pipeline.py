@@ -1,0 +1,183 @@
+"""The orchestration of the flow: probe -> Facts -> diagnose -> plan -> apply -> verify.
+
+The CLI calls these functions and renders what they return; the edges (probes, installers, the
+4-bit load) are imported lazily so that `qfix plan --facts FILE` never loads them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .catalogue import Catalogue, load_catalogue
+from .diagnose import Diagnosis, diagnose
+from .errors import BadInput, FactsError
+from .explain import Match, explain
+from .facts import Facts, facts_from_json
+from .knowledge import Knowledge, load_knowledge
+from .planner import DEFAULT_TORCH_INDEX, Plan, evaluate_variant, make_plan
+from .view import View, make_view
+
+TORCH_INDEX_ENV = "QFIX_TORCH_INDEX"
+
+
+# --------------------------------------------------------------------------- facts
+
+
+def detect(python: str | None = None, *, deep: bool = False,
+           environ: Mapping[str, str] | None = None) -> Facts:
+    """Read this machine (driver, GPUs) and the target interpreter into Facts."""
+    from .probe import interpreter, system
+
+    env = os.environ if environ is None else environ
+    target = interpreter.resolve_target(python, env)
+    try:
+        timeout = float(env.get("QFIX_PROBE_TIMEOUT", "20"))
+    except ValueError:
+        raise BadInput("QFIX_PROBE_TIMEOUT must be a number of seconds") from None
+    report = interpreter.probe_target(target, deep=deep, timeout=timeout)
+    driver, gpus = system.probe_driver()
+    host = system.probe_host()
+    merged_host = replace(
+        report.host,
+        wsl=host.wsl if report.host.wsl is None else report.host.wsl,
+        os_release=report.host.os_release or host.os_release,
+    )
+    extra: dict[str, Any] = {"packages_source": "probe", **report.extra}
+    return Facts(host=merged_host, driver=driver, gpus=gpus, python=report.python,
+                 packages=report.packages, torch=report.torch, bitsandbytes=report.bitsandbytes,
+                 env=report.env, toolkit_nvcc=system.probe_nvcc(), extra=extra)
+
+
+def read_facts(path: str) -> Facts:
+    """A qfix.facts/1 file ('-' = stdin); FactsError (exit 2) names the file and the field."""
+    if path == "-":
+        return facts_from_json(sys.stdin.read(), "stdin")
+    if path.startswith(EXAMPLE_PREFIX):
+        p = example_path(path[len(EXAMPLE_PREFIX):])
+        return facts_from_json(p.read_text(encoding="utf-8"), path)
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FactsError(f"facts file {path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise FactsError(f"facts file {path}: cannot read it ({exc.__class__.__name__})") from None
+    return facts_from_json(text, path)
+
+
+EXAMPLE_PREFIX = "example:"
+
+
+def example_path(name: str) -> Path:
+    """A facts file shipped in plans/examples/ (``example:seed`` or ``example:seed.json``)."""
+    from .knowledge import plans_directory
+
+    folder = plans_directory() / "examples"
+    p = folder / (name if name.endswith(".json") else f"{name}.json")
+    if "/" in name or not p.is_file():
+        known = ", ".join(sorted(x.stem for x in folder.glob("*.json")))
+        raise FactsError(f"no shipped example {name!r}; known: {known}")
+    return p
+
+
+def get_facts(python: str | None, facts_file: str | None, *, deep: bool = False) -> Facts:
+    if facts_file is not None and python is not None:
+        raise BadInput("give either --python or --facts, not both")
+    if facts_file is not None:
+        return read_facts(facts_file)
+    return detect(python, deep=deep)
+
+
+# --------------------------------------------------------------------------- diagnose & plan
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    facts: Facts
+    view: View
+    diagnosis: Diagnosis
+    plan: Plan
+    knowledge: Knowledge
+    catalogue: Catalogue
+
+
+def torch_index_base(cli_value: str | None, environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    base = cli_value or env.get(TORCH_INDEX_ENV) or DEFAULT_TORCH_INDEX
+    from .apply.installers import validate_index_url
+
+    return validate_index_url(base)
+
+
+def analyse(facts: Facts, *, torch_index: str | None = None,
+            error_text: str | None = None) -> Analysis:
+    """Diagnose and plan. ``error_text`` (or a ticket's reported error) is explained and the
+    classes it points to count where the facts cannot rule them out."""
+    kb = load_knowledge()
+    cat = load_catalogue()
+    view = make_view(facts)
+    text = error_text or facts.extra.get("reported_error")
+    reported = tuple(m.id for m in explain(text, cat)) if isinstance(text, str) else ()
+    diag = diagnose(view, kb, cat, reported)
+    plan = make_plan(view, diag, kb, torch_index_base=torch_index_base(torch_index))
+    return Analysis(facts, view, diag, with_commands(plan), kb, cat)
+
+
+def with_commands(plan: Plan, installer: str = "pip") -> Plan:
+    """The plan with the exact installer commands (argv lists built by the installer module)."""
+    if not plan.steps:
+        return plan
+    from .apply.installers import build_commands
+
+    python = plan.python or "python"
+    cmds = build_commands([s.to_dict() for s in plan.steps], python=python, installer=installer,
+                          torch_index_base=plan.torch_index_base,
+                          constraint_file="<qfix-constraints.txt>")
+    return replace(plan, commands=tuple(tuple(c) for c in cmds))
+
+
+def explain_text(text: str, facts: Facts | None) -> tuple[Match, ...]:
+    cat = load_catalogue()
+    diag = None
+    if facts is not None:
+        diag = diagnose(make_view(facts), load_knowledge(), cat)
+    return explain(text, cat, diag)
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixCell:
+    release: str
+    variant: str
+    ok: bool
+    reasons: tuple[str, ...]
+    mode: str | None
+
+
+def matrix(facts: Facts) -> tuple[View, tuple[MatrixCell, ...]]:
+    """Every torch release x variant of this platform: would it work here, and why not."""
+    kb = load_knowledge()
+    view = make_view(facts)
+    cells = []
+    for rel in reversed(kb.torch.releases):
+        for var in rel.variants_for(view.platform or ""):
+            choice, reasons = evaluate_variant(view, kb, rel, var)
+            cells.append(MatrixCell(str(rel.series), var.name, choice is not None,
+                                    tuple(reasons), choice.driver_mode if choice else None))
+    return view, tuple(cells)
+
+
+# --------------------------------------------------------------------------- verify & apply
+
+
+def verify(python: str | None, *, device: str, model: str, timeout: float,
+           progress: Callable[[str], None] | None = None) -> Any:
+    from .probe import interpreter
+    from .verify.runner import run_verify
+
+    target = interpreter.resolve_target(python, os.environ)
+    return run_verify(target, device=device, model=model, timeout=timeout, progress=progress)

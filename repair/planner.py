@@ -1,0 +1,610 @@
+"""Facts x Findings x knowledge -> Plan. Pure: no process, no network, no torch import.
+
+The planner searches the candidate targets -- torch release x variant, then a bitsandbytes release
+for it -- that satisfy every hard constraint (driver incl. minor-version compatibility and its PTX
+caveat, every GPU's arch, Python, platform, glibc, bitsandbytes' native library and torch bounds,
+distributions pinning torch) and prefers, in this order:
+
+1. keep what works (no step for a package that has no finding against it);
+2. a bitsandbytes with the current loader (>= 0.43.1: importable without CUDA, no libcudart search;
+   compat-facts C4/C6 and S23 issue_patterns call the older loaders fragile) over a legacy one,
+   even when that means moving torch;
+3. keep torch; else the same torch release (a variant change only); else the newest release;
+4. variants the driver runs with its own toolkit driver over minor-version compatibility, SASS over
+   PTX, confirmed facts over UNCONFIRMED ones, then the highest CUDA.
+What a venv cannot fix becomes a manual step with the exact minimum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from .diagnose import Diagnosis, Finding, bnb_available_libs, tagged_glibc_floor
+from .facts import Facts
+from .fingerprint import fingerprint
+from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
+from .view import (
+    View,
+    arch_coverage,
+    driver_fit,
+    parse_version,
+    pick_cuda_lib,
+    public,
+    sass_ccs_cover,
+    series,
+)
+
+SCHEMA = "qfix.plan/1"
+DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
+MODERN_BNB_LOADER = Version("0.43.1")  # compat-facts C1/C4: new loader, imports without CUDA
+TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
+TORCH_FINDINGS = {"torch-missing", "torch-cpu-build", "driver-too-old", "gpu-arch-unsupported"}
+BNB_FINDINGS = {"bnb-missing", "bnb-no-4bit", "bnb-no-cuda-lib", "bnb-torch-mismatch",
+                "bnb-duplicate-install", "bnb-platform-unsupported", "gpu-too-old-for-bnb",
+                "bnb-known-bad-release", "bnb-no-cpu-4bit"}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: str  # install | uninstall
+    package: str
+    from_: str | None
+    to: str | None  # an exact version (torch family carries its +variant label) or a specifier
+    index_url: str | None
+    because: tuple[str, ...]
+    group: str  # torch | pypi | uninstall
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "package": self.package, "from": self.from_,
+                "to": self.to, "index_url": self.index_url, "because": list(self.because),
+                "group": self.group}
+
+
+@dataclass(frozen=True, slots=True)
+class Manual:
+    id: str
+    text: str
+    required: bool  # False: an alternative or a recommendation; the venv repair suffices
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "required": self.required}
+
+
+@dataclass(frozen=True, slots=True)
+class TorchChoice:
+    release: TorchRelease
+    variant: TorchVariant
+    driver_mode: str | None  # full | minor-compat | None (driver unknown)
+    coverage: str  # sass | ptx | unknown | n/a
+    pin_conflicts: tuple[str, ...]
+
+    @property
+    def version(self) -> str:
+        return f"{self.release.latest}+{self.variant.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    healthy: bool
+    findings: tuple[Finding, ...]
+    steps: tuple[Step, ...]
+    manual: tuple[Manual, ...]
+    unknown: tuple[str, ...]
+    fingerprint: str
+    python: str | None
+    platform: str | None
+    torch_index_base: str
+    torch_target: str | None  # e.g. "2.7.1+cu118" when torch moves
+    torch_variant: str | None
+    torch_arch_list: tuple[str, ...] | None
+    bnb_target: str | None
+    notes: tuple[str, ...] = ()
+    download: Mapping[str, int | None] = field(default_factory=dict)
+    commands: tuple[tuple[str, ...], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "healthy": self.healthy,
+            "target": {"python": self.python, "platform": self.platform},
+            "findings": [f.to_dict() for f in self.findings],
+            "steps": [s.to_dict() for s in self.steps],
+            "manual": [m.to_dict() for m in self.manual],
+            "commands": [list(c) for c in self.commands],
+            "unknown": list(self.unknown),
+            "fingerprint": self.fingerprint,
+            "torch_index_base": self.torch_index_base,
+            "torch_target": {"version": self.torch_target, "variant": self.torch_variant,
+                             "arch_list": None if self.torch_arch_list is None
+                             else list(self.torch_arch_list)},
+            "bitsandbytes_target": self.bnb_target,
+            "download_bytes": dict(self.download),
+            "notes": list(self.notes),
+        }
+
+
+# --------------------------------------------------------------------------- torch candidates
+
+
+def torch_dependents(facts: Facts) -> dict[str, SpecifierSet]:
+    """Distributions that pin torch (xformers, vllm, ...): name -> their torch specifier.
+
+    The probe reports each distribution's Requires-Dist lines on torch, one per line; lines that
+    only apply under an extra are reported apart (torch_optional_dependents) and are not pins.
+    """
+    raw = facts.extra.get("torch_dependents") or {}
+    out: dict[str, SpecifierSet] = {}
+    if not isinstance(raw, Mapping):
+        return out
+    for name, req in raw.items():
+        if name in TORCH_FAMILY or not isinstance(req, str):
+            continue
+        spec = SpecifierSet()
+        for line in req.splitlines():
+            try:
+                r = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if r.name.lower() == "torch" and (r.marker is None or "extra" not in str(r.marker)):
+                spec &= r.specifier
+        if str(spec):
+            out[str(name)] = spec
+    return out
+
+
+def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVariant,
+                     ) -> tuple[TorchChoice | None, list[str]]:
+    """Whether torch ``rel`` x ``var`` can work here; the reasons when it cannot.
+
+    Used by the planner and by `qfix matrix`, so both tell the same story.
+    """
+    reasons: list[str] = []
+    if view.python is not None and Version(f"{view.python.major}.{view.python.minor}") \
+            not in rel.python and public(view.python) not in rel.python:
+        reasons.append(f"no wheel for Python {view.python.major}.{view.python.minor} "
+                       f"(torch {rel.series}: {rel.python})")
+    if view.glibc is not None and rel.glibc_min is not None and view.glibc < rel.glibc_min \
+            and (view.platform or "").startswith("linux"):
+        reasons.append(f"needs glibc >= {rel.glibc_min}")
+    nvidia = view.has_nvidia_gpu is not False and not view.rocm
+    if view.rocm:
+        reasons.append("ROCm host: CUDA builds do not apply")
+        return None, reasons
+    mode: str | None = None
+    coverage = "n/a"
+    if var.cuda is None:
+        if var.rocm is not None:
+            reasons.append("a ROCm build")
+        elif nvidia and view.has_nvidia_gpu:
+            reasons.append("a CPU build on a host with an NVIDIA GPU")
+    else:
+        if view.has_nvidia_gpu is False:
+            reasons.append("no NVIDIA GPU here: a CUDA build would only run on the CPU")
+        fit = driver_fit(view, kb, var.cuda)
+        if fit.ok is False:
+            need = fit.compat_min or fit.full_min
+            reasons.append(f"driver too old for CUDA {var.cuda} (needs >= {need})")
+        mode = fit.mode
+        ccs = view.ccs
+        arch = var.arch_for(view.platform) if view.platform else var.arch_list
+        if ccs:
+            if arch is None:
+                coverage = "unknown"
+            else:
+                covs = []
+                for cc in ccs:
+                    cov = arch_coverage(arch, cc)
+                    if cov is None:
+                        reasons.append(f"no code for sm_{cc.major}{cc.minor} in "
+                                       f"{' '.join(arch)}")
+                    elif cov == "ptx" and mode == "minor-compat":
+                        reasons.append(f"sm_{cc.major}{cc.minor} only as PTX, which a driver "
+                                       "on minor-version compatibility cannot JIT")
+                    covs.append(cov)
+                coverage = "ptx" if "ptx" in covs else "sass"
+        else:
+            coverage = "unknown"
+    conflicts = tuple(f"{name} requires torch{spec}"
+                      for name, spec in torch_dependents(view.facts).items()
+                      if rel.latest not in spec)
+    if reasons:
+        return None, reasons
+    return TorchChoice(rel, var, mode, coverage, conflicts), []
+
+
+def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
+    """Every torch release x variant that can work here, best first."""
+    if view.platform is None:
+        return []
+    current = series(view.torch) if view.torch is not None else None
+    out = []
+    for rel in kb.torch.releases:
+        for var in rel.variants_for(view.platform):
+            choice, _ = evaluate_variant(view, kb, rel, var)
+            if choice is not None:
+                out.append(choice)
+
+    def key(c: TorchChoice) -> tuple[Any, ...]:
+        cuda = c.variant.cuda or Version("0")
+        return (
+            bool(c.pin_conflicts),
+            c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
+            c.coverage == "unknown" and bool(view.ccs),  # unproven arch list
+            not (c.variant.confirmed and c.release.confirmed),
+            current is None or c.release.series != current,
+            -c.release.series.major, -c.release.series.minor,
+            c.driver_mode == "minor-compat",
+            c.coverage != "sass" and c.coverage != "n/a",
+            # With a known driver the highest CUDA it runs; unknown: the lowest driver demand.
+            (-cuda.major, -cuda.minor) if c.driver_mode else (cuda.major, cuda.minor),
+        )
+
+    return sorted(out, key=key)
+
+
+# --------------------------------------------------------------------------- bitsandbytes
+
+
+def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
+             cuda: Version | None, cpu_only: bool) -> list[str]:
+    """Why bitsandbytes ``r`` cannot serve torch ``torch_v`` (CUDA ``cuda``) here; [] = it can."""
+    why: list[str] = []
+    if not r.has_4bit:
+        why.append("no 4-bit")
+    if r.known_bad:
+        why.append(f"known bad: {r.known_bad}")
+    build = r.builds.get(view.platform or "")
+    if build is None or not build.native:
+        why.append(f"no native build for {view.platform}")
+        return why
+    if view.glibc is not None and build.glibc_min is not None and view.glibc < build.glibc_min:
+        why.append(f"needs glibc >= {build.glibc_min}")
+    if view.python is not None and r.python is not None and not r.admits_python(public(view.python)):
+        why.append(f"Python {view.python} outside {r.python}")
+    if torch_v is not None and not r.admits_torch(public(torch_v)):
+        why.append(f"torch {torch_v} outside {r.torch}")
+    if build.dist == "any" and view.glibc is not None:
+        floor = tagged_glibc_floor(kb, view.platform or "")
+        if floor is not None and view.glibc < floor:
+            why.append(f"untagged wheel: does not work below glibc {floor} (S27)")
+    if cpu_only:
+        if not (r.cpu_4bit and build.cpu_lib):
+            why.append("no CPU 4-bit")
+    elif cuda is not None:
+        lib = pick_cuda_lib(build.cuda_libs, cuda, r.loader)
+        ccs = view.ccs
+        if lib is None:
+            why.append(f"no library for CUDA {cuda}")
+        else:
+            if r.version < Version("0.45.0") and ccs and min(ccs) < Version("7.5") \
+                    and build.nocublaslt and lib not in build.nocublaslt:
+                why.append(f"no cuda{lib}_nocublaslt for GPUs below 7.5")
+            sass = build.sass(lib)
+            for cc in ccs:
+                if sass and not sass_ccs_cover(sass, cc) and cc < max(sass):
+                    why.append(f"cuda{lib} library has no code for sm_{cc.major}{cc.minor}")
+            need = build.lib_glibc_min.get(lib)
+            if need is not None and view.glibc is not None and view.glibc < need:
+                why.append(f"cuda{lib} library needs glibc >= {need}")
+    for rule in kb.hf:
+        if rule.package != "bitsandbytes" or r.version >= rule.minimum:
+            continue
+        if rule.when and all((ov := view.package(o)) is not None and public(ov) in s
+                             for o, s in rule.when.items()):
+            why.append(f"below {rule.minimum}: {rule.reason}")
+    return why
+
+
+def choose_bnb(view: View, kb: Knowledge, torch_v: Version | None, cuda: Version | None,
+               cpu_only: bool) -> BnbRelease | None:
+    """The newest bitsandbytes that fits, preferring the current loader (see module doc)."""
+    fitting = [r for r in kb.bnb.releases if not bnb_fits(view, kb, r, torch_v, cuda, cpu_only)]
+    if not fitting:
+        return None
+    modern = [r for r in fitting if r.version >= MODERN_BNB_LOADER]
+    return max(modern or fitting, key=lambda r: r.version)
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def _local_label(v: Version | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None = None,
+              torch_index_base: str = DEFAULT_TORCH_INDEX) -> Plan:
+    """The smallest change that makes a 4-bit load work here (see the module doc)."""
+    ids = set(diag.ids)
+    unknown = list(diag.unknown)
+    notes: list[str] = []
+    manual: list[Manual] = []
+    steps: list[Step] = []
+    facts = view.facts
+    base = torch_index_base.rstrip("/")
+    findings_by_id: dict[str, list[Finding]] = {}
+    for f in diag.findings:
+        findings_by_id.setdefault(f.id, []).append(f)
+
+    _environment_manual(view, kb, ids, findings_by_id, manual)
+    if view.platform_assumed:
+        unknown.append(f"platform (assumed {view.platform})")
+
+    torch_choice: TorchChoice | None = None
+    bnb_choice: BnbRelease | None = None
+    cpu_host = view.has_nvidia_gpu is False
+    torch_broken = bool(facts.torch and facts.torch.error)
+    must_move_torch = bool(ids & TORCH_FINDINGS) or torch_broken
+    bnb_bad = bool(ids & BNB_FINDINGS) or ("hf-stack-too-old" in ids and any(
+        f.evidence.get("package") == "bitsandbytes" for f in findings_by_id["hf-stack-too-old"]))
+    if ids & {"bnb-cuda-override"} and view.bnb is not None and view.bnb < Version("0.44.0"):
+        bnb_bad = True  # F32: the override bug is fixed in 0.44.0 (PR#1318)
+    if ids & {"cuda-libs-not-found", "stale-toolkit-on-path"} and (
+            view.bnb is None or view.bnb < MODERN_BNB_LOADER) and view.bnb_installed:
+        bnb_bad = True  # a bitsandbytes keyed on torch.version.cuda makes the search harmless
+    if "bnb-platform-unsupported" in ids and view.bnb is None:
+        bnb_bad = True
+
+    if view.rocm:
+        notes.append("ROCm host: torch is left alone; see the manual steps")
+    elif must_move_torch:
+        cands = torch_candidates(view, kb)
+        best: tuple[TorchChoice, BnbRelease] | None = None
+        for c in cands:
+            r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
+                                    cpu_host or c.variant.cuda is None)
+            if r is None:
+                continue
+            if best is None or r.version >= MODERN_BNB_LOADER:
+                best = (c, r)
+            if r.version >= MODERN_BNB_LOADER:
+                break
+        if best is not None:
+            torch_choice, bnb_choice = best
+        if torch_choice is None and cands:
+            torch_choice = cands[0]
+            notes.append("no bitsandbytes release fits the chosen torch build")
+        if torch_choice is None:
+            _no_torch_candidate(view, kb, manual)
+    elif view.torch is not None and (bnb_bad or view.bnb_installed is not True):
+        cpu = cpu_host or view.torch_cuda is None
+        current = _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda, cpu,
+                                      keep=not bnb_bad)
+        if (current is None or current.version < MODERN_BNB_LOADER) and not view.rocm:
+            # Prefer moving torch to a build that a current bitsandbytes serves (module doc, 2).
+            for c in torch_candidates(view, kb):
+                r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
+                                        cpu_host or c.variant.cuda is None)
+                if r is not None and r.version >= MODERN_BNB_LOADER:
+                    torch_choice, bnb_choice = c, r
+                    notes.append(
+                        f"torch moves to {c.version}: no bitsandbytes with the current loader "
+                        f"(>= {MODERN_BNB_LOADER}) serves torch {view.torch}")
+                    break
+        if torch_choice is None:
+            bnb_choice = current
+    elif bnb_bad or view.bnb_installed is not True:
+        # torch unknown (a report without its version): choose by what is known.
+        cuda = view.torch_cuda
+        bnb_choice = _keep_or_choose_bnb(view, kb, None, cuda, cpu_host and cuda is None,
+                                         keep=not bnb_bad)
+        if view.torch is None:
+            unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
+
+    if torch_choice is not None:
+        _torch_steps(view, torch_choice, diag, base, steps, unknown)
+        _driver_alternative(view, kb, torch_choice, manual)
+
+    if bnb_choice is not None and (view.bnb is None or public(view.bnb) != bnb_choice.version
+                                   or "bnb-duplicate-install" in ids):
+        because = sorted(ids & (BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found",
+                                                "stale-toolkit-on-path", "hf-stack-too-old"}))
+        if torch_choice is not None and not because:
+            because = sorted(ids & TORCH_FINDINGS)  # it follows torch to its new CUDA
+        if "bnb-duplicate-install" in ids:
+            for d in (facts.bitsandbytes.distributions if facts.bitsandbytes else ()):
+                name, _, ver = d.partition(" ")
+                steps.append(Step("uninstall", name, ver or None, None, None,
+                                  ("bnb-duplicate-install",), "uninstall"))
+        steps.append(Step("install", "bitsandbytes", _local_label(view.bnb),
+                          str(bnb_choice.version), None, tuple(because) or ("bnb-missing",),
+                          "pypi"))
+    elif bnb_bad and bnb_choice is None and not view.rocm:
+        if "bnb-platform-unsupported" in ids or view.platform is not None:
+            _no_bnb_candidate(view, kb, manual)
+
+    _hf_steps(view, kb, bnb_choice, findings_by_id, steps)
+
+    errors = [f for f in diag.findings if f.severity == "error"]
+    required_manual = [m for m in manual if m.required]
+    healthy = not errors and not steps and not required_manual
+    download = _download(view, kb, bnb_choice, steps)
+    return Plan(
+        healthy=healthy,
+        findings=diag.findings,
+        steps=tuple(steps),
+        manual=tuple(manual),
+        unknown=tuple(dict.fromkeys(unknown)),
+        fingerprint=fingerprint(facts),
+        python=python or (facts.python.executable if facts.python else None),
+        platform=view.platform,
+        torch_index_base=base,
+        torch_target=torch_choice.version if torch_choice else None,
+        torch_variant=torch_choice.variant.name if torch_choice else None,
+        torch_arch_list=(torch_choice.variant.arch_for(view.platform or "")
+                         if torch_choice else None),
+        bnb_target=str(bnb_choice.version) if bnb_choice else None,
+        notes=tuple(notes),
+        download=download,
+    )
+
+
+def _keep_or_choose_bnb(view: View, kb: Knowledge, torch_v: Version | None,
+                        cuda: Version | None, cpu_only: bool,
+                        keep: bool = True) -> BnbRelease | None:
+    """The installed bitsandbytes when it fits the torch target (and ``keep``: it has no finding
+    of its own), else the best release that does."""
+    if view.bnb is not None and keep:
+        cur = kb.bnb.release(view.bnb)
+        if cur is not None and not bnb_fits(view, kb, cur, torch_v, cuda, cpu_only):
+            libs = bnb_available_libs(view, kb)
+            if libs is not None and (cpu_only or cuda is None or
+                                     pick_cuda_lib(libs[0], cuda, cur.loader) is not None):
+                return cur
+    return choose_bnb(view, kb, torch_v, cuda, cpu_only)
+
+
+def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: list[Step],
+                 unknown: list[str]) -> None:
+    # torch moves for its own findings, else for bitsandbytes' (no current bitsandbytes serves it)
+    because = tuple(i for i in diag.ids if i in TORCH_FINDINGS) or tuple(
+        i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"}) or ("bnb-no-cuda-lib",)
+    index = f"{base}/{c.variant.name}"
+    steps.append(Step("install", "torch", _local_label(view.torch), c.version, index, because,
+                      "torch"))
+    for name, target in (("torchvision", c.release.torchvision),
+                         ("torchaudio", c.release.torchaudio)):
+        have = view.package(name)
+        if have is None:
+            continue
+        if target is None:
+            unknown.append(f"{name}: no release matching torch {c.release.series} is known")
+            continue
+        steps.append(Step("install", name, str(have), f"{target}+{c.variant.name}", index,
+                          tuple(dict.fromkeys(
+                              (("torch-family-mismatch",) if "torch-family-mismatch" in diag.ids
+                               else ()) + because)), "torch"))
+    if c.coverage == "unknown" and view.ccs:
+        unknown.append(f"arch list of torch {c.release.series} {c.variant.name} on "
+                       f"{view.platform}: the GPUs' support is not proven")
+    for conflict in c.pin_conflicts:
+        unknown.append(f"conflict: {conflict}; it must move too or be removed")
+
+
+def _hf_steps(view: View, kb: Knowledge, bnb_choice: BnbRelease | None,
+              findings_by_id: dict[str, list[Finding]], steps: list[Step]) -> None:
+    for f in findings_by_id.get("hf-stack-too-old", []):
+        pkg = f.evidence.get("package")
+        if pkg in (None, "bitsandbytes"):
+            continue
+        if any(s.package == pkg for s in steps):
+            continue
+        steps.append(Step("install", str(pkg), f.evidence.get("installed"),
+                          f">={f.evidence.get('minimum')}", None, ("hf-stack-too-old",), "pypi"))
+
+
+def _environment_manual(view: View, kb: Knowledge, ids: set[str],
+                        by_id: dict[str, list[Finding]], manual: list[Manual]) -> None:
+    if "bnb-cuda-override" in ids:
+        manual.append(Manual("bnb-cuda-override",
+                             "unset BNB_CUDA_VERSION (`unset BNB_CUDA_VERSION`) and remove its "
+                             "`export` from your shell profile (~/.bashrc, ~/.profile) or "
+                             "container environment; do not set it to an empty value (bitsandbytes "
+                             "0.50+ raises on that)", True))
+    if "mixed-gpus" in ids:
+        ccs = [(parse_version(g.compute_capability), g.index) for g in view.gpus or ()]
+        best = max((c for c, _ in ccs if c is not None), default=None)
+        keep = [str(i) for c, i in ccs if c is not None and best is not None
+                and c.major == best.major]
+        manual.append(Manual("mixed-gpus",
+                             f"restrict the job to GPUs of one architecture: export "
+                             f"CUDA_VISIBLE_DEVICES={','.join(keep) or '0'} (the others: "
+                             "device_map='auto' would place layers on them)", True))
+    if "cuda-libs-not-found" in ids and view.facts.host and view.facts.host.wsl:
+        manual.append(Manual("cuda-libs-not-found",
+                             "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH (add it "
+                             "to ~/.bashrc)", True))
+    elif "cuda-libs-not-found" in ids:
+        manual.append(Manual("cuda-libs-not-found",
+                             "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
+                             "bitsandbytes >= 0.43.1 needs no search", False))
+    if "stale-toolkit-on-path" in ids:
+        manual.append(Manual("stale-toolkit-on-path",
+                             "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
+                             "from LD_LIBRARY_PATH; torch brings its own CUDA runtime", False))
+    if "no-nvidia-driver" in ids:
+        manual.append(Manual("no-nvidia-driver",
+                             "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
+                             "bitsandbytes >= 0.46.0 runs 4-bit on the CPU", False))
+    if "rocm-host" in ids:
+        manual.append(Manual("rocm-host",
+                             "ROCm: use bitsandbytes >= 0.49.0 (ROCm libraries on PyPI), or set "
+                             "BNB_ROCM_VERSION (0.50+) to a shipped ROCm library, or build "
+                             "bitsandbytes from source for this HIP version; do not install "
+                             "CUDA builds of torch here", True))
+
+
+def _driver_alternative(view: View, kb: Knowledge, c: TorchChoice, manual: list[Manual]) -> None:
+    """When the driver limits the choice: the driver that would open the next CUDA major."""
+    if c.variant.cuda is None or view.driver is None and view.driver_cuda is None:
+        return
+    system = "Windows" if view.system == "Windows" else "Linux"
+    majors = sorted({v.cuda.major for v in c.release.variants_for(view.platform or "")
+                     if v.cuda is not None and v.cuda.major > c.variant.cuda.major})
+    for major in majors:
+        need = kb.drivers.minor_compat_min(major, system)
+        if need is not None and (view.driver is None or view.driver < need):
+            manual.append(Manual("driver-too-old",
+                                 f"upgrade the NVIDIA driver to >= {need} to open "
+                                 f"CUDA {major}.x builds (NVIDIA minor-version compatibility)",
+                                 False))
+            return
+
+
+def _no_torch_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
+    """No torch build fits: say what the driver (or platform) would need."""
+    system = "Windows" if view.system == "Windows" else "Linux"
+    needs: list[Version] = []
+    for rel in kb.torch.releases:
+        for var in rel.variants_for(view.platform or ""):
+            arch = var.arch_for(view.platform or "")
+            if var.cuda is None or arch is None:
+                continue
+            if all(arch_coverage(arch, cc) == "sass" for cc in view.ccs):
+                m = kb.drivers.minor_compat_min(var.cuda.major, system) or \
+                    kb.drivers.toolkit_min(var.cuda, system)
+                if m is not None:
+                    needs.append(m)
+    if needs:
+        manual.append(Manual("driver-too-old",
+                             f"no torch build in the knowledge base runs on this driver with these "
+                             f"GPUs: upgrade the NVIDIA driver to >= {min(needs)}", True))
+    else:
+        manual.append(Manual("gpu-arch-unsupported",
+                             "no torch build in the knowledge base covers these GPUs on this "
+                             "platform; a source build is needed", True))
+
+
+def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
+    floor = None
+    for r in kb.bnb.releases:
+        b = r.builds.get(view.platform or "")
+        if b is not None and b.native and b.glibc_min is not None:
+            floor = b.glibc_min if floor is None else min(floor, b.glibc_min)
+    if view.glibc is not None and floor is not None and view.glibc < floor:
+        text = (f"no bitsandbytes wheel runs on glibc {view.glibc}: the PyPI wheels need glibc >= "
+                f"{floor} (manylinux_2_24); move to a newer OS or build bitsandbytes from source")
+    else:
+        text = (f"no bitsandbytes release in the knowledge base fits {view.platform}; build "
+                "bitsandbytes from source or change the platform")
+    manual.append(Manual("bnb-platform-unsupported", text, True))
+
+
+def _download(view: View, kb: Knowledge, bnb: BnbRelease | None,
+              steps: list[Step]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for s in steps:
+        if s.action != "install":
+            continue
+        size = None
+        if s.package == "bitsandbytes" and bnb is not None:
+            build = bnb.builds.get(view.platform or "")
+            size = build.size_bytes if build else None
+        out[s.package] = size
+    return out

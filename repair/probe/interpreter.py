@@ -1,0 +1,387 @@
+"""The target interpreter: which Python qfix reads, and what it says about its environment.
+
+The target is chosen by ``--python PATH`` (an interpreter or a venv directory), else the active
+virtual environment (``VIRTUAL_ENV``), else the interpreter running qfix (design, "The target
+environment"). It is read by running that interpreter on ``target_script.py`` (stdlib only, never
+imports torch), sent on stdin to a tiny bootstrap given with ``-c``:
+
+* no ``-I``/``-E``/``-s``: the report must show what the user's own ``python train.py`` sees,
+  and on a system interpreter that includes the user site-packages (``pip install --user torch``)
+  and ``PYTHONPATH``; the script drops only the working directory that ``-c`` puts first on
+  ``sys.path``;
+* no ``-S``: that would hide site-packages, i.e. everything we came for;
+* the bootstrap is valid Python 2 and 3 and checks the version before compiling the script, so
+  an interpreter that is too old gets a clear message instead of a SyntaxError.
+
+A target that cannot start, crashes, hangs or prints no report is an ``InterpreterError`` (exit
+2, one line). In ``--deep`` mode the same child then imports torch and bitsandbytes one step at a
+time; a step that hangs or crashes is recorded in ``torch.error``/``bitsandbytes.error`` and the
+plain report, printed first, still stands.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+from repair import process
+from repair.errors import FactsError, InterpreterError
+from repair.facts import Bitsandbytes, Host, PythonInfo, TorchBuild, facts_from_dict
+
+MARK_REPORT = "QFIX-TARGET "
+MARK_DEEP = "QFIX-DEEP "
+MARK_TOO_OLD = "QFIX-TARGET-TOO-OLD "
+MIN_TARGET_PYTHON = (3, 7)
+
+# Valid Python 2 and 3: an old interpreter says its version instead of failing on f-strings.
+BOOTSTRAP = (
+    "import sys\n"
+    f"if sys.version_info < {MIN_TARGET_PYTHON!r}:\n"
+    f"    sys.stdout.write('{MARK_TOO_OLD}%d.%d.%d\\n' % tuple(sys.version_info[:3]))\n"
+    "else:\n"
+    "    exec(compile(sys.stdin.read(), '<qfix-target-script>', 'exec'))\n"
+)
+
+# Where a venv keeps its interpreter: POSIX venvs, Windows venvs, Windows conda envs.
+_VENV_PYTHONS = (("bin", "python"), ("bin", "python3"), ("Scripts", "python.exe"), ("python.exe",))
+
+# What the deep child was doing when a step never reported back.
+_DEEP_STEPS = (
+    ("torch", "import torch"),
+    ("cuda", "torch.cuda.is_available()"),
+    ("bitsandbytes", "import bitsandbytes"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetReport:
+    """What the target interpreter said about itself and its environment (facts sections)."""
+
+    host: Host
+    python: PythonInfo
+    packages: dict[str, str | None]
+    torch: TorchBuild | None
+    bitsandbytes: Bitsandbytes | None
+    env: dict[str, str | None]
+    # torch_dependents, torch_optional_dependents, duplicate_distributions,
+    # invalid_distributions, pip_version, interpreter, torch_path, bitsandbytes_path,
+    # probe_errors, and "deep" (the raw steps) in deep mode.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@functools.cache
+def script_source() -> str:
+    """The source of target_script.py, as shipped in the package."""
+    return resources.files("repair.probe").joinpath("target_script.py").read_text("utf-8")
+
+
+# --------------------------------------------------------------------------- choosing the target
+
+
+def resolve_target(python: str | None, environ: Mapping[str, str]) -> str:
+    """The interpreter to probe: ``--python`` (file, venv directory or command name), else
+    ``$VIRTUAL_ENV``'s python, else ``sys.executable``.
+
+    The path is made absolute but symlinks are kept: a venv's ``bin/python`` is a link to the
+    base interpreter, and following it would leave the venv. Raises InterpreterError (one line)
+    for a path that names nothing, a directory without a Python, or a file that is not executable.
+    """
+    if python is not None:
+        return _locate(python, "--python", environ)
+    venv = environ.get("VIRTUAL_ENV")
+    if venv:
+        if not os.path.isdir(venv):
+            raise InterpreterError(
+                f"VIRTUAL_ENV={venv}: no such directory",
+                tip="run `deactivate`, or name the interpreter with --python",
+            )
+        return _locate(venv, "VIRTUAL_ENV", environ)
+    if not sys.executable:
+        raise InterpreterError(
+            "cannot tell which Python runs qfix (sys.executable is empty)",
+            tip="name the target interpreter with --python",
+        )
+    return sys.executable
+
+
+def _locate(value: str, label: str, environ: Mapping[str, str]) -> str:
+    shown = f"{label} {value}" if label == "--python" else f"{label}={value}"
+    tip = "name a Python interpreter or a virtual environment directory, e.g. --python .venv"
+    if not value.strip():
+        raise InterpreterError(f"{label}: the path is empty", tip=tip)
+    path = os.path.expanduser(value)
+    if not _has_separator(path) and not os.path.lexists(path):
+        # A bare command name (`--python python3.11`), found the way a shell would.
+        found = shutil.which(path, path=environ.get("PATH"))
+        if found is None:
+            raise InterpreterError(f"{shown}: no such file, directory or command", tip=tip)
+        path = found
+    if not os.path.lexists(path):
+        raise InterpreterError(f"{shown}: no such file or directory", tip=tip)
+    if os.path.isdir(path):
+        for parts in _VENV_PYTHONS:
+            candidate = os.path.join(path, *parts)
+            if os.path.lexists(candidate):
+                return _check_file(candidate, shown, tip)
+        raise InterpreterError(
+            f"{shown}: a directory without a Python interpreter "
+            "(looked for bin/python and Scripts/python.exe)",
+            tip=tip,
+        )
+    return _check_file(path, shown, tip)
+
+
+def _check_file(path: str, shown: str, tip: str) -> str:
+    if not os.path.exists(path):
+        # A venv whose base interpreter was removed (pyenv uninstall, a distro upgrade).
+        target = os.readlink(path) if os.path.islink(path) else "?"
+        raise InterpreterError(
+            f"{shown}: {path} is a broken link (its target {target} does not exist)",
+            tip="recreate the virtual environment with an interpreter that exists",
+        )
+    if not os.path.isfile(path):
+        raise InterpreterError(f"{shown}: {path} is not a file", tip=tip)
+    if not os.access(path, os.X_OK):
+        raise InterpreterError(f"{shown}: {path} is not executable", tip=tip)
+    return os.path.abspath(path)
+
+
+def _has_separator(path: str) -> bool:
+    return os.sep in path or (os.altsep is not None and os.altsep in path)
+
+
+# --------------------------------------------------------------------------- probing
+
+
+def probe_target(
+    python: str,
+    *,
+    deep: bool = False,
+    timeout: float = 20.0,
+    environ: Mapping[str, str] | None = None,
+) -> TargetReport:
+    """Run the target script in ``python`` and return what it reported.
+
+    ``environ`` is the environment the target sees (default: qfix's own). ``timeout`` limits the
+    whole child; in deep mode a step that does not finish in it is recorded, not raised. Raises
+    InterpreterError (exit 2, one line) when ``python`` cannot start, is not a Python, crashes,
+    hangs or prints no valid report.
+    """
+    argv = [python, "-c", BOOTSTRAP, *(["--deep"] if deep else [])]
+    started = time.monotonic()
+    try:
+        done = process.run(
+            argv, timeout=timeout, env=_child_env(environ, deep), input_text=script_source()
+        )
+    except process.ProcessFailure as exc:
+        raise InterpreterError(
+            f"cannot run the target interpreter {python}: {exc.reason}",
+            tip="name a Python interpreter with --python",
+        ) from None
+    report_line, deep_lines = _split_output(done.stdout)
+    if report_line is None:
+        raise _no_report(python, done, timeout)
+    report = _parse_report(python, report_line)
+    if deep:
+        report = _merge_deep(report, deep_lines, done, timeout, time.monotonic() - started)
+    return report
+
+
+def _child_env(environ: Mapping[str, str] | None, deep: bool) -> dict[str, str]:
+    env = dict(os.environ if environ is None else environ)
+    # The macOS framework launcher leaks this to children, which then start as the parent's
+    # venv interpreter instead of the one named (python/cpython#66680, bpo-22490).
+    env.pop("__PYVENV_LAUNCHER__", None)
+    if deep:
+        # Reading the target must not change it: no __pycache__ written by our imports.
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _split_output(stdout: str) -> tuple[str | None, list[str]]:
+    """The report line and the deep-step lines; anything else (a chatty .pth file) is ignored."""
+    report = None
+    steps = []
+    for line in stdout.splitlines():
+        if line.startswith(MARK_REPORT):
+            report = line[len(MARK_REPORT) :]
+        elif line.startswith(MARK_DEEP):
+            steps.append(line[len(MARK_DEEP) :])
+    return report, steps
+
+
+def _no_report(python: str, done: process.Completed, timeout: float) -> InterpreterError:
+    tip = "name a working Python interpreter with --python"
+    if done.timed_out:
+        return InterpreterError(
+            f"the target interpreter {python} did not answer within {timeout:g} s", tip=tip
+        )
+    for line in done.stdout.splitlines():
+        if line.startswith(MARK_TOO_OLD):
+            version = line[len(MARK_TOO_OLD) :].strip()
+            return InterpreterError(
+                f"the target interpreter {python} is Python {version}; qfix needs "
+                f"{'.'.join(map(str, MIN_TARGET_PYTHON))} or newer there",
+                tip="create a virtual environment with a newer Python and name it with --python",
+            )
+    if done.returncode != 0:
+        return InterpreterError(
+            f"the target interpreter {python} {_exit_text(done.returncode)}: "
+            f"{_last_line(done.stderr) or 'nothing on stderr'}",
+            tip=tip,
+        )
+    first = next((s.strip() for s in done.stdout.splitlines() if s.strip()), "")
+    said = f"it printed {_clip(first, 60)!r}" if first else "it printed nothing"
+    return InterpreterError(
+        f"the target {python} is not a Python interpreter qfix can read: {said}", tip=tip
+    )
+
+
+def _parse_report(python: str, line: str) -> TargetReport:
+    origin = f"the report of {python}"
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InterpreterError(
+            f"{origin} is not valid JSON ({exc.msg} at column {exc.colno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise InterpreterError(f"{origin} is not a JSON object")
+    try:
+        facts = facts_from_dict(data, origin)
+    except FactsError as exc:
+        raise InterpreterError(_one_line(exc.message)) from None
+    extra = {k: v for k, v in facts.extra.items() if k != "probe"}
+    return TargetReport(
+        host=facts.host or Host(),
+        python=facts.python or PythonInfo(),
+        packages=dict(facts.packages or {}),
+        torch=facts.torch,
+        bitsandbytes=facts.bitsandbytes,
+        env=dict(facts.env or {}),
+        extra=extra,
+    )
+
+
+# --------------------------------------------------------------------------- deep mode
+
+
+def _merge_deep(
+    report: TargetReport,
+    lines: list[str],
+    done: process.Completed,
+    timeout: float,
+    seconds: float,
+) -> TargetReport:
+    steps: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("step"), str):
+            steps[obj["step"]] = obj
+
+    # The first step that never reported is the one that hung or crashed the child.
+    cause = None
+    pending = None
+    if "done" not in steps:
+        pending = next((name for name, _ in _DEEP_STEPS if name not in steps), None)
+        action = dict(_DEEP_STEPS).get(pending or "", "the deep probe")
+        if done.timed_out:
+            cause = f"{action} did not finish within {timeout:g} s"
+        else:
+            last = _last_line(done.stderr)
+            cause = f"{action} {_exit_text(done.returncode)}" + (f": {last}" if last else "")
+
+    torch = report.torch
+    t = steps.get("torch")
+    if t is not None and t.get("ok"):
+        c = steps.get("cuda") or {}
+        torch = replace(
+            torch or TorchBuild(),
+            version=_str(t.get("version")) or (torch.version if torch else None),
+            cuda=_str(t.get("cuda")),
+            hip=_str(t.get("hip")),
+            arch_list=_strs(c.get("arch_list")),
+            cuda_available=c.get("available") if isinstance(c.get("available"), bool) else None,
+        )
+        if c.get("error"):
+            torch = replace(torch, error=_join(torch.error, f"torch.cuda: {_str(c['error'])}"))
+        if pending == "cuda":
+            torch = replace(torch, error=_join(torch.error, cause))
+    elif torch is not None:
+        if t is not None:
+            failed = f"import torch failed: {_str(t.get('error'))}"
+            torch = replace(torch, error=_join(torch.error, failed))
+        elif pending == "torch":
+            torch = replace(torch, error=_join(torch.error, cause))
+
+    bnb = report.bitsandbytes
+    b = steps.get("bitsandbytes")
+    if b is not None:
+        if b.get("ok") or bnb is not None:
+            bnb = replace(
+                bnb or Bitsandbytes(version=_str(b.get("version"))),
+                loaded=b.get("loaded") if isinstance(b.get("loaded"), bool) else False,
+                error=_str(b.get("error"))
+                if b.get("ok")
+                else f"import bitsandbytes failed: {_str(b.get('error'))}",
+            )
+    elif bnb is not None and cause is not None:
+        bnb = replace(bnb, error=cause if pending == "bitsandbytes" else f"not checked: {cause}")
+
+    extra = dict(report.extra)
+    extra["deep"] = {"steps": steps, "finished": "done" in steps, "seconds": round(seconds, 3)}
+    return replace(report, torch=torch, bitsandbytes=bnb, extra=extra)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _exit_text(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"crashed ({name})"
+    return f"exited with status {returncode}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return _clip(lines[-1], 200) if lines else ""
+
+
+def _clip(text: str, limit: int) -> str:
+    text = _one_line(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _strs(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return tuple(value)
+    return None
+
+
+def _join(*parts: str | None) -> str | None:
+    kept = [p for p in parts if p]
+    return "; ".join(kept) if kept else None

@@ -1,0 +1,312 @@
+"""A typed view of Facts for the pure core: versions parsed once, unknowns kept as None.
+
+Also the small pieces of reasoning that diagnose and the planner share: can this driver run that
+CUDA runtime, does that arch list cover this GPU, which native library would bitsandbytes load.
+Pure: no process, no network, no torch import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from .facts import Facts, Gpu
+from .knowledge import Knowledge, platform_key
+
+# Distribution names that provide the `bitsandbytes` module besides bitsandbytes itself
+# (obsolete forks and per-CUDA package names; failure-cases.md, "Stale or duplicate bnb installs").
+BNB_FORK_PATTERN = re.compile(r"^bitsandbytes[-_](cuda\d+|windows.*|rocm.*)$", re.IGNORECASE)
+
+
+def parse_version(text: str | None) -> Version | None:
+    """A packaging Version, or None for an absent or unparseable string (never raises).
+
+    Accepts what real environments report: '1.12.1+cu113', '2.5.0a0+872d972e41.nv24.08',
+    '0.41.3.post2', '470.256.02', '3.9'.
+    """
+    if text is None:
+        return None
+    try:
+        return Version(text.strip())
+    except InvalidVersion:
+        m = re.match(r"\s*v?(\d+(?:\.\d+)*)", text)
+        if not m:
+            return None
+        try:
+            return Version(m.group(1))
+        except InvalidVersion:
+            return None
+
+
+def public(v: Version) -> Version:
+    """The version without its local label: 2.1.0+cu121 -> 2.1.0."""
+    return Version(v.public)
+
+
+def series(v: Version) -> Version:
+    """major.minor of a version: 2.7.1 -> 2.7."""
+    return Version(f"{v.major}.{v.minor}")
+
+
+def cuda_tag(cuda: Version) -> str:
+    """Version('11.8') -> '118' (the suffix of cu118 and libbitsandbytes_cuda118)."""
+    return f"{cuda.major}{cuda.minor}"
+
+
+def cuda_from_tag(tag: str) -> Version | None:
+    """'118' -> 11.8, '121' -> 12.1, '100' -> 10.0 (torch and bitsandbytes tags: major + 1 digit)."""
+    if not tag.isdigit() or len(tag) < 2:
+        return None
+    return Version(f"{int(tag[:-1])}.{tag[-1]}")
+
+
+# --------------------------------------------------------------------------- GPU architectures
+
+
+def parse_arch(arch: str) -> tuple[str, Version, bool] | None:
+    """'sm_86' -> ('sm', 8.6, False); 'compute_90' -> ('compute', 9.0, False); 'sm_90a' -> arch-
+    specific (not forward compatible). None for anything else."""
+    m = re.fullmatch(r"(sm|compute)_(\d+)(\d)([af]?)", arch.strip())
+    if not m:
+        return None
+    return m.group(1), Version(f"{int(m.group(2))}.{m.group(3)}"), bool(m.group(4))
+
+
+def arch_coverage(arch_list: Iterable[str], cc: Version) -> str | None:
+    """How a build with ``arch_list`` runs on a GPU of compute capability ``cc``.
+
+    'sass' when it carries SASS the GPU can run (same major, minor <= the GPU's: sm_80 runs on
+    8.6 and 8.9 -- NVIDIA's binary compatibility within a major), 'ptx' when only PTX of a lower or
+    equal capability can be JIT-compiled for it, None when neither.
+    """
+    best: str | None = None
+    for a in arch_list:
+        parsed = parse_arch(a)
+        if parsed is None:
+            continue
+        kind, v, specific = parsed
+        if kind == "sm":
+            if (specific and v == cc) or (not specific and v.major == cc.major and v <= cc):
+                return "sass"
+        elif v <= cc:
+            best = "ptx"
+    return best
+
+
+def sass_ccs_cover(ccs: Iterable[Version], cc: Version) -> bool:
+    """A list of SASS capabilities (bitsandbytes build targets) covers GPU ``cc``."""
+    return any(v.major == cc.major and v <= cc for v in ccs)
+
+
+# --------------------------------------------------------------------------- the view
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    facts: Facts
+    platform: str | None
+    system: str | None
+    python: Version | None
+    glibc: Version | None
+    driver: Version | None
+    driver_cuda: Version | None
+    driver_found: bool | None
+    gpus: tuple[Gpu, ...] | None  # NVIDIA GPUs; None = unknown
+    amd: bool
+    torch_installed: bool | None  # None = unknown
+    torch: Version | None
+    torch_cuda: Version | None
+    torch_hip: str | None
+    torch_cpu_build: bool | None
+    bnb_installed: bool | None
+    bnb: Version | None
+    packages_complete: bool
+    platform_assumed: bool = False
+
+    @property
+    def ccs(self) -> tuple[Version, ...]:
+        out = []
+        for g in self.gpus or ():
+            v = parse_version(g.compute_capability)
+            if v is not None:
+                out.append(v)
+        return tuple(out)
+
+    @property
+    def has_nvidia_gpu(self) -> bool | None:
+        if self.gpus:
+            return True
+        if self.driver_found:
+            return True
+        if self.gpus == () or self.driver_found is False:
+            return False
+        return None
+
+    @property
+    def rocm(self) -> bool:
+        return self.amd or bool(self.torch_hip)
+
+    def package(self, name: str) -> Version | None:
+        return parse_version(self.facts.package(name))
+
+    def installed(self, name: str) -> bool | None:
+        """True/False when the facts say; None when unknown."""
+        if self.facts.packages is not None and self.facts.packages.get(name):
+            return True
+        if self.packages_complete:
+            return False
+        return None
+
+
+def make_view(facts: Facts) -> View:
+    """Parse the facts once; every odd or missing value becomes None (unknown)."""
+    host = facts.host
+    system = host.system if host else None
+    glibc = None
+    if host and host.libc and host.libc.lower().startswith("glibc"):
+        glibc = parse_version(host.libc.split()[-1])
+    drv = facts.driver
+    gpus = None
+    amd = bool(host and facts.extra.get("rocm"))
+    if facts.gpus is not None:
+        gpus = tuple(g for g in facts.gpus if g.vendor == "nvidia")
+        amd = amd or any(g.vendor == "amd" for g in facts.gpus)
+    complete = facts.extra.get("packages_source") == "probe"
+    t = facts.torch
+    torch_v = parse_version((t.version if t else None) or facts.package("torch"))
+    torch_cuda = parse_version(t.cuda) if t else None
+    torch_hip = t.hip if t else None
+    if torch_cuda is None and torch_v is not None and torch_v.local:
+        m = re.fullmatch(r"cu(\d+)", torch_v.local)
+        if m:
+            torch_cuda = cuda_from_tag(m.group(1))
+    cpu_build: bool | None = None
+    if torch_v is not None:
+        if torch_cuda is None and not torch_hip:
+            local = torch_v.local or ""
+            # A '+cpu' label is explicit; otherwise a torch whose version.py was read and says
+            # cuda=None is a CPU build too (the probe read it as a file).
+            cpu_build = local == "cpu" or (t is not None and t.version is not None and not t.error)
+        else:
+            cpu_build = False
+    torch_installed: bool | None
+    if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list)):
+        torch_installed = True
+    elif t is not None and t.error:
+        torch_installed = True  # present but broken
+    elif complete:
+        torch_installed = False
+    else:
+        torch_installed = None
+    b = facts.bitsandbytes
+    bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
+    if bnb_v is not None or (b is not None and b.native_libs):
+        bnb_installed: bool | None = True
+    elif complete:
+        bnb_installed = False
+    else:
+        bnb_installed = None
+    platform = platform_key(system, host.machine if host else None)
+    assumed = False
+    if platform is None and (host is None or host.machine is None):
+        # A report that names no CPU: assume the common one of its OS (said in plan.unknown).
+        platform = {"Windows": "windows-x86_64", "Darwin": "macos-arm64"}.get(
+            system or "", "linux-x86_64")
+        assumed = True
+    return View(
+        facts=facts,
+        platform=platform,
+        platform_assumed=assumed,
+        system=system,
+        python=parse_version(facts.python.version) if facts.python else None,
+        glibc=glibc,
+        driver=parse_version(drv.version) if drv else None,
+        driver_cuda=parse_version(drv.cuda) if drv else None,
+        driver_found=drv.found if drv else None,
+        gpus=gpus,
+        amd=amd,
+        torch_installed=torch_installed,
+        torch=torch_v,
+        torch_cuda=torch_cuda,
+        torch_hip=torch_hip,
+        torch_cpu_build=cpu_build,
+        bnb_installed=bnb_installed,
+        bnb=bnb_v,
+        packages_complete=complete,
+    )
+
+
+# --------------------------------------------------------------------------- driver x CUDA
+
+
+@dataclass(frozen=True, slots=True)
+class DriverFit:
+    """Whether the driver runs a CUDA runtime: ok None = unknown."""
+
+    ok: bool | None
+    mode: str | None  # "full" (driver >= the toolkit's own driver) or "minor-compat"
+    full_min: Version | None  # the toolkit driver of that CUDA release (A1)
+    compat_min: Version | None  # the minor-version compatibility floor of its major (A2)
+
+
+def driver_fit(view: View, kb: Knowledge, cuda: Version) -> DriverFit:
+    """Can the installed driver run a CUDA ``cuda`` runtime (compat-facts A1, A2)?"""
+    system = "Windows" if view.system == "Windows" else "Linux"
+    full_min = kb.drivers.toolkit_min(cuda, system)
+    compat_min = kb.drivers.minor_compat_min(cuda.major, system)
+    if view.driver is not None:
+        if full_min is not None and view.driver >= full_min:
+            return DriverFit(True, "full", full_min, compat_min)
+        if view.driver_cuda is not None and series(cuda) <= series(view.driver_cuda):
+            return DriverFit(True, "full", full_min, compat_min)
+        if compat_min is not None and view.driver >= compat_min:
+            return DriverFit(True, "minor-compat", full_min, compat_min)
+        if full_min is None and compat_min is None:
+            return DriverFit(None, None, None, None)
+        return DriverFit(False, None, full_min, compat_min)
+    if view.driver_cuda is not None:
+        if series(cuda) <= series(view.driver_cuda):
+            return DriverFit(True, "full", full_min, compat_min)
+        if cuda.major == view.driver_cuda.major and cuda.major >= 11:
+            # A driver that reports CUDA X.y is at least the X.0 driver, which is above the
+            # minor-version compatibility floor of major X (A1 vs A2).
+            return DriverFit(True, "minor-compat", full_min, compat_min)
+        return DriverFit(False, None, full_min, compat_min)
+    return DriverFit(None, None, full_min, compat_min)
+
+
+# --------------------------------------------------------------------------- bitsandbytes
+
+
+def lib_tags(native_libs: Iterable[str]) -> tuple[set[str], set[str]]:
+    """({'118', ...}, {nocublaslt '118', ...}) from libbitsandbytes_cuda118[_nocublaslt].so names."""
+    full: set[str] = set()
+    nc: set[str] = set()
+    for name in native_libs:
+        m = re.match(r"libbitsandbytes_cuda(\d+)(_nocublaslt)?\.", name)
+        if m:
+            (nc if m.group(2) else full).add(m.group(1))
+    return full, nc
+
+
+def pick_cuda_lib(available: Iterable[str], cuda: Version, loader: str) -> str | None:
+    """The CUDA library tag a bitsandbytes release would load for runtime ``cuda``.
+
+    compat-facts C4: up to 0.49 an exact match is needed; 0.50+ ("same-major-fallback") takes the
+    exact one, else the highest of the same major below, else the lowest of the same major above.
+    """
+    tags = {t for t in available if cuda_from_tag(t) is not None}
+    want = cuda_tag(cuda)
+    if want in tags:
+        return want
+    if loader != "same-major-fallback":
+        return None
+    same = sorted((cuda_from_tag(t), t) for t in tags if cuda_from_tag(t).major == cuda.major)  # type: ignore[union-attr]
+    lower = [t for v, t in same if v is not None and v < cuda]
+    if lower:
+        return lower[-1]
+    higher = [t for v, t in same if v is not None and v > cuda]
+    return higher[0] if higher else None

@@ -1,0 +1,138 @@
+"""The CLI as users run it (a child process): exit codes, one-line errors, --json everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repair.facts import SCHEMA, facts_from_dict
+from tests.core_helpers import EXAMPLES
+
+QFIX = [sys.executable, "-m", "repair"]
+
+
+def run(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
+    e = dict(os.environ)
+    e.pop("VIRTUAL_ENV", None)
+    e.update(env or {})
+    return subprocess.run([*QFIX, *args], capture_output=True, text=True, input=stdin, env=e,
+                          timeout=timeout)
+
+
+def assert_one_line_error(p, code=2):
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert lines and lines[0].startswith("qfix: error: "), p.stderr
+    assert len([x for x in lines if not x.startswith("Tip:")]) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_help_lists_every_command():
+    p = run("--help")
+    assert p.returncode == 0
+    for cmd in ("detect", "plan", "explain", "matrix", "verify"):
+        assert cmd in p.stdout
+
+
+def test_detect_json_on_this_machine():
+    p = run("detect", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["schema"] == SCHEMA
+    facts_from_dict(doc, "detect")  # valid qfix.facts/1
+    # This machine has no NVIDIA driver: the reason must be there.
+    assert doc["driver"]["found"] is False and doc["driver"]["error"]
+
+
+@pytest.mark.parametrize("bad", ["/nonexistent/python", "__file__", "__crash__", "__hang__"])
+def test_detect_bad_python_exits_2(tmp_path, bad):
+    if bad == "__file__":
+        target = tmp_path / "notes.txt"
+        target.write_text("not a python\n")
+    elif bad == "__crash__":
+        target = tmp_path / "python"
+        target.write_text("#!/bin/sh\necho 'Fatal Python error: boom' >&2\nexit 1\n")
+        target.chmod(target.stat().st_mode | stat.S_IEXEC)
+    elif bad == "__hang__":
+        target = tmp_path / "python"
+        target.write_text("#!/bin/sh\nsleep 60\n")
+        target.chmod(target.stat().st_mode | stat.S_IEXEC)
+    else:
+        target = Path(bad)
+    p = run("detect", "--python", str(target), env={"QFIX_PROBE_TIMEOUT": "3"}, timeout=60)
+    assert_one_line_error(p)
+
+
+def test_plan_seed_text_and_exit_1():
+    p = run("plan", "--facts", str(EXAMPLES / "seed.json"))
+    assert p.returncode == 1, p.stderr
+    assert "bnb-no-4bit" in p.stdout and "torch" in p.stdout
+
+
+def test_plan_shipped_example_shorthand():
+    p = run("plan", "--facts", "example:healthy", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["healthy"] is True
+
+
+def test_plan_out_file(tmp_path):
+    out = tmp_path / "plan.json"
+    p = run("plan", "--facts", str(EXAMPLES / "F15.json"), "--out", str(out), "--json")
+    assert p.returncode == 1
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(p.stdout) and saved["schema"] == "qfix.plan/1"
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "no such file"),
+    ("{not json", "not valid JSON"),
+    ('{"schema": "other"}', "unknown schema"),
+    ('{"schema": "qfix.facts/1", "gpus": 3}', "'gpus' must be a list"),
+])
+def test_plan_bad_facts_exit_2(tmp_path, content, needle):
+    f = tmp_path / "facts.json"
+    if content is not None:
+        f.write_text(content)
+    p = run("plan", "--facts", str(f))
+    assert_one_line_error(p)
+    assert needle in p.stderr
+
+
+def test_plan_bad_torch_index_exit_2():
+    p = run("plan", "--facts", "example:seed", "--torch-index", "http://example.com/whl")
+    assert_one_line_error(p)
+
+
+def test_explain_text_and_json():
+    p = run("explain", "CUDA error: no kernel image is available for execution on the device")
+    assert p.returncode == 0 and "gpu-arch-unsupported" in p.stdout
+    p = run("explain", "-", "--json", stdin="RuntimeError: something unrelated\n")
+    assert p.returncode == 1 and json.loads(p.stdout) == {"schema": "qfix.explain/1",
+                                                          "matches": []}
+
+
+def test_explain_with_facts_confirms():
+    p = run("explain", "--json", "--facts", str(EXAMPLES / "F18.json"),
+            "PyTorch no longer supports this GPU because it is too old")
+    doc = json.loads(p.stdout)
+    top = doc["matches"][0]
+    assert top["id"] == "gpu-arch-unsupported" and top["confirmed_by_facts"] is True
+
+
+def test_matrix_json():
+    p = run("matrix", "--facts", str(EXAMPLES / "F18.json"), "--json")
+    assert p.returncode == 0, p.stderr
+    cells = json.loads(p.stdout)["cells"]
+    ok = {(c["torch"], c["variant"]) for c in cells if c["ok"]}
+    assert ("2.7", "cu126") in ok and ("2.7", "cu128") not in ok
+
+
+def test_unknown_option_exit_2():
+    p = run("plan", "--bogus")
+    assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -1,0 +1,86 @@
+"""Property tests of the planner's invariants over generated facts (hypothesis).
+
+Whatever the machine: never a torch build the driver cannot run, never one missing a GPU's arch,
+and the chosen bitsandbytes always has a library for the chosen CUDA and admits the chosen torch.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from packaging.version import Version
+
+from repair.facts import Bitsandbytes, Driver, Facts, Gpu, Host, PythonInfo, TorchBuild
+from repair.knowledge import load_knowledge
+from repair.view import arch_coverage, driver_fit, make_view, pick_cuda_lib, public
+from tests.core_helpers import analyse
+
+KB = load_knowledge()
+DRIVERS = ["450.80.02", "470.182.03", "515.43.04", "520.61.05", "525.60.13", "535.104.05",
+           "550.54.14", "560.35.03", "570.133.07", "575.51.03", "580.65.06", "590.44.01"]
+CCS = ["5.0", "5.2", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"]
+HOSTS = [("Linux", "x86_64"), ("Windows", "AMD64"), ("Linux", "aarch64")]
+TORCH_BUILDS = [None] + [f"{r.latest}+{v.name}" for r in KB.torch.releases for v in r.variants
+                         if v.cuda is not None or v.name == "cpu"]
+BNBS = [None] + [str(r.version) for r in KB.bnb.releases]
+
+
+@st.composite
+def facts(draw) -> Facts:
+    system, machine = draw(st.sampled_from(HOSTS))
+    drv = draw(st.sampled_from(DRIVERS))
+    gpus = draw(st.lists(st.sampled_from(CCS), min_size=1, max_size=2))
+    py = draw(st.sampled_from(["3.8.18", "3.9.19", "3.10.14", "3.11.7", "3.12.4", "3.13.1"]))
+    torch = draw(st.sampled_from(TORCH_BUILDS))
+    bnb = draw(st.sampled_from(BNBS))
+    tv = Version(torch) if torch else None
+    cuda = None
+    if tv is not None and tv.local and tv.local.startswith("cu"):
+        tag = tv.local[2:]
+        cuda = f"{tag[:-1]}.{tag[-1]}"
+    return Facts(
+        host=Host(system, machine, "glibc 2.35" if system == "Linux" else None, False),
+        driver=Driver(True, drv, None, "nvml"),
+        gpus=tuple(Gpu(i, f"gpu{i}", cc) for i, cc in enumerate(gpus)),
+        python=PythonInfo("/v/bin/python", py, True, False, False),
+        packages={k: v for k, v in (("torch", torch), ("bitsandbytes", bnb)) if v},
+        torch=TorchBuild(torch, cuda, None) if torch else None,
+        bitsandbytes=Bitsandbytes(bnb, None, 1) if bnb else None,
+        env={}, extra={"packages_source": "probe"})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(facts())
+def test_plan_invariants(f: Facts) -> None:
+    diag, plan = analyse(f)  # never raises
+    view = make_view(f)
+    torch_step = next((s for s in plan.steps if s.package == "torch"), None)
+    final_torch = Version(torch_step.to) if torch_step else view.torch
+    final_cuda = view.torch_cuda
+    if torch_step is not None:
+        rel = KB.torch.release(final_torch)
+        var = rel.variant(plan.torch_variant)
+        assert var is not None and view.platform in var.platforms
+        final_cuda = var.cuda
+        if var.cuda is not None:
+            fit = driver_fit(view, KB, var.cuda)
+            assert fit.ok is not False, (plan.torch_target, f.driver.version)
+            arch = var.arch_for(view.platform)
+            if arch is None:  # only when nothing proven exists, and the plan says so
+                assert any("arch list" in u for u in plan.unknown), plan.unknown
+            for cc in view.ccs if arch is not None else ():
+                cov = arch_coverage(arch, cc)
+                assert cov is not None, (plan.torch_target, cc)
+                assert not (cov == "ptx" and fit.mode == "minor-compat")
+        assert view.python is None or Version(f"{view.python.major}.{view.python.minor}") \
+            in rel.python
+    bnb_step = next((s for s in plan.steps if s.package == "bitsandbytes"), None)
+    if bnb_step is not None:
+        r = KB.bnb.release(bnb_step.to)
+        assert r is not None and r.has_4bit and not r.known_bad
+        if final_torch is not None:
+            assert r.admits_torch(public(final_torch)), (bnb_step.to, final_torch)
+        build = r.builds[view.platform]
+        if final_cuda is not None:
+            assert pick_cuda_lib(build.cuda_libs, final_cuda, r.loader) is not None, (
+                bnb_step.to, final_cuda)

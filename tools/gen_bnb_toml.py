@@ -1,0 +1,520 @@
+#!/usr/bin/env python3
+"""Generate plans/bitsandbytes.toml from the wheel survey bnb-wheels.tsv.
+
+The TSV (one row per bitsandbytes release x platform, read from the real PyPI wheels: file list,
+METADATA, platform tag; source S21) gives the packaging facts. What the wheels cannot tell
+(how each release picks its library, known-bad releases, the SASS targets of each CUDA library,
+the glibc 2.34 slip of 0.45.x) is kept below as cited data from compat-facts.md (C1-C6).
+
+Usage:  python tools/gen_bnb_toml.py [--tsv PATH] [--out PATH] [--check]
+  --check   exit 1 when the output file differs from what would be generated (for CI).
+Reproducible: the same TSV gives byte-identical output (no timestamps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from pathlib import Path
+
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TSV = Path("/work/shared/facts/bnb-wheels.tsv")
+DEFAULT_OUT = ROOT / "plans" / "bitsandbytes.toml"
+CHECKED = "2026-11-29"
+
+# TSV platform column -> qfix platform key (repair.knowledge.PLATFORMS).
+PLATFORM_KEYS = {
+    "linux_x86_64": "linux-x86_64",
+    "linux_aarch64": "linux-aarch64",
+    "win_amd64": "windows-x86_64",
+    "win_arm64": "windows-arm64",
+    "macosx_arm64": "macos-arm64",
+}
+PLATFORM_ORDER = (
+    "linux-x86_64",
+    "linux-aarch64",
+    "windows-x86_64",
+    "windows-arm64",
+    "macos-arm64",
+    "macos-x86_64",
+)
+
+S21 = "S21 PyPI wheels (bnb-wheels.tsv)"
+
+
+def loader_of(v: Version) -> str:
+    # compat-facts C4 / bnb-wheels.md "How the CUDA library is chosen at import" (S23, S21).
+    if v < Version("0.40.1"):
+        return "libcudart-search"
+    if v <= Version("0.43.0"):
+        return "torch-version"
+    if v < Version("0.50.0"):
+        return "exact"
+    return "same-major-fallback"
+
+
+def override_of(v: Version) -> tuple[str | None, str]:
+    """(environment variable, override style) -- bnb-wheels.md, read from each wheel's code."""
+    if v < Version("0.40.1"):
+        return None, "none"
+    if v == Version("0.40.1"):
+        return "CUDA_VERSION", "suffix"
+    if v < Version("0.44.0"):
+        return "BNB_CUDA_VERSION", "suffix"
+    if v < Version("0.50.0"):
+        return "BNB_CUDA_VERSION", "regex"
+    return "BNB_CUDA_VERSION", "digits"
+
+
+def missing_lib_of(v: Version) -> str:
+    # bnb-wheels.md: <=0.43.0 import raises; 0.43.1-0.45.5 warning + CPU library;
+    # 0.46.0+ error-raising placeholder (import succeeds, native calls raise).
+    if v <= Version("0.43.0"):
+        return "import-error"
+    if v < Version("0.46.0"):
+        return "cpu-fallback"
+    return "error-mock"
+
+
+KNOWN_BAD = {
+    "0.39.0": (
+        "the wheel lacks libbitsandbytes_cuda110 and cuda114 (restored in 0.39.1); use 0.39.1",
+        "S21 wheel file list; compat-facts C6",
+    ),
+    "0.45.4": (
+        "the Linux x86_64 wheel has no libbitsandbytes_cpu.so, so a CPU-only import fails "
+        "(issue #1584, fixed by PR #1585 in 0.45.5); use 0.45.5",
+        "S21 wheel file list; S27 bitsandbytes issue #1584; compat-facts C6",
+    ),
+}
+
+# Per-library glibc floors above the wheel's manylinux tag. F27 (bnb#1610, maintainer comment):
+# "the CUDA 12.6 and 12.8 builds have a higher requirement than expected (manylinux 2.34)";
+# reported on 0.45.3 and 0.45.5; fixed in 0.46.0 (anchors.md (c) says 0.45.3-0.45.5).
+LIB_GLIBC: dict[str, tuple[dict[str, str], bool, str]] = {}
+for _v in ("0.45.3", "0.45.4", "0.45.5"):
+    LIB_GLIBC[_v] = (
+        {"126": "2.34", "128": "2.34"},
+        True,
+        "cuda126/cuda128 libraries need GLIBC_2.34 (failure case F27: bnb#1610, "
+        "AnswerDotAI/fsdp_qlora#76, Akegarasu/lora-scripts#694); fixed in 0.46.0",
+    )
+for _v in ("0.45.0", "0.45.1", "0.45.2"):
+    LIB_GLIBC[_v] = (
+        {"126": "2.34"},
+        False,
+        "UNCONFIRMED: the maintainer said the 0.45.x 'CUDA 12.6 and 12.8 builds' need glibc "
+        "2.34 (F27, bnb#1610) but the reports and anchors.md name 0.45.3-0.45.5 only; whether "
+        "the cuda126 library of 0.45.0-0.45.2 has the same requirement was not checked",
+    )
+
+X86_WIN = ["linux-x86_64", "windows-x86_64"]
+ARM = ["linux-aarch64"]
+C2 = "S23 .github/scripts/build-cuda.sh at each tag (compat-facts C2)"
+C2_NOTE = (
+    "from the build script, not from the fatbins; real SASS content not inspected (UNCONFIRMED)"
+)
+SM = {
+    "50-86": "50 52 60 61 70 75 80 86",
+    "50-89": "50 52 60 61 70 75 80 86 89",
+    "50-90": "50 52 60 61 70 75 80 86 89 90",
+}
+
+# (releases, platforms, cuda (of the library), sass, ptx, source, note)
+# First matching band wins, so exceptions come before the general rows.
+SASS_BANDS: list[tuple[str, list[str], str, str, str, str, str]] = [
+    (">=0.43.0,<0.45.0", X86_WIN, "==11.7", SM["50-86"], "", C2, "C2: '11.7: up to 86'"),
+    (">=0.43.0,<0.45.0", X86_WIN, "==11.8", SM["50-89"], "", C2, "C2: '11.8: without 90'"),
+    (">=0.43.0,<0.45.0", X86_WIN, ">=12.0,<12.7", SM["50-90"], "", C2, ""),
+    (
+        ">=0.45.0,<0.46.0",
+        X86_WIN,
+        "==11.7",
+        SM["50-86"],
+        "86",
+        C2 + "; bitsandbytes build-cuda.sh versions found in S23 strip ';89;90' for CUDA 11.7",
+        "C2 lists 50..90 for every <=12.6 library of 0.45.x, but CUDA 11.7 cannot target "
+        "sm_89/sm_90 and every build-cuda.sh version read strips them for 11.7",
+    ),
+    (">=0.45.0,<0.46.0", X86_WIN, ">=11.8,<12.7", SM["50-90"], "90", C2, ""),
+    (">=0.45.3,<0.46.0", X86_WIN, ">=12.8,<13", "70 75 80 86 89 90 100 120", "120", C2, ""),
+    (">=0.46.0,<0.47.0", X86_WIN, "<12.7", SM["50-90"], "90", C2, ""),
+    (">=0.46.0,<0.47.0", X86_WIN, ">=12.8,<13", "75 80 86 89 90 100 120", "120", C2, ""),
+    (">=0.46.0,<0.47.0", ARM, "<12.7", "75 80 90", "90", C2, ""),
+    (
+        ">=0.46.0,<0.47.0",
+        ARM,
+        ">=12.8,<13",
+        "75 80 90 100",
+        "100",
+        C2,
+        "C2 gives '12.8: 75;80;90;100' for aarch64; 0.46.1's cuda129 taken from the same column",
+    ),
+    (">=0.47.0,<0.48.0", X86_WIN, "<12.7", "50 60 70 75 80 86 89 90", "90", C2, ""),
+    (">=0.47.0,<0.48.0", X86_WIN, ">=12.8,<13", "70 75 80 86 89 90 100 120", "120", C2, ""),
+    (">=0.47.0,<0.48.0", ARM, "<12.7", "75 80 90", "90", C2, ""),
+    (">=0.47.0,<0.48.0", ARM, ">=12.8,<13", "75 80 90 100 120", "120", C2, ""),
+    (">=0.48.0,<0.49.0", X86_WIN, "<12.7", "60 70 75 80 86 89 90", "90", C2, "Maxwell dropped"),
+    (">=0.48.0,<0.49.0", X86_WIN, ">=12.8,<13", "70 75 80 86 89 90 100 120", "120", C2, ""),
+    (">=0.48.0,<0.49.0", X86_WIN, ">=13", "75 80 86 89 90 100 120", "120", C2, ""),
+    (">=0.48.0,<0.49.0", ARM, ">=13", "75 80 90 100 110 120", "120", C2, ""),
+    (
+        ">=0.48.0,<0.49.0",
+        ARM,
+        "<12.7",
+        "75 80 90",
+        "90",
+        "S23 build-cuda.sh at commit 09f58ce (0.48 era: has the CUDA 13 rule, no sm_121)",
+        "C2 gives no aarch64 <=12.6 row for 0.48; the commit's tag is not known",
+    ),
+    (
+        ">=0.48.0,<0.49.0",
+        ARM,
+        ">=12.8,<13",
+        "75 80 90 100 120",
+        "120",
+        "S23 build-cuda.sh at commit 09f58ce (0.48 era: has the CUDA 13 rule, no sm_121)",
+        "C2 gives no aarch64 12.8/12.9 row for 0.48; the commit's tag is not known",
+    ),
+    (">=0.49.0", X86_WIN, "<12.7", "60 70 75 80 86 89 90", "90", C2, ""),
+    (">=0.49.0", X86_WIN, ">=12.8,<13", "70 75 80 86 89 90 100 120", "120", C2, ""),
+    (">=0.49.0", X86_WIN, ">=13", "75 80 86 89 90 100 120", "120", C2, ""),
+    (">=0.49.0", ARM, ">=13", "75 80 90 100 110 120 121", "121", C2, ""),
+    (">=0.50.1", ["windows-arm64"], ">=13", "121", "121", C2, "Windows ARM64: 121 only"),
+]
+
+LOADERS = {
+    "libcudart-search": (
+        "CUDA version = cudaRuntimeGetVersion() of the first libcudart.so found in "
+        "$CONDA_PREFIX, $LD_LIBRARY_PATH, other env paths, then /usr/local/cuda (not torch's); "
+        "loads libbitsandbytes_cuda{XY}[_nocublaslt] (nocublaslt when the highest compute "
+        "capability < 7.5); exact file only; no override; a GPU with the library missing makes "
+        "import raise RuntimeError 'CUDA Setup failed despite GPU being available'",
+        "S23 cuda_setup/main.py (compat-facts C4); bnb-wheels.md",
+    ),
+    "torch-version": (
+        "CUDA version = torch.version.cuda ('12.1' -> cuda121), compute capability from torch; "
+        "loads libbitsandbytes_cuda{XY}[_nocublaslt]; exact file only; the override replaces "
+        "the version suffix (and the user must put the matching libcudart on the loader path); "
+        "a GPU with the library missing makes import raise RuntimeError",
+        "S23 cuda_setup/main.py (compat-facts C4; 0.40.1 per CHANGELOG S24, 0.40.2 wheel)",
+    ),
+    "exact": (
+        "libbitsandbytes_cuda{major}{minor} from torch.version.cuda (rocm{XY} from "
+        "torch.version.hip from 0.46), only when torch.cuda.is_available(), else the CPU "
+        "library; an exact match is needed, no fallback; nocublaslt below CC 7.5 until 0.44.1; "
+        "a missing library: warning + CPU library (0.43.1-0.45.5) or an error-raising "
+        "placeholder, import succeeds and native calls raise (0.46.0+)",
+        "S23 bitsandbytes/cextension.py + cuda_specs.py (compat-facts C4); bnb-wheels.md",
+    ),
+    "same-major-fallback": (
+        "exact libbitsandbytes_{cuda|rocm}{XY} when shipped; else the highest shipped library "
+        "of the same major <= the runtime, else the lowest of the same major > the runtime "
+        "(warning 'No prebuilt binary for CUDA 12.9, loading CUDA 12.8 instead'); never a "
+        "different major; BNB_CUDA_VERSION/BNB_ROCM_VERSION bypass the selection",
+        "S23 bitsandbytes/cextension.py at 0.50.0/0.50.1 (compat-facts C4, PR #1980); "
+        "0.50.2 read from the PyPI wheel (S21)",
+    ),
+}
+
+OVERRIDES = {
+    "none": dict(
+        empty_disables=True,
+        digits_only=False,
+        text="no environment override: the variable is ignored",
+        source="S21 wheel code (bnb-wheels.md)",
+        confirmed=True,
+        note="",
+    ),
+    "suffix": dict(
+        empty_disables=True,
+        digits_only=False,
+        text="the value replaces the version digits of the library name (binary_name[:-6] + "
+        "value, or stem.rstrip(digits) + value in 0.43.x); wrong for _nocublaslt names "
+        "(failure case F32, fixed by PR #1318 in 0.44.0); an empty value disables it",
+        source="S21 wheel code (bnb-wheels.md); compat-facts C4; F32",
+        confirmed=True,
+        note="",
+    ),
+    "regex": dict(
+        empty_disables=True,
+        digits_only=False,
+        text="any non-empty value replaces cuda\\d+ in the library name (re.sub); exact file, "
+        "no fallback; under ROCm it raises from 0.47",
+        source="S23 cextension.py (compat-facts C4); S21 wheel code",
+        confirmed=True,
+        note="",
+    ),
+    "digits": dict(
+        empty_disables=False,
+        digits_only=True,
+        text="the value must be digits and names the exact file (cuda{value}); no fallback; "
+        "any other value, including an empty string, raises RuntimeError, so the old advice "
+        "'export BNB_CUDA_VERSION=' breaks loading",
+        source="S23 cextension.py at 0.50.x (compat-facts C4)",
+        confirmed=False,
+        note="UNCONFIRMED that an empty or non-digit value raises: read from the code, not "
+        "tested and not documented (compat-facts 'Uncertain' 9)",
+    ),
+}
+
+
+def q(s: str) -> str:
+    """A TOML basic string."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def qlist(items: list[str]) -> str:
+    return "[" + ", ".join(q(i) for i in items) + "]"
+
+
+def split_libs(field: str) -> list[str]:
+    return [] if field in ("", "-") else field.split()
+
+
+def spec_of(requirement: str, name: str) -> str | None:
+    """'torch<3,>=2.0' -> '>=2.0,<3'; 'torch' -> ''; '(no ...)' -> None."""
+    if requirement.startswith("(") or requirement in ("", "-"):
+        return None
+    rest = requirement[len(name) :].strip()
+    parts = [p.strip() for p in rest.split(",") if p.strip()]
+    # lower bounds first, for the reader; the set is the same.
+    parts.sort(key=lambda p: (not p.startswith(">"), p))
+    return ",".join(parts)
+
+
+def build_lines(row: dict[str, str], key: str) -> list[str]:
+    native = row["native_for_platform"] == "yes"
+    other = split_libs(row["other_native_libs"])
+    stems = [re.sub(r"^libbitsandbytes_|\.(so|dll|dylib)$", "", f) for f in other]
+    rocm = sorted((s[4:] for s in stems if s.startswith("rocm")), key=lambda s: (s[0], int(s[1:])))
+    xpu = sorted(s for s in stems if s.startswith("xpu"))
+    cpu = "cpu" in stems
+    unknown = [s for s in stems if s != "cpu" and not s.startswith(("rocm", "xpu"))]
+    if unknown:
+        raise SystemExit(f"{row['release']} {row['platform']}: unknown native libs {unknown}")
+    tag = re.sub(r"^bitsandbytes-[^-]+-py3-none-|\.whl$", "", row["dist_file"])
+    expected = f"bitsandbytes-{row['release']}-py3-none-{tag}.whl"
+    if row["dist_file"] != expected:  # the loader derives the file name from version and tag
+        raise SystemExit(f"{row['release']} {row['platform']}: unexpected file {row['dist_file']}")
+    lines = [
+        f"[release.builds.{key}]",
+        f"tag = {q(tag)}",
+        f"size = {int(row['size_bytes'])}",
+        f"native = {str(native).lower()}",
+        f"cuda = {q(' '.join(split_libs(row['cuda_versions'])))}",
+    ]
+    nocublaslt = split_libs(row["cuda_nocublaslt_versions"])
+    if nocublaslt:
+        lines.append(f"nocublaslt = {q(' '.join(nocublaslt))}")
+    lines.append(f"cpu = {str(cpu).lower()}")
+    if rocm:
+        lines.append(f"rocm = {q(' '.join(rocm))}")
+    if xpu:
+        lines.append(f"xpu = {q(' '.join(xpu))}")
+    return lines
+
+
+def same_build(a: dict[str, str], b: dict[str, str]) -> bool:
+    keys = (
+        "dist_file",
+        "size_bytes",
+        "cuda_versions",
+        "cuda_nocublaslt_versions",
+        "other_native_libs",
+    )
+    return all(a[k] == b[k] for k in keys)
+
+
+def generate(tsv: Path) -> str:
+    with tsv.open(newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    by_release: dict[str, dict[str, dict[str, str]]] = {}
+    for row in rows:
+        by_release.setdefault(row["release"], {})[row["platform"]] = row
+    releases = sorted(by_release, key=Version)
+
+    out: list[str] = [
+        "# GENERATED FILE - do not edit by hand.",
+        "# Generated by tools/gen_bnb_toml.py from /work/shared/facts/bnb-wheels.tsv (one row per",
+        "# bitsandbytes release x platform, read from the real PyPI wheels on 2026-11-29, S21) and",
+        "# the cited tables inside the generator (compat-facts.md C1-C6, failure case F27).",
+        "# Regenerate: .venv/bin/python tools/gen_bnb_toml.py",
+        "#",
+        "# Platform keys: repair.knowledge.PLATFORMS. A platform without a build table has no",
+        "# distribution of that release. Library names are the CUDA version digits of",
+        "# libbitsandbytes_cuda{XY}: '118' = CUDA 11.8, '132' = CUDA 13.2; ROCm likewise",
+        "# ('714' = 7.14), written as one space-separated string per kind (cuda, nocublaslt,",
+        "# rocm, xpu) to keep the file fast to parse. The wheel file name is",
+        "# bitsandbytes-<version>-py3-none-<tag>.whl.",
+        "# also_installs_on: platforms where pip installs the same py3-none-any file although its",
+        "# Linux x86_64 .so files do not work there (native = false; 0.37.0-0.42.0).",
+        "",
+        "format = 1",
+        "",
+    ]
+
+    for name, (text, source) in LOADERS.items():
+        out += [
+            f"[loader.{name}]",
+            f"text = {q(text)}",
+            f"source = {q(source)}",
+            f"checked = {q(CHECKED)}",
+            "confirmed = true",
+            "",
+        ]
+    for name, o in OVERRIDES.items():
+        out += [
+            f"[override.{name}]",
+            f"text = {q(str(o['text']))}",
+            f"empty_disables = {str(o['empty_disables']).lower()}",
+            f"digits_only = {str(o['digits_only']).lower()}",
+            f"source = {q(str(o['source']))}",
+            f"checked = {q(CHECKED)}",
+            f"confirmed = {str(o['confirmed']).lower()}",
+        ]
+        if o["note"]:
+            out.append(f"note = {q(str(o['note']))}")
+        out.append("")
+
+    out.append("# Compiled SASS (and PTX) targets per CUDA library band (compat-facts C2).")
+    out.append("# The first band matching (release, platform, library CUDA version) applies.")
+    out.append("# Releases before 0.43.0 have no band: their targets are unknown.")
+    for releases_spec, platforms, cuda, sass, ptx, source, note in SASS_BANDS:
+        full_note = C2_NOTE + ("; " + note if note else "")
+        out += [
+            "[[sass]]",
+            f"releases = {q(releases_spec)}",
+            f"platforms = {qlist(platforms)}",
+            f"cuda = {q(cuda)}",
+            f"sass = {qlist(['sm_' + a for a in sass.split()])}",
+            f"ptx = {qlist(['compute_' + a for a in ptx.split()])}",
+            f"source = {q(source)}",
+            f"checked = {q(CHECKED)}",
+            "confirmed = false",
+            f"note = {q(full_note)}",
+            "",
+        ]
+
+    for rel in releases:
+        plats = by_release[rel]
+        v = Version(rel)
+        real = {k: r for k, r in plats.items() if k != "sdist" and r["dist_kind"] != "none"}
+        x86 = real["linux_x86_64"]
+        for r in real.values():  # METADATA is the same in every file of a release
+            if (r["requires_python"], r["torch_requirement"], r["has_4bit"]) != (
+                x86["requires_python"],
+                x86["torch_requirement"],
+                x86["has_4bit"],
+            ):
+                raise SystemExit(f"{rel}: METADATA differs between platforms")
+        python = spec_of(x86["requires_python"], "")
+        torch = spec_of(x86["torch_requirement"], "torch")
+        env, style = override_of(v)
+        notes: list[str] = []
+        unconfirmed: list[str] = []
+        sources = [S21, "S23 loader code at the tag (C4)"]
+        lines = [
+            "[[release]]",
+            f"version = {q(rel)}",
+        ]
+        if python is not None:
+            lines.append(f"python = {q(python)}")
+        if torch is not None:
+            lines.append(f"torch = {q(torch)}")
+        lines += [
+            f"has_4bit = {str(x86['has_4bit'] == 'yes').lower()}",
+            f"cpu_4bit = {str(x86['cpu_4bit'].startswith('yes')).lower()}",
+            f"loader = {q(loader_of(v))}",
+            f"override = {q(style)}",
+        ]
+        if env:
+            lines.append(f"override_env = {q(env)}")
+        lines.append(f"missing_lib = {q(missing_lib_of(v))}")
+        if v <= Version("0.44.1"):
+            # _nocublaslt chosen when the highest compute capability is below 7.5 (C4).
+            lines.append('nocublaslt_below = "7.5"')
+        sdist = plats.get("sdist", {}).get("dist_kind") == "sdist"
+        lines.append(f"sdist = {str(sdist).lower()}")
+        if rel in KNOWN_BAD:
+            why, src = KNOWN_BAD[rel]
+            lines.append(f"known_bad = {q(why)}")
+            sources.append(src)
+        if rel in LIB_GLIBC:
+            _, ok, why = LIB_GLIBC[rel]
+            notes.append(why)
+            sources.append("failure case F27 (bnb#1610, maintainer comment)")
+            if not ok:
+                unconfirmed.append("builds.linux-x86_64.lib_glibc")
+        if rel == "0.42.0":
+            notes.append(
+                "last py3-none-any wheel: pip on macOS (before 0.49) or glibc < 2.24 silently "
+                "falls back to it (S27 issue #1685, failure case F30)"
+            )
+        if rel == "0.50.2":
+            notes.append("not in the git snapshot S23; facts from the PyPI wheels only")
+        if v == Version("0.43.1"):
+            notes.append("win_amd64 0.43.1 stops at cuda123 (cuda124 on Linux only)")
+        lines += [
+            f"source = {q('; '.join(sources))}",
+            f"checked = {q(CHECKED)}",
+            "confirmed = true",  # the release and its wheels are read from PyPI
+        ]
+        if unconfirmed:
+            lines.append(f"unconfirmed = {qlist(unconfirmed)}")
+        if notes:
+            lines.append(f"note = {q('; '.join(notes))}")
+        out += lines
+        out.append("")
+        builds: dict[str, list[str]] = {}
+        also: list[str] = []
+        for tsv_key, key in PLATFORM_KEYS.items():
+            prow = plats.get(tsv_key)
+            if prow is None or prow["dist_kind"] == "none":
+                continue
+            if key != "linux-x86_64" and prow["dist_kind"] == "any_wheel":
+                # the same py3-none-any file as on Linux x86_64, with Linux-only .so files
+                if not same_build(prow, x86) or prow["native_for_platform"] == "yes":
+                    raise SystemExit(f"{rel} {tsv_key}: any-wheel differs from linux_x86_64")
+                also.append(key)
+                continue
+            blines = build_lines(prow, key)
+            if key == "linux-x86_64" and rel in LIB_GLIBC:
+                libs, _, _ = LIB_GLIBC[rel]
+                inline = ", ".join(f"{q(k)} = {q(val)}" for k, val in libs.items())
+                blines.append(f"lib_glibc = {{ {inline} }}")
+            builds[key] = blines
+        if x86["dist_kind"] == "any_wheel":
+            # Not queried by the survey: a py3-none-any wheel without Requires-Python installs
+            # on macOS x86_64 too (bnb-wheels.md: "pip installs the any-wheel on ... macOS").
+            also.append("macos-x86_64")
+            out.insert(len(out) - 1, f"also_installs_on = {qlist(also)}")
+        for key in PLATFORM_ORDER:
+            if key in builds:
+                out += builds[key]
+                out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tsv", type=Path, default=DEFAULT_TSV)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args(argv)
+    text = generate(args.tsv)
+    if args.check:
+        same = args.out.exists() and args.out.read_text() == text
+        print(f"{args.out}: {'up to date' if same else 'differs from the generated text'}")
+        return 0 if same else 1
+    args.out.write_text(text)
+    print(f"wrote {args.out} ({text.count(chr(10))} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
