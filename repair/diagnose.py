@@ -378,10 +378,15 @@ def _platform_rules(view: View, kb: Knowledge, cat: Catalogue, rel: BnbRelease |
         tag = f"{cuda.major}{cuda.minor}"
         need = build.lib_glibc_min.get(tag)
         if need is not None and view.glibc < need:
-            out.append(_finding(cat, "bnb-platform-unsupported",
-                                f"bitsandbytes {view.bnb}'s cuda{tag} library needs glibc >= "
-                                f"{need}; this host has {view.glibc}",
-                                glibc=str(view.glibc), required=str(need), library=f"cuda{tag}"))
+            confirmed = rel.is_confirmed(f"builds.{view.platform}.lib_glibc")
+            f = _finding(cat, "bnb-platform-unsupported",
+                         f"bitsandbytes {view.bnb}'s cuda{tag} library needs glibc >= {need}; "
+                         f"this host has {view.glibc}" + ("" if confirmed else " (UNCONFIRMED for "
+                                                          "this release)"),
+                         glibc=str(view.glibc), required=str(need), library=f"cuda{tag}",
+                         confirmed=confirmed)
+            # An UNCONFIRMED fact is never the only ground for an error (design.md).
+            out.append(f if confirmed else Finding(f.id, "warning", f.summary, f.evidence))
 
 
 def tagged_glibc_floor(kb: Knowledge, platform: str) -> Version | None:

@@ -16,7 +16,7 @@ import functools
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -58,6 +58,7 @@ _MACHINES = {
     "armv8": "arm64",
 }
 _SYSTEMS = {"linux": "linux", "windows": "windows", "darwin": "macos", "macos": "macos"}
+_EMPTY: Mapping[str, Version] = MappingProxyType({})
 
 
 class DriverVersion(Version):
@@ -161,6 +162,11 @@ class Cited:
     confirmed: bool
     note: str | None = None
     unconfirmed: tuple[str, ...] = ()
+
+    @property
+    def fully_confirmed(self) -> bool:
+        """No part of the entry is unconfirmed."""
+        return self.confirmed and not self.unconfirmed
 
     def is_confirmed(self, part: str | None = None) -> bool:
         """True when the entry (and ``part`` of it, when given) is confirmed."""
@@ -322,7 +328,9 @@ class TorchVariant(Cited):
 
     @property
     def index_url(self) -> str:
-        """The PyTorch index of this variant (S14: DOWNLOAD_URL_BASE/whl/<name>)."""
+        """The PyTorch index of this variant (S14: DOWNLOAD_URL_BASE/whl/<name>). Whether the
+        variant is there is unconfirmed when ``is_confirmed("index")`` is False (2.15): install
+        the release's PyPI default build from PyPI instead."""
         return f"https://download.pytorch.org/whl/{self.name}"
 
     def available_on(self, platform: str, *, confirmed_only: bool = False) -> bool:
@@ -586,7 +594,7 @@ class BnbRelease(Cited):
     def lib_glibc_min(self) -> Mapping[str, Version]:
         """Library tag -> glibc floor of the Linux x86_64 build (F27: 0.45.x cuda126/128)."""
         build = self.builds.get("linux-x86_64")
-        return build.lib_glibc_min if build is not None else MappingProxyType({})
+        return build.lib_glibc_min if build is not None else _EMPTY
 
     def admits_torch(self, v: Version) -> bool:
         """Against the base version (local tags and pre-release markers stripped)."""
@@ -937,14 +945,16 @@ def _driver_value(e: _Entry, key: str, confirmed: bool) -> tuple[Version | None,
         e.fail(f"{key} is not a driver version: {raw!r}")
 
 
-def _driver_version(e: _Entry, key: str, *, optional: bool = False) -> DriverVersion | None:
-    raw = e.opt_text(key) if optional else e.text(key)
-    if raw is None:
-        return None
+def _driver_version(e: _Entry, key: str) -> DriverVersion:
+    raw = e.text(key)
     try:
         return DriverVersion(raw)
     except InvalidVersion:
         e.fail(f"{key} is not a driver version: {raw!r}")
+
+
+def _opt_driver_version(e: _Entry, key: str) -> DriverVersion | None:
+    return None if e.get(key, None) is None else _driver_version(e, key)
 
 
 def _load_drivers(path: Path) -> Drivers:
@@ -981,12 +991,10 @@ def _load_drivers(path: Path) -> Drivers:
     minor: dict[int, MinorCompat] = {}
     for i, t in enumerate(top.tables("minor_compat")):
         e = top.child(f"minor_compat[{i}]", t)
-        linux = _driver_version(e, "linux")
-        assert linux is not None
         mc = MinorCompat(
             major=e.integer("major"),
-            linux=linux,
-            windows=_driver_version(e, "windows", optional=True),
+            linux=_driver_version(e, "linux"),
+            windows=_opt_driver_version(e, "windows"),
             upper=e.opt_text("upper"),
             **e.cited(),
         )
@@ -1174,8 +1182,8 @@ def _torch_variant(e: _Entry) -> TorchVariant:
     cited = e.cited()
     for part in cited["unconfirmed"]:
         kind, _, platform = part.partition(".")
-        if kind not in ("platforms", "arch") or platform not in platforms:
-            e.fail(f"unconfirmed: {part!r} must be 'platforms.<key>' or 'arch.<key>' of a platform")
+        if part != "index" and (kind not in ("platforms", "arch") or platform not in platforms):
+            e.fail(f"unconfirmed: {part!r} must be 'index', 'platforms.<key>' or 'arch.<key>'")
     return TorchVariant(
         name=name,
         cuda=cuda,
@@ -1275,13 +1283,24 @@ def _bnb_release(e: _Entry, bands: tuple[SassBand, ...]) -> BnbRelease:
         for platform in also:
             if platform in builds:
                 e.fail(f"also_installs_on: {platform} also has its own build")
-            builds[platform] = replace(
-                base,
+            builds[platform] = BnbBuild(
                 platform=platform,
+                file=base.file,
+                size_bytes=base.size_bytes,
+                dist=base.dist,
+                tag=base.tag,
+                cuda_libs=base.cuda_libs,
+                nocublaslt=base.nocublaslt,
+                cpu_lib=base.cpu_lib,
+                rocm_libs=base.rocm_libs,
+                xpu_libs=base.xpu_libs,
                 native=False,
                 glibc_min=None,
-                lib_glibc_min=MappingProxyType({}),
+                macos_min=None,
+                lib_glibc_min=_EMPTY,
                 note="py3-none-any wheel: its native libraries are Linux x86_64 .so files",
+                release=base.release,
+                bands=base.bands,
             )
     return BnbRelease(
         version=version,

@@ -236,11 +236,13 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
             bool(c.pin_conflicts),
             c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
             c.coverage == "unknown" and bool(view.ccs),  # unproven arch list
-            not (c.variant.confirmed and c.release.confirmed),
+            not (c.release.confirmed and c.variant.is_confirmed("index")
+                 and c.variant.is_confirmed(f"platforms.{view.platform}")),
             current is None or c.release.series != current,
             -c.release.series.major, -c.release.series.minor,
             c.driver_mode == "minor-compat",
             c.coverage != "sass" and c.coverage != "n/a",
+            not c.variant.arch_confirmed_for(view.platform or ""),
             # With a known driver the highest CUDA it runs; unknown: the lowest driver demand.
             (-cuda.major, -cuda.minor) if c.driver_mode else (cuda.major, cuda.minor),
         )
@@ -350,6 +352,11 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         bnb_bad = True  # a bitsandbytes keyed on torch.version.cuda makes the search harmless
     if "bnb-platform-unsupported" in ids and view.bnb is None:
         bnb_bad = True
+    # Whether the installed release itself is at fault (a duplicate install is not: the same
+    # release is reinstalled once, the smallest change).
+    keep_bnb = not (bnb_bad and (ids - {"bnb-duplicate-install", "bnb-missing"}) & (
+        BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found", "stale-toolkit-on-path",
+                        "hf-stack-too-old"}))
 
     if view.rocm:
         notes.append("ROCm host: torch is left alone; see the manual steps")
@@ -358,7 +365,7 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         best: tuple[TorchChoice, BnbRelease] | None = None
         for c in cands:
             r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
-                                    cpu_host or c.variant.cuda is None)
+                                    cpu_host or c.variant.cuda is None, keep=keep_bnb)
             if r is None:
                 continue
             if best is None or r.version >= MODERN_BNB_LOADER:
@@ -375,12 +382,12 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
     elif view.torch is not None and (bnb_bad or view.bnb_installed is not True):
         cpu = cpu_host or view.torch_cuda is None
         current = _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda, cpu,
-                                      keep=not bnb_bad)
+                                      keep=keep_bnb)
         if (current is None or current.version < MODERN_BNB_LOADER) and not view.rocm:
             # Prefer moving torch to a build that a current bitsandbytes serves (module doc, 2).
             for c in torch_candidates(view, kb):
                 r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
-                                        cpu_host or c.variant.cuda is None)
+                                        cpu_host or c.variant.cuda is None, keep=keep_bnb)
                 if r is not None and r.version >= MODERN_BNB_LOADER:
                     torch_choice, bnb_choice = c, r
                     notes.append(
@@ -393,7 +400,7 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         # torch unknown (a report without its version): choose by what is known.
         cuda = view.torch_cuda
         bnb_choice = _keep_or_choose_bnb(view, kb, None, cuda, cpu_host and cuda is None,
-                                         keep=not bnb_bad)
+                                         keep=keep_bnb)
         if view.torch is None:
             unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
 

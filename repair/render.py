@@ -133,8 +133,9 @@ def render_plan(plan: Plan) -> str:
         rows = [["", "package", "from", "to", "index", "because"]]
         for s in plan.steps:
             sign = "-" if s.action == "uninstall" else ("+" if s.from_ is None else "~")
-            rows.append([sign, s.package, s.from_ or "(none)", s.to or "(removed)",
-                         s.index_url or "(default index)", ", ".join(s.because)])
+            index = "-" if s.action == "uninstall" else s.index_url or "(default index)"
+            rows.append([sign, s.package, s.from_ or "(none)", s.to or "(removed)", index,
+                         ", ".join(s.because)])
         out.append(table(rows))
         if plan.commands:
             out.append("\nCommands (torch stays pinned while the rest installs)")

@@ -338,8 +338,8 @@ class IndexServer:
     @property
     def url(self) -> str:
         assert self._srv is not None, "index server not started"
-        host, port = self._srv.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._srv.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     @property
     def torch_base(self) -> str:

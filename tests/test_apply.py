@@ -159,7 +159,7 @@ def test_fresh_venv_made_by_create_venv(tmp_path: Path, henv: dict) -> None:
 def test_two_applies_at_once(tmp_path: Path, henv: dict) -> None:
     python = clone(tmp_path / "venv")
     state = StateDir(python.parent.parent / ".qfix")
-    index().set_fault(slow=3.0)
+    index().set_fault(slow=1.5)
     first = run_child(tmp_path, cuda_plan(), python, env=henv)
     try:
         wait_for(state.installer_pid, first)
