@@ -162,9 +162,13 @@ def matrix(facts: Facts) -> tuple[View, tuple[MatrixCell, ...]]:
     """Every torch release x variant of this platform: would it work here, and why not."""
     kb = load_knowledge()
     view = make_view(facts)
+    # The builds that could apply to this host: CUDA and CPU builds (ROCm ones on a ROCm host).
+    kinds = {"rocm", "cpu"} if view.rocm else {"cuda", "cpu"}
     cells = []
     for rel in reversed(kb.torch.releases):
         for var in rel.variants_for(view.platform or ""):
+            if var.kind not in kinds:
+                continue
             choice, reasons = evaluate_variant(view, kb, rel, var)
             cells.append(MatrixCell(str(rel.series), var.name, choice is not None,
                                     tuple(reasons), choice.driver_mode if choice else None))

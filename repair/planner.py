@@ -179,8 +179,8 @@ def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVar
     mode: str | None = None
     coverage = "n/a"
     if var.cuda is None:
-        if var.rocm is not None:
-            reasons.append("a ROCm build")
+        if var.kind != "cpu":
+            reasons.append(f"a {var.kind.upper() if var.kind == 'xpu' else 'ROCm'} build")
         elif nvidia and view.has_nvidia_gpu:
             reasons.append("a CPU build on a host with an NVIDIA GPU")
     else:
