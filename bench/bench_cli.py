@@ -57,7 +57,7 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["python -m torch.utils.collect_env"]
     rows = []
-    print(f"| command | median (s) | min | max | collect_env / this |\n|---|---:|---:|---:|---:|")
+    print("| command | median (s) | min | max | collect_env / this |\n|---|---:|---:|---:|---:|")
     for name, v in times.items():
         ratio = base / med[name]
         rows.append({"command": name, "median_s": round(med[name], 4), "runs": v,

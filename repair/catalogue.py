@@ -81,7 +81,8 @@ def _parse(data: dict[str, object], origin: str) -> Catalogue:
             try:
                 patterns.append(re.compile(sig, re.IGNORECASE | re.MULTILINE))
             except re.error as exc:
-                raise KnowledgeError(f"{where}: signature {sig!r} is not a valid regex ({exc})")
+                raise KnowledgeError(
+                    f"{where}: signature {sig!r} is not a valid regex ({exc})") from None
         example = entry.get("example")
         if example is not None and not isinstance(example, str):
             raise KnowledgeError(f"{where}: field 'example' must be a file name")

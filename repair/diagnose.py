@@ -182,10 +182,11 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
         fit = driver_fit(view, kb, view.torch_cuda)
         if fit.ok is False:
             need = fit.compat_min or fit.full_min
+            installed_driver = str(view.driver) if view.driver else f"CUDA {view.driver_cuda}"
             out.append(_finding(
                 cat, "driver-too-old",
                 f"torch's CUDA {view.torch_cuda} needs driver >= {need}; installed: "
-                f"{view.facts.driver.version if view.facts.driver and view.facts.driver.version else 'CUDA ' + str(view.driver_cuda)}",
+                f"{installed_driver}",
                 torch_cuda=str(view.torch_cuda), driver=f.driver.version if f.driver else None,
                 driver_cuda=f.driver.cuda if f.driver else None,
                 minimum_driver=str(need) if need else None))
@@ -238,7 +239,8 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
 
     if rel is not None and rel.known_bad:
         out.append(_finding(cat, "bnb-known-bad-release",
-                            f"bitsandbytes {view.bnb}: {rel.known_bad}", bitsandbytes=str(view.bnb)))
+                            f"bitsandbytes {view.bnb}: {rel.known_bad}",
+                            bitsandbytes=str(view.bnb)))
 
     _platform_rules(view, kb, cat, rel, out)
 
@@ -367,8 +369,9 @@ def _platform_rules(view: View, kb: Knowledge, cat: Catalogue, rel: BnbRelease |
             # tagged wheel pip silently falls back to the last untagged release, which does not
             # work there.
             out.append(_finding(cat, "bnb-platform-unsupported",
-                                f"glibc {view.glibc} is below every bitsandbytes wheel (>= {floor}); "
-                                f"pip fell back to the untagged {view.bnb}, which does not work here",
+                                f"glibc {view.glibc} is below every bitsandbytes wheel (>= "
+                                f"{floor}); pip fell back to the untagged {view.bnb}, which does "
+                                "not work here",
                                 glibc=str(view.glibc), required=str(floor)))
             return
     # F27 (bnb#1610, confirmed by a maintainer): the 0.45.x CUDA 12.6/12.8 libraries required
@@ -470,8 +473,9 @@ def _hf_rules(view: View, kb: Knowledge, cat: Catalogue, out: list[Finding]) -> 
                 break
         if not applies or public(have) >= rule.minimum:
             continue
-        out.append(_finding(cat, "hf-stack-too-old", f"{rule.package} {have} is below {rule.minimum}: "
-                            f"{rule.reason}", package=rule.package, installed=str(have),
+        out.append(_finding(cat, "hf-stack-too-old",
+                            f"{rule.package} {have} is below {rule.minimum}: {rule.reason}",
+                            package=rule.package, installed=str(have),
                             minimum=str(rule.minimum),
                             when={k: str(s) for k, s in rule.when.items()}))
 

@@ -53,7 +53,7 @@ def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tu
             found[cls.id] = (order, hits)
     del lines
     fact_ids = set(diagnosis.ids) if diagnosis else set()
-    evidence = {}
+    evidence: dict[str, dict[str, Any]] = {}
     if diagnosis:
         for f in diagnosis.findings:
             evidence.setdefault(f.id, {"summary": f.summary, **f.evidence})

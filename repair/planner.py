@@ -267,7 +267,8 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
         return why
     if view.glibc is not None and build.glibc_min is not None and view.glibc < build.glibc_min:
         why.append(f"needs glibc >= {build.glibc_min}")
-    if view.python is not None and r.python is not None and not r.admits_python(public(view.python)):
+    if view.python is not None and r.python is not None \
+            and not r.admits_python(public(view.python)):
         why.append(f"Python {view.python} outside {r.python}")
     if torch_v is not None and not r.admits_torch(public(torch_v)):
         why.append(f"torch {torch_v} outside {r.torch}")
@@ -423,8 +424,7 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                           str(bnb_choice.version), None, tuple(because) or ("bnb-missing",),
                           "pypi"))
     elif bnb_bad and bnb_choice is None and not view.rocm:
-        if "bnb-platform-unsupported" in ids or view.platform is not None:
-            _no_bnb_candidate(view, kb, manual)
+        _no_bnb_candidate(view, kb, manual)
 
     _hf_steps(view, kb, bnb_choice, findings_by_id, steps)
 
@@ -525,8 +525,8 @@ def _environment_manual(view: View, kb: Knowledge, ids: set[str],
                              "device_map='auto' would place layers on them)", True))
     if "cuda-libs-not-found" in ids and view.facts.host and view.facts.host.wsl:
         manual.append(Manual("cuda-libs-not-found",
-                             "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH (add it "
-                             "to ~/.bashrc)", True))
+                             "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH "
+                             "(add it to ~/.bashrc)", True))
     elif "cuda-libs-not-found" in ids:
         manual.append(Manual("cuda-libs-not-found",
                              "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "

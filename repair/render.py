@@ -145,7 +145,7 @@ def render_plan(plan: Plan) -> str:
         unknown = [k for k, v in plan.download.items() if not v]
         size = sum(known.values())
         if known or unknown:
-            line = f"\nEstimated download: {size / 1e6:.0f} MB" if known else "\nEstimated download:"
+            line = "\nEstimated download:" + (f" {size / 1e6:.0f} MB" if known else "")
             if unknown:
                 line += f" (+ {', '.join(unknown)}: size not in the knowledge base)"
             out.append(line)

@@ -57,7 +57,7 @@ def cuda_tag(cuda: Version) -> str:
 
 
 def cuda_from_tag(tag: str) -> Version | None:
-    """'118' -> 11.8, '121' -> 12.1, '100' -> 10.0 (torch and bitsandbytes tags: major + 1 digit)."""
+    """'118' -> 11.8, '121' -> 12.1, '100' -> 10.0 (torch/bitsandbytes tags: major + 1 digit)."""
     if not tag.isdigit() or len(tag) < 2:
         return None
     return Version(f"{int(tag[:-1])}.{tag[-1]}")
@@ -282,7 +282,7 @@ def driver_fit(view: View, kb: Knowledge, cuda: Version) -> DriverFit:
 
 
 def lib_tags(native_libs: Iterable[str]) -> tuple[set[str], set[str]]:
-    """({'118', ...}, {nocublaslt '118', ...}) from libbitsandbytes_cuda118[_nocublaslt].so names."""
+    """({'118', ...}, {'118', ...} of _nocublaslt) from libbitsandbytes_cuda118[_nocublaslt].so."""
     full: set[str] = set()
     nc: set[str] = set()
     for name in native_libs:

@@ -20,7 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("QFIX_TEST_VENVS", REPO / ".cache" / "venvs"))
 
-# The specs the suite uses (tests may add private ones through get_venv(name, requirements)). Keep them few: each costs a real install (about 30 s with torch).
+# The specs the suite uses (tests may add private ones through get_venv(name, requirements)).
+# Keep them few: each costs a real install (about 30 s with torch).
 SPECS: dict[str, tuple[str, ...]] = {
     # real torch 2.13.0 CPU wheel (local disk) + the newest bitsandbytes (CPU 4-bit) + transformers
     "torch213-bnb": ("torch==2.13.0", "bitsandbytes==0.50.2", "transformers==5.24.0"),
