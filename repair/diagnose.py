@@ -182,7 +182,8 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
         fit = driver_fit(view, kb, view.torch_cuda)
         if fit.ok is False:
             need = fit.compat_min or fit.full_min
-            installed_driver = str(view.driver) if view.driver else f"CUDA {view.driver_cuda}"
+            installed_driver = (f.driver.version if f.driver and f.driver.version
+                                else f"CUDA {view.driver_cuda}")
             out.append(_finding(
                 cat, "driver-too-old",
                 f"torch's CUDA {view.torch_cuda} needs driver >= {need}; installed: "
