@@ -27,7 +27,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 
 PythonOpt = Annotated[
@@ -194,6 +193,87 @@ def verify(
     else:
         print(verdict.summary)
     return int(verdict.exit_code)
+
+
+@app.command()
+def apply(
+    python: PythonOpt = None,
+    venv: Annotated[str | None, typer.Option("--venv", help="Create this new venv and install the "
+                                             "planned stack there (for a system or externally "
+                                             "managed Python).", show_default=False)] = None,
+    plan_file: Annotated[str | None, typer.Option("--plan", help="Apply a plan saved by `qfix "
+                                                  "plan --out` (refused if the environment "
+                                                  "changed since).", show_default=False)] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing the "
+                                      "environment.")] = False,
+    as_json: JsonOpt = False,
+    installer: Annotated[str, typer.Option("--installer", help="auto (uv when present, else "
+                                           "pip) | uv | pip")] = "auto",
+    torch_index: TorchIndexOpt = None,
+    allow_conda: Annotated[bool, typer.Option("--allow-conda", help="Allow changing a conda "
+                                              "environment.")] = False,
+    verify_model: Annotated[str, typer.Option("--verify", help="The 4-bit check after the "
+                                              "change: none (layers), tiny (also a tiny model), "
+                                              "skip")] = "none",
+) -> int:
+    """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
+    4-bit load; roll back automatically on any failure or interruption."""
+    if installer not in ("auto", "uv", "pip"):
+        raise BadInput(f"--installer must be auto, uv or pip, not {installer!r}")
+    if verify_model not in ("none", "tiny", "skip"):
+        raise BadInput(f"--verify must be none, tiny or skip, not {verify_model!r}")
+    from .pipeline import prepare_apply, run_apply
+
+    progress = (lambda _line: None) if as_json else _progress
+    target, doc, plan_obj = prepare_apply(python, venv_new=venv, plan_file=plan_file,
+                                          torch_index=torch_index)
+    if not doc["steps"]:
+        if as_json:
+            _print_json({"schema": "qfix.apply/1", "plan": doc, "outcome": None})
+        else:
+            from .render import render_plan
+
+            print(render_plan(plan_obj) if plan_obj else "The plan has no steps.")
+            print("\nNothing to apply.")
+        return ExitCode.OK if doc["healthy"] else ExitCode.PROBLEMS
+    if not as_json:
+        from .render import render_plan, render_saved_plan
+
+        print(render_plan(plan_obj, hint=False) if plan_obj else render_saved_plan(doc))
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("qfix apply changes the environment and needs a yes: run it in a "
+                           "terminal or pass --yes")
+        if not typer.confirm(f"\nApply this plan to {target}?", default=False):
+            sys.stderr.write("qfix: nothing was changed\n")
+            return ExitCode.PROBLEMS
+    result = run_apply(target, doc, installer=installer, torch_index=torch_index,
+                       allow_conda=allow_conda, verify_model=verify_model, progress=progress)
+    if as_json:
+        from .verify.runner import verdict_to_dict
+
+        _print_json({"schema": "qfix.apply/1", "plan": doc, "outcome": result.outcome.to_dict(),
+                     "verify": verdict_to_dict(result.verdict) if result.verdict else None})
+    else:
+        from .render import render_outcome
+
+        print(render_outcome(result.outcome, result.verdict))
+    return int(result.outcome.exit_code)
+
+
+@app.command()
+def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
+    """Finish the rollback of an apply that was killed: restore the exact previous state."""
+    from .pipeline import run_rollback
+
+    outcome = run_rollback(python, (lambda _line: None) if as_json else _progress)
+    if as_json:
+        _print_json({"schema": "qfix.rollback/1", **outcome.to_dict()})
+    else:
+        from .render import render_outcome
+
+        print(render_outcome(outcome, None))
+    return int(outcome.exit_code)
 
 
 def _version(value: bool) -> None:

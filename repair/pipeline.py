@@ -19,11 +19,8 @@ from .errors import BadInput, FactsError
 from .explain import Match, explain
 from .facts import Facts, facts_from_json
 from .knowledge import Knowledge, load_knowledge
-from .planner import DEFAULT_TORCH_INDEX, Plan, evaluate_variant, make_plan
+from .planner import Plan, evaluate_variant, make_plan
 from .view import View, make_view
-
-TORCH_INDEX_ENV = "QFIX_TORCH_INDEX"
-
 
 # --------------------------------------------------------------------------- facts
 
@@ -107,11 +104,10 @@ class Analysis:
 
 
 def torch_index_base(cli_value: str | None, environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    base = cli_value or env.get(TORCH_INDEX_ENV) or DEFAULT_TORCH_INDEX
-    from .apply.installers import validate_index_url
+    """--torch-index, else $QFIX_TORCH_INDEX, else the official index; validated."""
+    from .apply.installers import torch_index_base as choose
 
-    return validate_index_url(base)
+    return choose(cli_value, os.environ if environ is None else environ)
 
 
 def analyse(facts: Facts, *, torch_index: str | None = None,
@@ -185,3 +181,66 @@ def verify(python: str | None, *, device: str, model: str, timeout: float,
 
     target = interpreter.resolve_target(python, os.environ)
     return run_verify(target, device=device, model=model, timeout=timeout, progress=progress)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    outcome: Any  # repair.apply.transaction.Outcome
+    plan: dict[str, Any]
+    verdict: Any | None  # the last verify Verdict, when verification ran
+    python: str
+
+
+def prepare_apply(python: str | None, *, venv_new: str | None, plan_file: str | None,
+                  torch_index: str | None) -> tuple[str, dict[str, Any], Plan | None]:
+    """The target interpreter and the plan to apply (computed now, or loaded and checked against
+    the environment's fingerprint). ``venv_new`` creates a fresh venv first."""
+    from .apply.planfile import check_fingerprint, load_plan
+    from .apply.venv import create_venv
+    from .fingerprint import fingerprint
+    from .probe import interpreter
+
+    if venv_new is not None:
+        if plan_file is not None:
+            raise BadInput("--venv NEW plans for the new venv itself; do not give --plan")
+        base = interpreter.resolve_target(python, os.environ) if python else sys.executable
+        target = create_venv(Path(venv_new), base)
+    else:
+        target = interpreter.resolve_target(python, os.environ)
+    facts = detect(target)
+    if plan_file is not None:
+        doc = load_plan(plan_file)
+        check_fingerprint(doc, fingerprint(facts))
+        return target, doc, None
+    analysis = analyse(facts, torch_index=torch_index)
+    plan = replace(analysis.plan, python=target)
+    plan = with_commands(plan)
+    return target, plan.to_dict(), plan
+
+
+def run_apply(target: str, plan: dict[str, Any], *, installer: str, torch_index: str | None,
+              allow_conda: bool, verify_model: str, progress: Callable[[str], None]
+              ) -> ApplyResult:
+    """Apply the plan as one transaction; the 4-bit verification decides whether it stays."""
+    from .apply.transaction import apply_plan
+    from .verify.runner import run_verify
+
+    verdicts: list[Any] = []
+
+    def verify_after() -> bool:
+        progress(f"verifying with a real 4-bit load ({verify_model} model)")
+        v = run_verify(target, device="auto", model=verify_model, timeout=600, progress=progress)
+        verdicts.append(v)
+        return bool(v.ok)
+
+    outcome = apply_plan(plan, python=target, installer=installer, torch_index=torch_index,
+                         verify=None if verify_model == "skip" else verify_after,
+                         progress=progress, allow_conda=allow_conda)
+    return ApplyResult(outcome, plan, verdicts[-1] if verdicts else None, target)
+
+
+def run_rollback(python: str | None, progress: Callable[[str], None]) -> Any:
+    from .apply.transaction import rollback
+    from .probe import interpreter
+
+    return rollback(interpreter.resolve_target(python, os.environ), progress=progress)

@@ -120,7 +120,7 @@ def render_facts(f: Facts) -> str:
     return "\n".join(out)
 
 
-def render_plan(plan: Plan) -> str:
+def render_plan(plan: Plan, *, hint: bool = True) -> str:
     out: list[str] = []
     if plan.healthy:
         out.append("Healthy: nothing to repair.")
@@ -160,7 +160,7 @@ def render_plan(plan: Plan) -> str:
     if plan.unknown:
         out.append("\nCould not know (facts missing)")
         out.extend(f"  ? {u}" for u in plan.unknown)
-    if plan.steps:
+    if plan.steps and hint:
         out.append("\nApply with: qfix apply --yes   (or save this plan with --out FILE)")
     return "\n".join(out)
 
@@ -235,4 +235,36 @@ def render_matrix(view: Any, cells: Sequence[Any]) -> str:
         for why, where in sorted(reasons.items(), key=lambda x: -len(x[1])):
             shown = ", ".join(where[:6]) + (f" (+{len(where) - 6})" if len(where) > 6 else "")
             lines.append(f"  {why}: {shown}")
+    return "\n".join(lines)
+
+
+def render_saved_plan(doc: dict[str, Any]) -> str:
+    """A saved qfix.plan/1 document, as the steps it will run."""
+    rows = [["", "package", "from", "to", "index"]]
+    for st in doc.get("steps", []):
+        sign = "-" if st["action"] == "uninstall" else ("+" if st.get("from") is None else "~")
+        rows.append([sign, st["package"], st.get("from") or "(none)", st.get("to") or "(removed)",
+                     st.get("index_url") or "(default index)"])
+    return "Saved plan\n" + table(rows)
+
+
+def render_outcome(outcome: Any, verdict: Any | None) -> str:
+    """The result of `qfix apply` / `qfix rollback`."""
+    lines = []
+    if outcome.ok:
+        lines.append("Done: the environment was changed" + (" and verified." if outcome.verified
+                                                            else "."))
+    elif outcome.rolled_back:
+        lines.append(f"Rolled back to the exact previous state: {outcome.error}")
+    else:
+        lines.append(f"Failed: {outcome.error}")
+    changed = sorted(set(outcome.before) | set(outcome.after))
+    rows = [[n, outcome.before.get(n, "(none)"), outcome.after.get(n, "(none)")] for n in changed
+            if outcome.before.get(n) != outcome.after.get(n)]
+    if rows:
+        lines.append(table([["package", "before", "after"], *rows]))
+    if verdict is not None:
+        lines.append(f"verify: {verdict.summary}")
+    if outcome.timings:
+        lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in outcome.timings.items()))
     return "\n".join(lines)

@@ -222,6 +222,7 @@ def test_crashing_verification_rolls_back(tmp_path: Path, henv: dict) -> None:
     [
         (signal.SIGTERM, "pip", "SIGTERM"),
         (signal.SIGINT, "uv", "Ctrl-C"),
+        (signal.SIGHUP, "uv", "SIGHUP"),
     ],
 )
 def test_signal_during_install_rolls_back(

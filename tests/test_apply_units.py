@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from repair import process
 from repair.apply import installers
 from repair.apply.installers import (
     build_commands,
@@ -31,7 +32,7 @@ from repair.apply.installers import (
     validate_name,
 )
 from repair.apply.planfile import check_fingerprint, load_plan, validate_plan
-from repair.apply.transaction import Outcome, installed_versions
+from repair.apply.transaction import Outcome, _describe, _tail, installed_versions
 from repair.apply.venv import TargetKind, classify_target, inspect_target, require_changeable
 from repair.errors import ApplyRefused, BadInput, ExitCode, Locked, PlanFileError
 from repair.facts import PythonInfo
@@ -557,3 +558,29 @@ def test_real_torch_wheel_is_listed_under_cpu(tmp_path: Path) -> None:
         page = urllib.request.urlopen(f"{idx.torch_base}/cpu/torch/").read().decode()
         assert "torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl#sha256=" in page
     assert os.path.islink(tmp_path / "idx" / "files" / real.name)
+
+
+def test_progress_lines_hide_index_credentials_and_errors_come_first() -> None:
+    argv = [
+        PY,
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--index-url",
+        "https://bob:s3cret@mirror.example/whl/cu126",
+        "torch==2.7.1+cu126",
+    ]
+    line = _describe(argv)
+    assert line == "install torch==2.7.1+cu126 from https://***@mirror.example/whl/cu126"
+    assert _describe(["/bin/uv", "pip", "uninstall", "--python", PY, "bitsandbytes-cuda111"]) == (
+        "uninstall bitsandbytes-cuda111"
+    )
+    done = process.Completed(
+        ("pip",),
+        1,
+        "",
+        "WARNING: retrying\nERROR: No matching distribution "
+        "found for torch==9.9\nWARNING: later noise\n",
+    )
+    assert _tail(done).startswith("ERROR: No matching distribution found for torch==9.9")

@@ -55,6 +55,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -157,20 +158,22 @@ class Terminated(BaseException):
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
-    """In the transaction SIGTERM raises Terminated (SIGINT raises KeyboardInterrupt already)."""
+    """In the transaction SIGTERM/SIGHUP raise Terminated (SIGINT: KeyboardInterrupt already)."""
 
     def on_term(signum: int, frame: object) -> None:
-        raise Terminated()
+        raise Terminated(signal.Signals(signum).name)
 
+    olds: dict[signal.Signals, Any] = {}
     try:
-        old = signal.signal(signal.SIGTERM, on_term)
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal went away
+            olds[sig] = signal.signal(sig, on_term)
     except ValueError:  # not the main thread: signals cannot be handled here anyway
-        yield
-        return
+        pass
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for signum, old in olds.items():
+            signal.signal(signum, old)
 
 
 @contextlib.contextmanager
@@ -180,7 +183,7 @@ def _signals_deferred() -> Iterator[list[int]]:
     got: list[int] = []
     olds: dict[signal.Signals, Any] = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             olds[sig] = signal.signal(sig, lambda s, f: got.append(s))
     except ValueError:
         pass  # not the main thread
@@ -576,7 +579,7 @@ def _describe(argv: list[str]) -> str:
             continue
         if a in ("--index-url", "--index", "-c", "--python", "--index-strategy"):
             if a in ("--index-url", "--index"):
-                index = argv[i + 1]
+                index = _redact(argv[i + 1])
             skip = True
             continue
         if "==" in a and not a.startswith("-"):
@@ -591,9 +594,21 @@ def _describe(argv: list[str]) -> str:
 
 
 def _tail(done: process.Completed, lines: int = 3) -> str:
-    text = (done.stderr.strip() or done.stdout.strip()).splitlines()
-    useful = [t.strip() for t in text if t.strip()][-lines:]
+    """The installer's own error lines (pip: ``ERROR: ...``, uv: ``error: ...``), else its last
+    lines: what the user needs in the one-line failure message."""
+    text = [t.strip() for t in (done.stderr + "\n" + done.stdout).splitlines() if t.strip()]
+    first = next((i for i, t in enumerate(text) if t.startswith(("ERROR", "error:"))), None)
+    useful = text[first : first + lines] if first is not None else text[-lines:]
     return " | ".join(useful) if useful else f"exit status {done.returncode}"
+
+
+def _redact(url: str) -> str:
+    """A URL without its password or token (mirror URLs may carry them) for progress lines."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 # --------------------------------------------------------------------------- apply
@@ -783,8 +798,8 @@ def apply_plan(
             error = str(exc)
         except KeyboardInterrupt:
             error, interrupted = "interrupted (Ctrl-C)", True
-        except Terminated:
-            error, interrupted = "interrupted (SIGTERM)", True
+        except Terminated as exc:
+            error, interrupted = f"interrupted ({exc.args[0] if exc.args else 'SIGTERM'})", True
         except BaseException as exc:
             # Anything else (a bug, a full disk): restore, then let it surface.
             _rollback_now(state, journal, progress, f"unexpected error: {exc!r}")
