@@ -466,6 +466,9 @@ def report() -> dict[str, object]:
         out["packages"] = packages
     out["torch_dependents"] = dependents
     out["torch_optional_dependents"] = optional
+    # Every installed distribution, so that a saved plan is refused once anything changed
+    # (repair/fingerprint.py).
+    out["distributions"] = {norm: d.version for norm, d in sorted(first.items())}
     out["duplicate_distributions"] = {
         name: vs for name, vs in versions_by_name.items() if len(vs) > 1
     }
