@@ -1,9 +1,9 @@
 """The fingerprint of an environment, so that a saved plan made for it is refused once it changed.
 
-Pure: computed from Facts only. It covers what a plan depends on: the interpreter, every installed
-distribution and its version, the torch build and the bitsandbytes install. Host-only facts (the driver, the
-GPUs) are left out on purpose: a driver upgrade does not make a venv plan unsafe to apply, and the
-re-run of `qfix plan` would say so anyway.
+Pure: computed from Facts only. It covers what a plan depends on: the interpreter, every
+installed distribution and its version, the torch build and the bitsandbytes install. Host-only
+facts (the driver, the GPUs) are left out on purpose: a driver upgrade does not make a venv plan
+unsafe to apply, and the re-run of `qfix plan` would say so anyway.
 """
 
 from __future__ import annotations
