@@ -1,0 +1,177 @@
+"""The planner's promises, one scenario each (issue: plan and explain, "The planner must")."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from packaging.version import Version
+
+from repair.facts import facts_from_dict
+from repair.knowledge import load_knowledge
+from repair.view import arch_coverage
+from tests.core_helpers import analyse, example_doc
+
+KB = load_knowledge()
+
+
+def facts(**changes):
+    doc = copy.deepcopy(example_doc("healthy.json")["facts"])
+    for key, value in changes.items():
+        doc[key] = value
+    return facts_from_dict(doc, "test")
+
+
+def torch_step(plan):
+    return next((s for s in plan.steps if s.package == "torch"), None)
+
+
+def chosen_cuda(plan) -> Version | None:
+    rel = KB.torch.release(torch_step(plan).to)
+    return rel.variant(plan.torch_variant).cuda
+
+
+def test_gtx_1080_ti_never_gets_a_cu128_or_cu13x_build():
+    f = facts(gpus=[{"index": 0, "name": "GTX 1080 Ti", "compute_capability": "6.1"}],
+              driver={"found": True, "version": "580.65.06", "cuda": "13.0"},
+              packages={"torch": "2.8.0+cu128", "bitsandbytes": "0.48.2"},
+              torch={"version": "2.8.0+cu128", "cuda": "12.8"},
+              bitsandbytes={"version": "0.48.2", "copies": 1})
+    diag, plan = analyse(f)
+    assert "gpu-arch-unsupported" in diag.ids
+    assert chosen_cuda(plan) <= Version("12.6")
+    assert arch_coverage(plan.torch_arch_list, Version("6.1")) == "sass"
+
+
+def test_rtx_5090_needs_cu128_or_newer():
+    f = facts(gpus=[{"index": 0, "name": "RTX 5090", "compute_capability": "12.0"}],
+              driver={"found": True, "version": "575.51.03", "cuda": "12.9"},
+              packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.5"},
+              torch={"version": "2.5.1+cu124", "cuda": "12.4"})
+    diag, plan = analyse(f)
+    assert "gpu-arch-unsupported" in diag.ids
+    assert chosen_cuda(plan) >= Version("12.8")
+    # bitsandbytes stays or moves, but what ends installed has a library for the new CUDA
+    final = plan.bnb_target or "0.45.5"
+    build = KB.bnb.release(final).builds["linux-x86_64"]
+    assert "128" in build.cuda_libs or chosen_cuda(plan) >= Version("13.0")
+
+
+def test_470_driver_gets_cu118_through_minor_version_compatibility():
+    f = facts(driver={"found": True, "version": "470.182.03", "cuda": "11.4"})
+    diag, plan = analyse(f)
+    assert "driver-too-old" in diag.ids
+    assert chosen_cuda(plan) == Version("11.8")
+    assert any("525.60.13" in m.text and not m.required for m in plan.manual)
+
+
+def test_torch_left_alone_when_only_bitsandbytes_is_wrong():
+    f = facts(packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.38.1", "torchvision":
+                        "0.20.1+cu121"},
+              bitsandbytes={"version": "0.38.1", "copies": 1})
+    diag, plan = analyse(f)
+    assert torch_step(plan) is None
+    assert [s.package for s in plan.steps] == ["bitsandbytes"]
+
+
+def test_torchvision_and_torchaudio_move_with_torch():
+    f = facts(driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
+              packages={"torch": "2.5.1+cu121", "torchvision": "0.20.1+cu121",
+                        "torchaudio": "2.5.1+cu121", "bitsandbytes": "0.45.5"})
+    _, plan = analyse(f)
+    names = {s.package: s for s in plan.steps}
+    variant = plan.torch_variant
+    assert names["torchvision"].to.endswith("+" + variant)
+    assert names["torchaudio"].to.endswith("+" + variant)
+    assert names["torchvision"].index_url == names["torch"].index_url
+
+
+def test_a_distribution_pinning_torch_is_respected():
+    f = facts(driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
+              packages={"torch": "2.5.1+cu121", "xformers": "0.0.28.post3",
+                        "bitsandbytes": "0.45.5"},
+              torch_dependents={"xformers": "torch==2.5.1"})
+    _, plan = analyse(f)
+    assert torch_step(plan).to == "2.5.1+cu118"
+
+
+def test_an_unsatisfiable_pin_is_reported():
+    f = facts(driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
+              packages={"torch": "2.5.1+cu121", "xformers": "0.0.1", "bitsandbytes": "0.45.5"},
+              torch_dependents={"xformers": "torch==2.9.0"})  # 2.9 has no CUDA 11 build
+    _, plan = analyse(f)
+    assert any("xformers requires torch==2.9.0" in u for u in plan.unknown)
+
+
+def test_windows_cuda_builds_come_from_the_pytorch_index():
+    f = facts(host={"system": "Windows", "machine": "AMD64"},
+              packages={"torch": "2.5.1+cpu", "bitsandbytes": "0.45.5"},
+              torch={"version": "2.5.1+cpu", "cuda": None})
+    diag, plan = analyse(f)
+    assert "torch-cpu-build" in diag.ids
+    step = torch_step(plan)
+    assert step.index_url.startswith("https://download.pytorch.org/whl/cu")
+    assert "windows-x86_64" in KB.torch.release(step.to).variant(plan.torch_variant).platforms
+
+
+def test_old_python_limits_the_release():
+    f = facts(python={"version": "3.8.18", "in_venv": True},
+              driver={"found": True, "version": "470.182.03", "cuda": "11.4"})
+    _, plan = analyse(f)
+    rel = KB.torch.release(torch_step(plan).to)
+    assert Version("3.8") in rel.python
+
+
+def test_aarch64_uses_aarch64_builds():
+    f = facts(host={"system": "Linux", "machine": "aarch64", "libc": "glibc 2.35"},
+              gpus=[{"index": 0, "name": "GH200", "compute_capability": "9.0"}],
+              driver={"found": True, "version": "580.65.06", "cuda": "13.0"},
+              packages={"torch": "2.9.1+cpu", "bitsandbytes": "0.48.2"},
+              torch={"version": "2.9.1+cpu", "cuda": None})
+    _, plan = analyse(f)
+    step = torch_step(plan)
+    var = KB.torch.release(step.to).variant(plan.torch_variant)
+    assert "linux-aarch64" in var.platforms and var.cuda is not None
+
+
+def test_old_glibc_is_a_manual_step_not_an_upgrade():
+    _, plan = analyse(facts(host={"system": "Linux", "machine": "x86_64", "libc": "glibc 2.17"},
+                            packages={"torch": "2.1.2+cu121", "bitsandbytes": "0.42.0"},
+                            torch={"version": "2.1.2+cu121", "cuda": "12.1"},
+                            bitsandbytes={"version": "0.42.0", "copies": 1}))
+    assert not any(s.package == "bitsandbytes" for s in plan.steps)
+    assert any(m.required and "2.24" in m.text for m in plan.manual)
+
+
+def test_bnb_cuda_version_override_becomes_a_manual_step():
+    f = facts(env={"BNB_CUDA_VERSION": "119"})
+    diag, plan = analyse(f)
+    assert "bnb-cuda-override" in diag.ids
+    m = next(m for m in plan.manual if m.id == "bnb-cuda-override")
+    assert m.required and "unset BNB_CUDA_VERSION" in m.text and "empty" in m.text
+
+
+@pytest.mark.parametrize("value", ["", "12.1", "cu121"])
+def test_non_digit_override_is_fatal_on_050(value):
+    f = facts(env={"BNB_CUDA_VERSION": value},
+              packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.50.2"},
+              bitsandbytes={"version": "0.50.2", "copies": 1})
+    diag, _ = analyse(f)
+    assert "bnb-cuda-override" in diag.ids
+
+
+def test_driver_too_old_for_every_build_is_a_required_driver_upgrade():
+    f = facts(driver={"found": True, "version": "390.157", "cuda": "9.1"})
+    _, plan = analyse(f)
+    assert torch_step(plan) is None
+    m = next(m for m in plan.manual if m.required)
+    assert m.id == "driver-too-old" and ">=" in m.text
+
+
+def test_plan_says_what_it_could_not_know():
+    f = facts_from_dict({"schema": "qfix.facts/1", "gpus": [{"compute_capability": "8.0"}],
+                         "packages": {"torch": "2.5.1+cu121"},
+                         "torch": {"version": "2.5.1+cu121", "cuda": "12.1"}}, "partial")
+    _, plan = analyse(f)
+    assert any("driver" in u for u in plan.unknown)
+    assert any("platform" in u for u in plan.unknown)
