@@ -1,0 +1,58 @@
+"""The house rules, enforced: a pure core, one door per side effect."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPAIR = Path(__file__).resolve().parent.parent / "repair"
+PURE = ["facts", "view", "knowledge", "catalogue", "diagnose", "planner", "explain", "render",
+        "fingerprint", "errors", "apply.installers", "apply.planfile"]
+# Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
+# the AST check below keeps the core's own code from importing it.)
+EFFECTS = {"pynvml", "torch", "bitsandbytes", "urllib.request", "http.client", "repair.process",
+           "repair.probe", "repair.verify", "repair.apply.transaction"}
+
+
+def test_pure_core_imports_no_effects():
+    code = (f"import sys, json\nfor m in {PURE!r}: __import__('repair.' + m)\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    mods = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                         text=True, check=True).stdout))
+    leaked = {m for m in mods for e in EFFECTS if m == e or m.startswith(e + ".")}
+    assert not leaked, leaked
+
+
+def _imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def test_one_door_per_effect():
+    files = [p for p in REPAIR.rglob("*.py")]
+    users = {p.relative_to(REPAIR).as_posix(): _imports(p) for p in files}
+    # only repair/probe/nvml.py imports pynvml
+    assert [f for f, mods in users.items() if "pynvml" in mods] == ["probe/nvml.py"]
+    # subprocess: the process door, plus the scripts that run inside the *target* interpreter
+    allowed = {"process.py", "probe/target_script.py", "verify/script.py"}
+    offenders = [f for f, mods in users.items() if "subprocess" in mods and f not in allowed]
+    assert not offenders, offenders
+
+
+def test_pure_core_code_imports_no_process_or_network_module():
+    for m in PURE:
+        mods = _imports(REPAIR / (m.replace(".", "/") + ".py"))
+        assert not mods & {"subprocess", "socket", "urllib.request", "http.client"}, (m, mods)
+
+
+def test_no_shell_true_anywhere():
+    for p in REPAIR.rglob("*.py"):
+        assert "shell=True" not in p.read_text(), p
