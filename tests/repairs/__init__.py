@@ -1,0 +1,1 @@
+"""Repair scenarios run end to end by `nox -s repairs` (see docs/repairs.md)."""
