@@ -27,8 +27,11 @@ from .view import View, make_view
 
 
 def detect(python: str | None = None, *, deep: bool = False,
-           environ: Mapping[str, str] | None = None) -> Facts:
-    """Read this machine (driver, GPUs) and the target interpreter into Facts."""
+           environ: Mapping[str, str] | None = None, prefetch: bool = False) -> Facts:
+    """Read this machine (driver, GPUs) and the target interpreter into Facts.
+
+    ``prefetch``: also load the knowledge base while the target answers (for plan and matrix).
+    """
     from .probe import interpreter, system
 
     env = os.environ if environ is None else environ
@@ -44,8 +47,9 @@ def detect(python: str | None = None, *, deep: bool = False,
         driver, gpus = system.probe_driver()
         host = system.probe_host()
         nvcc = system.probe_nvcc()
-        load_knowledge()  # cached: analyse() and matrix() find it loaded
-        load_catalogue()
+        if prefetch:
+            load_knowledge()  # cached: analyse() and matrix() find it loaded
+            load_catalogue()
         report = pending.result()
     merged_host = replace(
         report.host,
@@ -91,11 +95,12 @@ def example_path(name: str) -> Path:
 
 
 def get_facts(python: str | None, facts_file: str | None, *, deep: bool = False) -> Facts:
+    """The facts to plan from: a file, else a fresh probe (knowledge base loaded meanwhile)."""
     if facts_file is not None and python is not None:
         raise BadInput("give either --python or --facts, not both")
     if facts_file is not None:
         return read_facts(facts_file)
-    return detect(python, deep=deep)
+    return detect(python, deep=deep, prefetch=True)
 
 
 # --------------------------------------------------------------------------- diagnose & plan
@@ -215,7 +220,7 @@ def prepare_apply(python: str | None, *, venv_new: str | None, plan_file: str | 
         target = create_venv(Path(venv_new), base)
     else:
         target = interpreter.resolve_target(python, os.environ)
-    facts = detect(target)
+    facts = detect(target, prefetch=True)
     if plan_file is not None:
         doc = load_plan(plan_file)
         check_fingerprint(doc, fingerprint(facts))

@@ -60,7 +60,8 @@ def render_facts(f: Facts) -> str:
             out.append(f"    tried {a.get('source')}: {ok}; gave {gave}{err}")
     out.append("\nGPUs")
     if f.gpus is None:
-        out.append("  unknown")
+        out.append("  none found (no NVIDIA driver)" if d is not None and d.found is False
+                   else "  unknown")
     elif not f.gpus:
         out.append("  none")
     else:

@@ -62,7 +62,7 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
     steps = data.get("steps")
     if not isinstance(steps, list):
         raise _fail(origin, "steps", "must be a list")
-    seen: set[str] = set()
+    seen: set[tuple[str, object]] = set()
     for i, step in enumerate(steps):
         where = f"steps[{i}]"
         if not isinstance(step, dict):
@@ -71,7 +71,10 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
             name = validate_name(step.get("package"))
         except BadInput as exc:
             raise _fail(origin, f"{where}.package", exc.message) from None
-        key = normalize(name)
+        # One install and one uninstall of a name may both appear: the planner's repair of a
+        # duplicate install removes every copy, then installs one clean copy (uninstalls run
+        # first, repair/apply/installers.build_commands). Twice the same action is refused.
+        key = (normalize(name), step.get("action"))
         if key in seen:
             raise _fail(origin, f"{where}.package", f"{name} appears in more than one step")
         seen.add(key)

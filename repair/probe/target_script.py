@@ -100,8 +100,11 @@ def _headers(path: str) -> tuple[str | None, str | None, list[str]]:
     last: str | None = None
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
-            if not line.strip():
-                break  # the body (long description) follows the first blank line
+            if not line.rstrip("\r\n"):
+                # The body (long description) follows the first empty line. A line of spaces is
+                # a folded continuation (RFC 822 3.1.1), e.g. inside a multi-line License header
+                # (bitsandbytes 0.45.5), not the end of the headers.
+                break
             if line[0] in " \t":
                 if last is not None and requires and last == "requires-dist":
                     requires[-1] += " " + line.strip()

@@ -93,6 +93,15 @@ class App:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifyExpect:
+    """What `qfix verify --device auto --model none` reports on the broken venv."""
+
+    exit_code: int
+    failure_ids: tuple[str, ...] = ()  # exactly these ids
+    failed_checks: tuple[str, ...] = ()  # exactly these checks fail
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     id: str
     summary: str
@@ -102,13 +111,13 @@ class Scenario:
     steps: tuple[Step, ...]  # exactly the plan's steps, in order
     host: Host | None = None  # None: no NVIDIA driver (this CPU-only machine)
     stray: tuple[tuple[str, str], ...] = ()  # other distributions, installed --no-deps
+    extras: tuple[str, ...] = ()  # requirements installed beside (with their dependencies)
     apps: tuple[App, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # set for every qfix command (the user's shell)
     manual_required: tuple[str, ...] = ()  # ids of the manual steps marked required
     installer: str = "auto"
-    # `qfix verify --model none` on the broken venv: (exit code, failure ids), or None where no
-    # load can run (a generated torch).
-    verify_before: tuple[int, tuple[str, ...]] | None = None
+    # `qfix verify` on the broken venv, or None where no load can run (a generated torch)
+    verify_before: VerifyExpect | None = None
     # Environment variables the user removes after reading the plan (a venv cannot fix them).
     user_unsets: tuple[str, ...] = ()
     heavy: bool = False  # only in `nox -s repairs-heavy`
@@ -261,6 +270,9 @@ def _host(driver: tuple[str, str], *gpus: Gpu) -> Host:
     return Host(driver[0], driver[1], gpus)
 
 
+# Before 0.46.0 bitsandbytes has no CPU 4-bit kernels: the layers fail on the CPU. (verify names
+# no failure class for it; `qfix plan` does: bnb-no-cpu-4bit. See docs/repairs.md.)
+_CPU_LAYERS_FAIL = VerifyExpect(1, (), ("linear-fp4@cpu", "linear-nf4@cpu"))
 _NO_4BIT = ("no-nvidia-driver", "bnb-no-4bit", "hf-stack-too-old", "bnb-no-cpu-4bit")
 _NO_CPU_4BIT = ("no-nvidia-driver", "bnb-no-cpu-4bit")
 
@@ -272,42 +284,45 @@ SCENARIOS: tuple[Scenario, ...] = (
         summary="bitsandbytes 0.37.2 (no 4-bit at all) beside torch 2.13.0+cpu",
         torch=REAL_TORCH, bitsandbytes="0.37.2", findings=_NO_4BIT,
         steps=(_bnb_upgrade("0.37.2"),), installer="pip",
-        verify_before=(1, ("bnb-no-4bit",)),
+        verify_before=VerifyExpect(1, ("bnb-no-4bit",), ("4bit-api",)),
     ),
     Scenario(
         id="bnb-0.38",
         summary="bitsandbytes 0.38.1 (no 4-bit at all) beside torch 2.13.0+cpu",
         torch=REAL_TORCH, bitsandbytes="0.38.1", findings=_NO_4BIT,
         steps=(_bnb_upgrade("0.38.1"),), installer="uv",
-        verify_before=(1, ("bnb-no-4bit",)),
+        verify_before=VerifyExpect(1, ("bnb-no-4bit",), ("4bit-api",)),
     ),
     Scenario(
         id="bnb-0.41",
         summary="bitsandbytes 0.41.3.post2 (4-bit on CUDA only) beside torch 2.13.0+cpu",
         torch=REAL_TORCH, bitsandbytes="0.41.3.post2", findings=_NO_CPU_4BIT,
         steps=(_bnb_upgrade("0.41.3.post2"),), installer="pip",
-        verify_before=(1, ("bnb-no-cpu-4bit",)),
+        # 0.41 imports scipy without declaring it (its wheel has no Requires-Dist at all):
+        # without scipy the import itself fails, which would hide the 4-bit breakage
+        extras=("scipy",),
+        verify_before=_CPU_LAYERS_FAIL,
     ),
     Scenario(
         id="bnb-0.43",
         summary="bitsandbytes 0.43.3 (4-bit on CUDA only) beside torch 2.13.0+cpu",
         torch=REAL_TORCH, bitsandbytes="0.43.3", findings=_NO_CPU_4BIT,
         steps=(_bnb_upgrade("0.43.3"),), installer="uv",
-        verify_before=(1, ("bnb-no-cpu-4bit",)),
+        verify_before=_CPU_LAYERS_FAIL,
     ),
     Scenario(
         id="bnb-0.45",
         summary="bitsandbytes 0.45.5 (4-bit on CUDA only) beside torch 2.13.0+cpu",
         torch=REAL_TORCH, bitsandbytes="0.45.5", findings=_NO_CPU_4BIT,
         steps=(_bnb_upgrade("0.45.5"),), installer="pip",
-        verify_before=(1, ("bnb-no-cpu-4bit",)),
+        verify_before=_CPU_LAYERS_FAIL,
     ),
     Scenario(
         id="bnb-0.48",
         summary="bitsandbytes 0.48.2 beside torch 2.13.0+cpu: already works on the CPU backend; "
         "qfix must leave it alone (plan healthy, apply changes nothing, verify passes)",
         torch=REAL_TORCH, bitsandbytes="0.48.2", findings=("no-nvidia-driver",), steps=(),
-        verify_before=(10, ()),
+        verify_before=VerifyExpect(10),
     ),
     Scenario(
         id="bnb-duplicate",
@@ -322,7 +337,8 @@ SCENARIOS: tuple[Scenario, ...] = (
             Step("install", "bitsandbytes", "0.50.2", "0.50.2"),
         ),
         installer="pip",
-        verify_before=(1, ()),
+        # the fork's files replace 0.50.2's: `import bitsandbytes` looks for CUDA 11.1's runtime
+        verify_before=VerifyExpect(1, ("cuda-libs-not-found",), ("import-bitsandbytes",)),
     ),
     # --- wrong torch CUDA variants on simulated GPU hosts, repaired from the local PyTorch-style
     # index (generated torch wheels: qfix reads them as files; no load can run on them).
@@ -365,7 +381,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         host=_host(DRIVER_570, RTX4090), torch=REAL_TORCH, bitsandbytes="0.48.2",
         findings=("torch-cpu-build",), steps=(_torch(REAL_TORCH, "2.13.0+cu126"),),
         installer="uv",
-        verify_before=(1, ("torch-cpu-build",)),
+        verify_before=VerifyExpect(1, ("torch-cpu-build",), ("device",)),
     ),
     Scenario(
         id="bnb-cuda-override",
@@ -384,7 +400,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         apps=(App("qfix-demo-app", "1.0", "torch==2.14.1"),),
         findings=("torch-cpu-build",), steps=(_torch(REAL_TORCH, HEAVY_TORCH),),
         installer="pip",
-        verify_before=(1, ("torch-cpu-build",)),
+        verify_before=VerifyExpect(1, ("torch-cpu-build",), ("device",)),
         heavy=True,
     ),
 )
@@ -402,4 +418,4 @@ def get(scenario_id: str) -> Scenario:
 
 
 __all__ = ["SCENARIOS", "BY_ID", "LIGHT_IDS", "HEAVY_IDS", "Scenario", "Step", "Host", "Gpu",
-           "App", "get"]
+           "App", "VerifyExpect", "get"]
