@@ -6,6 +6,7 @@ Sessions reuse one pip cache and the test venv cache (.cache/venvs), so a second
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))  # the scenario table (stdlib only) parametrizes `repairs`
 from tests.repairs.scenarios import HEAVY_IDS, LIGHT_IDS  # noqa: E402
+
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"  # the Python of the local torch wheels (2.13.0 CPU, 2.14.1 cu130)
@@ -43,15 +45,21 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def wheel(session: nox.Session) -> None:
-    """Build the wheel, install it into a fresh venv and plan from a shipped example: proves that
-    plans/ (the knowledge base and the examples) ships inside the wheel."""
+    """Build the wheel, install it in a fresh venv, plan from a shipped example (plans/ ships).
+
+    Proves that plans/ (the knowledge base and the examples) ships inside the wheel."""
     tmp = Path(session.create_tmp())
+    shutil.rmtree(tmp / "dist", ignore_errors=True)  # a reused tmp must not offer an old wheel
     session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(tmp / "dist"), str(ROOT))
     wheel_file = next((tmp / "dist").glob("qfix-*.whl"))
-    session.install(str(wheel_file))
+    # --force-reinstall: a reused session venv already holds a qfix of the same version
+    session.install("--force-reinstall", str(wheel_file))
     session.chdir(str(tmp))  # away from the checkout: only the installed wheel is importable
-    session.run("python", "-c", "import repair, pathlib; "
-                "assert 'site-packages' in repair.__file__, repair.__file__")
+    session.run(
+        "python",
+        "-c",
+        "import repair, pathlib; assert 'site-packages' in repair.__file__, repair.__file__",
+    )
     session.run("qfix", "plan", "--facts", "example:seed", success_codes=[1])
     session.run("qfix", "explain", "no kernel image is available for execution on the device")
 

@@ -31,6 +31,7 @@ class FailureClass:
     sources: tuple[str, ...]
     checked: str
     example: str | None
+    unless: tuple[re.Pattern[str], ...] = ()  # text that rules the class out despite a signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +77,10 @@ def _parse(data: dict[str, object], origin: str) -> Catalogue:
         if entry["id"] in seen:
             raise KnowledgeError(f"{where}: duplicate id")
         seen.add(entry["id"])
-        patterns = []
-        for sig in entry["signatures"]:
-            try:
-                patterns.append(re.compile(sig, re.IGNORECASE | re.MULTILINE))
-            except re.error as exc:
-                raise KnowledgeError(
-                    f"{where}: signature {sig!r} is not a valid regex ({exc})") from None
+        unless = entry.get("unless", [])
+        if not isinstance(unless, list) or not all(isinstance(x, str) for x in unless):
+            raise KnowledgeError(f"{where}: field 'unless' must be a list of strings")
+        patterns, negatives = _compile(entry["signatures"], where), _compile(unless, where)
         example = entry.get("example")
         if example is not None and not isinstance(example, str):
             raise KnowledgeError(f"{where}: field 'example' must be a file name")
@@ -90,8 +88,20 @@ def _parse(data: dict[str, object], origin: str) -> Catalogue:
             id=entry["id"], severity=entry["severity"], title=entry["title"],
             explanation=entry["explanation"], evidence=tuple(entry["evidence"]),
             confirm=entry["confirm"], remedy=entry["remedy"], signatures=tuple(patterns),
-            sources=tuple(entry["sources"]), checked=entry["checked"], example=example))
+            sources=tuple(entry["sources"]), checked=entry["checked"], example=example,
+            unless=negatives))
     return Catalogue(tuple(out))
+
+
+def _compile(sigs: list[str], where: str) -> tuple[re.Pattern[str], ...]:
+    out = []
+    for sig in sigs:
+        try:
+            out.append(re.compile(sig, re.IGNORECASE | re.MULTILINE))
+        except re.error as exc:
+            raise KnowledgeError(
+                f"{where}: signature {sig!r} is not a valid regex ({exc})") from None
+    return tuple(out)
 
 
 @lru_cache(maxsize=8)

@@ -28,6 +28,10 @@ from .view import (
     series,
 )
 
+# Jetson (L4T) evidence: the integrated GPUs' compute capabilities named in compat-facts (Orin
+# sm_87, C1 / bnb#1930; Thor sm_101, renamed sm_110 in CUDA 13, A3), their names, the L4T release.
+JETSON_CCS = (Version("8.7"), Version("10.1"), Version("11.0"))
+JETSON_TEXT = re.compile(r"\b(orin|xavier|jetson|thor|tegra|nvgpu|l4t|jetpack)\b", re.IGNORECASE)
 FIRST_4BIT = Version("0.39.0")  # compat-facts C1 (S24): Linear4bit, NF4/FP4
 FIRST_CPU_4BIT = Version("0.46.0")  # compat-facts C5 (S23 backends/cpu/ops.py)
 WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's libraries here
@@ -56,6 +60,19 @@ class Diagnosis:
 
     def has(self, failure_id: str) -> bool:
         return failure_id in self.ids
+
+
+def is_jetson(view: View) -> bool:
+    """An NVIDIA Jetson board (L4T), where neither PyPI's bitsandbytes nor the PyTorch index
+    builds fit and the driver comes with JetPack."""
+    if view.platform != "linux-aarch64":
+        return False
+    h = view.facts.host
+    if h is not None and (h.l4t or JETSON_TEXT.search(h.os_release or "")):
+        return True
+    if any(JETSON_TEXT.search(g.name or "") for g in view.gpus or ()):
+        return True
+    return any(cc in JETSON_CCS for cc in view.ccs)
 
 
 def torch_arch_list(view: View, kb: Knowledge) -> tuple[tuple[str, ...] | None, str]:
@@ -137,6 +154,14 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
     f = view.facts
 
     # --- host: driver and GPUs ------------------------------------------------------------
+    jetson = is_jetson(view)
+    if jetson:
+        h = f.host
+        out.append(_finding(cat, "jetson-l4t",
+                            "NVIDIA Jetson (L4T): bitsandbytes' aarch64 wheels are built for SBSA "
+                            "servers and torch must be NVIDIA's Jetson build",
+                            l4t=h.l4t if h else None, os_release=h.os_release if h else None,
+                            gpus=[g.name for g in view.gpus or ()]))
     if view.rocm:
         out.append(_finding(cat, "rocm-host",
                             "AMD GPU / ROCm torch: CUDA remedies do not apply",
@@ -157,12 +182,17 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
     ccs = view.ccs
     if view.gpus is None and not view.rocm and view.has_nvidia_gpu is not False:
         unknown.append("gpus")
-    if len({(c.major, c.minor) for c in ccs}) > 1 and len({c.major for c in ccs}) > 1:
+    if len({c.major for c in ccs}) > 1:
+        # F49 (bnb#448): the legacy loaders (< 0.43.1) took the wrong GPU's capability; a current
+        # bitsandbytes serves each GPU, so there it is only a warning about device_map='auto'.
+        legacy = view.bnb is None or view.bnb < Version("0.43.1")
         names = [f"{g.name} ({g.compute_capability})" for g in view.gpus or ()]
-        out.append(_finding(cat, "mixed-gpus",
-                            "GPUs of different architectures are visible: " + ", ".join(names),
-                            gpus=names, weakest=str(min(ccs)),
-                            CUDA_VISIBLE_DEVICES=(f.env or {}).get("CUDA_VISIBLE_DEVICES")))
+        out.append(Finding("mixed-gpus", "error" if legacy and view.bnb_installed else "warning",
+                           "GPUs of different architectures are visible: " + ", ".join(names)
+                           + ("; the legacy bitsandbytes loader may take the wrong one's "
+                              "capability" if legacy and view.bnb_installed else ""),
+                           {"gpus": names, "weakest": str(min(ccs)), "legacy_loader": legacy,
+                            "CUDA_VISIBLE_DEVICES": (f.env or {}).get("CUDA_VISIBLE_DEVICES")}))
 
     # --- torch -----------------------------------------------------------------------------
     if view.torch_installed is False:
@@ -172,7 +202,7 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
     if f.torch is not None and f.torch.error:
         unknown.append("torch build (" + f.torch.error + ")")
 
-    nvidia_here = view.has_nvidia_gpu is True and not view.rocm
+    nvidia_here = view.has_nvidia_gpu is True and not view.rocm and not jetson
     if view.torch_cpu_build and nvidia_here:
         out.append(_finding(cat, "torch-cpu-build",
                             f"torch {view.torch} is a CPU-only build on a host with an NVIDIA GPU",
@@ -195,7 +225,7 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
             unknown.append("driver version (needed to check torch's CUDA build)")
 
     arch_list, arch_src = torch_arch_list(view, kb)
-    if ccs and view.torch_cuda is not None and not view.rocm:
+    if ccs and view.torch_cuda is not None and not view.rocm and not jetson:
         if arch_list is None:
             unknown.append("torch arch list")
         else:
@@ -238,7 +268,12 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
                             "distributions provide bitsandbytes: " + ", ".join(dists or forks),
                             distributions=list(dists)))
 
-    if rel is not None and rel.known_bad:
+    libs_here = bnb_available_libs(view, kb)
+    lib_ok = (libs_here is not None and view.torch_cuda is not None and rel is not None
+              and pick_cuda_lib(libs_here[0], view.torch_cuda, rel.loader) is not None)
+    if rel is not None and rel.known_bad and (libs_here is None or not libs_here[2] or not lib_ok):
+        # Both known-bad releases lack a library (0.39.0: cuda110/114; 0.45.4: the CPU one):
+        # report it where that shows or cannot be ruled out.
         out.append(_finding(cat, "bnb-known-bad-release",
                             f"bitsandbytes {view.bnb}: {rel.known_bad}",
                             bitsandbytes=str(view.bnb)))
@@ -331,13 +366,35 @@ def _contradicted(view: View, kb: Knowledge, fid: str) -> bool:
         return view.bnb is not None and view.bnb >= FIRST_4BIT
     if fid == "no-nvidia-driver":
         return view.has_nvidia_gpu is True
-    if fid in ("driver-too-old",):
-        return view.torch_cuda is None or driver_fit(view, kb, view.torch_cuda).ok is not False \
-            and (view.driver is not None or view.driver_cuda is not None)
+    if fid == "driver-too-old":
+        if view.has_nvidia_gpu is False:
+            return True  # no NVIDIA driver at all: no-nvidia-driver says it
+        return view.torch_cuda is not None and driver_fit(view, kb, view.torch_cuda).ok is True
+    if fid == "hf-stack-too-old":
+        # the floors were checked against known versions and did not fire
+        return view.package("transformers") is not None and view.package("accelerate") is not None
+    if fid == "bnb-known-bad-release":
+        rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+        return view.bnb is not None and (rel is None or not rel.known_bad)
+    if fid == "bnb-no-cuda-lib":
+        rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+        libs = bnb_available_libs(view, kb)
+        return (rel is not None and view.torch_cuda is not None and libs is not None
+                and pick_cuda_lib(libs[0], view.torch_cuda, rel.loader) is not None)
+    if fid == "bnb-platform-unsupported":
+        rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+        build = rel.builds.get(view.platform or "") if rel is not None else None
+        return (build is not None and build.native and not view.platform_assumed
+                and (view.glibc is None or build.glibc_min is None
+                     or view.glibc >= build.glibc_min))
+    if fid in ("cuda-libs-not-found", "stale-toolkit-on-path"):
+        return view.system == "Windows"  # LD_LIBRARY_PATH and libcudart search are Linux
     if fid == "gpu-arch-unsupported":
         arch, _ = torch_arch_list(view, kb)
         return arch is not None and bool(view.ccs) and all(
             arch_coverage(arch, cc) is not None for cc in view.ccs)
+    if fid == "jetson-l4t":
+        return not is_jetson(view) and view.platform is not None and not view.platform_assumed
     if fid == "rocm-host":
         return not view.rocm and view.torch_cuda is not None
     if fid == "mixed-gpus":

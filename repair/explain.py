@@ -38,20 +38,24 @@ class Match:
 def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tuple[Match, ...]:
     """Classes whose signatures match ``text``, strongest first; with a diagnosis, classes the
     facts prove are added (and those matches marked confirmed)."""
+    # Each class scores by its most specific matching signature (the longest pattern): a precise
+    # line outranks boilerplate that many logs share.
     found: dict[str, tuple[int, list[str]]] = {}
-    lines = text.splitlines() or [text]
-    for order, cls in enumerate(cat.classes):
+    for cls in cat.classes:
+        if any(p.search(text) for p in cls.unless):
+            continue
         hits: list[str] = []
+        score = 0
         for pattern in cls.signatures:
             for m in pattern.finditer(text):
+                score = max(score, len(pattern.pattern))
                 start = text.rfind("\n", 0, m.start()) + 1
                 end = text.find("\n", m.end())
                 line = text[start:end if end != -1 else len(text)].strip()
                 if line and line not in hits:
                     hits.append(line[:300])
         if hits:
-            found[cls.id] = (order, hits)
-    del lines
+            found[cls.id] = (score, hits)
     fact_ids = set(diagnosis.ids) if diagnosis else set()
     evidence: dict[str, dict[str, Any]] = {}
     if diagnosis:
@@ -60,9 +64,9 @@ def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tu
     matches: list[tuple[tuple[int, int, int], Match]] = []
     for fid in list(found) + [i for i in fact_ids if i not in found]:
         cls = cat.get(fid)
-        order, hits = found.get(fid, (len(cat.classes), []))
+        score, hits = found.get(fid, (0, []))
         confirmed = (fid in fact_ids) if diagnosis else None
-        rank = (0 if confirmed else 1, -len(hits), order)
+        rank = (0 if confirmed else 1, -score, cat.ids.index(fid))
         matches.append((rank, Match(
             id=fid, title=cls.title, severity=cls.severity, lines=tuple(hits),
             confirmed_by_facts=confirmed, explanation=cls.explanation, confirm=cls.confirm,

@@ -38,6 +38,7 @@ class Host:
     libc: str | None = None  # "glibc 2.35", "musl", None on Windows/macOS
     wsl: bool | None = None
     os_release: str | None = None  # PRETTY_NAME of /etc/os-release, when known
+    l4t: str | None = None  # NVIDIA Jetson: the first line of /etc/nv_tegra_release
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,9 @@ class TorchBuild:
     arch_list: tuple[str, ...] | None = None  # torch._C._cuda_getArchFlags(), e.g. ("sm_80",..)
     cuda_available: bool | None = None  # from --deep only
     error: str | None = None  # why the build could not be read (broken install)
+    # Whether `cuda`/`hip` were stated at all: a report that names only torch's version says
+    # nothing about its build (the probe always states them: null there means a CPU build).
+    build_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +240,7 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
     host = None
     if (h := r.obj("host")) is not None:
         host = Host(h.str_("system"), h.str_("machine"), h.str_("libc"), h.bool_("wsl"),
-                    h.str_("os_release"))
+                    h.str_("os_release"), h.str_("l4t"))
 
     driver = None
     if (d := r.obj("driver")) is not None:
@@ -275,7 +279,8 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
     torch = None
     if (t := r.obj("torch")) is not None:
         torch = TorchBuild(t.str_("version"), t.str_("cuda"), t.str_("hip"), t.strs("arch_list"),
-                           t.bool_("cuda_available"), t.str_("error"))
+                           t.bool_("cuda_available"), t.str_("error"),
+                           build_known="cuda" in t.data or "hip" in t.data)
 
     bnb = None
     if (b := r.obj("bitsandbytes")) is not None:
@@ -318,7 +323,7 @@ def facts_to_dict(f: Facts) -> dict[str, Any]:
     out: dict[str, Any] = {"schema": SCHEMA}
     out["host"] = None if f.host is None else {
         "system": f.host.system, "machine": f.host.machine, "libc": f.host.libc,
-        "wsl": f.host.wsl, "os_release": f.host.os_release}
+        "wsl": f.host.wsl, "os_release": f.host.os_release, "l4t": f.host.l4t}
     out["driver"] = None if f.driver is None else {
         "found": f.driver.found, "version": f.driver.version, "cuda": f.driver.cuda,
         "source": f.driver.source, "error": f.driver.error,
@@ -332,7 +337,8 @@ def facts_to_dict(f: Facts) -> dict[str, Any]:
         "conda": f.python.conda, "prefix": f.python.prefix}
     out["packages"] = None if f.packages is None else dict(f.packages)
     out["torch"] = None if f.torch is None else {
-        "version": f.torch.version, "cuda": f.torch.cuda, "hip": f.torch.hip,
+        "version": f.torch.version,
+        **({"cuda": f.torch.cuda, "hip": f.torch.hip} if f.torch.build_known else {}),
         "arch_list": None if f.torch.arch_list is None else list(f.torch.arch_list),
         "cuda_available": f.torch.cuda_available, "error": f.torch.error}
     out["bitsandbytes"] = None if f.bitsandbytes is None else {

@@ -55,6 +55,7 @@ def detect(python: str | None = None, *, deep: bool = False,
         report.host,
         wsl=host.wsl if report.host.wsl is None else report.host.wsl,
         os_release=report.host.os_release or host.os_release,
+        l4t=host.l4t,
     )
     extra: dict[str, Any] = {"packages_source": "probe", **report.extra}
     return Facts(host=merged_host, driver=driver, gpus=gpus, python=report.python,
@@ -129,7 +130,7 @@ def analyse(facts: Facts, *, torch_index: str | None = None,
     classes it points to count where the facts cannot rule them out."""
     kb = load_knowledge()
     cat = load_catalogue()
-    view = make_view(facts)
+    view = make_view(facts, kb)
     text = error_text or facts.extra.get("reported_error")
     reported = tuple(m.id for m in explain(text, cat)) if isinstance(text, str) else ()
     diag = diagnose(view, kb, cat, reported)
@@ -154,7 +155,7 @@ def explain_text(text: str, facts: Facts | None) -> tuple[Match, ...]:
     cat = load_catalogue()
     diag = None
     if facts is not None:
-        diag = diagnose(make_view(facts), load_knowledge(), cat)
+        diag = diagnose(make_view(facts, load_knowledge()), load_knowledge(), cat)
     return explain(text, cat, diag)
 
 
@@ -170,7 +171,7 @@ class MatrixCell:
 def matrix(facts: Facts) -> tuple[View, tuple[MatrixCell, ...]]:
     """Every torch release x variant of this platform: would it work here, and why not."""
     kb = load_knowledge()
-    view = make_view(facts)
+    view = make_view(facts, kb)
     # The builds that could apply to this host: CUDA and CPU builds (ROCm ones on a ROCm host).
     kinds = {"rocm", "cpu"} if view.rocm else {"cuda", "cpu"}
     cells = []

@@ -33,7 +33,6 @@ from .view import (
     View,
     arch_coverage,
     driver_fit,
-    parse_version,
     pick_cuda_lib,
     public,
     sass_ccs_cover,
@@ -317,8 +316,12 @@ def choose_bnb(view: View, kb: Knowledge, torch_v: Version | None, cuda: Version
 # --------------------------------------------------------------------------- the plan
 
 
-def _local_label(v: Version | None) -> str | None:
-    return None if v is None else str(v)
+def _from(installed: bool | None, version: Version | None) -> str | None:
+    """The 'from' of a step: the installed version, 'unknown' when installed without a reported
+    version (or when that is unknown), None when not installed."""
+    if version is not None:
+        return str(version)
+    return None if installed is False else "unknown"
 
 
 def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None = None,
@@ -338,6 +341,11 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
     _environment_manual(view, kb, ids, findings_by_id, manual)
     if view.platform_assumed:
         unknown.append(f"platform (assumed {view.platform})")
+    if view.torch_build_assumed:
+        unknown.append(f"torch build: {view.torch_build_assumed}")
+    if view.python is None:
+        unknown.append("Python version (torch and bitsandbytes releases bound it; bitsandbytes "
+                       ">= 0.49 needs 3.10)")
 
     torch_choice: TorchChoice | None = None
     bnb_choice: BnbRelease | None = None
@@ -359,8 +367,11 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found", "stale-toolkit-on-path",
                         "hf-stack-too-old"}))
 
-    if view.rocm:
-        notes.append("ROCm host: torch is left alone; see the manual steps")
+    # Platforms whose builds do not come from PyPI or the PyPI-style PyTorch index: hands off.
+    hands_off = view.rocm or "jetson-l4t" in ids
+    if hands_off:
+        notes.append(("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
+                     + ": torch and bitsandbytes are left alone; see the manual steps")
     elif must_move_torch:
         cands = torch_candidates(view, kb)
         best: tuple[TorchChoice, BnbRelease] | None = None
@@ -380,7 +391,8 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
             notes.append("no bitsandbytes release fits the chosen torch build")
         if torch_choice is None:
             _no_torch_candidate(view, kb, manual)
-    elif view.torch is not None and (bnb_bad or view.bnb_installed is not True):
+    elif (view.torch is not None or view.torch_cuda is not None) and (
+            bnb_bad or view.bnb_installed is not True):
         cpu = cpu_host or view.torch_cuda is None
         current = _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda, cpu,
                                       keep=keep_bnb)
@@ -393,10 +405,13 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                     torch_choice, bnb_choice = c, r
                     notes.append(
                         f"torch moves to {c.version}: no bitsandbytes with the current loader "
-                        f"(>= {MODERN_BNB_LOADER}) serves torch {view.torch}")
+                        f"(>= {MODERN_BNB_LOADER}) serves torch "
+                        f"{view.torch or f'with CUDA {view.torch_cuda}'}")
                     break
         if torch_choice is None:
             bnb_choice = current
+        if view.torch is None:
+            unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
     elif bnb_bad or view.bnb_installed is not True:
         # torch unknown (a report without its version): choose by what is known.
         cuda = view.torch_cuda
@@ -406,13 +421,16 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
             unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
 
     if torch_choice is not None:
-        _torch_steps(view, torch_choice, diag, base, steps, unknown)
+        _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
         _driver_alternative(view, kb, torch_choice, manual)
 
     if bnb_choice is not None and (view.bnb is None or public(view.bnb) != bnb_choice.version
                                    or "bnb-duplicate-install" in ids):
         because = sorted(ids & (BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found",
-                                                "stale-toolkit-on-path", "hf-stack-too-old"}))
+                                                "stale-toolkit-on-path"}))
+        if any(f.evidence.get("package") == "bitsandbytes"
+               for f in findings_by_id.get("hf-stack-too-old", [])):
+            because.append("hf-stack-too-old")
         if torch_choice is not None and not because:
             because = sorted(ids & TORCH_FINDINGS)  # it follows torch to its new CUDA
         if "bnb-duplicate-install" in ids:
@@ -420,13 +438,14 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                 name, _, ver = d.partition(" ")
                 steps.append(Step("uninstall", name, ver or None, None, None,
                                   ("bnb-duplicate-install",), "uninstall"))
-        steps.append(Step("install", "bitsandbytes", _local_label(view.bnb),
-                          str(bnb_choice.version), None, tuple(because) or ("bnb-missing",),
-                          "pypi"))
-    elif bnb_bad and bnb_choice is None and not view.rocm:
+        if not because and view.bnb_installed is None:
+            unknown.append("bitsandbytes: not reported; the plan installs the release that fits")
+        steps.append(Step("install", "bitsandbytes", _from(view.bnb_installed, view.bnb),
+                          str(bnb_choice.version), None, tuple(because), "pypi"))
+    elif bnb_bad and bnb_choice is None and not hands_off:
         _no_bnb_candidate(view, kb, manual)
 
-    _hf_steps(view, kb, bnb_choice, findings_by_id, steps)
+    _hf_steps(view, kb, findings_by_id, steps, manual)
 
     errors = [f for f in diag.findings if f.severity == "error"]
     required_manual = [m for m in manual if m.required]
@@ -468,13 +487,13 @@ def _keep_or_choose_bnb(view: View, kb: Knowledge, torch_v: Version | None,
 
 
 def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: list[Step],
-                 unknown: list[str]) -> None:
+                 unknown: list[str], kb: Knowledge) -> None:
     # torch moves for its own findings, else for bitsandbytes' (no current bitsandbytes serves it)
     because = tuple(i for i in diag.ids if i in TORCH_FINDINGS) or tuple(
         i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"}) or ("bnb-no-cuda-lib",)
     index = f"{base}/{c.variant.name}"
-    steps.append(Step("install", "torch", _local_label(view.torch), c.version, index, because,
-                      "torch"))
+    steps.append(Step("install", "torch", _from(view.torch_installed, view.torch), c.version, index,
+                      because, "torch"))
     for name, target in (("torchvision", c.release.torchvision),
                          ("torchaudio", c.release.torchaudio)):
         have = view.package(name)
@@ -487,6 +506,12 @@ def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: 
                           tuple(dict.fromkeys(
                               (("torch-family-mismatch",) if "torch-family-mismatch" in diag.ids
                                else ()) + because)), "torch"))
+    if c.driver_mode is None and c.variant.cuda is not None and view.has_nvidia_gpu is not False:
+        system = "Windows" if view.system == "Windows" else "Linux"
+        need = kb.drivers.minor_compat_min(c.variant.cuda.major, system)
+        unknown.append(f"driver version: {c.version} needs a driver that runs CUDA "
+                       f"{c.variant.cuda}" + (f" (>= {need} through minor-version compatibility)"
+                                              if need else "") + "; check `nvidia-smi`")
     if c.coverage == "unknown" and view.ccs:
         unknown.append(f"arch list of torch {c.release.series} {c.variant.name} on "
                        f"{view.platform}: the GPUs' support is not proven")
@@ -494,40 +519,55 @@ def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: 
         unknown.append(f"conflict: {conflict}; it must move too or be removed")
 
 
-def _hf_steps(view: View, kb: Knowledge, bnb_choice: BnbRelease | None,
-              findings_by_id: dict[str, list[Finding]], steps: list[Step]) -> None:
+def _hf_steps(view: View, kb: Knowledge, findings_by_id: dict[str, list[Finding]],
+              steps: list[Step], manual: list[Manual]) -> None:
+    """Raise transformers/accelerate/peft to their floors -- unless the interpreter is too old
+    for the release that floor names (its Requires-Python, plans/huggingface.toml): then the
+    step could not install, and upgrading Python is the manual step."""
     for f in findings_by_id.get("hf-stack-too-old", []):
         pkg = f.evidence.get("package")
-        if pkg in (None, "bitsandbytes"):
+        if pkg in (None, "bitsandbytes") or any(s.package == pkg for s in steps):
             continue
-        if any(s.package == pkg for s in steps):
+        minimum = Version(str(f.evidence.get("minimum")))
+        blocked = [r for r in kb.hf if r.package == "python" and view.python is not None
+                   and public(view.python) < r.minimum and pkg in r.when
+                   and minimum in r.when[pkg]]
+        if blocked:
+            r = blocked[0]
+            manual.append(Manual("hf-stack-too-old",
+                                 f"upgrade Python to >= {r.minimum} (this environment has "
+                                 f"{view.python}): {pkg} >= {minimum} needs it ({r.reason}); "
+                                 "then re-run qfix plan in a new venv", True))
             continue
-        steps.append(Step("install", str(pkg), f.evidence.get("installed"),
-                          f">={f.evidence.get('minimum')}", None, ("hf-stack-too-old",), "pypi"))
+        steps.append(Step("install", str(pkg), f.evidence.get("installed"), f">={minimum}",
+                          None, ("hf-stack-too-old",), "pypi"))
 
 
 def _environment_manual(view: View, kb: Knowledge, ids: set[str],
                         by_id: dict[str, list[Finding]], manual: list[Manual]) -> None:
     if "bnb-cuda-override" in ids:
+        conda = view.facts.python is not None and view.facts.python.conda
+        where = ("`conda env config vars unset BNB_CUDA_VERSION` (conda keeps it per environment), "
+                 "and " if conda else "")
         manual.append(Manual("bnb-cuda-override",
-                             "unset BNB_CUDA_VERSION (`unset BNB_CUDA_VERSION`) and remove its "
-                             "`export` from your shell profile (~/.bashrc, ~/.profile) or "
-                             "container environment; do not set it to an empty value (bitsandbytes "
-                             "0.50+ raises on that)", True))
+                             "unset BNB_CUDA_VERSION: " + where + "`unset BNB_CUDA_VERSION` and "
+                             "remove its `export` from your shell profile (~/.bashrc, ~/.profile) "
+                             "or container environment; do not set it to an empty value "
+                             "(bitsandbytes 0.50+ raises on that)", True))
     if "mixed-gpus" in ids:
-        ccs = [(parse_version(g.compute_capability), g.index) for g in view.gpus or ()]
-        best = max((c for c, _ in ccs if c is not None), default=None)
-        keep = [str(i) for c, i in ccs if c is not None and best is not None
-                and c.major == best.major]
+        finding = by_id["mixed-gpus"][0]
+        gpus = ", ".join(f"{g.index} = {g.name} ({g.compute_capability})"
+                         for g in view.gpus or ())
         manual.append(Manual("mixed-gpus",
-                             f"restrict the job to GPUs of one architecture: export "
-                             f"CUDA_VISIBLE_DEVICES={','.join(keep) or '0'} (the others: "
-                             "device_map='auto' would place layers on them)", True))
+                             "make only the GPUs you train on visible, of one architecture: "
+                             f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
+                             "device_map='auto' places layers on all of them",
+                             finding.severity == "error"))
     if "cuda-libs-not-found" in ids and view.facts.host and view.facts.host.wsl:
         manual.append(Manual("cuda-libs-not-found",
                              "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH "
                              "(add it to ~/.bashrc)", True))
-    elif "cuda-libs-not-found" in ids:
+    elif "cuda-libs-not-found" in ids and view.system != "Windows":
         manual.append(Manual("cuda-libs-not-found",
                              "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
                              "bitsandbytes >= 0.43.1 needs no search", False))
@@ -539,6 +579,15 @@ def _environment_manual(view: View, kb: Knowledge, ids: set[str],
         manual.append(Manual("no-nvidia-driver",
                              "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
                              "bitsandbytes >= 0.46.0 runs 4-bit on the CPU", False))
+    if "jetson-l4t" in ids:
+        cc = max(view.ccs, default=None)
+        flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
+        manual.append(Manual("jetson-l4t",
+                             "Jetson: build bitsandbytes from source with the CUDA backend for "
+                             f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
+                             "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
+                             "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
+                             "bitsandbytes wheels are built for SBSA servers", True))
     if "rocm-host" in ids:
         manual.append(Manual("rocm-host",
                              "ROCm: use bitsandbytes >= 0.49.0 (ROCm libraries on PyPI), or set "

@@ -125,6 +125,7 @@ class View:
     bnb: Version | None
     packages_complete: bool
     platform_assumed: bool = False
+    torch_build_assumed: str | None = None
 
     @property
     def ccs(self) -> tuple[Version, ...]:
@@ -153,16 +154,25 @@ class View:
         return parse_version(self.facts.package(name))
 
     def installed(self, name: str) -> bool | None:
-        """True/False when the facts say; None when unknown."""
-        if self.facts.packages is not None and self.facts.packages.get(name):
+        """True/False when the facts say; None when unknown. In a report, a package listed with a
+        null version is installed (version not reported); in a probe, null means absent."""
+        pk = self.facts.packages
+        if pk is not None and pk.get(name):
             return True
         if self.packages_complete:
             return False
+        if pk is not None and name in pk:
+            return True
         return None
 
 
-def make_view(facts: Facts) -> View:
-    """Parse the facts once; every odd or missing value becomes None (unknown)."""
+def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
+    """Parse the facts once; every odd or missing value becomes None (unknown).
+
+    With the knowledge base, a torch reported by version alone (``2.1.1``, no build) is taken to
+    be the build PyPI ships for that release and platform (compat-facts B1), and that assumption
+    is recorded (``torch_build_assumed``).
+    """
     host = facts.host
     system = host.system if host else None
     glibc = None
@@ -183,18 +193,39 @@ def make_view(facts: Facts) -> View:
         m = re.fullmatch(r"cu(\d+)", torch_v.local)
         if m:
             torch_cuda = cuda_from_tag(m.group(1))
+    platform = platform_key(system, host.machine if host else None)
+    assumed = False
+    if platform is None and (host is None or host.machine is None):
+        # A report that names no CPU: assume the common one of its OS (said in plan.unknown).
+        platform = {"Windows": "windows-x86_64", "Darwin": "macos-arm64"}.get(
+            system or "", "linux-x86_64")
+        assumed = True
+    build_known = t is not None and t.build_known and t.error is None
+    build_assumed = None
+    if (torch_v is not None and not torch_v.local and torch_cuda is None and not torch_hip
+            and not build_known and kb is not None):
+        rel = kb.torch.release(torch_v)
+        var = rel.pypi_variant(platform) if rel is not None and platform else None
+        if var is not None:
+            torch_cuda = var.cuda
+            build_assumed = (f"torch {torch_v} taken as {var.name}, the build PyPI ships for "
+                             f"{platform}")
+            build_known = True
     cpu_build: bool | None = None
     if torch_v is not None:
         if torch_cuda is None and not torch_hip:
-            local = torch_v.local or ""
-            # A '+cpu' label is explicit; otherwise a torch whose version.py was read and says
-            # cuda=None is a CPU build too (the probe read it as a file).
-            cpu_build = local == "cpu" or (t is not None and t.version is not None and not t.error)
+            # A '+cpu' label is explicit; otherwise only a stated build (the probe reads
+            # torch/version.py, where cuda=None means a CPU build) says so.
+            cpu_build = (torch_v.local or "") == "cpu" or (
+                build_known and (build_assumed is not None or t is not None))
+            if not cpu_build and (torch_v.local or "") != "cpu" and not build_known:
+                cpu_build = None
         else:
             cpu_build = False
     torch_installed: bool | None
-    if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list)):
-        torch_installed = True
+    listed = facts.packages is not None and "torch" in facts.packages and not complete
+    if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list)) or listed:
+        torch_installed = True  # a report's "torch": null means installed, version not reported
     elif t is not None and t.error:
         torch_installed = True  # present but broken
     elif complete:
@@ -203,23 +234,18 @@ def make_view(facts: Facts) -> View:
         torch_installed = None
     b = facts.bitsandbytes
     bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
-    if bnb_v is not None or (b is not None and b.native_libs):
+    listed = facts.packages is not None and "bitsandbytes" in facts.packages and not complete
+    if bnb_v is not None or (b is not None and b.native_libs) or listed:
         bnb_installed: bool | None = True
     elif complete:
         bnb_installed = False
     else:
         bnb_installed = None
-    platform = platform_key(system, host.machine if host else None)
-    assumed = False
-    if platform is None and (host is None or host.machine is None):
-        # A report that names no CPU: assume the common one of its OS (said in plan.unknown).
-        platform = {"Windows": "windows-x86_64", "Darwin": "macos-arm64"}.get(
-            system or "", "linux-x86_64")
-        assumed = True
     return View(
         facts=facts,
         platform=platform,
         platform_assumed=assumed,
+        torch_build_assumed=build_assumed,
         system=system,
         python=parse_version(facts.python.version) if facts.python else None,
         glibc=glibc,
@@ -271,9 +297,13 @@ def driver_fit(view: View, kb: Knowledge, cuda: Version) -> DriverFit:
         if series(cuda) <= series(view.driver_cuda):
             return DriverFit(True, "full", full_min, compat_min)
         if cuda.major == view.driver_cuda.major and cuda.major >= 11:
-            # A driver that reports CUDA X.y is at least the X.0 driver, which is above the
-            # minor-version compatibility floor of major X (A1 vs A2).
-            return DriverFit(True, "minor-compat", full_min, compat_min)
+            # A driver that reports CUDA X.y is at least the toolkit driver of X.y; that is above
+            # the minor-version compatibility floor of major X except for 11.0, whose drivers
+            # (450.36-450.51) predate the 11.x floor 450.80.02 (A1 vs A2): then it is unknown.
+            own = kb.drivers.toolkit_min(series(view.driver_cuda), system)
+            if own is not None and compat_min is not None and own >= compat_min:
+                return DriverFit(True, "minor-compat", full_min, compat_min)
+            return DriverFit(None, None, full_min, compat_min)
         return DriverFit(False, None, full_min, compat_min)
     return DriverFit(None, None, full_min, compat_min)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repair import pipeline
 from repair.catalogue import load_catalogue
-from repair.diagnose import Diagnosis, diagnose
+from repair.diagnose import Diagnosis
 from repair.explain import explain
 from repair.facts import Facts, facts_from_dict
-from repair.knowledge import load_knowledge
-from repair.planner import Plan, make_plan
-from repair.view import make_view
+from repair.planner import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "plans" / "examples"
@@ -27,14 +26,9 @@ def example_facts(name: str) -> Facts:
 
 
 def analyse(facts: Facts) -> tuple[Diagnosis, Plan]:
-    """What `qfix plan --facts` computes (a ticket's reported error included), without commands."""
-    kb = load_knowledge()
-    cat = load_catalogue()
-    view = make_view(facts)
-    text = facts.extra.get("reported_error")
-    reported = tuple(m.id for m in explain(text, cat)) if text else ()
-    diag = diagnose(view, kb, cat, reported)
-    return diag, make_plan(view, diag, kb, torch_index_base=INDEX)
+    """What `qfix plan --facts` computes (a ticket's reported error included)."""
+    a = pipeline.analyse(facts, torch_index=INDEX)
+    return a.diagnosis, a.plan
 
 
 def explained_ids(text: str) -> set[str]:

@@ -53,7 +53,7 @@ def facts(draw) -> Facts:
 @given(facts())
 def test_plan_invariants(f: Facts) -> None:
     diag, plan = analyse(f)  # never raises
-    view = make_view(f)
+    view = make_view(f, KB)
     torch_step = next((s for s in plan.steps if s.package == "torch"), None)
     final_torch = Version(torch_step.to) if torch_step else view.torch
     final_cuda = view.torch_cuda

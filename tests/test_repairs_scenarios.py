@@ -66,7 +66,11 @@ def test_the_cli_agrees_on_one_scenario(tmp_path: Path) -> None:
     facts.write_text(json.dumps(scenario.facts()))
     done = subprocess.run(
         [sys.executable, "-m", "repair", "plan", "--facts", str(facts), "--json"],
-        capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
     )
     assert done.returncode == 1, done.stderr
     doc = json.loads(done.stdout)

@@ -158,6 +158,17 @@ EXAMPLES = {
         packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.4", "transformers": "4.46.3"},
         bitsandbytes={"version": "0.45.4", "copies": 1, "distributions": ["bitsandbytes 0.45.4"],
                       "native_libs": [n for n in BNB_0455_LIBS if "cpu" not in n]}),
+    "jetson-orin.json": variant(
+        "A Jetson AGX Orin (L4T R36, sm_87) with NVIDIA's Jetson torch and PyPI's aarch64 "
+        "bitsandbytes 0.46.1, which is built for SBSA servers.",
+        host={"system": "Linux", "machine": "aarch64", "libc": "glibc 2.35", "wsl": False,
+              "os_release": "Ubuntu 22.04.5 LTS", "l4t": "R36 (release), REVISION: 4.3"},
+        driver={"found": True, "version": None, "cuda": "12.6", "source": "report"},
+        gpus=[{"index": 0, "name": "Orin (nvgpu)", "compute_capability": "8.7"}],
+        packages={"torch": "2.5.0a0+872d972e41.nv24.08", "bitsandbytes": "0.46.1"},
+        torch={"version": "2.5.0a0+872d972e41.nv24.08", "cuda": "12.6", "hip": None},
+        bitsandbytes={"version": "0.46.1", "copies": 1, "distributions": ["bitsandbytes 0.46.1"],
+                      "native_libs": None}),
 }
 EXAMPLES["rocm.json"]["facts"]["torch"]["hip"] = "6.2.41133"
 

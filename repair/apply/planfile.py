@@ -74,10 +74,10 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
         # One install and one uninstall of a name may both appear: the planner's repair of a
         # duplicate install removes every copy, then installs one clean copy (uninstalls run
         # first, repair/apply/installers.build_commands). Twice the same action is refused.
-        key = (normalize(name), step.get("action"))
-        if key in seen:
+        slot = (normalize(name), step.get("action"))
+        if slot in seen:
             raise _fail(origin, f"{where}.package", f"{name} appears in more than one step")
-        seen.add(key)
+        seen.add(slot)
         action = step.get("action")
         if action not in ACTIONS:
             raise _fail(

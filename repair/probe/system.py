@@ -404,11 +404,25 @@ def is_wsl(
     return text is not None and "microsoft" in text.lower()
 
 
+NV_TEGRA_RELEASE = "/etc/nv_tegra_release"  # NVIDIA Jetson (L4T): "# R36 (release), REVISION: 4.3"
+
+
+def read_l4t(path: str | os.PathLike[str] = NV_TEGRA_RELEASE) -> str | None:
+    """The L4T release line of a Jetson board, or None elsewhere (NVML does not run there)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            line = fh.readline().strip().lstrip("#").strip()
+    except OSError:
+        return None
+    return line or None
+
+
 def probe_host(
     *,
     os_release: Sequence[str | os.PathLike[str]] = OS_RELEASE,
     proc_version: str | os.PathLike[str] = PROC_VERSION,
     environ: Mapping[str, str] | None = None,
+    nv_tegra_release: str | os.PathLike[str] = NV_TEGRA_RELEASE,
 ) -> Host:
     """The OS, CPU architecture, C library, WSL and distribution of the machine qfix runs on."""
     system = platform.system() or None
@@ -421,6 +435,7 @@ def probe_host(
         libc=libc_name(),
         wsl=is_wsl(proc_version, environ),
         os_release=read_os_release(os_release),
+        l4t=read_l4t(nv_tegra_release),
     )
 
 

@@ -54,8 +54,9 @@ def relabel(src: Path, dest_dir: Path, local: str = VARIANT) -> Path:
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zout:
         metadata = zin.read(old_info + "METADATA").decode()
-        metadata, n = re.subn(r"^Version: .*$", f"Version: {new_version}", metadata, count=1,
-                              flags=re.MULTILINE)
+        metadata, n = re.subn(
+            r"^Version: .*$", f"Version: {new_version}", metadata, count=1, flags=re.MULTILINE
+        )
         if n != 1:
             raise RuntimeError(f"{src.name}: no Version line in METADATA")
         meta_bytes = metadata.encode()
@@ -63,7 +64,7 @@ def relabel(src: Path, dest_dir: Path, local: str = VARIANT) -> Path:
         for line in zin.read(old_info + "RECORD").decode().splitlines():
             path, _, rest = line.partition(",")
             if path.startswith(old_info):
-                path = new_info + path[len(old_info):]
+                path = new_info + path[len(old_info) :]
                 if path == new_info + "METADATA":
                     rest = f"{_record_hash(meta_bytes)},{len(meta_bytes)}"
             record_lines.append(f"{path},{rest}")
@@ -71,7 +72,7 @@ def relabel(src: Path, dest_dir: Path, local: str = VARIANT) -> Path:
         for info in zin.infolist():
             target = info.filename
             if target.startswith(old_info):
-                target = new_info + target[len(old_info):]
+                target = new_info + target[len(old_info) :]
             zi = zipfile.ZipInfo(target, info.date_time)
             zi.external_attr = info.external_attr
             if target == new_info + "METADATA":
@@ -87,20 +88,35 @@ def relabel(src: Path, dest_dir: Path, local: str = VARIANT) -> Path:
     return out
 
 
-def mirror_dependencies(python: Path, requirement: str, mirror: Path,
-                        env: Mapping[str, str]) -> list[Path]:
+def mirror_dependencies(
+    python: Path, requirement: str, mirror: Path, env: Mapping[str, str]
+) -> list[Path]:
     """The wheel files a fresh install of ``requirement`` takes (except torch itself), as local
     paths: pip's dry-run report through the machine's configuration; files it would take from
     a remote index are downloaded once into ``mirror``. ``python`` must have pip."""
     mirror.mkdir(parents=True, exist_ok=True)
-    listing = mirror / f"{normalize(requirement)}.json"
+    listing = mirror / ("deps-" + re.sub(r"[^A-Za-z0-9.]+", "-", requirement) + ".json")
     if listing.is_file():
         paths = [Path(p) for p in json.loads(listing.read_text())]
         if all(p.is_file() for p in paths):
             return paths
     report = mirror / "report.json"
-    _run([str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-          "--report", str(report), requirement], env, timeout=1200)
+    _run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            requirement,
+        ],
+        env,
+        timeout=1200,
+    )
     paths = []
     for item in json.loads(report.read_text())["install"]:
         if normalize(item["metadata"]["name"]) == "torch":
@@ -113,19 +129,34 @@ def mirror_dependencies(python: Path, requirement: str, mirror: Path,
         filename = urllib.parse.unquote(parsed.path.rsplit("/", 1)[-1])
         local = mirror / filename
         if not local.is_file():
-            _run([str(python), "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(mirror),
-                  url], env, timeout=1200)
+            _run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "-d",
+                    str(mirror),
+                    url,
+                ],
+                env,
+                timeout=1200,
+            )
         paths.append(local)
     listing.write_text(json.dumps([str(p) for p in paths], indent=1))
     return paths
 
 
 def _run(argv: list[str], env: Mapping[str, str], *, timeout: float) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(env),
-                          check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env=dict(env), check=False
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:6])} ... failed ({done.returncode}):\n"
-                           f"{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:6])} ... failed ({done.returncode}):\n{done.stderr[-3000:]}"
+        )
 
 
 def _project(filename: str) -> str:
