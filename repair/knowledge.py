@@ -620,7 +620,7 @@ class BnbRelease(Cited):
         tag = f"{cuda.major}{cuda.minor}"
         if self.nocublaslt_below is not None and cc is not None and cc < self.nocublaslt_below:
             return f"cuda{tag}_nocublaslt" if tag in build.nocublaslt else None
-        picked = _pick(build.cuda_libs, cuda, lib_cuda, self.loader)
+        picked = pick_lib(build.cuda_libs, cuda, lib_cuda, self.loader)
         return None if picked is None else f"cuda{picked}"
 
     def lib_for_rocm(self, rocm: Version, platform: str) -> str | None:
@@ -628,7 +628,7 @@ class BnbRelease(Cited):
         build = self.builds.get(platform)
         if build is None or not build.native:
             return None
-        picked = _pick(build.rocm_libs, rocm, lib_rocm, self.loader)
+        picked = pick_lib(build.rocm_libs, rocm, lib_rocm, self.loader)
         return None if picked is None else f"rocm{picked}"
 
     def override_effect(self, value: str, platform: str) -> OverrideEffect:
@@ -1402,7 +1402,7 @@ def _loose_version(version: Version | str) -> Version | None:
         return Version(".".join(g for g in m.groups() if g is not None))
 
 
-def _pick(tags: Iterable[str], want: Version, parse: Any, loader: str) -> str | None:
+def pick_lib(tags: Iterable[str], want: Version, parse: Any, loader: str) -> str | None:
     """Exact tag for ``want``; with the same-major fallback (0.50+): the highest shipped of the
     same major below, else the lowest above; never another major (compat-facts C4)."""
     want = Version(f"{want.major}.{want.minor}")

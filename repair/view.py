@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from .facts import Facts, Gpu
-from .knowledge import Knowledge, platform_key
+from .knowledge import Knowledge, lib_cuda, pick_lib, platform_key
 
 # Distribution names that provide the `bitsandbytes` module besides bitsandbytes itself
 # (obsolete forks and per-CUDA package names; failure-cases.md, "Stale or duplicate bnb installs").
@@ -323,20 +323,8 @@ def lib_tags(native_libs: Iterable[str]) -> tuple[set[str], set[str]]:
 
 
 def pick_cuda_lib(available: Iterable[str], cuda: Version, loader: str) -> str | None:
-    """The CUDA library tag a bitsandbytes release would load for runtime ``cuda``.
-
-    compat-facts C4: up to 0.49 an exact match is needed; 0.50+ ("same-major-fallback") takes the
-    exact one, else the highest of the same major below, else the lowest of the same major above.
-    """
-    tags = {t for t in available if cuda_from_tag(t) is not None}
-    want = cuda_tag(cuda)
-    if want in tags:
-        return want
-    if loader != "same-major-fallback":
-        return None
-    same = sorted((cuda_from_tag(t), t) for t in tags if cuda_from_tag(t).major == cuda.major)  # type: ignore[union-attr]
-    lower = [t for v, t in same if v is not None and v < cuda]
-    if lower:
-        return lower[-1]
-    higher = [t for v, t in same if v is not None and v > cuda]
-    return higher[0] if higher else None
+    """The CUDA library tag ('118') a bitsandbytes release with ``loader`` would load for runtime
+    ``cuda`` from the tags ``available`` (the files a probe saw, or a build's list): exact match,
+    and from 0.50 the same-major fallback (compat-facts C4; knowledge.pick_lib)."""
+    return pick_lib((t for t in available if cuda_from_tag(t) is not None), cuda, lib_cuda,
+                    loader)
