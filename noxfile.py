@@ -31,7 +31,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff check (and format --check) over the package, tests and tools."""
+    """ruff check over the package, tests, benchmarks and tools."""
     session.install("ruff")
     session.run("ruff", "check", "repair", "tests", "bench", "tools", "noxfile.py")
 

@@ -462,6 +462,10 @@ def _override_rule(view: View, kb: Knowledge, cat: Catalogue, rel: BnbRelease | 
                    lib_cuda: Version | None, out: list[Finding]) -> None:
     """BNB_CUDA_VERSION (compat-facts C4; F32)."""
     v = value.strip()
+    if view.torch_cpu_build and rel is not None and rel.version >= Version("0.43.1"):
+        # From 0.43.1 a torch without CUDA loads the CPU library whatever the variable says
+        # (cuda_specs is None when torch.cuda is unavailable, compat-facts C4).
+        return
     problems = []
     if rel is not None and rel.loader == "same-major-fallback" and not v.isdigit():
         problems.append("0.50+ requires digits only; an empty or other value raises RuntimeError")

@@ -625,3 +625,18 @@ def test_relative_paths_are_paths(
     assert resolve_target(".venv", {"PATH": ""}) == str(tmp_path / ".venv" / "bin" / "python")
     assert resolve_target("./py", {"PATH": ""}) == str(target)
     assert resolve_target("py", {"PATH": ""}) == str(target)
+
+
+def test_metadata_headers_continue_past_a_line_of_spaces(tmp_path) -> None:
+    """bitsandbytes 0.45.5's METADATA folds its License header over lines that hold only spaces;
+    the Requires-Dist after them (torch<3,>=2.0) must still be read."""
+    from repair.probe.target_script import _headers
+
+    meta = tmp_path / "METADATA"
+    meta.write_text("Metadata-Version: 2.1\nName: bitsandbytes\nVersion: 0.45.5\n"
+                    "License: MIT License\n        \n        Copyright (c) Facebook\n"
+                    "Requires-Dist: torch<3,>=2.0\nRequires-Dist: numpy>=1.17\n\n"
+                    "Requires-Dist: not-a-header (the body)\n")
+    name, version, requires = _headers(str(meta))
+    assert (name, version) == ("bitsandbytes", "0.45.5")
+    assert requires == ["torch<3,>=2.0", "numpy>=1.17"]

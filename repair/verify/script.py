@@ -671,6 +671,8 @@ def _layer_check(rep: _Report, torch: Any, bnb: Any, device: str, quant_type: st
         details["time_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         msg = one_line(exc)
         fid = classify(str(exc)) or (classify(rep.bnb_messages) if device != "cpu" else None)
+        if fid is None and device == "cpu" and _older_than(getattr(bnb, "__version__", ""), 0, 46):
+            fid = "bnb-no-cpu-4bit"  # CPU 4-bit ops first shipped in 0.46.0 (compat-facts C5)
         rep.check(
             name,
             False,
@@ -678,6 +680,15 @@ def _layer_check(rep: _Report, torch: Any, bnb: Any, device: str, quant_type: st
             error=f"{quant_type.upper()} layer on {_device_label(rep, device)}: {msg}",
             failure_id=fid,
         )
+
+
+def _older_than(version: str, major: int, minor: int) -> bool:
+    """'0.45.5' is older than (0, 46); an unparseable version is not (stdlib only here)."""
+    parts = version.split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) < (major, minor)
+    except (IndexError, ValueError):
+        return False
 
 
 def _quant_state_bytes(state: Any) -> int:

@@ -371,7 +371,7 @@ class Runner:
 
     def heavy_checks(self, plan_doc: dict[str, Any]) -> None:
         """The installed CUDA build, from its files and a torch import on this GPU-less host."""
-        env = {k: v for k, v in self.base_env.items()}
+        env = dict(self.base_env)
         code = (
             "import json, torch; print(json.dumps({'version': torch.__version__, "
             "'cuda': torch.version.cuda, 'arch': torch._C._cuda_getArchFlags()}))"
@@ -611,13 +611,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n"
     )
-    if not args.keep:
+    # A failed light scenario keeps its venv to look at; the heavy one is always removed (5.5 GB)
+    # unless --keep.
+    if not args.keep and (error is None or scenario.heavy):
         shutil.rmtree(work, ignore_errors=True)
         if scenario.heavy:
             shutil.rmtree(CACHE / "heavy" / "wheels", ignore_errors=True)  # the 1.1 GB relabel
     phases = ", ".join(f"{k} {v}s" for k, v in runner.timings.items())
     if error is not None:
         print(f"[{scenario.id}] FAILED after {total}s: {error}", flush=True)
+        if work.exists():
+            print(f"[{scenario.id}] the venv is kept in {work}", flush=True)
         return 1
     print(f"[{scenario.id}] passed: {len(runner.checks)} checks in {total}s ({phases})", flush=True)
     return 0
