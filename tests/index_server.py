@@ -51,6 +51,8 @@ RELEASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "2.5.1": ("0.20.1", "2.5.1", ("cpu", "cu118", "cu121", "cu124")),
     "2.7.1": ("0.22.1", "2.7.1", ("cpu", "cu118", "cu126", "cu128")),
     "2.13.0": ("0.28.0", "2.13.0", ("cpu", "cu126", "cu128", "cu130")),
+    # what `qfix apply --venv NEW` plans on a host without a GPU (the newest confirmed CPU build)
+    "2.14.1": ("0.29.1", "2.11.1", ("cpu",)),
 }
 
 # The "default index" (PyPI stand-in): small generated projects, name -> versions.

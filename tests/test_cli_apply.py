@@ -89,3 +89,24 @@ def test_bad_installer_option() -> None:
 def test_env_is_untouched_by_help() -> None:
     assert run("apply", "--help").returncode == 0
     assert "QFIX_TEST_KILL_AT" not in os.environ
+
+
+@pytest.mark.venv
+def test_venv_new_gets_the_planned_stack(tmp_path: Path) -> None:
+    """--venv NEW: a fresh venv with the planned torch (from a local PyTorch-style index) and the
+    real bitsandbytes from PyPI. The generated torch cannot be imported, so verification is
+    skipped here; the real 4-bit load is exercised by the other apply tests."""
+    from tests.index_server import IndexServer
+
+    new = tmp_path / "new-venv"
+    with IndexServer(tmp_path / "index") as index:
+        p = run("apply", "--venv", str(new), "--yes", "--json", "--verify", "skip",
+                "--torch-index", index.torch_base, timeout=900)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    doc = json.loads(p.stdout)
+    after = doc["outcome"]["after"]
+    assert after["torch"].startswith(doc["plan"]["torch_target"]["version"].split("+")[0])
+    assert after["bitsandbytes"] == doc["plan"]["bitsandbytes_target"]
+    assert (new / "bin" / "python").exists()
+    again = run("apply", "--venv", str(new), "--yes")  # never over an existing venv
+    assert_one_line_error(again, 2)
