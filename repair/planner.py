@@ -324,21 +324,127 @@ def _from(installed: bool | None, version: Version | None) -> str | None:
     return None if installed is False else "unknown"
 
 
+# Findings that say the installed bitsandbytes release itself is at fault (a duplicate install or a
+# missing one is not: the same or the best release is installed once).
+BNB_RELEASE_FAULTS = (BNB_FINDINGS - {"bnb-duplicate-install", "bnb-missing"}) | {
+    "bnb-cuda-override", "cuda-libs-not-found", "stale-toolkit-on-path", "hf-stack-too-old"}
+# Findings a bitsandbytes step may name in its `because`.
+BNB_STEP_REASONS = BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found",
+                                   "stale-toolkit-on-path"}
+
+
+def _bnb_hf_floor(by_id: Mapping[str, list[Finding]]) -> bool:
+    """An hf-stack-too-old finding names bitsandbytes itself (transformers needs a newer one)."""
+    return any(f.evidence.get("package") == "bitsandbytes"
+               for f in by_id.get("hf-stack-too-old", ()))
+
+
+def _bnb_must_change(view: View, ids: set[str], by_id: Mapping[str, list[Finding]]) -> bool:
+    """Whether the installed bitsandbytes must be replaced or (re)installed."""
+    legacy = view.bnb is None or view.bnb < MODERN_BNB_LOADER
+    return (
+        bool(ids & BNB_FINDINGS)
+        or _bnb_hf_floor(by_id)
+        # F32: the override bug is fixed in 0.44.0 (PR#1318)
+        or ("bnb-cuda-override" in ids and view.bnb is not None and view.bnb < Version("0.44.0"))
+        # a bitsandbytes keyed on torch.version.cuda makes the libcudart search harmless
+        or (bool(ids & {"cuda-libs-not-found", "stale-toolkit-on-path"}) and legacy
+            and bool(view.bnb_installed))
+        or ("bnb-platform-unsupported" in ids and view.bnb is None)
+    )
+
+
+def _pair(view: View, kb: Knowledge, cands: list[TorchChoice], keep_bnb: bool, *,
+          modern_only: bool) -> tuple[TorchChoice, BnbRelease] | None:
+    """The best torch candidate with a bitsandbytes that serves it: the first one served by the
+    current loader (module doc, 2), else (unless ``modern_only``) the first one served at all."""
+    fallback = None
+    for c in cands:
+        r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
+                                view.has_nvidia_gpu is False or c.variant.cuda is None,
+                                keep=keep_bnb)
+        if r is None:
+            continue
+        if r.version >= MODERN_BNB_LOADER:
+            return c, r
+        fallback = fallback or (c, r)
+    return None if modern_only else fallback
+
+
+def _choose_targets(view: View, kb: Knowledge, ids: set[str], bnb_change: bool, keep_bnb: bool,
+                    notes: list[str], manual: list[Manual], unknown: list[str],
+                    ) -> tuple[TorchChoice | None, BnbRelease | None]:
+    """The torch build and bitsandbytes release to move to (None: leave it as it is)."""
+    if view.rocm or "jetson-l4t" in ids:
+        # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
+        notes.append(("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
+                     + ": torch and bitsandbytes are left alone; see the manual steps")
+        return None, None
+    if ids & TORCH_FINDINGS or (view.facts.torch is not None and view.facts.torch.error):
+        cands = torch_candidates(view, kb)
+        pair = _pair(view, kb, cands, keep_bnb, modern_only=False)
+        if pair is not None:
+            return pair
+        if cands:
+            notes.append("no bitsandbytes release fits the chosen torch build")
+            return cands[0], None
+        _no_torch_candidate(view, kb, manual)
+        return None, None
+    if not (bnb_change or view.bnb_installed is not True):
+        return None, None
+    # torch stays; bitsandbytes follows it -- unless only a legacy loader serves this torch.
+    torch_known = view.torch is not None or view.torch_cuda is not None
+    if view.torch is None:
+        unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
+    cpu_only = view.has_nvidia_gpu is False or (torch_known and view.torch_cuda is None)
+    current = _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda, cpu_only, keep=keep_bnb)
+    if torch_known and (current is None or current.version < MODERN_BNB_LOADER):
+        pair = _pair(view, kb, torch_candidates(view, kb), keep_bnb, modern_only=True)
+        if pair is not None:
+            notes.append(f"torch moves to {pair[0].version}: no bitsandbytes with the current "
+                         f"loader (>= {MODERN_BNB_LOADER}) serves torch "
+                         f"{view.torch or f'with CUDA {view.torch_cuda}'}")
+            return pair
+    return None, current
+
+
+def _bnb_steps(view: View, ids: set[str], by_id: Mapping[str, list[Finding]],
+               torch_choice: TorchChoice | None, bnb: BnbRelease, steps: list[Step],
+               unknown: list[str]) -> None:
+    """Install ``bnb`` (after removing every duplicate) unless it is what is installed."""
+    if view.bnb is not None and public(view.bnb) == bnb.version \
+            and "bnb-duplicate-install" not in ids:
+        return
+    because = sorted(ids & BNB_STEP_REASONS)
+    if _bnb_hf_floor(by_id):
+        because.append("hf-stack-too-old")
+    if torch_choice is not None and not because:
+        because = sorted(ids & TORCH_FINDINGS)  # it follows torch to its new CUDA
+    if "bnb-duplicate-install" in ids:
+        for d in (view.facts.bitsandbytes.distributions if view.facts.bitsandbytes else ()):
+            name, _, ver = d.partition(" ")
+            steps.append(Step("uninstall", name, ver or None, None, None,
+                              ("bnb-duplicate-install",), "uninstall"))
+    if not because and view.bnb_installed is None:
+        unknown.append("bitsandbytes: not reported; the plan installs the release that fits")
+    steps.append(Step("install", "bitsandbytes", _from(view.bnb_installed, view.bnb),
+                      str(bnb.version), None, tuple(because), "pypi"))
+
+
 def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None = None,
               torch_index_base: str = DEFAULT_TORCH_INDEX) -> Plan:
     """The smallest change that makes a 4-bit load work here (see the module doc)."""
     ids = set(diag.ids)
+    by_id: dict[str, list[Finding]] = {}
+    for f in diag.findings:
+        by_id.setdefault(f.id, []).append(f)
     unknown = list(diag.unknown)
     notes: list[str] = []
     manual: list[Manual] = []
     steps: list[Step] = []
-    facts = view.facts
     base = torch_index_base.rstrip("/")
-    findings_by_id: dict[str, list[Finding]] = {}
-    for f in diag.findings:
-        findings_by_id.setdefault(f.id, []).append(f)
 
-    _environment_manual(view, kb, ids, findings_by_id, manual)
+    _environment_manual(view, kb, ids, by_id, manual)
     if view.platform_assumed:
         unknown.append(f"platform (assumed {view.platform})")
     if view.torch_build_assumed:
@@ -347,118 +453,30 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         unknown.append("Python version (torch and bitsandbytes releases bound it; bitsandbytes "
                        ">= 0.49 needs 3.10)")
 
-    torch_choice: TorchChoice | None = None
-    bnb_choice: BnbRelease | None = None
-    cpu_host = view.has_nvidia_gpu is False
-    torch_broken = bool(facts.torch and facts.torch.error)
-    must_move_torch = bool(ids & TORCH_FINDINGS) or torch_broken
-    bnb_bad = bool(ids & BNB_FINDINGS) or ("hf-stack-too-old" in ids and any(
-        f.evidence.get("package") == "bitsandbytes" for f in findings_by_id["hf-stack-too-old"]))
-    if ids & {"bnb-cuda-override"} and view.bnb is not None and view.bnb < Version("0.44.0"):
-        bnb_bad = True  # F32: the override bug is fixed in 0.44.0 (PR#1318)
-    if ids & {"cuda-libs-not-found", "stale-toolkit-on-path"} and (
-            view.bnb is None or view.bnb < MODERN_BNB_LOADER) and view.bnb_installed:
-        bnb_bad = True  # a bitsandbytes keyed on torch.version.cuda makes the search harmless
-    if "bnb-platform-unsupported" in ids and view.bnb is None:
-        bnb_bad = True
-    # Whether the installed release itself is at fault (a duplicate install is not: the same
-    # release is reinstalled once, the smallest change).
-    keep_bnb = not (bnb_bad and (ids - {"bnb-duplicate-install", "bnb-missing"}) & (
-        BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found", "stale-toolkit-on-path",
-                        "hf-stack-too-old"}))
-
-    # Platforms whose builds do not come from PyPI or the PyPI-style PyTorch index: hands off.
-    hands_off = view.rocm or "jetson-l4t" in ids
-    if hands_off:
-        notes.append(("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
-                     + ": torch and bitsandbytes are left alone; see the manual steps")
-    elif must_move_torch:
-        cands = torch_candidates(view, kb)
-        best: tuple[TorchChoice, BnbRelease] | None = None
-        for c in cands:
-            r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
-                                    cpu_host or c.variant.cuda is None, keep=keep_bnb)
-            if r is None:
-                continue
-            if best is None or r.version >= MODERN_BNB_LOADER:
-                best = (c, r)
-            if r.version >= MODERN_BNB_LOADER:
-                break
-        if best is not None:
-            torch_choice, bnb_choice = best
-        if torch_choice is None and cands:
-            torch_choice = cands[0]
-            notes.append("no bitsandbytes release fits the chosen torch build")
-        if torch_choice is None:
-            _no_torch_candidate(view, kb, manual)
-    elif (view.torch is not None or view.torch_cuda is not None) and (
-            bnb_bad or view.bnb_installed is not True):
-        cpu = cpu_host or view.torch_cuda is None
-        current = _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda, cpu,
-                                      keep=keep_bnb)
-        if (current is None or current.version < MODERN_BNB_LOADER) and not view.rocm:
-            # Prefer moving torch to a build that a current bitsandbytes serves (module doc, 2).
-            for c in torch_candidates(view, kb):
-                r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
-                                        cpu_host or c.variant.cuda is None, keep=keep_bnb)
-                if r is not None and r.version >= MODERN_BNB_LOADER:
-                    torch_choice, bnb_choice = c, r
-                    notes.append(
-                        f"torch moves to {c.version}: no bitsandbytes with the current loader "
-                        f"(>= {MODERN_BNB_LOADER}) serves torch "
-                        f"{view.torch or f'with CUDA {view.torch_cuda}'}")
-                    break
-        if torch_choice is None:
-            bnb_choice = current
-        if view.torch is None:
-            unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
-    elif bnb_bad or view.bnb_installed is not True:
-        # torch unknown (a report without its version): choose by what is known.
-        cuda = view.torch_cuda
-        bnb_choice = _keep_or_choose_bnb(view, kb, None, cuda, cpu_host and cuda is None,
-                                         keep=keep_bnb)
-        if view.torch is None:
-            unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
+    bnb_change = _bnb_must_change(view, ids, by_id)
+    keep_bnb = not (bnb_change and ids & BNB_RELEASE_FAULTS)
+    torch_choice, bnb_choice = _choose_targets(view, kb, ids, bnb_change, keep_bnb,
+                                               notes, manual, unknown)
 
     if torch_choice is not None:
         _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
         _driver_alternative(view, kb, torch_choice, manual)
-
-    if bnb_choice is not None and (view.bnb is None or public(view.bnb) != bnb_choice.version
-                                   or "bnb-duplicate-install" in ids):
-        because = sorted(ids & (BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found",
-                                                "stale-toolkit-on-path"}))
-        if any(f.evidence.get("package") == "bitsandbytes"
-               for f in findings_by_id.get("hf-stack-too-old", [])):
-            because.append("hf-stack-too-old")
-        if torch_choice is not None and not because:
-            because = sorted(ids & TORCH_FINDINGS)  # it follows torch to its new CUDA
-        if "bnb-duplicate-install" in ids:
-            for d in (facts.bitsandbytes.distributions if facts.bitsandbytes else ()):
-                name, _, ver = d.partition(" ")
-                steps.append(Step("uninstall", name, ver or None, None, None,
-                                  ("bnb-duplicate-install",), "uninstall"))
-        if not because and view.bnb_installed is None:
-            unknown.append("bitsandbytes: not reported; the plan installs the release that fits")
-        steps.append(Step("install", "bitsandbytes", _from(view.bnb_installed, view.bnb),
-                          str(bnb_choice.version), None, tuple(because), "pypi"))
-    elif bnb_bad and bnb_choice is None and not hands_off:
+    if bnb_choice is not None:
+        _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
+    elif bnb_change and not (view.rocm or "jetson-l4t" in ids):
         _no_bnb_candidate(view, kb, manual)
-
-    _hf_steps(view, kb, findings_by_id, steps, manual)
+    _hf_steps(view, kb, by_id, steps, manual)
 
     errors = [f for f in diag.findings if f.severity == "error"]
-    required_manual = [m for m in manual if m.required]
-    healthy = not errors and not steps and not required_manual
-    download = _download(view, kb, bnb_choice, steps)
+    healthy = not errors and not steps and not any(m.required for m in manual)
     return Plan(
         healthy=healthy,
         findings=diag.findings,
         steps=tuple(steps),
         manual=tuple(manual),
         unknown=tuple(dict.fromkeys(unknown)),
-        fingerprint=fingerprint(facts),
-        python=python or (facts.python.executable if facts.python else None),
+        fingerprint=fingerprint(view.facts),
+        python=python or (view.facts.python.executable if view.facts.python else None),
         platform=view.platform,
         torch_index_base=base,
         torch_target=torch_choice.version if torch_choice else None,
@@ -467,7 +485,7 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                          if torch_choice else None),
         bnb_target=str(bnb_choice.version) if bnb_choice else None,
         notes=tuple(notes),
-        download=download,
+        download=_download(view, kb, bnb_choice, steps),
     )
 
 
