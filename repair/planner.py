@@ -25,7 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .diagnose import Diagnosis, Finding, bnb_available_libs, tagged_glibc_floor
+from .diagnose import Diagnosis, Finding, bnb_available_libs, bnb_loader, tagged_glibc_floor
 from .facts import Facts
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
@@ -82,10 +82,11 @@ class TorchChoice:
     driver_mode: str | None  # full | minor-compat | None (driver unknown)
     coverage: str  # sass | ptx | unknown | n/a
     pin_conflicts: tuple[str, ...]
+    target: Version  # the torch version: the installed one when its release stays, else latest
 
     @property
     def version(self) -> str:
-        return f"{self.release.latest}+{self.variant.name}"
+        return f"{self.target}+{self.variant.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +210,17 @@ def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVar
                 coverage = "ptx" if "ptx" in covs else "sass"
         else:
             coverage = "unknown"
+    # A variant change keeps the installed version when the release has it (smallest change; a
+    # pin such as xformers' torch==2.5.0 keeps holding).
+    target = rel.latest
+    if view.torch is not None and public(view.torch) in rel.versions:
+        target = public(view.torch)
     conflicts = tuple(f"{name} requires torch{spec}"
                       for name, spec in torch_dependents(view.facts).items()
-                      if rel.latest not in spec)
+                      if target not in spec)
     if reasons:
         return None, reasons
-    return TorchChoice(rel, var, mode, coverage, conflicts), []
+    return TorchChoice(rel, var, mode, coverage, conflicts, target), []
 
 
 def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
@@ -233,6 +239,7 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
         cuda = c.variant.cuda or Version("0")
         return (
             bool(c.pin_conflicts),
+            c.variant.cuda is None and view.has_nvidia_gpu is not False,
             c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
             c.coverage == "unknown" and bool(view.ccs),  # unproven arch list
             not (c.release.confirmed and c.variant.is_confirmed("index")
@@ -326,8 +333,11 @@ def _from(installed: bool | None, version: Version | None) -> str | None:
 
 # Findings that say the installed bitsandbytes release itself is at fault (a duplicate install or a
 # missing one is not: the same or the best release is installed once).
-BNB_RELEASE_FAULTS = (BNB_FINDINGS - {"bnb-duplicate-install", "bnb-missing"}) | {
+BNB_RELEASE_FAULTS = (BNB_FINDINGS - {"bnb-duplicate-install", "bnb-missing", "bnb-no-cuda-lib",
+                                      "bnb-torch-mismatch", "gpu-too-old-for-bnb"}) | {
     "bnb-cuda-override", "cuda-libs-not-found", "stale-toolkit-on-path", "hf-stack-too-old"}
+# (bnb-no-cuda-lib, bnb-torch-mismatch and gpu-too-old-for-bnb depend on the torch build: the
+# installed release is kept when it fits the torch target, which bnb_fits checks.)
 # Findings a bitsandbytes step may name in its `because`.
 BNB_STEP_REASONS = BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found",
                                    "stale-toolkit-on-path"}
@@ -360,7 +370,7 @@ def _pair(view: View, kb: Knowledge, cands: list[TorchChoice], keep_bnb: bool, *
     current loader (module doc, 2), else (unless ``modern_only``) the first one served at all."""
     fallback = None
     for c in cands:
-        r = _keep_or_choose_bnb(view, kb, c.release.latest, c.variant.cuda,
+        r = _keep_or_choose_bnb(view, kb, c.target, c.variant.cuda,
                                 view.has_nvidia_gpu is False or c.variant.cuda is None,
                                 keep=keep_bnb)
         if r is None:
@@ -390,8 +400,12 @@ def _choose_targets(view: View, kb: Knowledge, ids: set[str], bnb_change: bool, 
             return cands[0], None
         _no_torch_candidate(view, kb, manual)
         return None, None
-    if not (bnb_change or view.bnb_installed is not True):
-        return None, None
+    if not bnb_change:
+        return None, None  # an unreported bitsandbytes is listed as unknown, not reinstalled
+    if view.torch is not None and kb.torch.release(view.torch) is None:
+        unknown.append(f"torch {view.torch} is not in the knowledge base: it is left as it is")
+        return None, _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda,
+                                         view.torch_cuda is None, keep=keep_bnb)
     # torch stays; bitsandbytes follows it -- unless only a legacy loader serves this torch.
     torch_known = view.torch is not None or view.torch_cuda is not None
     if view.torch is None:
@@ -421,7 +435,11 @@ def _bnb_steps(view: View, ids: set[str], by_id: Mapping[str, list[Finding]],
     if torch_choice is not None and not because:
         because = sorted(ids & TORCH_FINDINGS)  # it follows torch to its new CUDA
     if "bnb-duplicate-install" in ids:
-        for d in (view.facts.bitsandbytes.distributions if view.facts.bitsandbytes else ()):
+        dists = view.facts.bitsandbytes.distributions if view.facts.bitsandbytes else ()
+        if not dists:  # the copies were counted but not named: remove the main one at least
+            dists = (f"bitsandbytes {view.bnb}" if view.bnb else "bitsandbytes",)
+            unknown.append("the duplicate bitsandbytes distributions were not named")
+        for d in dists:
             name, _, ver = d.partition(" ")
             steps.append(Step("uninstall", name, ver or None, None, None,
                               ("bnb-duplicate-install",), "uninstall"))
@@ -454,13 +472,25 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                        ">= 0.49 needs 3.10)")
 
     bnb_change = _bnb_must_change(view, ids, by_id)
-    keep_bnb = not (bnb_change and ids & BNB_RELEASE_FAULTS)
+    # Keep the installed release unless it is at fault itself, or its library fault cannot be
+    # re-checked against a torch target (the CUDA it loads for is unknown, or is the system
+    # toolkit's for the legacy libcudart search, compat-facts C4).
+    relookup = "bnb-no-cuda-lib" in ids and (
+        view.torch_cuda is None or bnb_loader(view, kb) == "libcudart-search")
+    keep_bnb = not (bnb_change and (ids & BNB_RELEASE_FAULTS or relookup))
     torch_choice, bnb_choice = _choose_targets(view, kb, ids, bnb_change, keep_bnb,
                                                notes, manual, unknown)
 
     if torch_choice is not None:
         _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
         _driver_alternative(view, kb, torch_choice, manual)
+        unknown = [u for u in unknown if not u.startswith("the CUDA version bitsandbytes loads")]
+    elif "torch-family-mismatch" in ids and view.torch is not None:
+        rel = kb.torch.release(view.torch)
+        label = view.torch.local
+        if rel is not None:
+            _family_steps(view, rel, public(view.torch), label,
+                          f"{base}/{label}" if label else None, (), diag, steps, unknown)
     if bnb_choice is not None:
         _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
     elif bnb_change and not (view.rocm or "jetson-l4t" in ids):
@@ -504,26 +534,39 @@ def _keep_or_choose_bnb(view: View, kb: Knowledge, torch_v: Version | None,
     return choose_bnb(view, kb, torch_v, cuda, cpu_only)
 
 
+def _family_steps(view: View, rel: TorchRelease, torch_v: Version, label: str | None,
+                  index: str | None, because: tuple[str, ...], diag: Diagnosis,
+                  steps: list[Step], unknown: list[str]) -> None:
+    """torchvision/torchaudio to the releases that match ``torch_v`` (same variant label and
+    index), for those installed: they move in lockstep with torch (compat-facts B1)."""
+    fam = rel.family_for(torch_v)
+    mismatch = {str(f.evidence.get("package")) for f in diag.findings
+                if f.id == "torch-family-mismatch"}
+    for name in ("torchvision", "torchaudio"):
+        have = view.package(name)
+        if have is None or any(s.package == name for s in steps):
+            continue
+        target = getattr(fam, name) if fam is not None else None
+        if target is None:
+            unknown.append(f"{name}: no release matching torch {torch_v} is known")
+            continue
+        to = f"{target}+{label}" if label else str(target)
+        if to == str(have) and name not in mismatch:
+            continue
+        why = (("torch-family-mismatch",) if name in mismatch else ()) + because
+        steps.append(Step("install", name, str(have), to, index, tuple(dict.fromkeys(why)),
+                          "torch"))
+
+
 def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: list[Step],
                  unknown: list[str], kb: Knowledge) -> None:
     # torch moves for its own findings, else for bitsandbytes' (no current bitsandbytes serves it)
     because = tuple(i for i in diag.ids if i in TORCH_FINDINGS) or tuple(
-        i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"}) or ("bnb-no-cuda-lib",)
+        i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"})
     index = f"{base}/{c.variant.name}"
     steps.append(Step("install", "torch", _from(view.torch_installed, view.torch), c.version, index,
                       because, "torch"))
-    for name, target in (("torchvision", c.release.torchvision),
-                         ("torchaudio", c.release.torchaudio)):
-        have = view.package(name)
-        if have is None:
-            continue
-        if target is None:
-            unknown.append(f"{name}: no release matching torch {c.release.series} is known")
-            continue
-        steps.append(Step("install", name, str(have), f"{target}+{c.variant.name}", index,
-                          tuple(dict.fromkeys(
-                              (("torch-family-mismatch",) if "torch-family-mismatch" in diag.ids
-                               else ()) + because)), "torch"))
+    _family_steps(view, c.release, c.target, c.variant.name, index, because, diag, steps, unknown)
     if c.driver_mode is None and c.variant.cuda is not None and view.has_nvidia_gpu is not False:
         system = "Windows" if view.system == "Windows" else "Linux"
         need = kb.drivers.minor_compat_min(c.variant.cuda.major, system)
