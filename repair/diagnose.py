@@ -154,6 +154,12 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
     f = view.facts
 
     # --- host: driver and GPUs ------------------------------------------------------------
+    if view.platform is None:
+        h = f.host
+        out.append(_finding(cat, "bnb-platform-unsupported",
+                            f"no bitsandbytes or torch build in the knowledge base is for "
+                            f"{h.system if h else '?'}/{h.machine if h else '?'}",
+                            system=h.system if h else None, machine=h.machine if h else None))
     jetson = is_jetson(view)
     if jetson:
         h = f.host
@@ -317,13 +323,19 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
                         # Above the highest target the PTX copy covers it (CMake adds PTX for the
                         # highest arch since 0.45, compat-facts C2); below, nothing does.
                         if cc is not None and not sass_ccs_cover(sass, cc) and cc < max(sass):
-                            out.append(_finding(
+                            band = build.sass_band(chosen) if build else None
+                            confirmed = band is not None and band.confirmed
+                            x = _finding(
                                 cat, "gpu-too-old-for-bnb",
                                 f"GPU {g.index} {g.name or ''} ({cc}) is below bitsandbytes "
                                 f"{view.bnb}'s cuda{chosen} build (lowest sm_"
-                                f"{min(sass).major}{min(sass).minor})",
+                                f"{min(sass).major}{min(sass).minor})"
+                                + ("" if confirmed else " (UNCONFIRMED: from build scripts)"),
                                 gpu=g.index, compute_capability=str(cc), library=f"cuda{chosen}",
-                                targets=[str(s) for s in sass]))
+                                targets=[str(s) for s in sass], confirmed=confirmed)
+                            # An UNCONFIRMED fact is never the only ground for an error.
+                            out.append(x if confirmed else
+                                       Finding(x.id, "warning", x.summary, x.evidence))
         else:
             unknown.append("the CUDA version bitsandbytes loads for (torch.version.cuda)")
 

@@ -8,6 +8,7 @@ about types (a wrong type names its field) and lenient about what is absent.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,7 +161,8 @@ class _Reader:
         v = self.data.get(key)
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or int(v) != v:
             raise self.fail(key, "an integer", v)
         return int(v)
 
@@ -199,6 +201,8 @@ def _compute_capability(r: _Reader, key: str) -> str | None:
     if v is None:
         return None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if not math.isfinite(v) or v <= 0:
+            raise r.fail(key, "a positive 'major.minor' such as '8.6'", v)
         # 8.6 as a number is fine; 86 is ambiguous enough to refuse with a clear message.
         if isinstance(v, float) or v < 20:
             return f"{float(v):.1f}"
@@ -307,8 +311,11 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
 
 def facts_from_json(text: str, origin: str = "facts") -> Facts:
     """Parse JSON text; malformed JSON is a FactsError with line and column."""
+    def no_constant(name: str) -> Any:
+        raise FactsError(f"{origin}: {name} is not a JSON number; write a number or null")
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as exc:
         raise FactsError(f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}, "
                          f"column {exc.colno})") from None

@@ -6,6 +6,7 @@ The CLI calls these functions and renders what they return; the edges (probes, i
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -39,7 +40,9 @@ def detect(python: str | None = None, *, deep: bool = False,
     try:
         timeout = float(env.get("QFIX_PROBE_TIMEOUT", "20"))
     except ValueError:
-        raise BadInput("QFIX_PROBE_TIMEOUT must be a number of seconds") from None
+        timeout = float("nan")
+    if not math.isfinite(timeout) or timeout <= 0 or timeout > 3600:
+        raise BadInput("QFIX_PROBE_TIMEOUT must be a number of seconds between 0 and 3600")
     # The target answers in a child process; read the host meanwhile (the child runs on another
     # core while this thread waits on NVML, nvcc and the knowledge base): ~40 ms of every plan.
     with ThreadPoolExecutor(max_workers=1) as pool:

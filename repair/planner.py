@@ -41,7 +41,8 @@ from .view import (
 
 SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
-MODERN_BNB_LOADER = Version("0.43.1")  # compat-facts C1/C4: new loader, imports without CUDA
+MODERN_BNB_LOADER = Version("0.43.1")
+UNCONFIRMED = "(UNCONFIRMED)"  # compat-facts C1/C4: new loader, imports without CUDA
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 TORCH_FINDINGS = {"torch-missing", "torch-cpu-build", "driver-too-old", "gpu-arch-unsupported"}
 BNB_FINDINGS = {"bnb-missing", "bnb-no-4bit", "bnb-no-cuda-lib", "bnb-torch-mismatch",
@@ -295,9 +296,13 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
                     and build.nocublaslt and lib not in build.nocublaslt:
                 why.append(f"no cuda{lib}_nocublaslt for GPUs below 7.5")
             sass = build.sass(lib)
+            band = build.sass_band(lib)
+            # The SASS bands come from build scripts, UNCONFIRMED against the real fatbins
+            # (compat-facts C2): an unconfirmed gap only ranks a release lower (choose_bnb).
+            mark = "" if band is not None and band.confirmed else f" {UNCONFIRMED}"
             for cc in ccs:
                 if sass and not sass_ccs_cover(sass, cc) and cc < max(sass):
-                    why.append(f"cuda{lib} library has no code for sm_{cc.major}{cc.minor}")
+                    why.append(f"cuda{lib} library has no code for sm_{cc.major}{cc.minor}{mark}")
             need = build.lib_glibc_min.get(lib)
             if need is not None and view.glibc is not None and view.glibc < need:
                 why.append(f"cuda{lib} library needs glibc >= {need}")
@@ -312,12 +317,14 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
 
 def choose_bnb(view: View, kb: Knowledge, torch_v: Version | None, cuda: Version | None,
                cpu_only: bool) -> BnbRelease | None:
-    """The newest bitsandbytes that fits, preferring the current loader (see module doc)."""
-    fitting = [r for r in kb.bnb.releases if not bnb_fits(view, kb, r, torch_v, cuda, cpu_only)]
-    if not fitting:
-        return None
-    modern = [r for r in fitting if r.version >= MODERN_BNB_LOADER]
-    return max(modern or fitting, key=lambda r: r.version)
+    """The newest bitsandbytes that fits, preferring the current loader (see module doc) and
+    releases against which only UNCONFIRMED facts speak least."""
+    scored = []
+    for r in kb.bnb.releases:
+        why = bnb_fits(view, kb, r, torch_v, cuda, cpu_only)
+        if all(w.endswith(UNCONFIRMED) for w in why):
+            scored.append((r.version >= MODERN_BNB_LOADER, not why, r.version, r))
+    return max(scored, key=lambda x: x[:3])[3] if scored else None
 
 
 # --------------------------------------------------------------------------- the plan
@@ -708,7 +715,9 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
         text = (f"no bitsandbytes wheel runs on glibc {view.glibc}: the PyPI wheels need glibc >= "
                 f"{floor} (manylinux_2_24); move to a newer OS or build bitsandbytes from source")
     else:
-        text = (f"no bitsandbytes release in the knowledge base fits {view.platform}; build "
+        h = view.facts.host
+        where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"
+        text = (f"no bitsandbytes release in the knowledge base fits {where}; build "
                 "bitsandbytes from source or change the platform")
     manual.append(Manual("bnb-platform-unsupported", text, True))
 
