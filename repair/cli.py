@@ -96,6 +96,8 @@ def plan(
     from .pipeline import analyse, get_facts
 
     if error == "-":
+        if facts == "-":
+            raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
         error = sys.stdin.read()
     analysis = analyse(get_facts(python, facts), torch_index=torch_index, error_text=error)
     result = analysis.plan

@@ -53,6 +53,7 @@ class Finding:
 class Diagnosis:
     findings: tuple[Finding, ...]
     unknown: tuple[str, ...]
+    ruled_out: tuple[str, ...] = ()  # classes an error message pointed to that the facts exclude
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -344,10 +345,16 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
     _loader_path_rules(view, kb, cat, rel, lib_cuda, out)
 
     proven = {x.id for x in out}
+    ruled_out = []
     for fid in reported:
-        if fid not in proven and not _contradicted(view, kb, fid):
+        if fid in proven:
+            continue
+        if _contradicted(view, kb, fid):
+            ruled_out.append(fid)
+        else:
             out.append(_finding(cat, fid, f"{cat.get(fid).title} (reported by the error message; "
-                                "the facts neither prove nor rule it out)", source="error message"))
+                                "the facts neither prove nor rule it out)",
+                                source="error message"))
             proven.add(fid)
 
     order = {c: i for i, c in enumerate(cat.ids)}
@@ -357,7 +364,7 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
         if (x.id, x.summary) not in seen:
             seen.add((x.id, x.summary))
             unique.append(x)
-    return Diagnosis(tuple(unique), tuple(dict.fromkeys(unknown)))
+    return Diagnosis(tuple(unique), tuple(dict.fromkeys(unknown)), tuple(ruled_out))
 
 
 def _contradicted(view: View, kb: Knowledge, fid: str) -> bool:

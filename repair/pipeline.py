@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from .catalogue import Catalogue, load_catalogue
 from .diagnose import Diagnosis, diagnose
 from .errors import BadInput, FactsError
@@ -138,20 +140,36 @@ def analyse(facts: Facts, *, torch_index: str | None = None,
     reported = tuple(m.id for m in explain(text, cat)) if isinstance(text, str) else ()
     diag = diagnose(view, kb, cat, reported)
     plan = make_plan(view, diag, kb, torch_index_base=torch_index_base(torch_index))
-    return Analysis(facts, view, diag, with_commands(plan), kb, cat)
+    return Analysis(facts, view, diag, with_commands(plan, installed=facts.packages), kb, cat)
 
 
-def with_commands(plan: Plan, installer: str = "pip") -> Plan:
+CONSTRAINTS_PLACEHOLDER = "qfix-constraints.txt"
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def with_commands(plan: Plan, installer: str = "pip",
+                  installed: Mapping[str, str | None] | None = None) -> Plan:
     """The plan with the exact installer commands (argv lists built by the installer module)."""
     if not plan.steps:
         return plan
-    from .apply.installers import build_commands
+    from .apply.installers import build_commands, constraint_lines
 
     python = plan.python or "python"
-    cmds = build_commands([s.to_dict() for s in plan.steps], python=python, installer=installer,
+    steps = [s.to_dict() for s in plan.steps]
+    cmds = build_commands(steps, python=python, installer=installer,
                           torch_index_base=plan.torch_index_base,
-                          constraint_file="<qfix-constraints.txt>")
-    return replace(plan, commands=tuple(tuple(c) for c in cmds))
+                          constraint_file=CONSTRAINTS_PLACEHOLDER)
+    # Pins for what stays installed: only versions an installer could be given.
+    valid = {k: v for k, v in (installed or {}).items() if v is not None and _is_version(v)}
+    return replace(plan, commands=tuple(tuple(c) for c in cmds),
+                   constraints=tuple(constraint_lines(steps, valid)))
 
 
 def explain_text(text: str, facts: Facts | None) -> tuple[Match, ...]:
@@ -231,7 +249,7 @@ def prepare_apply(python: str | None, *, venv_new: str | None, plan_file: str | 
         return target, doc, None
     analysis = analyse(facts, torch_index=torch_index)
     plan = replace(analysis.plan, python=target)
-    plan = with_commands(plan)
+    plan = with_commands(plan, installed=facts.packages)
     return target, plan.to_dict(), plan
 
 

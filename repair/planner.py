@@ -18,7 +18,7 @@ What a venv cannot fix becomes a manual step with the exact minimum.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -108,6 +108,7 @@ class Plan:
     notes: tuple[str, ...] = ()
     download: Mapping[str, int | None] = field(default_factory=dict)
     commands: tuple[tuple[str, ...], ...] = ()
+    constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +119,7 @@ class Plan:
             "steps": [s.to_dict() for s in self.steps],
             "manual": [m.to_dict() for m in self.manual],
             "commands": [list(c) for c in self.commands],
+            "constraints": list(self.constraints),
             "unknown": list(self.unknown),
             "fingerprint": self.fingerprint,
             "torch_index_base": self.torch_index_base,
@@ -175,8 +177,12 @@ def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVar
         reasons.append(f"needs glibc >= {rel.glibc_min}")
     nvidia = view.has_nvidia_gpu is not False and not view.rocm
     if view.rocm:
-        reasons.append("ROCm host: CUDA builds do not apply")
-        return None, reasons
+        # On an AMD host only ROCm builds apply; which ROCm release fits the GPU is not in the
+        # knowledge base, so they are shown as possible, not proven.
+        if var.rocm is None:
+            reasons.append("an AMD/ROCm host: only ROCm builds apply")
+        return (None, reasons) if reasons else (
+            TorchChoice(rel, var, None, "n/a", (), rel.latest), [])
     mode: str | None = None
     coverage = "n/a"
     if var.cuda is None:
@@ -478,6 +484,9 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         unknown.append("Python version (torch and bitsandbytes releases bound it; bitsandbytes "
                        ">= 0.49 needs 3.10)")
 
+    if diag.ruled_out:
+        notes.append("the error message also points to " + ", ".join(diag.ruled_out)
+                     + "; the facts rule that out")
     bnb_change = _bnb_must_change(view, ids, by_id)
     # Keep the installed release unless it is at fault itself, or its library fault cannot be
     # re-checked against a torch target (the CUDA it loads for is unknown, or is the system
@@ -502,7 +511,13 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
     elif bnb_change and not (view.rocm or "jetson-l4t" in ids):
         _no_bnb_candidate(view, kb, manual)
-    _hf_steps(view, kb, by_id, steps, manual)
+    bnb_final = bnb_choice.version if bnb_choice is not None else (
+        public(view.bnb) if view.bnb is not None else None)
+    _hf_steps(view, kb, by_id, steps, manual, bnb_final)
+    # What the planned bitsandbytes makes moot: the legacy loader's library search (WSL).
+    if bnb_final is not None and bnb_final >= MODERN_BNB_LOADER:
+        manual = [replace(m, required=False) if m.id == "cuda-libs-not-found" else m
+                  for m in manual]
 
     errors = [f for f in diag.findings if f.severity == "error"]
     healthy = not errors and not steps and not any(m.required for m in manual)
@@ -588,7 +603,7 @@ def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: 
 
 
 def _hf_steps(view: View, kb: Knowledge, findings_by_id: dict[str, list[Finding]],
-              steps: list[Step], manual: list[Manual]) -> None:
+              steps: list[Step], manual: list[Manual], bnb_final: Version | None) -> None:
     """Raise transformers/accelerate/peft to their floors -- unless the interpreter is too old
     for the release that floor names (its Requires-Python, plans/huggingface.toml): then the
     step could not install, and upgrading Python is the manual step."""
@@ -607,8 +622,26 @@ def _hf_steps(view: View, kb: Knowledge, findings_by_id: dict[str, list[Finding]
                                  f"{view.python}): {pkg} >= {minimum} needs it ({r.reason}); "
                                  "then re-run qfix plan in a new venv", True))
             continue
-        steps.append(Step("install", str(pkg), f.evidence.get("installed"), f">={minimum}",
+        ceiling = _hf_ceiling(kb, str(pkg), bnb_final)
+        spec = f">={minimum}" + (f",{ceiling}" if str(ceiling) else "")
+        steps.append(Step("install", str(pkg), f.evidence.get("installed"), spec,
                           None, ("hf-stack-too-old",), "pypi"))
+
+
+def _hf_ceiling(kb: Knowledge, package: str, bnb: Version | None) -> SpecifierSet:
+    """Keep ``package`` below the releases that demand a newer bitsandbytes than the one the
+    plan leaves (plans/huggingface.toml: e.g. transformers >= 5.0 needs bitsandbytes >= 0.46.1):
+    only torch is pinned while the rest installs, so without this pip may pick such a release."""
+    out = SpecifierSet()
+    if bnb is None:
+        return out
+    for rule in kb.hf:
+        if rule.package != "bitsandbytes" or package not in rule.when or bnb >= rule.minimum:
+            continue
+        for clause in rule.when[package]:
+            if clause.operator == ">=":
+                out &= SpecifierSet(f"<{clause.version}")
+    return out
 
 
 def _environment_manual(view: View, kb: Knowledge, ids: set[str],

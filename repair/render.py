@@ -5,8 +5,12 @@ Plain text with aligned columns: it reads the same in a terminal, a CI log and a
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from packaging.version import Version
 
 from .explain import Match
 from .facts import Facts
@@ -123,14 +127,15 @@ def render_facts(f: Facts) -> str:
 
 def render_plan(plan: Plan, *, hint: bool = True) -> str:
     out: list[str] = []
-    if plan.healthy:
-        out.append("Healthy: nothing to repair.")
     if plan.findings:
         out.append("Findings")
         for f in plan.findings:
             out.append(f"  {SEVERITY_MARK.get(f.severity, '?')} {f.id}: {f.summary}")
+        out.append("")
+    if plan.healthy:
+        out.append("Healthy: nothing to repair" + (" (warnings only)." if plan.findings else "."))
     if plan.steps:
-        out.append("\nPlan (dry run: nothing was changed)")
+        out.append("Plan (dry run: nothing was changed)")
         rows = [["", "package", "from", "to", "index", "because"]]
         for s in plan.steps:
             sign = "-" if s.action == "uninstall" else ("+" if s.from_ is None else "~")
@@ -142,6 +147,8 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
             out.append("\nCommands (torch stays pinned while the rest installs)")
             for c in plan.commands:
                 out.append("  $ " + " ".join(_quote(a) for a in c))
+            if plan.constraints:
+                out.append(f"  where qfix-constraints.txt holds: {'  '.join(plan.constraints)}")
         known = {k: v for k, v in plan.download.items() if v}
         unknown = [k for k, v in plan.download.items() if not v]
         size = sum(known.values())
@@ -167,8 +174,6 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
 
 
 def _quote(arg: str) -> str:
-    import shlex
-
     return shlex.quote(arg)
 
 
@@ -202,8 +207,10 @@ def render_matrix(view: Any, cells: Sequence[Any]) -> str:
         if c.variant not in variants:
             variants.append(c.variant)
 
-    def order(v: str) -> tuple[int, str]:
-        return (0 if v == "cpu" else 1 if v.startswith("cu") else 2, v.zfill(8))
+    def order(v: str) -> tuple[int, Version]:
+        m = re.search(r"\d+(?:\.\d+)*", v)  # cu126 -> 126, rocm6.2.4 -> 6.2.4 (numeric order)
+        return (0 if v == "cpu" else 1 if v.startswith("cu") else 2,
+                Version(m.group(0)) if m else Version("0"))
 
     variants.sort(key=order)
     releases: list[str] = []

@@ -54,6 +54,11 @@ def facts(draw) -> Facts:
 def test_plan_invariants(f: Facts) -> None:
     diag, plan = analyse(f)  # never raises
     view = make_view(f, KB)
+    ids = set(diag.ids)
+    for s in plan.steps:  # every step names the findings that require it (qfix.plan/1)
+        assert s.because and set(s.because) <= ids, (s, ids)
+    if plan.torch_variant is not None and view.has_nvidia_gpu is not False:
+        assert plan.torch_variant != "cpu"  # a CPU build never repairs a GPU problem
     torch_step = next((s for s in plan.steps if s.package == "torch"), None)
     final_torch = Version(torch_step.to) if torch_step else view.torch
     final_cuda = view.torch_cuda

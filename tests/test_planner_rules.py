@@ -175,3 +175,50 @@ def test_plan_says_what_it_could_not_know():
     _, plan = analyse(f)
     assert any("driver" in u for u in plan.unknown)
     assert any("platform" in u for u in plan.unknown)
+
+
+def test_a_gpu_error_with_no_host_facts_never_plans_a_cpu_build():
+    f = facts_from_dict({"facts": {"schema": "qfix.facts/1",
+                                   "packages": {"torch": "2.4.1+cu124"},
+                                   "torch": {"version": "2.4.1+cu124", "cuda": "12.4"}},
+                         "error": "CUDA error: no kernel image is available for execution on "
+                                  "the device"}, "ticket")
+    _, plan = analyse(f)
+    assert plan.torch_variant is None or plan.torch_variant.startswith("cu")
+
+
+def test_torchvision_is_repaired_when_torch_stays():
+    _, plan = analyse(example_facts_named("family-mismatch.json"))
+    step = next(s for s in plan.steps if s.package == "torchvision")
+    assert step.to == "0.20.1+cu121" and step.index_url.endswith("/cu121")
+    assert not any(s.package == "torch" for s in plan.steps)
+
+
+def test_transformers_upgrade_stays_below_releases_that_need_a_newer_bitsandbytes():
+    _, plan = analyse(example_facts_named("hf-too-old.json"))  # bitsandbytes 0.45.5 stays
+    step = next(s for s in plan.steps if s.package == "transformers")
+    assert step.to == ">=4.30.0,<5.0.0"
+
+
+def test_same_release_variant_keeps_the_installed_version():
+    f = facts(gpus=[{"index": 0, "name": "RTX 4090", "compute_capability": "8.9"}],
+              packages={"torch": "2.5.0+cpu", "xformers": "0.0.28", "bitsandbytes": "0.45.5"},
+              torch={"version": "2.5.0+cpu", "cuda": None},
+              torch_dependents={"xformers": "torch==2.5.0"})
+    _, plan = analyse(f)
+    assert torch_step(plan).to.startswith("2.5.0+cu")
+    assert not any("conflict" in u for u in plan.unknown)
+
+
+def test_unknown_platform_is_not_healthy():
+    f = facts_from_dict({"schema": "qfix.facts/1",
+                         "host": {"system": "Linux", "machine": "ppc64le"},
+                         "packages": {"bitsandbytes": "0.42.0"}}, "ppc")
+    diag, plan = analyse(f)
+    assert "bnb-platform-unsupported" in diag.ids and not plan.healthy
+
+
+def example_facts_named(name):
+    from tests.core_helpers import example_facts
+
+    return example_facts(name)
