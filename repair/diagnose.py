@@ -16,6 +16,7 @@ from .catalogue import Catalogue
 from .knowledge import BnbRelease, Knowledge
 from .view import (
     BNB_FORK_PATTERN,
+    MODERN_BNB_LOADER,
     View,
     arch_coverage,
     cuda_from_tag,
@@ -58,9 +59,6 @@ class Diagnosis:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(f.id for f in self.findings)
-
-    def has(self, failure_id: str) -> bool:
-        return failure_id in self.ids
 
 
 def is_jetson(view: View) -> bool:
@@ -192,7 +190,7 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
     if len({c.major for c in ccs}) > 1:
         # F49 (bnb#448): the legacy loaders (< 0.43.1) took the wrong GPU's capability; a current
         # bitsandbytes serves each GPU, so there it is only a warning about device_map='auto'.
-        legacy = view.bnb is None or view.bnb < Version("0.43.1")
+        legacy = view.bnb is None or view.bnb < MODERN_BNB_LOADER
         names = [f"{g.name} ({g.compute_capability})" for g in view.gpus or ()]
         out.append(Finding("mixed-gpus", "error" if legacy and view.bnb_installed else "warning",
                            "GPUs of different architectures are visible: " + ", ".join(names)
@@ -304,8 +302,7 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
             full, nc, _cpu = libs
             loader = rel.loader if rel else "exact"
             chosen = pick_cuda_lib(full, lib_cuda, loader)
-            needs_nc = (rel is not None and rel.version < Version("0.45.0") and ccs
-                        and min(ccs) < Version("7.5") and bool(nc))
+            needs_nc = view.wants_nocublaslt(rel) and bool(nc)
             if needs_nc and chosen is not None and chosen not in nc:
                 chosen = None
             if chosen is None:
@@ -481,7 +478,7 @@ def _override_rule(view: View, kb: Knowledge, cat: Catalogue, rel: BnbRelease | 
                    lib_cuda: Version | None, out: list[Finding]) -> None:
     """BNB_CUDA_VERSION (compat-facts C4; F32)."""
     v = value.strip()
-    if view.torch_cpu_build and rel is not None and rel.version >= Version("0.43.1"):
+    if view.torch_cpu_build and rel is not None and rel.version >= MODERN_BNB_LOADER:
         # From 0.43.1 a torch without CUDA loads the CPU library whatever the variable says
         # (cuda_specs is None when torch.cuda is unavailable, compat-facts C4).
         return
@@ -492,9 +489,7 @@ def _override_rule(view: View, kb: Knowledge, cat: Catalogue, rel: BnbRelease | 
         problems.append("not a CUDA version such as 118")
     if v.isdigit() and libs is not None:
         full, nc, _ = libs
-        ccs = view.ccs
-        wants_nc = (view.bnb is not None and view.bnb < Version("0.45.0") and ccs
-                    and min(ccs) < Version("7.5"))
+        wants_nc = view.wants_nocublaslt(rel)
         if view.bnb is not None and view.bnb < Version("0.44.0") and wants_nc:
             problems.append("before 0.44.0 the override builds a wrong _nocublaslt file name on "
                             "GPUs below 7.5 (bnb PR#1318)")
@@ -566,7 +561,7 @@ def _loader_path_rules(view: View, kb: Knowledge, cat: Catalogue, rel: BnbReleas
     f = view.facts
     env = f.env or {}
     ld = env.get("LD_LIBRARY_PATH") or ""
-    legacy = rel is None or rel.version < Version("0.43.1")
+    legacy = rel is None or rel.version < MODERN_BNB_LOADER
     host = f.host
     if host is not None and host.wsl and WSL_LIB_DIR not in ld.split(":") and legacy:
         out.append(_finding(cat, "cuda-libs-not-found",

@@ -118,8 +118,6 @@ class Facts:
             return None
         return self.packages.get(name)
 
-    def knows_packages(self) -> bool:
-        return self.packages is not None
 
 
 # --------------------------------------------------------------------------- parsing

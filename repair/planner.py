@@ -30,6 +30,7 @@ from .facts import Facts
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .view import (
+    MODERN_BNB_LOADER,
     View,
     arch_coverage,
     driver_fit,
@@ -41,8 +42,7 @@ from .view import (
 
 SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
-MODERN_BNB_LOADER = Version("0.43.1")
-UNCONFIRMED = "(UNCONFIRMED)"  # compat-facts C1/C4: new loader, imports without CUDA
+UNCONFIRMED = "(UNCONFIRMED)"  # marks a reason that rests on an unconfirmed fact
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 TORCH_FINDINGS = {"torch-missing", "torch-cpu-build", "driver-too-old", "gpu-arch-unsupported"}
 BNB_FINDINGS = {"bnb-missing", "bnb-no-4bit", "bnb-no-cuda-lib", "bnb-torch-mismatch",
@@ -298,8 +298,7 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
         if lib is None:
             why.append(f"no library for CUDA {cuda}")
         else:
-            if r.version < Version("0.45.0") and ccs and min(ccs) < Version("7.5") \
-                    and build.nocublaslt and lib not in build.nocublaslt:
+            if view.wants_nocublaslt(r) and build.nocublaslt and lib not in build.nocublaslt:
                 why.append(f"no cuda{lib}_nocublaslt for GPUs below 7.5")
             sass = build.sass(lib)
             band = build.sass_band(lib)
@@ -590,8 +589,7 @@ def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: 
                       because, "torch"))
     _family_steps(view, c.release, c.target, c.variant.name, index, because, diag, steps, unknown)
     if c.driver_mode is None and c.variant.cuda is not None and view.has_nvidia_gpu is not False:
-        system = "Windows" if view.system == "Windows" else "Linux"
-        need = kb.drivers.minor_compat_min(c.variant.cuda.major, system)
+        need = kb.drivers.minor_compat_min(c.variant.cuda.major, view.driver_os)
         unknown.append(f"driver version: {c.version} needs a driver that runs CUDA "
                        f"{c.variant.cuda}" + (f" (>= {need} through minor-version compatibility)"
                                               if need else "") + "; check `nvidia-smi`")
@@ -701,7 +699,7 @@ def _driver_alternative(view: View, kb: Knowledge, c: TorchChoice, manual: list[
     """When the driver limits the choice: the driver that would open the next CUDA major."""
     if c.variant.cuda is None or view.driver is None and view.driver_cuda is None:
         return
-    system = "Windows" if view.system == "Windows" else "Linux"
+    system = view.driver_os
     majors = sorted({v.cuda.major for v in c.release.variants_for(view.platform or "")
                      if v.cuda is not None and v.cuda.major > c.variant.cuda.major})
     for major in majors:
@@ -716,7 +714,7 @@ def _driver_alternative(view: View, kb: Knowledge, c: TorchChoice, manual: list[
 
 def _no_torch_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
     """No torch build fits: say what the driver (or platform) would need."""
-    system = "Windows" if view.system == "Windows" else "Linux"
+    system = view.driver_os
     needs: list[Version] = []
     for rel in kb.torch.releases:
         for var in rel.variants_for(view.platform or ""):

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from .facts import Facts, Gpu
-from .knowledge import Knowledge, lib_cuda, pick_lib, platform_key
+from .knowledge import BnbRelease, Knowledge, lib_cuda, pick_lib, platform_key
+
+# From 0.43.1 bitsandbytes picks its library with cuda_specs from torch.version.cuda and imports
+# without CUDA; the loaders before are fragile (compat-facts C1, C4, C6; S23 issue_patterns).
+MODERN_BNB_LOADER = Version("0.43.1")
 
 # Distribution names that provide the `bitsandbytes` module besides bitsandbytes itself
 # (obsolete forks and per-CUDA package names; failure-cases.md, "Stale or duplicate bnb installs").
@@ -49,11 +53,6 @@ def public(v: Version) -> Version:
 def series(v: Version) -> Version:
     """major.minor of a version: 2.7.1 -> 2.7."""
     return Version(f"{v.major}.{v.minor}")
-
-
-def cuda_tag(cuda: Version) -> str:
-    """Version('11.8') -> '118' (the suffix of cu118 and libbitsandbytes_cuda118)."""
-    return f"{cuda.major}{cuda.minor}"
 
 
 def cuda_from_tag(tag: str) -> Version | None:
@@ -135,6 +134,17 @@ class View:
             if v is not None:
                 out.append(v)
         return tuple(out)
+
+    @property
+    def driver_os(self) -> str:
+        """The column of NVIDIA's driver tables that applies: Windows, else Linux."""
+        return "Windows" if self.system == "Windows" else "Linux"
+
+    def wants_nocublaslt(self, rel: BnbRelease | None) -> bool:
+        """Whether release ``rel`` loads a *_nocublaslt library here: its loader does below
+        ``nocublaslt_below`` (compute capability 7.5, up to 0.44.1; compat-facts C4)."""
+        return (rel is not None and rel.nocublaslt_below is not None and bool(self.ccs)
+                and min(self.ccs) < rel.nocublaslt_below)
 
     @property
     def has_nvidia_gpu(self) -> bool | None:
@@ -280,7 +290,7 @@ class DriverFit:
 
 def driver_fit(view: View, kb: Knowledge, cuda: Version) -> DriverFit:
     """Can the installed driver run a CUDA ``cuda`` runtime (compat-facts A1, A2)?"""
-    system = "Windows" if view.system == "Windows" else "Linux"
+    system = view.driver_os
     full_min = kb.drivers.toolkit_min(cuda, system)
     compat_min = kb.drivers.minor_compat_min(cuda.major, system)
     if view.driver is not None:
