@@ -39,6 +39,7 @@ class Catalogue:
     classes: tuple[FailureClass, ...]
 
     def get(self, failure_id: str) -> FailureClass:
+        """The class of ``failure_id``; KeyError for an id not in the catalogue."""
         for c in self.classes:
             if c.id == failure_id:
                 return c

@@ -40,6 +40,8 @@ WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's librari
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """A failure class of plans/failures.toml that the facts (or an error message) point to."""
+
     id: str
     severity: str
     summary: str
@@ -52,6 +54,8 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
+    """All findings, what could not be known, and error-message classes the facts rule out."""
+
     findings: tuple[Finding, ...]
     unknown: tuple[str, ...]
     ruled_out: tuple[str, ...] = ()  # classes an error message pointed to that the facts exclude
@@ -92,10 +96,12 @@ def torch_arch_list(view: View, kb: Knowledge) -> tuple[tuple[str, ...] | None, 
 
 
 def bnb_release(view: View, kb: Knowledge) -> BnbRelease | None:
+    """The knowledge base's entry for the installed bitsandbytes (None when unknown)."""
     return None if view.bnb is None else kb.bnb.release(view.bnb)
 
 
 def bnb_loader(view: View, kb: Knowledge) -> str | None:
+    """How the installed bitsandbytes picks its native library (compat-facts C4)."""
     rel = bnb_release(view, kb)
     return rel.loader if rel else None
 

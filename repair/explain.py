@@ -75,4 +75,5 @@ def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tu
 
 
 def explain_to_dict(matches: tuple[Match, ...]) -> dict[str, Any]:
+    """The qfix.explain/1 document."""
     return {"schema": SCHEMA, "matches": [m.to_dict() for m in matches]}

@@ -52,6 +52,8 @@ BNB_FINDINGS = {"bnb-missing", "bnb-no-4bit", "bnb-no-cuda-lib", "bnb-torch-mism
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One installer action of a plan (qfix.plan/1 `steps`)."""
+
     action: str  # install | uninstall
     package: str
     from_: str | None
@@ -68,6 +70,8 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Manual:
+    """Something a venv cannot fix; ``required`` when the repair depends on it."""
+
     id: str
     text: str
     required: bool  # False: an alternative or a recommendation; the venv repair suffices
@@ -78,6 +82,8 @@ class Manual:
 
 @dataclass(frozen=True, slots=True)
 class TorchChoice:
+    """A torch release x variant that can work here, with how the driver runs it."""
+
     release: TorchRelease
     variant: TorchVariant
     driver_mode: str | None  # full | minor-compat | None (driver unknown)
@@ -92,6 +98,8 @@ class TorchChoice:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """The result of the planner: findings, steps, manual steps, unknowns (qfix.plan/1)."""
+
     healthy: bool
     findings: tuple[Finding, ...]
     steps: tuple[Step, ...]

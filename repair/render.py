@@ -20,6 +20,7 @@ SEVERITY_MARK = {"error": "✗", "warning": "!", "info": "·"}
 
 
 def table(rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    """Rows of cells as left-aligned columns (the first row is usually the header)."""
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -38,6 +39,7 @@ def _v(x: Any) -> str:
 
 
 def render_facts(f: Facts) -> str:
+    """`qfix detect` as text: every section, with where the driver facts came from."""
     out: list[str] = []
     h = f.host
     out.append("Host")
@@ -126,6 +128,7 @@ def render_facts(f: Facts) -> str:
 
 
 def render_plan(plan: Plan, *, hint: bool = True) -> str:
+    """`qfix plan` as text: findings, the dry-run diff, commands, manual steps, unknowns."""
     out: list[str] = []
     if plan.findings:
         out.append("Findings")
@@ -178,6 +181,7 @@ def _quote(arg: str) -> str:
 
 
 def render_explain(matches: Iterable[Match]) -> str:
+    """`qfix explain` as text: per class the matched lines, cause, how to confirm, fix."""
     out: list[str] = []
     for m in matches:
         mark = ""
@@ -200,6 +204,7 @@ def render_explain(matches: Iterable[Match]) -> str:
 
 
 def render_matrix(view: Any, cells: Sequence[Any]) -> str:
+    """`qfix matrix` as a grid of torch release x variant with the reasons for each 'x'."""
     if not cells:
         return "No torch builds are known for this platform."
     variants: list[str] = []

@@ -105,6 +105,8 @@ def sass_ccs_cover(ccs: Iterable[Version], cc: Version) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class View:
+    """The facts with versions parsed and unknowns as None, plus shared derived questions."""
+
     facts: Facts
     platform: str | None
     system: str | None
