@@ -307,9 +307,9 @@ def _host(driver: tuple[str, str], *gpus: Gpu) -> Host:
     return Host(driver[0], driver[1], gpus)
 
 
-# Before 0.46.0 bitsandbytes has no CPU 4-bit kernels: the layers fail on the CPU. (verify names
-# no failure class for it; `qfix plan` does: bnb-no-cpu-4bit. See docs/repairs.md.)
-_CPU_LAYERS_FAIL = VerifyExpect(1, (), ("linear-fp4@cpu", "linear-nf4@cpu"))
+# Before 0.46.0 bitsandbytes has no CPU 4-bit kernels: the layers fail on the CPU, and verify names
+# it bnb-no-cpu-4bit, as `qfix plan` does.
+_CPU_LAYERS_FAIL = VerifyExpect(1, ("bnb-no-cpu-4bit",), ("linear-fp4@cpu", "linear-nf4@cpu"))
 # verify reads whether the host has an NVIDIA GPU from /proc/driver/nvidia and /dev/nvidia*,
 # which the fake NVML does not simulate: on a simulated host it runs (and says it ran) the CPU
 # backend only, so a CPU torch passes there (exit 10, "the GPU path was NOT exercised").
