@@ -150,15 +150,16 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
             out.append("\nCommands (torch stays pinned while the rest installs)")
             for c in plan.commands:
                 out.append("  $ " + " ".join(_quote(a) for a in c))
-            if plan.constraints:
+            if plan.constraints and any("qfix-constraints.txt" in c for c in plan.commands):
                 out.append(f"  where qfix-constraints.txt holds: {'  '.join(plan.constraints)}")
         known = {k: v for k, v in plan.download.items() if v}
         unknown = [k for k, v in plan.download.items() if not v]
         size = sum(known.values())
         if known or unknown:
-            line = "\nEstimated download:" + (f" {size / 1e6:.0f} MB" if known else "")
+            line = "\nEstimated download: " + (f"{size / 1e6:.0f} MB" if known else "unknown")
             if unknown:
-                line += f" (+ {', '.join(unknown)}: size not in the knowledge base)"
+                line += (" + " if known else " (") + ", ".join(unknown) + (
+                    ": size not in the knowledge base" + ("" if known else ")"))
             out.append(line)
     if plan.manual:
         out.append("\nManual steps (outside the venv)")
