@@ -33,6 +33,9 @@ from .view import (
 # sm_87, C1 / bnb#1930; Thor sm_101, renamed sm_110 in CUDA 13, A3), their names, the L4T release.
 JETSON_CCS = (Version("8.7"), Version("10.1"), Version("11.0"))
 JETSON_TEXT = re.compile(r"\b(orin|xavier|jetson|thor|tegra|nvgpu|l4t|jetpack)\b", re.IGNORECASE)
+# Kepler (compute capability 3.x): bitsandbytes dropped its pip binaries in 0.39.0, the first
+# release with 4-bit (compat-facts C1/C3, S24 CHANGELOG); only a source build serves it.
+KEPLER_BELOW = Version("5.0")
 FIRST_4BIT = Version("0.39.0")  # compat-facts C1 (S24): Linear4bit, NF4/FP4
 FIRST_CPU_4BIT = Version("0.46.0")  # compat-facts C5 (S23 backends/cpu/ops.py)
 WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's libraries here
@@ -205,6 +208,16 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
                            {"gpus": names, "weakest": str(min(ccs)), "legacy_loader": legacy,
                             "CUDA_VISIBLE_DEVICES": (f.env or {}).get("CUDA_VISIBLE_DEVICES")}))
 
+    kepler = [g for g in view.gpus or () if (cc := parse_version(g.compute_capability))
+              is not None and cc < KEPLER_BELOW]
+    if kepler and not jetson:
+        out.append(_finding(cat, "gpu-too-old-for-bnb",
+                            "Kepler GPU " + ", ".join(f"{g.index} {g.name or ''} "
+                                                      f"({g.compute_capability})" for g in kepler)
+                            + ": no pip release of bitsandbytes with 4-bit has code for it "
+                            "(Kepler binaries were dropped in 0.39.0)",
+                            gpus=[g.index for g in kepler], kepler=True))
+
     # --- torch -----------------------------------------------------------------------------
     if view.torch_installed is False:
         out.append(_finding(cat, "torch-missing", "torch is not installed in the target"))
@@ -376,6 +389,9 @@ def _contradicted(view: View, kb: Knowledge, fid: str) -> bool:
     Facts of a full probe are complete: what the rules did not find there is not the case. In a
     partial report, only the facts a class depends on can rule it out.
     """
+    if fid == "cuda-init-failed":
+        # a state of the running machine, which no probe of files can rule out
+        return view.has_nvidia_gpu is False
     if view.packages_complete:
         return True
     if fid == "torch-cpu-build":

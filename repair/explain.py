@@ -6,6 +6,7 @@ confirms (or adds) classes, and the matches say which facts prove them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,20 @@ def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tu
             confirmed_by_facts=confirmed, explanation=cls.explanation, confirm=cls.confirm,
             remedy=cls.remedy, sources=cls.sources, evidence=evidence.get(fid, {}))))
     return tuple(m for _, m in sorted(matches, key=lambda x: x[0]))
+
+
+# torch's "The NVIDIA driver on your system is too old (found version 11060)": the CUDA version
+# the driver supports, as cudaDriverGetVersion reports it (major*1000 + minor*10).
+_FOUND_VERSION = re.compile(r"driver on your system is too old \(found version (\d{4,5})\)")
+
+
+def driver_cuda_from_error(text: str) -> str | None:
+    """The driver's CUDA version stated by torch's "driver too old" message ("11.6"), or None."""
+    m = _FOUND_VERSION.search(text)
+    if not m:
+        return None
+    n = int(m.group(1))
+    return f"{n // 1000}.{(n % 1000) // 10}"
 
 
 def explain_to_dict(matches: tuple[Match, ...]) -> dict[str, Any]:

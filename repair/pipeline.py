@@ -135,12 +135,41 @@ def analyse(facts: Facts, *, torch_index: str | None = None,
     classes it points to count where the facts cannot rule them out."""
     kb = load_knowledge()
     cat = load_catalogue()
-    view = make_view(facts, kb)
     text = error_text or facts.extra.get("reported_error")
-    reported = tuple(m.id for m in explain(text, cat)) if isinstance(text, str) else ()
+    text = text if isinstance(text, str) and text.strip() else None
+    read_from_error: list[str] = []
+    if text is not None:
+        facts, read_from_error = _facts_from_error(facts, text)
+    view = make_view(facts, kb)
+    reported = tuple(m.id for m in explain(text, cat)) if text else ()
     diag = diagnose(view, kb, cat, reported)
     plan = make_plan(view, diag, kb, torch_index_base=torch_index_base(torch_index))
+    if read_from_error:
+        plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
+    if text is not None and plan.healthy and not set(reported) & set(diag.ids):
+        # An error the facts do not explain is not "healthy": say so, and exit 1.
+        plan = replace(plan, healthy=False, notes=(*plan.notes, (
+            "the error message is not explained: " + ("it matches no known failure class"
+                                                      if not reported else
+                                                      "the facts rule out every class it matches")
+            + "; check torch.cuda.is_available() and the bitsandbytes import in the process "
+              "that failed, and restart that runtime after installing")))
     return Analysis(facts, view, diag, with_commands(plan, installed=facts.packages), kb, cat)
+
+
+def _facts_from_error(facts: Facts, text: str) -> tuple[Facts, list[str]]:
+    """Facts an error message states that the facts lack (torch's "found version 11060")."""
+    from .explain import driver_cuda_from_error
+    from .facts import Driver
+
+    cuda = driver_cuda_from_error(text)
+    d = facts.driver
+    if cuda is None or (d is not None and (d.version or d.cuda)):
+        return facts, []
+    driver = replace(d, found=True, cuda=cuda) if d is not None else Driver(
+        found=True, cuda=cuda, source="error message")
+    return replace(facts, driver=driver), [f"driver: supports CUDA {cuda} (read from the error "
+                                           "message; its version is not known)"]
 
 
 CONSTRAINTS_PLACEHOLDER = "qfix-constraints.txt"

@@ -25,7 +25,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .diagnose import Diagnosis, Finding, bnb_available_libs, bnb_loader, tagged_glibc_floor
+from .diagnose import (
+    KEPLER_BELOW,
+    Diagnosis,
+    Finding,
+    bnb_available_libs,
+    bnb_loader,
+    tagged_glibc_floor,
+)
 from .facts import Facts
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
@@ -34,6 +41,7 @@ from .view import (
     View,
     arch_coverage,
     driver_fit,
+    parse_version,
     pick_cuda_lib,
     public,
     sass_ccs_cover,
@@ -44,6 +52,8 @@ SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
 UNCONFIRMED = "(UNCONFIRMED)"  # marks a reason that rests on an unconfirmed fact
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
+# Distributions known to pin exact torch releases (the issue's examples: xformers, vllm).
+TORCH_PINNERS = ("xformers", "vllm")
 TORCH_FINDINGS = {"torch-missing", "torch-cpu-build", "driver-too-old", "gpu-arch-unsupported"}
 BNB_FINDINGS = {"bnb-missing", "bnb-no-4bit", "bnb-no-cuda-lib", "bnb-torch-mismatch",
                 "bnb-duplicate-install", "bnb-platform-unsupported", "gpu-too-old-for-bnb",
@@ -250,13 +260,20 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
             if choice is not None:
                 out.append(choice)
 
+    def demand(c: TorchChoice) -> Version:
+        """The driver a build needs at least (minor-version compatibility floor of its CUDA
+        major): with the driver unknown, the smallest demand is the safest assumption."""
+        if c.variant.cuda is None or c.driver_mode is not None:
+            return Version("0")
+        return kb.drivers.minor_compat_min(c.variant.cuda.major, view.driver_os) or Version("0")
+
     def key(c: TorchChoice) -> tuple[Any, ...]:
         cuda = c.variant.cuda or Version("0")
         return (
             bool(c.pin_conflicts),
             c.variant.cuda is None and view.has_nvidia_gpu is not False,
             c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
-            c.coverage == "unknown" and bool(view.ccs),  # unproven arch list
+            demand(c),
             not (c.release.confirmed and c.variant.is_confirmed("index")
                  and c.variant.is_confirmed(f"platforms.{view.platform}")),
             current is None or c.release.series != current,
@@ -268,6 +285,10 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
             (-cuda.major, -cuda.minor) if c.driver_mode else (cuda.major, cuda.minor),
         )
 
+    # A build whose arch list for this platform is unknown is no repair for a GPU (aarch64 lists
+    # differ from x86_64 ones, compat-facts B3): better no candidate and a manual step.
+    if view.ccs:
+        out = [c for c in out if c.coverage != "unknown"]
     return sorted(out, key=key)
 
 
@@ -405,6 +426,9 @@ def _choose_targets(view: View, kb: Knowledge, ids: set[str], bnb_change: bool, 
                     notes: list[str], manual: list[Manual], unknown: list[str],
                     ) -> tuple[TorchChoice | None, BnbRelease | None]:
     """The torch build and bitsandbytes release to move to (None: leave it as it is)."""
+    if "gpu-too-old-for-bnb" in ids and any(cc < KEPLER_BELOW for cc in view.ccs):
+        notes.append("Kepler GPU: torch and bitsandbytes are left alone; see the manual steps")
+        return None, None
     if view.rocm or "jetson-l4t" in ids:
         # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
         notes.append(("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
@@ -516,7 +540,12 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                           f"{base}/{label}" if label else None, (), diag, steps, unknown)
     if bnb_choice is not None:
         _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
-    elif bnb_change and not (view.rocm or "jetson-l4t" in ids):
+        if torch_choice is None and view.torch_installed and view.torch is None and steps:
+            unknown.append("torch's installed version is not known, so the commands cannot pin it: "
+                           "add torch==<installed version> to qfix-constraints.txt (qfix apply "
+                           "pins the version it finds)")
+    elif bnb_change and not (view.rocm or "jetson-l4t" in ids
+                             or any(cc < KEPLER_BELOW for cc in view.ccs)):
         _no_bnb_candidate(view, kb, manual)
     bnb_final = bnb_choice.version if bnb_choice is not None else (
         public(view.bnb) if view.bnb is not None else None)
@@ -604,6 +633,10 @@ def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: 
     if c.coverage == "unknown" and view.ccs:
         unknown.append(f"arch list of torch {c.release.series} {c.variant.name} on "
                        f"{view.platform}: the GPUs' support is not proven")
+    pinners = [p for p in TORCH_PINNERS if view.installed(p)]
+    if pinners and "torch_dependents" not in view.facts.extra:
+        unknown.append(", ".join(pinners) + " pin torch releases and their requirements were not "
+                       f"reported: check that they accept torch {c.version} (pip show) first")
     for conflict in c.pin_conflicts:
         unknown.append(f"conflict: {conflict}; it must move too or be removed")
 
@@ -686,6 +719,11 @@ def _environment_manual(view: View, kb: Knowledge, ids: set[str],
         manual.append(Manual("no-nvidia-driver",
                              "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
                              "bitsandbytes >= 0.46.0 runs 4-bit on the CPU", False))
+    if any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
+        manual.append(Manual("gpu-too-old-for-bnb",
+                             "Kepler GPUs (compute capability 3.x) get no bitsandbytes 4-bit "
+                             "build from pip (dropped in 0.39.0): build bitsandbytes from source "
+                             "for this GPU, or run on a GPU of compute capability >= 5.0", True))
     if "jetson-l4t" in ids:
         cc = max(view.ccs, default=None)
         flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
@@ -695,12 +733,36 @@ def _environment_manual(view: View, kb: Knowledge, ids: set[str],
                              "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
                              "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
                              "bitsandbytes wheels are built for SBSA servers", True))
+    if "cuda-init-failed" in ids:
+        manual.append(Manual("cuda-init-failed",
+                             "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
+                             "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
+                             "same version as the driver (`systemctl start nvidia-fabricmanager`); "
+                             "after a driver update, reboot. No package change fixes this.", True))
     if "rocm-host" in ids:
-        manual.append(Manual("rocm-host",
-                             "ROCm: use bitsandbytes >= 0.49.0 (ROCm libraries on PyPI), or set "
-                             "BNB_ROCM_VERSION (0.50+) to a shipped ROCm library, or build "
-                             "bitsandbytes from source for this HIP version; do not install "
-                             "CUDA builds of torch here", True))
+        manual.append(Manual("rocm-host", _rocm_advice(view, kb), True))
+
+
+def _rocm_advice(view: View, kb: Knowledge) -> str:
+    """What to do on a ROCm host, from the ROCm libraries the knowledge base says each
+    bitsandbytes release ships (compat-facts C1/C4: PyPI ROCm builds from 0.49.0)."""
+    tail = "; do not install CUDA builds of torch here"
+    hip = parse_version(view.torch_hip) if view.torch_hip else None
+    if hip is None or view.platform is None:
+        return ("ROCm: use a bitsandbytes release that ships a library for torch's ROCm version "
+                "(PyPI ROCm libraries from 0.49.0), set BNB_ROCM_VERSION (0.50+) to a shipped "
+                "one, or build bitsandbytes from source" + tail)
+    rocm = Version(f"{hip.major}.{hip.minor}")
+    fits = [r for r in kb.bnb.releases if r.lib_for_rocm(rocm, view.platform) is not None]
+    if fits:
+        return (f"ROCm {rocm}: bitsandbytes >= {fits[0].version} ships a library for it "
+                f"(newest: {fits[-1].version}); install it with torch pinned" + tail)
+    shipped = sorted({t for r in kb.bnb.releases for t in (
+        r.builds[view.platform].rocm_libs if view.platform in r.builds else ())})
+    return (f"ROCm {rocm}: no PyPI bitsandbytes ships a library for it (shipped: "
+            f"{', '.join('rocm' + t for t in shipped) or 'none'}); move torch to a ROCm build "
+            "with a shipped library, or build bitsandbytes from source for this HIP version"
+            + tail)
 
 
 def _driver_alternative(view: View, kb: Knowledge, c: TorchChoice, manual: list[Manual]) -> None:

@@ -147,7 +147,9 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
                          ", ".join(s.because)])
         out.append(table(rows))
         if plan.commands:
-            out.append("\nCommands (torch stays pinned while the rest installs)")
+            pinned = any(c.startswith("torch==") for c in plan.constraints)
+            out.append("\nCommands" + (" (torch stays pinned while the rest installs)"
+                                        if pinned else ""))
             for c in plan.commands:
                 out.append("  $ " + " ".join(_quote(a) for a in c))
             if plan.constraints and any("qfix-constraints.txt" in c for c in plan.commands):
@@ -156,7 +158,8 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
         unknown = [k for k, v in plan.download.items() if not v]
         size = sum(known.values())
         if known or unknown:
-            line = "\nEstimated download: " + (f"{size / 1e6:.0f} MB" if known else "unknown")
+            mb = f"{size / 1e6:.0f} MB" if size >= 1e6 else "< 1 MB"
+            line = "\nEstimated download: " + (mb if known else "unknown")
             if unknown:
                 line += (" + " if known else " (") + ", ".join(unknown) + (
                     ": size not in the knowledge base" + ("" if known else ")"))
@@ -174,7 +177,7 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
         out.extend(f"  ? {u}" for u in plan.unknown)
     if plan.steps and hint:
         out.append("\nApply with: qfix apply --yes   (or save this plan with --out FILE)")
-    return "\n".join(out)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
 
 
 def _quote(arg: str) -> str:

@@ -150,6 +150,8 @@ class View:
 
     @property
     def has_nvidia_gpu(self) -> bool | None:
+        if self.system == "Darwin":
+            return False  # macOS torch wheels are CPU/MPS builds (compat-facts B1)
         if self.gpus:
             return True
         if self.driver_found:

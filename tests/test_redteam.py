@@ -90,3 +90,65 @@ def test_explain_signatures(name, want, not_want):
         assert want in ids, ids
     if not_want:
         assert not_want not in ids, ids
+
+
+# --------------------------------------------------------------------------- second round
+DATA2 = Path(__file__).parent / "data" / "redteam2"
+
+
+def case2(name: str):
+    doc = json.loads((DATA2 / name).read_text())
+    return analyse(facts_from_dict(doc, name))
+
+
+def test_kepler_gets_a_source_build_not_a_bnb_bump_bnb514():
+    diag, plan = case2("c04_bnb514.json")
+    assert "gpu-too-old-for-bnb" in diag.ids and step(plan, "bitsandbytes") is None
+    assert any(m.required and "source" in m.text for m in plan.manual)
+
+
+def test_cuda_error_802_is_not_a_package_problem_bnb731():
+    diag, plan = case2("c05_bnb731.json")
+    assert "cuda-init-failed" in diag.ids and "bnb-no-cuda-lib" not in diag.ids
+    assert not plan.steps
+    assert any(m.id == "cuda-init-failed" and m.required for m in plan.manual)
+
+
+def test_aarch64_gpu_without_a_known_build_is_a_manual_step_pytorch147953():
+    diag, plan = case2("c09_t4g_aarch64.json")
+    assert step(plan, "torch") is None
+    assert any(m.required for m in plan.manual)
+
+
+def test_unknown_driver_prefers_the_smallest_driver_demand_unsloth2431():
+    diag, plan = case2("c12_unsloth2431.json")
+    rel = KB.torch.release(step(plan, "torch").to)
+    assert rel.variant(plan.torch_variant).cuda.major == 12  # cu128, not a cu13x build
+    assert any("vllm" in u and "xformers" in u for u in plan.unknown)
+
+
+def test_found_version_in_the_error_is_the_drivers_cuda_omost120():
+    diag, plan = case2("c13b_nodriver.json")
+    rel = KB.torch.release(step(plan, "torch").to)
+    assert rel.variant(plan.torch_variant).cuda <= Version("11.6") or \
+        rel.variant(plan.torch_variant).cuda.major == 11
+    assert any("CUDA 11.6" in u for u in plan.unknown)
+
+
+def test_an_unexplained_error_is_not_healthy():
+    doc = json.loads((Path(__file__).parent.parent / "plans" / "examples" /
+                      "healthy.json").read_text())
+    doc["error"] = "SomeError: a message no class knows"
+    diag, plan = analyse(facts_from_dict(doc, "t"))
+    assert not plan.healthy and any("not explained" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("Please install bitsandbytes>=0.44.0 via `pip install bitsandbytes>=0.44.0`", "bnb-missing"),
+    ("RuntimeError: CUDA is required but not available for bitsandbytes.", "no-nvidia-driver"),
+    ("Error 802: system not yet initialized", "cuda-init-failed"),
+    ("libcusparse.so.11: cannot open shared object file: No such file or directory",
+     "cuda-libs-not-found"),
+])
+def test_explain_round_two(text, want):
+    assert want in explained_ids(text)

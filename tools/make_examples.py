@@ -158,6 +158,15 @@ EXAMPLES = {
         packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.4", "transformers": "4.46.3"},
         bitsandbytes={"version": "0.45.4", "copies": 1, "distributions": ["bitsandbytes 0.45.4"],
                       "native_libs": [n for n in BNB_0455_LIBS if "cpu" not in n]}),
+    "cuda-init-failed.json": {
+        "summary": "An HGX A100 box whose nvidia-fabricmanager is not running: CUDA error 802.",
+        "facts": {**copy.deepcopy(HEALTHY), "gpus": [
+            {"index": i, "name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}
+            for i in range(8)]},
+        "error": "UserWarning: CUDA initialization: Unexpected error from cudaGetDeviceCount(). "
+                 "Did you run some cuda functions before calling NumCudaDevices() that might have "
+                 "already set an error? Error 802: system not yet initialized",
+    },
     "jetson-orin.json": variant(
         "A Jetson AGX Orin (L4T R36, sm_87) with NVIDIA's Jetson torch and PyPI's aarch64 "
         "bitsandbytes 0.46.1, which is built for SBSA servers.",
