@@ -671,7 +671,8 @@ def _layer_check(rep: _Report, torch: Any, bnb: Any, device: str, quant_type: st
         details["time_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         msg = one_line(exc)
         fid = classify(str(exc)) or (classify(rep.bnb_messages) if device != "cpu" else None)
-        if fid is None and device == "cpu" and _older_than(getattr(bnb, "__version__", ""), 0, 46):
+        bnb_version = getattr(bnb, "__version__", None) or _dist_version("bitsandbytes") or ""
+        if fid is None and device == "cpu" and _older_than(bnb_version, 0, 46):
             fid = "bnb-no-cpu-4bit"  # CPU 4-bit ops first shipped in 0.46.0 (compat-facts C5)
         rep.check(
             name,
