@@ -40,6 +40,7 @@ from .view import (
     MODERN_BNB_LOADER,
     View,
     arch_coverage,
+    cuda_from_tag,
     driver_fit,
     parse_version,
     pick_cuda_lib,
@@ -321,6 +322,13 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
     if cpu_only:
         if not (r.cpu_4bit and build.cpu_lib):
             why.append("no CPU 4-bit")
+    elif cuda is None and (view.driver is not None or view.driver_cuda is not None) \
+            and build.cuda_libs:
+        # torch's CUDA unknown, the driver known: at least one of the release's CUDA libraries
+        # must be a CUDA the driver runs (A1/A2), or no torch build could make it load.
+        if not any((v := cuda_from_tag(t)) is not None and driver_fit(view, kb, v).ok is not False
+                   for t in build.cuda_libs):
+            why.append("no CUDA library the installed driver can run")
     elif cuda is not None:
         lib = pick_cuda_lib(build.cuda_libs, cuda, r.loader)
         ccs = view.ccs
@@ -540,6 +548,8 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                           f"{base}/{label}" if label else None, (), diag, steps, unknown)
     if bnb_choice is not None:
         _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
+        if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
+            _modern_bnb_driver(view, kb, manual)
         if torch_choice is None and view.torch_installed and view.torch is None and steps:
             unknown.append("torch's installed version is not known, so the commands cannot pin it: "
                            "add torch==<installed version> to qfix-constraints.txt (qfix apply "
@@ -763,6 +773,21 @@ def _rocm_advice(view: View, kb: Knowledge) -> str:
             f"{', '.join('rocm' + t for t in shipped) or 'none'}); move torch to a ROCm build "
             "with a shipped library, or build bitsandbytes from source for this HIP version"
             + tail)
+
+
+def _modern_bnb_driver(view: View, kb: Knowledge, manual: list[Manual]) -> None:
+    """Only a legacy bitsandbytes fits this driver: the driver that a current one would need
+    (the minor-version compatibility floor of its oldest CUDA library, A2)."""
+    needs = [kb.drivers.minor_compat_min(v.major, view.driver_os)
+             for r in kb.bnb.releases if r.version >= MODERN_BNB_LOADER
+             and (b := r.builds.get(view.platform or "")) is not None
+             for t in b.cuda_libs if (v := cuda_from_tag(t)) is not None]
+    need = min((n for n in needs if n is not None), default=None)
+    if need is not None and view.driver is not None and view.driver < need:
+        manual.append(Manual("driver-too-old",
+                             f"upgrade the NVIDIA driver to >= {need} so that a current "
+                             f"bitsandbytes (>= {MODERN_BNB_LOADER}) can load; this driver "
+                             "allows only a legacy release", False))
 
 
 def _driver_alternative(view: View, kb: Knowledge, c: TorchChoice, manual: list[Manual]) -> None:

@@ -152,3 +152,12 @@ def test_an_unexplained_error_is_not_healthy():
 ])
 def test_explain_round_two(text, want):
     assert want in explained_ids(text)
+
+
+def test_a_cuda_110_driver_limits_bitsandbytes_to_a_library_it_can_run_bnb443():
+    diag, plan = case2("c20_bnb443.json")  # driver 450.51.05: CUDA 11.0 only
+    bnb = step(plan, "bitsandbytes")
+    assert bnb is not None
+    build = KB.bnb.release(bnb.to).builds["linux-x86_64"]
+    assert "110" in build.cuda_libs
+    assert any("450.80.02" in m.text and not m.required for m in plan.manual)
