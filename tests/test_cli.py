@@ -36,7 +36,7 @@ def assert_one_line_error(p, code=2):
 def test_help_lists_every_command():
     p = run("--help")
     assert p.returncode == 0
-    for cmd in ("detect", "plan", "explain", "matrix", "verify"):
+    for cmd in ("detect", "plan", "explain", "matrix", "verify", "apply", "rollback"):
         assert cmd in p.stdout
 
 
