@@ -22,6 +22,7 @@ from .view import (
     cuda_from_tag,
     driver_fit,
     lib_tags,
+    parse_arch,
     parse_version,
     pick_cuda_lib,
     public,
@@ -212,11 +213,21 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
               is not None and cc < KEPLER_BELOW]
     if kepler and not jetson:
         out.append(_finding(cat, "gpu-too-old-for-bnb",
-                            "Kepler GPU " + ", ".join(f"{g.index} {g.name or ''} "
-                                                      f"({g.compute_capability})" for g in kepler)
-                            + ": no pip release of bitsandbytes with 4-bit has code for it "
-                            "(Kepler binaries were dropped in 0.39.0)",
+                            "GPU " + ", ".join(f"{g.index} {g.name or ''} "
+                                               f"({g.compute_capability})" for g in kepler)
+                            + ": below 5.0 (Kepler or older), no pip release of bitsandbytes "
+                            "with 4-bit has code for it (Kepler binaries were dropped in 0.39.0)",
                             gpus=[g.index for g in kepler], kepler=True))
+    floor = lowest_torch_arch(kb, view.platform)
+    for g in view.gpus or ():
+        cc = parse_version(g.compute_capability)
+        if cc is not None and floor is not None and cc < floor and not jetson:
+            out.append(_finding(cat, "gpu-arch-unsupported",
+                                f"GPU {g.index} {g.name or ''} ({cc}) is below every torch "
+                                f"build in the knowledge base (the lowest is sm_{floor.major}"
+                                f"{floor.minor}): no torch release can use it",
+                                gpu=g.index, compute_capability=str(cc), lowest=str(floor),
+                                no_build=True))
 
     # --- torch -----------------------------------------------------------------------------
     if view.torch_installed is False:
@@ -316,7 +327,9 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
     libs = bnb_available_libs(view, kb)
     if override is not None:
         _override_rule(view, kb, cat, rel, override, libs, lib_cuda, out)
-    elif nvidia_here and view.bnb is not None and view.bnb >= FIRST_4BIT and libs is not None:
+    elif (nvidia_here or (view.has_nvidia_gpu is None and view.torch_cuda is not None
+                          and not view.rocm and not jetson)) \
+            and view.bnb is not None and view.bnb >= FIRST_4BIT and libs is not None:
         if lib_cuda is not None:
             full, nc, _cpu = libs
             loader = rel.loader if rel else "exact"
@@ -440,8 +453,22 @@ def _contradicted(view: View, kb: Knowledge, fid: str) -> bool:
     return False
 
 
+# The file type of a native library on each OS (bitsandbytes ships .so, .dll and .dylib files).
+_LIB_SUFFIX = {"linux": ".so", "windows": ".dll", "macos": ".dylib"}
+
+
 def _platform_rules(view: View, kb: Knowledge, cat: Catalogue, rel: BnbRelease | None,
                     out: list[Finding]) -> None:
+    b = view.facts.bitsandbytes
+    want = _LIB_SUFFIX.get((view.platform or "").split("-")[0])
+    libs = [n for n in (b.native_libs or ()) if n.startswith("libbitsandbytes")] if b else []
+    if want and libs and not any(n.endswith(want) for n in libs):
+        # Only another OS's libraries (a py3-none-any wheel <= 0.42 carries Linux .so files
+        # everywhere, compat-facts C1; "not a mach-o file" on macOS, bnb#485).
+        out.append(_finding(cat, "bnb-platform-unsupported",
+                            f"the installed bitsandbytes has only .{libs[0].rsplit('.', 1)[-1]} "
+                            f"libraries, none for {view.platform}", native_libs=libs))
+        return
     if view.bnb is None or rel is None:
         return
     if view.platform is None:
@@ -486,6 +513,14 @@ def _platform_rules(view: View, kb: Knowledge, cat: Catalogue, rel: BnbRelease |
                          confirmed=confirmed)
             # An UNCONFIRMED fact is never the only ground for an error (design.md).
             out.append(f if confirmed else Finding(f.id, "warning", f.summary, f.evidence))
+
+
+def lowest_torch_arch(kb: Knowledge, platform: str | None) -> Version | None:
+    """The lowest compute capability any torch build of the knowledge base has code for."""
+    ccs = [v for r in kb.torch.releases for var in r.variants_for(platform or "")
+           if (arch := var.arch_for(platform or "")) for a in arch
+           if (p := parse_arch(a)) is not None for v in (p[1],)]
+    return min(ccs) if ccs else None
 
 
 def tagged_glibc_floor(kb: Knowledge, platform: str) -> Version | None:

@@ -435,7 +435,8 @@ def _choose_targets(view: View, kb: Knowledge, ids: set[str], bnb_change: bool, 
                     ) -> tuple[TorchChoice | None, BnbRelease | None]:
     """The torch build and bitsandbytes release to move to (None: leave it as it is)."""
     if "gpu-too-old-for-bnb" in ids and any(cc < KEPLER_BELOW for cc in view.ccs):
-        notes.append("Kepler GPU: torch and bitsandbytes are left alone; see the manual steps")
+        notes.append("GPU below compute capability 5.0: torch and bitsandbytes are left alone; "
+                     "see the manual steps")
         return None, None
     if view.rocm or "jetson-l4t" in ids:
         # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
@@ -655,12 +656,25 @@ def _hf_steps(view: View, kb: Knowledge, findings_by_id: dict[str, list[Finding]
               steps: list[Step], manual: list[Manual], bnb_final: Version | None) -> None:
     """Raise transformers/accelerate/peft to their floors -- unless the interpreter is too old
     for the release that floor names (its Requires-Python, plans/huggingface.toml): then the
-    step could not install, and upgrading Python is the manual step."""
+    step could not install, and upgrading Python is the manual step.
+
+    Each upgrade stays within the installed major release (the smallest change), and the floors
+    are checked again against the planned ranges until none is left (transformers 4.30 needs
+    accelerate >= 0.20: plans/huggingface.toml)."""
+    wanted: dict[str, Version] = {}
     for f in findings_by_id.get("hf-stack-too-old", []):
-        pkg = f.evidence.get("package")
-        if pkg in (None, "bitsandbytes") or any(s.package == pkg for s in steps):
+        pkg = str(f.evidence.get("package"))
+        if pkg not in ("None", "bitsandbytes"):
+            wanted[pkg] = max(wanted.get(pkg, Version("0")), Version(str(f.evidence["minimum"])))
+    for _ in range(3):  # the floors chain at most transformers -> accelerate/peft
+        ranges = {p: _hf_range(view, p, m) for p, m in wanted.items()}
+        more = _hf_floors_for(view, kb, ranges, wanted)
+        if not more:
+            break
+        wanted.update(more)
+    for pkg, minimum in wanted.items():
+        if any(s.package == pkg for s in steps):
             continue
-        minimum = Version(str(f.evidence.get("minimum")))
         blocked = [r for r in kb.hf if r.package == "python" and view.python is not None
                    and public(view.python) < r.minimum and pkg in r.when
                    and minimum in r.when[pkg]]
@@ -671,10 +685,49 @@ def _hf_steps(view: View, kb: Knowledge, findings_by_id: dict[str, list[Finding]
                                  f"{view.python}): {pkg} >= {minimum} needs it ({r.reason}); "
                                  "then re-run qfix plan in a new venv", True))
             continue
-        ceiling = _hf_ceiling(kb, str(pkg), bnb_final)
-        spec = f">={minimum}" + (f",{ceiling}" if str(ceiling) else "")
-        steps.append(Step("install", str(pkg), f.evidence.get("installed"), spec,
+        ceiling = _hf_ceiling(kb, pkg, bnb_final) & _hf_range(view, pkg, minimum)
+        uppers = [Version(c.version) for c in ceiling if c.operator == "<"]
+        spec = f">={minimum}" + (f",<{min(uppers)}" if uppers else "")
+        have = view.package(pkg)
+        steps.append(Step("install", pkg, None if have is None else str(have), spec,
                           None, ("hf-stack-too-old",), "pypi"))
+
+
+def _hf_range(view: View, package: str, minimum: Version) -> SpecifierSet:
+    """Where an upgrade of ``package`` lands: from ``minimum`` up to the next major release of
+    the installed one (when the floor itself stays below it)."""
+    have = view.package(package)
+    if have is not None and minimum < Version(f"{have.major + 1}"):
+        return SpecifierSet(f">={minimum},<{have.major + 1}")
+    return SpecifierSet(f">={minimum}")
+
+
+def _hf_floors_for(view: View, kb: Knowledge, ranges: Mapping[str, SpecifierSet],
+                   wanted: Mapping[str, Version]) -> dict[str, Version]:
+    """Floors of transformers/accelerate/peft that the planned ranges bring in (a rule applies
+    when its `when` range meets the planned range), beyond what is installed or wanted."""
+    out: dict[str, Version] = {}
+    for rule in kb.hf:
+        if rule.feature not in ("4bit-load", "kbit-training") or rule.package in (
+                "python", "bitsandbytes"):
+            continue
+        if not rule.when or not all(_meets(ranges.get(p), view.package(p), s)
+                                    for p, s in rule.when.items()):
+            continue
+        have = view.package(rule.package)
+        floor = max(wanted.get(rule.package, Version("0")), have or Version("0"))
+        if (have is not None or rule.package in wanted) and floor < rule.minimum:
+            out[rule.package] = max(out.get(rule.package, Version("0")), rule.minimum)
+    return out
+
+
+def _meets(planned: SpecifierSet | None, have: Version | None, when: SpecifierSet) -> bool:
+    """Whether a planned range (or the installed version) falls in a rule's `when` range."""
+    if planned is None:
+        return have is not None and public(have) in when
+    points = [Version(c.version) for c in planned if c.operator == ">="]
+    points += [Version(c.version) for c in when if c.operator in (">=", "==")]
+    return any(p in planned and p in when for p in points)
 
 
 def _hf_ceiling(kb: Knowledge, package: str, bnb: Version | None) -> SpecifierSet:
@@ -731,9 +784,14 @@ def _environment_manual(view: View, kb: Knowledge, ids: set[str],
                              "bitsandbytes >= 0.46.0 runs 4-bit on the CPU", False))
     if any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
         manual.append(Manual("gpu-too-old-for-bnb",
-                             "Kepler GPUs (compute capability 3.x) get no bitsandbytes 4-bit "
-                             "build from pip (dropped in 0.39.0): build bitsandbytes from source "
-                             "for this GPU, or run on a GPU of compute capability >= 5.0", True))
+                             "GPUs below compute capability 5.0 get no bitsandbytes 4-bit build "
+                             "from pip (Kepler dropped in 0.39.0): build bitsandbytes from source "
+                             "for a Kepler (3.x) GPU, or run on a GPU of compute capability "
+                             ">= 5.0" + ("; this GPU is below every torch build too, so only a "
+                                         "newer GPU helps" if any(
+                                             f.evidence.get("no_build")
+                                             for f in by_id.get("gpu-arch-unsupported", []))
+                                         else ""), True))
     if "jetson-l4t" in ids:
         cc = max(view.ccs, default=None)
         flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
