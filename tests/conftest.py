@@ -36,6 +36,17 @@ def qfix_argv() -> list[str]:
     return [sys.executable, "-m", "repair"]
 
 
+@pytest.fixture(scope="session")
+def lib_dir() -> Path:
+    """The fake libnvidia-ml.so.1 (tests/fakes), compiled once with gcc."""
+    from tests.fakes import nvml as fake
+
+    try:
+        return fake.build()
+    except fake.CompilerMissing as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.fixture()
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """os.environ without the variables that change what qfix detects."""

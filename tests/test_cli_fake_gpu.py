@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from repair.facts import facts_from_dict
 from tests.fakes import nvml as fake
 from tests.venvs import Venv
@@ -27,12 +25,6 @@ def qfix(args: list[str], lib_dir: Path, config: Path) -> subprocess.CompletedPr
                           text=True, env=env, cwd=REPO, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def lib_dir() -> Path:
-    try:
-        return fake.build()
-    except fake.CompilerMissing as exc:
-        pytest.skip(str(exc))
 
 
 def test_detect_json_reads_driver_cuda_and_every_gpu(lib_dir: Path, tmp_path: Path,

@@ -29,12 +29,6 @@ from tests.fakes.nvml import FakeGpu, FakeNvml
 # --------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(scope="module")
-def lib_dir() -> Path:
-    try:
-        return fake.build()
-    except fake.CompilerMissing as exc:
-        pytest.skip(str(exc))
 
 
 def build_variant(*missing: str) -> Path:
