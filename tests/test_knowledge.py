@@ -15,7 +15,6 @@ import csv
 import importlib.util
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,6 @@ from repair.knowledge import (
     Cited,
     DriverVersion,
     Knowledge,
-    _load,
     glibc_of_tag,
     lib_cuda,
     load_knowledge,
@@ -60,19 +58,6 @@ def test_cached_per_directory(tmp_path: Path):
     other = load_knowledge(copy)
     assert other is not KB and other.directory == copy.resolve()
     assert len(other.bnb.releases) == len(KB.bnb.releases)
-
-
-def test_load_time_is_small():
-    # qfix plan must finish in < 0.3 s; the knowledge base is allowed ~30 ms of it.
-    best = min(_timed_load() for _ in range(5))
-    assert best < 0.060, f"load_knowledge took {best * 1000:.1f} ms"
-
-
-def _timed_load() -> float:
-    _load.cache_clear()
-    t = time.perf_counter()
-    load_knowledge()
-    return time.perf_counter() - t
 
 
 # --------------------------------------------------------------------------- platform keys

@@ -13,7 +13,6 @@ import ast
 import json
 import os
 import stat
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -316,17 +315,7 @@ def test_env_vars_reach_the_target(venv_torch213: Venv, monkeypatch: pytest.Monk
     assert probe_target(str(venv_torch213.python)).env["BNB_CUDA_VERSION"] == "121"
 
 
-@pytest.mark.venv
-def test_plain_probe_is_fast(venv_torch213: Venv) -> None:
-    """`qfix detect` budgets 0.5 s in all; the target probe is measured at ~0.05 s."""
-    python = str(venv_torch213.python)
-    probe_target(python)  # warm the page cache
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        probe_target(python)
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.3, times
+
 
 
 def test_system_python_is_externally_managed() -> None:
