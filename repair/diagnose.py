@@ -146,6 +146,17 @@ def bnb_available_libs(view: View, kb: Knowledge) -> tuple[set[str], set[str], b
     return set(build.cuda_libs), set(build.nocublaslt), build.cpu_lib
 
 
+def installed_cuda_lib(view: View, rel: BnbRelease | None,
+                       libs: tuple[set[str], set[str], bool], cuda: Version) -> str | None:
+    """The CUDA library tag the installed bitsandbytes loads for runtime ``cuda`` from the
+    libraries it has: its loader's pick, and the _nocublaslt variant where it wants one (C4)."""
+    full, nc, _cpu = libs
+    chosen = pick_cuda_lib(full, cuda, rel.loader if rel else "exact")
+    if chosen is not None and view.wants_nocublaslt(rel) and nc and chosen not in nc:
+        return None
+    return chosen
+
+
 def _finding(cat: Catalogue, fid: str, summary: str, **evidence: Any) -> Finding:
     return Finding(fid, cat.get(fid).severity, summary,
                    {k: v for k, v in evidence.items() if v is not None})
@@ -303,10 +314,10 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
                             "distributions provide bitsandbytes: " + ", ".join(dists or forks),
                             distributions=list(dists)))
 
-    libs_here = bnb_available_libs(view, kb)
-    lib_ok = (libs_here is not None and view.torch_cuda is not None and rel is not None
-              and pick_cuda_lib(libs_here[0], view.torch_cuda, rel.loader) is not None)
-    if rel is not None and rel.known_bad and (libs_here is None or not libs_here[2] or not lib_ok):
+    libs = bnb_available_libs(view, kb)
+    lib_ok = (libs is not None and view.torch_cuda is not None and rel is not None
+              and installed_cuda_lib(view, rel, libs, view.torch_cuda) is not None)
+    if rel is not None and rel.known_bad and (libs is None or not libs[2] or not lib_ok):
         # Both known-bad releases lack a library (0.39.0: cuda110/114; 0.45.4: the CPU one):
         # report it where that shows or cannot be ruled out.
         out.append(_finding(cat, "bnb-known-bad-release",
@@ -324,26 +335,20 @@ def diagnose(view: View, kb: Knowledge, cat: Catalogue,
 
     override = (f.env or {}).get("BNB_CUDA_VERSION")
     lib_cuda, lib_cuda_src = bnb_runtime_cuda(view, kb)
-    libs = bnb_available_libs(view, kb)
     if override is not None:
         _override_rule(view, kb, cat, rel, override, libs, lib_cuda, out)
     elif (nvidia_here or (view.has_nvidia_gpu is None and view.torch_cuda is not None
                           and not view.rocm and not jetson)) \
             and view.bnb is not None and view.bnb >= FIRST_4BIT and libs is not None:
         if lib_cuda is not None:
-            full, nc, _cpu = libs
-            loader = rel.loader if rel else "exact"
-            chosen = pick_cuda_lib(full, lib_cuda, loader)
-            needs_nc = view.wants_nocublaslt(rel) and bool(nc)
-            if needs_nc and chosen is not None and chosen not in nc:
-                chosen = None
+            chosen = installed_cuda_lib(view, rel, libs, lib_cuda)
             if chosen is None:
                 out.append(_finding(
                     cat, "bnb-no-cuda-lib",
                     f"bitsandbytes {view.bnb} has no library for CUDA {lib_cuda} "
                     f"(from {lib_cuda_src})", bitsandbytes=str(view.bnb),
                     cuda=str(lib_cuda), cuda_source=lib_cuda_src,
-                    shipped=sorted(full, key=lambda t: cuda_from_tag(t) or Version("0"))))
+                    shipped=sorted(libs[0], key=lambda t: cuda_from_tag(t) or Version("0"))))
             elif ccs and rel is not None and view.platform is not None:
                 build = rel.builds.get(view.platform)
                 sass = build.sass(chosen) if build else None
@@ -427,11 +432,12 @@ def _contradicted(view: View, kb: Knowledge, fid: str) -> bool:
     if fid == "bnb-known-bad-release":
         rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
         return view.bnb is not None and (rel is None or not rel.known_bad)
-    if fid == "bnb-no-cuda-lib":
+    if fid == "bnb-no-cuda-lib":  # the same rule as the diagnosis, with the same CUDA source
         rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
         libs = bnb_available_libs(view, kb)
-        return (rel is not None and view.torch_cuda is not None and libs is not None
-                and pick_cuda_lib(libs[0], view.torch_cuda, rel.loader) is not None)
+        cuda, _ = bnb_runtime_cuda(view, kb)
+        return (rel is not None and cuda is not None and libs is not None
+                and installed_cuda_lib(view, rel, libs, cuda) is not None)
     if fid == "bnb-platform-unsupported":
         rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
         build = rel.builds.get(view.platform or "") if rel is not None else None

@@ -357,7 +357,3 @@ def facts_to_dict(f: Facts) -> dict[str, Any]:
     for k, v in f.extra.items():
         out.setdefault(k, v)
     return out
-
-
-def facts_to_json(f: Facts) -> str:
-    return json.dumps(facts_to_dict(f), indent=2, sort_keys=False)

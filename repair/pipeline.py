@@ -205,7 +205,8 @@ def explain_text(text: str, facts: Facts | None) -> tuple[Match, ...]:
     cat = load_catalogue()
     diag = None
     if facts is not None:
-        diag = diagnose(make_view(facts, load_knowledge()), load_knowledge(), cat)
+        kb = load_knowledge()
+        diag = diagnose(make_view(facts, kb), kb, cat)
     return explain(text, cat, diag)
 
 

@@ -584,7 +584,7 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
                          if torch_choice else None),
         bnb_target=str(bnb_choice.version) if bnb_choice else None,
         notes=tuple(notes),
-        download=_download(view, kb, bnb_choice, steps),
+        download=_download(view, bnb_choice, steps),
     )
 
 
@@ -906,8 +906,8 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
     manual.append(Manual("bnb-platform-unsupported", text, True))
 
 
-def _download(view: View, kb: Knowledge, bnb: BnbRelease | None,
-              steps: list[Step]) -> dict[str, int | None]:
+def _download(view: View, bnb: BnbRelease | None, steps: list[Step]) -> dict[str, int | None]:
+    """Download size per installed package, where the knowledge base has it (bitsandbytes)."""
     out: dict[str, int | None] = {}
     for s in steps:
         if s.action != "install":

@@ -168,16 +168,22 @@ class View:
         return parse_version(self.facts.package(name))
 
     def installed(self, name: str) -> bool | None:
-        """True/False when the facts say; None when unknown. In a report, a package listed with a
-        null version is installed (version not reported); in a probe, null means absent."""
-        pk = self.facts.packages
-        if pk is not None and pk.get(name):
-            return True
-        if self.packages_complete:
-            return False
-        if pk is not None and name in pk:
-            return True
-        return None
+        """Whether ``name`` is installed, as the package list says (see listed_installed)."""
+        return listed_installed(self.facts, name)
+
+
+def listed_installed(facts: Facts, name: str) -> bool | None:
+    """True/False when the package list says; None when unknown. In a report, a package listed
+    with a null version is installed (version not reported); in a probe's complete list, null
+    means absent."""
+    pk = facts.packages
+    if pk is not None and pk.get(name):
+        return True
+    if facts.extra.get("packages_source") == "probe":
+        return False
+    if pk is not None and name in pk:
+        return True
+    return None
 
 
 def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
@@ -236,25 +242,13 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
                 cpu_build = None
         else:
             cpu_build = False
-    torch_installed: bool | None
-    listed = facts.packages is not None and "torch" in facts.packages and not complete
-    if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list)) or listed:
-        torch_installed = True  # a report's "torch": null means installed, version not reported
-    elif t is not None and t.error:
-        torch_installed = True  # present but broken
-    elif complete:
-        torch_installed = False
-    else:
-        torch_installed = None
+    # Installed when its build or files show it (a broken one too), else as the list says.
+    torch_installed = True if torch_v is not None or (t is not None and (
+        t.cuda or t.hip or t.arch_list or t.error)) else listed_installed(facts, "torch")
     b = facts.bitsandbytes
     bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
-    listed = facts.packages is not None and "bitsandbytes" in facts.packages and not complete
-    if bnb_v is not None or (b is not None and b.native_libs) or listed:
-        bnb_installed: bool | None = True
-    elif complete:
-        bnb_installed = False
-    else:
-        bnb_installed = None
+    bnb_installed = True if bnb_v is not None or (b is not None and b.native_libs) \
+        else listed_installed(facts, "bitsandbytes")
     return View(
         facts=facts,
         platform=platform,
