@@ -31,9 +31,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff check over the package, tests, benchmarks and tools."""
+    """ruff check and ruff format --check over the package, tests, benchmarks and tools."""
     session.install("ruff")
-    session.run("ruff", "check", "repair", "tests", "bench", "tools", "noxfile.py")
+    paths = ("repair", "tests", "bench", "tools", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session(python=PYTHON)

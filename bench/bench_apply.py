@@ -255,7 +255,8 @@ def bench_rollback(work: Path, idx: IndexServer, runs: int) -> dict:
                     "rollback_s": round(res["wall_s"], 3),
                     "process_wall_s": round(wall, 3),
                     "freeze_identical": same,
-                    "apply_snapshot_line": snap,
+                    # results name the temporary folder <tmp>: no path of this machine
+                    "apply_snapshot_line": snap.replace(str(work), "<tmp>"),
                 }
             )
             print(f"  offline rollback after {installer}: {out['offline'][-1]}", flush=True)

@@ -28,8 +28,14 @@ from tests.venvs import get_venv  # noqa: E402
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
     t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                   check=False, timeout=300)
+    subprocess.run(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        check=False,
+        timeout=300,
+    )
     return time.perf_counter() - t
 
 
@@ -60,16 +66,35 @@ def main() -> None:
     print("| command | median (s) | min | max | collect_env / this |\n|---|---:|---:|---:|---:|")
     for name, v in times.items():
         ratio = base / med[name]
-        rows.append({"command": name, "median_s": round(med[name], 4), "runs": v,
-                     "speedup_vs_collect_env": round(ratio, 2)})
+        rows.append(
+            {
+                "command": name,
+                "median_s": round(med[name], 4),
+                "runs": v,
+                "speedup_vs_collect_env": round(ratio, 2),
+            }
+        )
         print(f"| `{name}` | {med[name]:.3f} | {min(v):.3f} | {max(v):.3f} | {ratio:.1f}x |")
     out = ROOT / "bench" / "results" / "cli.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"runs": args.runs, "venv": "torch 2.13.0+cpu, bitsandbytes "
-                               "0.50.2, transformers 5.24.0", "cpu_count": os.cpu_count(),
-                               "results": rows}, indent=2) + "\n")
-    ok = (med["qfix detect --json"] <= 0.5 and base / med["qfix detect --json"] >= 4
-          and med["qfix plan --json"] <= 0.3 and base / med["qfix plan --json"] >= 7)
+    out.write_text(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "venv": "torch 2.13.0+cpu, bitsandbytes 0.50.2, transformers 5.24.0",
+                "cpu_count": os.cpu_count(),
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    ok = (
+        med["qfix detect --json"] <= 0.5
+        and base / med["qfix detect --json"] >= 4
+        and med["qfix plan --json"] <= 0.3
+        and base / med["qfix plan --json"] >= 7
+    )
     print(f"\ntargets met: {ok}")
 
 

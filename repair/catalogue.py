@@ -14,8 +14,18 @@ from .errors import KnowledgeError
 from .knowledge import plans_directory, read_toml
 
 SEVERITIES = ("error", "warning", "info")
-_FIELDS = ("id", "severity", "title", "explanation", "evidence", "confirm", "remedy",
-           "signatures", "sources", "checked")
+_FIELDS = (
+    "id",
+    "severity",
+    "title",
+    "explanation",
+    "evidence",
+    "confirm",
+    "remedy",
+    "signatures",
+    "sources",
+    "checked",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +95,22 @@ def _parse(data: dict[str, object], origin: str) -> Catalogue:
         example = entry.get("example")
         if example is not None and not isinstance(example, str):
             raise KnowledgeError(f"{where}: field 'example' must be a file name")
-        out.append(FailureClass(
-            id=entry["id"], severity=entry["severity"], title=entry["title"],
-            explanation=entry["explanation"], evidence=tuple(entry["evidence"]),
-            confirm=entry["confirm"], remedy=entry["remedy"], signatures=tuple(patterns),
-            sources=tuple(entry["sources"]), checked=entry["checked"], example=example,
-            unless=negatives))
+        out.append(
+            FailureClass(
+                id=entry["id"],
+                severity=entry["severity"],
+                title=entry["title"],
+                explanation=entry["explanation"],
+                evidence=tuple(entry["evidence"]),
+                confirm=entry["confirm"],
+                remedy=entry["remedy"],
+                signatures=tuple(patterns),
+                sources=tuple(entry["sources"]),
+                checked=entry["checked"],
+                example=example,
+                unless=negatives,
+            )
+        )
     return Catalogue(tuple(out))
 
 
@@ -101,7 +121,8 @@ def _compile(sigs: list[str], where: str) -> tuple[re.Pattern[str], ...]:
             out.append(re.compile(sig, re.IGNORECASE | re.MULTILINE))
         except re.error as exc:
             raise KnowledgeError(
-                f"{where}: signature {sig!r} is not a valid regex ({exc})") from None
+                f"{where}: signature {sig!r} is not a valid regex ({exc})"
+            ) from None
     return tuple(out)
 
 

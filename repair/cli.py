@@ -31,19 +31,30 @@ app = typer.Typer(
 
 PythonOpt = Annotated[
     str | None,
-    typer.Option("--python", help="Target interpreter or venv directory (default: $VIRTUAL_ENV, "
-                 "else the Python running qfix).", show_default=False),
+    typer.Option(
+        "--python",
+        help="Target interpreter or venv directory (default: $VIRTUAL_ENV, "
+        "else the Python running qfix).",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 FactsOpt = Annotated[
     str | None,
-    typer.Option("--facts", help="Read facts from a qfix.facts/1 file ('-' = stdin) instead of "
-                 "probing this machine.", show_default=False),
+    typer.Option(
+        "--facts",
+        help="Read facts from a qfix.facts/1 file ('-' = stdin) instead of probing this machine.",
+        show_default=False,
+    ),
 ]
 TorchIndexOpt = Annotated[
     str | None,
-    typer.Option("--torch-index", help="Base of the PyTorch wheel index (mirrors); default "
-                 "$QFIX_TORCH_INDEX, else https://download.pytorch.org/whl.", show_default=False),
+    typer.Option(
+        "--torch-index",
+        help="Base of the PyTorch wheel index (mirrors); default "
+        "$QFIX_TORCH_INDEX, else https://download.pytorch.org/whl.",
+        show_default=False,
+    ),
 ]
 
 
@@ -60,10 +71,16 @@ def _progress(line: str) -> None:
 def detect(
     python: PythonOpt = None,
     as_json: JsonOpt = False,
-    deep: Annotated[bool, typer.Option("--deep", help="Also import torch and bitsandbytes in a "
-                                       "child process (time-limited) to record CUDA availability, "
-                                       "the compiled arch list and whether the native library "
-                                       "loads.")] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also import torch and bitsandbytes in a "
+            "child process (time-limited) to record CUDA availability, "
+            "the compiled arch list and whether the native library "
+            "loads.",
+        ),
+    ] = False,
 ) -> int:
     """Print the facts of this machine and a Python environment (qfix.facts/1 with --json)."""
     from .facts import facts_to_dict
@@ -84,13 +101,21 @@ def plan(
     python: PythonOpt = None,
     facts: FactsOpt = None,
     as_json: JsonOpt = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Save the plan (qfix.plan/1) for "
-                                             "`qfix apply --plan FILE`.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Save the plan (qfix.plan/1) for `qfix apply --plan FILE`."),
+    ] = None,
     torch_index: TorchIndexOpt = None,
-    error: Annotated[str | None, typer.Option("--error", help="An error message the user saw "
-                                              "('-' = stdin): the classes it points to count "
-                                              "where the facts cannot rule them out.",
-                                              show_default=False)] = None,
+    error: Annotated[
+        str | None,
+        typer.Option(
+            "--error",
+            help="An error message the user saw "
+            "('-' = stdin): the classes it points to count "
+            "where the facts cannot rule them out.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
     from .pipeline import analyse, get_facts
@@ -120,8 +145,12 @@ def plan(
 
 @app.command()
 def explain(
-    text: Annotated[str | None, typer.Argument(help="The error message or traceback; '-' or "
-                                               "nothing reads stdin.", show_default=False)] = None,
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            help="The error message or traceback; '-' or nothing reads stdin.", show_default=False
+        ),
+    ] = None,
     facts: FactsOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
@@ -132,8 +161,10 @@ def explain(
 
     if text is None or text == "-":
         if sys.stdin.isatty():
-            raise BadInput("give the error text as an argument, or pipe it in: "
-                           "`python train.py 2>&1 | qfix explain -`")
+            raise BadInput(
+                "give the error text as an argument, or pipe it in: "
+                "`python train.py 2>&1 | qfix explain -`"
+            )
         text = sys.stdin.read()
     if not text.strip():
         raise BadInput("the error text is empty")
@@ -159,9 +190,22 @@ def matrix(
 
     view, cells = run_matrix(get_facts(python, facts))
     if as_json:
-        _print_json({"schema": "qfix.matrix/1", "platform": view.platform, "cells": [
-            {"torch": c.release, "variant": c.variant, "ok": c.ok, "driver_mode": c.mode,
-             "reasons": list(c.reasons)} for c in cells]})
+        _print_json(
+            {
+                "schema": "qfix.matrix/1",
+                "platform": view.platform,
+                "cells": [
+                    {
+                        "torch": c.release,
+                        "variant": c.variant,
+                        "ok": c.ok,
+                        "driver_mode": c.mode,
+                        "reasons": list(c.reasons),
+                    }
+                    for c in cells
+                ],
+            }
+        )
     else:
         from .render import render_matrix
 
@@ -173,10 +217,15 @@ def matrix(
 def verify(
     python: PythonOpt = None,
     device: Annotated[str, typer.Option("--device", help="auto | cuda | cpu")] = "auto",
-    model: Annotated[str, typer.Option("--model", help="tiny: also load a small causal LM in "
-                                       "4-bit; none: layers only")] = "tiny",
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds before the check is "
-                                           "stopped.")] = 300.0,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="tiny: also load a small causal LM in 4-bit; none: layers only"
+        ),
+    ] = "tiny",
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds before the check is stopped.")
+    ] = 300.0,
     as_json: JsonOpt = False,
 ) -> int:
     """Prove the environment with a real 4-bit load (NF4/FP4 layers, optionally a tiny model).
@@ -188,8 +237,9 @@ def verify(
     from .pipeline import verify as run_verify
     from .verify.runner import verdict_to_dict
 
-    verdict = run_verify(python, device=device, model=model, timeout=timeout,
-                         progress=None if as_json else _progress)
+    verdict = run_verify(
+        python, device=device, model=model, timeout=timeout, progress=None if as_json else _progress
+    )
     if as_json:
         _print_json(verdict_to_dict(verdict))
     else:
@@ -200,23 +250,44 @@ def verify(
 @app.command()
 def apply(
     python: PythonOpt = None,
-    venv: Annotated[str | None, typer.Option("--venv", help="Create this new venv and install the "
-                                             "planned stack there (for a system or externally "
-                                             "managed Python).", show_default=False)] = None,
-    plan_file: Annotated[str | None, typer.Option("--plan", help="Apply a plan saved by `qfix "
-                                                  "plan --out` (refused if the environment "
-                                                  "changed since).", show_default=False)] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing the "
-                                      "environment.")] = False,
+    venv: Annotated[
+        str | None,
+        typer.Option(
+            "--venv",
+            help="Create this new venv and install the "
+            "planned stack there (for a system or externally "
+            "managed Python).",
+            show_default=False,
+        ),
+    ] = None,
+    plan_file: Annotated[
+        str | None,
+        typer.Option(
+            "--plan",
+            help="Apply a plan saved by `qfix "
+            "plan --out` (refused if the environment "
+            "changed since).",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before changing the environment.")
+    ] = False,
     as_json: JsonOpt = False,
-    installer: Annotated[str, typer.Option("--installer", help="auto (uv when present, else "
-                                           "pip) | uv | pip")] = "auto",
+    installer: Annotated[
+        str, typer.Option("--installer", help="auto (uv when present, else pip) | uv | pip")
+    ] = "auto",
     torch_index: TorchIndexOpt = None,
-    allow_conda: Annotated[bool, typer.Option("--allow-conda", help="Allow changing a conda "
-                                              "environment.")] = False,
-    verify_model: Annotated[str, typer.Option("--verify", help="The 4-bit check after the "
-                                              "change: none (layers), tiny (also a tiny model), "
-                                              "skip")] = "none",
+    allow_conda: Annotated[
+        bool, typer.Option("--allow-conda", help="Allow changing a conda environment.")
+    ] = False,
+    verify_model: Annotated[
+        str,
+        typer.Option(
+            "--verify",
+            help="The 4-bit check after the change: none (layers), tiny (also a tiny model), skip",
+        ),
+    ] = "none",
 ) -> int:
     """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
     4-bit load; roll back automatically on any failure or interruption."""
@@ -227,8 +298,9 @@ def apply(
     from .pipeline import prepare_apply, run_apply
 
     progress = (lambda _line: None) if as_json else _progress
-    target, doc, plan_obj = prepare_apply(python, venv_new=venv, plan_file=plan_file,
-                                          torch_index=torch_index)
+    target, doc, plan_obj = prepare_apply(
+        python, venv_new=venv, plan_file=plan_file, torch_index=torch_index
+    )
     if not doc["steps"]:
         if as_json:
             _print_json({"schema": "qfix.apply/1", "plan": doc, "outcome": None})
@@ -244,18 +316,33 @@ def apply(
         print(render_plan(plan_obj, hint=False) if plan_obj else render_saved_plan(doc))
     if not yes:
         if not sys.stdin.isatty():
-            raise BadInput("qfix apply changes the environment and needs a yes: run it in a "
-                           "terminal or pass --yes")
+            raise BadInput(
+                "qfix apply changes the environment and needs a yes: run it in a "
+                "terminal or pass --yes"
+            )
         if not typer.confirm(f"\nApply this plan to {target}?", default=False):
             sys.stderr.write("qfix: nothing was changed\n")
             return ExitCode.PROBLEMS
-    result = run_apply(target, doc, installer=installer, torch_index=torch_index,
-                       allow_conda=allow_conda, verify_model=verify_model, progress=progress)
+    result = run_apply(
+        target,
+        doc,
+        installer=installer,
+        torch_index=torch_index,
+        allow_conda=allow_conda,
+        verify_model=verify_model,
+        progress=progress,
+    )
     if as_json:
         from .verify.runner import verdict_to_dict
 
-        _print_json({"schema": "qfix.apply/1", "plan": doc, "outcome": result.outcome.to_dict(),
-                     "verify": verdict_to_dict(result.verdict) if result.verdict else None})
+        _print_json(
+            {
+                "schema": "qfix.apply/1",
+                "plan": doc,
+                "outcome": result.outcome.to_dict(),
+                "verify": verdict_to_dict(result.verdict) if result.verdict else None,
+            }
+        )
     else:
         from .render import render_outcome
 
@@ -286,8 +373,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """qfix: diagnose and repair torch + bitsandbytes 4-bit setups."""
 

@@ -30,10 +30,18 @@ class Match:
     evidence: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "severity": self.severity,
-                "matched_lines": list(self.lines), "confirmed_by_facts": self.confirmed_by_facts,
-                "explanation": self.explanation, "confirm": self.confirm, "remedy": self.remedy,
-                "sources": list(self.sources), "evidence": self.evidence}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "matched_lines": list(self.lines),
+            "confirmed_by_facts": self.confirmed_by_facts,
+            "explanation": self.explanation,
+            "confirm": self.confirm,
+            "remedy": self.remedy,
+            "sources": list(self.sources),
+            "evidence": self.evidence,
+        }
 
 
 def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tuple[Match, ...]:
@@ -52,7 +60,7 @@ def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tu
                 score = max(score, len(pattern.pattern))
                 start = text.rfind("\n", 0, m.start()) + 1
                 end = text.find("\n", m.end())
-                line = text[start:end if end != -1 else len(text)].strip()
+                line = text[start : end if end != -1 else len(text)].strip()
                 if line and line not in hits:
                     hits.append(line[:300])
         if hits:
@@ -68,10 +76,23 @@ def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tu
         score, hits = found.get(fid, (0, []))
         confirmed = (fid in fact_ids) if diagnosis else None
         rank = (0 if confirmed else 1, -score, cat.ids.index(fid))
-        matches.append((rank, Match(
-            id=fid, title=cls.title, severity=cls.severity, lines=tuple(hits),
-            confirmed_by_facts=confirmed, explanation=cls.explanation, confirm=cls.confirm,
-            remedy=cls.remedy, sources=cls.sources, evidence=evidence.get(fid, {}))))
+        matches.append(
+            (
+                rank,
+                Match(
+                    id=fid,
+                    title=cls.title,
+                    severity=cls.severity,
+                    lines=tuple(hits),
+                    confirmed_by_facts=confirmed,
+                    explanation=cls.explanation,
+                    confirm=cls.confirm,
+                    remedy=cls.remedy,
+                    sources=cls.sources,
+                    evidence=evidence.get(fid, {}),
+                ),
+            )
+        )
     return tuple(m for _, m in sorted(matches, key=lambda x: x[0]))
 
 

@@ -119,7 +119,6 @@ class Facts:
         return self.packages.get(name)
 
 
-
 # --------------------------------------------------------------------------- parsing
 
 
@@ -159,8 +158,12 @@ class _Reader:
         v = self.data.get(key)
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or int(v) != v:
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not math.isfinite(v)
+            or int(v) != v
+        ):
             raise self.fail(key, "an integer", v)
         return int(v)
 
@@ -241,16 +244,28 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
 
     host = None
     if (h := r.obj("host")) is not None:
-        host = Host(h.str_("system"), h.str_("machine"), h.str_("libc"), h.bool_("wsl"),
-                    h.str_("os_release"), h.str_("l4t"))
+        host = Host(
+            h.str_("system"),
+            h.str_("machine"),
+            h.str_("libc"),
+            h.bool_("wsl"),
+            h.str_("os_release"),
+            h.str_("l4t"),
+        )
 
     driver = None
     if (d := r.obj("driver")) is not None:
         attempts_raw = d.data.get("attempts") or []
         if not isinstance(attempts_raw, list) or not all(isinstance(a, dict) for a in attempts_raw):
             raise d.fail("attempts", "a list of objects", attempts_raw)
-        driver = Driver(d.bool_("found"), d.str_("version"), d.str_("cuda"), d.str_("source"),
-                        d.str_("error"), tuple(attempts_raw))
+        driver = Driver(
+            d.bool_("found"),
+            d.str_("version"),
+            d.str_("cuda"),
+            d.str_("source"),
+            d.str_("error"),
+            tuple(attempts_raw),
+        )
 
     gpus = None
     raw_gpus = data.get("gpus")
@@ -263,35 +278,65 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
                 raise r.fail(f"gpus[{i}]", "an object", g)
             gr = _Reader(g, f"gpus[{i}].", origin)
             index = gr.int_("index")
-            items.append(Gpu(
-                index=i if index is None else index,
-                name=gr.str_("name"),
-                compute_capability=_compute_capability(gr, "compute_capability"),
-                memory_mib=gr.int_("memory_mib"),
-                mig=gr.bool_("mig"),
-                vendor=gr.str_("vendor") or "nvidia",
-            ))
+            items.append(
+                Gpu(
+                    index=i if index is None else index,
+                    name=gr.str_("name"),
+                    compute_capability=_compute_capability(gr, "compute_capability"),
+                    memory_mib=gr.int_("memory_mib"),
+                    mig=gr.bool_("mig"),
+                    vendor=gr.str_("vendor") or "nvidia",
+                )
+            )
         gpus = tuple(items)
 
     python = None
     if (p := r.obj("python")) is not None:
-        python = PythonInfo(p.str_("executable"), p.str_("version"), p.bool_("in_venv"),
-                            p.bool_("externally_managed"), p.bool_("conda"), p.str_("prefix"))
+        python = PythonInfo(
+            p.str_("executable"),
+            p.str_("version"),
+            p.bool_("in_venv"),
+            p.bool_("externally_managed"),
+            p.bool_("conda"),
+            p.str_("prefix"),
+        )
 
     torch = None
     if (t := r.obj("torch")) is not None:
-        torch = TorchBuild(t.str_("version"), t.str_("cuda"), t.str_("hip"), t.strs("arch_list"),
-                           t.bool_("cuda_available"), t.str_("error"),
-                           build_known="cuda" in t.data or "hip" in t.data)
+        torch = TorchBuild(
+            t.str_("version"),
+            t.str_("cuda"),
+            t.str_("hip"),
+            t.strs("arch_list"),
+            t.bool_("cuda_available"),
+            t.str_("error"),
+            build_known="cuda" in t.data or "hip" in t.data,
+        )
 
     bnb = None
     if (b := r.obj("bitsandbytes")) is not None:
-        bnb = Bitsandbytes(b.str_("version"), b.strs("native_libs"), b.int_("copies"),
-                           b.strs("distributions") or (), b.bool_("loaded"), b.str_("error"))
+        bnb = Bitsandbytes(
+            b.str_("version"),
+            b.strs("native_libs"),
+            b.int_("copies"),
+            b.strs("distributions") or (),
+            b.bool_("loaded"),
+            b.str_("error"),
+        )
 
     toolkit = r.obj("toolkit")
-    known = {"schema", "host", "driver", "gpus", "python", "packages", "torch", "bitsandbytes",
-             "env", "toolkit"}
+    known = {
+        "schema",
+        "host",
+        "driver",
+        "gpus",
+        "python",
+        "packages",
+        "torch",
+        "bitsandbytes",
+        "env",
+        "toolkit",
+    }
     return Facts(
         host=host,
         driver=driver,
@@ -309,14 +354,16 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
 
 def facts_from_json(text: str, origin: str = "facts") -> Facts:
     """Parse JSON text; malformed JSON is a FactsError with line and column."""
+
     def no_constant(name: str) -> Any:
         raise FactsError(f"{origin}: {name} is not a JSON number; write a number or null")
 
     try:
         data = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as exc:
-        raise FactsError(f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}, "
-                         f"column {exc.colno})") from None
+        raise FactsError(
+            f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
     return facts_from_dict(data, origin)
 
 
@@ -326,32 +373,83 @@ def facts_from_json(text: str, origin: str = "facts") -> Facts:
 def facts_to_dict(f: Facts) -> dict[str, Any]:
     """The ``qfix.facts/1`` JSON object (unknown sections are null)."""
     out: dict[str, Any] = {"schema": SCHEMA}
-    out["host"] = None if f.host is None else {
-        "system": f.host.system, "machine": f.host.machine, "libc": f.host.libc,
-        "wsl": f.host.wsl, "os_release": f.host.os_release, "l4t": f.host.l4t}
-    out["driver"] = None if f.driver is None else {
-        "found": f.driver.found, "version": f.driver.version, "cuda": f.driver.cuda,
-        "source": f.driver.source, "error": f.driver.error,
-        "attempts": [dict(a) for a in f.driver.attempts]}
-    out["gpus"] = None if f.gpus is None else [
-        {"index": g.index, "name": g.name, "compute_capability": g.compute_capability,
-         "memory_mib": g.memory_mib, "mig": g.mig, "vendor": g.vendor} for g in f.gpus]
-    out["python"] = None if f.python is None else {
-        "executable": f.python.executable, "version": f.python.version,
-        "in_venv": f.python.in_venv, "externally_managed": f.python.externally_managed,
-        "conda": f.python.conda, "prefix": f.python.prefix}
+    out["host"] = (
+        None
+        if f.host is None
+        else {
+            "system": f.host.system,
+            "machine": f.host.machine,
+            "libc": f.host.libc,
+            "wsl": f.host.wsl,
+            "os_release": f.host.os_release,
+            "l4t": f.host.l4t,
+        }
+    )
+    out["driver"] = (
+        None
+        if f.driver is None
+        else {
+            "found": f.driver.found,
+            "version": f.driver.version,
+            "cuda": f.driver.cuda,
+            "source": f.driver.source,
+            "error": f.driver.error,
+            "attempts": [dict(a) for a in f.driver.attempts],
+        }
+    )
+    out["gpus"] = (
+        None
+        if f.gpus is None
+        else [
+            {
+                "index": g.index,
+                "name": g.name,
+                "compute_capability": g.compute_capability,
+                "memory_mib": g.memory_mib,
+                "mig": g.mig,
+                "vendor": g.vendor,
+            }
+            for g in f.gpus
+        ]
+    )
+    out["python"] = (
+        None
+        if f.python is None
+        else {
+            "executable": f.python.executable,
+            "version": f.python.version,
+            "in_venv": f.python.in_venv,
+            "externally_managed": f.python.externally_managed,
+            "conda": f.python.conda,
+            "prefix": f.python.prefix,
+        }
+    )
     out["packages"] = None if f.packages is None else dict(f.packages)
-    out["torch"] = None if f.torch is None else {
-        "version": f.torch.version,
-        **({"cuda": f.torch.cuda, "hip": f.torch.hip} if f.torch.build_known else {}),
-        "arch_list": None if f.torch.arch_list is None else list(f.torch.arch_list),
-        "cuda_available": f.torch.cuda_available, "error": f.torch.error}
-    out["bitsandbytes"] = None if f.bitsandbytes is None else {
-        "version": f.bitsandbytes.version,
-        "native_libs": None if f.bitsandbytes.native_libs is None
-        else list(f.bitsandbytes.native_libs),
-        "copies": f.bitsandbytes.copies, "distributions": list(f.bitsandbytes.distributions),
-        "loaded": f.bitsandbytes.loaded, "error": f.bitsandbytes.error}
+    out["torch"] = (
+        None
+        if f.torch is None
+        else {
+            "version": f.torch.version,
+            **({"cuda": f.torch.cuda, "hip": f.torch.hip} if f.torch.build_known else {}),
+            "arch_list": None if f.torch.arch_list is None else list(f.torch.arch_list),
+            "cuda_available": f.torch.cuda_available,
+            "error": f.torch.error,
+        }
+    )
+    out["bitsandbytes"] = (
+        None
+        if f.bitsandbytes is None
+        else {
+            "version": f.bitsandbytes.version,
+            "native_libs": None
+            if f.bitsandbytes.native_libs is None
+            else list(f.bitsandbytes.native_libs),
+            "copies": f.bitsandbytes.copies,
+            "distributions": list(f.bitsandbytes.distributions),
+            "loaded": f.bitsandbytes.loaded,
+            "error": f.bitsandbytes.error,
+        }
+    )
     out["env"] = None if f.env is None else dict(f.env)
     out["toolkit"] = {"nvcc": f.toolkit_nvcc}
     for k, v in f.extra.items():

@@ -21,14 +21,17 @@ def fingerprint(facts: Facts) -> str:
     b = facts.bitsandbytes
     doc = {
         "python": None if py is None else [py.executable, py.version],
-        "packages": None if facts.packages is None else sorted(
-            (k.lower(), v) for k, v in facts.packages.items()),
+        "packages": None
+        if facts.packages is None
+        else sorted((k.lower(), v) for k, v in facts.packages.items()),
         "torch": None if t is None else [t.version, t.cuda, t.hip, t.error],
-        "bitsandbytes": None if b is None else [
-            b.version, sorted(b.native_libs or ()), b.copies, sorted(b.distributions)],
+        "bitsandbytes": None
+        if b is None
+        else [b.version, sorted(b.native_libs or ()), b.copies, sorted(b.distributions)],
         # every installed distribution, when the probe listed them (qfix detect does)
-        "distributions": sorted((str(k), str(v)) for k, v in (
-            facts.extra.get("distributions") or {}).items()),
+        "distributions": sorted(
+            (str(k), str(v)) for k, v in (facts.extra.get("distributions") or {}).items()
+        ),
     }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()

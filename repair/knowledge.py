@@ -1,7 +1,7 @@
 """The knowledge base: plans/*.toml loaded and validated into typed, frozen tables.
 
 Pure: no process, no network, no torch import. Every entry carries where its fact comes from
-(``source``, the S-keys of /work/shared/facts/compat-facts.md) and when it was checked; facts that
+(``source``, the S-keys of ../shared/facts/compat-facts.md) and when it was checked; facts that
 were not verified keep ``confirmed = False`` (or name the doubtful part in ``unconfirmed``) with a
 note, so that the planner never makes an unconfirmed fact the only ground for a destructive step.
 

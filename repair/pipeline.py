@@ -29,8 +29,13 @@ from .view import View, make_view
 # --------------------------------------------------------------------------- facts
 
 
-def detect(python: str | None = None, *, deep: bool = False,
-           environ: Mapping[str, str] | None = None, prefetch: bool = False) -> Facts:
+def detect(
+    python: str | None = None,
+    *,
+    deep: bool = False,
+    environ: Mapping[str, str] | None = None,
+    prefetch: bool = False,
+) -> Facts:
     """Read this machine (driver, GPUs) and the target interpreter into Facts.
 
     ``prefetch``: also load the knowledge base while the target answers (for plan and matrix).
@@ -63,9 +68,18 @@ def detect(python: str | None = None, *, deep: bool = False,
         l4t=host.l4t,
     )
     extra: dict[str, Any] = {"packages_source": "probe", **report.extra}
-    return Facts(host=merged_host, driver=driver, gpus=gpus, python=report.python,
-                 packages=report.packages, torch=report.torch, bitsandbytes=report.bitsandbytes,
-                 env=report.env, toolkit_nvcc=nvcc, extra=extra)
+    return Facts(
+        host=merged_host,
+        driver=driver,
+        gpus=gpus,
+        python=report.python,
+        packages=report.packages,
+        torch=report.torch,
+        bitsandbytes=report.bitsandbytes,
+        env=report.env,
+        toolkit_nvcc=nvcc,
+        extra=extra,
+    )
 
 
 def read_facts(path: str) -> Facts:
@@ -73,7 +87,7 @@ def read_facts(path: str) -> Facts:
     if path == "-":
         return facts_from_json(sys.stdin.read(), "stdin")
     if path.startswith(EXAMPLE_PREFIX):
-        p = example_path(path[len(EXAMPLE_PREFIX):])
+        p = example_path(path[len(EXAMPLE_PREFIX) :])
         return facts_from_json(p.read_text(encoding="utf-8"), path)
     p = Path(path)
     try:
@@ -129,8 +143,9 @@ def torch_index_base(cli_value: str | None, environ: Mapping[str, str] | None = 
     return choose(cli_value, os.environ if environ is None else environ)
 
 
-def analyse(facts: Facts, *, torch_index: str | None = None,
-            error_text: str | None = None) -> Analysis:
+def analyse(
+    facts: Facts, *, torch_index: str | None = None, error_text: str | None = None
+) -> Analysis:
     """Diagnose and plan. ``error_text`` (or a ticket's reported error) is explained and the
     classes it points to count where the facts cannot rule them out."""
     kb = load_knowledge()
@@ -148,12 +163,24 @@ def analyse(facts: Facts, *, torch_index: str | None = None,
         plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
     if text is not None and plan.healthy and not set(reported) & set(diag.ids):
         # An error the facts do not explain is not "healthy": say so, and exit 1.
-        plan = replace(plan, healthy=False, notes=(*plan.notes, (
-            "the error message is not explained: " + ("it matches no known failure class"
-                                                      if not reported else
-                                                      "the facts rule out every class it matches")
-            + "; check torch.cuda.is_available() and the bitsandbytes import in the process "
-              "that failed, and restart that runtime after installing")))
+        plan = replace(
+            plan,
+            healthy=False,
+            notes=(
+                *plan.notes,
+                (
+                    "the error message is not explained: "
+                    + (
+                        "it matches no known failure class"
+                        if not reported
+                        else "the facts rule out every class it matches"
+                    )
+                    + "; check torch.cuda.is_available() and the bitsandbytes import "
+                    "in the process "
+                    "that failed, and restart that runtime after installing"
+                ),
+            ),
+        )
     return Analysis(facts, view, diag, with_commands(plan, installed=facts.packages), kb, cat)
 
 
@@ -166,10 +193,14 @@ def _facts_from_error(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     d = facts.driver
     if cuda is None or (d is not None and (d.version or d.cuda)):
         return facts, []
-    driver = replace(d, found=True, cuda=cuda) if d is not None else Driver(
-        found=True, cuda=cuda, source="error message")
-    return replace(facts, driver=driver), [f"driver: supports CUDA {cuda} (read from the error "
-                                           "message; its version is not known)"]
+    driver = (
+        replace(d, found=True, cuda=cuda)
+        if d is not None
+        else Driver(found=True, cuda=cuda, source="error message")
+    )
+    return replace(facts, driver=driver), [
+        f"driver: supports CUDA {cuda} (read from the error message; its version is not known)"
+    ]
 
 
 CONSTRAINTS_PLACEHOLDER = "qfix-constraints.txt"
@@ -183,8 +214,9 @@ def _is_version(text: str) -> bool:
     return True
 
 
-def with_commands(plan: Plan, installer: str = "pip",
-                  installed: Mapping[str, str | None] | None = None) -> Plan:
+def with_commands(
+    plan: Plan, installer: str = "pip", installed: Mapping[str, str | None] | None = None
+) -> Plan:
     """The plan with the exact installer commands (argv lists built by the installer module)."""
     if not plan.steps:
         return plan
@@ -192,13 +224,20 @@ def with_commands(plan: Plan, installer: str = "pip",
 
     python = plan.python or "python"
     steps = [s.to_dict() for s in plan.steps]
-    cmds = build_commands(steps, python=python, installer=installer,
-                          torch_index_base=plan.torch_index_base,
-                          constraint_file=CONSTRAINTS_PLACEHOLDER)
+    cmds = build_commands(
+        steps,
+        python=python,
+        installer=installer,
+        torch_index_base=plan.torch_index_base,
+        constraint_file=CONSTRAINTS_PLACEHOLDER,
+    )
     # Pins for what stays installed: only versions an installer could be given.
     valid = {k: v for k, v in (installed or {}).items() if v is not None and _is_version(v)}
-    return replace(plan, commands=tuple(tuple(c) for c in cmds),
-                   constraints=tuple(constraint_lines(steps, valid)))
+    return replace(
+        plan,
+        commands=tuple(tuple(c) for c in cmds),
+        constraints=tuple(constraint_lines(steps, valid)),
+    )
 
 
 def explain_text(text: str, facts: Facts | None) -> tuple[Match, ...]:
@@ -231,16 +270,29 @@ def matrix(facts: Facts) -> tuple[View, tuple[MatrixCell, ...]]:
             if var.kind not in kinds:
                 continue
             choice, reasons = evaluate_variant(view, kb, rel, var)
-            cells.append(MatrixCell(str(rel.series), var.name, choice is not None,
-                                    tuple(reasons), choice.driver_mode if choice else None))
+            cells.append(
+                MatrixCell(
+                    str(rel.series),
+                    var.name,
+                    choice is not None,
+                    tuple(reasons),
+                    choice.driver_mode if choice else None,
+                )
+            )
     return view, tuple(cells)
 
 
 # --------------------------------------------------------------------------- verify & apply
 
 
-def verify(python: str | None, *, device: str, model: str, timeout: float,
-           progress: Callable[[str], None] | None = None) -> Any:
+def verify(
+    python: str | None,
+    *,
+    device: str,
+    model: str,
+    timeout: float,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
     from .probe import interpreter
     from .verify.runner import run_verify
 
@@ -256,8 +308,9 @@ class ApplyResult:
     python: str
 
 
-def prepare_apply(python: str | None, *, venv_new: str | None, plan_file: str | None,
-                  torch_index: str | None) -> tuple[str, dict[str, Any], Plan | None]:
+def prepare_apply(
+    python: str | None, *, venv_new: str | None, plan_file: str | None, torch_index: str | None
+) -> tuple[str, dict[str, Any], Plan | None]:
     """The target interpreter and the plan to apply (computed now, or loaded and checked against
     the environment's fingerprint). ``venv_new`` creates a fresh venv first."""
     from .apply.planfile import check_fingerprint, load_plan
@@ -283,9 +336,16 @@ def prepare_apply(python: str | None, *, venv_new: str | None, plan_file: str | 
     return target, plan.to_dict(), plan
 
 
-def run_apply(target: str, plan: dict[str, Any], *, installer: str, torch_index: str | None,
-              allow_conda: bool, verify_model: str, progress: Callable[[str], None]
-              ) -> ApplyResult:
+def run_apply(
+    target: str,
+    plan: dict[str, Any],
+    *,
+    installer: str,
+    torch_index: str | None,
+    allow_conda: bool,
+    verify_model: str,
+    progress: Callable[[str], None],
+) -> ApplyResult:
     """Apply the plan as one transaction; the 4-bit verification decides whether it stays."""
     from .apply.transaction import apply_plan
     from .verify.runner import run_verify
@@ -298,9 +358,15 @@ def run_apply(target: str, plan: dict[str, Any], *, installer: str, torch_index:
         verdicts.append(v)
         return bool(v.ok)
 
-    outcome = apply_plan(plan, python=target, installer=installer, torch_index=torch_index,
-                         verify=None if verify_model == "skip" else verify_after,
-                         progress=progress, allow_conda=allow_conda)
+    outcome = apply_plan(
+        plan,
+        python=target,
+        installer=installer,
+        torch_index=torch_index,
+        verify=None if verify_model == "skip" else verify_after,
+        progress=progress,
+        allow_conda=allow_conda,
+    )
     return ApplyResult(outcome, plan, verdicts[-1] if verdicts else None, target)
 
 

@@ -56,9 +56,17 @@ TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 # Distributions known to pin exact torch releases (the issue's examples: xformers, vllm).
 TORCH_PINNERS = ("xformers", "vllm")
 TORCH_FINDINGS = {"torch-missing", "torch-cpu-build", "driver-too-old", "gpu-arch-unsupported"}
-BNB_FINDINGS = {"bnb-missing", "bnb-no-4bit", "bnb-no-cuda-lib", "bnb-torch-mismatch",
-                "bnb-duplicate-install", "bnb-platform-unsupported", "gpu-too-old-for-bnb",
-                "bnb-known-bad-release", "bnb-no-cpu-4bit"}
+BNB_FINDINGS = {
+    "bnb-missing",
+    "bnb-no-4bit",
+    "bnb-no-cuda-lib",
+    "bnb-torch-mismatch",
+    "bnb-duplicate-install",
+    "bnb-platform-unsupported",
+    "gpu-too-old-for-bnb",
+    "bnb-known-bad-release",
+    "bnb-no-cpu-4bit",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +82,15 @@ class Step:
     group: str  # torch | pypi | uninstall
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "package": self.package, "from": self.from_,
-                "to": self.to, "index_url": self.index_url, "because": list(self.because),
-                "group": self.group}
+        return {
+            "action": self.action,
+            "package": self.package,
+            "from": self.from_,
+            "to": self.to,
+            "index_url": self.index_url,
+            "because": list(self.because),
+            "group": self.group,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +156,11 @@ class Plan:
             "unknown": list(self.unknown),
             "fingerprint": self.fingerprint,
             "torch_index_base": self.torch_index_base,
-            "torch_target": {"version": self.torch_target, "variant": self.torch_variant,
-                             "arch_list": None if self.torch_arch_list is None
-                             else list(self.torch_arch_list)},
+            "torch_target": {
+                "version": self.torch_target,
+                "variant": self.torch_variant,
+                "arch_list": None if self.torch_arch_list is None else list(self.torch_arch_list),
+            },
             "bitsandbytes_target": self.bnb_target,
             "download_bytes": dict(self.download),
             "notes": list(self.notes),
@@ -180,19 +196,32 @@ def torch_dependents(facts: Facts) -> dict[str, SpecifierSet]:
     return out
 
 
-def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVariant,
-                     ) -> tuple[TorchChoice | None, list[str]]:
+def evaluate_variant(
+    view: View,
+    kb: Knowledge,
+    rel: TorchRelease,
+    var: TorchVariant,
+) -> tuple[TorchChoice | None, list[str]]:
     """Whether torch ``rel`` x ``var`` can work here; the reasons when it cannot.
 
     Used by the planner and by `qfix matrix`, so both tell the same story.
     """
     reasons: list[str] = []
-    if view.python is not None and Version(f"{view.python.major}.{view.python.minor}") \
-            not in rel.python and public(view.python) not in rel.python:
-        reasons.append(f"no wheel for Python {view.python.major}.{view.python.minor} "
-                       f"(torch {rel.series}: {rel.python})")
-    if view.glibc is not None and rel.glibc_min is not None and view.glibc < rel.glibc_min \
-            and (view.platform or "").startswith("linux"):
+    if (
+        view.python is not None
+        and Version(f"{view.python.major}.{view.python.minor}") not in rel.python
+        and public(view.python) not in rel.python
+    ):
+        reasons.append(
+            f"no wheel for Python {view.python.major}.{view.python.minor} "
+            f"(torch {rel.series}: {rel.python})"
+        )
+    if (
+        view.glibc is not None
+        and rel.glibc_min is not None
+        and view.glibc < rel.glibc_min
+        and (view.platform or "").startswith("linux")
+    ):
         reasons.append(f"needs glibc >= {rel.glibc_min}")
     nvidia = view.has_nvidia_gpu is not False and not view.rocm
     if view.rocm:
@@ -200,8 +229,9 @@ def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVar
         # knowledge base, so they are shown as possible, not proven.
         if var.rocm is None:
             reasons.append("an AMD/ROCm host: only ROCm builds apply")
-        return (None, reasons) if reasons else (
-            TorchChoice(rel, var, None, "n/a", (), rel.latest), [])
+        return (
+            (None, reasons) if reasons else (TorchChoice(rel, var, None, "n/a", (), rel.latest), [])
+        )
     mode: str | None = None
     coverage = "n/a"
     if var.cuda is None:
@@ -227,11 +257,12 @@ def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVar
                 for cc in ccs:
                     cov = arch_coverage(arch, cc)
                     if cov is None:
-                        reasons.append(f"no code for sm_{cc.major}{cc.minor} in "
-                                       f"{' '.join(arch)}")
+                        reasons.append(f"no code for sm_{cc.major}{cc.minor} in {' '.join(arch)}")
                     elif cov == "ptx" and mode == "minor-compat":
-                        reasons.append(f"sm_{cc.major}{cc.minor} only as PTX, which a driver "
-                                       "on minor-version compatibility cannot JIT")
+                        reasons.append(
+                            f"sm_{cc.major}{cc.minor} only as PTX, which a driver "
+                            "on minor-version compatibility cannot JIT"
+                        )
                     covs.append(cov)
                 coverage = "ptx" if "ptx" in covs else "sass"
         else:
@@ -241,9 +272,11 @@ def evaluate_variant(view: View, kb: Knowledge, rel: TorchRelease, var: TorchVar
     target = rel.latest
     if view.torch is not None and public(view.torch) in rel.versions:
         target = public(view.torch)
-    conflicts = tuple(f"{name} requires torch{spec}"
-                      for name, spec in torch_dependents(view.facts).items()
-                      if target not in spec)
+    conflicts = tuple(
+        f"{name} requires torch{spec}"
+        for name, spec in torch_dependents(view.facts).items()
+        if target not in spec
+    )
     if reasons:
         return None, reasons
     return TorchChoice(rel, var, mode, coverage, conflicts, target), []
@@ -275,10 +308,14 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
             c.variant.cuda is None and view.has_nvidia_gpu is not False,
             c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
             demand(c),
-            not (c.release.confirmed and c.variant.is_confirmed("index")
-                 and c.variant.is_confirmed(f"platforms.{view.platform}")),
+            not (
+                c.release.confirmed
+                and c.variant.is_confirmed("index")
+                and c.variant.is_confirmed(f"platforms.{view.platform}")
+            ),
             current is None or c.release.series != current,
-            -c.release.series.major, -c.release.series.minor,
+            -c.release.series.major,
+            -c.release.series.minor,
             c.driver_mode == "minor-compat",
             c.coverage != "sass" and c.coverage != "n/a",
             not c.variant.arch_confirmed_for(view.platform or ""),
@@ -296,8 +333,14 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
 # --------------------------------------------------------------------------- bitsandbytes
 
 
-def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
-             cuda: Version | None, cpu_only: bool) -> list[str]:
+def bnb_fits(
+    view: View,
+    kb: Knowledge,
+    r: BnbRelease,
+    torch_v: Version | None,
+    cuda: Version | None,
+    cpu_only: bool,
+) -> list[str]:
     """Why bitsandbytes ``r`` cannot serve torch ``torch_v`` (CUDA ``cuda``) here; [] = it can."""
     why: list[str] = []
     if not r.has_4bit:
@@ -310,8 +353,11 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
         return why
     if view.glibc is not None and build.glibc_min is not None and view.glibc < build.glibc_min:
         why.append(f"needs glibc >= {build.glibc_min}")
-    if view.python is not None and r.python is not None \
-            and not r.admits_python(public(view.python)):
+    if (
+        view.python is not None
+        and r.python is not None
+        and not r.admits_python(public(view.python))
+    ):
         why.append(f"Python {view.python} outside {r.python}")
     if torch_v is not None and not r.admits_torch(public(torch_v)):
         why.append(f"torch {torch_v} outside {r.torch}")
@@ -322,12 +368,17 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
     if cpu_only:
         if not (r.cpu_4bit and build.cpu_lib):
             why.append("no CPU 4-bit")
-    elif cuda is None and (view.driver is not None or view.driver_cuda is not None) \
-            and build.cuda_libs:
+    elif (
+        cuda is None
+        and (view.driver is not None or view.driver_cuda is not None)
+        and build.cuda_libs
+    ):
         # torch's CUDA unknown, the driver known: at least one of the release's CUDA libraries
         # must be a CUDA the driver runs (A1/A2), or no torch build could make it load.
-        if not any((v := cuda_from_tag(t)) is not None and driver_fit(view, kb, v).ok is not False
-                   for t in build.cuda_libs):
+        if not any(
+            (v := cuda_from_tag(t)) is not None and driver_fit(view, kb, v).ok is not False
+            for t in build.cuda_libs
+        ):
             why.append("no CUDA library the installed driver can run")
     elif cuda is not None:
         lib = pick_cuda_lib(build.cuda_libs, cuda, r.loader)
@@ -351,14 +402,16 @@ def bnb_fits(view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None,
     for rule in kb.hf:
         if rule.package != "bitsandbytes" or r.version >= rule.minimum:
             continue
-        if rule.when and all((ov := view.package(o)) is not None and public(ov) in s
-                             for o, s in rule.when.items()):
+        if rule.when and all(
+            (ov := view.package(o)) is not None and public(ov) in s for o, s in rule.when.items()
+        ):
             why.append(f"below {rule.minimum}: {rule.reason}")
     return why
 
 
-def choose_bnb(view: View, kb: Knowledge, torch_v: Version | None, cuda: Version | None,
-               cpu_only: bool) -> BnbRelease | None:
+def choose_bnb(
+    view: View, kb: Knowledge, torch_v: Version | None, cuda: Version | None, cpu_only: bool
+) -> BnbRelease | None:
     """The newest bitsandbytes that fits, preferring the current loader (see module doc) and
     releases against which only UNCONFIRMED facts speak least."""
     scored = []
@@ -382,20 +435,31 @@ def _from(installed: bool | None, version: Version | None) -> str | None:
 
 # Findings that say the installed bitsandbytes release itself is at fault (a duplicate install or a
 # missing one is not: the same or the best release is installed once).
-BNB_RELEASE_FAULTS = (BNB_FINDINGS - {"bnb-duplicate-install", "bnb-missing", "bnb-no-cuda-lib",
-                                      "bnb-torch-mismatch", "gpu-too-old-for-bnb"}) | {
-    "bnb-cuda-override", "cuda-libs-not-found", "stale-toolkit-on-path", "hf-stack-too-old"}
+BNB_RELEASE_FAULTS = (
+    BNB_FINDINGS
+    - {
+        "bnb-duplicate-install",
+        "bnb-missing",
+        "bnb-no-cuda-lib",
+        "bnb-torch-mismatch",
+        "gpu-too-old-for-bnb",
+    }
+) | {"bnb-cuda-override", "cuda-libs-not-found", "stale-toolkit-on-path", "hf-stack-too-old"}
 # (bnb-no-cuda-lib, bnb-torch-mismatch and gpu-too-old-for-bnb depend on the torch build: the
 # installed release is kept when it fits the torch target, which bnb_fits checks.)
 # Findings a bitsandbytes step may name in its `because`.
-BNB_STEP_REASONS = BNB_FINDINGS | {"bnb-cuda-override", "cuda-libs-not-found",
-                                   "stale-toolkit-on-path"}
+BNB_STEP_REASONS = BNB_FINDINGS | {
+    "bnb-cuda-override",
+    "cuda-libs-not-found",
+    "stale-toolkit-on-path",
+}
 
 
 def _bnb_hf_floor(by_id: Mapping[str, list[Finding]]) -> bool:
     """An hf-stack-too-old finding names bitsandbytes itself (transformers needs a newer one)."""
-    return any(f.evidence.get("package") == "bitsandbytes"
-               for f in by_id.get("hf-stack-too-old", ()))
+    return any(
+        f.evidence.get("package") == "bitsandbytes" for f in by_id.get("hf-stack-too-old", ())
+    )
 
 
 def _bnb_must_change(view: View, ids: set[str], by_id: Mapping[str, list[Finding]]) -> bool:
@@ -407,21 +471,30 @@ def _bnb_must_change(view: View, ids: set[str], by_id: Mapping[str, list[Finding
         # F32: the override bug is fixed in 0.44.0 (PR#1318)
         or ("bnb-cuda-override" in ids and view.bnb is not None and view.bnb < Version("0.44.0"))
         # a bitsandbytes keyed on torch.version.cuda makes the libcudart search harmless
-        or (bool(ids & {"cuda-libs-not-found", "stale-toolkit-on-path"}) and legacy
-            and bool(view.bnb_installed))
+        or (
+            bool(ids & {"cuda-libs-not-found", "stale-toolkit-on-path"})
+            and legacy
+            and bool(view.bnb_installed)
+        )
         or ("bnb-platform-unsupported" in ids and view.bnb is None)
     )
 
 
-def _pair(view: View, kb: Knowledge, cands: list[TorchChoice], keep_bnb: bool, *,
-          modern_only: bool) -> tuple[TorchChoice, BnbRelease] | None:
+def _pair(
+    view: View, kb: Knowledge, cands: list[TorchChoice], keep_bnb: bool, *, modern_only: bool
+) -> tuple[TorchChoice, BnbRelease] | None:
     """The best torch candidate with a bitsandbytes that serves it: the first one served by the
     current loader (module doc, 2), else (unless ``modern_only``) the first one served at all."""
     fallback = None
     for c in cands:
-        r = _keep_or_choose_bnb(view, kb, c.target, c.variant.cuda,
-                                view.has_nvidia_gpu is False or c.variant.cuda is None,
-                                keep=keep_bnb)
+        r = _keep_or_choose_bnb(
+            view,
+            kb,
+            c.target,
+            c.variant.cuda,
+            view.has_nvidia_gpu is False or c.variant.cuda is None,
+            keep=keep_bnb,
+        )
         if r is None:
             continue
         if r.version >= MODERN_BNB_LOADER:
@@ -430,18 +503,29 @@ def _pair(view: View, kb: Knowledge, cands: list[TorchChoice], keep_bnb: bool, *
     return None if modern_only else fallback
 
 
-def _choose_targets(view: View, kb: Knowledge, ids: set[str], bnb_change: bool, keep_bnb: bool,
-                    notes: list[str], manual: list[Manual], unknown: list[str],
-                    ) -> tuple[TorchChoice | None, BnbRelease | None]:
+def _choose_targets(
+    view: View,
+    kb: Knowledge,
+    ids: set[str],
+    bnb_change: bool,
+    keep_bnb: bool,
+    notes: list[str],
+    manual: list[Manual],
+    unknown: list[str],
+) -> tuple[TorchChoice | None, BnbRelease | None]:
     """The torch build and bitsandbytes release to move to (None: leave it as it is)."""
     if "gpu-too-old-for-bnb" in ids and any(cc < KEPLER_BELOW for cc in view.ccs):
-        notes.append("GPU below compute capability 5.0: torch and bitsandbytes are left alone; "
-                     "see the manual steps")
+        notes.append(
+            "GPU below compute capability 5.0: torch and bitsandbytes are left alone; "
+            "see the manual steps"
+        )
         return None, None
     if view.rocm or "jetson-l4t" in ids:
         # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
-        notes.append(("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
-                     + ": torch and bitsandbytes are left alone; see the manual steps")
+        notes.append(
+            ("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
+            + ": torch and bitsandbytes are left alone; see the manual steps"
+        )
         return None, None
     if ids & TORCH_FINDINGS or (view.facts.torch is not None and view.facts.torch.error):
         cands = torch_candidates(view, kb)
@@ -457,8 +541,9 @@ def _choose_targets(view: View, kb: Knowledge, ids: set[str], bnb_change: bool, 
         return None, None  # an unreported bitsandbytes is listed as unknown, not reinstalled
     if view.torch is not None and kb.torch.release(view.torch) is None:
         unknown.append(f"torch {view.torch} is not in the knowledge base: it is left as it is")
-        return None, _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda,
-                                         view.torch_cuda is None, keep=keep_bnb)
+        return None, _keep_or_choose_bnb(
+            view, kb, view.torch, view.torch_cuda, view.torch_cuda is None, keep=keep_bnb
+        )
     # torch stays; bitsandbytes follows it -- unless only a legacy loader serves this torch.
     torch_known = view.torch is not None or view.torch_cuda is not None
     if view.torch is None:
@@ -468,19 +553,30 @@ def _choose_targets(view: View, kb: Knowledge, ids: set[str], bnb_change: bool, 
     if torch_known and (current is None or current.version < MODERN_BNB_LOADER):
         pair = _pair(view, kb, torch_candidates(view, kb), keep_bnb, modern_only=True)
         if pair is not None:
-            notes.append(f"torch moves to {pair[0].version}: no bitsandbytes with the current "
-                         f"loader (>= {MODERN_BNB_LOADER}) serves torch "
-                         f"{view.torch or f'with CUDA {view.torch_cuda}'}")
+            notes.append(
+                f"torch moves to {pair[0].version}: no bitsandbytes with the current "
+                f"loader (>= {MODERN_BNB_LOADER}) serves torch "
+                f"{view.torch or f'with CUDA {view.torch_cuda}'}"
+            )
             return pair
     return None, current
 
 
-def _bnb_steps(view: View, ids: set[str], by_id: Mapping[str, list[Finding]],
-               torch_choice: TorchChoice | None, bnb: BnbRelease, steps: list[Step],
-               unknown: list[str]) -> None:
+def _bnb_steps(
+    view: View,
+    ids: set[str],
+    by_id: Mapping[str, list[Finding]],
+    torch_choice: TorchChoice | None,
+    bnb: BnbRelease,
+    steps: list[Step],
+    unknown: list[str],
+) -> None:
     """Install ``bnb`` (after removing every duplicate) unless it is what is installed."""
-    if view.bnb is not None and public(view.bnb) == bnb.version \
-            and "bnb-duplicate-install" not in ids:
+    if (
+        view.bnb is not None
+        and public(view.bnb) == bnb.version
+        and "bnb-duplicate-install" not in ids
+    ):
         return
     because = sorted(ids & BNB_STEP_REASONS)
     if _bnb_hf_floor(by_id):
@@ -494,16 +590,40 @@ def _bnb_steps(view: View, ids: set[str], by_id: Mapping[str, list[Finding]],
             unknown.append("the duplicate bitsandbytes distributions were not named")
         for d in dists:
             name, _, ver = d.partition(" ")
-            steps.append(Step("uninstall", name, ver or None, None, None,
-                              ("bnb-duplicate-install",), "uninstall"))
+            steps.append(
+                Step(
+                    "uninstall",
+                    name,
+                    ver or None,
+                    None,
+                    None,
+                    ("bnb-duplicate-install",),
+                    "uninstall",
+                )
+            )
     if not because and view.bnb_installed is None:
         unknown.append("bitsandbytes: not reported; the plan installs the release that fits")
-    steps.append(Step("install", "bitsandbytes", _from(view.bnb_installed, view.bnb),
-                      str(bnb.version), None, tuple(because), "pypi"))
+    steps.append(
+        Step(
+            "install",
+            "bitsandbytes",
+            _from(view.bnb_installed, view.bnb),
+            str(bnb.version),
+            None,
+            tuple(because),
+            "pypi",
+        )
+    )
 
 
-def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None = None,
-              torch_index_base: str = DEFAULT_TORCH_INDEX) -> Plan:
+def make_plan(
+    view: View,
+    diag: Diagnosis,
+    kb: Knowledge,
+    *,
+    python: str | None = None,
+    torch_index_base: str = DEFAULT_TORCH_INDEX,
+) -> Plan:
     """The smallest change that makes a 4-bit load work here (see the module doc)."""
     ids = set(diag.ids)
     by_id: dict[str, list[Finding]] = {}
@@ -521,21 +641,28 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
     if view.torch_build_assumed:
         unknown.append(f"torch build: {view.torch_build_assumed}")
     if view.python is None:
-        unknown.append("Python version (torch and bitsandbytes releases bound it; bitsandbytes "
-                       ">= 0.49 needs 3.10)")
+        unknown.append(
+            "Python version (torch and bitsandbytes releases bound it; bitsandbytes "
+            ">= 0.49 needs 3.10)"
+        )
 
     if diag.ruled_out:
-        notes.append("the error message also points to " + ", ".join(diag.ruled_out)
-                     + "; the facts rule that out")
+        notes.append(
+            "the error message also points to "
+            + ", ".join(diag.ruled_out)
+            + "; the facts rule that out"
+        )
     bnb_change = _bnb_must_change(view, ids, by_id)
     # Keep the installed release unless it is at fault itself, or its library fault cannot be
     # re-checked against a torch target (the CUDA it loads for is unknown, or is the system
     # toolkit's for the legacy libcudart search, compat-facts C4).
     relookup = "bnb-no-cuda-lib" in ids and (
-        view.torch_cuda is None or bnb_loader(view, kb) == "libcudart-search")
+        view.torch_cuda is None or bnb_loader(view, kb) == "libcudart-search"
+    )
     keep_bnb = not (bnb_change and (ids & BNB_RELEASE_FAULTS or relookup))
-    torch_choice, bnb_choice = _choose_targets(view, kb, ids, bnb_change, keep_bnb,
-                                               notes, manual, unknown)
+    torch_choice, bnb_choice = _choose_targets(
+        view, kb, ids, bnb_change, keep_bnb, notes, manual, unknown
+    )
 
     if torch_choice is not None:
         _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
@@ -545,26 +672,42 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         rel = kb.torch.release(view.torch)
         label = view.torch.local
         if rel is not None:
-            _family_steps(view, rel, public(view.torch), label,
-                          f"{base}/{label}" if label else None, (), diag, steps, unknown)
+            _family_steps(
+                view,
+                rel,
+                public(view.torch),
+                label,
+                f"{base}/{label}" if label else None,
+                (),
+                diag,
+                steps,
+                unknown,
+            )
     if bnb_choice is not None:
         _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
         if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
             _modern_bnb_driver(view, kb, manual)
         if torch_choice is None and view.torch_installed and view.torch is None and steps:
-            unknown.append("torch's installed version is not known, so the commands cannot pin it: "
-                           "add torch==<installed version> to qfix-constraints.txt (qfix apply "
-                           "pins the version it finds)")
-    elif bnb_change and not (view.rocm or "jetson-l4t" in ids
-                             or any(cc < KEPLER_BELOW for cc in view.ccs)):
+            unknown.append(
+                "torch's installed version is not known, so the commands cannot pin it: "
+                "add torch==<installed version> to qfix-constraints.txt (qfix apply "
+                "pins the version it finds)"
+            )
+    elif bnb_change and not (
+        view.rocm or "jetson-l4t" in ids or any(cc < KEPLER_BELOW for cc in view.ccs)
+    ):
         _no_bnb_candidate(view, kb, manual)
-    bnb_final = bnb_choice.version if bnb_choice is not None else (
-        public(view.bnb) if view.bnb is not None else None)
+    bnb_final = (
+        bnb_choice.version
+        if bnb_choice is not None
+        else (public(view.bnb) if view.bnb is not None else None)
+    )
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
     # What the planned bitsandbytes makes moot: the legacy loader's library search (WSL).
     if bnb_final is not None and bnb_final >= MODERN_BNB_LOADER:
-        manual = [replace(m, required=False) if m.id == "cuda-libs-not-found" else m
-                  for m in manual]
+        manual = [
+            replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual
+        ]
 
     errors = [f for f in diag.findings if f.severity == "error"]
     healthy = not errors and not steps and not any(m.required for m in manual)
@@ -580,37 +723,53 @@ def make_plan(view: View, diag: Diagnosis, kb: Knowledge, *, python: str | None 
         torch_index_base=base,
         torch_target=torch_choice.version if torch_choice else None,
         torch_variant=torch_choice.variant.name if torch_choice else None,
-        torch_arch_list=(torch_choice.variant.arch_for(view.platform or "")
-                         if torch_choice else None),
+        torch_arch_list=(
+            torch_choice.variant.arch_for(view.platform or "") if torch_choice else None
+        ),
         bnb_target=str(bnb_choice.version) if bnb_choice else None,
         notes=tuple(notes),
         download=_download(view, bnb_choice, steps),
     )
 
 
-def _keep_or_choose_bnb(view: View, kb: Knowledge, torch_v: Version | None,
-                        cuda: Version | None, cpu_only: bool,
-                        keep: bool = True) -> BnbRelease | None:
+def _keep_or_choose_bnb(
+    view: View,
+    kb: Knowledge,
+    torch_v: Version | None,
+    cuda: Version | None,
+    cpu_only: bool,
+    keep: bool = True,
+) -> BnbRelease | None:
     """The installed bitsandbytes when it fits the torch target (and ``keep``: it has no finding
     of its own), else the best release that does."""
     if view.bnb is not None and keep:
         cur = kb.bnb.release(view.bnb)
         if cur is not None and not bnb_fits(view, kb, cur, torch_v, cuda, cpu_only):
             libs = bnb_available_libs(view, kb)
-            if libs is not None and (cpu_only or cuda is None or
-                                     pick_cuda_lib(libs[0], cuda, cur.loader) is not None):
+            if libs is not None and (
+                cpu_only or cuda is None or pick_cuda_lib(libs[0], cuda, cur.loader) is not None
+            ):
                 return cur
     return choose_bnb(view, kb, torch_v, cuda, cpu_only)
 
 
-def _family_steps(view: View, rel: TorchRelease, torch_v: Version, label: str | None,
-                  index: str | None, because: tuple[str, ...], diag: Diagnosis,
-                  steps: list[Step], unknown: list[str]) -> None:
+def _family_steps(
+    view: View,
+    rel: TorchRelease,
+    torch_v: Version,
+    label: str | None,
+    index: str | None,
+    because: tuple[str, ...],
+    diag: Diagnosis,
+    steps: list[Step],
+    unknown: list[str],
+) -> None:
     """torchvision/torchaudio to the releases that match ``torch_v`` (same variant label and
     index), for those installed: they move in lockstep with torch (compat-facts B1)."""
     fam = rel.family_for(torch_v)
-    mismatch = {str(f.evidence.get("package")) for f in diag.findings
-                if f.id == "torch-family-mismatch"}
+    mismatch = {
+        str(f.evidence.get("package")) for f in diag.findings if f.id == "torch-family-mismatch"
+    }
     for name in ("torchvision", "torchaudio"):
         have = view.package(name)
         if have is None or any(s.package == name for s in steps):
@@ -623,37 +782,68 @@ def _family_steps(view: View, rel: TorchRelease, torch_v: Version, label: str | 
         if to == str(have) and name not in mismatch:
             continue
         why = (("torch-family-mismatch",) if name in mismatch else ()) + because
-        steps.append(Step("install", name, str(have), to, index, tuple(dict.fromkeys(why)),
-                          "torch"))
+        steps.append(
+            Step("install", name, str(have), to, index, tuple(dict.fromkeys(why)), "torch")
+        )
 
 
-def _torch_steps(view: View, c: TorchChoice, diag: Diagnosis, base: str, steps: list[Step],
-                 unknown: list[str], kb: Knowledge) -> None:
+def _torch_steps(
+    view: View,
+    c: TorchChoice,
+    diag: Diagnosis,
+    base: str,
+    steps: list[Step],
+    unknown: list[str],
+    kb: Knowledge,
+) -> None:
     # torch moves for its own findings, else for bitsandbytes' (no current bitsandbytes serves it)
     because = tuple(i for i in diag.ids if i in TORCH_FINDINGS) or tuple(
-        i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"})
+        i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"}
+    )
     index = f"{base}/{c.variant.name}"
-    steps.append(Step("install", "torch", _from(view.torch_installed, view.torch), c.version, index,
-                      because, "torch"))
+    steps.append(
+        Step(
+            "install",
+            "torch",
+            _from(view.torch_installed, view.torch),
+            c.version,
+            index,
+            because,
+            "torch",
+        )
+    )
     _family_steps(view, c.release, c.target, c.variant.name, index, because, diag, steps, unknown)
     if c.driver_mode is None and c.variant.cuda is not None and view.has_nvidia_gpu is not False:
         need = kb.drivers.minor_compat_min(c.variant.cuda.major, view.driver_os)
-        unknown.append(f"driver version: {c.version} needs a driver that runs CUDA "
-                       f"{c.variant.cuda}" + (f" (>= {need} through minor-version compatibility)"
-                                              if need else "") + "; check `nvidia-smi`")
+        unknown.append(
+            f"driver version: {c.version} needs a driver that runs CUDA "
+            f"{c.variant.cuda}"
+            + (f" (>= {need} through minor-version compatibility)" if need else "")
+            + "; check `nvidia-smi`"
+        )
     if c.coverage == "unknown" and view.ccs:
-        unknown.append(f"arch list of torch {c.release.series} {c.variant.name} on "
-                       f"{view.platform}: the GPUs' support is not proven")
+        unknown.append(
+            f"arch list of torch {c.release.series} {c.variant.name} on "
+            f"{view.platform}: the GPUs' support is not proven"
+        )
     pinners = [p for p in TORCH_PINNERS if view.installed(p)]
     if pinners and "torch_dependents" not in view.facts.extra:
-        unknown.append(", ".join(pinners) + " pin torch releases and their requirements were not "
-                       f"reported: check that they accept torch {c.version} (pip show) first")
+        unknown.append(
+            ", ".join(pinners) + " pin torch releases and their requirements were not "
+            f"reported: check that they accept torch {c.version} (pip show) first"
+        )
     for conflict in c.pin_conflicts:
         unknown.append(f"conflict: {conflict}; it must move too or be removed")
 
 
-def _hf_steps(view: View, kb: Knowledge, findings_by_id: dict[str, list[Finding]],
-              steps: list[Step], manual: list[Manual], bnb_final: Version | None) -> None:
+def _hf_steps(
+    view: View,
+    kb: Knowledge,
+    findings_by_id: dict[str, list[Finding]],
+    steps: list[Step],
+    manual: list[Manual],
+    bnb_final: Version | None,
+) -> None:
     """Raise transformers/accelerate/peft to their floors -- unless the interpreter is too old
     for the release that floor names (its Requires-Python, plans/huggingface.toml): then the
     step could not install, and upgrading Python is the manual step.
@@ -675,22 +865,42 @@ def _hf_steps(view: View, kb: Knowledge, findings_by_id: dict[str, list[Finding]
     for pkg, minimum in wanted.items():
         if any(s.package == pkg for s in steps):
             continue
-        blocked = [r for r in kb.hf if r.package == "python" and view.python is not None
-                   and public(view.python) < r.minimum and pkg in r.when
-                   and minimum in r.when[pkg]]
+        blocked = [
+            r
+            for r in kb.hf
+            if r.package == "python"
+            and view.python is not None
+            and public(view.python) < r.minimum
+            and pkg in r.when
+            and minimum in r.when[pkg]
+        ]
         if blocked:
             r = blocked[0]
-            manual.append(Manual("hf-stack-too-old",
-                                 f"upgrade Python to >= {r.minimum} (this environment has "
-                                 f"{view.python}): {pkg} >= {minimum} needs it ({r.reason}); "
-                                 "then re-run qfix plan in a new venv", True))
+            manual.append(
+                Manual(
+                    "hf-stack-too-old",
+                    f"upgrade Python to >= {r.minimum} (this environment has "
+                    f"{view.python}): {pkg} >= {minimum} needs it ({r.reason}); "
+                    "then re-run qfix plan in a new venv",
+                    True,
+                )
+            )
             continue
         ceiling = _hf_ceiling(kb, pkg, bnb_final) & _hf_range(view, pkg, minimum)
         uppers = [Version(c.version) for c in ceiling if c.operator == "<"]
         spec = f">={minimum}" + (f",<{min(uppers)}" if uppers else "")
         have = view.package(pkg)
-        steps.append(Step("install", pkg, None if have is None else str(have), spec,
-                          None, ("hf-stack-too-old",), "pypi"))
+        steps.append(
+            Step(
+                "install",
+                pkg,
+                None if have is None else str(have),
+                spec,
+                None,
+                ("hf-stack-too-old",),
+                "pypi",
+            )
+        )
 
 
 def _hf_range(view: View, package: str, minimum: Version) -> SpecifierSet:
@@ -702,17 +912,21 @@ def _hf_range(view: View, package: str, minimum: Version) -> SpecifierSet:
     return SpecifierSet(f">={minimum}")
 
 
-def _hf_floors_for(view: View, kb: Knowledge, ranges: Mapping[str, SpecifierSet],
-                   wanted: Mapping[str, Version]) -> dict[str, Version]:
+def _hf_floors_for(
+    view: View, kb: Knowledge, ranges: Mapping[str, SpecifierSet], wanted: Mapping[str, Version]
+) -> dict[str, Version]:
     """Floors of transformers/accelerate/peft that the planned ranges bring in (a rule applies
     when its `when` range meets the planned range), beyond what is installed or wanted."""
     out: dict[str, Version] = {}
     for rule in kb.hf:
         if rule.feature not in ("4bit-load", "kbit-training") or rule.package in (
-                "python", "bitsandbytes"):
+            "python",
+            "bitsandbytes",
+        ):
             continue
-        if not rule.when or not all(_meets(ranges.get(p), view.package(p), s)
-                                    for p, s in rule.when.items()):
+        if not rule.when or not all(
+            _meets(ranges.get(p), view.package(p), s) for p, s in rule.when.items()
+        ):
             continue
         have = view.package(rule.package)
         floor = max(wanted.get(rule.package, Version("0")), have or Version("0"))
@@ -746,67 +960,117 @@ def _hf_ceiling(kb: Knowledge, package: str, bnb: Version | None) -> SpecifierSe
     return out
 
 
-def _environment_manual(view: View, kb: Knowledge, ids: set[str],
-                        by_id: dict[str, list[Finding]], manual: list[Manual]) -> None:
+def _environment_manual(
+    view: View, kb: Knowledge, ids: set[str], by_id: dict[str, list[Finding]], manual: list[Manual]
+) -> None:
     if "bnb-cuda-override" in ids:
         conda = view.facts.python is not None and view.facts.python.conda
-        where = ("`conda env config vars unset BNB_CUDA_VERSION` (conda keeps it per environment), "
-                 "and " if conda else "")
-        manual.append(Manual("bnb-cuda-override",
-                             "unset BNB_CUDA_VERSION: " + where + "`unset BNB_CUDA_VERSION` and "
-                             "remove its `export` from your shell profile (~/.bashrc, ~/.profile) "
-                             "or container environment; do not set it to an empty value "
-                             "(bitsandbytes 0.50+ raises on that)", True))
+        where = (
+            "`conda env config vars unset BNB_CUDA_VERSION` (conda keeps it per environment), and "
+            if conda
+            else ""
+        )
+        manual.append(
+            Manual(
+                "bnb-cuda-override",
+                "unset BNB_CUDA_VERSION: " + where + "`unset BNB_CUDA_VERSION` and "
+                "remove its `export` from your shell profile (~/.bashrc, ~/.profile) "
+                "or container environment; do not set it to an empty value "
+                "(bitsandbytes 0.50+ raises on that)",
+                True,
+            )
+        )
     if "mixed-gpus" in ids:
         finding = by_id["mixed-gpus"][0]
-        gpus = ", ".join(f"{g.index} = {g.name} ({g.compute_capability})"
-                         for g in view.gpus or ())
-        manual.append(Manual("mixed-gpus",
-                             "make only the GPUs you train on visible, of one architecture: "
-                             f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
-                             "device_map='auto' places layers on all of them",
-                             finding.severity == "error"))
+        gpus = ", ".join(f"{g.index} = {g.name} ({g.compute_capability})" for g in view.gpus or ())
+        manual.append(
+            Manual(
+                "mixed-gpus",
+                "make only the GPUs you train on visible, of one architecture: "
+                f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
+                "device_map='auto' places layers on all of them",
+                finding.severity == "error",
+            )
+        )
     if "cuda-libs-not-found" in ids and view.facts.host and view.facts.host.wsl:
-        manual.append(Manual("cuda-libs-not-found",
-                             "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH "
-                             "(add it to ~/.bashrc)", True))
+        manual.append(
+            Manual(
+                "cuda-libs-not-found",
+                "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH "
+                "(add it to ~/.bashrc)",
+                True,
+            )
+        )
     elif "cuda-libs-not-found" in ids and view.system != "Windows":
-        manual.append(Manual("cuda-libs-not-found",
-                             "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
-                             "bitsandbytes >= 0.43.1 needs no search", False))
+        manual.append(
+            Manual(
+                "cuda-libs-not-found",
+                "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
+                "bitsandbytes >= 0.43.1 needs no search",
+                False,
+            )
+        )
     if "stale-toolkit-on-path" in ids:
-        manual.append(Manual("stale-toolkit-on-path",
-                             "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
-                             "from LD_LIBRARY_PATH; torch brings its own CUDA runtime", False))
+        manual.append(
+            Manual(
+                "stale-toolkit-on-path",
+                "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
+                "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
+                False,
+            )
+        )
     if "no-nvidia-driver" in ids:
-        manual.append(Manual("no-nvidia-driver",
-                             "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-                             "bitsandbytes >= 0.46.0 runs 4-bit on the CPU", False))
+        manual.append(
+            Manual(
+                "no-nvidia-driver",
+                "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
+                "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
+                False,
+            )
+        )
     if any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
-        manual.append(Manual("gpu-too-old-for-bnb",
-                             "GPUs below compute capability 5.0 get no bitsandbytes 4-bit build "
-                             "from pip (Kepler dropped in 0.39.0): build bitsandbytes from source "
-                             "for a Kepler (3.x) GPU, or run on a GPU of compute capability "
-                             ">= 5.0" + ("; this GPU is below every torch build too, so only a "
-                                         "newer GPU helps" if any(
-                                             f.evidence.get("no_build")
-                                             for f in by_id.get("gpu-arch-unsupported", []))
-                                         else ""), True))
+        manual.append(
+            Manual(
+                "gpu-too-old-for-bnb",
+                "GPUs below compute capability 5.0 get no bitsandbytes 4-bit build "
+                "from pip (Kepler dropped in 0.39.0): build bitsandbytes from source "
+                "for a Kepler (3.x) GPU, or run on a GPU of compute capability "
+                ">= 5.0"
+                + (
+                    "; this GPU is below every torch build too, so only a newer GPU helps"
+                    if any(
+                        f.evidence.get("no_build") for f in by_id.get("gpu-arch-unsupported", [])
+                    )
+                    else ""
+                ),
+                True,
+            )
+        )
     if "jetson-l4t" in ids:
         cc = max(view.ccs, default=None)
         flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
-        manual.append(Manual("jetson-l4t",
-                             "Jetson: build bitsandbytes from source with the CUDA backend for "
-                             f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
-                             "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
-                             "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
-                             "bitsandbytes wheels are built for SBSA servers", True))
+        manual.append(
+            Manual(
+                "jetson-l4t",
+                "Jetson: build bitsandbytes from source with the CUDA backend for "
+                f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
+                "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
+                "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
+                "bitsandbytes wheels are built for SBSA servers",
+                True,
+            )
+        )
     if "cuda-init-failed" in ids:
-        manual.append(Manual("cuda-init-failed",
-                             "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
-                             "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
-                             "same version as the driver (`systemctl start nvidia-fabricmanager`); "
-                             "after a driver update, reboot. No package change fixes this.", True))
+        manual.append(
+            Manual(
+                "cuda-init-failed",
+                "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
+                "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
+                "same version as the driver (`systemctl start nvidia-fabricmanager`); "
+                "after a driver update, reboot. No package change fixes this.",
+                True,
+            )
+        )
     if "rocm-host" in ids:
         manual.append(Manual("rocm-host", _rocm_advice(view, kb), True))
 
@@ -817,35 +1081,53 @@ def _rocm_advice(view: View, kb: Knowledge) -> str:
     tail = "; do not install CUDA builds of torch here"
     hip = parse_version(view.torch_hip) if view.torch_hip else None
     if hip is None or view.platform is None:
-        return ("ROCm: use a bitsandbytes release that ships a library for torch's ROCm version "
-                "(PyPI ROCm libraries from 0.49.0), set BNB_ROCM_VERSION (0.50+) to a shipped "
-                "one, or build bitsandbytes from source" + tail)
+        return (
+            "ROCm: use a bitsandbytes release that ships a library for torch's ROCm version "
+            "(PyPI ROCm libraries from 0.49.0), set BNB_ROCM_VERSION (0.50+) to a shipped "
+            "one, or build bitsandbytes from source" + tail
+        )
     rocm = Version(f"{hip.major}.{hip.minor}")
     fits = [r for r in kb.bnb.releases if r.lib_for_rocm(rocm, view.platform) is not None]
     if fits:
-        return (f"ROCm {rocm}: bitsandbytes >= {fits[0].version} ships a library for it "
-                f"(newest: {fits[-1].version}); install it with torch pinned" + tail)
-    shipped = sorted({t for r in kb.bnb.releases for t in (
-        r.builds[view.platform].rocm_libs if view.platform in r.builds else ())})
-    return (f"ROCm {rocm}: no PyPI bitsandbytes ships a library for it (shipped: "
-            f"{', '.join('rocm' + t for t in shipped) or 'none'}); move torch to a ROCm build "
-            "with a shipped library, or build bitsandbytes from source for this HIP version"
-            + tail)
+        return (
+            f"ROCm {rocm}: bitsandbytes >= {fits[0].version} ships a library for it "
+            f"(newest: {fits[-1].version}); install it with torch pinned" + tail
+        )
+    shipped = sorted(
+        {
+            t
+            for r in kb.bnb.releases
+            for t in (r.builds[view.platform].rocm_libs if view.platform in r.builds else ())
+        }
+    )
+    return (
+        f"ROCm {rocm}: no PyPI bitsandbytes ships a library for it (shipped: "
+        f"{', '.join('rocm' + t for t in shipped) or 'none'}); move torch to a ROCm build "
+        "with a shipped library, or build bitsandbytes from source for this HIP version" + tail
+    )
 
 
 def _modern_bnb_driver(view: View, kb: Knowledge, manual: list[Manual]) -> None:
     """Only a legacy bitsandbytes fits this driver: the driver that a current one would need
     (the minor-version compatibility floor of its oldest CUDA library, A2)."""
-    needs = [kb.drivers.minor_compat_min(v.major, view.driver_os)
-             for r in kb.bnb.releases if r.version >= MODERN_BNB_LOADER
-             and (b := r.builds.get(view.platform or "")) is not None
-             for t in b.cuda_libs if (v := cuda_from_tag(t)) is not None]
+    needs = [
+        kb.drivers.minor_compat_min(v.major, view.driver_os)
+        for r in kb.bnb.releases
+        if r.version >= MODERN_BNB_LOADER and (b := r.builds.get(view.platform or "")) is not None
+        for t in b.cuda_libs
+        if (v := cuda_from_tag(t)) is not None
+    ]
     need = min((n for n in needs if n is not None), default=None)
     if need is not None and view.driver is not None and view.driver < need:
-        manual.append(Manual("driver-too-old",
-                             f"upgrade the NVIDIA driver to >= {need} so that a current "
-                             f"bitsandbytes (>= {MODERN_BNB_LOADER}) can load; this driver "
-                             "allows only a legacy release", False))
+        manual.append(
+            Manual(
+                "driver-too-old",
+                f"upgrade the NVIDIA driver to >= {need} so that a current "
+                f"bitsandbytes (>= {MODERN_BNB_LOADER}) can load; this driver "
+                "allows only a legacy release",
+                False,
+            )
+        )
 
 
 def _driver_alternative(view: View, kb: Knowledge, c: TorchChoice, manual: list[Manual]) -> None:
@@ -853,15 +1135,24 @@ def _driver_alternative(view: View, kb: Knowledge, c: TorchChoice, manual: list[
     if c.variant.cuda is None or view.driver is None and view.driver_cuda is None:
         return
     system = view.driver_os
-    majors = sorted({v.cuda.major for v in c.release.variants_for(view.platform or "")
-                     if v.cuda is not None and v.cuda.major > c.variant.cuda.major})
+    majors = sorted(
+        {
+            v.cuda.major
+            for v in c.release.variants_for(view.platform or "")
+            if v.cuda is not None and v.cuda.major > c.variant.cuda.major
+        }
+    )
     for major in majors:
         need = kb.drivers.minor_compat_min(major, system)
         if need is not None and (view.driver is None or view.driver < need):
-            manual.append(Manual("driver-too-old",
-                                 f"upgrade the NVIDIA driver to >= {need} to open "
-                                 f"CUDA {major}.x builds (NVIDIA minor-version compatibility)",
-                                 False))
+            manual.append(
+                Manual(
+                    "driver-too-old",
+                    f"upgrade the NVIDIA driver to >= {need} to open "
+                    f"CUDA {major}.x builds (NVIDIA minor-version compatibility)",
+                    False,
+                )
+            )
             return
 
 
@@ -875,18 +1166,29 @@ def _no_torch_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None
             if var.cuda is None or arch is None:
                 continue
             if all(arch_coverage(arch, cc) == "sass" for cc in view.ccs):
-                m = kb.drivers.minor_compat_min(var.cuda.major, system) or \
-                    kb.drivers.toolkit_min(var.cuda, system)
+                m = kb.drivers.minor_compat_min(var.cuda.major, system) or kb.drivers.toolkit_min(
+                    var.cuda, system
+                )
                 if m is not None:
                     needs.append(m)
     if needs:
-        manual.append(Manual("driver-too-old",
-                             f"no torch build in the knowledge base runs on this driver with these "
-                             f"GPUs: upgrade the NVIDIA driver to >= {min(needs)}", True))
+        manual.append(
+            Manual(
+                "driver-too-old",
+                f"no torch build in the knowledge base runs on this driver with these "
+                f"GPUs: upgrade the NVIDIA driver to >= {min(needs)}",
+                True,
+            )
+        )
     else:
-        manual.append(Manual("gpu-arch-unsupported",
-                             "no torch build in the knowledge base covers these GPUs on this "
-                             "platform; a source build is needed", True))
+        manual.append(
+            Manual(
+                "gpu-arch-unsupported",
+                "no torch build in the knowledge base covers these GPUs on this "
+                "platform; a source build is needed",
+                True,
+            )
+        )
 
 
 def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
@@ -896,13 +1198,17 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
         if b is not None and b.native and b.glibc_min is not None:
             floor = b.glibc_min if floor is None else min(floor, b.glibc_min)
     if view.glibc is not None and floor is not None and view.glibc < floor:
-        text = (f"no bitsandbytes wheel runs on glibc {view.glibc}: the PyPI wheels need glibc >= "
-                f"{floor} (manylinux_2_24); move to a newer OS or build bitsandbytes from source")
+        text = (
+            f"no bitsandbytes wheel runs on glibc {view.glibc}: the PyPI wheels need glibc >= "
+            f"{floor} (manylinux_2_24); move to a newer OS or build bitsandbytes from source"
+        )
     else:
         h = view.facts.host
         where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"
-        text = (f"no bitsandbytes release in the knowledge base fits {where}; build "
-                "bitsandbytes from source or change the platform")
+        text = (
+            f"no bitsandbytes release in the knowledge base fits {where}; build "
+            "bitsandbytes from source or change the platform"
+        )
     manual.append(Manual("bnb-platform-unsupported", text, True))
 
 

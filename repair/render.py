@@ -24,8 +24,10 @@ def table(rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    )
 
 
 def _v(x: Any) -> str:
@@ -43,20 +45,28 @@ def render_facts(f: Facts) -> str:
     out: list[str] = []
     h = f.host
     out.append("Host")
-    out.append(table([
-        ["system", _v(h.system if h else None), "machine", _v(h.machine if h else None)],
-        ["libc", _v(h.libc if h else None), "WSL", _v(h.wsl if h else None)],
-        ["os", _v(h.os_release if h else None), "", ""],
-    ]))
+    out.append(
+        table(
+            [
+                ["system", _v(h.system if h else None), "machine", _v(h.machine if h else None)],
+                ["libc", _v(h.libc if h else None), "WSL", _v(h.wsl if h else None)],
+                ["os", _v(h.os_release if h else None), "", ""],
+            ]
+        )
+    )
     d = f.driver
     out.append("\nNVIDIA driver")
     if d is None:
         out.append("  unknown")
     else:
-        out.append(table([
-            ["found", _v(d.found), "source", _v(d.source)],
-            ["version", _v(d.version), "CUDA (driver)", _v(d.cuda)],
-        ]))
+        out.append(
+            table(
+                [
+                    ["found", _v(d.found), "source", _v(d.source)],
+                    ["version", _v(d.version), "CUDA (driver)", _v(d.cuda)],
+                ]
+            )
+        )
         if d.error:
             out.append(f"  reason: {d.error}")
         for a in d.attempts:
@@ -66,25 +76,46 @@ def render_facts(f: Facts) -> str:
             out.append(f"    tried {a.get('source')}: {ok}; gave {gave}{err}")
     out.append("\nGPUs")
     if f.gpus is None:
-        out.append("  none found (no NVIDIA driver)" if d is not None and d.found is False
-                   else "  unknown")
+        out.append(
+            "  none found (no NVIDIA driver)" if d is not None and d.found is False else "  unknown"
+        )
     elif not f.gpus:
         out.append("  none")
     else:
-        out.append(table([["#", "name", "compute", "memory MiB", "MIG"]] + [
-            [str(g.index), _v(g.name), _v(g.compute_capability), _v(g.memory_mib), _v(g.mig)]
-            for g in f.gpus]))
+        out.append(
+            table(
+                [["#", "name", "compute", "memory MiB", "MIG"]]
+                + [
+                    [
+                        str(g.index),
+                        _v(g.name),
+                        _v(g.compute_capability),
+                        _v(g.memory_mib),
+                        _v(g.mig),
+                    ]
+                    for g in f.gpus
+                ]
+            )
+        )
     p = f.python
     out.append("\nPython")
     if p is None:
         out.append("  unknown")
     else:
-        out.append(table([
-            ["executable", _v(p.executable)],
-            ["version", _v(p.version)],
-            ["venv", _v(p.in_venv) + ("  (conda)" if p.conda else "")
-             + ("  (externally managed)" if p.externally_managed else "")],
-        ]))
+        out.append(
+            table(
+                [
+                    ["executable", _v(p.executable)],
+                    ["version", _v(p.version)],
+                    [
+                        "venv",
+                        _v(p.in_venv)
+                        + ("  (conda)" if p.conda else "")
+                        + ("  (externally managed)" if p.externally_managed else ""),
+                    ],
+                ]
+            )
+        )
     out.append("\nPackages")
     if f.packages is None:
         out.append("  unknown")
@@ -96,9 +127,13 @@ def render_facts(f: Facts) -> str:
     if t is None:
         out.append("  not installed")
     else:
-        out.append(table([
-            ["version", _v(t.version), "cuda", _v(t.cuda), "hip", _v(t.hip)],
-        ]))
+        out.append(
+            table(
+                [
+                    ["version", _v(t.version), "cuda", _v(t.cuda), "hip", _v(t.hip)],
+                ]
+            )
+        )
         if t.arch_list is not None:
             out.append(f"  arch list: {_v(t.arch_list)}")
         if t.cuda_available is not None:
@@ -121,8 +156,9 @@ def render_facts(f: Facts) -> str:
             out.append(f"  error: {b.error}")
     out.append("\nEnvironment")
     env = f.env or {}
-    out.append(table([[k, _v(v) if v is not None else "(unset)"] for k, v in env.items()])
-               or "  unknown")
+    out.append(
+        table([[k, _v(v) if v is not None else "(unset)"] for k, v in env.items()]) or "  unknown"
+    )
     out.append(f"  nvcc on PATH: {_v(f.toolkit_nvcc)}")
     return "\n".join(out)
 
@@ -143,13 +179,22 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
         for s in plan.steps:
             sign = "-" if s.action == "uninstall" else ("+" if s.from_ is None else "~")
             index = "-" if s.action == "uninstall" else s.index_url or "(default index)"
-            rows.append([sign, s.package, s.from_ or "(none)", s.to or "(removed)", index,
-                         ", ".join(s.because)])
+            rows.append(
+                [
+                    sign,
+                    s.package,
+                    s.from_ or "(none)",
+                    s.to or "(removed)",
+                    index,
+                    ", ".join(s.because),
+                ]
+            )
         out.append(table(rows))
         if plan.commands:
             pinned = any(c.startswith("torch==") for c in plan.constraints)
-            out.append("\nCommands" + (" (torch stays pinned while the rest installs)"
-                                        if pinned else ""))
+            out.append(
+                "\nCommands" + (" (torch stays pinned while the rest installs)" if pinned else "")
+            )
             for c in plan.commands:
                 out.append("  $ " + " ".join(_quote(a) for a in c))
             if plan.constraints and any("qfix-constraints.txt" in c for c in plan.commands):
@@ -161,8 +206,11 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
             mb = f"{size / 1e6:.0f} MB" if size >= 1e6 else "< 1 MB"
             line = "\nEstimated download: " + (mb if known else "unknown")
             if unknown:
-                line += (" + " if known else " (") + ", ".join(unknown) + (
-                    ": size not in the knowledge base" + ("" if known else ")"))
+                line += (
+                    (" + " if known else " (")
+                    + ", ".join(unknown)
+                    + (": size not in the knowledge base" + ("" if known else ")"))
+                )
             out.append(line)
     if plan.manual:
         out.append("\nManual steps (outside the venv)")
@@ -218,8 +266,10 @@ def render_matrix(view: Any, cells: Sequence[Any]) -> str:
 
     def order(v: str) -> tuple[int, Version]:
         m = re.search(r"\d+(?:\.\d+)*", v)  # cu126 -> 126, rocm6.2.4 -> 6.2.4 (numeric order)
-        return (0 if v == "cpu" else 1 if v.startswith("cu") else 2,
-                Version(m.group(0)) if m else Version("0"))
+        return (
+            0 if v == "cpu" else 1 if v.startswith("cu") else 2,
+            Version(m.group(0)) if m else Version("0"),
+        )
 
     variants.sort(key=order)
     releases: list[str] = []
@@ -233,15 +283,22 @@ def render_matrix(view: Any, cells: Sequence[Any]) -> str:
         row = [r]
         for v in variants:
             c = grid.get((r, v))
-            row.append(" " if c is None else ("ok" if c.ok and c.mode != "minor-compat"
-                                               else "ok*" if c.ok else "x"))
+            row.append(
+                " "
+                if c is None
+                else ("ok" if c.ok and c.mode != "minor-compat" else "ok*" if c.ok else "x")
+            )
         rows.append(row)
     gpus = ", ".join(f"{g.name} ({g.compute_capability})" for g in view.gpus or ()) or "none known"
     drv = view.facts.driver
-    lines = [f"Driver: {drv.version if drv and drv.version else '?'} (CUDA "
-             f"{drv.cuda if drv and drv.cuda else '?'}); GPUs: {gpus}; platform: {view.platform}",
-             "ok = works; ok* = through NVIDIA minor-version compatibility (no newer PTX JIT); "
-             "x = would not work; blank = no such build", "", table(rows, indent="")]
+    lines = [
+        f"Driver: {drv.version if drv and drv.version else '?'} (CUDA "
+        f"{drv.cuda if drv and drv.cuda else '?'}); GPUs: {gpus}; platform: {view.platform}",
+        "ok = works; ok* = through NVIDIA minor-version compatibility (no newer PTX JIT); "
+        "x = would not work; blank = no such build",
+        "",
+        table(rows, indent=""),
+    ]
     reasons: dict[str, list[str]] = {}
     for c in cells:
         if not c.ok:
@@ -260,8 +317,15 @@ def render_saved_plan(doc: dict[str, Any]) -> str:
     rows = [["", "package", "from", "to", "index"]]
     for st in doc.get("steps", []):
         sign = "-" if st["action"] == "uninstall" else ("+" if st.get("from") is None else "~")
-        rows.append([sign, st["package"], st.get("from") or "(none)", st.get("to") or "(removed)",
-                     st.get("index_url") or "(default index)"])
+        rows.append(
+            [
+                sign,
+                st["package"],
+                st.get("from") or "(none)",
+                st.get("to") or "(removed)",
+                st.get("index_url") or "(default index)",
+            ]
+        )
     return "Saved plan\n" + table(rows)
 
 
@@ -269,15 +333,19 @@ def render_outcome(outcome: Any, verdict: Any | None) -> str:
     """The result of `qfix apply` / `qfix rollback`."""
     lines = []
     if outcome.ok:
-        lines.append("Done: the environment was changed" + (" and verified." if outcome.verified
-                                                            else "."))
+        lines.append(
+            "Done: the environment was changed" + (" and verified." if outcome.verified else ".")
+        )
     elif outcome.rolled_back:
         lines.append(f"Rolled back to the exact previous state: {outcome.error}")
     else:
         lines.append(f"Failed: {outcome.error}")
     changed = sorted(set(outcome.before) | set(outcome.after))
-    rows = [[n, outcome.before.get(n, "(none)"), outcome.after.get(n, "(none)")] for n in changed
-            if outcome.before.get(n) != outcome.after.get(n)]
+    rows = [
+        [n, outcome.before.get(n, "(none)"), outcome.after.get(n, "(none)")]
+        for n in changed
+        if outcome.before.get(n) != outcome.after.get(n)
+    ]
     if rows:
         lines.append(table([["package", "before", "after"], *rows]))
     if verdict is not None:

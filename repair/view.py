@@ -145,8 +145,12 @@ class View:
     def wants_nocublaslt(self, rel: BnbRelease | None) -> bool:
         """Whether release ``rel`` loads a *_nocublaslt library here: its loader does below
         ``nocublaslt_below`` (compute capability 7.5, up to 0.44.1; compat-facts C4)."""
-        return (rel is not None and rel.nocublaslt_below is not None and bool(self.ccs)
-                and min(self.ccs) < rel.nocublaslt_below)
+        return (
+            rel is not None
+            and rel.nocublaslt_below is not None
+            and bool(self.ccs)
+            and min(self.ccs) < rel.nocublaslt_below
+        )
 
     @property
     def has_nvidia_gpu(self) -> bool | None:
@@ -218,18 +222,26 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     if platform is None and (host is None or host.machine is None):
         # A report that names no CPU: assume the common one of its OS (said in plan.unknown).
         platform = {"Windows": "windows-x86_64", "Darwin": "macos-arm64"}.get(
-            system or "", "linux-x86_64")
+            system or "", "linux-x86_64"
+        )
         assumed = True
     build_known = t is not None and t.build_known and t.error is None
     build_assumed = None
-    if (torch_v is not None and not torch_v.local and torch_cuda is None and not torch_hip
-            and not build_known and kb is not None):
+    if (
+        torch_v is not None
+        and not torch_v.local
+        and torch_cuda is None
+        and not torch_hip
+        and not build_known
+        and kb is not None
+    ):
         rel = kb.torch.release(torch_v)
         var = rel.pypi_variant(platform) if rel is not None and platform else None
         if var is not None:
             torch_cuda = var.cuda
-            build_assumed = (f"torch {torch_v} taken as {var.name}, the build PyPI ships for "
-                             f"{platform}")
+            build_assumed = (
+                f"torch {torch_v} taken as {var.name}, the build PyPI ships for {platform}"
+            )
             build_known = True
     cpu_build: bool | None = None
     if torch_v is not None:
@@ -237,18 +249,25 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
             # A '+cpu' label is explicit; otherwise only a stated build (the probe reads
             # torch/version.py, where cuda=None means a CPU build) says so.
             cpu_build = (torch_v.local or "") == "cpu" or (
-                build_known and (build_assumed is not None or t is not None))
+                build_known and (build_assumed is not None or t is not None)
+            )
             if not cpu_build and (torch_v.local or "") != "cpu" and not build_known:
                 cpu_build = None
         else:
             cpu_build = False
     # Installed when its build or files show it (a broken one too), else as the list says.
-    torch_installed = True if torch_v is not None or (t is not None and (
-        t.cuda or t.hip or t.arch_list or t.error)) else listed_installed(facts, "torch")
+    torch_installed = (
+        True
+        if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list or t.error))
+        else listed_installed(facts, "torch")
+    )
     b = facts.bitsandbytes
     bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
-    bnb_installed = True if bnb_v is not None or (b is not None and b.native_libs) \
+    bnb_installed = (
+        True
+        if bnb_v is not None or (b is not None and b.native_libs)
         else listed_installed(facts, "bitsandbytes")
+    )
     return View(
         facts=facts,
         platform=platform,
@@ -334,5 +353,4 @@ def pick_cuda_lib(available: Iterable[str], cuda: Version, loader: str) -> str |
     """The CUDA library tag ('118') a bitsandbytes release with ``loader`` would load for runtime
     ``cuda`` from the tags ``available`` (the files a probe saw, or a build's list): exact match,
     and from 0.50 the same-major fallback (compat-facts C4; knowledge.pick_lib)."""
-    return pick_lib((t for t in available if cuda_from_tag(t) is not None), cuda, lib_cuda,
-                    loader)
+    return pick_lib((t for t in available if cuda_from_tag(t) is not None), cuda, lib_cuda, loader)

@@ -9,19 +9,47 @@ import sys
 from pathlib import Path
 
 REPAIR = Path(__file__).resolve().parent.parent / "repair"
-PURE = ["facts", "view", "knowledge", "catalogue", "diagnose", "planner", "explain", "render",
-        "fingerprint", "errors", "apply.installers", "apply.planfile"]
+PURE = [
+    "facts",
+    "view",
+    "knowledge",
+    "catalogue",
+    "diagnose",
+    "planner",
+    "explain",
+    "render",
+    "fingerprint",
+    "errors",
+    "apply.installers",
+    "apply.planfile",
+]
 # Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
 # the AST check below keeps the core's own code from importing it.)
-EFFECTS = {"pynvml", "torch", "bitsandbytes", "urllib.request", "http.client", "repair.process",
-           "repair.probe", "repair.verify", "repair.apply.transaction"}
+EFFECTS = {
+    "pynvml",
+    "torch",
+    "bitsandbytes",
+    "urllib.request",
+    "http.client",
+    "repair.process",
+    "repair.probe",
+    "repair.verify",
+    "repair.apply.transaction",
+}
 
 
 def test_pure_core_imports_no_effects():
-    code = (f"import sys, json\nfor m in {PURE!r}: __import__('repair.' + m)\n"
-            "print(json.dumps(sorted(sys.modules)))")
-    mods = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                         text=True, check=True).stdout))
+    code = (
+        f"import sys, json\nfor m in {PURE!r}: __import__('repair.' + m)\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    mods = set(
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+    )
     leaked = {m for m in mods for e in EFFECTS if m == e or m.startswith(e + ".")}
     assert not leaked, leaked
 

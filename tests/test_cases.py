@@ -17,8 +17,12 @@ from tests.core_helpers import EXAMPLES, analyse, explained_ids
 # The shared cases (plans/examples/) and more real reports written the same way in review
 # (tests/data/cases/, each citing its thread): all must satisfy their expect blocks.
 MORE = Path(__file__).parent / "data" / "cases"
-CASE_FILES = {p.name: p for d in (EXAMPLES, MORE) for p in sorted(d.glob("*.json"))
-              if "expect" in json.loads(p.read_text())}
+CASE_FILES = {
+    p.name: p
+    for d in (EXAMPLES, MORE)
+    for p in sorted(d.glob("*.json"))
+    if "expect" in json.loads(p.read_text())
+}
 CASES = sorted(CASE_FILES)
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "cases"
 
@@ -32,7 +36,8 @@ def test_cases_are_present():
 def test_examples_are_the_shared_cases():
     for case in SHARED.glob("*.json"):
         assert (EXAMPLES / case.name).read_text() == case.read_text(), (
-            f"{case.name} differs: run tools/make_examples.py")
+            f"{case.name} differs: run tools/make_examples.py"
+        )
 
 
 def _torch_step(plan):
@@ -81,6 +86,7 @@ def test_case(name: str) -> None:
         assert any(text in m.text for m in plan.manual), f"{name}: no manual step names {text}"
     if expect.get("transformers_min"):
         step = next((s for s in plan.steps if s.package == "transformers"), None)
-        have = parse_version(step.to.lstrip(">=") if step else doc["facts"]["packages"].get(
-            "transformers"))
+        have = parse_version(
+            step.to.lstrip(">=") if step else doc["facts"]["packages"].get("transformers")
+        )
         assert have is not None and have >= Version(expect["transformers_min"])

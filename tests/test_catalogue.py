@@ -19,11 +19,25 @@ from repair.errors import KnowledgeError
 from tests.core_helpers import EXAMPLES, analyse, example_facts
 
 DESIGN_IDS = [
-    "no-nvidia-driver", "torch-missing", "torch-cpu-build", "driver-too-old",
-    "gpu-arch-unsupported", "bnb-missing", "bnb-no-4bit", "bnb-no-cuda-lib", "bnb-torch-mismatch",
-    "bnb-cuda-override", "bnb-duplicate-install", "bnb-platform-unsupported",
-    "gpu-too-old-for-bnb", "torch-family-mismatch", "hf-stack-too-old", "cuda-libs-not-found",
-    "stale-toolkit-on-path", "mixed-gpus", "rocm-host",
+    "no-nvidia-driver",
+    "torch-missing",
+    "torch-cpu-build",
+    "driver-too-old",
+    "gpu-arch-unsupported",
+    "bnb-missing",
+    "bnb-no-4bit",
+    "bnb-no-cuda-lib",
+    "bnb-torch-mismatch",
+    "bnb-cuda-override",
+    "bnb-duplicate-install",
+    "bnb-platform-unsupported",
+    "gpu-too-old-for-bnb",
+    "torch-family-mismatch",
+    "hf-stack-too-old",
+    "cuda-libs-not-found",
+    "stale-toolkit-on-path",
+    "mixed-gpus",
+    "rocm-host",
 ]
 CAT = load_catalogue()
 
@@ -60,12 +74,18 @@ def _broken_copy(tmp_path: Path, text: str) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("[[failure]\nid = 'x'", "not valid TOML"),
-    ("[[failure]]\nid = 'x'\n", "missing field"),
-    ("[[failure]]\nid='Bad Id'\nseverity='error'\ntitle='t'\nexplanation='e'\nevidence=[]\n"
-     "confirm='c'\nremedy='r'\nsignatures=['(']\nsources=['s']\nchecked='d'\n", "failure 'Bad Id'"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[[failure]\nid = 'x'", "not valid TOML"),
+        ("[[failure]]\nid = 'x'\n", "missing field"),
+        (
+            "[[failure]]\nid='Bad Id'\nseverity='error'\ntitle='t'\nexplanation='e'\nevidence=[]\n"
+            "confirm='c'\nremedy='r'\nsignatures=['(']\nsources=['s']\nchecked='d'\n",
+            "failure 'Bad Id'",
+        ),
+    ],
+)
 def test_malformed_catalogue_names_file_and_entry(tmp_path, text, needle):
     from repair.catalogue import load_catalogue as load
 

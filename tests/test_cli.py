@@ -21,8 +21,9 @@ def run(*args: str, stdin: str | None = None, env: dict | None = None, timeout: 
     e = dict(os.environ)
     e.pop("VIRTUAL_ENV", None)
     e.update(env or {})
-    return subprocess.run([*QFIX, *args], capture_output=True, text=True, input=stdin, env=e,
-                          timeout=timeout)
+    return subprocess.run(
+        [*QFIX, *args], capture_output=True, text=True, input=stdin, env=e, timeout=timeout
+    )
 
 
 def assert_one_line_error(p, code=2):
@@ -89,12 +90,15 @@ def test_plan_out_file(tmp_path):
     assert saved == json.loads(p.stdout) and saved["schema"] == "qfix.plan/1"
 
 
-@pytest.mark.parametrize("content, needle", [
-    (None, "no such file"),
-    ("{not json", "not valid JSON"),
-    ('{"schema": "other"}', "unknown schema"),
-    ('{"schema": "qfix.facts/1", "gpus": 3}', "'gpus' must be a list"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (None, "no such file"),
+        ("{not json", "not valid JSON"),
+        ('{"schema": "other"}', "unknown schema"),
+        ('{"schema": "qfix.facts/1", "gpus": 3}', "'gpus' must be a list"),
+    ],
+)
 def test_plan_bad_facts_exit_2(tmp_path, content, needle):
     f = tmp_path / "facts.json"
     if content is not None:
@@ -113,13 +117,17 @@ def test_explain_text_and_json():
     p = run("explain", "CUDA error: no kernel image is available for execution on the device")
     assert p.returncode == 0 and "gpu-arch-unsupported" in p.stdout
     p = run("explain", "-", "--json", stdin="RuntimeError: something unrelated\n")
-    assert p.returncode == 1 and json.loads(p.stdout) == {"schema": "qfix.explain/1",
-                                                          "matches": []}
+    assert p.returncode == 1 and json.loads(p.stdout) == {"schema": "qfix.explain/1", "matches": []}
 
 
 def test_explain_with_facts_confirms():
-    p = run("explain", "--json", "--facts", str(EXAMPLES / "F18.json"),
-            "PyTorch no longer supports this GPU because it is too old")
+    p = run(
+        "explain",
+        "--json",
+        "--facts",
+        str(EXAMPLES / "F18.json"),
+        "PyTorch no longer supports this GPU because it is too old",
+    )
     doc = json.loads(p.stdout)
     top = doc["matches"][0]
     assert top["id"] == "gpu-arch-unsupported" and top["confirmed_by_facts"] is True

@@ -21,8 +21,9 @@ def broken(tmp_path: Path, venv_bnb038: Venv) -> Venv:
 
 
 def freeze(v: Venv) -> str:
-    return subprocess.run([str(v.python), "-m", "pip", "freeze", "--all"], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        [str(v.python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.mark.venv
@@ -100,8 +101,18 @@ def test_venv_new_gets_the_planned_stack(tmp_path: Path) -> None:
 
     new = tmp_path / "new-venv"
     with IndexServer(tmp_path / "index") as index:
-        p = run("apply", "--venv", str(new), "--yes", "--json", "--verify", "skip",
-                "--torch-index", index.torch_base, timeout=900)
+        p = run(
+            "apply",
+            "--venv",
+            str(new),
+            "--yes",
+            "--json",
+            "--verify",
+            "skip",
+            "--torch-index",
+            index.torch_base,
+            timeout=900,
+        )
     assert p.returncode == 0, (p.stdout, p.stderr)
     doc = json.loads(p.stdout)
     after = doc["outcome"]["after"]

@@ -17,21 +17,35 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def qfix(args: list[str], lib_dir: Path, config: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "LD_LIBRARY_PATH", "FAKE_NVML_CONFIG", "CUDA_HOME")}
-    env.update(LD_LIBRARY_PATH=str(lib_dir), FAKE_NVML_CONFIG=str(config),
-               PATH="/usr/bin:/bin")  # no real nvidia-smi or nvcc can answer
-    return subprocess.run([sys.executable, "-m", "repair", *args], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=120)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "LD_LIBRARY_PATH", "FAKE_NVML_CONFIG", "CUDA_HOME")
+    }
+    env.update(
+        LD_LIBRARY_PATH=str(lib_dir), FAKE_NVML_CONFIG=str(config), PATH="/usr/bin:/bin"
+    )  # no real nvidia-smi or nvcc can answer
+    return subprocess.run(
+        [sys.executable, "-m", "repair", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
-
-
-def test_detect_json_reads_driver_cuda_and_every_gpu(lib_dir: Path, tmp_path: Path,
-                                                      venv_torch213: Venv) -> None:
-    config = fake.FakeNvml(driver="580.65.06", cuda=13000, gpus=[
-        fake.FakeGpu("NVIDIA H100 80GB HBM3", 9, 0, 81559, False),
-        fake.FakeGpu("NVIDIA H100 80GB HBM3", 9, 0, 81559, False)]).write(tmp_path / "nvml.cfg")
+def test_detect_json_reads_driver_cuda_and_every_gpu(
+    lib_dir: Path, tmp_path: Path, venv_torch213: Venv
+) -> None:
+    config = fake.FakeNvml(
+        driver="580.65.06",
+        cuda=13000,
+        gpus=[
+            fake.FakeGpu("NVIDIA H100 80GB HBM3", 9, 0, 81559, False),
+            fake.FakeGpu("NVIDIA H100 80GB HBM3", 9, 0, 81559, False),
+        ],
+    ).write(tmp_path / "nvml.cfg")
     p = qfix(["detect", "--json", "--python", str(venv_torch213.python)], lib_dir, config)
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
@@ -39,13 +53,16 @@ def test_detect_json_reads_driver_cuda_and_every_gpu(lib_dir: Path, tmp_path: Pa
     assert doc["driver"]["found"] is True and doc["driver"]["source"] == "nvml"
     assert (doc["driver"]["version"], doc["driver"]["cuda"]) == ("580.65.06", "13.0")
     assert [(g["name"], g["compute_capability"], g["memory_mib"]) for g in doc["gpus"]] == [
-        ("NVIDIA H100 80GB HBM3", "9.0", 81559)] * 2
+        ("NVIDIA H100 80GB HBM3", "9.0", 81559)
+    ] * 2
 
 
-def test_plan_on_a_simulated_gpu_host_moves_the_cpu_torch(lib_dir: Path, tmp_path: Path,
-                                                           venv_torch213: Venv) -> None:
-    config = fake.FakeNvml(driver="535.104.05", cuda=12020, gpus=[
-        fake.FakeGpu("Tesla T4", 7, 5, 15360, None)]).write(tmp_path / "nvml.cfg")
+def test_plan_on_a_simulated_gpu_host_moves_the_cpu_torch(
+    lib_dir: Path, tmp_path: Path, venv_torch213: Venv
+) -> None:
+    config = fake.FakeNvml(
+        driver="535.104.05", cuda=12020, gpus=[fake.FakeGpu("Tesla T4", 7, 5, 15360, None)]
+    ).write(tmp_path / "nvml.cfg")
     p = qfix(["plan", "--json", "--python", str(venv_torch213.python)], lib_dir, config)
     assert p.returncode == 1, p.stderr
     doc = json.loads(p.stdout)

@@ -22,19 +22,26 @@ def test_examples_round_trip(name):
     assert facts_to_dict(again) == facts_to_dict(f)
 
 
-@pytest.mark.parametrize("doc, needle", [
-    ("{", "not valid JSON"),
-    ("[]", "must be a JSON object"),
-    ('{"schema": "qfix.facts/2"}', "unknown schema"),
-    ('{"schema": "qfix.facts/1", "gpus": {"a": 1}}', "'gpus' must be a list"),
-    ('{"schema": "qfix.facts/1", "gpus": [{"compute_capability": "eight"}]}',
-     "gpus[0].compute_capability"),
-    ('{"schema": "qfix.facts/1", "driver": {"found": "yes"}}', "driver.found"),
-    ('{"schema": "qfix.facts/1", "python": {"in_venv": 1}}', "python.in_venv"),
-    ('{"schema": "qfix.facts/1", "packages": {"torch": 2}}', "packages.torch"),
-    ('{"schema": "qfix.facts/1", "bitsandbytes": {"native_libs": "x.so"}}',
-     "bitsandbytes.native_libs"),
-])
+@pytest.mark.parametrize(
+    "doc, needle",
+    [
+        ("{", "not valid JSON"),
+        ("[]", "must be a JSON object"),
+        ('{"schema": "qfix.facts/2"}', "unknown schema"),
+        ('{"schema": "qfix.facts/1", "gpus": {"a": 1}}', "'gpus' must be a list"),
+        (
+            '{"schema": "qfix.facts/1", "gpus": [{"compute_capability": "eight"}]}',
+            "gpus[0].compute_capability",
+        ),
+        ('{"schema": "qfix.facts/1", "driver": {"found": "yes"}}', "driver.found"),
+        ('{"schema": "qfix.facts/1", "python": {"in_venv": 1}}', "python.in_venv"),
+        ('{"schema": "qfix.facts/1", "packages": {"torch": 2}}', "packages.torch"),
+        (
+            '{"schema": "qfix.facts/1", "bitsandbytes": {"native_libs": "x.so"}}',
+            "bitsandbytes.native_libs",
+        ),
+    ],
+)
 def test_malformed(doc, needle):
     with pytest.raises(FactsError) as err:
         facts_from_json(doc, "f.json")
@@ -43,19 +50,27 @@ def test_malformed(doc, needle):
     assert "\n" not in err.value.message
 
 
-@pytest.mark.parametrize("torch, driver, bnb", [
-    ("2.5.0a0+872d972e41.nv24.08", "470.256.02", "0.45.0"),
-    ("1.12.1+cu113", "470.256.02", "0.41.3.post2"),
-    ("not-a-version", "banana", "0.x"),
-    ("2.6.0.dev20241112+cu124", "560.35.03", "0.46.0.dev0"),
-])
+@pytest.mark.parametrize(
+    "torch, driver, bnb",
+    [
+        ("2.5.0a0+872d972e41.nv24.08", "470.256.02", "0.45.0"),
+        ("1.12.1+cu113", "470.256.02", "0.41.3.post2"),
+        ("not-a-version", "banana", "0.x"),
+        ("2.6.0.dev20241112+cu124", "560.35.03", "0.46.0.dev0"),
+    ],
+)
 def test_odd_versions_give_a_plan(torch, driver, bnb):
-    f = facts_from_dict({"schema": "qfix.facts/1",
-                         "host": {"system": "Linux", "machine": "x86_64"},
-                         "driver": {"found": True, "version": driver},
-                         "gpus": [{"index": 0, "compute_capability": "8.0"}],
-                         "packages": {"torch": torch, "bitsandbytes": bnb},
-                         "torch": {"version": torch}}, "odd")
+    f = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "driver": {"found": True, "version": driver},
+            "gpus": [{"index": 0, "compute_capability": "8.0"}],
+            "packages": {"torch": torch, "bitsandbytes": bnb},
+            "torch": {"version": torch},
+        },
+        "odd",
+    )
     diag, plan = analyse(f)
     assert plan.to_dict()["schema"] == "qfix.plan/1"
 
@@ -67,20 +82,36 @@ def test_partial_facts_list_unknowns():
 
 
 def test_compute_capability_forms():
-    doc = {"schema": "qfix.facts/1", "gpus": [{"compute_capability": 8.6},
-                                              {"compute_capability": "sm_120"},
-                                              {"compute_capability": "75"}]}
+    doc = {
+        "schema": "qfix.facts/1",
+        "gpus": [
+            {"compute_capability": 8.6},
+            {"compute_capability": "sm_120"},
+            {"compute_capability": "75"},
+        ],
+    }
     f = facts_from_dict(doc, "x")
     assert [g.compute_capability for g in f.gpus] == ["8.6", "12.0", "7.5"]
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids,
-                                                                max_size=3),
-    max_leaves=12)
-SECTIONS = ["host", "driver", "gpus", "python", "packages", "torch", "bitsandbytes", "env",
-            "toolkit"]
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3)
+    ),
+    max_leaves=12,
+)
+SECTIONS = [
+    "host",
+    "driver",
+    "gpus",
+    "python",
+    "packages",
+    "torch",
+    "bitsandbytes",
+    "env",
+    "toolkit",
+]
 
 
 @settings(max_examples=300, deadline=None)

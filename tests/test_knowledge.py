@@ -1,6 +1,6 @@
 """The knowledge base (plans/*.toml) loads, says what the facts say, and rejects broken files.
 
-- spot checks table-driven from /work/shared/facts/compat-facts.md (A1, A2, A3, B1-B3, C1-C6, D);
+- spot checks table-driven from ../shared/facts/compat-facts.md (A1, A2, A3, B1-B3, C1-C6, D);
 - every bitsandbytes release of the wheel survey bnb-wheels.tsv appears with the same libraries,
   and plans/bitsandbytes.toml is exactly what tools/gen_bnb_toml.py makes of that file;
 - the torchvision/torchaudio pairings agree with their own torch pins;
@@ -39,7 +39,7 @@ from repair.knowledge import (
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "plans"
-FACTS = Path("/work/shared/facts")
+FACTS = ROOT.parent / "shared" / "facts"  # the shared facts beside the checkout
 TSV = FACTS / "bnb-wheels.tsv"
 KB = load_knowledge()
 V = Version

@@ -16,12 +16,28 @@ from repair.view import arch_coverage, driver_fit, make_view, pick_cuda_lib, pub
 from tests.core_helpers import analyse
 
 KB = load_knowledge()
-DRIVERS = ["450.80.02", "470.182.03", "515.43.04", "520.61.05", "525.60.13", "535.104.05",
-           "550.54.14", "560.35.03", "570.133.07", "575.51.03", "580.65.06", "590.44.01"]
+DRIVERS = [
+    "450.80.02",
+    "470.182.03",
+    "515.43.04",
+    "520.61.05",
+    "525.60.13",
+    "535.104.05",
+    "550.54.14",
+    "560.35.03",
+    "570.133.07",
+    "575.51.03",
+    "580.65.06",
+    "590.44.01",
+]
 CCS = ["5.0", "5.2", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "12.0"]
 HOSTS = [("Linux", "x86_64"), ("Windows", "AMD64"), ("Linux", "aarch64")]
-TORCH_BUILDS = [None] + [f"{r.latest}+{v.name}" for r in KB.torch.releases for v in r.variants
-                         if v.cuda is not None or v.name == "cpu"]
+TORCH_BUILDS = [None] + [
+    f"{r.latest}+{v.name}"
+    for r in KB.torch.releases
+    for v in r.variants
+    if v.cuda is not None or v.name == "cpu"
+]
 BNBS = [None] + [str(r.version) for r in KB.bnb.releases]
 
 
@@ -46,7 +62,9 @@ def facts(draw) -> Facts:
         packages={k: v for k, v in (("torch", torch), ("bitsandbytes", bnb)) if v},
         torch=TorchBuild(torch, cuda, None) if torch else None,
         bitsandbytes=Bitsandbytes(bnb, None, 1) if bnb else None,
-        env={}, extra={"packages_source": "probe"})
+        env={},
+        extra={"packages_source": "probe"},
+    )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -77,8 +95,9 @@ def test_plan_invariants(f: Facts) -> None:
                 cov = arch_coverage(arch, cc)
                 assert cov is not None, (plan.torch_target, cc)
                 assert not (cov == "ptx" and fit.mode == "minor-compat")
-        assert view.python is None or Version(f"{view.python.major}.{view.python.minor}") \
-            in rel.python
+        assert (
+            view.python is None or Version(f"{view.python.major}.{view.python.minor}") in rel.python
+        )
     bnb_step = next((s for s in plan.steps if s.package == "bitsandbytes"), None)
     if bnb_step is not None:
         r = KB.bnb.release(bnb_step.to)
@@ -88,4 +107,6 @@ def test_plan_invariants(f: Facts) -> None:
         build = r.builds[view.platform]
         if final_cuda is not None:
             assert pick_cuda_lib(build.cuda_libs, final_cuda, r.loader) is not None, (
-                bnb_step.to, final_cuda)
+                bnb_step.to,
+                final_cuda,
+            )

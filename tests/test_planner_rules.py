@@ -32,11 +32,13 @@ def chosen_cuda(plan) -> Version | None:
 
 
 def test_gtx_1080_ti_never_gets_a_cu128_or_cu13x_build():
-    f = facts(gpus=[{"index": 0, "name": "GTX 1080 Ti", "compute_capability": "6.1"}],
-              driver={"found": True, "version": "580.65.06", "cuda": "13.0"},
-              packages={"torch": "2.8.0+cu128", "bitsandbytes": "0.48.2"},
-              torch={"version": "2.8.0+cu128", "cuda": "12.8"},
-              bitsandbytes={"version": "0.48.2", "copies": 1})
+    f = facts(
+        gpus=[{"index": 0, "name": "GTX 1080 Ti", "compute_capability": "6.1"}],
+        driver={"found": True, "version": "580.65.06", "cuda": "13.0"},
+        packages={"torch": "2.8.0+cu128", "bitsandbytes": "0.48.2"},
+        torch={"version": "2.8.0+cu128", "cuda": "12.8"},
+        bitsandbytes={"version": "0.48.2", "copies": 1},
+    )
     diag, plan = analyse(f)
     assert "gpu-arch-unsupported" in diag.ids
     assert chosen_cuda(plan) <= Version("12.6")
@@ -44,10 +46,12 @@ def test_gtx_1080_ti_never_gets_a_cu128_or_cu13x_build():
 
 
 def test_rtx_5090_needs_cu128_or_newer():
-    f = facts(gpus=[{"index": 0, "name": "RTX 5090", "compute_capability": "12.0"}],
-              driver={"found": True, "version": "575.51.03", "cuda": "12.9"},
-              packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.5"},
-              torch={"version": "2.5.1+cu124", "cuda": "12.4"})
+    f = facts(
+        gpus=[{"index": 0, "name": "RTX 5090", "compute_capability": "12.0"}],
+        driver={"found": True, "version": "575.51.03", "cuda": "12.9"},
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.5"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
     diag, plan = analyse(f)
     assert "gpu-arch-unsupported" in diag.ids
     assert chosen_cuda(plan) >= Version("12.8")
@@ -66,18 +70,25 @@ def test_470_driver_gets_cu118_through_minor_version_compatibility():
 
 
 def test_torch_left_alone_when_only_bitsandbytes_is_wrong():
-    f = facts(packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.38.1", "torchvision":
-                        "0.20.1+cu121"},
-              bitsandbytes={"version": "0.38.1", "copies": 1})
+    f = facts(
+        packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.38.1", "torchvision": "0.20.1+cu121"},
+        bitsandbytes={"version": "0.38.1", "copies": 1},
+    )
     diag, plan = analyse(f)
     assert torch_step(plan) is None
     assert [s.package for s in plan.steps] == ["bitsandbytes"]
 
 
 def test_torchvision_and_torchaudio_move_with_torch():
-    f = facts(driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
-              packages={"torch": "2.5.1+cu121", "torchvision": "0.20.1+cu121",
-                        "torchaudio": "2.5.1+cu121", "bitsandbytes": "0.45.5"})
+    f = facts(
+        driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
+        packages={
+            "torch": "2.5.1+cu121",
+            "torchvision": "0.20.1+cu121",
+            "torchaudio": "2.5.1+cu121",
+            "bitsandbytes": "0.45.5",
+        },
+    )
     _, plan = analyse(f)
     names = {s.package: s for s in plan.steps}
     variant = plan.torch_variant
@@ -87,26 +98,31 @@ def test_torchvision_and_torchaudio_move_with_torch():
 
 
 def test_a_distribution_pinning_torch_is_respected():
-    f = facts(driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
-              packages={"torch": "2.5.1+cu121", "xformers": "0.0.28.post3",
-                        "bitsandbytes": "0.45.5"},
-              torch_dependents={"xformers": "torch==2.5.1"})
+    f = facts(
+        driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
+        packages={"torch": "2.5.1+cu121", "xformers": "0.0.28.post3", "bitsandbytes": "0.45.5"},
+        torch_dependents={"xformers": "torch==2.5.1"},
+    )
     _, plan = analyse(f)
     assert torch_step(plan).to == "2.5.1+cu118"
 
 
 def test_an_unsatisfiable_pin_is_reported():
-    f = facts(driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
-              packages={"torch": "2.5.1+cu121", "xformers": "0.0.1", "bitsandbytes": "0.45.5"},
-              torch_dependents={"xformers": "torch==2.9.0"})  # 2.9 has no CUDA 11 build
+    f = facts(
+        driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
+        packages={"torch": "2.5.1+cu121", "xformers": "0.0.1", "bitsandbytes": "0.45.5"},
+        torch_dependents={"xformers": "torch==2.9.0"},
+    )  # 2.9 has no CUDA 11 build
     _, plan = analyse(f)
     assert any("xformers requires torch==2.9.0" in u for u in plan.unknown)
 
 
 def test_windows_cuda_builds_come_from_the_pytorch_index():
-    f = facts(host={"system": "Windows", "machine": "AMD64"},
-              packages={"torch": "2.5.1+cpu", "bitsandbytes": "0.45.5"},
-              torch={"version": "2.5.1+cpu", "cuda": None})
+    f = facts(
+        host={"system": "Windows", "machine": "AMD64"},
+        packages={"torch": "2.5.1+cpu", "bitsandbytes": "0.45.5"},
+        torch={"version": "2.5.1+cpu", "cuda": None},
+    )
     diag, plan = analyse(f)
     assert "torch-cpu-build" in diag.ids
     step = torch_step(plan)
@@ -115,19 +131,23 @@ def test_windows_cuda_builds_come_from_the_pytorch_index():
 
 
 def test_old_python_limits_the_release():
-    f = facts(python={"version": "3.8.18", "in_venv": True},
-              driver={"found": True, "version": "470.182.03", "cuda": "11.4"})
+    f = facts(
+        python={"version": "3.8.18", "in_venv": True},
+        driver={"found": True, "version": "470.182.03", "cuda": "11.4"},
+    )
     _, plan = analyse(f)
     rel = KB.torch.release(torch_step(plan).to)
     assert Version("3.8") in rel.python
 
 
 def test_aarch64_uses_aarch64_builds():
-    f = facts(host={"system": "Linux", "machine": "aarch64", "libc": "glibc 2.35"},
-              gpus=[{"index": 0, "name": "GH200", "compute_capability": "9.0"}],
-              driver={"found": True, "version": "580.65.06", "cuda": "13.0"},
-              packages={"torch": "2.9.1+cpu", "bitsandbytes": "0.48.2"},
-              torch={"version": "2.9.1+cpu", "cuda": None})
+    f = facts(
+        host={"system": "Linux", "machine": "aarch64", "libc": "glibc 2.35"},
+        gpus=[{"index": 0, "name": "GH200", "compute_capability": "9.0"}],
+        driver={"found": True, "version": "580.65.06", "cuda": "13.0"},
+        packages={"torch": "2.9.1+cpu", "bitsandbytes": "0.48.2"},
+        torch={"version": "2.9.1+cpu", "cuda": None},
+    )
     _, plan = analyse(f)
     step = torch_step(plan)
     var = KB.torch.release(step.to).variant(plan.torch_variant)
@@ -135,10 +155,14 @@ def test_aarch64_uses_aarch64_builds():
 
 
 def test_old_glibc_is_a_manual_step_not_an_upgrade():
-    _, plan = analyse(facts(host={"system": "Linux", "machine": "x86_64", "libc": "glibc 2.17"},
-                            packages={"torch": "2.1.2+cu121", "bitsandbytes": "0.42.0"},
-                            torch={"version": "2.1.2+cu121", "cuda": "12.1"},
-                            bitsandbytes={"version": "0.42.0", "copies": 1}))
+    _, plan = analyse(
+        facts(
+            host={"system": "Linux", "machine": "x86_64", "libc": "glibc 2.17"},
+            packages={"torch": "2.1.2+cu121", "bitsandbytes": "0.42.0"},
+            torch={"version": "2.1.2+cu121", "cuda": "12.1"},
+            bitsandbytes={"version": "0.42.0", "copies": 1},
+        )
+    )
     assert not any(s.package == "bitsandbytes" for s in plan.steps)
     assert any(m.required and "2.24" in m.text for m in plan.manual)
 
@@ -153,9 +177,11 @@ def test_bnb_cuda_version_override_becomes_a_manual_step():
 
 @pytest.mark.parametrize("value", ["", "12.1", "cu121"])
 def test_non_digit_override_is_fatal_on_050(value):
-    f = facts(env={"BNB_CUDA_VERSION": value},
-              packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.50.2"},
-              bitsandbytes={"version": "0.50.2", "copies": 1})
+    f = facts(
+        env={"BNB_CUDA_VERSION": value},
+        packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.50.2"},
+        bitsandbytes={"version": "0.50.2", "copies": 1},
+    )
     diag, _ = analyse(f)
     assert "bnb-cuda-override" in diag.ids
 
@@ -169,20 +195,32 @@ def test_driver_too_old_for_every_build_is_a_required_driver_upgrade():
 
 
 def test_plan_says_what_it_could_not_know():
-    f = facts_from_dict({"schema": "qfix.facts/1", "gpus": [{"compute_capability": "8.0"}],
-                         "packages": {"torch": "2.5.1+cu121"},
-                         "torch": {"version": "2.5.1+cu121", "cuda": "12.1"}}, "partial")
+    f = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "gpus": [{"compute_capability": "8.0"}],
+            "packages": {"torch": "2.5.1+cu121"},
+            "torch": {"version": "2.5.1+cu121", "cuda": "12.1"},
+        },
+        "partial",
+    )
     _, plan = analyse(f)
     assert any("driver" in u for u in plan.unknown)
     assert any("platform" in u for u in plan.unknown)
 
 
 def test_a_gpu_error_with_no_host_facts_never_plans_a_cpu_build():
-    f = facts_from_dict({"facts": {"schema": "qfix.facts/1",
-                                   "packages": {"torch": "2.4.1+cu124"},
-                                   "torch": {"version": "2.4.1+cu124", "cuda": "12.4"}},
-                         "error": "CUDA error: no kernel image is available for execution on "
-                                  "the device"}, "ticket")
+    f = facts_from_dict(
+        {
+            "facts": {
+                "schema": "qfix.facts/1",
+                "packages": {"torch": "2.4.1+cu124"},
+                "torch": {"version": "2.4.1+cu124", "cuda": "12.4"},
+            },
+            "error": "CUDA error: no kernel image is available for execution on the device",
+        },
+        "ticket",
+    )
     _, plan = analyse(f)
     assert plan.torch_variant is None or plan.torch_variant.startswith("cu")
 
@@ -201,19 +239,26 @@ def test_transformers_upgrade_stays_below_releases_that_need_a_newer_bitsandbyte
 
 
 def test_same_release_variant_keeps_the_installed_version():
-    f = facts(gpus=[{"index": 0, "name": "RTX 4090", "compute_capability": "8.9"}],
-              packages={"torch": "2.5.0+cpu", "xformers": "0.0.28", "bitsandbytes": "0.45.5"},
-              torch={"version": "2.5.0+cpu", "cuda": None},
-              torch_dependents={"xformers": "torch==2.5.0"})
+    f = facts(
+        gpus=[{"index": 0, "name": "RTX 4090", "compute_capability": "8.9"}],
+        packages={"torch": "2.5.0+cpu", "xformers": "0.0.28", "bitsandbytes": "0.45.5"},
+        torch={"version": "2.5.0+cpu", "cuda": None},
+        torch_dependents={"xformers": "torch==2.5.0"},
+    )
     _, plan = analyse(f)
     assert torch_step(plan).to.startswith("2.5.0+cu")
     assert not any("conflict" in u for u in plan.unknown)
 
 
 def test_unknown_platform_is_not_healthy():
-    f = facts_from_dict({"schema": "qfix.facts/1",
-                         "host": {"system": "Linux", "machine": "ppc64le"},
-                         "packages": {"bitsandbytes": "0.42.0"}}, "ppc")
+    f = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "ppc64le"},
+            "packages": {"bitsandbytes": "0.42.0"},
+        },
+        "ppc",
+    )
     diag, plan = analyse(f)
     assert "bnb-platform-unsupported" in diag.ids and not plan.healthy
 

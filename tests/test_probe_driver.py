@@ -29,8 +29,6 @@ from tests.fakes.nvml import FakeGpu, FakeNvml
 # --------------------------------------------------------------------------- helpers
 
 
-
-
 def build_variant(*missing: str) -> Path:
     try:
         return fake.build(*missing)

@@ -315,9 +315,6 @@ def test_env_vars_reach_the_target(venv_torch213: Venv, monkeypatch: pytest.Monk
     assert probe_target(str(venv_torch213.python)).env["BNB_CUDA_VERSION"] == "121"
 
 
-
-
-
 def test_system_python_is_externally_managed() -> None:
     """Debian's /usr/bin/python3 carries the PEP 668 marker; qfix must see it (apply refuses)."""
     marker = Path("/usr/lib/python3.11/EXTERNALLY-MANAGED")
@@ -622,10 +619,12 @@ def test_metadata_headers_continue_past_a_line_of_spaces(tmp_path) -> None:
     from repair.probe.target_script import _headers
 
     meta = tmp_path / "METADATA"
-    meta.write_text("Metadata-Version: 2.1\nName: bitsandbytes\nVersion: 0.45.5\n"
-                    "License: MIT License\n        \n        Copyright (c) Facebook\n"
-                    "Requires-Dist: torch<3,>=2.0\nRequires-Dist: numpy>=1.17\n\n"
-                    "Requires-Dist: not-a-header (the body)\n")
+    meta.write_text(
+        "Metadata-Version: 2.1\nName: bitsandbytes\nVersion: 0.45.5\n"
+        "License: MIT License\n        \n        Copyright (c) Facebook\n"
+        "Requires-Dist: torch<3,>=2.0\nRequires-Dist: numpy>=1.17\n\n"
+        "Requires-Dist: not-a-header (the body)\n"
+    )
     name, version, requires = _headers(str(meta))
     assert (name, version) == ("bitsandbytes", "0.45.5")
     assert requires == ["torch<3,>=2.0", "numpy>=1.17"]

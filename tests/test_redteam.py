@@ -73,17 +73,20 @@ def test_a_cuda_110_driver_is_not_assumed_to_run_cuda_118_yuan65():
 def test_python_37_needs_a_python_upgrade_peft821():
     diag, plan = case("peft821.json")
     assert step(plan, "torch") is None  # the same build would be reinstalled for nothing
-    assert step(plan, "peft") is None   # peft >= 0.4 cannot install on Python 3.7
+    assert step(plan, "peft") is None  # peft >= 0.4 cannot install on Python 3.7
     assert any(m.required and "Python to >= 3.8" in m.text for m in plan.manual)
 
 
-@pytest.mark.parametrize("name, want, not_want", [
-    ("bnb815.txt", "bnb-no-4bit", "bnb-missing"),
-    ("tf5.txt", "hf-stack-too-old", None),
-    ("pkgnotfound.txt", "bnb-missing", None),
-    ("bnb742.txt", None, "mixed-gpus"),
-    ("bnb374.txt", None, "mixed-gpus"),
-])
+@pytest.mark.parametrize(
+    "name, want, not_want",
+    [
+        ("bnb815.txt", "bnb-no-4bit", "bnb-missing"),
+        ("tf5.txt", "hf-stack-too-old", None),
+        ("pkgnotfound.txt", "bnb-missing", None),
+        ("bnb742.txt", None, "mixed-gpus"),
+        ("bnb374.txt", None, "mixed-gpus"),
+    ],
+)
 def test_explain_signatures(name, want, not_want):
     ids = explained_ids((DATA / name).read_text())
     if want:
@@ -130,26 +133,37 @@ def test_unknown_driver_prefers_the_smallest_driver_demand_unsloth2431():
 def test_found_version_in_the_error_is_the_drivers_cuda_omost120():
     diag, plan = case2("c13b_nodriver.json")
     rel = KB.torch.release(step(plan, "torch").to)
-    assert rel.variant(plan.torch_variant).cuda <= Version("11.6") or \
-        rel.variant(plan.torch_variant).cuda.major == 11
+    assert (
+        rel.variant(plan.torch_variant).cuda <= Version("11.6")
+        or rel.variant(plan.torch_variant).cuda.major == 11
+    )
     assert any("CUDA 11.6" in u for u in plan.unknown)
 
 
 def test_an_unexplained_error_is_not_healthy():
-    doc = json.loads((Path(__file__).parent.parent / "plans" / "examples" /
-                      "healthy.json").read_text())
+    doc = json.loads(
+        (Path(__file__).parent.parent / "plans" / "examples" / "healthy.json").read_text()
+    )
     doc["error"] = "SomeError: a message no class knows"
     diag, plan = analyse(facts_from_dict(doc, "t"))
     assert not plan.healthy and any("not explained" in n for n in plan.notes)
 
 
-@pytest.mark.parametrize("text, want", [
-    ("Please install bitsandbytes>=0.44.0 via `pip install bitsandbytes>=0.44.0`", "bnb-missing"),
-    ("RuntimeError: CUDA is required but not available for bitsandbytes.", "no-nvidia-driver"),
-    ("Error 802: system not yet initialized", "cuda-init-failed"),
-    ("libcusparse.so.11: cannot open shared object file: No such file or directory",
-     "cuda-libs-not-found"),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        (
+            "Please install bitsandbytes>=0.44.0 via `pip install bitsandbytes>=0.44.0`",
+            "bnb-missing",
+        ),
+        ("RuntimeError: CUDA is required but not available for bitsandbytes.", "no-nvidia-driver"),
+        ("Error 802: system not yet initialized", "cuda-init-failed"),
+        (
+            "libcusparse.so.11: cannot open shared object file: No such file or directory",
+            "cuda-libs-not-found",
+        ),
+    ],
+)
 def test_explain_round_two(text, want):
     assert want in explained_ids(text)
 

@@ -48,7 +48,10 @@ class Venv:
     def pip(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.python), "-m", "pip", "--disable-pip-version-check", *args],
-            capture_output=True, text=True, timeout=timeout, check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
         )
 
 
@@ -67,8 +70,12 @@ def get_venv(name: str, requirements: tuple[str, ...] | None = None) -> Venv:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists() and marker.read_text() == want:
             return Venv(name, path)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(path)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         venv = Venv(name, path)
         if reqs:
             venv.pip("install", "--quiet", *reqs)
@@ -81,9 +88,11 @@ def copy_venv(source: Venv, dest: Path) -> Venv:
 
     Done with ``python -m venv`` + copying site-packages (cheaper than reinstalling torch).
     """
-    subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(dest)], check=True, capture_output=True, timeout=300
+    )
     new = Venv(dest.name, dest)
-    subprocess.run(["cp", "-a", f"{source.site_packages}/.", str(new.site_packages)], check=True,
-                   timeout=300)
+    subprocess.run(
+        ["cp", "-a", f"{source.site_packages}/.", str(new.site_packages)], check=True, timeout=300
+    )
     return new
