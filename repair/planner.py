@@ -25,21 +25,17 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .diagnose import (
-    KEPLER_BELOW,
-    Diagnosis,
-    Finding,
-    bnb_available_libs,
-    bnb_loader,
-    tagged_glibc_floor,
-)
 from .facts import Facts
+from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .view import (
+    KEPLER_BELOW,
     MODERN_BNB_LOADER,
     View,
     arch_coverage,
+    bnb_available_libs,
+    bnb_loader,
     cuda_from_tag,
     driver_fit,
     parse_version,
@@ -47,6 +43,7 @@ from .view import (
     public,
     sass_ccs_cover,
     series,
+    tagged_glibc_floor,
 )
 
 SCHEMA = "qfix.plan/1"
@@ -511,7 +508,7 @@ def _choose_targets(
     keep_bnb: bool,
     notes: list[str],
     manual: list[Manual],
-    unknown: list[str],
+    unknown: list[Unknown],
 ) -> tuple[TorchChoice | None, BnbRelease | None]:
     """The torch build and bitsandbytes release to move to (None: leave it as it is)."""
     if "gpu-too-old-for-bnb" in ids and any(cc < KEPLER_BELOW for cc in view.ccs):
@@ -540,14 +537,23 @@ def _choose_targets(
     if not bnb_change:
         return None, None  # an unreported bitsandbytes is listed as unknown, not reinstalled
     if view.torch is not None and kb.torch.release(view.torch) is None:
-        unknown.append(f"torch {view.torch} is not in the knowledge base: it is left as it is")
+        unknown.append(
+            Unknown(
+                "torch-release",
+                f"torch {view.torch} is not in the knowledge base: it is left as it is",
+            )
+        )
         return None, _keep_or_choose_bnb(
             view, kb, view.torch, view.torch_cuda, view.torch_cuda is None, keep=keep_bnb
         )
     # torch stays; bitsandbytes follows it -- unless only a legacy loader serves this torch.
     torch_known = view.torch is not None or view.torch_cuda is not None
     if view.torch is None:
-        unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
+        unknown.append(
+            Unknown(
+                "torch-version", "torch version: bitsandbytes' torch bounds could not be checked"
+            )
+        )
     cpu_only = view.has_nvidia_gpu is False or (torch_known and view.torch_cuda is None)
     current = _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda, cpu_only, keep=keep_bnb)
     if torch_known and (current is None or current.version < MODERN_BNB_LOADER):
@@ -569,7 +575,7 @@ def _bnb_steps(
     torch_choice: TorchChoice | None,
     bnb: BnbRelease,
     steps: list[Step],
-    unknown: list[str],
+    unknown: list[Unknown],
 ) -> None:
     """Install ``bnb`` (after removing every duplicate) unless it is what is installed."""
     if (
@@ -587,7 +593,9 @@ def _bnb_steps(
         dists = view.facts.bitsandbytes.distributions if view.facts.bitsandbytes else ()
         if not dists:  # the copies were counted but not named: remove the main one at least
             dists = (f"bitsandbytes {view.bnb}" if view.bnb else "bitsandbytes",)
-            unknown.append("the duplicate bitsandbytes distributions were not named")
+            unknown.append(
+                Unknown("bnb-duplicates", "the duplicate bitsandbytes distributions were not named")
+            )
         for d in dists:
             name, _, ver = d.partition(" ")
             steps.append(
@@ -602,7 +610,12 @@ def _bnb_steps(
                 )
             )
     if not because and view.bnb_installed is None:
-        unknown.append("bitsandbytes: not reported; the plan installs the release that fits")
+        unknown.append(
+            Unknown(
+                "bitsandbytes-target",
+                "bitsandbytes: not reported; the plan installs the release that fits",
+            )
+        )
     steps.append(
         Step(
             "install",
@@ -637,13 +650,16 @@ def make_plan(
 
     _environment_manual(view, kb, ids, by_id, manual)
     if view.platform_assumed:
-        unknown.append(f"platform (assumed {view.platform})")
+        unknown.append(Unknown("platform", f"platform (assumed {view.platform})"))
     if view.torch_build_assumed:
-        unknown.append(f"torch build: {view.torch_build_assumed}")
+        unknown.append(Unknown("torch-build", f"torch build: {view.torch_build_assumed}"))
     if view.python is None:
         unknown.append(
-            "Python version (torch and bitsandbytes releases bound it; bitsandbytes "
-            ">= 0.49 needs 3.10)"
+            Unknown(
+                "python",
+                "Python version (torch and bitsandbytes releases bound it; bitsandbytes "
+                ">= 0.49 needs 3.10)",
+            )
         )
 
     if diag.ruled_out:
@@ -667,7 +683,8 @@ def make_plan(
     if torch_choice is not None:
         _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
         _driver_alternative(view, kb, torch_choice, manual)
-        unknown = [u for u in unknown if not u.startswith("the CUDA version bitsandbytes loads")]
+        # the torch target fixes the CUDA version bitsandbytes loads for
+        unknown = [u for u in unknown if u.key != "bnb-runtime-cuda"]
     elif "torch-family-mismatch" in ids and view.torch is not None:
         rel = kb.torch.release(view.torch)
         label = view.torch.local
@@ -689,9 +706,12 @@ def make_plan(
             _modern_bnb_driver(view, kb, manual)
         if torch_choice is None and view.torch_installed and view.torch is None and steps:
             unknown.append(
-                "torch's installed version is not known, so the commands cannot pin it: "
-                "add torch==<installed version> to qfix-constraints.txt (qfix apply "
-                "pins the version it finds)"
+                Unknown(
+                    "torch-pin",
+                    "torch's installed version is not known, so the commands cannot pin it: "
+                    "add torch==<installed version> to qfix-constraints.txt (qfix apply "
+                    "pins the version it finds)",
+                )
             )
     elif bnb_change and not (
         view.rocm or "jetson-l4t" in ids or any(cc < KEPLER_BELOW for cc in view.ccs)
@@ -709,14 +729,14 @@ def make_plan(
             replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual
         ]
 
-    errors = [f for f in diag.findings if f.severity == "error"]
+    errors = [f for f in diag.findings if f.severity is Severity.ERROR]
     healthy = not errors and not steps and not any(m.required for m in manual)
     return Plan(
         healthy=healthy,
         findings=diag.findings,
         steps=tuple(steps),
         manual=tuple(manual),
-        unknown=tuple(dict.fromkeys(unknown)),
+        unknown=tuple(dict.fromkeys(u.text for u in unknown)),
         fingerprint=fingerprint(view.facts),
         python=python or (view.facts.python.executable if view.facts.python else None),
         platform=view.platform,
@@ -762,7 +782,7 @@ def _family_steps(
     because: tuple[str, ...],
     diag: Diagnosis,
     steps: list[Step],
-    unknown: list[str],
+    unknown: list[Unknown],
 ) -> None:
     """torchvision/torchaudio to the releases that match ``torch_v`` (same variant label and
     index), for those installed: they move in lockstep with torch (compat-facts B1)."""
@@ -776,7 +796,9 @@ def _family_steps(
             continue
         target = getattr(fam, name) if fam is not None else None
         if target is None:
-            unknown.append(f"{name}: no release matching torch {torch_v} is known")
+            unknown.append(
+                Unknown("family", f"{name}: no release matching torch {torch_v} is known")
+            )
             continue
         to = f"{target}+{label}" if label else str(target)
         if to == str(have) and name not in mismatch:
@@ -793,7 +815,7 @@ def _torch_steps(
     diag: Diagnosis,
     base: str,
     steps: list[Step],
-    unknown: list[str],
+    unknown: list[Unknown],
     kb: Knowledge,
 ) -> None:
     # torch moves for its own findings, else for bitsandbytes' (no current bitsandbytes serves it)
@@ -816,24 +838,33 @@ def _torch_steps(
     if c.driver_mode is None and c.variant.cuda is not None and view.has_nvidia_gpu is not False:
         need = kb.drivers.minor_compat_min(c.variant.cuda.major, view.driver_os)
         unknown.append(
-            f"driver version: {c.version} needs a driver that runs CUDA "
-            f"{c.variant.cuda}"
-            + (f" (>= {need} through minor-version compatibility)" if need else "")
-            + "; check `nvidia-smi`"
+            Unknown(
+                "driver-version",
+                f"driver version: {c.version} needs a driver that runs CUDA "
+                f"{c.variant.cuda}"
+                + (f" (>= {need} through minor-version compatibility)" if need else "")
+                + "; check `nvidia-smi`",
+            )
         )
     if c.coverage == "unknown" and view.ccs:
         unknown.append(
-            f"arch list of torch {c.release.series} {c.variant.name} on "
-            f"{view.platform}: the GPUs' support is not proven"
+            Unknown(
+                "torch-arch-list",
+                f"arch list of torch {c.release.series} {c.variant.name} on "
+                f"{view.platform}: the GPUs' support is not proven",
+            )
         )
     pinners = [p for p in TORCH_PINNERS if view.installed(p)]
     if pinners and "torch_dependents" not in view.facts.extra:
         unknown.append(
-            ", ".join(pinners) + " pin torch releases and their requirements were not "
-            f"reported: check that they accept torch {c.version} (pip show) first"
+            Unknown(
+                "torch-pinners",
+                ", ".join(pinners) + " pin torch releases and their requirements were not "
+                f"reported: check that they accept torch {c.version} (pip show) first",
+            )
         )
     for conflict in c.pin_conflicts:
-        unknown.append(f"conflict: {conflict}; it must move too or be removed")
+        unknown.append(Unknown("conflict", f"conflict: {conflict}; it must move too or be removed"))
 
 
 def _hf_steps(
@@ -989,7 +1020,7 @@ def _environment_manual(
                 "make only the GPUs you train on visible, of one architecture: "
                 f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
                 "device_map='auto' places layers on all of them",
-                finding.severity == "error",
+                finding.severity is Severity.ERROR,
             )
         )
     if "cuda-libs-not-found" in ids and view.facts.host and view.facts.host.wsl:

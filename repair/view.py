@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -23,6 +24,16 @@ MODERN_BNB_LOADER = Version("0.43.1")
 # Distribution names that provide the `bitsandbytes` module besides bitsandbytes itself
 # (obsolete forks and per-CUDA package names; failure-cases.md, "Stale or duplicate bnb installs").
 BNB_FORK_PATTERN = re.compile(r"^bitsandbytes[-_](cuda\d+|windows.*|rocm.*)$", re.IGNORECASE)
+
+# Jetson (L4T) evidence: the integrated GPUs' compute capabilities named in compat-facts (Orin
+# sm_87, C1 / bnb#1930; Thor sm_101, renamed sm_110 in CUDA 13, A3), their names, the L4T release.
+JETSON_CCS = (Version("8.7"), Version("10.1"), Version("11.0"))
+JETSON_TEXT = re.compile(r"\b(orin|xavier|jetson|thor|tegra|nvgpu|l4t|jetpack)\b", re.IGNORECASE)
+# Kepler (compute capability 3.x): bitsandbytes dropped its pip binaries in 0.39.0, the first
+# release with 4-bit (compat-facts C1/C3, S24 CHANGELOG); only a source build serves it.
+KEPLER_BELOW = Version("5.0")
+FIRST_4BIT = Version("0.39.0")  # compat-facts C1 (S24): Linear4bit, NF4/FP4
+FIRST_CPU_4BIT = Version("0.46.0")  # compat-facts C5 (S23 backends/cpu/ops.py)
 
 
 def parse_version(text: str | None) -> Version | None:
@@ -354,3 +365,131 @@ def pick_cuda_lib(available: Iterable[str], cuda: Version, loader: str) -> str |
     ``cuda`` from the tags ``available`` (the files a probe saw, or a build's list): exact match,
     and from 0.50 the same-major fallback (compat-facts C4; knowledge.pick_lib)."""
     return pick_lib((t for t in available if cuda_from_tag(t) is not None), cuda, lib_cuda, loader)
+
+
+# --------------------------------------------------------------------------- installed bitsandbytes
+
+
+class BnbLibs(NamedTuple):
+    """The native libraries of a bitsandbytes install: CUDA tags ('118'), _nocublaslt tags, and
+    whether a CPU library is there."""
+
+    full: set[str]
+    nocublaslt: set[str]
+    cpu: bool
+
+
+def is_jetson(view: View) -> bool:
+    """An NVIDIA Jetson board (L4T), where neither PyPI's bitsandbytes nor the PyTorch index
+    builds fit and the driver comes with JetPack."""
+    if view.platform != "linux-aarch64":
+        return False
+    h = view.facts.host
+    if h is not None and (h.l4t or JETSON_TEXT.search(h.os_release or "")):
+        return True
+    if any(JETSON_TEXT.search(g.name or "") for g in view.gpus or ()):
+        return True
+    return any(cc in JETSON_CCS for cc in view.ccs)
+
+
+def torch_arch_list(view: View, kb: Knowledge) -> tuple[tuple[str, ...] | None, str]:
+    """The installed torch's compiled arch list and where it came from (facts, knowledge)."""
+    t = view.facts.torch
+    if t is not None and t.arch_list:
+        return t.arch_list, "facts"
+    if view.torch is None or view.torch_cuda is None:
+        return None, "unknown"
+    rel = kb.torch.release(view.torch)
+    if rel is None:
+        return None, "unknown"
+    var = rel.variant(f"cu{view.torch_cuda.major}{view.torch_cuda.minor}")
+    arch = var.arch_for(view.platform) if var is not None and view.platform else None
+    if var is None or arch is None:
+        return None, "unknown"
+    return arch, f"knowledge (torch {series(view.torch)} {var.name})"
+
+
+def bnb_release(view: View, kb: Knowledge) -> BnbRelease | None:
+    """The knowledge base's entry for the installed bitsandbytes (None when unknown)."""
+    return None if view.bnb is None else kb.bnb.release(view.bnb)
+
+
+def bnb_loader(view: View, kb: Knowledge) -> str | None:
+    """How the installed bitsandbytes picks its native library (compat-facts C4)."""
+    rel = bnb_release(view, kb)
+    return rel.loader if rel else None
+
+
+def bnb_runtime_cuda(view: View, kb: Knowledge) -> tuple[Version | None, str]:
+    """The CUDA version the installed bitsandbytes keys its library on, and from where.
+
+    compat-facts C4: up to 0.40.0 the first libcudart found (the system toolkit, not torch's);
+    from 0.40.1 torch.version.cuda.
+    """
+    if bnb_loader(view, kb) == "libcudart-search" and view.facts.toolkit_nvcc:
+        nvcc = parse_version(view.facts.toolkit_nvcc)
+        if nvcc is not None:
+            return series(nvcc), "system toolkit (nvcc)"
+    if view.torch_cuda is not None:
+        return view.torch_cuda, "torch.version.cuda"
+    if view.facts.toolkit_nvcc and bnb_loader(view, kb) in (None, "libcudart-search"):
+        nvcc = parse_version(view.facts.toolkit_nvcc)
+        if nvcc is not None:
+            return series(nvcc), "system toolkit (nvcc)"
+    return None, "unknown"
+
+
+def bnb_available_libs(view: View, kb: Knowledge) -> BnbLibs | None:
+    """(full CUDA libs, nocublaslt libs, has cpu lib) of the installed bitsandbytes: the files the
+    probe saw, else what the release ships for this platform."""
+    b = view.facts.bitsandbytes
+    if b is not None and b.native_libs:
+        full, nc = lib_tags(b.native_libs)
+        cpu = any(n.startswith("libbitsandbytes_cpu") for n in b.native_libs)
+        return BnbLibs(full, nc, cpu)
+    rel = bnb_release(view, kb)
+    if rel is None or view.platform is None:
+        return None
+    build = rel.builds.get(view.platform)
+    if build is None:
+        return None
+    return BnbLibs(set(build.cuda_libs), set(build.nocublaslt), build.cpu_lib)
+
+
+def installed_cuda_lib(
+    view: View, rel: BnbRelease | None, libs: BnbLibs, cuda: Version
+) -> str | None:
+    """The CUDA library tag the installed bitsandbytes loads for runtime ``cuda`` from the
+    libraries it has: its loader's pick, and the _nocublaslt variant where it wants one (C4)."""
+    full, nc, _cpu = libs
+    chosen = pick_cuda_lib(full, cuda, rel.loader if rel else "exact")
+    if chosen is not None and view.wants_nocublaslt(rel) and nc and chosen not in nc:
+        return None
+    return chosen
+
+
+# --------------------------------------------------------------------------- knowledge floors
+
+
+def lowest_torch_arch(kb: Knowledge, platform: str | None) -> Version | None:
+    """The lowest compute capability any torch build of the knowledge base has code for."""
+    ccs = [
+        v
+        for r in kb.torch.releases
+        for var in r.variants_for(platform or "")
+        if (arch := var.arch_for(platform or ""))
+        for a in arch
+        if (p := parse_arch(a)) is not None
+        for v in (p[1],)
+    ]
+    return min(ccs) if ccs else None
+
+
+def tagged_glibc_floor(kb: Knowledge, platform: str) -> Version | None:
+    """The lowest glibc any platform-tagged bitsandbytes wheel for ``platform`` accepts."""
+    floors = [
+        b.glibc_min
+        for r in kb.bnb.releases
+        if (b := r.builds.get(platform)) is not None and b.dist != "any" and b.glibc_min is not None
+    ]
+    return min(floors) if floors else None

@@ -15,6 +15,15 @@ PURE = [
     "knowledge",
     "catalogue",
     "diagnose",
+    "findings",
+    "rules",
+    "rules.registry",
+    "rules.gpu",
+    "rules.torch",
+    "rules.bitsandbytes",
+    "rules.platform",
+    "rules.environment",
+    "rules.hf",
     "planner",
     "explain",
     "render",
@@ -77,7 +86,8 @@ def test_one_door_per_effect():
 
 def test_pure_core_code_imports_no_process_or_network_module():
     for m in PURE:
-        mods = _imports(REPAIR / (m.replace(".", "/") + ".py"))
+        path = REPAIR / m.replace(".", "/")
+        mods = _imports(path / "__init__.py" if path.is_dir() else path.with_suffix(".py"))
         assert not mods & {"subprocess", "socket", "urllib.request", "http.client"}, (m, mods)
 
 
