@@ -757,6 +757,99 @@ def _load(directory: Path) -> Knowledge:
     )
 
 
+# --------------------------------------------------------------------------- citation keys
+
+# A citation key: a source of compat-facts (S1..S29, S18b), a section key with a number (A1..C6)
+# or a failure case (F02..F49). Bare section letters (A..D) count only right after
+# "compat-facts", because torch.toml also uses single letters as its own arch_source legend.
+_CITED_KEY = re.compile(r"(?<![\w#/.-])(S\d{1,2}b?|[A-D]\d|F\d{2})(?!\w)")
+_COMPAT_RUN = re.compile(r"compat-facts((?:(?:[ ,/]+|\s+and\s+)[A-D]\d?(?![\w.]))+)")
+_SECTION = re.compile(r"[A-D]\d?")
+# An issue or pull request: owner/name#N, or short#N with a short name of [repositories].
+_ISSUE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)?[a-z][\w.-]*)#(\d+)")
+REFERENCE_KINDS = ("source", "section", "case")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What a citation key stands for (plans/sources.toml)."""
+
+    key: str
+    kind: str  # source | section | case | issue
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The table of citation keys and the short names of issue references."""
+
+    references: tuple[Reference, ...]
+    repositories: Mapping[str, str]
+
+    def get(self, key: str) -> Reference | None:
+        """The reference of ``key``: a listed key, or an issue reference (bnb#1610,
+        owner/name#N) as its GitHub address; None when it does not resolve."""
+        for r in self.references:
+            if r.key == key:
+                return r
+        m = _ISSUE.fullmatch(key)
+        if m is None:
+            return None
+        repo = m.group(1) if "/" in m.group(1) else self.repositories.get(m.group(1))
+        if repo is None:
+            return None
+        return Reference(
+            key, "issue", f"{repo}#{m.group(2)}: https://github.com/{repo}/issues/{m.group(2)}"
+        )
+
+    def resolve(self, text: str) -> tuple[Reference, ...]:
+        """The references of every key ``text`` cites, in order, each once; KnowledgeError for a
+        key that does not resolve."""
+        out: dict[str, Reference] = {}
+        for key in cited_keys(text):
+            ref = self.get(key)
+            if ref is None:
+                raise KnowledgeError(f"citation {key!r} is not in plans/sources.toml")
+            out.setdefault(key, ref)
+        return tuple(out.values())
+
+
+def cited_keys(text: str) -> tuple[str, ...]:
+    """The citation keys in ``text``, in the order they appear (see _CITED_KEY, _ISSUE)."""
+    found: list[tuple[int, str]] = [(m.start(), m.group(1)) for m in _CITED_KEY.finditer(text)]
+    for run in _COMPAT_RUN.finditer(text):
+        found += [(run.start(1) + m.start(), m.group()) for m in _SECTION.finditer(run.group(1))]
+    found += [(m.start(), m.group()) for m in _ISSUE.finditer(text)]
+    return tuple(dict.fromkeys(k for _, k in sorted(found)))
+
+
+def load_sources(directory: Path | None = None) -> Sources:
+    """The citation keys of ``directory``/sources.toml (default: the shipped plans/). Cached."""
+    return _load_sources(Path(directory or plans_directory()).resolve() / "sources.toml")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_sources(path: Path) -> Sources:
+    top = _top(path)
+    top.text("checked")
+    repos = top.table("repositories")
+    for short, repo in repos.items():
+        if not isinstance(repo, str) or not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            top.fail(f"repositories.{short} must be an owner/name string")
+    refs: list[Reference] = []
+    for i, raw in enumerate(top.tables("reference")):
+        e = top.child(f"reference #{i + 1}", raw)
+        ref = Reference(e.text("key"), _choice(e, "kind", REFERENCE_KINDS), e.text("text"))
+        e.done()
+        if not _CITED_KEY.fullmatch(ref.key) and not _SECTION.fullmatch(ref.key):
+            e.fail(f"key {ref.key!r} is not a citation key (S1, A1, C, F02, ...)")
+        if any(r.key == ref.key for r in refs):
+            e.fail(f"duplicate key {ref.key!r}")
+        refs.append(ref)
+    top.done()
+    return Sources(tuple(refs), MappingProxyType(dict(repos)))
+
+
 def _label(path: Path) -> str:
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 

@@ -249,6 +249,7 @@ def render_explain(matches: Iterable[Match]) -> str:
         out.append(f"  fix:     {m.remedy}")
         if m.sources:
             out.append(f"  sources: {'; '.join(m.sources)}")
+            out.extend(f"    {line}" for line in m.reference_lines())
         out.append("")
     if not out:
         return "No known failure class matches this text."
