@@ -1052,6 +1052,49 @@ def _opt_driver_version(e: _Entry, key: str) -> DriverVersion | None:
 
 def _load_drivers(path: Path) -> Drivers:
     top = _top(path)
+    rows = _toolkit_rows(top)
+    minor = _minor_compat(top)
+    caveat_e = top.child("minor_compat_caveat", top.table("minor_compat_caveat"))
+    caveat_text = caveat_e.text("text")
+    caveat = Cited(**caveat_e.cited())
+    caveat_e.done()
+    changes = _arch_changes(top)
+    removed: dict[int, tuple[str, ...]] = {}
+    for ch in changes:
+        if ch.removed:
+            removed[ch.cuda.major] = removed.get(ch.cuda.major, ()) + ch.removed
+    branches: list[DriverBranch] = []
+    for i, t in enumerate(top.tables("branch")):
+        e = top.child(f"branch[{i}]", t)
+        branches.append(
+            DriverBranch(
+                last=e.integer("last"),
+                family=e.text("family"),
+                archs=_arch_list(e, "archs"),
+                **e.cited(),
+            )
+        )
+        e.done()
+    notes: list[KnowledgeNote] = []
+    for i, t in enumerate(top.tables("note")):
+        e = top.child(f"note[{i}] '{t.get('id', '?')}'", t)
+        notes.append(KnowledgeNote(id=e.text("id"), text=e.text("text"), **e.cited()))
+        e.done()
+    top.done()
+    return Drivers(
+        toolkit=rows,
+        minor_compat=MappingProxyType(minor),
+        arch_changes=changes,
+        arch_removed=MappingProxyType(removed),
+        branches=tuple(branches),
+        caveat=caveat,
+        minor_compat_caveat=f"{caveat_text} (source: {caveat.source})",
+        notes=tuple(notes),
+    )
+
+
+def _toolkit_rows(top: _Entry) -> tuple[ToolkitRow, ...]:
+    """[[toolkit]]: the minimum driver of each CUDA release (compat-facts A1); one GA row each."""
     rows: list[ToolkitRow] = []
     for i, t in enumerate(top.tables("toolkit")):
         e = top.child(f"toolkit[{i}] '{t.get('label', '?')}'", t)
@@ -1080,7 +1123,11 @@ def _load_drivers(path: Path) -> Drivers:
     for cuda, n in ga.items():
         if n != 1:
             top.fail(f"toolkit: CUDA {cuda} needs exactly one row with ga = true (has {n})")
+    return tuple(rows)
 
+
+def _minor_compat(top: _Entry) -> dict[int, MinorCompat]:
+    """[[minor_compat]]: the minor-version compatibility floor per CUDA major (A2)."""
     minor: dict[int, MinorCompat] = {}
     for i, t in enumerate(top.tables("minor_compat")):
         e = top.child(f"minor_compat[{i}]", t)
@@ -1095,56 +1142,24 @@ def _load_drivers(path: Path) -> Drivers:
             e.fail(f"major {mc.major} appears twice")
         minor[mc.major] = mc
         e.done()
+    return minor
 
-    caveat_e = top.child("minor_compat_caveat", top.table("minor_compat_caveat"))
-    caveat_text = caveat_e.text("text")
-    caveat = Cited(**caveat_e.cited())
-    caveat_e.done()
 
+def _arch_changes(top: _Entry) -> tuple[ArchChange, ...]:
+    """[[arch_change]]: the GPU architectures each CUDA release removes or deprecates (A3)."""
     changes: list[ArchChange] = []
-    removed: dict[int, tuple[str, ...]] = {}
     for i, t in enumerate(top.tables("arch_change")):
         e = top.child(f"arch_change[{i}] '{t.get('cuda', '?')}'", t)
-        ch = ArchChange(
-            cuda=e.version("cuda"),
-            removed=_arch_list(e, "removed"),
-            deprecated=_arch_list(e, "deprecated"),
-            **e.cited(),
-        )
-        changes.append(ch)
-        if ch.removed:
-            removed[ch.cuda.major] = removed.get(ch.cuda.major, ()) + ch.removed
-        e.done()
-
-    branches: list[DriverBranch] = []
-    for i, t in enumerate(top.tables("branch")):
-        e = top.child(f"branch[{i}]", t)
-        branches.append(
-            DriverBranch(
-                last=e.integer("last"),
-                family=e.text("family"),
-                archs=_arch_list(e, "archs"),
+        changes.append(
+            ArchChange(
+                cuda=e.version("cuda"),
+                removed=_arch_list(e, "removed"),
+                deprecated=_arch_list(e, "deprecated"),
                 **e.cited(),
             )
         )
         e.done()
-
-    notes: list[KnowledgeNote] = []
-    for i, t in enumerate(top.tables("note")):
-        e = top.child(f"note[{i}] '{t.get('id', '?')}'", t)
-        notes.append(KnowledgeNote(id=e.text("id"), text=e.text("text"), **e.cited()))
-        e.done()
-    top.done()
-    return Drivers(
-        toolkit=tuple(rows),
-        minor_compat=MappingProxyType(minor),
-        arch_changes=tuple(changes),
-        arch_removed=MappingProxyType(removed),
-        branches=tuple(branches),
-        caveat=caveat,
-        minor_compat_caveat=f"{caveat_text} (source: {caveat.source})",
-        notes=tuple(notes),
-    )
+    return tuple(changes)
 
 
 def _arch_list(e: _Entry, key: str) -> tuple[str, ...]:

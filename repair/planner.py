@@ -17,7 +17,7 @@ What a venv cannot fix becomes a manual step with the exact minimum.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -237,33 +237,7 @@ def evaluate_variant(
         elif nvidia and view.has_nvidia_gpu:
             reasons.append("a CPU build on a host with an NVIDIA GPU")
     else:
-        if view.has_nvidia_gpu is False:
-            reasons.append("no NVIDIA GPU here: a CUDA build would only run on the CPU")
-        fit = driver_fit(view, kb, var.cuda)
-        if fit.ok is False:
-            need = fit.compat_min or fit.full_min
-            reasons.append(f"driver too old for CUDA {var.cuda} (needs >= {need})")
-        mode = fit.mode
-        ccs = view.ccs
-        arch = var.arch_for(view.platform) if view.platform else var.arch_list
-        if ccs:
-            if arch is None:
-                coverage = "unknown"
-            else:
-                covs = []
-                for cc in ccs:
-                    cov = arch_coverage(arch, cc)
-                    if cov is None:
-                        reasons.append(f"no code for sm_{cc.major}{cc.minor} in {' '.join(arch)}")
-                    elif cov == "ptx" and mode == "minor-compat":
-                        reasons.append(
-                            f"sm_{cc.major}{cc.minor} only as PTX, which a driver "
-                            "on minor-version compatibility cannot JIT"
-                        )
-                    covs.append(cov)
-                coverage = "ptx" if "ptx" in covs else "sass"
-        else:
-            coverage = "unknown"
+        mode, coverage = _cuda_variant_fit(view, kb, var, var.cuda, reasons)
     # A variant change keeps the installed version when the release has it (smallest change; a
     # pin such as xformers' torch==2.5.0 keeps holding).
     target = rel.latest
@@ -277,6 +251,34 @@ def evaluate_variant(
     if reasons:
         return None, reasons
     return TorchChoice(rel, var, mode, coverage, conflicts, target), []
+
+
+def _cuda_variant_fit(
+    view: View, kb: Knowledge, var: TorchVariant, cuda: Version, reasons: list[str]
+) -> tuple[str | None, str]:
+    """(driver mode, arch coverage) of a CUDA variant here; adds why it cannot work to
+    ``reasons`` (the driver, compat-facts A1/A2; each GPU against the arch list, B3)."""
+    if view.has_nvidia_gpu is False:
+        reasons.append("no NVIDIA GPU here: a CUDA build would only run on the CPU")
+    fit = driver_fit(view, kb, cuda)
+    if fit.ok is False:
+        need = fit.compat_min or fit.full_min
+        reasons.append(f"driver too old for CUDA {cuda} (needs >= {need})")
+    arch = var.arch_for(view.platform) if view.platform else var.arch_list
+    if not view.ccs or arch is None:
+        return fit.mode, "unknown"
+    covs = []
+    for cc in view.ccs:
+        cov = arch_coverage(arch, cc)
+        if cov is None:
+            reasons.append(f"no code for sm_{cc.major}{cc.minor} in {' '.join(arch)}")
+        elif cov == "ptx" and fit.mode == "minor-compat":
+            reasons.append(
+                f"sm_{cc.major}{cc.minor} only as PTX, which a driver "
+                "on minor-version compatibility cannot JIT"
+            )
+        covs.append(cov)
+    return fit.mode, "ptx" if "ptx" in covs else "sass"
 
 
 def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
@@ -642,26 +644,12 @@ def make_plan(
     by_id: dict[str, list[Finding]] = {}
     for f in diag.findings:
         by_id.setdefault(f.id, []).append(f)
-    unknown = list(diag.unknown)
+    unknown = [*diag.unknown, *_assumptions(view)]
     notes: list[str] = []
     manual: list[Manual] = []
     steps: list[Step] = []
     base = torch_index_base.rstrip("/")
-
     _environment_manual(view, kb, ids, by_id, manual)
-    if view.platform_assumed:
-        unknown.append(Unknown("platform", f"platform (assumed {view.platform})"))
-    if view.torch_build_assumed:
-        unknown.append(Unknown("torch-build", f"torch build: {view.torch_build_assumed}"))
-    if view.python is None:
-        unknown.append(
-            Unknown(
-                "python",
-                "Python version (torch and bitsandbytes releases bound it; bitsandbytes "
-                ">= 0.49 needs 3.10)",
-            )
-        )
-
     if diag.ruled_out:
         notes.append(
             "the error message also points to "
@@ -669,50 +657,12 @@ def make_plan(
             + "; the facts rule that out"
         )
     bnb_change = _bnb_must_change(view, ids, by_id)
-    # Keep the installed release unless it is at fault itself, or its library fault cannot be
-    # re-checked against a torch target (the CUDA it loads for is unknown, or is the system
-    # toolkit's for the legacy libcudart search, compat-facts C4).
-    relookup = "bnb-no-cuda-lib" in ids and (
-        view.torch_cuda is None or bnb_loader(view, kb) == "libcudart-search"
-    )
-    keep_bnb = not (bnb_change and (ids & BNB_RELEASE_FAULTS or relookup))
     torch_choice, bnb_choice = _choose_targets(
-        view, kb, ids, bnb_change, keep_bnb, notes, manual, unknown
+        view, kb, ids, bnb_change, _keep_bnb(view, kb, ids, bnb_change), notes, manual, unknown
     )
-
-    if torch_choice is not None:
-        _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
-        _driver_alternative(view, kb, torch_choice, manual)
-        # the torch target fixes the CUDA version bitsandbytes loads for
-        unknown = [u for u in unknown if u.key != "bnb-runtime-cuda"]
-    elif "torch-family-mismatch" in ids and view.torch is not None:
-        rel = kb.torch.release(view.torch)
-        label = view.torch.local
-        if rel is not None:
-            _family_steps(
-                view,
-                rel,
-                public(view.torch),
-                label,
-                f"{base}/{label}" if label else None,
-                (),
-                diag,
-                steps,
-                unknown,
-            )
+    _torch_side(view, kb, diag, torch_choice, base, steps, manual, unknown)
     if bnb_choice is not None:
-        _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
-        if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
-            _modern_bnb_driver(view, kb, manual)
-        if torch_choice is None and view.torch_installed and view.torch is None and steps:
-            unknown.append(
-                Unknown(
-                    "torch-pin",
-                    "torch's installed version is not known, so the commands cannot pin it: "
-                    "add torch==<installed version> to qfix-constraints.txt (qfix apply "
-                    "pins the version it finds)",
-                )
-            )
+        _bnb_side(view, kb, ids, by_id, torch_choice, bnb_choice, steps, manual, unknown)
     elif bnb_change and not (
         view.rocm or "jetson-l4t" in ids or any(cc < KEPLER_BELOW for cc in view.ccs)
     ):
@@ -728,11 +678,9 @@ def make_plan(
         manual = [
             replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual
         ]
-
     errors = [f for f in diag.findings if f.severity is Severity.ERROR]
-    healthy = not errors and not steps and not any(m.required for m in manual)
     return Plan(
-        healthy=healthy,
+        healthy=not errors and not steps and not any(m.required for m in manual),
         findings=diag.findings,
         steps=tuple(steps),
         manual=tuple(manual),
@@ -750,6 +698,86 @@ def make_plan(
         notes=tuple(notes),
         download=_download(view, bnb_choice, steps),
     )
+
+
+def _assumptions(view: View) -> list[Unknown]:
+    """What the view assumed or lacks that bounds every target (platform, torch build, Python)."""
+    out = []
+    if view.platform_assumed:
+        out.append(Unknown("platform", f"platform (assumed {view.platform})"))
+    if view.torch_build_assumed:
+        out.append(Unknown("torch-build", f"torch build: {view.torch_build_assumed}"))
+    if view.python is None:
+        out.append(
+            Unknown(
+                "python",
+                "Python version (torch and bitsandbytes releases bound it; bitsandbytes "
+                ">= 0.49 needs 3.10)",
+            )
+        )
+    return out
+
+
+def _keep_bnb(view: View, kb: Knowledge, ids: set[str], bnb_change: bool) -> bool:
+    """Keep the installed release unless it is at fault itself, or its library fault cannot be
+    re-checked against a torch target (the CUDA it loads for is unknown, or is the system
+    toolkit's for the legacy libcudart search, compat-facts C4)."""
+    relookup = "bnb-no-cuda-lib" in ids and (
+        view.torch_cuda is None or bnb_loader(view, kb) == "libcudart-search"
+    )
+    return not (bnb_change and (ids & BNB_RELEASE_FAULTS or relookup))
+
+
+def _torch_side(
+    view: View,
+    kb: Knowledge,
+    diag: Diagnosis,
+    torch_choice: TorchChoice | None,
+    base: str,
+    steps: list[Step],
+    manual: list[Manual],
+    unknown: list[Unknown],
+) -> None:
+    """The steps for torch (and its family): to the chosen build, or the family to torch."""
+    if torch_choice is not None:
+        _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
+        _driver_alternative(view, kb, torch_choice, manual)
+        # the torch target fixes the CUDA version bitsandbytes loads for
+        unknown[:] = [u for u in unknown if u.key != "bnb-runtime-cuda"]
+        return
+    if "torch-family-mismatch" not in diag.ids or view.torch is None:
+        return
+    rel = kb.torch.release(view.torch)
+    label = view.torch.local
+    if rel is not None:
+        index = f"{base}/{label}" if label else None
+        _family_steps(view, rel, public(view.torch), label, index, (), diag, steps, unknown)
+
+
+def _bnb_side(
+    view: View,
+    kb: Knowledge,
+    ids: set[str],
+    by_id: Mapping[str, list[Finding]],
+    torch_choice: TorchChoice | None,
+    bnb_choice: BnbRelease,
+    steps: list[Step],
+    manual: list[Manual],
+    unknown: list[Unknown],
+) -> None:
+    """The steps for the chosen bitsandbytes, and what a legacy one asks of the driver."""
+    _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
+    if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
+        _modern_bnb_driver(view, kb, manual)
+    if torch_choice is None and view.torch_installed and view.torch is None and steps:
+        unknown.append(
+            Unknown(
+                "torch-pin",
+                "torch's installed version is not known, so the commands cannot pin it: "
+                "add torch==<installed version> to qfix-constraints.txt (qfix apply "
+                "pins the version it finds)",
+            )
+        )
 
 
 def _keep_or_choose_bnb(
@@ -994,116 +1022,164 @@ def _hf_ceiling(kb: Knowledge, package: str, bnb: Version | None) -> SpecifierSe
 def _environment_manual(
     view: View, kb: Knowledge, ids: set[str], by_id: dict[str, list[Finding]], manual: list[Manual]
 ) -> None:
-    if "bnb-cuda-override" in ids:
-        conda = view.facts.python is not None and view.facts.python.conda
-        where = (
-            "`conda env config vars unset BNB_CUDA_VERSION` (conda keeps it per environment), and "
-            if conda
+    """The manual steps for what a virtual environment cannot change, in a fixed order."""
+    for advise in _ENVIRONMENT_ADVICE:
+        step = advise(view, kb, ids, by_id)
+        if step is not None:
+            manual.append(step)
+
+
+FindingsById = Mapping[str, list[Finding]]
+Advice = Callable[[View, Knowledge, set[str], FindingsById], "Manual | None"]
+
+
+def _override_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    if "bnb-cuda-override" not in ids:
+        return None
+    conda = view.facts.python is not None and view.facts.python.conda
+    where = (
+        "`conda env config vars unset BNB_CUDA_VERSION` (conda keeps it per environment), and "
+        if conda
+        else ""
+    )
+    return Manual(
+        "bnb-cuda-override",
+        "unset BNB_CUDA_VERSION: " + where + "`unset BNB_CUDA_VERSION` and "
+        "remove its `export` from your shell profile (~/.bashrc, ~/.profile) "
+        "or container environment; do not set it to an empty value "
+        "(bitsandbytes 0.50+ raises on that)",
+        True,
+    )
+
+
+def _mixed_gpus_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    if "mixed-gpus" not in ids:
+        return None
+    finding = by_id["mixed-gpus"][0]
+    gpus = ", ".join(f"{g.index} = {g.name} ({g.compute_capability})" for g in view.gpus or ())
+    return Manual(
+        "mixed-gpus",
+        "make only the GPUs you train on visible, of one architecture: "
+        f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
+        "device_map='auto' places layers on all of them",
+        finding.severity is Severity.ERROR,
+    )
+
+
+def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+    if "cuda-libs-not-found" not in ids:
+        return None
+    if view.facts.host and view.facts.host.wsl:
+        return Manual(
+            "cuda-libs-not-found",
+            "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH (add it to ~/.bashrc)",
+            True,
+        )
+    if view.system != "Windows":
+        return Manual(
+            "cuda-libs-not-found",
+            "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
+            "bitsandbytes >= 0.43.1 needs no search",
+            False,
+        )
+    return None
+
+
+def _toolkit_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+    if "stale-toolkit-on-path" not in ids:
+        return None
+    return Manual(
+        "stale-toolkit-on-path",
+        "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
+        "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
+        False,
+    )
+
+
+def _no_driver_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    if "no-nvidia-driver" not in ids:
+        return None
+    return Manual(
+        "no-nvidia-driver",
+        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
+        "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
+        False,
+    )
+
+
+def _kepler_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+    if not any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
+        return None
+    no_torch = any(f.evidence.get("no_build") for f in by_id.get("gpu-arch-unsupported", []))
+    return Manual(
+        "gpu-too-old-for-bnb",
+        "GPUs below compute capability 5.0 get no bitsandbytes 4-bit build "
+        "from pip (Kepler dropped in 0.39.0): build bitsandbytes from source "
+        "for a Kepler (3.x) GPU, or run on a GPU of compute capability "
+        ">= 5.0"
+        + (
+            "; this GPU is below every torch build too, so only a newer GPU helps"
+            if no_torch
             else ""
-        )
-        manual.append(
-            Manual(
-                "bnb-cuda-override",
-                "unset BNB_CUDA_VERSION: " + where + "`unset BNB_CUDA_VERSION` and "
-                "remove its `export` from your shell profile (~/.bashrc, ~/.profile) "
-                "or container environment; do not set it to an empty value "
-                "(bitsandbytes 0.50+ raises on that)",
-                True,
-            )
-        )
-    if "mixed-gpus" in ids:
-        finding = by_id["mixed-gpus"][0]
-        gpus = ", ".join(f"{g.index} = {g.name} ({g.compute_capability})" for g in view.gpus or ())
-        manual.append(
-            Manual(
-                "mixed-gpus",
-                "make only the GPUs you train on visible, of one architecture: "
-                f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
-                "device_map='auto' places layers on all of them",
-                finding.severity is Severity.ERROR,
-            )
-        )
-    if "cuda-libs-not-found" in ids and view.facts.host and view.facts.host.wsl:
-        manual.append(
-            Manual(
-                "cuda-libs-not-found",
-                "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH "
-                "(add it to ~/.bashrc)",
-                True,
-            )
-        )
-    elif "cuda-libs-not-found" in ids and view.system != "Windows":
-        manual.append(
-            Manual(
-                "cuda-libs-not-found",
-                "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
-                "bitsandbytes >= 0.43.1 needs no search",
-                False,
-            )
-        )
-    if "stale-toolkit-on-path" in ids:
-        manual.append(
-            Manual(
-                "stale-toolkit-on-path",
-                "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
-                "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
-                False,
-            )
-        )
-    if "no-nvidia-driver" in ids:
-        manual.append(
-            Manual(
-                "no-nvidia-driver",
-                "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-                "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
-                False,
-            )
-        )
-    if any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
-        manual.append(
-            Manual(
-                "gpu-too-old-for-bnb",
-                "GPUs below compute capability 5.0 get no bitsandbytes 4-bit build "
-                "from pip (Kepler dropped in 0.39.0): build bitsandbytes from source "
-                "for a Kepler (3.x) GPU, or run on a GPU of compute capability "
-                ">= 5.0"
-                + (
-                    "; this GPU is below every torch build too, so only a newer GPU helps"
-                    if any(
-                        f.evidence.get("no_build") for f in by_id.get("gpu-arch-unsupported", [])
-                    )
-                    else ""
-                ),
-                True,
-            )
-        )
-    if "jetson-l4t" in ids:
-        cc = max(view.ccs, default=None)
-        flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
-        manual.append(
-            Manual(
-                "jetson-l4t",
-                "Jetson: build bitsandbytes from source with the CUDA backend for "
-                f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
-                "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
-                "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
-                "bitsandbytes wheels are built for SBSA servers",
-                True,
-            )
-        )
-    if "cuda-init-failed" in ids:
-        manual.append(
-            Manual(
-                "cuda-init-failed",
-                "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
-                "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
-                "same version as the driver (`systemctl start nvidia-fabricmanager`); "
-                "after a driver update, reboot. No package change fixes this.",
-                True,
-            )
-        )
-    if "rocm-host" in ids:
-        manual.append(Manual("rocm-host", _rocm_advice(view, kb), True))
+        ),
+        True,
+    )
+
+
+def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+    if "jetson-l4t" not in ids:
+        return None
+    cc = max(view.ccs, default=None)
+    flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
+    return Manual(
+        "jetson-l4t",
+        "Jetson: build bitsandbytes from source with the CUDA backend for "
+        f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
+        "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
+        "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
+        "bitsandbytes wheels are built for SBSA servers",
+        True,
+    )
+
+
+def _cuda_init_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    if "cuda-init-failed" not in ids:
+        return None
+    return Manual(
+        "cuda-init-failed",
+        "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
+        "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
+        "same version as the driver (`systemctl start nvidia-fabricmanager`); "
+        "after a driver update, reboot. No package change fixes this.",
+        True,
+    )
+
+
+def _rocm_host_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    return Manual("rocm-host", _rocm_advice(view, kb), True) if "rocm-host" in ids else None
+
+
+_ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
+    _override_advice,
+    _mixed_gpus_advice,
+    _libs_advice,
+    _toolkit_advice,
+    _no_driver_advice,
+    _kepler_advice,
+    _jetson_advice,
+    _cuda_init_advice,
+    _rocm_host_advice,
+)
 
 
 def _rocm_advice(view: View, kb: Knowledge) -> str:

@@ -219,15 +219,6 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     if facts.gpus is not None:
         gpus = tuple(g for g in facts.gpus if g.vendor == "nvidia")
         amd = amd or any(g.vendor == "amd" for g in facts.gpus)
-    complete = facts.extra.get("packages_source") == "probe"
-    t = facts.torch
-    torch_v = parse_version((t.version if t else None) or facts.package("torch"))
-    torch_cuda = parse_version(t.cuda) if t else None
-    torch_hip = t.hip if t else None
-    if torch_cuda is None and torch_v is not None and torch_v.local:
-        m = re.fullmatch(r"cu(\d+)", torch_v.local)
-        if m:
-            torch_cuda = cuda_from_tag(m.group(1))
     platform = platform_key(system, host.machine if host else None)
     assumed = False
     if platform is None and (host is None or host.machine is None):
@@ -236,6 +227,59 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
             system or "", "linux-x86_64"
         )
         assumed = True
+    torch = _torch_view(facts, kb, platform)
+    b = facts.bitsandbytes
+    bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
+    bnb_installed = (
+        True
+        if bnb_v is not None or (b is not None and b.native_libs)
+        else listed_installed(facts, "bitsandbytes")
+    )
+    return View(
+        facts=facts,
+        platform=platform,
+        platform_assumed=assumed,
+        torch_build_assumed=torch.build_assumed,
+        system=system,
+        python=parse_version(facts.python.version) if facts.python else None,
+        glibc=glibc,
+        driver=parse_version(drv.version) if drv else None,
+        driver_cuda=parse_version(drv.cuda) if drv else None,
+        driver_found=drv.found if drv else None,
+        gpus=gpus,
+        amd=amd,
+        torch_installed=torch.installed,
+        torch=torch.version,
+        torch_cuda=torch.cuda,
+        torch_hip=torch.hip,
+        torch_cpu_build=torch.cpu_build,
+        bnb_installed=bnb_installed,
+        bnb=bnb_v,
+        packages_complete=facts.extra.get("packages_source") == "probe",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _TorchView:
+    installed: bool | None
+    version: Version | None
+    cuda: Version | None
+    hip: str | None
+    cpu_build: bool | None
+    build_assumed: str | None
+
+
+def _torch_view(facts: Facts, kb: Knowledge | None, platform: str | None) -> _TorchView:
+    """The installed torch: version, CUDA (from the build, its +cuXY label, or the PyPI build of
+    its release), and whether it is a CPU build."""
+    t = facts.torch
+    torch_v = parse_version((t.version if t else None) or facts.package("torch"))
+    torch_cuda = parse_version(t.cuda) if t else None
+    torch_hip = t.hip if t else None
+    if torch_cuda is None and torch_v is not None and torch_v.local:
+        m = re.fullmatch(r"cu(\d+)", torch_v.local)
+        if m:
+            torch_cuda = cuda_from_tag(m.group(1))
     build_known = t is not None and t.build_known and t.error is None
     build_assumed = None
     if (
@@ -267,40 +311,12 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         else:
             cpu_build = False
     # Installed when its build or files show it (a broken one too), else as the list says.
-    torch_installed = (
+    installed = (
         True
         if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list or t.error))
         else listed_installed(facts, "torch")
     )
-    b = facts.bitsandbytes
-    bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
-    bnb_installed = (
-        True
-        if bnb_v is not None or (b is not None and b.native_libs)
-        else listed_installed(facts, "bitsandbytes")
-    )
-    return View(
-        facts=facts,
-        platform=platform,
-        platform_assumed=assumed,
-        torch_build_assumed=build_assumed,
-        system=system,
-        python=parse_version(facts.python.version) if facts.python else None,
-        glibc=glibc,
-        driver=parse_version(drv.version) if drv else None,
-        driver_cuda=parse_version(drv.cuda) if drv else None,
-        driver_found=drv.found if drv else None,
-        gpus=gpus,
-        amd=amd,
-        torch_installed=torch_installed,
-        torch=torch_v,
-        torch_cuda=torch_cuda,
-        torch_hip=torch_hip,
-        torch_cpu_build=cpu_build,
-        bnb_installed=bnb_installed,
-        bnb=bnb_v,
-        packages_complete=complete,
-    )
+    return _TorchView(installed, torch_v, torch_cuda, torch_hip, cpu_build, build_assumed)
 
 
 # --------------------------------------------------------------------------- driver x CUDA

@@ -94,3 +94,20 @@ def test_pure_core_code_imports_no_process_or_network_module():
 def test_no_shell_true_anywhere():
     for p in REPAIR.rglob("*.py"):
         assert "shell=True" not in p.read_text(), p
+
+
+# The reasoning core reads as named steps: no function of these modules is longer than this.
+SHORT_FUNCTIONS = ["diagnose", "findings", "view", "planner", "catalogue", "explain", "knowledge"]
+MAX_FUNCTION_LINES = 80
+
+
+def test_core_functions_are_short():
+    paths = [REPAIR / f"{m}.py" for m in SHORT_FUNCTIONS] + sorted((REPAIR / "rules").glob("*.py"))
+    long = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPAIR)}:{node.name} ({lines} lines)")
+    assert not long, long
