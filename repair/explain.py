@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalogue import Catalogue
-from .findings import Diagnosis
+from .findings import Diagnosis, Severity
 from .knowledge import Reference, Sources, load_sources
 
 SCHEMA = "qfix.explain/1"
@@ -21,7 +21,7 @@ SCHEMA = "qfix.explain/1"
 class Match:
     id: str
     title: str
-    severity: str
+    severity: Severity
     lines: tuple[str, ...]  # the lines of the text that matched a signature
     confirmed_by_facts: bool | None  # None: no facts given
     explanation: str

@@ -678,7 +678,7 @@ def make_plan(
         manual = [
             replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual
         ]
-    errors = [f for f in diag.findings if f.severity is Severity.ERROR]
+    errors = [f for f in diag.findings if f.severity == Severity.ERROR]
     return Plan(
         healthy=not errors and not steps and not any(m.required for m in manual),
         findings=diag.findings,
@@ -1066,7 +1066,7 @@ def _mixed_gpus_advice(
         "make only the GPUs you train on visible, of one architecture: "
         f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
         "device_map='auto' places layers on all of them",
-        finding.severity is Severity.ERROR,
+        finding.severity == Severity.ERROR,
     )
 
 
