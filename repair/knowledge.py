@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -1063,23 +1063,19 @@ def _load_drivers(path: Path) -> Drivers:
     for ch in changes:
         if ch.removed:
             removed[ch.cuda.major] = removed.get(ch.cuda.major, ()) + ch.removed
-    branches: list[DriverBranch] = []
-    for i, t in enumerate(top.tables("branch")):
-        e = top.child(f"branch[{i}]", t)
-        branches.append(
-            DriverBranch(
-                last=e.integer("last"),
-                family=e.text("family"),
-                archs=_arch_list(e, "archs"),
-                **e.cited(),
-            )
+    branches = [
+        DriverBranch(
+            last=e.integer("last"),
+            family=e.text("family"),
+            archs=_arch_list(e, "archs"),
+            **e.cited(),
         )
-        e.done()
-    notes: list[KnowledgeNote] = []
-    for i, t in enumerate(top.tables("note")):
-        e = top.child(f"note[{i}] '{t.get('id', '?')}'", t)
-        notes.append(KnowledgeNote(id=e.text("id"), text=e.text("text"), **e.cited()))
-        e.done()
+        for e in _entries(top, "branch")
+    ]
+    notes = [
+        KnowledgeNote(id=e.text("id"), text=e.text("text"), **e.cited())
+        for e in _entries(top, "note", name="id")
+    ]
     top.done()
     return Drivers(
         toolkit=rows,
@@ -1091,6 +1087,16 @@ def _load_drivers(path: Path) -> Drivers:
         minor_compat_caveat=f"{caveat_text} (source: {caveat.source})",
         notes=tuple(notes),
     )
+
+
+def _entries(top: _Entry, key: str, name: str | None = None) -> Iterator[_Entry]:
+    """Each table of the array ``[[key]]``, named in errors by its index (and its ``name`` field);
+    once the caller has read it, a key it did not ask for is an error (``_Entry.done``)."""
+    for i, t in enumerate(top.tables(key)):
+        label = f"{key}[{i}]" if name is None else f"{key}[{i}] '{t.get(name, '?')}'"
+        e = top.child(label, t)
+        yield e
+        e.done()
 
 
 def _toolkit_rows(top: _Entry) -> tuple[ToolkitRow, ...]:
@@ -1147,19 +1153,15 @@ def _minor_compat(top: _Entry) -> dict[int, MinorCompat]:
 
 def _arch_changes(top: _Entry) -> tuple[ArchChange, ...]:
     """[[arch_change]]: the GPU architectures each CUDA release removes or deprecates (A3)."""
-    changes: list[ArchChange] = []
-    for i, t in enumerate(top.tables("arch_change")):
-        e = top.child(f"arch_change[{i}] '{t.get('cuda', '?')}'", t)
-        changes.append(
-            ArchChange(
-                cuda=e.version("cuda"),
-                removed=_arch_list(e, "removed"),
-                deprecated=_arch_list(e, "deprecated"),
-                **e.cited(),
-            )
+    return tuple(
+        ArchChange(
+            cuda=e.version("cuda"),
+            removed=_arch_list(e, "removed"),
+            deprecated=_arch_list(e, "deprecated"),
+            **e.cited(),
         )
-        e.done()
-    return tuple(changes)
+        for e in _entries(top, "arch_change", name="cuda")
+    )
 
 
 def _arch_list(e: _Entry, key: str) -> tuple[str, ...]:

@@ -1033,6 +1033,15 @@ FindingsById = Mapping[str, list[Finding]]
 Advice = Callable[[View, Knowledge, set[str], FindingsById], "Manual | None"]
 
 
+def _fixed_advice(fid: str, text: str, *, required: bool) -> Advice:
+    """The advice of a class whose manual step is one fixed text."""
+
+    def advise(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+        return Manual(fid, text, required) if fid in ids else None
+
+    return advise
+
+
 def _override_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1089,30 +1098,6 @@ def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) 
     return None
 
 
-def _toolkit_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
-    if "stale-toolkit-on-path" not in ids:
-        return None
-    return Manual(
-        "stale-toolkit-on-path",
-        "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
-        "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
-        False,
-    )
-
-
-def _no_driver_advice(
-    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
-) -> Manual | None:
-    if "no-nvidia-driver" not in ids:
-        return None
-    return Manual(
-        "no-nvidia-driver",
-        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-        "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
-        False,
-    )
-
-
 def _kepler_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
     if not any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
         return None
@@ -1148,21 +1133,6 @@ def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
     )
 
 
-def _cuda_init_advice(
-    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
-) -> Manual | None:
-    if "cuda-init-failed" not in ids:
-        return None
-    return Manual(
-        "cuda-init-failed",
-        "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
-        "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
-        "same version as the driver (`systemctl start nvidia-fabricmanager`); "
-        "after a driver update, reboot. No package change fixes this.",
-        True,
-    )
-
-
 def _rocm_host_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1173,11 +1143,28 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     _override_advice,
     _mixed_gpus_advice,
     _libs_advice,
-    _toolkit_advice,
-    _no_driver_advice,
+    _fixed_advice(
+        "stale-toolkit-on-path",
+        "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
+        "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
+        required=False,
+    ),
+    _fixed_advice(
+        "no-nvidia-driver",
+        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
+        "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
+        required=False,
+    ),
     _kepler_advice,
     _jetson_advice,
-    _cuda_init_advice,
+    _fixed_advice(
+        "cuda-init-failed",
+        "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
+        "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
+        "same version as the driver (`systemctl start nvidia-fabricmanager`); "
+        "after a driver update, reboot. No package change fixes this.",
+        required=True,
+    ),
     _rocm_host_advice,
 )
 

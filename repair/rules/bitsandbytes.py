@@ -23,16 +23,13 @@ from ..view import (
     public,
     sass_ccs_cover,
 )
-from .registry import Context, rule, ruled_out
+from .registry import Context, absent_or_unknown, rule, ruled_out
 
 
 @rule("bnb-missing")
 def bnb_missing(ctx: Context) -> Iterator[Finding | Unknown]:
     view = ctx.view
-    if view.bnb_installed is False:
-        yield ctx.finding("bnb-missing", "bitsandbytes is not installed in the target")
-    elif view.bnb_installed is None:
-        yield Unknown("bitsandbytes", "bitsandbytes")
+    yield from absent_or_unknown(ctx, "bnb-missing", view.bnb_installed, "bitsandbytes")
     if view.bnb is not None and ctx.bnb_rel is None:
         yield Unknown("bnb-release", f"bitsandbytes {view.bnb} (not in the knowledge base)")
 

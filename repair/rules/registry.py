@@ -9,7 +9,7 @@ an error message points to (``qfix explain`` of a ticket, ``qfix plan --facts`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,16 @@ class Context:
         if confirmed:
             return finding
         return Finding(finding.id, Severity.WARNING, finding.summary, finding.evidence)
+
+
+def absent_or_unknown(
+    ctx: Context, fid: str, installed: bool | None, name: str
+) -> Iterator[Finding | Unknown]:
+    """Class ``fid`` when package ``name`` is not installed; an Unknown when that is not known."""
+    if installed is False:
+        yield ctx.finding(fid, f"{name} is not installed in the target")
+    elif installed is None:
+        yield Unknown(name, name)
 
 
 def make_context(view: View, kb: Knowledge, cat: Catalogue) -> Context:

@@ -19,17 +19,13 @@ from ..view import (
     series,
     torch_arch_list,
 )
-from .registry import Context, rule, ruled_out
+from .registry import Context, absent_or_unknown, rule, ruled_out
 
 
 @rule("torch-missing")
 def torch_missing(ctx: Context) -> Iterator[Finding | Unknown]:
-    view = ctx.view
-    if view.torch_installed is False:
-        yield ctx.finding("torch-missing", "torch is not installed in the target")
-    elif view.torch_installed is None:
-        yield Unknown("torch", "torch")
-    t = view.facts.torch
+    yield from absent_or_unknown(ctx, "torch-missing", ctx.view.torch_installed, "torch")
+    t = ctx.view.facts.torch
     if t is not None and t.error:
         yield Unknown("torch-build", "torch build (" + t.error + ")")
 
