@@ -1,10 +1,11 @@
-"""Loading a saved ``qfix.plan/1`` file for ``qfix apply --plan FILE``, and refusing stale ones.
+"""Reading a saved ``qfix.plan/1`` file for ``qfix apply --plan FILE``, and refusing stale ones.
 
 A plan file is input from outside (it may have been edited, or written by somebody else), and
 ``apply`` turns its steps into installer argv. So every field that reaches an argument is checked
 here first: package names against PEP 508, versions against PEP 440, index URLs against the https
-rule of ``installers.validate_index_url``. The plan's ``commands`` are for people to read; apply
-never runs them, it rebuilds the commands from the validated steps.
+rule of ``commands.validate_index_url``; then the document becomes the one typed ``Plan``. The
+plan's ``commands`` are for people to read; apply never runs them, it rebuilds the commands from
+the validated steps. Pure apart from reading the file it is given.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApplyRefused, BadInput, PlanFileError
-from .installers import normalize, requirement, validate_index_url, validate_name
+from .commands import requirement, validate_index_url, validate_name
+from .errors import ApplyRefused, BadInput, PlanFileError
+from .plan import PLAN_SCHEMA, Plan, Step, normalize
 
-SCHEMA = "qfix.plan/1"
+SCHEMA = PLAN_SCHEMA
 ACTIONS = ("install", "uninstall")
 GROUPS = ("torch", "pypi", "uninstall")
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -99,23 +101,29 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
                 validate_index_url(url)
             except BadInput as exc:
                 raise _fail(origin, f"{where}.index_url", exc.message) from None
-        if action == "install":
-            try:
-                requirement(step)  # an exact version, or a specifier outside the torch family
-            except BadInput as exc:
-                raise _fail(origin, f"{where}.to", exc.message) from None
         group = step.get("group")
         if group is not None and group not in GROUPS:
             raise _fail(
                 origin, f"{where}.group", f"must be one of {', '.join(GROUPS)}, got {group!r}"
             )
+        if action == "install":
+            try:
+                # an exact version, or a specifier outside the torch family
+                requirement(Step.from_dict(step))
+            except BadInput as exc:
+                raise _fail(origin, f"{where}.to", exc.message) from None
         because = step.get("because", [])
         if not isinstance(because, list) or not all(isinstance(b, str) for b in because):
             raise _fail(origin, f"{where}.because", "must be a list of finding ids")
     return data
 
 
-def load_plan(path: str | Path) -> dict[str, Any]:
+def plan_from_doc(data: Any, origin: str = "plan") -> Plan:
+    """The typed plan of a parsed ``qfix.plan/1`` document, validated first (PlanFileError)."""
+    return Plan.from_dict(validate_plan(data, origin))
+
+
+def load_plan(path: str | Path) -> Plan:
     """Read and validate a saved plan; PlanFileError (exit 2) with one line on any fault."""
     p = Path(path)
     try:
@@ -132,17 +140,17 @@ def load_plan(path: str | Path) -> dict[str, Any]:
         raise PlanFileError(
             f"{p}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from None
-    return validate_plan(data, str(p))
+    return plan_from_doc(data, str(p))
 
 
-def check_fingerprint(plan: dict[str, Any], current_fingerprint: str) -> None:
+def check_fingerprint(plan: Plan, current_fingerprint: str) -> None:
     """Refuse (ApplyRefused, exit 6) a plan made for another state of the environment."""
-    if plan.get("fingerprint") == current_fingerprint:
+    if plan.fingerprint == current_fingerprint:
         return
-    python = (plan.get("target") or {}).get("python") or "the target interpreter"
+    python = plan.python or "the target interpreter"
     raise ApplyRefused(
         f"plan was made for a different state of {python} (fingerprint "
-        f"{str(plan.get('fingerprint'))[:19]}... != {current_fingerprint[:19]}...): the "
+        f"{plan.fingerprint[:19]}... != {current_fingerprint[:19]}...): the "
         "environment changed since; re-run qfix plan",
         tip="run `qfix plan --json > plan.json` again and apply the new plan",
     )
