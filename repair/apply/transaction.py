@@ -675,8 +675,7 @@ def apply_plan(
             "before": before,
             "roots": snapshot_roots(target, kind),
             "steps": [
-                {"label": c.label, "argv": list(c.argv), "status": "pending"}
-                for c in commands
+                {"label": c.label, "argv": list(c.argv), "status": "pending"} for c in commands
             ],
             "error": None,
         }

@@ -272,6 +272,58 @@ def _parse_report(python: str, line: str) -> TargetReport:
     )
 
 
+# --------------------------------------------------------------------------- install paths
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPaths:
+    """Where an interpreter's installers write, as the interpreter itself reports it."""
+
+    info: PythonInfo
+    prefix: str
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+
+
+def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
+    """The kind (venv, conda, externally managed: the same python section as every probe) and
+    the install paths of ``python``, from the target script's ``--where`` mode.
+
+    Run isolated (``-I``): where installers write must not depend on PYTHONPATH or the user's
+    site-packages. InterpreterError (exit 2, one line) when it cannot answer.
+    """
+    argv = [python, "-I", "-c", BOOTSTRAP, "--where"]
+    try:
+        done = process.run(
+            argv, timeout=timeout, env=_child_env(None, False), input_text=script_source()
+        )
+    except process.ProcessFailure as exc:
+        raise InterpreterError(
+            f"cannot run the target interpreter {python}: {exc.reason}",
+            tip="pass --python PATH to an existing interpreter",
+        ) from None
+    line, _ = _split_output(done.stdout)
+    if line is None:
+        raise _no_report(python, done, timeout)
+    report = _parse_report(python, line)
+    try:
+        paths = json.loads(line)["paths"]
+        return TargetPaths(
+            replace(report.python, executable=python),
+            str(report.python.prefix),
+            str(paths["purelib"]),
+            str(paths["platlib"]),
+            str(paths["scripts"]),
+            str(paths["data"]),
+        )
+    except (KeyError, TypeError):
+        raise InterpreterError(
+            f"the target interpreter {python} gave an unreadable answer: {line[:200]!r}"
+        ) from None
+
+
 # --------------------------------------------------------------------------- deep mode
 
 
