@@ -66,56 +66,55 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
         raise _fail(origin, "steps", "must be a list")
     seen: set[tuple[str, object]] = set()
     for i, step in enumerate(steps):
-        where = f"steps[{i}]"
-        if not isinstance(step, dict):
-            raise _fail(origin, where, "must be an object")
-        try:
-            name = validate_name(step.get("package"))
-        except BadInput as exc:
-            raise _fail(origin, f"{where}.package", exc.message) from None
-        # One install and one uninstall of a name may both appear: the planner's repair of a
-        # duplicate install removes every copy, then installs one clean copy (uninstalls run
-        # first, repair/apply/installers.build_commands). Twice the same action is refused.
-        slot = (normalize(name), step.get("action"))
-        if slot in seen:
-            raise _fail(origin, f"{where}.package", f"{name} appears in more than one step")
-        seen.add(slot)
-        action = step.get("action")
-        if action not in ACTIONS:
-            raise _fail(
-                origin, f"{where}.action", f"must be 'install' or 'uninstall', got {action!r}"
-            )
-        frm = step.get("from")
-        # "from" is shown to people only, never an argument: a version as the probe read it
-        if frm is not None and (
-            not isinstance(frm, str) or len(frm) > 100 or not frm.isprintable()
-        ):
-            raise _fail(origin, f"{where}.from", f"must be a version or null, got {frm!r}")
-        if action == "install" and step.get("to") is None:
-            raise _fail(origin, f"{where}.to", f"an install of {name} needs a target version")
-        if action == "uninstall" and step.get("to") is not None:
-            raise _fail(origin, f"{where}.to", f"an uninstall of {name} must have to: null")
-        url = step.get("index_url")
-        if url is not None:
-            try:
-                validate_index_url(url)
-            except BadInput as exc:
-                raise _fail(origin, f"{where}.index_url", exc.message) from None
-        group = step.get("group")
-        if group is not None and group not in GROUPS:
-            raise _fail(
-                origin, f"{where}.group", f"must be one of {', '.join(GROUPS)}, got {group!r}"
-            )
-        if action == "install":
-            try:
-                # an exact version, or a specifier outside the torch family
-                requirement(Step.from_dict(step))
-            except BadInput as exc:
-                raise _fail(origin, f"{where}.to", exc.message) from None
-        because = step.get("because", [])
-        if not isinstance(because, list) or not all(isinstance(b, str) for b in because):
-            raise _fail(origin, f"{where}.because", "must be a list of finding ids")
+        _check_step(origin, i, step, seen)
     return data
+
+
+def _check_step(origin: str, i: int, step: Any, seen: set[tuple[str, object]]) -> None:
+    """One entry of ``steps``: every field that can reach an installer argument."""
+    where = f"steps[{i}]"
+    if not isinstance(step, dict):
+        raise _fail(origin, where, "must be an object")
+    try:
+        name = validate_name(step.get("package"))
+    except BadInput as exc:
+        raise _fail(origin, f"{where}.package", exc.message) from None
+    # One install and one uninstall of a name may both appear: the planner's repair of a
+    # duplicate install removes every copy, then installs one clean copy (uninstalls run
+    # first, repair/apply/installers.build_commands). Twice the same action is refused.
+    slot = (normalize(name), step.get("action"))
+    if slot in seen:
+        raise _fail(origin, f"{where}.package", f"{name} appears in more than one step")
+    seen.add(slot)
+    action = step.get("action")
+    if action not in ACTIONS:
+        raise _fail(origin, f"{where}.action", f"must be 'install' or 'uninstall', got {action!r}")
+    frm = step.get("from")
+    # "from" is shown to people only, never an argument: a version as the probe read it
+    if frm is not None and (not isinstance(frm, str) or len(frm) > 100 or not frm.isprintable()):
+        raise _fail(origin, f"{where}.from", f"must be a version or null, got {frm!r}")
+    if action == "install" and step.get("to") is None:
+        raise _fail(origin, f"{where}.to", f"an install of {name} needs a target version")
+    if action == "uninstall" and step.get("to") is not None:
+        raise _fail(origin, f"{where}.to", f"an uninstall of {name} must have to: null")
+    url = step.get("index_url")
+    if url is not None:
+        try:
+            validate_index_url(url)
+        except BadInput as exc:
+            raise _fail(origin, f"{where}.index_url", exc.message) from None
+    group = step.get("group")
+    if group is not None and group not in GROUPS:
+        raise _fail(origin, f"{where}.group", f"must be one of {', '.join(GROUPS)}, got {group!r}")
+    if action == "install":
+        try:
+            # an exact version, or a specifier outside the torch family
+            requirement(Step.from_dict(step))
+        except BadInput as exc:
+            raise _fail(origin, f"{where}.to", exc.message) from None
+    because = step.get("because", [])
+    if not isinstance(because, list) or not all(isinstance(b, str) for b in because):
+        raise _fail(origin, f"{where}.because", "must be a list of finding ids")
 
 
 def plan_from_doc(data: Any, origin: str = "plan") -> Plan:

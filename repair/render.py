@@ -112,6 +112,19 @@ def render_facts(f: Facts, *, as_json: bool = False) -> str:
                 ]
             )
         )
+    out.extend(_facts_stack(f))
+    out.append("\nEnvironment")
+    env = f.env or {}
+    out.append(
+        table([[k, _v(v) if v is not None else "(unset)"] for k, v in env.items()]) or "  unknown"
+    )
+    out.append(f"  nvcc on PATH: {_v(f.toolkit_nvcc)}")
+    return "\n".join(out)
+
+
+def _facts_stack(f: Facts) -> list[str]:
+    """The Python, package, torch build and bitsandbytes sections of `qfix detect`."""
+    out: list[str] = []
     p = f.python
     out.append("\nPython")
     if p is None:
@@ -169,13 +182,7 @@ def render_facts(f: Facts, *, as_json: bool = False) -> str:
             out.append(f"  native library loaded: {_v(b.loaded)}")
         if b.error:
             out.append(f"  error: {b.error}")
-    out.append("\nEnvironment")
-    env = f.env or {}
-    out.append(
-        table([[k, _v(v) if v is not None else "(unset)"] for k, v in env.items()]) or "  unknown"
-    )
-    out.append(f"  nvcc on PATH: {_v(f.toolkit_nvcc)}")
-    return "\n".join(out)
+    return out
 
 
 def render_plan(plan: Plan, *, hint: bool = True, as_json: bool = False) -> str:
