@@ -378,22 +378,27 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
     return ApplyPrep(target, with_commands(plan, installed=facts.packages), saved=False)
 
 
+def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
+    """The torch index base an apply installs from: a saved plan keeps its own (None: each
+    step's index_url) unless --torch-index is given; a fresh plan was made with the settings'."""
+    if prep.saved and settings.torch_index_flag is None:
+        return prep.plan.torch_index_base
+    return settings.torch_index_base
+
+
 def run_apply(
     settings: Settings, prep: ApplyPrep, *, allow_conda: bool, progress: Callable[[str], None]
 ) -> ApplyResult:
     """Apply the plan as one transaction; the 4-bit verification decides whether it stays.
 
-    The installer is resolved here (auto: uv when found, else pip). A saved plan installs torch
-    from its own index base (``torch_index_base`` in the file) unless --torch-index is given.
+    The installer is resolved here (auto: uv when found, else pip); the index base by
+    ``apply_index_base``.
     """
     from .apply.installers import choose_installer
     from .apply.transaction import apply_plan
     from .verify.runner import run_verify
 
     target = prep.python
-    base = settings.torch_index_base
-    if prep.saved and settings.torch_index_flag is None:
-        base = prep.plan.torch_index_base
     verdicts: list[Any] = []
 
     def verify_after() -> bool:
@@ -406,7 +411,7 @@ def run_apply(
         prep.plan,
         python=target,
         installer=choose_installer(settings.installer),
-        torch_index=base,
+        torch_index=apply_index_base(settings, prep),
         verify=None if settings.verify == "skip" else verify_after,
         progress=progress,
         allow_conda=allow_conda,
