@@ -167,7 +167,7 @@ def _group(step: Step) -> StepGroup:
     if step.action is StepAction.UNINSTALL:
         return StepGroup.UNINSTALL
     if step.group is not StepGroup.UNINSTALL:
-        return step.group
+        return StepGroup(step.group)
     return StepGroup.TORCH if normalize(step.package) in TORCH_FAMILY else StepGroup.PYPI
 
 

@@ -55,28 +55,29 @@ class StepGroup(_Word):
 class Step:
     """One installer action of a plan (qfix.plan/1 `steps`)."""
 
-    action: StepAction
+    # The planner may spell these as their words ("install", "torch"); __post_init__ makes
+    # them the enums, so every reader sees one type.
+    action: StepAction | str
     package: str
     from_: str | None
     to: str | None  # an exact version (torch family carries its +variant label) or a specifier
     index_url: str | None
     because: tuple[str, ...]
-    group: StepGroup
+    group: StepGroup | str
 
     def __post_init__(self) -> None:
-        # The planner may spell the enums as their words ("install", "torch"): one type inside.
         object.__setattr__(self, "action", StepAction(self.action))
         object.__setattr__(self, "group", StepGroup(self.group))
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action.value,
+            "action": StepAction(self.action).value,
             "package": self.package,
             "from": self.from_,
             "to": self.to,
             "index_url": self.index_url,
             "because": list(self.because),
-            "group": self.group.value,
+            "group": StepGroup(self.group).value,
         }
 
     @classmethod

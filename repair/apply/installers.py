@@ -12,7 +12,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..commands import Command, build_commands, constraint_lines, normalize  # noqa: F401
+from ..commands import Command as Command
+from ..commands import build_commands as build_commands
+from ..commands import constraint_lines as constraint_lines
+from ..commands import normalize as normalize
 from ..errors import BadInput
 
 

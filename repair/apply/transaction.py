@@ -710,7 +710,7 @@ def apply_plan(
                     if os.environ.get(KILL_ENV) == f"step:{i}:during":
                         _kill_while_running(state.installer_pid)
                     t0 = time.monotonic()
-                    result = _run_installer(state, argv, step_timeout)
+                    result = _run_installer(state, list(argv), step_timeout)
                     timings[f"step:{i}"] = time.monotonic() - t0
                     _hook(f"step:{i}:after")
                     if not result.ok:

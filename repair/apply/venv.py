@@ -19,7 +19,8 @@ from ..facts import PythonInfo
 
 # The kind and the install paths come from the one target script (probe/target_script.py,
 # ``--where``) and its one parser, the same that `qfix detect` reads the python section with.
-from ..probe.interpreter import TargetPaths, inspect_target  # noqa: F401
+from ..probe.interpreter import TargetPaths as TargetPaths
+from ..probe.interpreter import inspect_target as inspect_target
 
 
 class TargetKind(str, enum.Enum):
