@@ -6,10 +6,9 @@ their class (repair.errors.ExitCode); never a traceback for an expected failure.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -58,8 +57,8 @@ TorchIndexOpt = Annotated[
 ]
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
 
 
 def _progress(line: str) -> None:
@@ -83,16 +82,11 @@ def detect(
     ] = False,
 ) -> int:
     """Print the facts of this machine and a Python environment (qfix.facts/1 with --json)."""
-    from .facts import facts_to_dict
-    from .pipeline import detect as run_detect
+    from . import pipeline
+    from .render import render_facts
 
-    facts = run_detect(python, deep=deep)
-    if as_json:
-        _print_json(facts_to_dict(facts))
-    else:
-        from .render import render_facts
-
-        print(render_facts(facts))
+    facts = pipeline.detect(pipeline.make_settings(python=python), deep=deep)
+    _out(render_facts(facts, as_json=as_json))
     return ExitCode.OK
 
 
@@ -118,28 +112,30 @@ def plan(
     ] = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
-    from .pipeline import analyse, get_facts
+    from . import pipeline
+    from .render import render_plan
 
     if error == "-":
         if facts == "-":
             raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
         error = sys.stdin.read()
-    analysis = analyse(get_facts(python, facts), torch_index=torch_index, error_text=error)
+    settings = pipeline.make_settings(
+        python=python, facts_file=facts, torch_index=torch_index, needs_index=True
+    )
+    analysis = pipeline.analyse(
+        pipeline.get_facts(settings, facts),
+        torch_index=settings.torch_index_base,
+        error_text=error,
+    )
     result = analysis.plan
-    doc = result.to_dict()
     if out is not None:
         try:
-            out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
-    if as_json:
-        _print_json(doc)
-    else:
-        from .render import render_plan
-
-        print(render_plan(result))
-        if out is not None:
-            print(f"\nPlan saved to {out}")
+    _out(render_plan(result, as_json=as_json))
+    if out is not None and not as_json:
+        _out(f"\nPlan saved to {out}")
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
 
 
@@ -156,8 +152,8 @@ def explain(
 ) -> int:
     """Match an error message or traceback against the failure catalogue. Exit 0 when explained,
     1 when no class matched."""
-    from .explain import explain_to_dict
-    from .pipeline import explain_text, read_facts
+    from . import pipeline
+    from .render import render_explain
 
     if text is None or text == "-":
         if sys.stdin.isatty():
@@ -168,13 +164,8 @@ def explain(
         text = sys.stdin.read()
     if not text.strip():
         raise BadInput("the error text is empty")
-    matches = explain_text(text, read_facts(facts) if facts else None)
-    if as_json:
-        _print_json(explain_to_dict(matches))
-    else:
-        from .render import render_explain
-
-        print(render_explain(matches))
+    matches = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
+    _out(render_explain(matches, as_json=as_json))
     return ExitCode.OK if matches else ExitCode.PROBLEMS
 
 
@@ -185,31 +176,12 @@ def matrix(
     as_json: JsonOpt = False,
 ) -> int:
     """Show which torch releases x CUDA variants would work with this driver and these GPUs."""
-    from .pipeline import get_facts
-    from .pipeline import matrix as run_matrix
+    from . import pipeline
+    from .render import render_matrix
 
-    view, cells = run_matrix(get_facts(python, facts))
-    if as_json:
-        _print_json(
-            {
-                "schema": "qfix.matrix/1",
-                "platform": view.platform,
-                "cells": [
-                    {
-                        "torch": c.release,
-                        "variant": c.variant,
-                        "ok": c.ok,
-                        "driver_mode": c.mode,
-                        "reasons": list(c.reasons),
-                    }
-                    for c in cells
-                ],
-            }
-        )
-    else:
-        from .render import render_matrix
-
-        print(render_matrix(view, cells))
+    settings = pipeline.make_settings(python=python, facts_file=facts)
+    view, cells = pipeline.matrix(pipeline.get_facts(settings, facts))
+    _out(render_matrix(view, cells, as_json=as_json))
     return ExitCode.OK
 
 
@@ -230,20 +202,17 @@ def verify(
 ) -> int:
     """Prove the environment with a real 4-bit load (NF4/FP4 layers, optionally a tiny model).
     Exit 0 GPU path passed, 10 passed on the CPU only, 1 failed."""
-    if device not in ("auto", "cuda", "cpu"):
-        raise BadInput(f"--device must be auto, cuda or cpu, not {device!r}")
-    if model not in ("tiny", "none"):
-        raise BadInput(f"--model must be tiny or none, not {model!r}")
-    from .pipeline import verify as run_verify
-    from .verify.runner import verdict_to_dict
+    from . import pipeline
+    from .render import render_verdict
 
-    verdict = run_verify(
-        python, device=device, model=model, timeout=timeout, progress=None if as_json else _progress
+    verdict = pipeline.verify(
+        pipeline.make_settings(python=python),
+        device=device,
+        model=model,
+        timeout=timeout,
+        progress=None if as_json else _progress,
     )
-    if as_json:
-        _print_json(verdict_to_dict(verdict))
-    else:
-        print(verdict.summary)
+    _out(render_verdict(verdict, as_json=as_json))
     return int(verdict.exit_code)
 
 
@@ -291,77 +260,61 @@ def apply(
 ) -> int:
     """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
     4-bit load; roll back automatically on any failure or interruption."""
-    if installer not in ("auto", "uv", "pip"):
-        raise BadInput(f"--installer must be auto, uv or pip, not {installer!r}")
-    if verify_model not in ("none", "tiny", "skip"):
-        raise BadInput(f"--verify must be none, tiny or skip, not {verify_model!r}")
-    from .pipeline import prepare_apply, run_apply
+    from . import pipeline
+    from .render import render_apply, render_apply_plan
 
-    progress = (lambda _line: None) if as_json else _progress
-    target, doc, plan_obj = prepare_apply(
-        python, venv_new=venv, plan_file=plan_file, torch_index=torch_index
-    )
-    if not doc["steps"]:
-        if as_json:
-            _print_json({"schema": "qfix.apply/1", "plan": doc, "outcome": None})
-        else:
-            from .render import render_plan
-
-            print(render_plan(plan_obj) if plan_obj else "The plan has no steps.")
-            print("\nNothing to apply.")
-        return ExitCode.OK if doc["healthy"] else ExitCode.PROBLEMS
-    if not as_json:
-        from .render import render_plan, render_saved_plan
-
-        print(render_plan(plan_obj, hint=False) if plan_obj else render_saved_plan(doc))
-    if not yes:
-        if not sys.stdin.isatty():
-            raise BadInput(
-                "qfix apply changes the environment and needs a yes: run it in a "
-                "terminal or pass --yes"
-            )
-        if not typer.confirm(f"\nApply this plan to {target}?", default=False):
-            sys.stderr.write("qfix: nothing was changed\n")
-            return ExitCode.PROBLEMS
-    result = run_apply(
-        target,
-        doc,
-        installer=installer,
+    settings = pipeline.make_settings(
+        python=python,
         torch_index=torch_index,
-        allow_conda=allow_conda,
-        verify_model=verify_model,
-        progress=progress,
+        installer=installer,
+        verify=verify_model,
+        venv_new=venv,
+        plan_file=plan_file,
+        needs_index=True,
     )
-    if as_json:
-        from .verify.runner import verdict_to_dict
-
-        _print_json(
-            {
-                "schema": "qfix.apply/1",
-                "plan": doc,
-                "outcome": result.outcome.to_dict(),
-                "verify": verdict_to_dict(result.verdict) if result.verdict else None,
-            }
+    prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
+    if not prep.plan.steps:
+        _out(
+            render_apply(prep.plan, None, None)
+            if as_json
+            else render_apply_plan(prep.plan, saved=prep.saved)
         )
-    else:
-        from .render import render_outcome
-
-        print(render_outcome(result.outcome, result.verdict))
+        return ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
+    if not as_json:
+        _out(render_apply_plan(prep.plan, saved=prep.saved))
+    if not yes:
+        _confirm(prep.python)
+    result = pipeline.run_apply(
+        settings,
+        prep,
+        allow_conda=allow_conda,
+        progress=(lambda _line: None) if as_json else _progress,
+    )
+    _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
     return int(result.outcome.exit_code)
+
+
+def _confirm(target: str) -> None:
+    """Ask before changing the environment; no terminal to ask in is BadInput, a no exits 1."""
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "qfix apply changes the environment and needs a yes: run it in a terminal or pass --yes"
+        )
+    if not typer.confirm(f"\nApply this plan to {target}?", default=False):
+        sys.stderr.write("qfix: nothing was changed\n")
+        raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
 @app.command()
 def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
     """Finish the rollback of an apply that was killed: restore the exact previous state."""
-    from .pipeline import run_rollback
+    from . import pipeline
+    from .render import render_rollback
 
-    outcome = run_rollback(python, (lambda _line: None) if as_json else _progress)
-    if as_json:
-        _print_json({"schema": "qfix.rollback/1", **outcome.to_dict()})
-    else:
-        from .render import render_outcome
-
-        print(render_outcome(outcome, None))
+    outcome = pipeline.run_rollback(
+        pipeline.make_settings(python=python), (lambda _line: None) if as_json else _progress
+    )
+    _out(render_rollback(outcome, as_json=as_json))
     return int(outcome.exit_code)
 
 
@@ -388,9 +341,9 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False)
     except QfixError as exc:
-        sys.stderr.write(f"qfix: error: {exc.message}\n")
-        if exc.tip:
-            sys.stderr.write(f"Tip: {exc.tip}\n")
+        from .render import render_error
+
+        sys.stderr.write(render_error(exc))
         sys.exit(int(exc.exit_code))
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("qfix: interrupted\n")

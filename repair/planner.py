@@ -18,7 +18,7 @@ What a venv cannot fix becomes a manual step with the exact minimum.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -29,6 +29,7 @@ from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
+from .plan import Manual, Plan, Step  # noqa: F401
 from .view import (
     KEPLER_BELOW,
     MODERN_BNB_LOADER,
@@ -67,42 +68,6 @@ BNB_FINDINGS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    """One installer action of a plan (qfix.plan/1 `steps`)."""
-
-    action: str  # install | uninstall
-    package: str
-    from_: str | None
-    to: str | None  # an exact version (torch family carries its +variant label) or a specifier
-    index_url: str | None
-    because: tuple[str, ...]
-    group: str  # torch | pypi | uninstall
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "package": self.package,
-            "from": self.from_,
-            "to": self.to,
-            "index_url": self.index_url,
-            "because": list(self.because),
-            "group": self.group,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Manual:
-    """Something a venv cannot fix; ``required`` when the repair depends on it."""
-
-    id: str
-    text: str
-    required: bool  # False: an alternative or a recommendation; the venv repair suffices
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "text": self.text, "required": self.required}
-
-
-@dataclass(frozen=True, slots=True)
 class TorchChoice:
     """A torch release x variant that can work here, with how the driver runs it."""
 
@@ -116,52 +81,6 @@ class TorchChoice:
     @property
     def version(self) -> str:
         return f"{self.target}+{self.variant.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """The result of the planner: findings, steps, manual steps, unknowns (qfix.plan/1)."""
-
-    healthy: bool
-    findings: tuple[Finding, ...]
-    steps: tuple[Step, ...]
-    manual: tuple[Manual, ...]
-    unknown: tuple[str, ...]
-    fingerprint: str
-    python: str | None
-    platform: str | None
-    torch_index_base: str
-    torch_target: str | None  # e.g. "2.7.1+cu118" when torch moves
-    torch_variant: str | None
-    torch_arch_list: tuple[str, ...] | None
-    bnb_target: str | None
-    notes: tuple[str, ...] = ()
-    download: Mapping[str, int | None] = field(default_factory=dict)
-    commands: tuple[tuple[str, ...], ...] = ()
-    constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "healthy": self.healthy,
-            "target": {"python": self.python, "platform": self.platform},
-            "findings": [f.to_dict() for f in self.findings],
-            "steps": [s.to_dict() for s in self.steps],
-            "manual": [m.to_dict() for m in self.manual],
-            "commands": [list(c) for c in self.commands],
-            "constraints": list(self.constraints),
-            "unknown": list(self.unknown),
-            "fingerprint": self.fingerprint,
-            "torch_index_base": self.torch_index_base,
-            "torch_target": {
-                "version": self.torch_target,
-                "variant": self.torch_variant,
-                "arch_list": None if self.torch_arch_list is None else list(self.torch_arch_list),
-            },
-            "bitsandbytes_target": self.bnb_target,
-            "download_bytes": dict(self.download),
-            "notes": list(self.notes),
-        }
 
 
 # --------------------------------------------------------------------------- torch candidates

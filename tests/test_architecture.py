@@ -29,8 +29,10 @@ PURE = [
     "render",
     "fingerprint",
     "errors",
-    "apply.installers",
-    "apply.planfile",
+    "plan",
+    "planfile",
+    "commands",
+    "settings",
 ]
 # Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
 # the AST check below keeps the core's own code from importing it.)

@@ -55,7 +55,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -64,8 +63,9 @@ from typing import Any
 
 from .. import process
 from ..errors import ApplyRefused, ExitCode, Locked, QfixError, RollbackFailed
+from ..plan import Plan
+from ..planfile import plan_from_doc
 from . import installers
-from .planfile import validate_plan
 from .venv import TargetKind, TargetPaths, inspect_target, require_changeable
 
 JOURNAL_SCHEMA = "qfix.journal/1"
@@ -567,32 +567,6 @@ def _stop_orphaned_installer(state: StateDir, progress: Progress, wait: float = 
         os.close(fd)
 
 
-def _describe(argv: list[str]) -> str:
-    """'install torch==2.7.1+cu126 torchvision==0.22.1+cu126 from <index>' for progress lines."""
-    action = "uninstall" if "uninstall" in argv[1:4] else "install"
-    reqs: list[str] = []
-    index = None
-    skip = False
-    for i, a in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if a in ("--index-url", "--index", "-c", "--python", "--index-strategy"):
-            if a in ("--index-url", "--index"):
-                index = _redact(argv[i + 1])
-            skip = True
-            continue
-        if "==" in a and not a.startswith("-"):
-            reqs.append(a)
-    if action == "uninstall":
-        reqs = [a for a in argv[argv.index("uninstall") + 1 :] if not a.startswith("-")]
-        if "--python" in argv:
-            py = argv[argv.index("--python") + 1]
-            reqs = [a for a in reqs if a != py]
-    text = f"{action} {' '.join(reqs)}"
-    return f"{text} from {index}" if index else text
-
-
 def _tail(done: process.Completed, lines: int = 3) -> str:
     """The installer's own error lines (pip: ``ERROR: ...``, uv: ``error: ...``), else its last
     lines: what the user needs in the one-line failure message."""
@@ -600,15 +574,6 @@ def _tail(done: process.Completed, lines: int = 3) -> str:
     first = next((i for i, t in enumerate(text) if t.startswith(("ERROR", "error:"))), None)
     useful = text[first : first + lines] if first is not None else text[-lines:]
     return " | ".join(useful) if useful else f"exit status {done.returncode}"
-
-
-def _redact(url: str) -> str:
-    """A URL without its password or token (mirror URLs may carry them) for progress lines."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 # --------------------------------------------------------------------------- apply
@@ -623,7 +588,7 @@ class _VerifyFailed(Exception):
 
 
 def apply_plan(
-    plan: dict[str, Any],
+    plan: Plan | dict[str, Any],
     *,
     python: str,
     installer: str = "auto",
@@ -640,20 +605,22 @@ def apply_plan(
     (another apply holds the venv). Otherwise returns an Outcome: ok and committed, or rolled
     back (exit 3) after a failed install, a failed ``verify()``, Ctrl-C or SIGTERM; or exit 4 when
     even the rollback failed (the journal stays for ``qfix rollback``).
-    ``torch_index`` (--torch-index) or $QFIX_TORCH_INDEX replace the base of the torch steps'
-    index; without either the plan's own index URLs are used.
+    ``plan``: the typed Plan (a ``qfix.plan/1`` dict is validated and parsed first).
+    ``installer``: uv or pip as the pipeline resolved it (auto: resolved here). ``torch_index``:
+    the index base the pipeline resolved (Settings), which replaces the base of the torch steps'
+    index; None: the plan's own index URLs.
     """
     t_start = time.monotonic()
     timings: dict[str, float] = {}
-    validate_plan(plan)
+    if not isinstance(plan, Plan):
+        plan = plan_from_doc(plan)
     target = inspect_target(python)
     kind = require_changeable(target.info, allow_conda=allow_conda)
-    which = installers.choose_installer(installer)
+    which = installer if installer in ("pip", "uv") else installers.choose_installer(installer)
     uv = installers.find_uv() or "uv"
-    env_base = torch_index or os.environ.get(installers.TORCH_INDEX_ENV)
-    base = installers.torch_index_base(env_base, {}) if env_base else None
+    base = torch_index
     state = StateDir(Path(target.prefix) / STATE_DIR)
-    steps = plan["steps"]
+    steps = plan.steps
     site = [target.purelib, target.platlib]
 
     with state.locked("apply a plan"):
@@ -694,7 +661,6 @@ def apply_plan(
                 after=before,
             )
         pins = installers.constraint_lines(steps, before)
-        labels = [_describe(c) for c in commands]
         journal = {
             "schema": JOURNAL_SCHEMA,
             "id": uuid.uuid4().hex,
@@ -705,12 +671,11 @@ def apply_plan(
             "pid": os.getpid(),
             "started": _now(),
             "installer": which,
-            "plan_fingerprint": plan.get("fingerprint"),
+            "plan_fingerprint": plan.fingerprint,
             "before": before,
             "roots": snapshot_roots(target, kind),
             "steps": [
-                {"label": lb, "argv": c, "status": "pending"}
-                for lb, c in zip(labels, commands, strict=True)
+                {"label": c.label, "argv": list(c.argv), "status": "pending"} for c in commands
             ],
             "error": None,
         }
@@ -735,7 +700,7 @@ def apply_plan(
                 )
                 _hook("prepared")
                 journal["state"] = "applying"
-                for i, (label, argv) in enumerate(zip(labels, commands, strict=True)):
+                for i, (label, argv) in enumerate(commands):
                     journal["steps"][i]["status"] = "running"
                     state.write_journal(journal)
                     progress(f"[{i + 1}/{len(commands)}] {label}")
@@ -745,7 +710,7 @@ def apply_plan(
                     if os.environ.get(KILL_ENV) == f"step:{i}:during":
                         _kill_while_running(state.installer_pid)
                     t0 = time.monotonic()
-                    result = _run_installer(state, argv, step_timeout)
+                    result = _run_installer(state, list(argv), step_timeout)
                     timings[f"step:{i}"] = time.monotonic() - t0
                     _hook(f"step:{i}:after")
                     if not result.ok:
@@ -790,7 +755,7 @@ def apply_plan(
                 verified=verified,
                 python=python,
                 installer=which,
-                commands=tuple(tuple(c) for c in commands),
+                commands=tuple(c.argv for c in commands),
                 before=before,
                 after=journal["after"],
             )
@@ -820,7 +785,7 @@ def apply_plan(
                 verified=verified,
                 python=python,
                 installer=which,
-                commands=tuple(tuple(c) for c in commands),
+                commands=tuple(c.argv for c in commands),
                 before=before,
                 after=installed_versions(site),
             )
@@ -835,7 +800,7 @@ def apply_plan(
             verified=verified,
             python=python,
             installer=which,
-            commands=tuple(tuple(c) for c in commands),
+            commands=tuple(c.argv for c in commands),
             before=before,
             after=installed_versions(site),
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import BadInput, ExitCode
 from ..process import Completed, ProcessFailure, run
+from ..render import verdict_to_dict as verdict_to_dict  # qfix.verify/1: render owns it
 from . import script as _script
 
 SCHEMA = "qfix.verify/1"
@@ -423,33 +424,3 @@ def _check_line(c: Check) -> str:
 def format_verdict(v: Verdict) -> str:
     """Plain-text report: one line per check, then the summary (for the CLI's human output)."""
     return "\n".join([*(_check_line(c) for c in v.checks), "", v.summary])
-
-
-def verdict_to_dict(v: Verdict) -> dict[str, Any]:
-    """The ``qfix.verify/1`` JSON object."""
-    return {
-        "schema": SCHEMA,
-        "ok": v.ok,
-        "exit_code": int(v.exit_code),
-        "gpu_exercised": v.gpu_exercised,
-        "device": v.device,
-        "requested_device": v.requested_device,
-        "model": v.model,
-        "python": v.python,
-        "summary": v.summary,
-        "failure_ids": list(v.failure_ids),
-        "gpu_note": v.gpu_note,
-        "versions": dict(v.versions),
-        "gpus": [dict(g) for g in v.gpus],
-        "elapsed_s": v.elapsed_s,
-        "checks": [
-            {
-                "name": c.name,
-                "ok": c.ok,
-                "error": c.error,
-                "failure_id": c.failure_id,
-                "details": dict(c.details),
-            }
-            for c in v.checks
-        ],
-    }
