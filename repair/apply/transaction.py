@@ -49,6 +49,8 @@ from .journal import (
     discard_backup,
     hook,
     now,
+    record_child,
+    stop_children,
 )
 from .planfile import validate_plan
 from .snapshot import Restorer, Snapshot, installed_versions, snapshot_roots
@@ -122,8 +124,8 @@ class Outcome:
 
 
 def _kill_while_running(started: Callable[[], bool]) -> threading.Thread:
-    """For ``step:<i>:during``: SIGKILL this process once the child has been running a while
-    (``started()`` says it runs)."""
+    """For ``step:<i>:during`` and ``verify:during``: SIGKILL this process once the child has
+    been running a while (``started()`` says it runs)."""
     delay = float(os.environ.get(KILL_DELAY_ENV, "0.5"))
 
     def watch() -> None:
@@ -210,7 +212,16 @@ def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.
         str(state.installer_pid),
         *argv,
     ]
-    return process.run(wrapped, timeout=timeout)
+    # Installers may write without bound (pip's progress, a build's log): all of it goes to
+    # .qfix/installer.log, memory keeps a head and a tail for the error message.
+    return process.run(wrapped, timeout=timeout, limit=None, log=str(state.installer_log))
+
+
+def _count_children(state: StateDir) -> int:
+    try:
+        return len(json.loads(state.children.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 def _stop_orphaned_installer(state: StateDir, progress: Progress, wait: float = 60) -> None:
@@ -277,9 +288,15 @@ def _describe(argv: list[str]) -> str:
 def _tail(done: process.Completed, lines: int = 3) -> str:
     """The installer's own error lines (pip: ``ERROR: ...``, uv: ``error: ...``), else its last
     lines: what the user needs in the one-line failure message."""
-    text = [t.strip() for t in (done.stderr + "\n" + done.stdout).splitlines() if t.strip()]
+    text = [
+        process.one_line(t, 300)
+        for t in (done.stderr + "\n" + done.stdout).splitlines()
+        if process.one_line(t, 300)
+    ]
     first = next((i for i, t in enumerate(text) if t.startswith(("ERROR", "error:"))), None)
     useful = text[first : first + lines] if first is not None else text[-lines:]
+    if done.exceeded or done.returncode < 0:
+        useful = [done.why(), *useful]
     return " | ".join(useful) if useful else f"exit status {done.returncode}"
 
 
@@ -385,6 +402,7 @@ def apply_plan(
     site = [target.purelib, target.platlib]
 
     with state.locked("apply a plan"):
+        stop_children(state, progress)  # what a killed earlier run left running
         _refuse_unfinished(state, target.prefix, python)
         before = installed_versions(site)
         if which == "pip" and "pip" not in {installers.normalize(n) for n in before}:
@@ -494,7 +512,7 @@ def _transact(
     """snapshot -> install each step -> verify -> commit; any failure or signal -> rollback."""
     interrupted = False
     try:
-        with _signals_raise():
+        with _signals_raise(), process.recording(lambda pid: record_child(run.state, pid)):
             _take_snapshot(run, pins)
             hook("prepared")
             run.journal["state"] = JournalState.APPLYING  # written with the first step
@@ -523,6 +541,8 @@ def _take_snapshot(run: _Run, pins: list[str]) -> None:
     state = run.state
     if state.backup.exists():
         shutil.rmtree(state.backup)  # a leftover of a finished run
+    with contextlib.suppress(FileNotFoundError):
+        state.installer_log.unlink()  # the log of the last apply only
     state.write_journal(run.journal)
     t0 = time.monotonic()
     count = Snapshot(state).take(run.journal["roots"])
@@ -562,6 +582,9 @@ def _verify(run: _Run, verify: Callable[[], bool]) -> None:
     run.enter(JournalState.VERIFYING)
     run.progress("verify: running the 4-bit check in the repaired environment")
     hook("verify")
+    if os.environ.get(KILL_ENV) == "verify:during":
+        n = len(run.commands)  # one recorded child per step so far; the next is the check
+        _kill_while_running(lambda: _count_children(run.state) > n)
     t0 = time.monotonic()
     error = None
     try:
@@ -636,6 +659,7 @@ def _finish(state: StateDir, journal: dict[str, Any], progress: Progress, reason
     t0 = time.monotonic()
     journal.update(state=JournalState.ROLLING_BACK, error=journal.get("error") or reason)
     state.write_journal(journal)
+    stop_children(state, progress)
     _stop_orphaned_installer(state, progress)
     progress(f"rolling back {journal.get('prefix')} to its state before the apply")
     restorer = Restorer(state, _read_manifest(state))
@@ -675,12 +699,14 @@ def _read_manifest(state: StateDir) -> dict[str, Any]:
 
 
 def find_state(python: str) -> StateDir:
-    """The .qfix folder of ``python``'s environment. The venv layout is tried first without
-    running the interpreter (it may be what a killed install broke)."""
+    """The .qfix folder of ``python``'s environment, found from the path without running the
+    interpreter where possible: it may be what a killed install broke, or hang (issue 14).
+    ``<prefix>/bin/python`` with a ``<prefix>/.qfix`` or a ``pyvenv.cfg`` needs no run; anything
+    else is asked, within $QFIX_PROBE_TIMEOUT."""
     exe = Path(python).absolute()
-    for prefix in (exe.parent.parent,):
-        if (prefix / "pyvenv.cfg").is_file():
-            return StateDir(prefix / STATE_DIR)
+    prefix = exe.parent.parent
+    if (prefix / STATE_DIR).is_dir() or (prefix / "pyvenv.cfg").is_file():
+        return StateDir(prefix / STATE_DIR)
     return StateDir(Path(inspect_target(python).prefix) / STATE_DIR)
 
 
@@ -699,6 +725,7 @@ def rollback(python: str, progress: Progress = print) -> Outcome:
         progress(f"nothing to roll back: no qfix apply ran in {state.path.parent}")
         return nothing
     with state.locked("roll back"):
+        stop_children(state, progress)
         journal = state.read_journal()
         if journal is None or journal.get("state") not in UNFINISHED:
             last = "none" if journal is None else f"{journal.get('state')} {journal.get('updated')}"

@@ -12,12 +12,15 @@ from __future__ import annotations
 import enum
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import process
 from ..errors import ApplyRefused, BadInput, InterpreterError
 from ..facts import PythonInfo
+
+PROBE_TIMEOUT_ENV = "QFIX_PROBE_TIMEOUT"
 
 
 class TargetKind(str, enum.Enum):
@@ -103,8 +106,21 @@ class TargetPaths:
     data: str
 
 
-def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
-    """Run ``python`` on a tiny stdlib script: its kind (venv, conda, ...) and install paths."""
+def probe_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """$QFIX_PROBE_TIMEOUT (seconds the target may take to answer a probe, default 20), or the
+    default when it is not a usable number (the commands that probe reject it with a message)."""
+    try:
+        value = float((os.environ if environ is None else environ).get(PROBE_TIMEOUT_ENV, "20"))
+    except ValueError:
+        return 20.0
+    return value if 0 < value <= 3600 else 20.0
+
+
+def inspect_target(python: str, *, timeout: float | None = None) -> TargetPaths:
+    """Run ``python`` on a tiny stdlib script: its kind (venv, conda, ...) and install paths.
+    ``timeout``: default $QFIX_PROBE_TIMEOUT (the script imports nothing: a target that does not
+    answer in that time is broken, not slow)."""
+    timeout = probe_timeout() if timeout is None else timeout
     try:
         done = process.run([python, "-I", "-c", _TARGET_SCRIPT], timeout=timeout)
     except process.ProcessFailure as exc:
@@ -113,7 +129,9 @@ def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
             tip="pass --python PATH to an existing interpreter",
         ) from None
     if not done.ok:
-        why = "timed out" if done.timed_out else (done.stderr.strip().splitlines() or ["?"])[-1]
+        why = done.why()
+        if not (done.timed_out or done.exceeded) and process.last_line(done.stderr):
+            why = process.last_line(done.stderr)
         raise InterpreterError(f"the target interpreter {python} failed: {why}")
     try:
         data = json.loads(done.stdout.strip().splitlines()[-1])
@@ -135,8 +153,9 @@ def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
             paths["data"],
         )
     except (ValueError, KeyError, IndexError, TypeError):
+        said = process.one_line(done.stdout, 120)
         raise InterpreterError(
-            f"the target interpreter {python} gave an unreadable answer: {done.stdout[:200]!r}"
+            f"the target interpreter {python} gave an unreadable answer: {said!r}"
         ) from None
 
 
