@@ -12,9 +12,10 @@ rolled-back``.
 
 * **Installer lock** ``<venv>/.qfix/installer.lock``: each installer runs under a tiny wrapper that
   takes this lock and ``exec``s pip/uv with the lock inherited, writing its pid to
-  ``installer.pid``. If qfix is SIGKILLed mid-install the installer lives on (it runs in its own
-  session); ``rollback()`` sees the lock held, kills that process group, and waits for the lock
-  before touching any file.
+  ``installer.pid``. An installer dies with qfix (``PR_SET_PDEATHSIG``, ``repair.process``);
+  should one still hold the lock, ``rollback()`` kills its process group and waits for the lock
+  before touching any file. Every child's pid is also in ``children.json`` (``journal.py``):
+  rollback and the next apply stop what a killed run left running.
 """
 
 from __future__ import annotations
