@@ -134,6 +134,8 @@ def plan(
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
     _out(render_plan(result, as_json=as_json))
+    if not as_json:  # what a reviewer approves (JSON: "digest"); see docs/apply.md
+        _out(f"\nPlan digest: {result.digest()}")
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS

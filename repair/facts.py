@@ -7,12 +7,12 @@ about types (a wrong type names its field) and lenient about what is absent.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsonload
 from .errors import FactsError
 
 SCHEMA = "qfix.facts/1"
@@ -353,17 +353,9 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
 
 
 def facts_from_json(text: str, origin: str = "facts") -> Facts:
-    """Parse JSON text; malformed JSON is a FactsError with line and column."""
-
-    def no_constant(name: str) -> Any:
-        raise FactsError(f"{origin}: {name} is not a JSON number; write a number or null")
-
-    try:
-        data = json.loads(text, parse_constant=no_constant)
-    except json.JSONDecodeError as exc:
-        raise FactsError(
-            f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
+    """Parse JSON text (bounded: repair.jsonload); malformed, too large or too deeply nested
+    JSON is a FactsError with line and column."""
+    data = jsonload.loads(text, origin, error=FactsError)
     return facts_from_dict(data, origin)
 
 

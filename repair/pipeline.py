@@ -23,6 +23,7 @@ from .diagnose import Diagnosis, diagnose
 from .errors import BadInput, FactsError
 from .explain import Match, explain
 from .facts import Facts, facts_from_json
+from .jsonload import MAX_BYTES as MAX_JSON_BYTES
 from .knowledge import Knowledge, load_knowledge
 from .plan import Plan
 from .planner import evaluate_variant, make_plan
@@ -132,13 +133,18 @@ def _target(settings: Settings) -> str:
 
 def read_facts(path: str) -> Facts:
     """A qfix.facts/1 file ('-' = stdin); FactsError (exit 2) names the file and the field."""
-    if path == "-":
-        return facts_from_json(sys.stdin.read(), "stdin")
+    if path == "-":  # one byte over the limit is enough for jsonload to refuse it
+        return facts_from_json(sys.stdin.read(MAX_JSON_BYTES + 1), "stdin")
     if path.startswith(EXAMPLE_PREFIX):
         p = example_path(path[len(EXAMPLE_PREFIX) :])
         return facts_from_json(p.read_text(encoding="utf-8"), path)
     p = Path(path)
     try:
+        if p.is_file() and p.stat().st_size > MAX_JSON_BYTES:  # never read a huge file whole
+            raise FactsError(
+                f"facts file {path}: too large ({p.stat().st_size} bytes; "
+                f"the limit is {MAX_JSON_BYTES} bytes)"
+            )
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FactsError(f"facts file {path}: no such file") from None
@@ -359,30 +365,43 @@ class ApplyResult:
 
 
 def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | None) -> ApplyPrep:
-    """The target interpreter and the plan to apply (computed now, or loaded and checked against
-    the environment's fingerprint). ``venv_new`` creates a fresh venv first."""
+    """The target interpreter and the plan to apply. ``venv_new`` creates a fresh venv first.
+
+    A saved plan (``plan_file``) is applied only when qfix itself would make it: it is read
+    within limits and validated (exit 2), then refused (ApplyRefused, exit 6) unless it was made
+    for this state of the environment (fingerprint), touches only the packages qfix repairs, and
+    equals the plan computed now with this run's torch index base (repair.planfile). The plan
+    returned is then qfix's own, equal to the file's in everything that reaches an installer.
+    """
     from .apply.venv import create_venv
     from .fingerprint import fingerprint
-    from .planfile import check_fingerprint, load_plan
+    from .planfile import check_fingerprint, check_same, check_scope, load_plan_doc
 
     target = _target(settings)
     if venv_new is not None:
         target = create_venv(Path(venv_new), target)
-    facts = detect(replace(settings, python=target), prefetch=True)
     if plan_file is not None:
-        saved = load_plan(plan_file)
+        doc = load_plan_doc(plan_file)  # bad files fail before the target is even read
+        facts = detect(replace(settings, python=target), prefetch=True)
+        saved = Plan.from_dict(doc)
         check_fingerprint(saved, fingerprint(facts))
-        return ApplyPrep(target, saved, saved=True)
+        bnb = facts.bitsandbytes
+        providers = [d.partition(" ")[0] for d in (bnb.distributions if bnb else ())]
+        check_scope(saved, load_knowledge(), providers)
+        # exactly as `qfix plan` computes it (no --error text: apply reads the environment only)
+        own = analyse(facts, torch_index=settings.torch_index_base).plan
+        check_same(doc, own, str(plan_file))
+        return ApplyPrep(target, own, saved=True)
+    facts = detect(replace(settings, python=target), prefetch=True)
     analysis = analyse(facts, torch_index=settings.torch_index_base)
     plan = replace(analysis.plan, python=target)
     return ApplyPrep(target, with_commands(plan, installed=facts.packages), saved=False)
 
 
 def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
-    """The torch index base an apply installs from: a saved plan keeps its own (None: each
-    step's index_url) unless --torch-index is given; a fresh plan was made with the settings'."""
-    if prep.saved and settings.torch_index_flag is None:
-        return prep.plan.torch_index_base
+    """The torch index base an apply installs from: this run's (``--torch-index``, else
+    $QFIX_TORCH_INDEX, else the official one). A saved plan was refused unless its own base is
+    this one, so a file cannot bring an index of its own."""
     return settings.torch_index_base
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .digest import plan_digest
 from .findings import Finding, Severity
 
 PLAN_SCHEMA = "qfix.plan/1"
@@ -140,6 +141,17 @@ class Plan:
     constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
 
     def to_dict(self) -> dict[str, Any]:
+        doc = self._document()
+        # What a reviewer approves and `apply --plan` / `--expect-plan` check (repair.digest):
+        # the decisions (steps, manual steps, torch index base), not where or when they were made.
+        doc["digest"] = plan_digest(doc)
+        return doc
+
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the plan's decisions (repair.digest.plan_digest)."""
+        return plan_digest(self._document())
+
+    def _document(self) -> dict[str, Any]:
         return {
             "schema": PLAN_SCHEMA,
             "healthy": self.healthy,

@@ -1,30 +1,46 @@
-"""Reading a saved ``qfix.plan/1`` file for ``qfix apply --plan FILE``, and refusing stale ones.
+"""Reading a saved ``qfix.plan/1`` file for ``qfix apply --plan FILE``, and refusing any plan
+that qfix itself would not make for the environment as it is now.
 
 A plan file is input from outside (it may have been edited, or written by somebody else), and
-``apply`` turns its steps into installer argv. So every field that reaches an argument is checked
-here first: package names against PEP 508, versions against PEP 440, index URLs against the https
-rule of ``commands.validate_index_url``; then the document becomes the one typed ``Plan``. The
-plan's ``commands`` are for people to read; apply never runs them, it rebuilds the commands from
-the validated steps. Pure apart from reading the file it is given.
+``apply`` turns its steps into installer argv. So it passes four gates, each before anything is
+changed:
+
+1. ``load_plan_doc``: bounded JSON (repair.jsonload: size and depth), then every field that could
+   reach an argument is checked: package names against PEP 508, versions against PEP 440, index
+   URLs against the https rule of ``commands.validate_index_url`` (PlanFileError, exit 2).
+2. ``check_fingerprint``: made for this state of the environment (ApplyRefused, exit 6).
+3. ``check_scope``: every step is about a package qfix repairs (the torch family, bitsandbytes
+   and its forks, the Hugging Face stack the knowledge base names), whatever the file says (6).
+4. ``check_same``: the steps, targets, index URLs, manual steps, commands and constraints are
+   exactly those of the plan qfix computes now; the first difference is named (6). A subset is
+   refused too: a step left out can leave the stack half-moved (torch without its torchvision).
+
+Apply then runs qfix's own plan, equal to the file in all of those: nothing the file says reaches
+an installer unchecked. Pure apart from reading the file it is given.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import jsonload
 from .commands import requirement, validate_index_url, validate_name
+from .digest import first_difference, is_digest
 from .errors import ApplyRefused, BadInput, PlanFileError
 from .findings import Severity
-from .plan import PLAN_SCHEMA, Plan, Step, normalize
+from .knowledge import Knowledge
+from .plan import PLAN_SCHEMA, TORCH_FAMILY, Plan, Step, normalize
+from .view import BNB_FORK_PATTERN
 
 SCHEMA = PLAN_SCHEMA
 ACTIONS = ("install", "uninstall")
 GROUPS = ("torch", "pypi", "uninstall")
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
-_MAX_BYTES = 4 << 20  # a plan is a few KiB; refuse to parse something absurd
+MAX_BYTES = 4 << 20  # a plan is a few KiB; refuse to read something absurd
+MAX_DEPTH = 16  # qfix writes 4 levels (plan > steps > step > because)
 
 
 def _fail(origin: str, where: str, what: str) -> PlanFileError:
@@ -56,7 +72,10 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
             validate_index_url(base)
         except BadInput as exc:
             raise _fail(origin, "torch_index_base", exc.message) from None
-    for key in ("findings", "manual", "commands", "unknown"):
+    digest = data.get("digest")
+    if digest is not None and not (isinstance(digest, str) and is_digest(digest)):
+        raise _fail(origin, "digest", f"must be 'sha256:<64 hex digits>', got {digest!r}")
+    for key in ("findings", "manual", "commands", "constraints", "unknown"):
         if key in data and not isinstance(data[key], list):
             raise _fail(origin, key, "must be a list")
     for i, finding in enumerate(data.get("findings") or []):
@@ -67,6 +86,9 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
     for i, cmd in enumerate(data.get("commands") or []):
         if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
             raise _fail(origin, f"commands[{i}]", "must be a list of strings")
+    for i, line in enumerate(data.get("constraints") or []):
+        if not isinstance(line, str):
+            raise _fail(origin, f"constraints[{i}]", "must be a string")
     steps = data.get("steps")
     if not isinstance(steps, list):
         raise _fail(origin, "steps", "must be a list")
@@ -128,24 +150,30 @@ def plan_from_doc(data: Any, origin: str = "plan") -> Plan:
     return Plan.from_dict(validate_plan(data, origin))
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Read and validate a saved plan; PlanFileError (exit 2) with one line on any fault."""
+def load_plan_doc(path: str | Path) -> dict[str, Any]:
+    """Read and validate a saved plan's document; PlanFileError (exit 2), one line, on any fault
+    (missing, unreadable, over MAX_BYTES, nested over MAX_DEPTH, not JSON, a bad field)."""
     p = Path(path)
     try:
-        if p.stat().st_size > _MAX_BYTES:
-            raise PlanFileError(f"{p}: too large for a qfix plan ({p.stat().st_size} bytes)")
-        text = p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise PlanFileError(
+                f"{p}: too large for a qfix plan ({size} bytes; the limit is {MAX_BYTES})"
+            )
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise PlanFileError(f"{p}: no such plan file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanFileError(f"{p}: cannot read the plan file ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanFileError(
-            f"{p}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
-    return plan_from_doc(data, str(p))
+    except OSError as exc:
+        raise PlanFileError(f"{p}: cannot read the plan file ({exc.strerror})") from None
+    data = jsonload.loads(
+        raw, str(p), max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, error=PlanFileError
+    )
+    return validate_plan(data, str(p))
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a saved plan (see ``load_plan_doc``) into the typed Plan."""
+    return Plan.from_dict(load_plan_doc(path))
 
 
 def check_fingerprint(plan: Plan, current_fingerprint: str) -> None:
@@ -159,3 +187,92 @@ def check_fingerprint(plan: Plan, current_fingerprint: str) -> None:
         "environment changed since; re-run qfix plan",
         tip="run `qfix plan --json > plan.json` again and apply the new plan",
     )
+
+
+# --------------------------------------------------------------------------- scope
+
+_SCOPE_TEXT = "the torch family, bitsandbytes and its forks, the Hugging Face stack"
+
+
+def repair_scope(kb: Knowledge) -> frozenset[str]:
+    """The packages qfix's repairs are about (PEP 503 names): the torch family, bitsandbytes,
+    and every package the Hugging Face rules of the knowledge base name (plans/huggingface.toml:
+    transformers, accelerate, peft, ...). Forks of bitsandbytes are matched by ``in_scope``."""
+    names = {*TORCH_FAMILY, "bitsandbytes"}
+    for rule in kb.hf:
+        names.add(rule.package)
+        names.update(rule.when)
+    names.discard("python")  # a rule's floor on the interpreter, not a package
+    return frozenset(normalize(n) for n in names)
+
+
+def in_scope(name: str, kb: Knowledge, providers: Iterable[str] = ()) -> bool:
+    """True for a package a repair may touch: ``repair_scope``, an obsolete fork of bitsandbytes
+    (repair.view.BNB_FORK_PATTERN), or a distribution the probe found providing the
+    ``bitsandbytes`` module (``providers``: the duplicates a repair removes)."""
+    n = normalize(name)
+    return (
+        n in repair_scope(kb)
+        or BNB_FORK_PATTERN.match(n) is not None
+        or n in {normalize(p) for p in providers}
+    )
+
+
+def check_scope(plan: Plan, kb: Knowledge, providers: Iterable[str] = ()) -> None:
+    """Refuse (ApplyRefused, exit 6) a plan with a step about any other package: a saved plan
+    that uninstalls pip or installs an unrelated package is never run, whatever else it says."""
+    shown = tuple(providers)
+    for i, step in enumerate(plan.steps):
+        if not in_scope(step.package, kb, shown):
+            raise ApplyRefused(
+                f"saved plan: steps[{i}] would {step.action} {step.package}, a package qfix "
+                f"does not repair (it only touches {_SCOPE_TEXT}); nothing was changed",
+                tip="re-create the plan with `qfix plan --out FILE` and review it",
+            )
+
+
+# --------------------------------------------------------------------------- same as qfix's own
+
+# What must be exactly what qfix computes now. The findings, notes, unknowns and download sizes
+# are words for people: apply shows qfix's own. ``commands`` and ``constraints`` are compared
+# when the file has them (apply never runs the file's, it rebuilds them from the steps, but a
+# file that shows a reviewer other commands than those that would run is refused).
+COMPARED = (
+    "target",
+    "torch_index_base",
+    "steps",
+    "torch_target",
+    "bitsandbytes_target",
+    "manual",
+    "commands",
+    "constraints",
+)
+
+
+def check_same(doc: dict[str, Any], own: Plan, origin: str = "saved plan") -> None:
+    """Refuse (ApplyRefused, exit 6) a saved plan (``doc``, validated) that is not exactly the
+    plan qfix makes now (``own``), naming the first difference; also one whose ``digest`` does
+    not match its own decisions (edited after qfix wrote it)."""
+    saved = Plan.from_dict(doc).to_dict()  # normalised: optional fields as qfix writes them
+    mine = own.to_dict()
+    tip = (
+        "run `qfix plan --out FILE` again, review it and apply that file "
+        "(a plan made with --torch-index needs the same --torch-index here)"
+    )
+    written = doc.get("digest")
+    if written is not None and written != saved["digest"]:
+        raise ApplyRefused(
+            f"{origin}: its digest {written[:19]}... does not match its own steps "
+            f"({saved['digest'][:19]}...): the file was edited after qfix wrote it",
+            tip=tip,
+        )
+    for key in COMPARED:
+        if key in ("commands", "constraints") and key not in doc:
+            continue
+        diff = first_difference(mine[key], saved[key], key)
+        if diff is not None:
+            raise ApplyRefused(
+                f"{origin} is not what qfix plans for this environment now (digest "
+                f"{saved['digest'][:19]}..., qfix's own {mine['digest'][:19]}...): {diff}",
+                tip=tip,
+            )

@@ -174,7 +174,8 @@ def test_settings_resolve_every_input_once() -> None:
         make_settings(python=sys.executable, environ=bad)
     with pytest.raises(BadInput, match="--installer"):
         make_settings(facts_file="f.json", installer="conda", environ={})
-    # a saved plan keeps its own index base unless --torch-index is given
+    # the index base is always this run's: a saved plan naming another one is refused before
+    # (repair.planfile.check_same, tests/test_planfile.py), it never brings its own
     saved = plan_from_doc(
         {
             "schema": "qfix.plan/1",
@@ -185,7 +186,7 @@ def test_settings_resolve_every_input_once() -> None:
         }
     )
     prep = ApplyPrep(sys.executable, saved, saved=True)
-    assert apply_index_base(s, prep) == "https://saved.example/whl"
+    assert apply_index_base(s, prep) == "https://env.example/whl"
     assert apply_index_base(flagged, prep) == "https://cli.example/whl"
     fresh = ApplyPrep(sys.executable, replace(saved, torch_index_base=s.torch_index_base), False)
     assert apply_index_base(s, fresh) == "https://env.example/whl"

@@ -22,7 +22,6 @@ plain report, printed first, still stands.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import signal
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
-from repair import process
+from repair import jsonload, process
 from repair.errors import FactsError, InterpreterError
 from repair.facts import Bitsandbytes, Host, PythonInfo, TorchBuild, facts_from_dict
 
@@ -259,12 +258,8 @@ def _no_report(python: str, done: process.Completed, timeout: float) -> Interpre
 
 def _parse_report(python: str, line: str) -> TargetReport:
     origin = f"the report of {python}"
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InterpreterError(
-            f"{origin} is not valid JSON ({exc.msg} at column {exc.colno})"
-        ) from None
+    # bounded (repair.jsonload): a hostile target must not crash qfix with a deep or huge answer
+    data = jsonload.loads(line, origin, error=InterpreterError)
     if not isinstance(data, dict):
         raise InterpreterError(f"{origin} is not a JSON object")
     try:
@@ -309,7 +304,7 @@ def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
     _, line, _ = _run_script(python, argv, timeout, _child_env(None, False))
     report = _parse_report(python, line)
     try:
-        paths = json.loads(line)["paths"]
+        paths = jsonload.loads(line, f"the report of {python}", error=InterpreterError)["paths"]
         return TargetPaths(
             replace(report.python, executable=python),
             str(report.python.prefix),
@@ -337,8 +332,8 @@ def _merge_deep(
     steps: dict[str, dict[str, Any]] = {}
     for line in lines:
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
+            obj = jsonload.loads(line, "a deep step", error=InterpreterError)
+        except InterpreterError:
             continue
         if isinstance(obj, dict) and isinstance(obj.get("step"), str):
             steps[obj["step"]] = obj
