@@ -235,9 +235,9 @@ def apply(
         str | None,
         typer.Option(
             "--plan",
-            help="Apply a plan saved by `qfix "
-            "plan --out` (refused if the environment "
-            "changed since).",
+            help="Apply a plan saved by `qfix plan --out`, only when it is exactly the plan "
+            "qfix computes now (refused, exit 6, if the environment changed or the file was "
+            "edited).",
             show_default=False,
         ),
     ] = None,
