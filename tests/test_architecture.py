@@ -33,6 +33,8 @@ PURE = [
     "planfile",
     "commands",
     "settings",
+    "digest",
+    "jsonload",
 ]
 # Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
 # the AST check below keeps the core's own code from importing it.)

@@ -268,3 +268,13 @@ def test_plan_json_keeps_its_fields_with_a_deep_copy() -> None:
     doc = saved(plan)
     check_same(copy.deepcopy(doc), plan)
     assert Plan.from_dict(doc).digest() == plan.digest()
+
+
+def test_a_deep_verify_answer_is_unreadable_not_a_traceback() -> None:
+    from repair.verify import runner, script
+
+    nested = "[" * 100_000 + "]" * 100_000
+    doc, why = runner._result_document(f"{script.MARKER}\n{nested}\n")
+    assert doc is None and "nested more than 64 levels" in why
+    checks, _ = runner._streamed(f"{script.CHECK_PREFIX}{nested}\n")
+    assert checks == []

@@ -8,7 +8,6 @@ on import costs a failed verdict, never qfix itself. Everything after the child 
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import jsonload
 from ..errors import BadInput, ExitCode
 from ..process import VERIFY_LIMIT, Completed, ProcessFailure, one_line, run
 from ..render import verdict_to_dict as verdict_to_dict  # qfix.verify/1: render owns it
@@ -182,10 +182,10 @@ def _result_document(stdout: str) -> tuple[dict[str, Any] | None, str]:
     at = text.rfind(marker)
     if at < 0:
         return None, "no result on stdout"
-    try:
-        doc = json.loads(text[at + len(marker) :])
-    except json.JSONDecodeError as exc:
-        return None, f"unreadable result ({exc.msg})"
+    try:  # bounded (repair.jsonload): a deep or huge answer is unreadable, not a traceback
+        doc = jsonload.loads(text[at + len(marker) :], "result")
+    except BadInput as exc:
+        return None, f"unreadable result ({exc.message})"
     if not isinstance(doc, dict) or doc.get("schema") != _script.SCHEMA:
         return None, "the result has an unknown schema"
     if not isinstance(doc.get("checks"), list):
@@ -372,8 +372,8 @@ def _streamed(stderr: str) -> tuple[list[Check], str | None]:
             last_step = line[len(_script.STEP_PREFIX) :].strip() or last_step
         elif line.startswith(_script.CHECK_PREFIX):
             try:
-                check = _check_from(json.loads(line[len(_script.CHECK_PREFIX) :]))
-            except json.JSONDecodeError:
+                check = _check_from(jsonload.loads(line[len(_script.CHECK_PREFIX) :], "check"))
+            except BadInput:
                 continue
             if check is not None:
                 checks.append(check)
