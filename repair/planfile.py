@@ -66,6 +66,24 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
             raise _fail(origin, "target", "must be an object")
         if not isinstance(target.get("python"), (str, type(None))):
             raise _fail(origin, "target.python", "must be a path")
+        if not isinstance(target.get("platform"), (str, type(None))):
+            raise _fail(origin, "target.platform", "must be a string or null")
+    torch_target = data.get("torch_target")
+    if torch_target is not None:
+        if not isinstance(torch_target, dict):
+            raise _fail(origin, "torch_target", "must be an object")
+        for key in ("version", "variant"):
+            if not isinstance(torch_target.get(key), (str, type(None))):
+                raise _fail(origin, f"torch_target.{key}", "must be a string or null")
+        arch = torch_target.get("arch_list")
+        if arch is not None and not (
+            isinstance(arch, list) and all(isinstance(a, str) for a in arch)
+        ):
+            raise _fail(origin, "torch_target.arch_list", "must be a list of strings or null")
+    if not isinstance(data.get("bitsandbytes_target"), (str, type(None))):
+        raise _fail(origin, "bitsandbytes_target", "must be a version or null")
+    if not isinstance(data.get("download_bytes"), (dict, type(None))):
+        raise _fail(origin, "download_bytes", "must be an object")
     base = data.get("torch_index_base")
     if base is not None:
         try:
@@ -75,7 +93,7 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
     digest = data.get("digest")
     if digest is not None and not (isinstance(digest, str) and is_digest(digest)):
         raise _fail(origin, "digest", f"must be 'sha256:<64 hex digits>', got {digest!r}")
-    for key in ("findings", "manual", "commands", "constraints", "unknown"):
+    for key in ("findings", "manual", "commands", "constraints", "unknown", "notes"):
         if key in data and not isinstance(data[key], list):
             raise _fail(origin, key, "must be a list")
     for i, finding in enumerate(data.get("findings") or []):
@@ -83,6 +101,11 @@ def validate_plan(data: Any, origin: str = "plan") -> dict[str, Any]:
             raise _fail(origin, f"findings[{i}]", "must be a mapping")
         if finding.get("severity", "info") not in {s.value for s in Severity}:
             raise _fail(origin, f"findings[{i}].severity", "must be error, warning or info")
+        if not isinstance(finding.get("evidence"), (dict, type(None))):
+            raise _fail(origin, f"findings[{i}].evidence", "must be an object")
+    for i, manual in enumerate(data.get("manual") or []):
+        if not isinstance(manual, dict):
+            raise _fail(origin, f"manual[{i}]", "must be an object")
     for i, cmd in enumerate(data.get("commands") or []):
         if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
             raise _fail(origin, f"commands[{i}]", "must be a list of strings")

@@ -278,3 +278,27 @@ def test_a_deep_verify_answer_is_unreadable_not_a_traceback() -> None:
     assert doc is None and "nested more than 64 levels" in why
     checks, _ = runner._streamed(f"{script.CHECK_PREFIX}{nested}\n")
     assert checks == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("torch_target", [1]),
+        ("torch_target", {"arch_list": "sm_80"}),
+        ("bitsandbytes_target", 5),
+        ("download_bytes", [1]),
+        ("manual", ["text"]),
+        ("notes", "a note"),
+        ("target", {"python": None, "platform": 3}),
+        ("findings", [{"id": "x", "evidence": [1]}]),
+        ("digest", "sha256:xyz"),
+        ("constraints", [1]),
+    ],
+)
+def test_every_field_of_a_wrong_type_is_one_line(field: str, value: Any) -> None:
+    """Plan.from_dict trusts its input: each of these would be a traceback there."""
+    from repair.planfile import plan_from_doc
+
+    doc = dict(saved(own()), **{field: value})
+    with pytest.raises(PlanFileError, match=field.split(".")[0]):
+        plan_from_doc(doc)
