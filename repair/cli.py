@@ -192,9 +192,11 @@ def verify(
     model: Annotated[
         str,
         typer.Option(
-            "--model", help="tiny: also load a small causal LM in 4-bit; none: layers only"
+            "--model",
+            help="auto: also load a tiny causal LM in 4-bit when transformers and accelerate "
+            "are installed (skipped, with one line, when not); tiny: require it; none: layers only",
         ),
-    ] = "tiny",
+    ] = "auto",
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds before the check is stopped.")
     ] = 300.0,
@@ -254,7 +256,8 @@ def apply(
         str,
         typer.Option(
             "--verify",
-            help="The 4-bit check after the change: none (layers), tiny (also a tiny model), skip",
+            help="The 4-bit check after the change: none (layers), auto or tiny (also a tiny "
+            "model when transformers and accelerate are installed), skip",
         ),
     ] = "none",
 ) -> int:

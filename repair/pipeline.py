@@ -334,8 +334,8 @@ def verify(
 
     if device not in ("auto", "cuda", "cpu"):
         raise BadInput(f"--device must be auto, cuda or cpu, not {device!r}")
-    if model not in ("tiny", "none"):
-        raise BadInput(f"--model must be tiny or none, not {model!r}")
+    if model not in ("auto", "tiny", "none"):
+        raise BadInput(f"--model must be auto, tiny or none, not {model!r}")
     return run_verify(
         _target(settings), device=device, model=model, timeout=timeout, progress=progress
     )
@@ -401,9 +401,13 @@ def run_apply(
     target = prep.python
     verdicts: list[Any] = []
 
+    # A missing optional package (transformers, accelerate) is never a reason to roll a repair
+    # back: after a change, tiny runs as auto (the model when it can load, else one line why not).
+    model = "auto" if settings.verify == "tiny" else settings.verify
+
     def verify_after() -> bool:
-        progress(f"verifying with a real 4-bit load ({settings.verify} model)")
-        v = run_verify(target, device="auto", model=settings.verify, timeout=600, progress=progress)
+        progress(f"verifying with a real 4-bit load ({model} model)")
+        v = run_verify(target, device="auto", model=model, timeout=600, progress=progress)
         verdicts.append(v)
         return bool(v.ok)
 

@@ -418,6 +418,7 @@ def verdict_to_dict(v: Any) -> dict[str, Any]:
         "device": v.device,
         "requested_device": v.requested_device,
         "model": v.model,
+        "model_skipped": v.model_skipped,
         "python": v.python,
         "summary": v.summary,
         "failure_ids": list(v.failure_ids),
