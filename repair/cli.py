@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -22,9 +22,11 @@ app = typer.Typer(
     "environment, explains what is wrong, plans the smallest repair as a dry-run diff, applies it "
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
-    "back), 4 rollback failed, 5 locked, 6 refused, 10 verified on the CPU only.",
+    "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (facts too thin), 10 verified "
+    "on the CPU only. With --json, errors are JSON on stdout too: "
+    '{"error": ..., "exit_code": ...}.',
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -57,13 +59,25 @@ TorchIndexOpt = Annotated[
 ]
 
 
+# -q (-1): errors and results only; 0: progress lines; -v (1): also every line of the installers.
+_verbosity = 0
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """Write ``text`` as the stream can encode it (ASCII look-alikes on an ASCII terminal)."""
+    from .render import for_terminal
+
+    stream.write(for_terminal(text, getattr(stream, "encoding", None)))
+    stream.flush()
+
+
 def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    _write(sys.stdout, text + "\n")
 
 
 def _progress(line: str) -> None:
-    sys.stderr.write(f"qfix: {line}\n")
-    sys.stderr.flush()
+    if _verbosity >= 0:
+        _write(sys.stderr, f"qfix: {line}\n")
 
 
 @app.command()
@@ -136,6 +150,8 @@ def plan(
     _out(render_plan(result, as_json=as_json))
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
+    if result.cannot_tell:
+        return ExitCode.CANNOT_TELL
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
 
 
@@ -321,6 +337,23 @@ def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
     return int(outcome.exit_code)
 
 
+@app.command()
+def report(
+    python: PythonOpt = None,
+    facts: FactsOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Print a paste-ready Markdown block for a bug report: this machine, the environment's
+    packages, torch build and bitsandbytes, and qfix's diagnosis."""
+    from . import pipeline
+    from .render import render_report
+
+    settings = pipeline.make_settings(python=python, facts_file=facts)
+    analysis = pipeline.analyse(pipeline.get_facts(settings, facts))
+    _out(render_report(analysis.facts, analysis.plan, version=__version__, as_json=as_json))
+    return ExitCode.OK
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"qfix {__version__}")
@@ -332,28 +365,79 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print results and errors only, no progress.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print every line the installers print.")
     ] = False,
 ) -> None:
     """qfix: diagnose and repair torch + bitsandbytes 4-bit setups."""
+    global _verbosity
+    if quiet and verbose:
+        raise BadInput("give -q or -v, not both")
+    _verbosity = -1 if quiet else 1 if verbose else 0
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """--json anywhere before a bare ``--`` (errors can happen before typer has parsed it)."""
+    args = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in args
+
+
+def _fail(message: str, code: int, tip: str | None, as_json: bool) -> None:
+    from .render import render_error, render_error_json
+
+    if as_json:
+        _out(render_error_json(message, code, tip))
+    else:
+        _write(sys.stderr, render_error(QfixError(message, tip=tip)))
+    sys.exit(code)
+
+
+# Options of the commands that take a value: a -q/-v right after one of them is that value.
+_VALUE_OPTIONS = frozenset(
+    "--python --facts --error --out --torch-index --venv --plan --installer --verify --device "
+    "--model --timeout".split()
+)
+_GLOBAL_FLAGS = frozenset(("-q", "--quiet", "-v", "--verbose"))
+
+
+def _hoist_globals(argv: list[str]) -> list[str]:
+    """``qfix plan -q`` as ``qfix -q plan``: people put -q/-v after the command, typer wants them
+    before it (they are options of the root)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags, rest = [], []
+    for i, arg in enumerate(argv):
+        if i < end and arg in _GLOBAL_FLAGS and (i == 0 or argv[i - 1] not in _VALUE_OPTIONS):
+            flags.append(arg)
+        else:
+            rest.append(arg)
+    return flags + rest
 
 
 def main() -> None:
-    """Console entry point: one place maps errors to exit codes."""
+    """Console entry point: one place maps errors to exit codes (JSON on stdout with --json)."""
+    argv = _hoist_globals(sys.argv[1:])
+    as_json = _wants_json(argv)
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except QfixError as exc:
-        from .render import render_error
-
-        sys.stderr.write(render_error(exc))
-        sys.exit(int(exc.exit_code))
+        _fail(exc.message, int(exc.exit_code), exc.tip, as_json)
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("qfix: interrupted\n")
-        sys.exit(130)
+        _fail("interrupted", 130, None, as_json)
     except Exception as exc:
         # click's usage errors (vendored inside typer >= 0.20, so matched by shape, not class)
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            if as_json:
+                _fail(exc.format_message(), int(ExitCode.BAD_INPUT), None, True)
             exc.show()
             sys.exit(ExitCode.BAD_INPUT)
         raise

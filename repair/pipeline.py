@@ -201,6 +201,9 @@ def analyse(
     plan = make_plan(view, diag, kb, torch_index_base=torch_index or DEFAULT_TORCH_INDEX)
     if read_from_error:
         plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
+    thin = too_thin_to_judge(facts)
+    if thin is not None:
+        plan = replace(plan, healthy=False, cannot_tell=thin)
     if text is not None and plan.healthy and not set(reported) & set(diag.ids):
         # An error the facts do not explain is not "healthy": say so, and exit 1.
         plan = replace(
@@ -222,6 +225,18 @@ def analyse(
             ),
         )
     return Analysis(facts, view, diag, with_commands(plan, installed=facts.packages), kb, cat)
+
+
+def too_thin_to_judge(facts: Facts) -> str | None:
+    """Why the facts cannot carry a verdict, or None: a document that names neither the
+    packages nor the torch or bitsandbytes build of the target (``{"schema": "qfix.facts/1"}``)
+    is "cannot tell", never "healthy"."""
+    if facts.packages is None and facts.torch is None and facts.bitsandbytes is None:
+        return (
+            "the facts name no packages and no torch or bitsandbytes build of the target; "
+            "collect them with `qfix detect --json` on that machine"
+        )
+    return None
 
 
 def _facts_from_error(facts: Facts, text: str) -> tuple[Facts, list[str]]:

@@ -138,6 +138,8 @@ class Plan:
     download: Mapping[str, int | None] = field(default_factory=dict)
     commands: tuple[tuple[str, ...], ...] = ()
     constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
+    # Why the facts are too thin to judge (then never healthy; `qfix plan` exits 7)
+    cannot_tell: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +162,7 @@ class Plan:
             "bitsandbytes_target": self.bnb_target,
             "download_bytes": dict(self.download),
             "notes": list(self.notes),
+            "cannot_tell": self.cannot_tell,
         }
 
     @classmethod
@@ -194,4 +197,5 @@ class Plan:
             download=dict(d.get("download_bytes") or {}),
             commands=tuple(tuple(c) for c in d.get("commands") or ()),
             constraints=tuple(d.get("constraints") or ()),
+            cannot_tell=d.get("cannot_tell") if isinstance(d.get("cannot_tell"), str) else None,
         )
