@@ -404,7 +404,7 @@ def _fail(message: str, code: int, tip: str | None, as_json: bool) -> None:
 
 # Options of the commands that take a value: a -q/-v right after one of them is that value.
 _VALUE_OPTIONS = frozenset(
-    [
+    (
         "--python",
         "--facts",
         "--error",
@@ -417,7 +417,7 @@ _VALUE_OPTIONS = frozenset(
         "--device",
         "--model",
         "--timeout",
-    ]
+    )
 )
 _GLOBAL_FLAGS = frozenset(("-q", "--quiet", "-v", "--verbose"))
 
