@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from . import __version__
 from .errors import BadInput, ExitCode, QfixError
+
+if TYPE_CHECKING:
+    from .terminal import Terminal
 
 app = typer.Typer(
     name="qfix",
@@ -80,6 +83,14 @@ def _progress(line: str) -> None:
         _write(sys.stderr, f"qfix: {line}\n")
 
 
+def _terminal(as_json: bool) -> Terminal:
+    """Progress on stderr for this command (nothing with --json or -q; a live status line and a
+    ticker only when stderr is a terminal)."""
+    from .terminal import Terminal
+
+    return Terminal(sys.stderr, verbosity=-1 if as_json else _verbosity)
+
+
 @app.command()
 def detect(
     python: PythonOpt = None,
@@ -99,7 +110,10 @@ def detect(
     from . import pipeline
     from .render import render_facts
 
-    facts = pipeline.detect(pipeline.make_settings(python=python), deep=deep)
+    settings = pipeline.make_settings(python=python)
+    with _terminal(as_json) as term:
+        term.wait(f"reading {settings.python}" + (" (--deep imports torch)" if deep else ""))
+        facts = pipeline.detect(settings, deep=deep)
     _out(render_facts(facts, as_json=as_json))
     return ExitCode.OK
 
@@ -136,11 +150,14 @@ def plan(
     settings = pipeline.make_settings(
         python=python, facts_file=facts, torch_index=torch_index, needs_index=True
     )
-    analysis = pipeline.analyse(
-        pipeline.get_facts(settings, facts),
-        torch_index=settings.torch_index_base,
-        error_text=error,
-    )
+    with _terminal(as_json) as term:
+        if facts is None:
+            term.wait(f"reading {settings.python}")
+        analysis = pipeline.analyse(
+            pipeline.get_facts(settings, facts),
+            torch_index=settings.torch_index_base,
+            error_text=error,
+        )
     result = analysis.plan
     if out is not None:
         try:
@@ -223,13 +240,16 @@ def verify(
     from . import pipeline
     from .render import render_verdict
 
-    verdict = pipeline.verify(
-        pipeline.make_settings(python=python),
-        device=device,
-        model=model,
-        timeout=timeout,
-        progress=None if as_json else _progress,
-    )
+    settings = pipeline.make_settings(python=python)
+    with _terminal(as_json) as term:
+        verdict = pipeline.verify(
+            settings,
+            device=device,
+            model=model,
+            timeout=timeout,
+            progress=term.progress,
+            output=term.output,
+        )
     _out(render_verdict(verdict, as_json=as_json))
     return int(verdict.exit_code)
 
@@ -291,7 +311,9 @@ def apply(
         plan_file=plan_file,
         needs_index=True,
     )
-    prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
+    with _terminal(as_json) as term:
+        term.wait(f"reading the environment of {settings.python}")
+        prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
         _out(
             render_apply(prep.plan, None, None)
@@ -303,12 +325,10 @@ def apply(
         _out(render_apply_plan(prep.plan, saved=prep.saved))
     if not yes:
         _confirm(prep.python)
-    result = pipeline.run_apply(
-        settings,
-        prep,
-        allow_conda=allow_conda,
-        progress=(lambda _line: None) if as_json else _progress,
-    )
+    with _terminal(as_json) as term:
+        result = pipeline.run_apply(
+            settings, prep, allow_conda=allow_conda, progress=term.progress, output=term.output
+        )
     _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
     return int(result.outcome.exit_code)
 

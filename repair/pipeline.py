@@ -344,6 +344,7 @@ def verify(
     model: str,
     timeout: float,
     progress: Callable[[str], None] | None = None,
+    output: Callable[[str], None] | None = None,
 ) -> Any:
     from .verify.runner import run_verify
 
@@ -352,7 +353,12 @@ def verify(
     if model not in ("auto", "tiny", "none"):
         raise BadInput(f"--model must be auto, tiny or none, not {model!r}")
     return run_verify(
-        _target(settings), device=device, model=model, timeout=timeout, progress=progress
+        _target(settings),
+        device=device,
+        model=model,
+        timeout=timeout,
+        progress=progress,
+        output=output,
     )
 
 
@@ -402,7 +408,12 @@ def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
 
 
 def run_apply(
-    settings: Settings, prep: ApplyPrep, *, allow_conda: bool, progress: Callable[[str], None]
+    settings: Settings,
+    prep: ApplyPrep,
+    *,
+    allow_conda: bool,
+    progress: Callable[[str], None],
+    output: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Apply the plan as one transaction; the 4-bit verification decides whether it stays.
 
@@ -422,7 +433,9 @@ def run_apply(
 
     def verify_after() -> bool:
         progress(f"verifying with a real 4-bit load ({model} model)")
-        v = run_verify(target, device="auto", model=model, timeout=600, progress=progress)
+        v = run_verify(
+            target, device="auto", model=model, timeout=600, progress=progress, output=output
+        )
         verdicts.append(v)
         return bool(v.ok)
 
@@ -433,6 +446,7 @@ def run_apply(
         torch_index=apply_index_base(settings, prep),
         verify=None if settings.verify == "skip" else verify_after,
         progress=progress,
+        output=output,
         allow_conda=allow_conda,
         probe_timeout=settings.probe_timeout,
     )

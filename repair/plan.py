@@ -142,6 +142,12 @@ class Plan:
     cannot_tell: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        doc = self._to_dict()
+        if self.cannot_tell is not None:  # only then: plans that can tell keep their old shape
+            doc["cannot_tell"] = self.cannot_tell
+        return doc
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "schema": PLAN_SCHEMA,
             "healthy": self.healthy,
@@ -162,7 +168,6 @@ class Plan:
             "bitsandbytes_target": self.bnb_target,
             "download_bytes": dict(self.download),
             "notes": list(self.notes),
-            "cannot_tell": self.cannot_tell,
         }
 
     @classmethod

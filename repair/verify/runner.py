@@ -67,6 +67,7 @@ def run_verify(
     model: str = "auto",
     timeout: float = 300.0,
     progress: Callable[[str], None] | None = None,
+    output: Callable[[str], None] | None = None,
 ) -> Verdict:
     """Run the real 4-bit load in the interpreter ``python`` and judge it.
 
@@ -78,6 +79,9 @@ def run_verify(
     that cannot be started is a
     Verdict with ``ExitCode.BAD_INPUT``; a hang or a crash is a failed Verdict that says where it
     stopped.
+    ``progress`` hears each check as it finishes (read from the child's stderr while it runs);
+    ``output`` hears each step as it starts ("step: import torch") and, prefixed by "| ", every
+    other line the child prints (library warnings), for a live status line or ``-v``.
     Raises ``BadInput`` only for an unknown ``device``/``model`` or a non-positive ``timeout``.
     """
     if device not in DEVICES:
@@ -93,8 +97,25 @@ def run_verify(
     )
     argv = [python, str(SCRIPT), "--device", device, "--model", model]
     started = time.monotonic()
+    said: list[str] = []
+
+    def live(line: str) -> None:
+        if line.startswith(_script.CHECK_PREFIX):
+            try:
+                check = _check_from(json.loads(line[len(_script.CHECK_PREFIX) :]))
+            except json.JSONDecodeError:
+                return
+            if check is not None:
+                said.append(check.name)
+                say(_check_line(check))
+        elif line.startswith(_script.STEP_PREFIX):
+            if output is not None:
+                output("step: " + line[len(_script.STEP_PREFIX) :].strip())
+        elif output is not None:
+            output("| " + line)
+
     try:
-        done = run(argv, timeout=timeout, limit=VERIFY_LIMIT)  # a report is tens of KB
+        done = run(argv, timeout=timeout, limit=VERIFY_LIMIT, on_line=live)  # tens of KB
     except ProcessFailure as exc:
         return _cannot_run(python, device, model, exc.reason)
     verdict = verdict_from_completed(
@@ -106,7 +127,10 @@ def run_verify(
         elapsed_s=time.monotonic() - started,
     )
     for check in verdict.checks:
-        say(_check_line(check))
+        if check.name in said:
+            said.remove(check.name)  # said while it ran
+        else:
+            say(_check_line(check))
     if verdict.model_skipped:
         say(f"{'skip':6} tiny-model  {verdict.model_skipped} (optional)")
     return verdict
