@@ -318,7 +318,7 @@ def test_errors_under_json_are_json_on_stdout(args: tuple[str, ...]) -> None:
     assert p.stderr == "", p.stderr
 
 
-# --------------------------------------------------------------------------- plan agrees with verify
+# ------------------------------------------------------------------ plan agrees with verify
 
 
 AGREEMENT_VENVS = {**SPECS, "torch213-bnb-hf": (*SPECS["torch213-bnb"], "accelerate==1.15.0")}
