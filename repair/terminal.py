@@ -14,6 +14,7 @@ import re
 import shutil
 import threading
 import time
+import urllib.parse
 from typing import TextIO
 
 from .render import for_terminal
@@ -36,8 +37,8 @@ def installer_status(line: str) -> str | None:
     when the line says nothing worth showing."""
     for rx, verb in ((_PIP_DOWNLOAD, "downloading"), (_UV_DOWNLOAD, "downloading")):
         m = rx.match(line)
-        if m:
-            return f"{verb} {m.group(1)} ({m.group(2)})"
+        if m:  # a file name from a URL is quoted ("torch-2.5.1%2Bcu121-...whl")
+            return f"{verb} {urllib.parse.unquote(m.group(1))} ({m.group(2)})"
     m = _PIP_COLLECT.match(line)
     if m:
         return f"collecting {m.group(1)}"

@@ -101,6 +101,8 @@ def screen(chunks: list[tuple[float, bytes]]) -> str:
 def test_installer_lines_become_a_short_status() -> None:
     pip = "Downloading https://files.example/p/torch-2.5.1-cp311-linux_x86_64.whl (906.4 MB)"
     assert installer_status(pip) == "downloading torch-2.5.1-cp311-linux_x86_64.whl (906.4 MB)"
+    quoted = "Downloading http://127.0.0.1:8/whl/cpu/torch-2.14.1%2Bcpu-cp311-none-any.whl (2 kB)"
+    assert installer_status(quoted) == "downloading torch-2.14.1+cpu-cp311-none-any.whl (2 kB)"
     assert installer_status("Collecting bitsandbytes==0.50.2") == "collecting bitsandbytes==0.50.2"
     assert installer_status("Downloading torch (906.4MiB)") == "downloading torch (906.4MiB)"
     assert installer_status("  Attempting uninstall: six") is None
