@@ -60,7 +60,8 @@ class Terminal:
         isatty = getattr(stream, "isatty", None)
         self.live = (bool(isatty and isatty()) if live is None else live) and verbosity >= 0
         self._lock = threading.Lock()
-        self._what: str | None = None  # the last progress line: what qfix is waiting for
+        self._what: str | None = None  # what a silent wait waits for (``wait``)
+        self._active = False  # a wait or a step is under way (the ticker may draw)
         self._detail: str | None = None  # the installer's or the check's current state
         self._since = time.monotonic()
         self._drawn = False
@@ -76,13 +77,16 @@ class Terminal:
         with self._lock:
             self._clear()
             self._write(f"qfix: {line}\n")
-            self._what, self._detail, self._since = line, None, time.monotonic()
+            # the line just printed says what is going on; the ticker only adds the seconds
+            self._what, self._detail, self._since = None, None, time.monotonic()
+            self._active = True
 
     def wait(self, what: str) -> None:
         """A wait that prints nothing unless it lasts: the ticker shows ``what`` after
         TICK_AFTER_S (reading a target interpreter that may hang)."""
         with self._lock:
             self._what, self._detail, self._since = what, None, time.monotonic()
+            self._active = True
 
     def output(self, line: str) -> None:
         """One line a child printed (an installer, the 4-bit check's steps)."""
@@ -120,14 +124,14 @@ class Terminal:
     def _tick(self) -> None:
         while not self._stop.wait(TICK_EVERY_S):
             with self._lock:
-                if self._what is not None and time.monotonic() - self._since >= TICK_AFTER_S:
+                if self._active and time.monotonic() - self._since >= TICK_AFTER_S:
                     self._draw()
 
     # ------------------------------------------------------------------ drawing (lock held)
 
     def _draw(self) -> None:
         waited = time.monotonic() - self._since
-        what = self._detail or self._what or "working"
+        what = self._detail or self._what or "still working"
         text = f"  ... {what} ({waited:.0f} s)"
         width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
         if len(text) > width:
