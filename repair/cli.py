@@ -469,7 +469,9 @@ def main() -> None:
         # click's usage errors (vendored inside typer >= 0.20, so matched by shape, not class)
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             if as_json:
-                _fail(exc.format_message(), int(ExitCode.BAD_INPUT), None, True)
+                fmt = getattr(exc, "format_message", None)
+                text = fmt() if callable(fmt) else str(exc)
+                _fail(str(text), int(ExitCode.BAD_INPUT), None, True)
             exc.show()
             sys.exit(ExitCode.BAD_INPUT)
         raise
