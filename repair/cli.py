@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from . import __version__
 from .errors import BadInput, ExitCode, QfixError
+
+if TYPE_CHECKING:
+    from .terminal import Terminal
 
 app = typer.Typer(
     name="qfix",
@@ -22,9 +25,11 @@ app = typer.Typer(
     "environment, explains what is wrong, plans the smallest repair as a dry-run diff, applies it "
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
-    "back), 4 rollback failed, 5 locked, 6 refused, 10 verified on the CPU only.",
+    "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (facts too thin), 10 verified "
+    "on the CPU only. With --json, errors are JSON on stdout too: "
+    '{"error": ..., "exit_code": ...}.',
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -57,13 +62,33 @@ TorchIndexOpt = Annotated[
 ]
 
 
+# -q (-1): errors and results only; 0: progress lines; -v (1): also every line of the installers.
+_verbosity = 0
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """Write ``text`` as the stream can encode it (ASCII look-alikes on an ASCII terminal)."""
+    from .render import for_terminal
+
+    stream.write(for_terminal(text, getattr(stream, "encoding", None)))
+    stream.flush()
+
+
 def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    _write(sys.stdout, text + "\n")
 
 
 def _progress(line: str) -> None:
-    sys.stderr.write(f"qfix: {line}\n")
-    sys.stderr.flush()
+    if _verbosity >= 0:
+        _write(sys.stderr, f"qfix: {line}\n")
+
+
+def _terminal(as_json: bool) -> Terminal:
+    """Progress on stderr for this command (nothing with --json or -q; a live status line and a
+    ticker only when stderr is a terminal)."""
+    from .terminal import Terminal
+
+    return Terminal(sys.stderr, verbosity=-1 if as_json else _verbosity)
 
 
 @app.command()
@@ -85,7 +110,10 @@ def detect(
     from . import pipeline
     from .render import render_facts
 
-    facts = pipeline.detect(pipeline.make_settings(python=python), deep=deep)
+    settings = pipeline.make_settings(python=python)
+    with _terminal(as_json) as term:
+        term.wait(f"reading {settings.python}" + (" (--deep imports torch)" if deep else ""))
+        facts = pipeline.detect(settings, deep=deep)
     _out(render_facts(facts, as_json=as_json))
     return ExitCode.OK
 
@@ -122,11 +150,14 @@ def plan(
     settings = pipeline.make_settings(
         python=python, facts_file=facts, torch_index=torch_index, needs_index=True
     )
-    analysis = pipeline.analyse(
-        pipeline.get_facts(settings, facts),
-        torch_index=settings.torch_index_base,
-        error_text=error,
-    )
+    with _terminal(as_json) as term:
+        if facts is None:
+            term.wait(f"reading {settings.python}")
+        analysis = pipeline.analyse(
+            pipeline.get_facts(settings, facts),
+            torch_index=settings.torch_index_base,
+            error_text=error,
+        )
     result = analysis.plan
     if out is not None:
         try:
@@ -138,6 +169,8 @@ def plan(
         _out(f"\nPlan digest: {result.digest()}")
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
+    if result.cannot_tell:
+        return ExitCode.CANNOT_TELL
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
 
 
@@ -194,9 +227,11 @@ def verify(
     model: Annotated[
         str,
         typer.Option(
-            "--model", help="tiny: also load a small causal LM in 4-bit; none: layers only"
+            "--model",
+            help="auto: also load a tiny causal LM in 4-bit when transformers and accelerate "
+            "are installed (skipped, with one line, when not); tiny: require it; none: layers only",
         ),
-    ] = "tiny",
+    ] = "auto",
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds before the check is stopped.")
     ] = 300.0,
@@ -207,13 +242,16 @@ def verify(
     from . import pipeline
     from .render import render_verdict
 
-    verdict = pipeline.verify(
-        pipeline.make_settings(python=python),
-        device=device,
-        model=model,
-        timeout=timeout,
-        progress=None if as_json else _progress,
-    )
+    settings = pipeline.make_settings(python=python)
+    with _terminal(as_json) as term:
+        verdict = pipeline.verify(
+            settings,
+            device=device,
+            model=model,
+            timeout=timeout,
+            progress=term.progress,
+            output=term.output,
+        )
     _out(render_verdict(verdict, as_json=as_json))
     return int(verdict.exit_code)
 
@@ -256,7 +294,8 @@ def apply(
         str,
         typer.Option(
             "--verify",
-            help="The 4-bit check after the change: none (layers), tiny (also a tiny model), skip",
+            help="The 4-bit check after the change: none (layers), auto or tiny (also a tiny "
+            "model when transformers and accelerate are installed), skip",
         ),
     ] = "none",
 ) -> int:
@@ -274,7 +313,9 @@ def apply(
         plan_file=plan_file,
         needs_index=True,
     )
-    prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
+    with _terminal(as_json) as term:
+        term.wait(f"reading the environment of {settings.python}")
+        prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
         _out(
             render_apply(prep.plan, None, None)
@@ -286,12 +327,10 @@ def apply(
         _out(render_apply_plan(prep.plan, saved=prep.saved))
     if not yes:
         _confirm(prep.python)
-    result = pipeline.run_apply(
-        settings,
-        prep,
-        allow_conda=allow_conda,
-        progress=(lambda _line: None) if as_json else _progress,
-    )
+    with _terminal(as_json) as term:
+        result = pipeline.run_apply(
+            settings, prep, allow_conda=allow_conda, progress=term.progress, output=term.output
+        )
     _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
     return int(result.outcome.exit_code)
 
@@ -320,6 +359,23 @@ def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
     return int(outcome.exit_code)
 
 
+@app.command()
+def report(
+    python: PythonOpt = None,
+    facts: FactsOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Print a paste-ready Markdown block for a bug report: this machine, the environment's
+    packages, torch build and bitsandbytes, and qfix's diagnosis."""
+    from . import pipeline
+    from .render import render_report
+
+    settings = pipeline.make_settings(python=python, facts_file=facts)
+    analysis = pipeline.analyse(pipeline.get_facts(settings, facts))
+    _out(render_report(analysis.facts, analysis.plan, version=__version__, as_json=as_json))
+    return ExitCode.OK
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"qfix {__version__}")
@@ -331,28 +387,93 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print results and errors only, no progress.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print every line the installers print.")
     ] = False,
 ) -> None:
     """qfix: diagnose and repair torch + bitsandbytes 4-bit setups."""
+    global _verbosity
+    if quiet and verbose:
+        raise BadInput("give -q or -v, not both")
+    _verbosity = -1 if quiet else 1 if verbose else 0
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """--json anywhere before a bare ``--`` (errors can happen before typer has parsed it)."""
+    args = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in args
+
+
+def _fail(message: str, code: int, tip: str | None, as_json: bool) -> None:
+    from .render import render_error, render_error_json
+
+    if as_json:
+        _out(render_error_json(message, code, tip))
+    else:
+        _write(sys.stderr, render_error(QfixError(message, tip=tip)))
+    sys.exit(code)
+
+
+# Options of the commands that take a value: a -q/-v right after one of them is that value.
+_VALUE_OPTIONS = frozenset(
+    (
+        "--python",
+        "--facts",
+        "--error",
+        "--out",
+        "--torch-index",
+        "--venv",
+        "--plan",
+        "--installer",
+        "--verify",
+        "--device",
+        "--model",
+        "--timeout",
+    )
+)
+_GLOBAL_FLAGS = frozenset(("-q", "--quiet", "-v", "--verbose"))
+
+
+def _hoist_globals(argv: list[str]) -> list[str]:
+    """``qfix plan -q`` as ``qfix -q plan``: people put -q/-v after the command, typer wants them
+    before it (they are options of the root)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags, rest = [], []
+    for i, arg in enumerate(argv):
+        if i < end and arg in _GLOBAL_FLAGS and (i == 0 or argv[i - 1] not in _VALUE_OPTIONS):
+            flags.append(arg)
+        else:
+            rest.append(arg)
+    return flags + rest
 
 
 def main() -> None:
-    """Console entry point: one place maps errors to exit codes."""
+    """Console entry point: one place maps errors to exit codes (JSON on stdout with --json)."""
+    argv = _hoist_globals(sys.argv[1:])
+    as_json = _wants_json(argv)
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except QfixError as exc:
-        from .render import render_error
-
-        sys.stderr.write(render_error(exc))
-        sys.exit(int(exc.exit_code))
+        _fail(exc.message, int(exc.exit_code), exc.tip, as_json)
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("qfix: interrupted\n")
-        sys.exit(130)
+        _fail("interrupted", 130, None, as_json)
     except Exception as exc:
         # click's usage errors (vendored inside typer >= 0.20, so matched by shape, not class)
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            if as_json:
+                fmt = getattr(exc, "format_message", None)
+                text = fmt() if callable(fmt) else str(exc)
+                _fail(str(text), int(ExitCode.BAD_INPUT), None, True)
             exc.show()
             sys.exit(ExitCode.BAD_INPUT)
         raise

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     ROLLBACK_FAILED = 4  # a rollback could not restore the previous state (the journal is kept)
     LOCKED = 5  # another qfix apply holds the lock on this environment
     REFUSED = 6  # apply refused: system/externally managed interpreter, stale plan, unsafe plan
+    CANNOT_TELL = 7  # plan: the facts hold too little to judge (no packages, torch or bitsandbytes)
     VERIFY_CPU_ONLY = 10  # verify passed on the CPU backend only; the GPU path was not exercised
 
 

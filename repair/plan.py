@@ -139,9 +139,13 @@ class Plan:
     download: Mapping[str, int | None] = field(default_factory=dict)
     commands: tuple[tuple[str, ...], ...] = ()
     constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
+    # Why the facts are too thin to judge (then never healthy; `qfix plan` exits 7)
+    cannot_tell: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc = self._document()
+        if self.cannot_tell is not None:  # only then: plans that can tell keep their old shape
+            doc["cannot_tell"] = self.cannot_tell
         # What a reviewer approves and `apply --plan` / `--expect-plan` check (repair.digest):
         # the decisions (steps, manual steps, torch index base), not where or when they were made.
         doc["digest"] = plan_digest(doc)
@@ -206,4 +210,5 @@ class Plan:
             download=dict(d.get("download_bytes") or {}),
             commands=tuple(tuple(c) for c in d.get("commands") or ()),
             constraints=tuple(d.get("constraints") or ()),
+            cannot_tell=d.get("cannot_tell") if isinstance(d.get("cannot_tell"), str) else None,
         )

@@ -203,7 +203,12 @@ os.execvp(sys.argv[3], sys.argv[3:])
 """
 
 
-def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.Completed:
+def _run_installer(
+    state: StateDir,
+    argv: list[str],
+    timeout: float,
+    output: Callable[[str], None] | None = None,
+) -> process.Completed:
     with contextlib.suppress(FileNotFoundError):
         state.installer_pid.unlink()
     wrapped = [
@@ -217,7 +222,10 @@ def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.
     ]
     # Installers may write without bound (pip's progress, a build's log): all of it goes to
     # .qfix/installer.log, memory keeps a head and a tail for the error message.
-    return process.run(wrapped, timeout=timeout, limit=None, log=str(state.installer_log))
+    # ``output`` sees each line as it comes (the CLI's live status line, or every line with -v).
+    return process.run(
+        wrapped, timeout=timeout, limit=None, log=str(state.installer_log), on_line=output
+    )
 
 
 def _count_children(state: StateDir) -> int:
@@ -302,6 +310,7 @@ class _Run:
     site: list[str]
     progress: Progress
     t_start: float
+    output: Callable[[str], None] | None = None  # each installer line, as it comes
     timings: dict[str, float] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
     verified: bool | None = None
@@ -349,6 +358,7 @@ def apply_plan(
     allow_conda: bool = False,
     step_timeout: float = STEP_TIMEOUT,
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+    output: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -360,7 +370,8 @@ def apply_plan(
     ``plan``: the typed Plan (a ``qfix.plan/1`` dict is validated and parsed first).
     ``installer``: uv or pip as the pipeline resolved it (auto: resolved here). ``torch_index``:
     the index base the pipeline resolved (Settings), which replaces the base of the torch steps'
-    index; None: the plan's own index URLs.
+    index; None: the plan's own index URLs. ``output``: called with each line the installers
+    print, as it comes (the whole output is in ``.qfix/installer.log`` beside the journal).
     """
     t_start = time.monotonic()
     if not isinstance(plan, Plan):
@@ -394,6 +405,7 @@ def apply_plan(
             site=site,
             progress=progress,
             t_start=t_start,
+            output=output,
         )
         if not commands:
             return _nothing_to_apply(run, verify)
@@ -529,13 +541,16 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
     if os.environ.get(KILL_ENV) == f"step:{i}:during":
         _kill_while_running(run.state.installer_pid.exists)
     t0 = time.monotonic()
-    result = _run_installer(run.state, list(run.commands[i].argv), step_timeout)
+    result = _run_installer(run.state, list(run.commands[i].argv), step_timeout, run.output)
     run.timings[f"step:{i}"] = time.monotonic() - t0
     hook(f"step:{i}:after")
     if not result.ok:
         step["status"] = "failed"
         why = "timed out" if result.timed_out else _tail(result)
-        raise _StepFailed(f"could not {label} into {run.prefix} with {run.installer}: {why}")
+        raise _StepFailed(
+            f"could not {label} into {run.prefix} with {run.installer}: {why} "
+            f"(full installer log: {run.state.installer_log})"
+        )
     step["status"] = "done"
     run.state.write_journal(run.journal)
     run.done.append(label)
