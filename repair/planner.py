@@ -30,12 +30,14 @@ from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .plan import Manual, Plan, Step  # noqa: F401
+from .signatures import advice_for
 from .view import (
     KEPLER_BELOW,
     MODERN_BNB_LOADER,
     View,
     arch_coverage,
     bnb_available_libs,
+    bnb_forks,
     bnb_loader,
     cuda_from_tag,
     driver_fit,
@@ -512,6 +514,10 @@ def _bnb_steps(
         because = sorted(ids & TORCH_FINDINGS)  # it follows torch to its new CUDA
     if "bnb-duplicate-install" in ids:
         dists = view.facts.bitsandbytes.distributions if view.facts.bitsandbytes else ()
+        # forks named only in the package list (bitsandbytes-windows as the only copy)
+        dists = tuple(dists) + tuple(
+            f"{n} {v}" if v else n for n, v in bnb_forks(view.facts) if n not in str(dists)
+        )
         if not dists:  # the copies were counted but not named: remove the main one at least
             dists = (f"bitsandbytes {view.bnb}" if view.bnb else "bitsandbytes",)
             unknown.append(
@@ -1052,6 +1058,54 @@ def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
     )
 
 
+CUDA_INIT_ADVICE = (
+    "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
+    "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
+    "same version as the driver (`systemctl start nvidia-fabricmanager`); "
+    "after a driver update, reboot. No package change fixes this."
+)
+
+
+def _cuda_init_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """The advice of the CUDA error the message shows (plans/signatures.toml), else the general
+    one (802, fabric manager, reboot)."""
+    if "cuda-init-failed" not in ids:
+        return None
+    text = advice_for(view.implied) or CUDA_INIT_ADVICE
+    if view.implied.cuda_error == 804 and view.torch_cuda is not None:
+        need = kb.drivers.minor_compat_min(view.torch_cuda.major, view.driver_os)
+        if need is not None:
+            text += f" For torch's CUDA {view.torch_cuda}: driver >= {need}."
+    return Manual("cuda-init-failed", text, True)
+
+
+def _insufficient_driver_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """cudaErrorInsufficientDriver (35) in the message: the driver upgrade is the fix that holds
+    whatever runtime failed; a torch build for an older CUDA (the steps) is the venv alternative.
+    It is required unless the facts show that the planned torch fits (driver and torch known)."""
+    if not view.implied.driver_below_torch_cuda or "driver-too-old" not in ids:
+        return None
+    if view.torch_cuda is not None:
+        need = kb.drivers.minor_compat_min(
+            view.torch_cuda.major, view.driver_os
+        ) or kb.drivers.toolkit_min(view.torch_cuda, view.driver_os)
+        target = f"to >= {need} (torch's CUDA {view.torch_cuda} runtime)"
+    else:
+        have = f" (this driver runs up to CUDA {view.driver_cuda})" if view.driver_cuda else ""
+        target = f"to the minimum of the CUDA runtime that failed{have}"
+    return Manual(
+        "driver-too-old",
+        "the error says the driver is older than the CUDA runtime: upgrade the NVIDIA driver "
+        + target
+        + "; or, inside the venv, use a torch build for an older CUDA (the steps, where planned)",
+        view.torch_cuda is None or view.driver is None,
+    )
+
+
 def _rocm_host_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1076,14 +1130,8 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     ),
     _kepler_advice,
     _jetson_advice,
-    _fixed_advice(
-        "cuda-init-failed",
-        "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
-        "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
-        "same version as the driver (`systemctl start nvidia-fabricmanager`); "
-        "after a driver update, reboot. No package change fixes this.",
-        required=True,
-    ),
+    _cuda_init_advice,
+    _insufficient_driver_advice,
     _rocm_host_advice,
 )
 

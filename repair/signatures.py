@@ -223,8 +223,16 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     lines = [
         f"{pkg} {spec} (read from the error message; its version is not known)"
         for pkg, spec in (implied_to_dict(implied).get("ranges") or {}).items()
-        if facts.package(pkg) is None
+        if _reported_version(facts, pkg) is None
     ]
     if host is not facts.host:
         lines.append(f"host: {implied.system} (read from the error message)")
     return replace(facts, host=host, extra=extra), lines
+
+
+def _reported_version(facts: Facts, package: str) -> str | None:
+    if package == "bitsandbytes" and facts.bitsandbytes and facts.bitsandbytes.version:
+        return facts.bitsandbytes.version
+    if package == "torch" and facts.torch and facts.torch.version:
+        return facts.torch.version
+    return facts.package(package)
