@@ -332,10 +332,15 @@ def _torch_view(facts: Facts, kb: Knowledge | None, platform: str | None) -> _To
                 cpu_build = None
         else:
             cpu_build = False
+    elif t is not None and t.build_known and t.error is None and not torch_cuda and not torch_hip:
+        # A report that states the build (torch.version.cuda null; cuda_available false where
+        # given) but not the version: a CPU-only torch all the same (a range, not silence).
+        cpu_build = t.cuda_available is not True
     # Installed when its build or files show it (a broken one too), else as the list says.
     installed = (
         True
-        if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list or t.error))
+        if torch_v is not None
+        or (t is not None and (t.cuda or t.hip or t.arch_list or t.error or cpu_build))
         else listed_installed(facts, "torch")
     )
     return _TorchView(installed, torch_v, torch_cuda, torch_hip, cpu_build, build_assumed)
