@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
+from repair import pipeline
 from repair.facts import Bitsandbytes, Driver, Facts, Gpu, Host, PythonInfo, TorchBuild
 from repair.knowledge import load_knowledge
 from repair.view import arch_coverage, driver_fit, make_view, pick_cuda_lib, public
-from repair import pipeline
 from tests.core_helpers import INDEX, analyse
 
 KB = load_knowledge()
