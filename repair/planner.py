@@ -335,11 +335,27 @@ def choose_bnb(
     """The newest bitsandbytes that fits, preferring the current loader (see module doc) and
     releases against which only UNCONFIRMED facts speak least."""
     scored = []
+    lowest = lowest_python(kb, torch_v) if view.python is None else None
     for r in kb.bnb.releases:
         why = bnb_fits(view, kb, r, torch_v, cuda, cpu_only)
         if all(w.endswith(UNCONFIRMED) for w in why):
-            scored.append((r.version >= MODERN_BNB_LOADER, not why, r.version, r))
-    return max(scored, key=lambda x: x[:3])[3] if scored else None
+            # Python unknown: prefer a release whose Requires-Python holds across every Python
+            # the torch target supports (module doc, conservative choice)
+            safe = lowest is None or r.admits_python(lowest)
+            scored.append((r.version >= MODERN_BNB_LOADER, not why, safe, r.version, r))
+    return max(scored, key=lambda x: x[:4])[4] if scored else None
+
+
+# The CPython minor releases the knowledge base's torch releases span (plans/torch.toml).
+_PYTHONS = tuple(Version(f"3.{m}") for m in range(7, 16))
+
+
+def lowest_python(kb: Knowledge, torch_v: Version | None) -> Version | None:
+    """The oldest Python the torch release of ``torch_v`` supports (None: torch unknown)."""
+    rel = kb.torch.release(torch_v) if torch_v is not None else None
+    if rel is None:
+        return None
+    return next((p for p in _PYTHONS if rel.admits_python(p)), None)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -692,6 +708,21 @@ def _bnb_side(
 ) -> None:
     """The steps for the chosen bitsandbytes, and what a legacy one asks of the driver."""
     _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
+    target = torch_choice.target if torch_choice is not None else view.torch
+    lowest = lowest_python(kb, target) if view.python is None else None
+    if lowest is not None and any(s.package == "bitsandbytes" for s in steps):
+        unknown.append(
+            Unknown(
+                "python-bnb",
+                f"Python version: bitsandbytes {bnb_choice.version} was chosen because its "
+                f"Requires-Python ({bnb_choice.python or 'none'}) "
+                + (
+                    f"holds for every Python torch {target} supports (>= {lowest})"
+                    if bnb_choice.admits_python(lowest)
+                    else f"is the only fit; it does not admit Python {lowest}"
+                ),
+            )
+        )
     if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
         _modern_bnb_driver(view, kb, manual)
     if torch_choice is None and view.torch_installed and view.torch is None and steps:

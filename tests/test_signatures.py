@@ -212,3 +212,26 @@ def test_a_reported_bitsandbytes_keeps_its_own_rules():
     a = _analyse(facts, "CUDA SETUP: Setup Failed!")
     assert a.view.bnb == Version("0.45.0")
     assert not any("0.43.1" in u for u in a.plan.unknown)
+
+
+def test_python_unknown_chooses_a_bitsandbytes_for_every_python_of_torch():
+    """Conservative choice: with Python unknown, the planned bitsandbytes admits the oldest
+    Python the torch release supports, and the plan says why it was chosen."""
+    from repair.planner import lowest_python
+
+    facts = Facts(
+        host=Host("Linux", "x86_64", "glibc 2.35"),
+        driver=Driver(True, "550.54.14", "12.4", "report"),
+        gpus=(Gpu(0, "A100", "8.0"),),
+        packages={"torch": "2.4.1+cu121", "bitsandbytes": "0.38.0"},
+        torch=TorchBuild("2.4.1+cu121", "12.1"),
+    )
+    a = _analyse(facts, None)
+    step = _step(a.plan, "bitsandbytes")
+    lowest = lowest_python(KB, Version("2.4.1"))
+    assert step is not None and lowest is not None
+    assert KB.bnb.release(step.to).admits_python(lowest)
+    assert any(f"bitsandbytes {step.to} was chosen" in u for u in a.plan.unknown)
+    newest = max(r.version for r in KB.bnb.releases)
+    if not KB.bnb.release(newest).admits_python(lowest):
+        assert Version(step.to) < newest  # the newest would not install on every such Python
