@@ -401,6 +401,9 @@ def _bnb_hf_floor(by_id: Mapping[str, list[Finding]]) -> bool:
 def _bnb_must_change(view: View, ids: set[str], by_id: Mapping[str, list[Finding]]) -> bool:
     """Whether the installed bitsandbytes must be replaced or (re)installed."""
     legacy = view.bnb is None or view.bnb < MODERN_BNB_LOADER
+    platform = by_id.get("bnb-platform-unsupported", [])
+    if platform and all(f.evidence.get("libstdcxx") for f in platform):
+        ids = ids - {"bnb-platform-unsupported"}  # the C++ runtime, not the wheel, is at fault
     return (
         bool(ids & BNB_FINDINGS)
         or _bnb_hf_floor(by_id)
@@ -1137,6 +1140,31 @@ def _insufficient_driver_advice(
     )
 
 
+def _libstdcxx_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """The loader's libstdc++ lacks a symbol version (plans/signatures.toml): no wheel change
+    fixes that; the C++ runtime must be newer (in a conda env, the env's own libstdc++)."""
+    found = [f for f in by_id.get("bnb-platform-unsupported", []) if f.evidence.get("libstdcxx")]
+    if not found:
+        return None
+    sym = found[0].evidence["libstdcxx"]
+    if found[0].evidence.get("conda"):
+        text = (
+            f"conda: the environment's own libstdc++ (its lib/ comes first) lacks {sym}: "
+            "update it inside the env (`conda install -c conda-forge libstdcxx-ng`; "
+            "`libstdcxx` on current conda-forge), then re-run; the system's newer one is "
+            "shadowed by the env's"
+        )
+    else:
+        text = (
+            f"the system libstdc++ lacks {sym}: install a newer GCC runtime (libstdc++6) or "
+            "move to a newer OS release; a bitsandbytes built from source on this system "
+            "also avoids it"
+        )
+    return Manual("bnb-platform-unsupported", text, True)
+
+
 def _rocm_host_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1163,6 +1191,7 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     _jetson_advice,
     _cuda_init_advice,
     _insufficient_driver_advice,
+    _libstdcxx_advice,
     _rocm_host_advice,
 )
 

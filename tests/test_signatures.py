@@ -235,3 +235,26 @@ def test_python_unknown_chooses_a_bitsandbytes_for_every_python_of_torch():
     newest = max(r.version for r in KB.bnb.releases)
     if not KB.bnb.release(newest).admits_python(lowest):
         assert Version(step.to) < newest  # the newest would not install on every such Python
+
+
+@pytest.mark.parametrize("conda", [True, False])
+def test_old_libstdcxx_is_named_with_the_fix_on_its_side(conda):
+    facts = Facts(
+        host=Host("Linux", "x86_64", "glibc 2.35"),
+        driver=Driver(True, "550.54.14", "12.4", "report"),
+        gpus=(Gpu(0, "L4", "8.9"),),
+        python=PythonInfo(version="3.11", conda=conda),
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.0"},
+        torch=TorchBuild("2.5.1+cu124", "12.4"),
+    )
+    text = (
+        "OSError: /opt/env/lib/libstdc++.so.6: version `GLIBCXX_3.4.30' not found "
+        "(required by .../bitsandbytes/libbitsandbytes_cuda124.so)"
+    )
+    a = _analyse(facts, text)
+    assert a.view.implied.libstdcxx == "GLIBCXX_3.4.30"
+    manual = [m for m in a.plan.manual if "GLIBCXX_3.4.30" in m.text]
+    assert manual and manual[0].required
+    assert ("conda install" in manual[0].text) is conda
+    # a new wheel does not bring a C++ runtime: bitsandbytes is not reinstalled for this
+    assert not any(s.package == "bitsandbytes" for s in a.plan.steps)

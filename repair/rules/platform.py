@@ -33,6 +33,17 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
     if foreign is not None:
         yield foreign
         return
+    if view.implied.libstdcxx:
+        # the message shows the loader's libstdc++ lacks a symbol version a library needs (F41)
+        yield ctx.finding(
+            "bnb-platform-unsupported",
+            f"the libstdc++ that the loader finds first lacks {view.implied.libstdcxx} "
+            "(read from the error message)",
+            libstdcxx=view.implied.libstdcxx,
+            conda=_conda(view) or None,
+            source="error message",
+        )
+        return
     rel = ctx.bnb_rel
     if view.bnb is None:
         yield from _implied_findings(ctx)
@@ -49,6 +60,15 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
         )
         return
     yield from _glibc_findings(ctx, build)
+
+
+def _conda(view: View) -> bool:
+    """A conda environment: said by the facts, or its prefix (.../envs/<name>) shows it."""
+    py = view.facts.python
+    if py is not None and py.conda:
+        return True
+    text = " ".join(x or "" for x in ((py.prefix, py.executable) if py else ()))
+    return "/envs/" in text or "conda" in text.lower()
 
 
 def _implied_findings(ctx: Context) -> Iterator[Finding]:
