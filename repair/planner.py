@@ -351,11 +351,11 @@ _PYTHONS = tuple(Version(f"3.{m}") for m in range(7, 16))
 
 
 def lowest_python(kb: Knowledge, torch_v: Version | None) -> Version | None:
-    """The oldest Python the torch release of ``torch_v`` supports (None: torch unknown)."""
+    """The oldest Python the torch release of ``torch_v`` supports (torch unknown: the oldest
+    any torch release of the knowledge base supports)."""
     rel = kb.torch.release(torch_v) if torch_v is not None else None
-    if rel is None:
-        return None
-    return next((p for p in _PYTHONS if rel.admits_python(p)), None)
+    rels = [rel] if rel is not None else list(kb.torch.releases)
+    return next((p for p in _PYTHONS if any(r.admits_python(p) for r in rels)), None)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -720,7 +720,9 @@ def _bnb_side(
                 f"Python version: bitsandbytes {bnb_choice.version} was chosen because its "
                 f"Requires-Python ({bnb_choice.python or 'none'}) "
                 + (
-                    f"holds for every Python torch {target} supports (>= {lowest})"
+                    "holds for every Python "
+                    + (f"torch {target} supports" if target else "any torch release supports")
+                    + f" (>= {lowest})"
                     if bnb_choice.admits_python(lowest)
                     else f"is the only fit; it does not admit Python {lowest}"
                 ),
