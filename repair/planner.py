@@ -1326,13 +1326,31 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
             f"{floor} (manylinux_2_24); move to a newer OS or build bitsandbytes from source"
         )
     else:
-        h = view.facts.host
-        where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"
-        text = (
-            f"no bitsandbytes release in the knowledge base fits {where}; build "
-            "bitsandbytes from source or change the platform"
-        )
+        text = _python_or_platform_text(view, kb)
     manual.append(Manual("bnb-platform-unsupported", text, True))
+
+
+def _python_or_platform_text(view: View, kb: Knowledge) -> str:
+    """Why no release fits: the platform has native builds only for newer Pythons (macOS wheels
+    from 0.49.0 need 3.10), or it has none at all."""
+    native = [
+        r
+        for r in kb.bnb.releases
+        if r.has_4bit and (b := r.builds.get(view.platform or "")) is not None and b.native
+    ]
+    py = public(view.python) if view.python is not None else None
+    if native and py is not None and not any(r.admits_python(py) for r in native):
+        return (
+            f"bitsandbytes builds for {view.platform} (from {native[0].version}) need Python "
+            f"{native[0].python}; this environment has Python {view.python}: create a venv "
+            "with a newer Python and re-run qfix plan there"
+        )
+    h = view.facts.host
+    where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"
+    return (
+        f"no bitsandbytes release in the knowledge base fits {where}; build "
+        "bitsandbytes from source or change the platform"
+    )
 
 
 def _download(view: View, bnb: BnbRelease | None, steps: list[Step]) -> dict[str, int | None]:

@@ -175,7 +175,7 @@ def implied_to_dict(implied: Implied) -> dict[str, Any]:
     """The JSON form kept in ``Facts.extra["implied"]``."""
     out: dict[str, Any] = {"signatures": list(implied.signatures)}
     if implied.ranges:
-        out["ranges"] = {p: implied.range(p).__str__() for p, _ in implied.ranges}
+        out["ranges"] = {p: str(implied.range(p)) for p, _ in implied.ranges}
     for key in FACT_KEYS:
         value = getattr(implied, key)
         if value not in (None, False):

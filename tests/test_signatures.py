@@ -258,3 +258,22 @@ def test_old_libstdcxx_is_named_with_the_fix_on_its_side(conda):
     assert ("conda install" in manual[0].text) is conda
     # a new wheel does not bring a C++ runtime: bitsandbytes is not reinstalled for this
     assert not any(s.package == "bitsandbytes" for s in a.plan.steps)
+
+
+def test_macos_with_an_old_python_names_the_exact_floor():
+    """No macOS build admits Python 3.8: the required step names the first macOS release and
+    its Requires-Python (plans/bitsandbytes.toml), not a vague 'no release fits'."""
+    facts = Facts(
+        host=Host("Darwin", "arm64"),
+        python=PythonInfo(version="3.8"),
+        packages={"bitsandbytes": "0.42.0"},
+    )
+    a = _analyse(facts, None)
+    first = min(
+        r.version
+        for r in KB.bnb.releases
+        if (b := r.builds.get("macos-arm64")) is not None and b.native and r.has_4bit
+    )
+    manual = [m for m in a.plan.manual if m.required and m.id == "bnb-platform-unsupported"]
+    assert manual and f"from {first}" in manual[0].text and "Python 3.8" in manual[0].text
+    assert not a.plan.healthy
