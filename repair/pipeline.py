@@ -419,6 +419,7 @@ def run_apply(
         verify=None if settings.verify == "skip" else verify_after,
         progress=progress,
         allow_conda=allow_conda,
+        probe_timeout=settings.probe_timeout,
     )
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
 
@@ -426,4 +427,4 @@ def run_apply(
 def run_rollback(settings: Settings, progress: Callable[[str], None]) -> Any:
     from .apply.transaction import rollback
 
-    return rollback(_target(settings), progress=progress)
+    return rollback(_target(settings), progress=progress, probe_timeout=settings.probe_timeout)

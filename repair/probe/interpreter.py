@@ -228,6 +228,10 @@ def _split_output(stdout: str) -> tuple[str | None, list[str]]:
 
 def _no_report(python: str, done: process.Completed, timeout: float) -> InterpreterError:
     tip = "name a working Python interpreter with --python"
+    if done.exceeded:
+        return InterpreterError(
+            f"the target interpreter {python} did not answer: {done.why()}", tip=tip
+        )
     if done.timed_out:
         return InterpreterError(
             f"the target interpreter {python} did not answer within {timeout:g} s", tip=tip
@@ -345,7 +349,9 @@ def _merge_deep(
     if "done" not in steps:
         pending = next((name for name, _ in _DEEP_STEPS if name not in steps), None)
         action = dict(_DEEP_STEPS).get(pending or "", "the deep probe")
-        if done.timed_out:
+        if done.exceeded:
+            cause = f"{action} was stopped: {done.why()}"
+        elif done.timed_out:
             cause = f"{action} did not finish within {timeout:g} s"
         else:
             last = _last_line(done.stderr)
@@ -407,13 +413,11 @@ def _exit_text(returncode: int) -> str:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return _clip(lines[-1], 200) if lines else ""
+    return process.last_line(text, 200)  # printable: a target may write binary garbage
 
 
 def _clip(text: str, limit: int) -> str:
-    text = _one_line(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return process.one_line(text, limit)
 
 
 def _one_line(text: str) -> str:
