@@ -246,21 +246,25 @@ def too_thin_to_judge(facts: Facts) -> str | None:
 
 
 def _facts_from_error(facts: Facts, text: str) -> tuple[Facts, list[str]]:
-    """Facts an error message states that the facts lack (torch's "found version 11060")."""
+    """Facts an error message states that the facts lack (torch's "found version 11060"), and
+    the constraints it proves (plans/signatures.toml, repair/signatures.py)."""
     from .explain import driver_cuda_from_error
     from .facts import Driver
+    from .signatures import implied_facts
 
+    facts, implied = implied_facts(facts, text)
     cuda = driver_cuda_from_error(text)
     d = facts.driver
     if cuda is None or (d is not None and (d.version or d.cuda)):
-        return facts, []
+        return facts, implied
     driver = (
         replace(d, found=True, cuda=cuda)
         if d is not None
         else Driver(found=True, cuda=cuda, source="error message")
     )
     return replace(facts, driver=driver), [
-        f"driver: supports CUDA {cuda} (read from the error message; its version is not known)"
+        *implied,
+        f"driver: supports CUDA {cuda} (read from the error message; its version is not known)",
     ]
 
 

@@ -30,12 +30,14 @@ from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .plan import Manual, Plan, Step  # noqa: F401
+from .signatures import advice_for
 from .view import (
     KEPLER_BELOW,
     MODERN_BNB_LOADER,
     View,
     arch_coverage,
     bnb_available_libs,
+    bnb_forks,
     bnb_loader,
     cuda_from_tag,
     driver_fit,
@@ -333,11 +335,27 @@ def choose_bnb(
     """The newest bitsandbytes that fits, preferring the current loader (see module doc) and
     releases against which only UNCONFIRMED facts speak least."""
     scored = []
+    lowest = lowest_python(kb, torch_v) if view.python is None else None
     for r in kb.bnb.releases:
         why = bnb_fits(view, kb, r, torch_v, cuda, cpu_only)
         if all(w.endswith(UNCONFIRMED) for w in why):
-            scored.append((r.version >= MODERN_BNB_LOADER, not why, r.version, r))
-    return max(scored, key=lambda x: x[:3])[3] if scored else None
+            # Python unknown: prefer a release whose Requires-Python holds across every Python
+            # the torch target supports (module doc, conservative choice)
+            safe = lowest is None or r.admits_python(lowest)
+            scored.append((r.version >= MODERN_BNB_LOADER, not why, safe, r.version, r))
+    return max(scored, key=lambda x: x[:4])[4] if scored else None
+
+
+# The CPython minor releases the knowledge base's torch releases span (plans/torch.toml).
+_PYTHONS = tuple(Version(f"3.{m}") for m in range(7, 16))
+
+
+def lowest_python(kb: Knowledge, torch_v: Version | None) -> Version | None:
+    """The oldest Python the torch release of ``torch_v`` supports (torch unknown: the oldest
+    any torch release of the knowledge base supports)."""
+    rel = kb.torch.release(torch_v) if torch_v is not None else None
+    rels = [rel] if rel is not None else list(kb.torch.releases)
+    return next((p for p in _PYTHONS if any(r.admits_python(p) for r in rels)), None)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -383,6 +401,9 @@ def _bnb_hf_floor(by_id: Mapping[str, list[Finding]]) -> bool:
 def _bnb_must_change(view: View, ids: set[str], by_id: Mapping[str, list[Finding]]) -> bool:
     """Whether the installed bitsandbytes must be replaced or (re)installed."""
     legacy = view.bnb is None or view.bnb < MODERN_BNB_LOADER
+    platform = by_id.get("bnb-platform-unsupported", [])
+    if platform and all(f.evidence.get("libstdcxx") for f in platform):
+        ids = ids - {"bnb-platform-unsupported"}  # the C++ runtime, not the wheel, is at fault
     return (
         bool(ids & BNB_FINDINGS)
         or _bnb_hf_floor(by_id)
@@ -512,6 +533,10 @@ def _bnb_steps(
         because = sorted(ids & TORCH_FINDINGS)  # it follows torch to its new CUDA
     if "bnb-duplicate-install" in ids:
         dists = view.facts.bitsandbytes.distributions if view.facts.bitsandbytes else ()
+        # forks named only in the package list (bitsandbytes-windows as the only copy)
+        dists = tuple(dists) + tuple(
+            f"{n} {v}" if v else n for n, v in bnb_forks(view.facts) if n not in str(dists)
+        )
         if not dists:  # the copies were counted but not named: remove the main one at least
             dists = (f"bitsandbytes {view.bnb}" if view.bnb else "bitsandbytes",)
             unknown.append(
@@ -686,6 +711,23 @@ def _bnb_side(
 ) -> None:
     """The steps for the chosen bitsandbytes, and what a legacy one asks of the driver."""
     _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
+    target = torch_choice.target if torch_choice is not None else view.torch
+    lowest = lowest_python(kb, target) if view.python is None else None
+    if lowest is not None and any(s.package == "bitsandbytes" for s in steps):
+        unknown.append(
+            Unknown(
+                "python-bnb",
+                f"Python version: bitsandbytes {bnb_choice.version} was chosen because its "
+                f"Requires-Python ({bnb_choice.python or 'none'}) "
+                + (
+                    "holds for every Python "
+                    + (f"torch {target} supports" if target else "any torch release supports")
+                    + f" (>= {lowest})"
+                    if bnb_choice.admits_python(lowest)
+                    else f"is the only fit; it does not admit Python {lowest}"
+                ),
+            )
+        )
     if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
         _modern_bnb_driver(view, kb, manual)
     if torch_choice is None and view.torch_installed and view.torch is None and steps:
@@ -1052,6 +1094,79 @@ def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
     )
 
 
+CUDA_INIT_ADVICE = (
+    "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
+    "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
+    "same version as the driver (`systemctl start nvidia-fabricmanager`); "
+    "after a driver update, reboot. No package change fixes this."
+)
+
+
+def _cuda_init_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """The advice of the CUDA error the message shows (plans/signatures.toml), else the general
+    one (802, fabric manager, reboot)."""
+    if "cuda-init-failed" not in ids:
+        return None
+    text = advice_for(view.implied) or CUDA_INIT_ADVICE
+    if view.implied.cuda_error == 804 and view.torch_cuda is not None:
+        need = kb.drivers.minor_compat_min(view.torch_cuda.major, view.driver_os)
+        if need is not None:
+            text += f" For torch's CUDA {view.torch_cuda}: driver >= {need}."
+    return Manual("cuda-init-failed", text, True)
+
+
+def _insufficient_driver_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """cudaErrorInsufficientDriver (35) in the message: the driver upgrade is the fix that holds
+    whatever runtime failed; a torch build for an older CUDA (the steps) is the venv alternative.
+    It is required unless the facts show that the planned torch fits (driver and torch known)."""
+    if not view.implied.driver_below_torch_cuda or "driver-too-old" not in ids:
+        return None
+    if view.torch_cuda is not None:
+        need = kb.drivers.minor_compat_min(
+            view.torch_cuda.major, view.driver_os
+        ) or kb.drivers.toolkit_min(view.torch_cuda, view.driver_os)
+        target = f"to >= {need} (torch's CUDA {view.torch_cuda} runtime)"
+    else:
+        have = f" (this driver runs up to CUDA {view.driver_cuda})" if view.driver_cuda else ""
+        target = f"to the minimum of the CUDA runtime that failed{have}"
+    return Manual(
+        "driver-too-old",
+        "the error says the driver is older than the CUDA runtime: upgrade the NVIDIA driver "
+        + target
+        + "; or, inside the venv, use a torch build for an older CUDA (the steps, where planned)",
+        view.torch_cuda is None or view.driver is None,
+    )
+
+
+def _libstdcxx_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """The loader's libstdc++ lacks a symbol version (plans/signatures.toml): no wheel change
+    fixes that; the C++ runtime must be newer (in a conda env, the env's own libstdc++)."""
+    found = [f for f in by_id.get("bnb-platform-unsupported", []) if f.evidence.get("libstdcxx")]
+    if not found:
+        return None
+    sym = found[0].evidence["libstdcxx"]
+    if found[0].evidence.get("conda"):
+        text = (
+            f"conda: the environment's own libstdc++ (its lib/ comes first) lacks {sym}: "
+            "update it inside the env (`conda install -c conda-forge libstdcxx-ng`; "
+            "`libstdcxx` on current conda-forge), then re-run; the system's newer one is "
+            "shadowed by the env's"
+        )
+    else:
+        text = (
+            f"the system libstdc++ lacks {sym}: install a newer GCC runtime (libstdc++6) or "
+            "move to a newer OS release; a bitsandbytes built from source on this system "
+            "also avoids it"
+        )
+    return Manual("bnb-platform-unsupported", text, True)
+
+
 def _rocm_host_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1076,14 +1191,9 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     ),
     _kepler_advice,
     _jetson_advice,
-    _fixed_advice(
-        "cuda-init-failed",
-        "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
-        "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
-        "same version as the driver (`systemctl start nvidia-fabricmanager`); "
-        "after a driver update, reboot. No package change fixes this.",
-        required=True,
-    ),
+    _cuda_init_advice,
+    _insufficient_driver_advice,
+    _libstdcxx_advice,
     _rocm_host_advice,
 )
 
@@ -1216,13 +1326,31 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
             f"{floor} (manylinux_2_24); move to a newer OS or build bitsandbytes from source"
         )
     else:
-        h = view.facts.host
-        where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"
-        text = (
-            f"no bitsandbytes release in the knowledge base fits {where}; build "
-            "bitsandbytes from source or change the platform"
-        )
+        text = _python_or_platform_text(view, kb)
     manual.append(Manual("bnb-platform-unsupported", text, True))
+
+
+def _python_or_platform_text(view: View, kb: Knowledge) -> str:
+    """Why no release fits: the platform has native builds only for newer Pythons (macOS wheels
+    from 0.49.0 need 3.10), or it has none at all."""
+    native = [
+        r
+        for r in kb.bnb.releases
+        if r.has_4bit and (b := r.builds.get(view.platform or "")) is not None and b.native
+    ]
+    py = public(view.python) if view.python is not None else None
+    if native and py is not None and not any(r.admits_python(py) for r in native):
+        return (
+            f"bitsandbytes builds for {view.platform} (from {native[0].version}) need Python "
+            f"{native[0].python}; this environment has Python {view.python}: create a venv "
+            "with a newer Python and re-run qfix plan there"
+        )
+    h = view.facts.host
+    where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"
+    return (
+        f"no bitsandbytes release in the knowledge base fits {where}; build "
+        "bitsandbytes from source or change the platform"
+    )
 
 
 def _download(view: View, bnb: BnbRelease | None, steps: list[Step]) -> dict[str, int | None]:

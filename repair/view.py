@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from .facts import Facts, Gpu
 from .knowledge import BnbRelease, Knowledge, lib_cuda, pick_lib, platform_key
+from .signatures import Implied, implied_from_facts
 
 # From 0.43.1 bitsandbytes picks its library with cuda_specs from torch.version.cuda and imports
 # without CUDA; the loaders before are fragile (compat-facts C1, C4, C6; S23 issue_patterns).
@@ -138,6 +139,8 @@ class View:
     packages_complete: bool
     platform_assumed: bool = False
     torch_build_assumed: str | None = None
+    # What an error message proves (plans/signatures.toml): version ranges, build properties.
+    implied: Implied = Implied()
 
     @property
     def ccs(self) -> tuple[Version, ...]:
@@ -230,6 +233,10 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     torch = _torch_view(facts, kb, platform)
     b = facts.bitsandbytes
     bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
+    if bnb_v is None and not listed_installed(facts, "bitsandbytes"):
+        # An obsolete fork as the only copy (bitsandbytes-windows 0.37.5): it provides the
+        # `bitsandbytes` module and follows upstream's numbering (failure-cases.md, stale forks).
+        bnb_v = _fork_version(facts)
     bnb_installed = (
         True
         if bnb_v is not None or (b is not None and b.native_libs)
@@ -256,7 +263,22 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         bnb_installed=bnb_installed,
         bnb=bnb_v,
         packages_complete=facts.extra.get("packages_source") == "probe",
+        implied=implied_from_facts(facts),
     )
+
+
+def bnb_forks(facts: Facts) -> tuple[tuple[str, str | None], ...]:
+    """The obsolete forks in the package list: (distribution name, version or None)."""
+    return tuple(
+        (name, version)
+        for name, version in (facts.packages or {}).items()
+        if BNB_FORK_PATTERN.match(name)
+    )
+
+
+def _fork_version(facts: Facts) -> Version | None:
+    versions = [v for _, s in bnb_forks(facts) if (v := parse_version(s)) is not None]
+    return max(versions, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,10 +332,15 @@ def _torch_view(facts: Facts, kb: Knowledge | None, platform: str | None) -> _To
                 cpu_build = None
         else:
             cpu_build = False
+    elif t is not None and t.build_known and t.error is None and not torch_cuda and not torch_hip:
+        # A report that states the build (torch.version.cuda null; cuda_available false where
+        # given) but not the version: a CPU-only torch all the same (a range, not silence).
+        cpu_build = t.cuda_available is not True
     # Installed when its build or files show it (a broken one too), else as the list says.
     installed = (
         True
-        if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list or t.error))
+        if torch_v is not None
+        or (t is not None and (t.cuda or t.hip or t.arch_list or t.error or cpu_build))
         else listed_installed(facts, "torch")
     )
     return _TorchView(installed, torch_v, torch_cuda, torch_hip, cpu_build, build_assumed)
@@ -347,6 +374,13 @@ def driver_fit(view: View, kb: Knowledge, cuda: Version) -> DriverFit:
         if full_min is None and compat_min is None:
             return DriverFit(None, None, None, None)
         return DriverFit(False, None, full_min, compat_min)
+    below = view.implied.driver_below_torch_cuda and view.torch_cuda is not None
+    if view.driver_cuda is None and below and view.torch_cuda is not None:
+        # cudaErrorInsufficientDriver (35): the driver cannot run torch's CUDA runtime, so nor
+        # any newer one; an older one may or may not run (plans/signatures.toml).
+        if series(cuda) >= series(view.torch_cuda):
+            return DriverFit(False, None, full_min, compat_min)
+        return DriverFit(None, None, full_min, compat_min)
     if view.driver_cuda is not None:
         if series(cuda) <= series(view.driver_cuda):
             return DriverFit(True, "full", full_min, compat_min)

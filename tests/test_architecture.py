@@ -12,6 +12,7 @@ REPAIR = Path(__file__).resolve().parent.parent / "repair"
 PURE = [
     "facts",
     "view",
+    "signatures",
     "knowledge",
     "catalogue",
     "diagnose",

@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
+from repair import pipeline
 from repair.facts import Bitsandbytes, Driver, Facts, Gpu, Host, PythonInfo, TorchBuild
 from repair.knowledge import load_knowledge
 from repair.view import arch_coverage, driver_fit, make_view, pick_cuda_lib, public
-from tests.core_helpers import analyse
+from tests.core_helpers import INDEX, analyse
 
 KB = load_knowledge()
 DRIVERS = [
@@ -71,7 +72,10 @@ def facts(draw) -> Facts:
 @given(facts())
 def test_plan_invariants(f: Facts) -> None:
     diag, plan = analyse(f)  # never raises
-    view = make_view(f, KB)
+    _check_invariants(f, diag, plan, make_view(f, KB))
+
+
+def _check_invariants(f: Facts, diag, plan, view) -> None:
     ids = set(diag.ids)
     for s in plan.steps:  # every step names the findings that require it (qfix.plan/1)
         assert s.because and set(s.because) <= ids, (s, ids)
@@ -87,7 +91,7 @@ def test_plan_invariants(f: Facts) -> None:
         final_cuda = var.cuda
         if var.cuda is not None:
             fit = driver_fit(view, KB, var.cuda)
-            assert fit.ok is not False, (plan.torch_target, f.driver.version)
+            assert fit.ok is not False, (plan.torch_target, f.driver)
             arch = var.arch_for(view.platform)
             if arch is None:  # only when nothing proven exists, and the plan says so
                 assert any("arch list" in u for u in plan.unknown), plan.unknown
@@ -110,3 +114,58 @@ def test_plan_invariants(f: Facts) -> None:
                 bnb_step.to,
                 final_cuda,
             )
+
+
+# Error texts whose signatures (plans/signatures.toml) constrain the facts: the partial reports
+# below carry one of them, or none.
+ERROR_TEXTS = [
+    None,
+    "RuntimeError: CUDA error: CUDA driver version is insufficient for CUDA runtime version",
+    "CUDA SETUP: Setup Failed!",
+    "RuntimeError: CUDA failed with error forward compatibility was attempted on non supported HW",
+    "TypeError: __init__() got an unexpected keyword argument 'load_in_4bit'",
+    "RuntimeError: CUDA unknown error - this may be due to an incorrectly set up environment",
+    "OSError: D:\\env\\lib\\site-packages\\bitsandbytes\\libbitsandbytes_cuda118.so",
+]
+CUDAS = [None, "11.8", "12.1", "12.4", "12.8", "13.0"]
+
+
+@st.composite
+def partial_facts(draw) -> Facts:
+    """A report, not a probe: versions may be missing (a range, not a reason to stay silent)."""
+    system, machine = draw(st.sampled_from(HOSTS))
+    drv = draw(st.sampled_from([None, *DRIVERS]))
+    drv_cuda = draw(st.sampled_from([None, "11.4", "12.2", "12.8", "13.0"])) if not drv else None
+    gpus = draw(st.lists(st.sampled_from(CCS), min_size=0, max_size=2))
+    py = draw(st.sampled_from([None, "3.9", "3.10", "3.12"]))
+    torch_cuda = draw(st.sampled_from(CUDAS))
+    torch_listed = draw(st.booleans())
+    text = draw(st.sampled_from(ERROR_TEXTS))
+    packages: dict[str, str | None] = {"bitsandbytes": None}
+    if torch_listed:
+        packages["torch"] = None
+    extra = {"reported_error": text} if text else {}
+    return Facts(
+        host=Host(system, machine, None, None),
+        driver=Driver(True, drv, drv_cuda, "report"),
+        gpus=tuple(Gpu(i, None, cc) for i, cc in enumerate(gpus)) or None,
+        python=PythonInfo(None, py) if py else None,
+        packages=packages,
+        # a CPU-only torch (cuda null) or a CUDA one, its version not given
+        torch=TorchBuild(None, torch_cuda, None) if torch_listed else None,
+        env={},
+        extra=extra,
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(partial_facts())
+def test_plan_invariants_with_unknown_versions(f: Facts) -> None:
+    """With versions unknown and error texts that bound them, no plan chooses a torch build the
+    driver (as far as the facts and the message tell) cannot run or that lacks a GPU's arch."""
+    a = pipeline.analyse(f, torch_index=INDEX)  # never raises
+    _check_invariants(f, a.diagnosis, a.plan, a.view)
+    if a.view.implied.driver_below_torch_cuda and a.view.torch_cuda is not None:
+        assert a.plan.torch_variant is None or not a.plan.torch_variant.startswith(
+            f"cu{a.view.torch_cuda.major}{a.view.torch_cuda.minor}"
+        )

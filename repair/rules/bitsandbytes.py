@@ -16,6 +16,7 @@ from ..view import (
     MODERN_BNB_LOADER,
     View,
     bnb_available_libs,
+    bnb_forks,
     bnb_runtime_cuda,
     cuda_from_tag,
     installed_cuda_lib,
@@ -47,6 +48,18 @@ def bnb_no_4bit(ctx: Context) -> Iterator[Finding]:
             "bnb-no-4bit",
             f"bitsandbytes {bnb} predates 4-bit (first in {FIRST_4BIT})",
             bitsandbytes=str(bnb),
+        )
+        return
+    spec = ctx.view.implied.range("bitsandbytes")
+    inside = [r.version for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
+    if bnb is None and inside and max(inside) < FIRST_4BIT:
+        # an error message proves a range wholly below the first 4-bit release
+        yield ctx.finding(
+            "bnb-no-4bit",
+            f"bitsandbytes {spec} (read from the error message) predates 4-bit "
+            f"(first in {FIRST_4BIT})",
+            bitsandbytes=str(spec),
+            source="error message",
         )
 
 
@@ -182,6 +195,8 @@ def bnb_duplicate_install(ctx: Context) -> Iterator[Finding]:
     b = ctx.view.facts.bitsandbytes
     dists = tuple(b.distributions) if b else ()
     forks = [d for d in dists if BNB_FORK_PATTERN.match(d.split()[0])]
+    # a fork in the package list, even as the only copy (bitsandbytes itself absent)
+    forks += [f"{n} {v or '?'}" for n, v in bnb_forks(ctx.view.facts) if n not in str(dists)]
     if (b is not None and b.copies is not None and b.copies > 1) or forks:
         yield ctx.finding(
             "bnb-duplicate-install",

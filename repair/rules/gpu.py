@@ -132,7 +132,13 @@ def driver_too_old(ctx: Context) -> Iterator[Finding | Unknown]:
     elif fit.ok is False:
         need = fit.compat_min or fit.full_min
         drv = view.facts.driver
-        installed = drv.version if drv and drv.version else f"CUDA {view.driver_cuda}"
+        installed = (
+            drv.version
+            if drv and drv.version
+            else f"CUDA {view.driver_cuda}"
+            if view.driver_cuda is not None
+            else "an older one (the error message says so; its version is not known)"
+        )
         yield ctx.finding(
             "driver-too-old",
             f"torch's CUDA {view.torch_cuda} needs driver >= {need}; installed: {installed}",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from packaging.version import Version
+
 from ..findings import Finding
 from ..knowledge import HfRule, Knowledge
 from ..view import View, public
@@ -31,7 +33,10 @@ def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
         if hf.feature not in HF_FEATURES:
             continue
         have = view.package(hf.package)
-        if have is None or not _applies(view, hf) or public(have) >= hf.minimum:
+        if have is None:
+            yield from _implied_below(ctx, hf)
+            continue
+        if not _applies(view, hf) or public(have) >= hf.minimum:
             continue
         yield ctx.finding(
             "hf-stack-too-old",
@@ -41,6 +46,23 @@ def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
             minimum=str(hf.minimum),
             when={k: str(s) for k, s in hf.when.items()},
         )
+
+
+def _implied_below(ctx: Context, hf: HfRule) -> Iterator[Finding]:
+    """The version is unknown, but an error message proves a range wholly below the floor (a
+    keyword argument the release does not accept yet; plans/signatures.toml)."""
+    spec = ctx.view.implied.range(hf.package)
+    uppers = [Version(c.version) for c in spec or () if c.operator in ("<", "<=")]
+    if hf.when or not uppers or min(uppers) > hf.minimum:
+        return
+    yield ctx.finding(
+        "hf-stack-too-old",
+        f"{hf.package} {spec} (read from the error message) is below {hf.minimum}: {hf.reason}",
+        package=hf.package,
+        installed=str(spec),
+        minimum=str(hf.minimum),
+        source="error message",
+    )
 
 
 @ruled_out("hf-stack-too-old")

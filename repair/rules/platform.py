@@ -33,8 +33,22 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
     if foreign is not None:
         yield foreign
         return
+    if view.implied.libstdcxx:
+        # the message shows the loader's libstdc++ lacks a symbol version a library needs (F41)
+        yield ctx.finding(
+            "bnb-platform-unsupported",
+            f"the libstdc++ that the loader finds first lacks {view.implied.libstdcxx} "
+            "(read from the error message)",
+            libstdcxx=view.implied.libstdcxx,
+            conda=_conda(view) or None,
+            source="error message",
+        )
+        return
     rel = ctx.bnb_rel
-    if view.bnb is None or rel is None:
+    if view.bnb is None:
+        yield from _implied_findings(ctx)
+        return
+    if rel is None:
         return
     build = rel.builds.get(view.platform)
     if build is None or not build.native:
@@ -46,6 +60,44 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
         )
         return
     yield from _glibc_findings(ctx, build)
+
+
+def _conda(view: View) -> bool:
+    """A conda environment: said by the facts, or its prefix (.../envs/<name>) shows it."""
+    py = view.facts.python
+    if py is not None and py.conda:
+        return True
+    text = " ".join(x or "" for x in ((py.prefix, py.executable) if py else ()))
+    return "/envs/" in text or "conda" in text.lower()
+
+
+def _implied_findings(ctx: Context) -> Iterator[Finding]:
+    """bitsandbytes' version is unknown, but an error message proves a build property or a range
+    (plans/signatures.toml): a library of another OS, or a range without a native build here."""
+    view, implied = ctx.view, ctx.view.implied
+    if implied.bnb_foreign_build:
+        yield ctx.finding(
+            "bnb-platform-unsupported",
+            f"the bitsandbytes library that was loaded is another OS's file, none for "
+            f"{view.platform} (read from the error message: a wheel without a {view.platform} "
+            "build)",
+            platform=view.platform,
+            source="error message",
+        )
+        return
+    spec = implied.range("bitsandbytes")
+    inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
+    if inside and not any(
+        (b := r.builds.get(view.platform or "")) is not None and b.native for r in inside
+    ):
+        yield ctx.finding(
+            "bnb-platform-unsupported",
+            f"bitsandbytes {spec} (read from the error message) has no native build for "
+            f"{view.platform}",
+            bitsandbytes=str(spec),
+            platform=view.platform,
+            source="error message",
+        )
 
 
 def _foreign_libraries(ctx: Context) -> Finding | None:
@@ -118,6 +170,8 @@ def _library_glibc(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
 
 @ruled_out("bnb-platform-unsupported")
 def _bnb_build_fits(view: View, kb: Knowledge) -> bool:
+    if view.implied.bnb_foreign_build or view.implied.libstdcxx:
+        return False  # the message itself shows a library that does not load here
     rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
     build = rel.builds.get(view.platform or "") if rel is not None else None
     return (

@@ -41,7 +41,8 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
     if view.torch_cpu_build and ctx.nvidia_here:
         yield ctx.finding(
             "torch-cpu-build",
-            f"torch {view.torch} is a CPU-only build on a host with an NVIDIA GPU",
+            f"torch {view.torch or '(version not reported)'} is a CPU-only build on a host "
+            "with an NVIDIA GPU",
             torch=str(view.torch),
         )
 

@@ -1,0 +1,238 @@
+"""What an error message proves about the facts (plans/signatures.toml), applied before the rules.
+
+An error text often proves more than a failure class: a loader message only one bitsandbytes era
+prints bounds its version, a `.so` file on Windows proves a Linux-only wheel, a keyword argument
+that transformers does not accept yet bounds transformers, a CUDA error code names the state of
+the driver. Each [[signature]] of plans/signatures.toml turns such a text into CONSTRAINTS ON THE
+FACTS (a version range, a platform, a build property) with its sources; ``implied_facts`` adds
+them to ``Facts.extra["implied"]`` (never overriding a reported fact), and the view reads them as
+``Implied``, so the rules and the planner work from them exactly as from reported versions.
+
+Pure: reads a data file of the knowledge base, no process, no network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from .errors import KnowledgeError
+from .facts import Facts, Host
+from .knowledge import plans_directory, read_toml
+
+# The packages whose version an error text may bound (a range, a PEP 440 specifier).
+RANGE_KEYS = ("bitsandbytes", "transformers", "accelerate", "peft", "torch")
+# Facts an error text may state, with the type of their value.
+FACT_KEYS: Mapping[str, type] = {
+    "system": str,  # host.system when the report lacks it: Windows, Darwin, Linux
+    "bnb_foreign_build": bool,  # the loaded bitsandbytes library is another OS's file
+    "rocm": bool,  # a HIP/ROCm library or torch: an AMD host
+    "cuda_error": int,  # the CUDA runtime error code the text shows (cudaError_t)
+    "driver_below_torch_cuda": bool,  # the driver cannot run torch's CUDA runtime
+    "libstdcxx": str,  # a libstdc++ symbol version the loader's libstdc++ lacks
+}
+_SYSTEMS = ("Linux", "Windows", "Darwin")
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    id: str
+    pattern: re.Pattern[str]
+    implies: Mapping[str, Any]
+    advice: str | None  # the manual step the state it proves asks for (CUDA errors)
+    sources: tuple[str, ...]
+    checked: str
+
+
+@dataclass(frozen=True, slots=True)
+class Implied:
+    """The constraints error texts put on the facts (empty when there is no error text)."""
+
+    ranges: tuple[tuple[str, str], ...] = ()  # (package, specifier)
+    system: str | None = None
+    bnb_foreign_build: bool = False
+    rocm: bool = False
+    cuda_error: int | None = None
+    driver_below_torch_cuda: bool = False
+    libstdcxx: str | None = None
+    signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
+
+    def range(self, package: str) -> SpecifierSet | None:
+        """The range an error text proves for ``package`` (all its bounds together), or None."""
+        specs = [s for p, s in self.ranges if p == package]
+        return SpecifierSet(",".join(specs)) if specs else None
+
+    @property
+    def empty(self) -> bool:
+        return not self.signatures
+
+
+def _parse(data: dict[str, Any], origin: str) -> tuple[Signature, ...]:
+    raw = data.get("signature")
+    if not isinstance(raw, list) or not raw:
+        raise KnowledgeError(f"{origin}: expected a list of [[signature]] tables")
+    out, seen = [], set()
+    for i, entry in enumerate(raw):
+        where = f"{origin}: signature '{entry.get('id', f'#{i}')}'"
+        for key in ("id", "pattern", "implies", "sources", "checked"):
+            if key not in entry:
+                raise KnowledgeError(f"{where}: missing field '{key}'")
+        if entry["id"] in seen:
+            raise KnowledgeError(f"{where}: duplicate id")
+        seen.add(entry["id"])
+        try:
+            pattern = re.compile(entry["pattern"], re.IGNORECASE | re.MULTILINE)
+        except re.error as exc:
+            raise KnowledgeError(f"{where}: pattern is not a valid regex ({exc})") from None
+        implies = entry["implies"]
+        if not isinstance(implies, dict) or not implies:
+            raise KnowledgeError(f"{where}: 'implies' must be a non-empty table")
+        for key, value in implies.items():
+            _check_implication(where, key, value, pattern)
+        sources = entry["sources"]
+        if not isinstance(sources, list) or not sources:
+            raise KnowledgeError(f"{where}: 'sources' must be a non-empty list")
+        out.append(
+            Signature(
+                entry["id"],
+                pattern,
+                dict(implies),
+                entry.get("advice"),
+                tuple(sources),
+                entry["checked"],
+            )
+        )
+    return tuple(out)
+
+
+def _check_implication(where: str, key: str, value: Any, pattern: re.Pattern[str]) -> None:
+    if key in RANGE_KEYS:
+        try:
+            SpecifierSet(value)
+        except (InvalidSpecifier, TypeError):
+            raise KnowledgeError(f"{where}: {key} = {value!r} is not a version range") from None
+        return
+    kind = FACT_KEYS.get(key)
+    if kind is None:
+        raise KnowledgeError(f"{where}: unknown implication '{key}'")
+    if kind is str and isinstance(value, str):
+        for group in re.findall(r"\{(\w+)\}", value):
+            if group not in pattern.groupindex:
+                raise KnowledgeError(f"{where}: {key} names group '{group}' the pattern lacks")
+        if key == "system" and value not in _SYSTEMS:
+            raise KnowledgeError(f"{where}: system must be one of {', '.join(_SYSTEMS)}")
+        return
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise KnowledgeError(f"{where}: {key} must be a {kind.__name__}")
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path) -> tuple[Signature, ...]:
+    return _parse(read_toml(path), f"plans/{path.name}")
+
+
+def load_signatures(directory: Path | None = None) -> tuple[Signature, ...]:
+    """The signatures of ``directory`` (default: the shipped plans/)."""
+    return _load((directory or plans_directory()) / "signatures.toml")
+
+
+def implied_by(text: str, signatures: tuple[Signature, ...] | None = None) -> Implied:
+    """The constraints every matching signature puts on the facts; a later match never
+    overrides an earlier one's fact (ranges add up)."""
+    sigs = load_signatures() if signatures is None else signatures
+    ranges: list[tuple[str, str]] = []
+    facts: dict[str, Any] = {}
+    ids = []
+    for sig in sigs:
+        m = sig.pattern.search(text)
+        if m is None:
+            continue
+        ids.append(sig.id)
+        for key, value in sig.implies.items():
+            if key in RANGE_KEYS:
+                ranges.append((key, value))
+            elif key not in facts:
+                facts[key] = value.format(**m.groupdict()) if isinstance(value, str) else value
+    return Implied(ranges=tuple(dict.fromkeys(ranges)), signatures=tuple(ids), **facts)
+
+
+def advice_for(implied: Implied, signatures: tuple[Signature, ...] | None = None) -> str | None:
+    """The manual advice of the first matched signature that has one."""
+    sigs = load_signatures() if signatures is None else signatures
+    for sig in sigs:
+        if sig.id in implied.signatures and sig.advice:
+            return sig.advice
+    return None
+
+
+def implied_to_dict(implied: Implied) -> dict[str, Any]:
+    """The JSON form kept in ``Facts.extra["implied"]``."""
+    out: dict[str, Any] = {"signatures": list(implied.signatures)}
+    if implied.ranges:
+        out["ranges"] = {p: str(implied.range(p)) for p, _ in implied.ranges}
+    for key in FACT_KEYS:
+        value = getattr(implied, key)
+        if value not in (None, False):
+            out[key] = value
+    return out
+
+
+def implied_from_facts(facts: Facts) -> Implied:
+    """The constraints recorded in ``facts.extra["implied"]`` (by ``implied_facts``)."""
+    raw = facts.extra.get("implied")
+    if not isinstance(raw, Mapping):
+        return Implied()
+    ranges = []
+    for pkg, spec in (raw.get("ranges") or {}).items():
+        try:
+            SpecifierSet(str(spec))
+        except InvalidSpecifier:
+            continue
+        if pkg in RANGE_KEYS:
+            ranges.append((pkg, str(spec)))
+    kw: dict[str, Any] = {}
+    for key, kind in FACT_KEYS.items():
+        value = raw.get(key)
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            kw[key] = value
+    return Implied(
+        ranges=tuple(ranges), signatures=tuple(str(s) for s in raw.get("signatures", ())), **kw
+    )
+
+
+def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
+    """``facts`` with what ``text`` proves recorded (``extra["implied"]``; host.system and the
+    ROCm mark where the report lacks them), and one line per constraint for the plan's
+    ``unknown`` list (what was read from the error message, not reported)."""
+    implied = implied_by(text)
+    if implied.empty:
+        return facts, []
+    extra = dict(facts.extra)
+    extra["implied"] = implied_to_dict(implied)
+    if implied.rocm:
+        extra["rocm"] = True
+    host = facts.host
+    if implied.system is not None and (host is None or host.system is None):
+        host = replace(host, system=implied.system) if host else Host(system=implied.system)
+    lines = [
+        f"{pkg} {spec} (read from the error message; its version is not known)"
+        for pkg, spec in (implied_to_dict(implied).get("ranges") or {}).items()
+        if _reported_version(facts, pkg) is None
+    ]
+    if host is not facts.host:
+        lines.append(f"host: {implied.system} (read from the error message)")
+    return replace(facts, host=host, extra=extra), lines
+
+
+def _reported_version(facts: Facts, package: str) -> str | None:
+    if package == "bitsandbytes" and facts.bitsandbytes and facts.bitsandbytes.version:
+        return facts.bitsandbytes.version
+    if package == "torch" and facts.torch and facts.torch.version:
+        return facts.torch.version
+    return facts.package(package)

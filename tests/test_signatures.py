@@ -1,0 +1,279 @@
+"""Error texts as constraints on the facts (plans/signatures.toml, repair/signatures.py).
+
+Each capability is tested on facts written here (not the red-team cases): the constraint a text
+proves, and that the rules and the planner use it as they would a reported version.
+"""
+
+from __future__ import annotations
+
+import pytest
+from packaging.version import Version
+
+from repair import pipeline
+from repair.errors import KnowledgeError
+from repair.facts import Bitsandbytes, Driver, Facts, Gpu, Host, PythonInfo, TorchBuild
+from repair.knowledge import load_knowledge
+from repair.signatures import _parse, implied_by, implied_facts, load_signatures
+from repair.view import MODERN_BNB_LOADER, make_view
+from tests.core_helpers import INDEX
+
+KB = load_knowledge()
+
+
+def _analyse(facts: Facts, text: str | None):
+    return pipeline.analyse(facts, torch_index=INDEX, error_text=text)
+
+
+def _step(plan, package):
+    return next((s for s in plan.steps if s.package == package and s.to), None)
+
+
+def test_every_signature_loads_with_sources():
+    sigs = load_signatures()
+    assert len({s.id for s in sigs}) == len(sigs) >= 10
+    assert all(s.sources and s.checked for s in sigs)
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"implies": {"colour": "red"}}, "unknown implication"),
+        ({"implies": {"bitsandbytes": "not a range"}}, "not a version range"),
+        ({"implies": {"system": "Plan9"}}, "system must be one of"),
+        ({"implies": {"cuda_error": "804"}}, "must be a int"),
+        ({"implies": {"libstdcxx": "{nope}"}}, "group 'nope'"),
+        ({"pattern": "("}, "not a valid regex"),
+    ],
+)
+def test_the_loader_refuses_bad_entries(entry, message):
+    base = {"id": "x", "pattern": "x", "implies": {"rocm": True}, "sources": ["S23"]}
+    base["checked"] = "2026-12-06"
+    with pytest.raises(KnowledgeError, match=message):
+        _parse({"signature": [{**base, **entry}]}, "plans/signatures.toml")
+
+
+def test_loader_bounds_agree_with_the_knowledge_base():
+    """The version bounds come from bitsandbytes' code at its tags; they must agree with the
+    release table: the legacy loader ends where the modern one starts, and the last release
+    that named .so files on Windows is the last one without a Windows native build."""
+    assert implied_by("CUDA SETUP: Setup Failed!").range("bitsandbytes") == (
+        f"<{MODERN_BNB_LOADER}"
+    )
+    win = implied_by(r"C:\py\bitsandbytes\libbitsandbytes_cuda118.so").range("bitsandbytes")
+    first_windows = min(
+        r.version
+        for r in KB.bnb.releases
+        if (b := r.builds.get("windows-x86_64")) is not None and b.native
+    )
+    assert str(win) == f"<{first_windows}"
+
+
+def test_a_reported_fact_is_never_overridden():
+    facts = Facts(host=Host("Linux", "x86_64"), packages={"transformers": "4.29.2"})
+    out, lines = implied_facts(facts, "not a mach-o file")
+    assert out.host.system == "Linux"  # the report says Linux: the message does not change it
+    out, lines = implied_facts(facts, "unexpected keyword argument 'load_in_4bit'")
+    assert out.extra["implied"]["ranges"] == {"transformers": "<4.30.0"}
+    assert not lines  # transformers' version is reported: nothing was read from the message
+
+
+def test_windows_so_path_proves_a_linux_only_wheel_and_plans_a_windows_release():
+    facts = Facts(
+        host=Host("Windows", "AMD64"),
+        driver=Driver(True, "551.61", "12.4", "report"),
+        gpus=(Gpu(0, "RTX 3060", "8.6"),),
+        python=PythonInfo(version="3.10"),
+        packages={"torch": "2.2.1+cu121", "bitsandbytes": None},
+        torch=TorchBuild("2.2.1+cu121", "12.1"),
+    )
+    text = r"OSError: E:\venv\Lib\site-packages\bitsandbytes\libbitsandbytes_cuda121.so"
+    a = _analyse(facts, text)
+    assert "bnb-platform-unsupported" in a.diagnosis.ids
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and Version(step.to) >= Version("0.43.0")
+    assert _step(a.plan, "torch") is None  # torch fits: the fix touches bitsandbytes only
+
+
+def test_legacy_loader_range_alone_proves_nothing_on_linux():
+    """A range that holds releases with a Linux build proves no platform fault there."""
+    facts = Facts(host=Host("Linux", "x86_64"), packages={"bitsandbytes": None})
+    a = _analyse(facts, "CUDA SETUP: Something unexpected happened. Please compile from source:")
+    assert "bnb-platform-unsupported" not in a.diagnosis.ids
+    assert a.view.implied.range("bitsandbytes") == f"<{MODERN_BNB_LOADER}"
+
+
+def test_mach_o_error_on_an_unreported_host_is_macos_and_never_healthy():
+    facts = Facts(packages={"bitsandbytes": None})
+    a = _analyse(facts, "dlopen(libbitsandbytes_cpu.so, 6): ... not a mach-o file")
+    assert a.view.system == "Darwin"
+    assert "bnb-platform-unsupported" in a.diagnosis.ids
+    assert not a.plan.healthy
+
+
+def test_transformers_kwarg_error_plans_the_4bit_floor_with_the_version_unknown():
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={"transformers": None, "bitsandbytes": "0.43.3"},
+    )
+    a = _analyse(
+        facts, "TypeError: from_pretrained() got an unexpected keyword argument 'load_in_4bit'"
+    )
+    assert "hf-stack-too-old" in a.diagnosis.ids
+    step = _step(a.plan, "transformers")
+    assert step is not None and step.to.startswith(">=4.30.0")
+
+
+def test_hip_library_name_makes_a_rocm_host():
+    facts = Facts(host=Host("Linux", "x86_64"), packages={"bitsandbytes": None})
+    a = _analyse(facts, "Could not find libbitsandbytes_rocm62.so")
+    assert a.view.rocm
+    assert "rocm-host" in a.diagnosis.ids
+    assert not any(s.package == "torch" for s in a.plan.steps)  # no CUDA build on ROCm
+    assert any(m.required and m.id == "rocm-host" for m in a.plan.manual)
+
+
+@pytest.mark.parametrize(
+    "text, code, words",
+    [
+        ("cudaErrorCompatNotSupportedOnDevice", 804, "forward-compatibility"),
+        ("RuntimeError: CUDA error: unknown error", 999, "nvidia_uvm"),
+        ("RuntimeError: no CUDA-capable device is detected", 100, "CUDA_VISIBLE_DEVICES"),
+    ],
+)
+def test_cuda_init_errors_get_the_advice_of_their_code(text, code, words):
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "550.54.14", "12.4", "report"),
+        gpus=(Gpu(0, "RTX 4090", "8.9"),),
+        packages={"torch": "2.4.1+cu121"},
+        torch=TorchBuild("2.4.1+cu121", "12.1"),
+    )
+    a = _analyse(facts, text)
+    assert a.view.implied.cuda_error == code
+    assert "cuda-init-failed" in a.diagnosis.ids
+    manual = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
+    assert manual and manual[0].required and words in manual[0].text
+    assert not any(s.package == "torch" for s in a.plan.steps)  # no package fixes it
+
+
+def test_insufficient_driver_bounds_the_driver_and_offers_both_fixes():
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, source="report"),
+        gpus=(Gpu(0, "RTX 3090", "8.6"),),
+        packages={"torch": None},
+        torch=TorchBuild(None, "12.8"),
+    )
+    a = _analyse(facts, "CUDA driver version is insufficient for CUDA runtime version")
+    assert "driver-too-old" in a.diagnosis.ids
+    need = KB.drivers.minor_compat_min(12, "Linux")
+    drv = [m for m in a.plan.manual if m.id == "driver-too-old" and m.required]
+    assert drv and f">= {need}" in drv[0].text  # the driver upgrade, ranked first
+    # the venv alternative never picks a CUDA the driver is proven unable to run
+    if a.plan.torch_variant is not None:
+        assert a.plan.torch_variant.startswith("cu11")
+
+
+def test_cpu_torch_without_its_version_is_found_and_planned():
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "535.104.05", "12.2", "report"),
+        gpus=(Gpu(0, "Tesla T4", "7.5"),),
+        packages={"torch": None},
+        torch=TorchBuild(None, None, None, cuda_available=False),
+    )
+    a = _analyse(facts, None)
+    assert "torch-cpu-build" in a.diagnosis.ids
+    assert a.plan.torch_variant is not None and a.plan.torch_variant.startswith("cu")
+
+
+def test_a_fork_as_the_only_copy_is_read_as_bitsandbytes_and_replaced():
+    facts = Facts(
+        host=Host("Windows", "AMD64"),
+        python=PythonInfo(version="3.10"),
+        packages={"bitsandbytes-windows": "0.37.5"},
+    )
+    view = make_view(facts, KB)
+    assert view.bnb == Version("0.37.5")
+    a = _analyse(facts, None)
+    assert {"bnb-no-4bit", "bnb-duplicate-install"} <= set(a.diagnosis.ids)
+    assert any(s.package == "bitsandbytes-windows" and s.to is None for s in a.plan.steps)
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and Version(step.to) >= Version("0.43.0")
+
+
+def test_a_reported_bitsandbytes_keeps_its_own_rules():
+    """A version in the facts wins over a range read from text (0.45.0 has a Windows build)."""
+    facts = Facts(
+        host=Host("Windows", "AMD64"),
+        bitsandbytes=Bitsandbytes("0.45.0", None, 1),
+        packages={"bitsandbytes": "0.45.0"},
+    )
+    a = _analyse(facts, "CUDA SETUP: Setup Failed!")
+    assert a.view.bnb == Version("0.45.0")
+    assert not any("0.43.1" in u for u in a.plan.unknown)
+
+
+def test_python_unknown_chooses_a_bitsandbytes_for_every_python_of_torch():
+    """Conservative choice: with Python unknown, the planned bitsandbytes admits the oldest
+    Python the torch release supports, and the plan says why it was chosen."""
+    from repair.planner import lowest_python
+
+    facts = Facts(
+        host=Host("Linux", "x86_64", "glibc 2.35"),
+        driver=Driver(True, "550.54.14", "12.4", "report"),
+        gpus=(Gpu(0, "A100", "8.0"),),
+        packages={"torch": "2.4.1+cu121", "bitsandbytes": "0.38.0"},
+        torch=TorchBuild("2.4.1+cu121", "12.1"),
+    )
+    a = _analyse(facts, None)
+    step = _step(a.plan, "bitsandbytes")
+    lowest = lowest_python(KB, Version("2.4.1"))
+    assert step is not None and lowest is not None
+    assert KB.bnb.release(step.to).admits_python(lowest)
+    assert any(f"bitsandbytes {step.to} was chosen" in u for u in a.plan.unknown)
+    newest = max(r.version for r in KB.bnb.releases)
+    if not KB.bnb.release(newest).admits_python(lowest):
+        assert Version(step.to) < newest  # the newest would not install on every such Python
+
+
+@pytest.mark.parametrize("conda", [True, False])
+def test_old_libstdcxx_is_named_with_the_fix_on_its_side(conda):
+    facts = Facts(
+        host=Host("Linux", "x86_64", "glibc 2.35"),
+        driver=Driver(True, "550.54.14", "12.4", "report"),
+        gpus=(Gpu(0, "L4", "8.9"),),
+        python=PythonInfo(version="3.11", conda=conda),
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.0"},
+        torch=TorchBuild("2.5.1+cu124", "12.4"),
+    )
+    text = (
+        "OSError: /opt/env/lib/libstdc++.so.6: version `GLIBCXX_3.4.30' not found "
+        "(required by .../bitsandbytes/libbitsandbytes_cuda124.so)"
+    )
+    a = _analyse(facts, text)
+    assert a.view.implied.libstdcxx == "GLIBCXX_3.4.30"
+    manual = [m for m in a.plan.manual if "GLIBCXX_3.4.30" in m.text]
+    assert manual and manual[0].required
+    assert ("conda install" in manual[0].text) is conda
+    # a new wheel does not bring a C++ runtime: bitsandbytes is not reinstalled for this
+    assert not any(s.package == "bitsandbytes" for s in a.plan.steps)
+
+
+def test_macos_with_an_old_python_names_the_exact_floor():
+    """No macOS build admits Python 3.8: the required step names the first macOS release and
+    its Requires-Python (plans/bitsandbytes.toml), not a vague 'no release fits'."""
+    facts = Facts(
+        host=Host("Darwin", "arm64"),
+        python=PythonInfo(version="3.8"),
+        packages={"bitsandbytes": "0.42.0"},
+    )
+    a = _analyse(facts, None)
+    first = min(
+        r.version
+        for r in KB.bnb.releases
+        if (b := r.builds.get("macos-arm64")) is not None and b.native and r.has_4bit
+    )
+    manual = [m for m in a.plan.manual if m.required and m.id == "bnb-platform-unsupported"]
+    assert manual and f"from {first}" in manual[0].text and "Python 3.8" in manual[0].text
+    assert not a.plan.healthy
