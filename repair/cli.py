@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ import typer
 
 from . import __version__
 from .errors import BadInput, ExitCode, QfixError
+from .fleet.cli import fleet_app
 
 app = typer.Typer(
     name="qfix",
@@ -28,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(fleet_app, name="fleet")
 
 PythonOpt = Annotated[
     str | None,
@@ -58,6 +61,25 @@ TorchIndexOpt = Annotated[
 ]
 
 
+_STARTED = time.time()  # the command's start, for --record's timing
+RecordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--record",
+        help="Also write this node's qfix.node/1 record to this file, or into this directory "
+        "as <node>.<command>.json (atomic; for `qfix fleet`).",
+        show_default=False,
+    ),
+]
+
+
+def _record(path: str | None, kind: str, doc: dict[str, Any], code: int) -> None:
+    if path is not None:
+        from .fleet.records import write_record
+
+        write_record(path, kind, doc, code, _STARTED)
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -81,12 +103,14 @@ def detect(
             "loads.",
         ),
     ] = False,
+    record: RecordOpt = None,
 ) -> int:
     """Print the facts of this machine and a Python environment (qfix.facts/1 with --json)."""
     from .facts import facts_to_dict
     from .pipeline import detect as run_detect
 
     facts = run_detect(python, deep=deep)
+    _record(record, "detect", facts_to_dict(facts), ExitCode.OK)
     if as_json:
         _print_json(facts_to_dict(facts))
     else:
@@ -116,6 +140,7 @@ def plan(
             show_default=False,
         ),
     ] = None,
+    record: RecordOpt = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
     from .pipeline import analyse, get_facts
@@ -127,6 +152,7 @@ def plan(
     analysis = analyse(get_facts(python, facts), torch_index=torch_index, error_text=error)
     result = analysis.plan
     doc = result.to_dict()
+    _record(record, "plan", doc, ExitCode.OK if result.healthy else ExitCode.PROBLEMS)
     if out is not None:
         try:
             out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -227,6 +253,7 @@ def verify(
         float, typer.Option("--timeout", help="Seconds before the check is stopped.")
     ] = 300.0,
     as_json: JsonOpt = False,
+    record: RecordOpt = None,
 ) -> int:
     """Prove the environment with a real 4-bit load (NF4/FP4 layers, optionally a tiny model).
     Exit 0 GPU path passed, 10 passed on the CPU only, 1 failed."""
@@ -240,6 +267,7 @@ def verify(
     verdict = run_verify(
         python, device=device, model=model, timeout=timeout, progress=None if as_json else _progress
     )
+    _record(record, "verify", verdict_to_dict(verdict), int(verdict.exit_code))
     if as_json:
         _print_json(verdict_to_dict(verdict))
     else:
@@ -288,6 +316,18 @@ def apply(
             help="The 4-bit check after the change: none (layers), tiny (also a tiny model), skip",
         ),
     ] = "none",
+    expect_plan: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-plan",
+            help="Fleets: re-plan here and refuse (exit 6) unless this node's plan has this "
+            "digest (or equals this saved plan / fleet plan's group); a shared venv is changed "
+            "once, under a lock waited for at most --lock-wait seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    lock_wait: Annotated[float, typer.Option("--lock-wait", help="See --expect-plan.")] = 900.0,
+    record: RecordOpt = None,
 ) -> int:
     """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
     4-bit load; roll back automatically on any failure or interruption."""
@@ -298,10 +338,22 @@ def apply(
     from .pipeline import prepare_apply, run_apply
 
     progress = (lambda _line: None) if as_json else _progress
+    if expect_plan is not None:
+        if not yes or venv is not None or plan_file is not None:
+            raise BadInput("--expect-plan needs --yes and neither --venv nor --plan")
+        from .fleet.expect import apply_expected
+
+        return apply_expected(
+            python, expect_plan, installer=installer, torch_index=torch_index,
+            allow_conda=allow_conda, verify_model=verify_model, lock_wait=lock_wait,
+            as_json=as_json, record=record, started=_STARTED, progress=progress,
+        )  # fmt: skip
     target, doc, plan_obj = prepare_apply(
         python, venv_new=venv, plan_file=plan_file, torch_index=torch_index
     )
     if not doc["steps"]:
+        _record(record, "apply", {"schema": "qfix.apply/1", "plan": doc, "outcome": None},
+                ExitCode.OK if doc["healthy"] else ExitCode.PROBLEMS)  # fmt: skip
         if as_json:
             _print_json({"schema": "qfix.apply/1", "plan": doc, "outcome": None})
         else:
@@ -332,17 +384,17 @@ def apply(
         verify_model=verify_model,
         progress=progress,
     )
-    if as_json:
-        from .verify.runner import verdict_to_dict
+    from .verify.runner import verdict_to_dict
 
-        _print_json(
-            {
-                "schema": "qfix.apply/1",
-                "plan": doc,
-                "outcome": result.outcome.to_dict(),
-                "verify": verdict_to_dict(result.verdict) if result.verdict else None,
-            }
-        )
+    applied = {
+        "schema": "qfix.apply/1",
+        "plan": doc,
+        "outcome": result.outcome.to_dict(),
+        "verify": verdict_to_dict(result.verdict) if result.verdict else None,
+    }
+    _record(record, "apply", applied, int(result.outcome.exit_code))
+    if as_json:
+        _print_json(applied)
     else:
         from .render import render_outcome
 
