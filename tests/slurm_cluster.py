@@ -14,6 +14,7 @@ docs/fleet.md): munged as the munge user on a private socket named by ``AuthInfo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -190,10 +191,8 @@ class SlurmCluster:
         """Stop every daemon by its PID: TERM, then KILL after 10 s."""
         for p in reversed(self.procs):
             if p.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 10
         for p in reversed(self.procs):
             try:
