@@ -148,3 +148,10 @@ def run_cmd(
     else:
         print(result.summary())
     return ExitCode.OK if result.all_answered else ExitCode.PROBLEMS
+
+
+@fleet_app.command("playbook")
+def playbook_cmd() -> int:
+    """Print the path of the Ansible playbook shipped with qfix (for ansible-playbook)."""
+    print(Path(__file__).resolve().parent / "ansible" / "qfix.yml")
+    return ExitCode.OK
