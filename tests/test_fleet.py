@@ -153,7 +153,7 @@ def test_fleet_plan_cli_groups_and_classes(tmp_path: Path) -> None:
     }
     text = qfix("fleet", "plan", str(d)).stdout
     assert "gpu[01-03]  (3 nodes): healthy" in text
-    assert "gpu08  (1 nodes): manual (platform)" in text
+    assert "gpu08  (1 node): manual (platform)" in text
     assert re.search(r"qfix apply --yes --expect-plan sha256:[0-9a-f]{64}", text)
 
 

@@ -45,9 +45,9 @@ def plan_cmd(
     """Group the nodes of detect records and plan once per group (qfix.fleet-plan/1 with --json).
     Exit 0 when every node is healthy, 1 otherwise."""
     from .grouping import default_plan_fn, fleet_plan_to_dict, group_records, render_fleet_plan
-    from .records import read_records
+    from .records import iter_records
 
-    groups = group_records(read_records(records), default_plan_fn(torch_index))
+    groups = group_records(iter_records(records), default_plan_fn(torch_index))
     if not groups:
         raise BadInput("no detect records found in " + " ".join(records))
     if as_json:

@@ -21,6 +21,7 @@ the same decisions as the group.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,10 +49,14 @@ def _json_inner(text: str) -> str:
 
 
 def canonical(facts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The grouping key of a ``qfix.facts/1`` document and the normalised document itself.
+    """The grouping key of a ``qfix.facts/1`` document and the normalised document itself."""
+    key = canonical_key(facts)
+    return key, json.loads(key)
 
-    The key is canonical JSON (sorted keys), so equal facts give equal keys whatever their order.
-    """
+
+def canonical_key(facts: Mapping[str, Any]) -> str:
+    """The grouping key: canonical JSON (sorted keys) of the facts with the noise removed, so
+    equal facts give equal keys whatever their order."""
     doc = dict(facts)
     driver = doc.get("driver")
     if isinstance(driver, Mapping) and driver.get("attempts"):
@@ -72,7 +77,7 @@ def canonical(facts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         ):
             if isinstance(value, str) and len(value) > 1:
                 text = text.replace(_json_inner(value), placeholder)
-    return text, json.loads(text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,39 +163,49 @@ def default_plan_fn(torch_index: str | None = None) -> PlanFn:
 
 
 def group_records(
-    records: Sequence[NodeRecord | Unreadable], plan_fn: PlanFn | None = None
+    records: Iterable[NodeRecord | Unreadable], plan_fn: PlanFn | None = None
 ) -> tuple[Group, ...]:
-    """Group the nodes of the latest detect records; plan once per group. Nodes whose record is
-    unreadable, whose detect failed, or whose facts cannot be planned form ``unknown`` groups."""
+    """Group the nodes by their latest detect record; plan once per group. Nodes whose record is
+    unreadable, whose detect failed, or whose facts cannot be planned form ``unknown`` groups.
+
+    ``records`` is consumed once (an iterator is fine): per node only the start time and the
+    group key's hash are kept, and one normalised document per group.
+    """
     plan_fn = plan_fn or default_plan_fn()
-    by_key: dict[str, list[str]] = {}
-    docs: dict[str, dict[str, Any]] = {}
-    unknown: dict[str, list[str]] = {}
-    for node, rec in latest(records, "detect").items():
+    best: dict[str, tuple[str, bool, str]] = {}  # node -> (started, planned?, key hash | reason)
+    keys: dict[str, str] = {}  # key hash -> key (the normalised facts, decoded once per group)
+    for rec in records:
         if isinstance(rec, Unreadable):
-            unknown.setdefault(f"unreadable record: {rec.reason}", []).append(node)
+            best.setdefault(rec.node, ("", False, f"unreadable record: {rec.reason}"))
+            continue
+        if rec.kind != "detect":
+            continue
+        started = rec.started or ""
+        prev = best.get(rec.node)
+        if prev is not None and prev[0] > started:
             continue
         if rec.exit_code != 0:
-            unknown.setdefault(f"qfix detect exited {rec.exit_code}", []).append(node)
+            best[rec.node] = (started, False, f"qfix detect exited {rec.exit_code}")
             continue
-        key, doc = canonical(rec.document)
-        if key not in by_key:
-            by_key[key] = []
-            docs[key] = doc
-        by_key[key].append(node)
+        key = canonical_key(rec.document)
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        keys.setdefault(digest, key)
+        best[rec.node] = (started, True, digest)
+    by_key: dict[str, list[str]] = {}
+    unknown: dict[str, list[str]] = {}
+    for node, (_, ok, value) in best.items():
+        (by_key if ok else unknown).setdefault(value, []).append(node)
     planned: list[Group] = []
     for key, nodes in by_key.items():
+        doc = json.loads(keys[key])
         try:
-            plan = plan_fn(docs[key])
+            plan = plan_fn(doc)
         except QfixError as exc:
             unknown.setdefault(f"cannot plan: {exc.message}", []).extend(nodes)
             continue
         cls, kind = classify(plan)
-        planned.append(
-            Group(
-                "", tuple(nodes), docs[key], plan, plan_digest(plan, PLACEHOLDER), cls, kind, None
-            )
-        )
+        digest = plan_digest(plan, PLACEHOLDER)
+        planned.append(Group("", tuple(nodes), doc, plan, digest, cls, kind, None))
     order = {c: i for i, c in enumerate(CLASSES)}
     planned.sort(key=lambda g: (order[g.cls], -len(g.nodes), fold(g.nodes)))
     planned += [
@@ -227,7 +242,8 @@ def render_fleet_plan(groups: Sequence[Group]) -> str:
     for g in groups:
         label = g.cls + (f" ({g.manual_kind})" if g.manual_kind else "")
         lines.append("")
-        lines.append(f"[{g.id}] {g.nodeset}  ({len(g.nodes)} nodes): {label}")
+        count = f"{len(g.nodes)} node" + ("" if len(g.nodes) == 1 else "s")
+        lines.append(f"[{g.id}] {g.nodeset}  ({count}): {label}")
         if g.reason:
             lines.append(f"    {g.reason}")
         plan = g.plan or {}

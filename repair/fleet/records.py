@@ -186,20 +186,21 @@ def _node_from_filename(path: Path) -> str:
     return name
 
 
-def _read_file(path: Path) -> Iterator[NodeRecord | Unreadable]:
+def _read_file(path: str) -> Iterator[NodeRecord | Unreadable]:
+    node = _node_from_filename(Path(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        yield Unreadable(_node_from_filename(path), str(path), f"cannot read it: {exc}")
+        yield Unreadable(node, path, f"cannot read it: {exc}")
         return
-    stripped = text.lstrip()
-    if path.suffix == ".jsonl" or (stripped.startswith("{") and "\n{" in text.strip()):
+    if path.endswith(".jsonl") or (text.startswith("{") and "\n{" in text.rstrip()):
         # JSON Lines: many records in one file (a collector's concatenation)
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
-                yield _decode(line, f"{path}:{n}", _node_from_filename(path))
+                yield _decode(line, f"{path}:{n}", node)
         return
-    yield _decode(text, str(path), _node_from_filename(path))
+    yield _decode(text, path, node)
 
 
 def _decode(text: str, source: str, fallback_node: str) -> NodeRecord | Unreadable:
@@ -211,23 +212,33 @@ def _decode(text: str, source: str, fallback_node: str) -> NodeRecord | Unreadab
         return Unreadable(fallback_node, source, f"not a {SCHEMA} record: {exc}")
 
 
-def read_records(paths: Iterable[str | os.PathLike[str]]) -> tuple[NodeRecord | Unreadable, ...]:
+def iter_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[NodeRecord | Unreadable]:
     """Every record under ``paths`` (files, or directories: their ``*.json``/``*.jsonl``, not
-    recursive; hidden temp files of writers still at work are skipped). BadInput for a path that
-    does not exist."""
-    out: list[NodeRecord | Unreadable] = []
-    for raw in paths:
-        p = Path(raw)
+    recursive; hidden temp files of writers still at work are skipped), one at a time so that a
+    fleet of thousands is never held in memory at once. BadInput for a path that does not exist
+    (raised before the first record)."""
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.exists():
+            raise BadInput(f"records path {p}: no such file or directory")
+    return _iter(paths)
+
+
+def _iter(paths: list[Path]) -> Iterator[NodeRecord | Unreadable]:
+    for p in paths:
         if p.is_dir():
-            files = sorted(
-                f
-                for f in p.iterdir()
-                if f.suffix in (".json", ".jsonl") and not f.name.startswith(".")
-            )
-            for f in files:
-                out.extend(_read_file(f))
-        elif p.exists():
-            out.extend(_read_file(p))
+            with os.scandir(p) as it:
+                names = sorted(
+                    e.name
+                    for e in it
+                    if e.name.endswith((".json", ".jsonl")) and not e.name.startswith(".")
+                )
+            for name in names:
+                yield from _read_file(os.path.join(p, name))
         else:
-            raise BadInput(f"records path {raw}: no such file or directory")
-    return tuple(out)
+            yield from _read_file(str(p))
+
+
+def read_records(paths: Iterable[str | os.PathLike[str]]) -> tuple[NodeRecord | Unreadable, ...]:
+    """All records under ``paths`` at once (see iter_records)."""
+    return tuple(iter_records(paths))

@@ -191,6 +191,10 @@ th{background:#f1f3f5}code{font-size:.9em}.meta{color:#6c757d}
 """
 
 
+def _n(count: int) -> str:
+    return f"{count} node" if count == 1 else f"{count} nodes"
+
+
 def _style(state: str) -> str:
     bg, fg = COLOURS[state]
     return f"background:{bg};color:{fg}"
@@ -222,7 +226,7 @@ def render_html(groups: Sequence[Group], states: Sequence[NodeState], title: str
             findings = (
                 ", ".join(str(f.get("id")) for f in (g.plan or {}).get("findings") or ()) or "none"
             )
-            head = f"{e(gid)}: <code>{e(g.nodeset)}</code> ({len(g.nodes)} nodes, {e(g.cls)})"
+            head = f"{e(gid)}: <code>{e(g.nodeset)}</code> ({_n(len(g.nodes))}, {e(g.cls)})"
             sub = f"findings: {e(findings)}" + (
                 f" &middot; plan <code>{e(g.digest[:19])}</code>" if g.digest else ""
             )

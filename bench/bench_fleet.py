@@ -1,0 +1,105 @@
+"""Benchmark of `qfix fleet plan` on 10,000 node records.
+
+Run:  .venv/bin/python bench/bench_fleet.py [--nodes 10000] [--runs 5] [--out FILE]
+
+The records are synthetic: every shipped example (plans/examples/*.json, as `qfix detect --json`
+prints it) spread over the nodes round-robin, each node with its own noise (venv path,
+CUDA_VISIBLE_DEVICES, driver probe attempts: tests/fleet_support.with_noise), written as one
+qfix.node/1 file per node into a temp folder. Each run is the real command in a child process,
+`python -m repair fleet plan DIR --json`, timed from start to exit (interpreter start and
+imports included), and its peak memory is the child's ru_maxrss. Also reported: the same work
+in-process, split into reading + grouping and planning (one plan per group).
+Targets: < 1 s and < 200 MiB peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from repair.fleet.grouping import canonical, default_plan_fn, group_records  # noqa: E402
+from repair.fleet.records import iter_records  # noqa: E402
+from tests.fleet_support import detect_record, example_facts, with_noise  # noqa: E402
+
+
+def write_fleet(folder: Path, nodes: int) -> int:
+    examples = example_facts()
+    rng = random.Random(10_000)
+    for n in range(nodes):
+        _, facts = examples[n % len(examples)]
+        name = f"gpu{n:05d}"
+        rec = detect_record(name, with_noise(facts, rng, n))
+        (folder / f"{name}.detect.json").write_text(json.dumps(rec))
+    return len({canonical(f)[0] for _, f in examples})
+
+
+def child_run(folder: Path) -> tuple[float, float, int]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "repair", "fleet", "plan", str(folder), "--json"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    took = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"fleet plan failed: {done.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    groups = len(json.loads(done.stdout)["groups"])
+    return took, max(peak, before) / 1024, groups
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="qfix-fleet-bench-") as tmp:
+        folder = Path(tmp)
+        expected_groups = write_fleet(folder, args.nodes)
+        runs = [child_run(folder) for _ in range(args.runs)]
+        # in-process split (second pass: the knowledge base is loaded once, as in the CLI)
+        plan_fn = default_plan_fn()
+        group_records(iter_records([folder]), plan_fn)
+        t0 = time.perf_counter()
+        groups = group_records(iter_records([folder]), lambda doc: {"steps": []})
+        t_group = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for g in groups:
+            plan_fn(g.facts)
+        t_plan = time.perf_counter() - t0
+    times = [r[0] for r in runs]
+    result = {
+        "nodes": args.nodes,
+        "groups": runs[0][2],
+        "expected_groups": expected_groups,
+        "runs": args.runs,
+        "wall_s": {
+            "median": round(statistics.median(times), 3),
+            "min": round(min(times), 3),
+            "max": round(max(times), 3),
+        },  # fmt: skip
+        "peak_rss_mib": round(max(r[1] for r in runs), 1),
+        "in_process_s": {"read_and_group": round(t_group, 3), "plan_groups": round(t_plan, 3)},
+        "machine": f"{platform.machine()} {platform.python_version()}",
+        "targets": {"wall_s": 1.0, "peak_rss_mib": 200},
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
