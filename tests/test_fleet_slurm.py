@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +53,37 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         yield c
 
 
+ANSIBLE = Path(sys.executable).parent / "ansible-playbook"
+
+
+def compare_with_ansible(cluster: SlurmCluster, rec: Path) -> None:
+    """The shipped playbook (--check) on the same nodes as local hosts: the same records as
+    Slurm's, bar timing (the node-python wrapper picks the venv by $QFIX_NODE there)."""
+    if not ANSIBLE.exists():
+        return  # ansible-core is in the test extras; test_fleet_ansible.py says when it skips
+    inventory = rec.parent / "nodes.ini"
+    inventory.write_text(
+        "".join(
+            f"{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+            f"qfix_target={cluster.target}\n"  # type: ignore[attr-defined]
+            for n in cluster.nodes
+        )
+    )
+    done = cluster.client(
+        [str(ANSIBLE), "-i", str(inventory), str(REPO / "repair/fleet/ansible/qfix.yml"),
+         "--check", "-e", f"qfix_python={sys.executable}",
+         "-e", f"qfix_records={rec.parent}/ansible",
+         "-e", f"qfix_remote_dir={rec.parent}/ansible-remote/{{{{ inventory_hostname }}}}"],
+        timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    for n in cluster.nodes:
+        slurm = json.loads((rec / f"{n}.detect.json").read_text())
+        ansible = json.loads((rec.parent / "ansible" / f"{n}.detect.json").read_text())
+        slurm.pop("timing"), ansible.pop("timing")
+        assert ansible == slurm, n
+
+
 def test_detect_plan_apply_verify_report_on_a_real_cluster(cluster: SlurmCluster) -> None:
     rec, target = cluster.records, cluster.target  # type: ignore[attr-defined]
     run = ["fleet", "run", "--via", "slurm", "--out", str(rec), "--python", str(target)]
@@ -63,6 +95,8 @@ def test_detect_plan_apply_verify_report_on_a_real_cluster(cluster: SlurmCluster
     assert sorted(p.name for p in rec.glob("*.detect.json")) == [
         f"n{i}.detect.json" for i in range(1, 5)
     ]
+
+    compare_with_ansible(cluster, rec)
 
     planned = qfix(cluster, "fleet", "plan", str(rec), "--json")
     assert planned.returncode == 1, planned.stderr
