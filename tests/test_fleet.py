@@ -231,3 +231,31 @@ def test_apply_expect_plan_refuses_a_different_plan_naming_the_difference(tmp_pa
     assert sorted(p.name for p in bare.site_packages.iterdir()) == before  # nothing changed
     wrong = qfix("apply", "--python", str(bare.path), "--expect-plan", "sha256:" + "0" * 64)
     assert wrong.returncode == 2 and "needs --yes" in wrong.stderr
+
+
+# --------------------------------------------------------------------------- engines (argv)
+
+
+def test_srun_argv_per_task_files_explicit_interpreter_and_time_limit(tmp_path: Path) -> None:
+    from repair.fleet.engines.base import node_command
+    from repair.fleet.engines.slurm import srun_argv
+
+    cmd = node_command("/opt/qfix/bin/python", "apply", tmp_path, python="/envs/t/bin/python",
+                       expect_plan="sha256:" + "a" * 64)  # fmt: skip
+    argv = srun_argv(cmd, out=tmp_path, nodes=3, timeout=90, srun_args=["-p", "gpu"])
+    assert argv[:6] == [
+        "srun", "-N3", "--ntasks-per-node=1", f"--output={tmp_path}/tasks/%t.out",
+        f"--error={tmp_path}/tasks/%t.err", "--time=2",
+    ]  # fmt: skip
+    assert argv[6:8] == ["-p", "gpu"]
+    assert argv[8:] == [
+        "/opt/qfix/bin/python", "-m", "repair", "apply", "--record", str(tmp_path), "--json",
+        "--python", "/envs/t/bin/python", "--yes", "--expect-plan", "sha256:" + "a" * 64,
+    ]  # fmt: skip
+
+
+def test_fleet_run_apply_needs_an_expected_plan_and_srun(tmp_path: Path) -> None:
+    done = qfix("fleet", "run", "--command", "apply", "--out", str(tmp_path))
+    assert done.returncode == 2 and "--expect-plan" in done.stderr
+    no_srun = qfix("fleet", "run", "--out", str(tmp_path), env={"PATH": str(tmp_path)})
+    assert no_srun.returncode == 2 and "could not start srun" in no_srun.stderr
