@@ -162,7 +162,8 @@ def parse_record(data: Any, source: str) -> NodeRecord:
         raise ValueError("exit_code: expected an integer")
     if not isinstance(doc, dict):
         raise ValueError("document: expected an object")
-    timing = data.get("timing") if isinstance(data.get("timing"), dict) else {}
+    raw_timing = data.get("timing")
+    timing: dict[str, Any] = raw_timing if isinstance(raw_timing, dict) else {}
     seconds = timing.get("seconds")
     note = data.get("note")
     return NodeRecord(
@@ -217,11 +218,11 @@ def iter_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[NodeRecord
     recursive; hidden temp files of writers still at work are skipped), one at a time so that a
     fleet of thousands is never held in memory at once. BadInput for a path that does not exist
     (raised before the first record)."""
-    paths = [Path(p) for p in paths]
-    for p in paths:
+    found = [Path(p) for p in paths]
+    for p in found:
         if not p.exists():
             raise BadInput(f"records path {p}: no such file or directory")
-    return _iter(paths)
+    return _iter(found)
 
 
 def _iter(paths: list[Path]) -> Iterator[NodeRecord | Unreadable]:

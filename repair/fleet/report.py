@@ -53,7 +53,8 @@ def _apply_state(rec: NodeRecord, verify: NodeRecord | None) -> tuple[str, str]:
     doc = rec.document
     outcome = doc.get("outcome") if isinstance(doc.get("outcome"), Mapping) else None
     if code == 0:
-        plan = doc.get("plan") if isinstance(doc.get("plan"), Mapping) else {}
+        raw_plan = doc.get("plan")
+        plan: Mapping[str, Any] = raw_plan if isinstance(raw_plan, Mapping) else {}
         changed = bool(outcome) or bool(rec.note)
         if verify is not None and verify.exit_code not in VERIFY_OK:
             return "failed", f"applied, then verification failed (exit {verify.exit_code})"
@@ -87,8 +88,9 @@ def node_states(
         g = group_of.get(node)
         gid = g.id if g else None
         planned = classify(g.plan) if g is not None and g.plan is not None else None
-        if isinstance(got.get("plan"), NodeRecord):
-            planned = classify(got["plan"].document)
+        own_plan = got.get("plan")
+        if isinstance(own_plan, NodeRecord):
+            planned = classify(own_plan.document)
         state, detail = _state(readable, got, planned)
         out.append(NodeState(node, state, detail, gid, kinds))
     return tuple(out)
@@ -104,12 +106,12 @@ def _state(
         return _apply_state(
             a, v if v is not None and (v.started or "") >= (a.started or "") else None
         )
-    manual = planned is not None and planned[0] == "manual"
+    manual_kind = planned[1] if planned is not None and planned[0] == "manual" else None
     if v is not None:
         if v.exit_code == 0:
             return "healthy", "verified on the GPU"
-        if manual:
-            return "manual", f"needs a {planned[1]} change (verify exit {v.exit_code})"
+        if manual_kind:
+            return "manual", f"needs a {manual_kind} change (verify exit {v.exit_code})"
         if v.exit_code == 10:
             return "healthy", "verified on the CPU backend (no GPU path here)"
         return "failed", f"verification failed (exit {v.exit_code})"
@@ -175,8 +177,8 @@ def render_report(groups: Sequence[Group], states: Sequence[NodeState]) -> str:
         folded: dict[tuple[str, str], list[str]] = {}
         for n in odd:
             folded.setdefault((n.state, n.detail), []).append(n.node)
-        for (state, detail), nodes in folded.items():
-            lines.append(f"{fold(nodes)}: {state}: {detail}")
+        for (state, detail), names in folded.items():
+            lines.append(f"{fold(names)}: {state}: {detail}")
     return "\n".join(lines)
 
 
