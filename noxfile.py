@@ -67,6 +67,14 @@ def wheel(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def knowledge(session: nox.Session) -> None:
+    """plans/ against PyPI today (tools/check_knowledge.py): new releases, platforms, yanked files,
+    entries past their check date. Exit 1 on drift; 'skipped: no network' (exit 0) offline."""
+    session.install("-e", ".")
+    session.run("python", "tools/check_knowledge.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def gpu(session: nox.Session) -> None:
     """On a machine with an NVIDIA GPU: the GPU path of qfix verify, in one command."""
     session.run("bash", "scripts/gpu_check.sh", external=True, env=dict(os.environ))

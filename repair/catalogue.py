@@ -11,9 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import KnowledgeError
+from .findings import Severity
 from .knowledge import plans_directory, read_toml
 
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES = tuple(s.value for s in Severity)
 _FIELDS = (
     "id",
     "severity",
@@ -31,7 +32,7 @@ _FIELDS = (
 @dataclass(frozen=True, slots=True)
 class FailureClass:
     id: str
-    severity: str
+    severity: Severity
     title: str
     explanation: str
     evidence: tuple[str, ...]
@@ -98,7 +99,7 @@ def _parse(data: dict[str, object], origin: str) -> Catalogue:
         out.append(
             FailureClass(
                 id=entry["id"],
-                severity=entry["severity"],
+                severity=Severity(entry["severity"]),
                 title=entry["title"],
                 explanation=entry["explanation"],
                 evidence=tuple(entry["evidence"]),

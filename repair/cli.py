@@ -6,7 +6,6 @@ their class (repair.errors.ExitCode); never a traceback for an expected failure.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -74,14 +73,15 @@ RecordOpt = Annotated[
 
 
 def _record(path: str | None, kind: str, doc: dict[str, Any], code: int) -> None:
+    """``--record``: this node's qfix.node/1 record around ``doc`` (a render *_to_dict value)."""
     if path is not None:
         from .fleet.records import write_record
 
         write_record(path, kind, doc, code, _STARTED)
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
 
 
 def _progress(line: str) -> None:
@@ -106,17 +106,15 @@ def detect(
     record: RecordOpt = None,
 ) -> int:
     """Print the facts of this machine and a Python environment (qfix.facts/1 with --json)."""
-    from .facts import facts_to_dict
-    from .pipeline import detect as run_detect
+    from . import pipeline
+    from .render import render_facts
 
-    facts = run_detect(python, deep=deep)
-    _record(record, "detect", facts_to_dict(facts), ExitCode.OK)
-    if as_json:
-        _print_json(facts_to_dict(facts))
-    else:
-        from .render import render_facts
+    facts = pipeline.detect(pipeline.make_settings(python=python), deep=deep)
+    if record is not None:
+        from .facts import facts_to_dict
 
-        print(render_facts(facts))
+        _record(record, "detect", facts_to_dict(facts), ExitCode.OK)
+    _out(render_facts(facts, as_json=as_json))
     return ExitCode.OK
 
 
@@ -143,29 +141,31 @@ def plan(
     record: RecordOpt = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
-    from .pipeline import analyse, get_facts
+    from . import pipeline
+    from .render import render_plan
 
     if error == "-":
         if facts == "-":
             raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
         error = sys.stdin.read()
-    analysis = analyse(get_facts(python, facts), torch_index=torch_index, error_text=error)
+    settings = pipeline.make_settings(
+        python=python, facts_file=facts, torch_index=torch_index, needs_index=True
+    )
+    analysis = pipeline.analyse(
+        pipeline.get_facts(settings, facts),
+        torch_index=settings.torch_index_base,
+        error_text=error,
+    )
     result = analysis.plan
-    doc = result.to_dict()
-    _record(record, "plan", doc, ExitCode.OK if result.healthy else ExitCode.PROBLEMS)
+    _record(record, "plan", result.to_dict(), ExitCode.OK if result.healthy else ExitCode.PROBLEMS)
     if out is not None:
         try:
-            out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
-    if as_json:
-        _print_json(doc)
-    else:
-        from .render import render_plan
-
-        print(render_plan(result))
-        if out is not None:
-            print(f"\nPlan saved to {out}")
+    _out(render_plan(result, as_json=as_json))
+    if out is not None and not as_json:
+        _out(f"\nPlan saved to {out}")
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
 
 
@@ -182,8 +182,8 @@ def explain(
 ) -> int:
     """Match an error message or traceback against the failure catalogue. Exit 0 when explained,
     1 when no class matched."""
-    from .explain import explain_to_dict
-    from .pipeline import explain_text, read_facts
+    from . import pipeline
+    from .render import render_explain
 
     if text is None or text == "-":
         if sys.stdin.isatty():
@@ -194,13 +194,8 @@ def explain(
         text = sys.stdin.read()
     if not text.strip():
         raise BadInput("the error text is empty")
-    matches = explain_text(text, read_facts(facts) if facts else None)
-    if as_json:
-        _print_json(explain_to_dict(matches))
-    else:
-        from .render import render_explain
-
-        print(render_explain(matches))
+    matches = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
+    _out(render_explain(matches, as_json=as_json))
     return ExitCode.OK if matches else ExitCode.PROBLEMS
 
 
@@ -211,31 +206,12 @@ def matrix(
     as_json: JsonOpt = False,
 ) -> int:
     """Show which torch releases x CUDA variants would work with this driver and these GPUs."""
-    from .pipeline import get_facts
-    from .pipeline import matrix as run_matrix
+    from . import pipeline
+    from .render import render_matrix
 
-    view, cells = run_matrix(get_facts(python, facts))
-    if as_json:
-        _print_json(
-            {
-                "schema": "qfix.matrix/1",
-                "platform": view.platform,
-                "cells": [
-                    {
-                        "torch": c.release,
-                        "variant": c.variant,
-                        "ok": c.ok,
-                        "driver_mode": c.mode,
-                        "reasons": list(c.reasons),
-                    }
-                    for c in cells
-                ],
-            }
-        )
-    else:
-        from .render import render_matrix
-
-        print(render_matrix(view, cells))
+    settings = pipeline.make_settings(python=python, facts_file=facts)
+    view, cells = pipeline.matrix(pipeline.get_facts(settings, facts))
+    _out(render_matrix(view, cells, as_json=as_json))
     return ExitCode.OK
 
 
@@ -257,21 +233,18 @@ def verify(
 ) -> int:
     """Prove the environment with a real 4-bit load (NF4/FP4 layers, optionally a tiny model).
     Exit 0 GPU path passed, 10 passed on the CPU only, 1 failed."""
-    if device not in ("auto", "cuda", "cpu"):
-        raise BadInput(f"--device must be auto, cuda or cpu, not {device!r}")
-    if model not in ("tiny", "none"):
-        raise BadInput(f"--model must be tiny or none, not {model!r}")
-    from .pipeline import verify as run_verify
-    from .verify.runner import verdict_to_dict
+    from . import pipeline
+    from .render import render_verdict, verdict_to_dict
 
-    verdict = run_verify(
-        python, device=device, model=model, timeout=timeout, progress=None if as_json else _progress
+    verdict = pipeline.verify(
+        pipeline.make_settings(python=python),
+        device=device,
+        model=model,
+        timeout=timeout,
+        progress=None if as_json else _progress,
     )
     _record(record, "verify", verdict_to_dict(verdict), int(verdict.exit_code))
-    if as_json:
-        _print_json(verdict_to_dict(verdict))
-    else:
-        print(verdict.summary)
+    _out(render_verdict(verdict, as_json=as_json))
     return int(verdict.exit_code)
 
 
@@ -331,89 +304,89 @@ def apply(
 ) -> int:
     """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
     4-bit load; roll back automatically on any failure or interruption."""
-    if installer not in ("auto", "uv", "pip"):
-        raise BadInput(f"--installer must be auto, uv or pip, not {installer!r}")
-    if verify_model not in ("none", "tiny", "skip"):
-        raise BadInput(f"--verify must be none, tiny or skip, not {verify_model!r}")
-    from .pipeline import prepare_apply, run_apply
+    from . import pipeline
+    from .render import apply_to_dict, render_apply, render_apply_plan
 
+    if expect_plan is not None and (not yes or venv is not None or plan_file is not None):
+        raise BadInput("--expect-plan needs --yes and neither --venv nor --plan")
+    settings = pipeline.make_settings(
+        python=python,
+        torch_index=torch_index,
+        installer=installer,
+        verify=verify_model,
+        venv_new=venv,
+        plan_file=plan_file,
+        needs_index=True,
+    )
     progress = (lambda _line: None) if as_json else _progress
     if expect_plan is not None:
-        if not yes or venv is not None or plan_file is not None:
-            raise BadInput("--expect-plan needs --yes and neither --venv nor --plan")
         from .fleet.expect import apply_expected
+        from .render import render_expected_apply
 
-        return apply_expected(
-            python, expect_plan, installer=installer, torch_index=torch_index,
-            allow_conda=allow_conda, verify_model=verify_model, lock_wait=lock_wait,
-            as_json=as_json, record=record, started=_STARTED, progress=progress,
-        )  # fmt: skip
-    target, doc, plan_obj = prepare_apply(
-        python, venv_new=venv, plan_file=plan_file, torch_index=torch_index
-    )
-    if not doc["steps"]:
-        _record(record, "apply", {"schema": "qfix.apply/1", "plan": doc, "outcome": None},
-                ExitCode.OK if doc["healthy"] else ExitCode.PROBLEMS)  # fmt: skip
-        if as_json:
-            _print_json({"schema": "qfix.apply/1", "plan": doc, "outcome": None})
-        else:
-            from .render import render_plan
-
-            print(render_plan(plan_obj) if plan_obj else "The plan has no steps.")
-            print("\nNothing to apply.")
-        return ExitCode.OK if doc["healthy"] else ExitCode.PROBLEMS
+        done = apply_expected(
+            settings,
+            expect_plan,
+            allow_conda=allow_conda,
+            lock_wait=lock_wait,
+            record=record,
+            started=_STARTED,
+            progress=progress,
+        )
+        _out(
+            render_expected_apply(done.plan, done.outcome, done.verdict, done.note, as_json=as_json)
+        )
+        return done.exit_code
+    prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
+    if not prep.plan.steps:
+        code = ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
+        _record(record, "apply", apply_to_dict(prep.plan, None, None), code)
+        _out(
+            render_apply(prep.plan, None, None)
+            if as_json
+            else render_apply_plan(prep.plan, saved=prep.saved)
+        )
+        return code
     if not as_json:
-        from .render import render_plan, render_saved_plan
-
-        print(render_plan(plan_obj, hint=False) if plan_obj else render_saved_plan(doc))
+        _out(render_apply_plan(prep.plan, saved=prep.saved))
     if not yes:
-        if not sys.stdin.isatty():
-            raise BadInput(
-                "qfix apply changes the environment and needs a yes: run it in a "
-                "terminal or pass --yes"
-            )
-        if not typer.confirm(f"\nApply this plan to {target}?", default=False):
-            sys.stderr.write("qfix: nothing was changed\n")
-            return ExitCode.PROBLEMS
-    result = run_apply(
-        target,
-        doc,
-        installer=installer,
-        torch_index=torch_index,
+        _confirm(prep.python)
+    result = pipeline.run_apply(
+        settings,
+        prep,
         allow_conda=allow_conda,
-        verify_model=verify_model,
         progress=progress,
     )
-    from .verify.runner import verdict_to_dict
-
-    applied = {
-        "schema": "qfix.apply/1",
-        "plan": doc,
-        "outcome": result.outcome.to_dict(),
-        "verify": verdict_to_dict(result.verdict) if result.verdict else None,
-    }
-    _record(record, "apply", applied, int(result.outcome.exit_code))
-    if as_json:
-        _print_json(applied)
-    else:
-        from .render import render_outcome
-
-        print(render_outcome(result.outcome, result.verdict))
+    _record(
+        record,
+        "apply",
+        apply_to_dict(result.plan, result.outcome, result.verdict),
+        int(result.outcome.exit_code),
+    )
+    _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
     return int(result.outcome.exit_code)
+
+
+def _confirm(target: str) -> None:
+    """Ask before changing the environment; no terminal to ask in is BadInput, a no exits 1."""
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "qfix apply changes the environment and needs a yes: run it in a terminal or pass --yes"
+        )
+    if not typer.confirm(f"\nApply this plan to {target}?", default=False):
+        sys.stderr.write("qfix: nothing was changed\n")
+        raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
 @app.command()
 def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
     """Finish the rollback of an apply that was killed: restore the exact previous state."""
-    from .pipeline import run_rollback
+    from . import pipeline
+    from .render import render_rollback
 
-    outcome = run_rollback(python, (lambda _line: None) if as_json else _progress)
-    if as_json:
-        _print_json({"schema": "qfix.rollback/1", **outcome.to_dict()})
-    else:
-        from .render import render_outcome
-
-        print(render_outcome(outcome, None))
+    outcome = pipeline.run_rollback(
+        pipeline.make_settings(python=python), (lambda _line: None) if as_json else _progress
+    )
+    _out(render_rollback(outcome, as_json=as_json))
     return int(outcome.exit_code)
 
 
@@ -440,9 +413,9 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False)
     except QfixError as exc:
-        sys.stderr.write(f"qfix: error: {exc.message}\n")
-        if exc.tip:
-            sys.stderr.write(f"Tip: {exc.tip}\n")
+        from .render import render_error
+
+        sys.stderr.write(render_error(exc))
         sys.exit(int(exc.exit_code))
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("qfix: interrupted\n")

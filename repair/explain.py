@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalogue import Catalogue
-from .diagnose import Diagnosis
+from .findings import Diagnosis, Severity
+from .knowledge import Reference, Sources, load_sources
 
 SCHEMA = "qfix.explain/1"
 
@@ -20,7 +21,7 @@ SCHEMA = "qfix.explain/1"
 class Match:
     id: str
     title: str
-    severity: str
+    severity: Severity
     lines: tuple[str, ...]  # the lines of the text that matched a signature
     confirmed_by_facts: bool | None  # None: no facts given
     explanation: str
@@ -28,6 +29,11 @@ class Match:
     remedy: str
     sources: tuple[str, ...]
     evidence: dict[str, Any]
+    references: tuple[Reference, ...] = ()  # what the keys its sources cite stand for
+
+    def reference_lines(self) -> tuple[str, ...]:
+        """'KEY: text' for each key the sources cite (plans/sources.toml)."""
+        return tuple(f"{r.key}: {r.text}" for r in self.references)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,12 +47,20 @@ class Match:
             "remedy": self.remedy,
             "sources": list(self.sources),
             "evidence": self.evidence,
+            "references": [{"key": r.key, "kind": r.kind, "text": r.text} for r in self.references],
         }
 
 
-def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tuple[Match, ...]:
+def explain(
+    text: str,
+    cat: Catalogue,
+    diagnosis: Diagnosis | None = None,
+    sources: Sources | None = None,
+) -> tuple[Match, ...]:
     """Classes whose signatures match ``text``, strongest first; with a diagnosis, classes the
-    facts prove are added (and those matches marked confirmed)."""
+    facts prove are added (and those matches marked confirmed). Each match carries the text of
+    every key its sources cite (``sources``, default: the shipped plans/sources.toml)."""
+    table = sources if sources is not None else load_sources()
     # Each class scores by its most specific matching signature (the longest pattern): a precise
     # line outranks boilerplate that many logs share.
     found: dict[str, tuple[int, list[str]]] = {}
@@ -90,6 +104,7 @@ def explain(text: str, cat: Catalogue, diagnosis: Diagnosis | None = None) -> tu
                     remedy=cls.remedy,
                     sources=cls.sources,
                     evidence=evidence.get(fid, {}),
+                    references=table.resolve("; ".join(cls.sources)),
                 ),
             )
         )

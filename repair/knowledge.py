@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -757,6 +757,99 @@ def _load(directory: Path) -> Knowledge:
     )
 
 
+# --------------------------------------------------------------------------- citation keys
+
+# A citation key: a source of compat-facts (S1..S29, S18b), a section key with a number (A1..C6)
+# or a failure case (F02..F49). Bare section letters (A..D) count only right after
+# "compat-facts", because torch.toml also uses single letters as its own arch_source legend.
+_CITED_KEY = re.compile(r"(?<![\w#/.-])(S\d{1,2}b?|[A-D]\d|F\d{2})(?!\w)")
+_COMPAT_RUN = re.compile(r"compat-facts((?:(?:[ ,/]+|\s+and\s+)[A-D]\d?(?![\w.]))+)")
+_SECTION = re.compile(r"[A-D]\d?")
+# An issue or pull request: owner/name#N, or short#N with a short name of [repositories].
+_ISSUE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)?[a-z][\w.-]*)#(\d+)")
+REFERENCE_KINDS = ("source", "section", "case")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What a citation key stands for (plans/sources.toml)."""
+
+    key: str
+    kind: str  # source | section | case | issue
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The table of citation keys and the short names of issue references."""
+
+    references: tuple[Reference, ...]
+    repositories: Mapping[str, str]
+
+    def get(self, key: str) -> Reference | None:
+        """The reference of ``key``: a listed key, or an issue reference (bnb#1610,
+        owner/name#N) as its GitHub address; None when it does not resolve."""
+        for r in self.references:
+            if r.key == key:
+                return r
+        m = _ISSUE.fullmatch(key)
+        if m is None:
+            return None
+        repo = m.group(1) if "/" in m.group(1) else self.repositories.get(m.group(1))
+        if repo is None:
+            return None
+        return Reference(
+            key, "issue", f"{repo}#{m.group(2)}: https://github.com/{repo}/issues/{m.group(2)}"
+        )
+
+    def resolve(self, text: str) -> tuple[Reference, ...]:
+        """The references of every key ``text`` cites, in order, each once; KnowledgeError for a
+        key that does not resolve."""
+        out: dict[str, Reference] = {}
+        for key in cited_keys(text):
+            ref = self.get(key)
+            if ref is None:
+                raise KnowledgeError(f"citation {key!r} is not in plans/sources.toml")
+            out.setdefault(key, ref)
+        return tuple(out.values())
+
+
+def cited_keys(text: str) -> tuple[str, ...]:
+    """The citation keys in ``text``, in the order they appear (see _CITED_KEY, _ISSUE)."""
+    found: list[tuple[int, str]] = [(m.start(), m.group(1)) for m in _CITED_KEY.finditer(text)]
+    for run in _COMPAT_RUN.finditer(text):
+        found += [(run.start(1) + m.start(), m.group()) for m in _SECTION.finditer(run.group(1))]
+    found += [(m.start(), m.group()) for m in _ISSUE.finditer(text)]
+    return tuple(dict.fromkeys(k for _, k in sorted(found)))
+
+
+def load_sources(directory: Path | None = None) -> Sources:
+    """The citation keys of ``directory``/sources.toml (default: the shipped plans/). Cached."""
+    return _load_sources(Path(directory or plans_directory()).resolve() / "sources.toml")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_sources(path: Path) -> Sources:
+    top = _top(path)
+    top.text("checked")
+    repos = top.table("repositories")
+    for short, repo in repos.items():
+        if not isinstance(repo, str) or not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            top.fail(f"repositories.{short} must be an owner/name string")
+    refs: list[Reference] = []
+    for i, raw in enumerate(top.tables("reference")):
+        e = top.child(f"reference #{i + 1}", raw)
+        ref = Reference(e.text("key"), _choice(e, "kind", REFERENCE_KINDS), e.text("text"))
+        e.done()
+        if not _CITED_KEY.fullmatch(ref.key) and not _SECTION.fullmatch(ref.key):
+            e.fail(f"key {ref.key!r} is not a citation key (S1, A1, C, F02, ...)")
+        if any(r.key == ref.key for r in refs):
+            e.fail(f"duplicate key {ref.key!r}")
+        refs.append(ref)
+    top.done()
+    return Sources(tuple(refs), MappingProxyType(dict(repos)))
+
+
 def _label(path: Path) -> str:
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
@@ -959,6 +1052,55 @@ def _opt_driver_version(e: _Entry, key: str) -> DriverVersion | None:
 
 def _load_drivers(path: Path) -> Drivers:
     top = _top(path)
+    rows = _toolkit_rows(top)
+    minor = _minor_compat(top)
+    caveat_e = top.child("minor_compat_caveat", top.table("minor_compat_caveat"))
+    caveat_text = caveat_e.text("text")
+    caveat = Cited(**caveat_e.cited())
+    caveat_e.done()
+    changes = _arch_changes(top)
+    removed: dict[int, tuple[str, ...]] = {}
+    for ch in changes:
+        if ch.removed:
+            removed[ch.cuda.major] = removed.get(ch.cuda.major, ()) + ch.removed
+    branches = [
+        DriverBranch(
+            last=e.integer("last"),
+            family=e.text("family"),
+            archs=_arch_list(e, "archs"),
+            **e.cited(),
+        )
+        for e in _entries(top, "branch")
+    ]
+    notes = [
+        KnowledgeNote(id=e.text("id"), text=e.text("text"), **e.cited())
+        for e in _entries(top, "note", name="id")
+    ]
+    top.done()
+    return Drivers(
+        toolkit=rows,
+        minor_compat=MappingProxyType(minor),
+        arch_changes=changes,
+        arch_removed=MappingProxyType(removed),
+        branches=tuple(branches),
+        caveat=caveat,
+        minor_compat_caveat=f"{caveat_text} (source: {caveat.source})",
+        notes=tuple(notes),
+    )
+
+
+def _entries(top: _Entry, key: str, name: str | None = None) -> Iterator[_Entry]:
+    """Each table of the array ``[[key]]``, named in errors by its index (and its ``name`` field);
+    once the caller has read it, a key it did not ask for is an error (``_Entry.done``)."""
+    for i, t in enumerate(top.tables(key)):
+        label = f"{key}[{i}]" if name is None else f"{key}[{i}] '{t.get(name, '?')}'"
+        e = top.child(label, t)
+        yield e
+        e.done()
+
+
+def _toolkit_rows(top: _Entry) -> tuple[ToolkitRow, ...]:
+    """[[toolkit]]: the minimum driver of each CUDA release (compat-facts A1); one GA row each."""
     rows: list[ToolkitRow] = []
     for i, t in enumerate(top.tables("toolkit")):
         e = top.child(f"toolkit[{i}] '{t.get('label', '?')}'", t)
@@ -987,7 +1129,11 @@ def _load_drivers(path: Path) -> Drivers:
     for cuda, n in ga.items():
         if n != 1:
             top.fail(f"toolkit: CUDA {cuda} needs exactly one row with ga = true (has {n})")
+    return tuple(rows)
 
+
+def _minor_compat(top: _Entry) -> dict[int, MinorCompat]:
+    """[[minor_compat]]: the minor-version compatibility floor per CUDA major (A2)."""
     minor: dict[int, MinorCompat] = {}
     for i, t in enumerate(top.tables("minor_compat")):
         e = top.child(f"minor_compat[{i}]", t)
@@ -1002,55 +1148,19 @@ def _load_drivers(path: Path) -> Drivers:
             e.fail(f"major {mc.major} appears twice")
         minor[mc.major] = mc
         e.done()
+    return minor
 
-    caveat_e = top.child("minor_compat_caveat", top.table("minor_compat_caveat"))
-    caveat_text = caveat_e.text("text")
-    caveat = Cited(**caveat_e.cited())
-    caveat_e.done()
 
-    changes: list[ArchChange] = []
-    removed: dict[int, tuple[str, ...]] = {}
-    for i, t in enumerate(top.tables("arch_change")):
-        e = top.child(f"arch_change[{i}] '{t.get('cuda', '?')}'", t)
-        ch = ArchChange(
+def _arch_changes(top: _Entry) -> tuple[ArchChange, ...]:
+    """[[arch_change]]: the GPU architectures each CUDA release removes or deprecates (A3)."""
+    return tuple(
+        ArchChange(
             cuda=e.version("cuda"),
             removed=_arch_list(e, "removed"),
             deprecated=_arch_list(e, "deprecated"),
             **e.cited(),
         )
-        changes.append(ch)
-        if ch.removed:
-            removed[ch.cuda.major] = removed.get(ch.cuda.major, ()) + ch.removed
-        e.done()
-
-    branches: list[DriverBranch] = []
-    for i, t in enumerate(top.tables("branch")):
-        e = top.child(f"branch[{i}]", t)
-        branches.append(
-            DriverBranch(
-                last=e.integer("last"),
-                family=e.text("family"),
-                archs=_arch_list(e, "archs"),
-                **e.cited(),
-            )
-        )
-        e.done()
-
-    notes: list[KnowledgeNote] = []
-    for i, t in enumerate(top.tables("note")):
-        e = top.child(f"note[{i}] '{t.get('id', '?')}'", t)
-        notes.append(KnowledgeNote(id=e.text("id"), text=e.text("text"), **e.cited()))
-        e.done()
-    top.done()
-    return Drivers(
-        toolkit=tuple(rows),
-        minor_compat=MappingProxyType(minor),
-        arch_changes=tuple(changes),
-        arch_removed=MappingProxyType(removed),
-        branches=tuple(branches),
-        caveat=caveat,
-        minor_compat_caveat=f"{caveat_text} (source: {caveat.source})",
-        notes=tuple(notes),
+        for e in _entries(top, "arch_change", name="cuda")
     )
 
 

@@ -6,7 +6,6 @@ The CLI calls these functions and renders what they return; the edges (probes, i
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -17,39 +16,82 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from . import settings as resolve
 from .catalogue import Catalogue, load_catalogue
+from .commands import build_commands, constraint_lines
 from .diagnose import Diagnosis, diagnose
 from .errors import BadInput, FactsError
 from .explain import Match, explain
 from .facts import Facts, facts_from_json
 from .knowledge import Knowledge, load_knowledge
-from .planner import Plan, evaluate_variant, make_plan
+from .plan import Plan
+from .planner import evaluate_variant, make_plan
+from .settings import DEFAULT_TORCH_INDEX, Settings
 from .view import View, make_view
+
+# --------------------------------------------------------------------------- settings
+
+
+def make_settings(
+    *,
+    python: str | None = None,
+    facts_file: str | None = None,
+    torch_index: str | None = None,
+    installer: str = "auto",
+    verify: str = "none",
+    venv_new: str | None = None,
+    plan_file: str | None = None,
+    needs_index: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Every input resolved once from the flags and ``environ`` (default: os.environ).
+
+    The target interpreter is resolved when one will be read (not for ``--facts FILE``; for
+    ``--venv NEW`` it is the base Python, ``--python`` or the one running qfix); the torch index
+    base only where a plan or an apply uses it (``needs_index``). BadInput/InterpreterError
+    (exit 2) on a bad value.
+    """
+    from .probe import interpreter
+
+    env = os.environ if environ is None else environ
+    if facts_file is not None and python is not None:
+        raise BadInput("give either --python or --facts, not both")
+    if venv_new is not None and plan_file is not None:
+        raise BadInput("--venv NEW plans for the new venv itself; do not give --plan")
+    installer = resolve.installer_choice(installer)
+    verify = resolve.verify_mode(verify)
+    target = None
+    timeout = resolve.DEFAULT_PROBE_TIMEOUT
+    if facts_file is None:
+        if venv_new is not None and python is None:
+            target = sys.executable
+        else:
+            target = interpreter.resolve_target(python, env)
+        timeout = resolve.probe_timeout(env)
+    return Settings(
+        python=target,
+        torch_index_base=(
+            resolve.torch_index_base(torch_index, env) if needs_index else DEFAULT_TORCH_INDEX
+        ),
+        torch_index_flag=torch_index,
+        installer=installer,
+        verify=verify,
+        probe_timeout=timeout,
+    )
+
 
 # --------------------------------------------------------------------------- facts
 
 
-def detect(
-    python: str | None = None,
-    *,
-    deep: bool = False,
-    environ: Mapping[str, str] | None = None,
-    prefetch: bool = False,
-) -> Facts:
-    """Read this machine (driver, GPUs) and the target interpreter into Facts.
+def detect(settings: Settings, *, deep: bool = False, prefetch: bool = False) -> Facts:
+    """Read this machine (driver, GPUs) and the target interpreter of ``settings`` into Facts.
 
     ``prefetch``: also load the knowledge base while the target answers (for plan and matrix).
     """
     from .probe import interpreter, system
 
-    env = os.environ if environ is None else environ
-    target = interpreter.resolve_target(python, env)
-    try:
-        timeout = float(env.get("QFIX_PROBE_TIMEOUT", "20"))
-    except ValueError:
-        timeout = float("nan")
-    if not math.isfinite(timeout) or timeout <= 0 or timeout > 3600:
-        raise BadInput("QFIX_PROBE_TIMEOUT must be a number of seconds between 0 and 3600")
+    target = _target(settings)
+    timeout = settings.probe_timeout
     # The target answers in a child process; read the host meanwhile (the child runs on another
     # core while this thread waits on NVML, nvcc and the knowledge base): ~40 ms of every plan.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -80,6 +122,12 @@ def detect(
         toolkit_nvcc=nvcc,
         extra=extra,
     )
+
+
+def _target(settings: Settings) -> str:
+    if settings.python is None:  # Settings made for --facts FILE: nothing to probe
+        raise BadInput("no target interpreter: --facts reads a file, it probes nothing")
+    return settings.python
 
 
 def read_facts(path: str) -> Facts:
@@ -114,13 +162,11 @@ def example_path(name: str) -> Path:
     return p
 
 
-def get_facts(python: str | None, facts_file: str | None, *, deep: bool = False) -> Facts:
+def get_facts(settings: Settings, facts_file: str | None, *, deep: bool = False) -> Facts:
     """The facts to plan from: a file, else a fresh probe (knowledge base loaded meanwhile)."""
-    if facts_file is not None and python is not None:
-        raise BadInput("give either --python or --facts, not both")
     if facts_file is not None:
         return read_facts(facts_file)
-    return detect(python, deep=deep, prefetch=True)
+    return detect(settings, deep=deep, prefetch=True)
 
 
 # --------------------------------------------------------------------------- diagnose & plan
@@ -136,18 +182,12 @@ class Analysis:
     catalogue: Catalogue
 
 
-def torch_index_base(cli_value: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """--torch-index, else $QFIX_TORCH_INDEX, else the official index; validated."""
-    from .apply.installers import torch_index_base as choose
-
-    return choose(cli_value, os.environ if environ is None else environ)
-
-
 def analyse(
     facts: Facts, *, torch_index: str | None = None, error_text: str | None = None
 ) -> Analysis:
-    """Diagnose and plan. ``error_text`` (or a ticket's reported error) is explained and the
-    classes it points to count where the facts cannot rule them out."""
+    """Diagnose and plan. ``torch_index``: the index base as Settings resolved it (default: the
+    official one). ``error_text`` (or a ticket's reported error) is explained and the classes it
+    points to count where the facts cannot rule them out."""
     kb = load_knowledge()
     cat = load_catalogue()
     text = error_text or facts.extra.get("reported_error")
@@ -158,7 +198,7 @@ def analyse(
     view = make_view(facts, kb)
     reported = tuple(m.id for m in explain(text, cat)) if text else ()
     diag = diagnose(view, kb, cat, reported)
-    plan = make_plan(view, diag, kb, torch_index_base=torch_index_base(torch_index))
+    plan = make_plan(view, diag, kb, torch_index_base=torch_index or DEFAULT_TORCH_INDEX)
     if read_from_error:
         plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
     if text is not None and plan.healthy and not set(reported) & set(diag.ids):
@@ -220,12 +260,9 @@ def with_commands(
     """The plan with the exact installer commands (argv lists built by the installer module)."""
     if not plan.steps:
         return plan
-    from .apply.installers import build_commands, constraint_lines
-
     python = plan.python or "python"
-    steps = [s.to_dict() for s in plan.steps]
     cmds = build_commands(
-        steps,
+        plan.steps,
         python=python,
         installer=installer,
         torch_index_base=plan.torch_index_base,
@@ -235,8 +272,8 @@ def with_commands(
     valid = {k: v for k, v in (installed or {}).items() if v is not None and _is_version(v)}
     return replace(
         plan,
-        commands=tuple(tuple(c) for c in cmds),
-        constraints=tuple(constraint_lines(steps, valid)),
+        commands=tuple(c.argv for c in cmds),
+        constraints=tuple(constraint_lines(plan.steps, valid)),
     )
 
 
@@ -286,92 +323,104 @@ def matrix(facts: Facts) -> tuple[View, tuple[MatrixCell, ...]]:
 
 
 def verify(
-    python: str | None,
+    settings: Settings,
     *,
     device: str,
     model: str,
     timeout: float,
     progress: Callable[[str], None] | None = None,
 ) -> Any:
-    from .probe import interpreter
     from .verify.runner import run_verify
 
-    target = interpreter.resolve_target(python, os.environ)
-    return run_verify(target, device=device, model=model, timeout=timeout, progress=progress)
+    if device not in ("auto", "cuda", "cpu"):
+        raise BadInput(f"--device must be auto, cuda or cpu, not {device!r}")
+    if model not in ("tiny", "none"):
+        raise BadInput(f"--model must be tiny or none, not {model!r}")
+    return run_verify(
+        _target(settings), device=device, model=model, timeout=timeout, progress=progress
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyPrep:
+    """What `qfix apply` will change: the target and the plan (saved: loaded from --plan)."""
+
+    python: str
+    plan: Plan
+    saved: bool
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     outcome: Any  # repair.apply.transaction.Outcome
-    plan: dict[str, Any]
+    plan: Plan
     verdict: Any | None  # the last verify Verdict, when verification ran
     python: str
 
 
-def prepare_apply(
-    python: str | None, *, venv_new: str | None, plan_file: str | None, torch_index: str | None
-) -> tuple[str, dict[str, Any], Plan | None]:
+def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | None) -> ApplyPrep:
     """The target interpreter and the plan to apply (computed now, or loaded and checked against
     the environment's fingerprint). ``venv_new`` creates a fresh venv first."""
-    from .apply.planfile import check_fingerprint, load_plan
     from .apply.venv import create_venv
     from .fingerprint import fingerprint
-    from .probe import interpreter
+    from .planfile import check_fingerprint, load_plan
 
+    target = _target(settings)
     if venv_new is not None:
-        if plan_file is not None:
-            raise BadInput("--venv NEW plans for the new venv itself; do not give --plan")
-        base = interpreter.resolve_target(python, os.environ) if python else sys.executable
-        target = create_venv(Path(venv_new), base)
-    else:
-        target = interpreter.resolve_target(python, os.environ)
-    facts = detect(target, prefetch=True)
+        target = create_venv(Path(venv_new), target)
+    facts = detect(replace(settings, python=target), prefetch=True)
     if plan_file is not None:
-        doc = load_plan(plan_file)
-        check_fingerprint(doc, fingerprint(facts))
-        return target, doc, None
-    analysis = analyse(facts, torch_index=torch_index)
+        saved = load_plan(plan_file)
+        check_fingerprint(saved, fingerprint(facts))
+        return ApplyPrep(target, saved, saved=True)
+    analysis = analyse(facts, torch_index=settings.torch_index_base)
     plan = replace(analysis.plan, python=target)
-    plan = with_commands(plan, installed=facts.packages)
-    return target, plan.to_dict(), plan
+    return ApplyPrep(target, with_commands(plan, installed=facts.packages), saved=False)
+
+
+def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
+    """The torch index base an apply installs from: a saved plan keeps its own (None: each
+    step's index_url) unless --torch-index is given; a fresh plan was made with the settings'."""
+    if prep.saved and settings.torch_index_flag is None:
+        return prep.plan.torch_index_base
+    return settings.torch_index_base
 
 
 def run_apply(
-    target: str,
-    plan: dict[str, Any],
-    *,
-    installer: str,
-    torch_index: str | None,
-    allow_conda: bool,
-    verify_model: str,
-    progress: Callable[[str], None],
+    settings: Settings, prep: ApplyPrep, *, allow_conda: bool, progress: Callable[[str], None]
 ) -> ApplyResult:
-    """Apply the plan as one transaction; the 4-bit verification decides whether it stays."""
+    """Apply the plan as one transaction; the 4-bit verification decides whether it stays.
+
+    The installer is resolved here (auto: uv when found, else pip); the index base by
+    ``apply_index_base``.
+    """
+    from .apply.installers import choose_installer
     from .apply.transaction import apply_plan
     from .verify.runner import run_verify
 
+    target = prep.python
     verdicts: list[Any] = []
 
     def verify_after() -> bool:
-        progress(f"verifying with a real 4-bit load ({verify_model} model)")
-        v = run_verify(target, device="auto", model=verify_model, timeout=600, progress=progress)
+        progress(f"verifying with a real 4-bit load ({settings.verify} model)")
+        v = run_verify(target, device="auto", model=settings.verify, timeout=600, progress=progress)
         verdicts.append(v)
         return bool(v.ok)
 
     outcome = apply_plan(
-        plan,
+        prep.plan,
         python=target,
-        installer=installer,
-        torch_index=torch_index,
-        verify=None if verify_model == "skip" else verify_after,
+        installer=choose_installer(settings.installer),
+        torch_index=apply_index_base(settings, prep),
+        verify=None if settings.verify == "skip" else verify_after,
         progress=progress,
         allow_conda=allow_conda,
+        probe_timeout=settings.probe_timeout,
     )
-    return ApplyResult(outcome, plan, verdicts[-1] if verdicts else None, target)
+    return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
 
 
-def run_rollback(python: str | None, progress: Callable[[str], None]) -> Any:
+def run_rollback(settings: Settings, progress: Callable[[str], None]) -> Any:
     from .apply.transaction import rollback
-    from .probe import interpreter
 
-    return rollback(interpreter.resolve_target(python, os.environ), progress=progress)
+    return rollback(_target(settings), progress=progress, probe_timeout=settings.probe_timeout)

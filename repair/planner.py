@@ -17,29 +17,26 @@ What a venv cannot fix becomes a manual step with the exact minimum.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .diagnose import (
-    KEPLER_BELOW,
-    Diagnosis,
-    Finding,
-    bnb_available_libs,
-    bnb_loader,
-    tagged_glibc_floor,
-)
 from .facts import Facts
+from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
+from .plan import Manual, Plan, Step  # noqa: F401
 from .view import (
+    KEPLER_BELOW,
     MODERN_BNB_LOADER,
     View,
     arch_coverage,
+    bnb_available_libs,
+    bnb_loader,
     cuda_from_tag,
     driver_fit,
     parse_version,
@@ -47,6 +44,7 @@ from .view import (
     public,
     sass_ccs_cover,
     series,
+    tagged_glibc_floor,
 )
 
 SCHEMA = "qfix.plan/1"
@@ -70,42 +68,6 @@ BNB_FINDINGS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    """One installer action of a plan (qfix.plan/1 `steps`)."""
-
-    action: str  # install | uninstall
-    package: str
-    from_: str | None
-    to: str | None  # an exact version (torch family carries its +variant label) or a specifier
-    index_url: str | None
-    because: tuple[str, ...]
-    group: str  # torch | pypi | uninstall
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "package": self.package,
-            "from": self.from_,
-            "to": self.to,
-            "index_url": self.index_url,
-            "because": list(self.because),
-            "group": self.group,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Manual:
-    """Something a venv cannot fix; ``required`` when the repair depends on it."""
-
-    id: str
-    text: str
-    required: bool  # False: an alternative or a recommendation; the venv repair suffices
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "text": self.text, "required": self.required}
-
-
-@dataclass(frozen=True, slots=True)
 class TorchChoice:
     """A torch release x variant that can work here, with how the driver runs it."""
 
@@ -119,52 +81,6 @@ class TorchChoice:
     @property
     def version(self) -> str:
         return f"{self.target}+{self.variant.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """The result of the planner: findings, steps, manual steps, unknowns (qfix.plan/1)."""
-
-    healthy: bool
-    findings: tuple[Finding, ...]
-    steps: tuple[Step, ...]
-    manual: tuple[Manual, ...]
-    unknown: tuple[str, ...]
-    fingerprint: str
-    python: str | None
-    platform: str | None
-    torch_index_base: str
-    torch_target: str | None  # e.g. "2.7.1+cu118" when torch moves
-    torch_variant: str | None
-    torch_arch_list: tuple[str, ...] | None
-    bnb_target: str | None
-    notes: tuple[str, ...] = ()
-    download: Mapping[str, int | None] = field(default_factory=dict)
-    commands: tuple[tuple[str, ...], ...] = ()
-    constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "healthy": self.healthy,
-            "target": {"python": self.python, "platform": self.platform},
-            "findings": [f.to_dict() for f in self.findings],
-            "steps": [s.to_dict() for s in self.steps],
-            "manual": [m.to_dict() for m in self.manual],
-            "commands": [list(c) for c in self.commands],
-            "constraints": list(self.constraints),
-            "unknown": list(self.unknown),
-            "fingerprint": self.fingerprint,
-            "torch_index_base": self.torch_index_base,
-            "torch_target": {
-                "version": self.torch_target,
-                "variant": self.torch_variant,
-                "arch_list": None if self.torch_arch_list is None else list(self.torch_arch_list),
-            },
-            "bitsandbytes_target": self.bnb_target,
-            "download_bytes": dict(self.download),
-            "notes": list(self.notes),
-        }
 
 
 # --------------------------------------------------------------------------- torch candidates
@@ -240,33 +156,7 @@ def evaluate_variant(
         elif nvidia and view.has_nvidia_gpu:
             reasons.append("a CPU build on a host with an NVIDIA GPU")
     else:
-        if view.has_nvidia_gpu is False:
-            reasons.append("no NVIDIA GPU here: a CUDA build would only run on the CPU")
-        fit = driver_fit(view, kb, var.cuda)
-        if fit.ok is False:
-            need = fit.compat_min or fit.full_min
-            reasons.append(f"driver too old for CUDA {var.cuda} (needs >= {need})")
-        mode = fit.mode
-        ccs = view.ccs
-        arch = var.arch_for(view.platform) if view.platform else var.arch_list
-        if ccs:
-            if arch is None:
-                coverage = "unknown"
-            else:
-                covs = []
-                for cc in ccs:
-                    cov = arch_coverage(arch, cc)
-                    if cov is None:
-                        reasons.append(f"no code for sm_{cc.major}{cc.minor} in {' '.join(arch)}")
-                    elif cov == "ptx" and mode == "minor-compat":
-                        reasons.append(
-                            f"sm_{cc.major}{cc.minor} only as PTX, which a driver "
-                            "on minor-version compatibility cannot JIT"
-                        )
-                    covs.append(cov)
-                coverage = "ptx" if "ptx" in covs else "sass"
-        else:
-            coverage = "unknown"
+        mode, coverage = _cuda_variant_fit(view, kb, var, var.cuda, reasons)
     # A variant change keeps the installed version when the release has it (smallest change; a
     # pin such as xformers' torch==2.5.0 keeps holding).
     target = rel.latest
@@ -280,6 +170,34 @@ def evaluate_variant(
     if reasons:
         return None, reasons
     return TorchChoice(rel, var, mode, coverage, conflicts, target), []
+
+
+def _cuda_variant_fit(
+    view: View, kb: Knowledge, var: TorchVariant, cuda: Version, reasons: list[str]
+) -> tuple[str | None, str]:
+    """(driver mode, arch coverage) of a CUDA variant here; adds why it cannot work to
+    ``reasons`` (the driver, compat-facts A1/A2; each GPU against the arch list, B3)."""
+    if view.has_nvidia_gpu is False:
+        reasons.append("no NVIDIA GPU here: a CUDA build would only run on the CPU")
+    fit = driver_fit(view, kb, cuda)
+    if fit.ok is False:
+        need = fit.compat_min or fit.full_min
+        reasons.append(f"driver too old for CUDA {cuda} (needs >= {need})")
+    arch = var.arch_for(view.platform) if view.platform else var.arch_list
+    if not view.ccs or arch is None:
+        return fit.mode, "unknown"
+    covs = []
+    for cc in view.ccs:
+        cov = arch_coverage(arch, cc)
+        if cov is None:
+            reasons.append(f"no code for sm_{cc.major}{cc.minor} in {' '.join(arch)}")
+        elif cov == "ptx" and fit.mode == "minor-compat":
+            reasons.append(
+                f"sm_{cc.major}{cc.minor} only as PTX, which a driver "
+                "on minor-version compatibility cannot JIT"
+            )
+        covs.append(cov)
+    return fit.mode, "ptx" if "ptx" in covs else "sass"
 
 
 def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
@@ -511,7 +429,7 @@ def _choose_targets(
     keep_bnb: bool,
     notes: list[str],
     manual: list[Manual],
-    unknown: list[str],
+    unknown: list[Unknown],
 ) -> tuple[TorchChoice | None, BnbRelease | None]:
     """The torch build and bitsandbytes release to move to (None: leave it as it is)."""
     if "gpu-too-old-for-bnb" in ids and any(cc < KEPLER_BELOW for cc in view.ccs):
@@ -540,14 +458,23 @@ def _choose_targets(
     if not bnb_change:
         return None, None  # an unreported bitsandbytes is listed as unknown, not reinstalled
     if view.torch is not None and kb.torch.release(view.torch) is None:
-        unknown.append(f"torch {view.torch} is not in the knowledge base: it is left as it is")
+        unknown.append(
+            Unknown(
+                "torch-release",
+                f"torch {view.torch} is not in the knowledge base: it is left as it is",
+            )
+        )
         return None, _keep_or_choose_bnb(
             view, kb, view.torch, view.torch_cuda, view.torch_cuda is None, keep=keep_bnb
         )
     # torch stays; bitsandbytes follows it -- unless only a legacy loader serves this torch.
     torch_known = view.torch is not None or view.torch_cuda is not None
     if view.torch is None:
-        unknown.append("torch version: bitsandbytes' torch bounds could not be checked")
+        unknown.append(
+            Unknown(
+                "torch-version", "torch version: bitsandbytes' torch bounds could not be checked"
+            )
+        )
     cpu_only = view.has_nvidia_gpu is False or (torch_known and view.torch_cuda is None)
     current = _keep_or_choose_bnb(view, kb, view.torch, view.torch_cuda, cpu_only, keep=keep_bnb)
     if torch_known and (current is None or current.version < MODERN_BNB_LOADER):
@@ -569,7 +496,7 @@ def _bnb_steps(
     torch_choice: TorchChoice | None,
     bnb: BnbRelease,
     steps: list[Step],
-    unknown: list[str],
+    unknown: list[Unknown],
 ) -> None:
     """Install ``bnb`` (after removing every duplicate) unless it is what is installed."""
     if (
@@ -587,7 +514,9 @@ def _bnb_steps(
         dists = view.facts.bitsandbytes.distributions if view.facts.bitsandbytes else ()
         if not dists:  # the copies were counted but not named: remove the main one at least
             dists = (f"bitsandbytes {view.bnb}" if view.bnb else "bitsandbytes",)
-            unknown.append("the duplicate bitsandbytes distributions were not named")
+            unknown.append(
+                Unknown("bnb-duplicates", "the duplicate bitsandbytes distributions were not named")
+            )
         for d in dists:
             name, _, ver = d.partition(" ")
             steps.append(
@@ -602,7 +531,12 @@ def _bnb_steps(
                 )
             )
     if not because and view.bnb_installed is None:
-        unknown.append("bitsandbytes: not reported; the plan installs the release that fits")
+        unknown.append(
+            Unknown(
+                "bitsandbytes-target",
+                "bitsandbytes: not reported; the plan installs the release that fits",
+            )
+        )
     steps.append(
         Step(
             "install",
@@ -629,23 +563,12 @@ def make_plan(
     by_id: dict[str, list[Finding]] = {}
     for f in diag.findings:
         by_id.setdefault(f.id, []).append(f)
-    unknown = list(diag.unknown)
+    unknown = [*diag.unknown, *_assumptions(view)]
     notes: list[str] = []
     manual: list[Manual] = []
     steps: list[Step] = []
     base = torch_index_base.rstrip("/")
-
     _environment_manual(view, kb, ids, by_id, manual)
-    if view.platform_assumed:
-        unknown.append(f"platform (assumed {view.platform})")
-    if view.torch_build_assumed:
-        unknown.append(f"torch build: {view.torch_build_assumed}")
-    if view.python is None:
-        unknown.append(
-            "Python version (torch and bitsandbytes releases bound it; bitsandbytes "
-            ">= 0.49 needs 3.10)"
-        )
-
     if diag.ruled_out:
         notes.append(
             "the error message also points to "
@@ -653,46 +576,12 @@ def make_plan(
             + "; the facts rule that out"
         )
     bnb_change = _bnb_must_change(view, ids, by_id)
-    # Keep the installed release unless it is at fault itself, or its library fault cannot be
-    # re-checked against a torch target (the CUDA it loads for is unknown, or is the system
-    # toolkit's for the legacy libcudart search, compat-facts C4).
-    relookup = "bnb-no-cuda-lib" in ids and (
-        view.torch_cuda is None or bnb_loader(view, kb) == "libcudart-search"
-    )
-    keep_bnb = not (bnb_change and (ids & BNB_RELEASE_FAULTS or relookup))
     torch_choice, bnb_choice = _choose_targets(
-        view, kb, ids, bnb_change, keep_bnb, notes, manual, unknown
+        view, kb, ids, bnb_change, _keep_bnb(view, kb, ids, bnb_change), notes, manual, unknown
     )
-
-    if torch_choice is not None:
-        _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
-        _driver_alternative(view, kb, torch_choice, manual)
-        unknown = [u for u in unknown if not u.startswith("the CUDA version bitsandbytes loads")]
-    elif "torch-family-mismatch" in ids and view.torch is not None:
-        rel = kb.torch.release(view.torch)
-        label = view.torch.local
-        if rel is not None:
-            _family_steps(
-                view,
-                rel,
-                public(view.torch),
-                label,
-                f"{base}/{label}" if label else None,
-                (),
-                diag,
-                steps,
-                unknown,
-            )
+    _torch_side(view, kb, diag, torch_choice, base, steps, manual, unknown)
     if bnb_choice is not None:
-        _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
-        if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
-            _modern_bnb_driver(view, kb, manual)
-        if torch_choice is None and view.torch_installed and view.torch is None and steps:
-            unknown.append(
-                "torch's installed version is not known, so the commands cannot pin it: "
-                "add torch==<installed version> to qfix-constraints.txt (qfix apply "
-                "pins the version it finds)"
-            )
+        _bnb_side(view, kb, ids, by_id, torch_choice, bnb_choice, steps, manual, unknown)
     elif bnb_change and not (
         view.rocm or "jetson-l4t" in ids or any(cc < KEPLER_BELOW for cc in view.ccs)
     ):
@@ -708,15 +597,13 @@ def make_plan(
         manual = [
             replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual
         ]
-
-    errors = [f for f in diag.findings if f.severity == "error"]
-    healthy = not errors and not steps and not any(m.required for m in manual)
+    errors = [f for f in diag.findings if f.severity == Severity.ERROR]
     return Plan(
-        healthy=healthy,
+        healthy=not errors and not steps and not any(m.required for m in manual),
         findings=diag.findings,
         steps=tuple(steps),
         manual=tuple(manual),
-        unknown=tuple(dict.fromkeys(unknown)),
+        unknown=tuple(dict.fromkeys(u.text for u in unknown)),
         fingerprint=fingerprint(view.facts),
         python=python or (view.facts.python.executable if view.facts.python else None),
         platform=view.platform,
@@ -730,6 +617,86 @@ def make_plan(
         notes=tuple(notes),
         download=_download(view, bnb_choice, steps),
     )
+
+
+def _assumptions(view: View) -> list[Unknown]:
+    """What the view assumed or lacks that bounds every target (platform, torch build, Python)."""
+    out = []
+    if view.platform_assumed:
+        out.append(Unknown("platform", f"platform (assumed {view.platform})"))
+    if view.torch_build_assumed:
+        out.append(Unknown("torch-build", f"torch build: {view.torch_build_assumed}"))
+    if view.python is None:
+        out.append(
+            Unknown(
+                "python",
+                "Python version (torch and bitsandbytes releases bound it; bitsandbytes "
+                ">= 0.49 needs 3.10)",
+            )
+        )
+    return out
+
+
+def _keep_bnb(view: View, kb: Knowledge, ids: set[str], bnb_change: bool) -> bool:
+    """Keep the installed release unless it is at fault itself, or its library fault cannot be
+    re-checked against a torch target (the CUDA it loads for is unknown, or is the system
+    toolkit's for the legacy libcudart search, compat-facts C4)."""
+    relookup = "bnb-no-cuda-lib" in ids and (
+        view.torch_cuda is None or bnb_loader(view, kb) == "libcudart-search"
+    )
+    return not (bnb_change and (ids & BNB_RELEASE_FAULTS or relookup))
+
+
+def _torch_side(
+    view: View,
+    kb: Knowledge,
+    diag: Diagnosis,
+    torch_choice: TorchChoice | None,
+    base: str,
+    steps: list[Step],
+    manual: list[Manual],
+    unknown: list[Unknown],
+) -> None:
+    """The steps for torch (and its family): to the chosen build, or the family to torch."""
+    if torch_choice is not None:
+        _torch_steps(view, torch_choice, diag, base, steps, unknown, kb)
+        _driver_alternative(view, kb, torch_choice, manual)
+        # the torch target fixes the CUDA version bitsandbytes loads for
+        unknown[:] = [u for u in unknown if u.key != "bnb-runtime-cuda"]
+        return
+    if "torch-family-mismatch" not in diag.ids or view.torch is None:
+        return
+    rel = kb.torch.release(view.torch)
+    label = view.torch.local
+    if rel is not None:
+        index = f"{base}/{label}" if label else None
+        _family_steps(view, rel, public(view.torch), label, index, (), diag, steps, unknown)
+
+
+def _bnb_side(
+    view: View,
+    kb: Knowledge,
+    ids: set[str],
+    by_id: Mapping[str, list[Finding]],
+    torch_choice: TorchChoice | None,
+    bnb_choice: BnbRelease,
+    steps: list[Step],
+    manual: list[Manual],
+    unknown: list[Unknown],
+) -> None:
+    """The steps for the chosen bitsandbytes, and what a legacy one asks of the driver."""
+    _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
+    if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
+        _modern_bnb_driver(view, kb, manual)
+    if torch_choice is None and view.torch_installed and view.torch is None and steps:
+        unknown.append(
+            Unknown(
+                "torch-pin",
+                "torch's installed version is not known, so the commands cannot pin it: "
+                "add torch==<installed version> to qfix-constraints.txt (qfix apply "
+                "pins the version it finds)",
+            )
+        )
 
 
 def _keep_or_choose_bnb(
@@ -762,7 +729,7 @@ def _family_steps(
     because: tuple[str, ...],
     diag: Diagnosis,
     steps: list[Step],
-    unknown: list[str],
+    unknown: list[Unknown],
 ) -> None:
     """torchvision/torchaudio to the releases that match ``torch_v`` (same variant label and
     index), for those installed: they move in lockstep with torch (compat-facts B1)."""
@@ -776,7 +743,9 @@ def _family_steps(
             continue
         target = getattr(fam, name) if fam is not None else None
         if target is None:
-            unknown.append(f"{name}: no release matching torch {torch_v} is known")
+            unknown.append(
+                Unknown("family", f"{name}: no release matching torch {torch_v} is known")
+            )
             continue
         to = f"{target}+{label}" if label else str(target)
         if to == str(have) and name not in mismatch:
@@ -793,7 +762,7 @@ def _torch_steps(
     diag: Diagnosis,
     base: str,
     steps: list[Step],
-    unknown: list[str],
+    unknown: list[Unknown],
     kb: Knowledge,
 ) -> None:
     # torch moves for its own findings, else for bitsandbytes' (no current bitsandbytes serves it)
@@ -816,24 +785,33 @@ def _torch_steps(
     if c.driver_mode is None and c.variant.cuda is not None and view.has_nvidia_gpu is not False:
         need = kb.drivers.minor_compat_min(c.variant.cuda.major, view.driver_os)
         unknown.append(
-            f"driver version: {c.version} needs a driver that runs CUDA "
-            f"{c.variant.cuda}"
-            + (f" (>= {need} through minor-version compatibility)" if need else "")
-            + "; check `nvidia-smi`"
+            Unknown(
+                "driver-version",
+                f"driver version: {c.version} needs a driver that runs CUDA "
+                f"{c.variant.cuda}"
+                + (f" (>= {need} through minor-version compatibility)" if need else "")
+                + "; check `nvidia-smi`",
+            )
         )
     if c.coverage == "unknown" and view.ccs:
         unknown.append(
-            f"arch list of torch {c.release.series} {c.variant.name} on "
-            f"{view.platform}: the GPUs' support is not proven"
+            Unknown(
+                "torch-arch-list",
+                f"arch list of torch {c.release.series} {c.variant.name} on "
+                f"{view.platform}: the GPUs' support is not proven",
+            )
         )
     pinners = [p for p in TORCH_PINNERS if view.installed(p)]
     if pinners and "torch_dependents" not in view.facts.extra:
         unknown.append(
-            ", ".join(pinners) + " pin torch releases and their requirements were not "
-            f"reported: check that they accept torch {c.version} (pip show) first"
+            Unknown(
+                "torch-pinners",
+                ", ".join(pinners) + " pin torch releases and their requirements were not "
+                f"reported: check that they accept torch {c.version} (pip show) first",
+            )
         )
     for conflict in c.pin_conflicts:
-        unknown.append(f"conflict: {conflict}; it must move too or be removed")
+        unknown.append(Unknown("conflict", f"conflict: {conflict}; it must move too or be removed"))
 
 
 def _hf_steps(
@@ -963,116 +941,151 @@ def _hf_ceiling(kb: Knowledge, package: str, bnb: Version | None) -> SpecifierSe
 def _environment_manual(
     view: View, kb: Knowledge, ids: set[str], by_id: dict[str, list[Finding]], manual: list[Manual]
 ) -> None:
-    if "bnb-cuda-override" in ids:
-        conda = view.facts.python is not None and view.facts.python.conda
-        where = (
-            "`conda env config vars unset BNB_CUDA_VERSION` (conda keeps it per environment), and "
-            if conda
+    """The manual steps for what a virtual environment cannot change, in a fixed order."""
+    for advise in _ENVIRONMENT_ADVICE:
+        step = advise(view, kb, ids, by_id)
+        if step is not None:
+            manual.append(step)
+
+
+FindingsById = Mapping[str, list[Finding]]
+Advice = Callable[[View, Knowledge, set[str], FindingsById], "Manual | None"]
+
+
+def _fixed_advice(fid: str, text: str, *, required: bool) -> Advice:
+    """The advice of a class whose manual step is one fixed text."""
+
+    def advise(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+        return Manual(fid, text, required) if fid in ids else None
+
+    return advise
+
+
+def _override_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    if "bnb-cuda-override" not in ids:
+        return None
+    conda = view.facts.python is not None and view.facts.python.conda
+    where = (
+        "`conda env config vars unset BNB_CUDA_VERSION` (conda keeps it per environment), and "
+        if conda
+        else ""
+    )
+    return Manual(
+        "bnb-cuda-override",
+        "unset BNB_CUDA_VERSION: " + where + "`unset BNB_CUDA_VERSION` and "
+        "remove its `export` from your shell profile (~/.bashrc, ~/.profile) "
+        "or container environment; do not set it to an empty value "
+        "(bitsandbytes 0.50+ raises on that)",
+        True,
+    )
+
+
+def _mixed_gpus_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    if "mixed-gpus" not in ids:
+        return None
+    finding = by_id["mixed-gpus"][0]
+    gpus = ", ".join(f"{g.index} = {g.name} ({g.compute_capability})" for g in view.gpus or ())
+    return Manual(
+        "mixed-gpus",
+        "make only the GPUs you train on visible, of one architecture: "
+        f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
+        "device_map='auto' places layers on all of them",
+        finding.severity == Severity.ERROR,
+    )
+
+
+def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+    if "cuda-libs-not-found" not in ids:
+        return None
+    if view.facts.host and view.facts.host.wsl:
+        return Manual(
+            "cuda-libs-not-found",
+            "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH (add it to ~/.bashrc)",
+            True,
+        )
+    if view.system != "Windows":
+        return Manual(
+            "cuda-libs-not-found",
+            "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
+            "bitsandbytes >= 0.43.1 needs no search",
+            False,
+        )
+    return None
+
+
+def _kepler_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+    if not any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
+        return None
+    no_torch = any(f.evidence.get("no_build") for f in by_id.get("gpu-arch-unsupported", []))
+    return Manual(
+        "gpu-too-old-for-bnb",
+        "GPUs below compute capability 5.0 get no bitsandbytes 4-bit build "
+        "from pip (Kepler dropped in 0.39.0): build bitsandbytes from source "
+        "for a Kepler (3.x) GPU, or run on a GPU of compute capability "
+        ">= 5.0"
+        + (
+            "; this GPU is below every torch build too, so only a newer GPU helps"
+            if no_torch
             else ""
-        )
-        manual.append(
-            Manual(
-                "bnb-cuda-override",
-                "unset BNB_CUDA_VERSION: " + where + "`unset BNB_CUDA_VERSION` and "
-                "remove its `export` from your shell profile (~/.bashrc, ~/.profile) "
-                "or container environment; do not set it to an empty value "
-                "(bitsandbytes 0.50+ raises on that)",
-                True,
-            )
-        )
-    if "mixed-gpus" in ids:
-        finding = by_id["mixed-gpus"][0]
-        gpus = ", ".join(f"{g.index} = {g.name} ({g.compute_capability})" for g in view.gpus or ())
-        manual.append(
-            Manual(
-                "mixed-gpus",
-                "make only the GPUs you train on visible, of one architecture: "
-                f"export CUDA_VISIBLE_DEVICES=<indices> ({gpus}); otherwise "
-                "device_map='auto' places layers on all of them",
-                finding.severity == "error",
-            )
-        )
-    if "cuda-libs-not-found" in ids and view.facts.host and view.facts.host.wsl:
-        manual.append(
-            Manual(
-                "cuda-libs-not-found",
-                "WSL: export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH "
-                "(add it to ~/.bashrc)",
-                True,
-            )
-        )
-    elif "cuda-libs-not-found" in ids and view.system != "Windows":
-        manual.append(
-            Manual(
-                "cuda-libs-not-found",
-                "or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
-                "bitsandbytes >= 0.43.1 needs no search",
-                False,
-            )
-        )
-    if "stale-toolkit-on-path" in ids:
-        manual.append(
-            Manual(
-                "stale-toolkit-on-path",
-                "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
-                "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
-                False,
-            )
-        )
-    if "no-nvidia-driver" in ids:
-        manual.append(
-            Manual(
-                "no-nvidia-driver",
-                "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-                "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
-                False,
-            )
-        )
-    if any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
-        manual.append(
-            Manual(
-                "gpu-too-old-for-bnb",
-                "GPUs below compute capability 5.0 get no bitsandbytes 4-bit build "
-                "from pip (Kepler dropped in 0.39.0): build bitsandbytes from source "
-                "for a Kepler (3.x) GPU, or run on a GPU of compute capability "
-                ">= 5.0"
-                + (
-                    "; this GPU is below every torch build too, so only a newer GPU helps"
-                    if any(
-                        f.evidence.get("no_build") for f in by_id.get("gpu-arch-unsupported", [])
-                    )
-                    else ""
-                ),
-                True,
-            )
-        )
-    if "jetson-l4t" in ids:
-        cc = max(view.ccs, default=None)
-        flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
-        manual.append(
-            Manual(
-                "jetson-l4t",
-                "Jetson: build bitsandbytes from source with the CUDA backend for "
-                f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
-                "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
-                "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
-                "bitsandbytes wheels are built for SBSA servers",
-                True,
-            )
-        )
-    if "cuda-init-failed" in ids:
-        manual.append(
-            Manual(
-                "cuda-init-failed",
-                "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
-                "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
-                "same version as the driver (`systemctl start nvidia-fabricmanager`); "
-                "after a driver update, reboot. No package change fixes this.",
-                True,
-            )
-        )
-    if "rocm-host" in ids:
-        manual.append(Manual("rocm-host", _rocm_advice(view, kb), True))
+        ),
+        True,
+    )
+
+
+def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
+    if "jetson-l4t" not in ids:
+        return None
+    cc = max(view.ccs, default=None)
+    flag = f" -DCOMPUTE_CAPABILITY={cc.major}{cc.minor}" if cc is not None else ""
+    return Manual(
+        "jetson-l4t",
+        "Jetson: build bitsandbytes from source with the CUDA backend for "
+        f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
+        "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
+        "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
+        "bitsandbytes wheels are built for SBSA servers",
+        True,
+    )
+
+
+def _rocm_host_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    return Manual("rocm-host", _rocm_advice(view, kb), True) if "rocm-host" in ids else None
+
+
+_ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
+    _override_advice,
+    _mixed_gpus_advice,
+    _libs_advice,
+    _fixed_advice(
+        "stale-toolkit-on-path",
+        "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
+        "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
+        required=False,
+    ),
+    _fixed_advice(
+        "no-nvidia-driver",
+        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
+        "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
+        required=False,
+    ),
+    _kepler_advice,
+    _jetson_advice,
+    _fixed_advice(
+        "cuda-init-failed",
+        "CUDA could not initialise: check `nvidia-smi`; on NVSwitch systems "
+        "(HGX/DGX A100, H100) install and start nvidia-fabricmanager of the "
+        "same version as the driver (`systemctl start nvidia-fabricmanager`); "
+        "after a driver update, reboot. No package change fixes this.",
+        required=True,
+    ),
+    _rocm_host_advice,
+)
 
 
 def _rocm_advice(view: View, kb: Knowledge) -> str:

@@ -3,15 +3,47 @@
 Every child is an argv list (never a shell), always has a time limit, and its failure is data
 (``Completed``) or a ``ProcessFailure`` that says what was run and why it failed. Keeping this in
 one module lets tests check that the pure core never starts a process.
+
+A target interpreter may be hostile or broken (a wrapper that loops printing, 100 MB of stderr,
+binary output, a hang that ignores SIGTERM), so every child is also bounded (issue 14):
+
+* **Output**: stdout and stderr are read as streams by two threads, never with
+  ``communicate()``. A call names ``limit``, the bytes per stream it may keep (``PROBE_LIMIT``
+  1 MiB for a probe answer of a few KB, ``VERIFY_LIMIT`` 4 MiB for a verify report of tens of
+  KB); a child that writes more is killed at once and its ``Completed`` says so
+  (``exceeded``). ``limit=None`` (installers) keeps only a head and a tail in memory and, with
+  ``log``, writes the whole stream to that file.
+* **Lifetime**: each child runs in a session of its own (its group can be killed whole) and, on
+  Linux, with ``PR_SET_PDEATHSIG`` = SIGKILL (prctl(2)): when qfix dies, even by SIGKILL, the
+  kernel kills the child too. prctl(2) notes the signal is sent when the *thread* that forked
+  the child ends; ``run`` waits for its child in the thread that started it, so that thread
+  always outlives the child. ``recording()`` lets apply write down every child it starts, for
+  what the death signal cannot reach (a grandchild in the child's group).
+* **Messages**: ``one_line()`` makes any output printable and one line, for error messages.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
+
+KiB = 1024
+MiB = 1024 * KiB
+PROBE_LIMIT = 1 * MiB  # a probe answer is a few KB (tests/golden: 3-9 KB)
+VERIFY_LIMIT = 4 * MiB  # a verify report is tens of KB
+KEEP = 64 * KiB  # head and tail kept in memory of an unlimited stream (installer messages)
+_CHUNK = 64 * KiB
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +53,28 @@ class Completed:
     stdout: str
     stderr: str
     timed_out: bool = False
+    exceeded: str | None = None  # "stdout"/"stderr": it wrote more than the limit, was killed
+    limit: int | None = None  # the per-stream limit it ran under (bytes)
+    pid: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and self.exceeded is None
+
+    def why(self) -> str:
+        """Why the child failed, one printable line ("" when it did not)."""
+        if self.exceeded is not None:
+            return f"it wrote more than {_size(self.limit or 0)} on {self.exceeded} and was stopped"
+        if self.timed_out:
+            return "it did not finish in time and was stopped"
+        if self.returncode < 0:
+            try:
+                return f"it was killed by signal {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                return f"it was killed by signal {-self.returncode}"
+        if self.returncode != 0:
+            return f"it exited with status {self.returncode}"
+        return ""
 
 
 class ProcessFailure(Exception):
@@ -36,6 +86,34 @@ class ProcessFailure(Exception):
         self.reason = reason
 
 
+# --------------------------------------------------------------------------- recording children
+
+_recorders: list[Callable[[int], None]] = []
+_recorders_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def recording(record: Callable[[int], None]) -> Iterator[None]:
+    """Call ``record(pid)`` for every child started (by any thread) while this is active."""
+    with _recorders_lock:
+        _recorders.append(record)
+    try:
+        yield
+    finally:
+        with _recorders_lock:
+            _recorders.remove(record)
+
+
+def _announce(pid: int) -> None:
+    with _recorders_lock:
+        recorders = list(_recorders)
+    for record in recorders:
+        record(pid)
+
+
+# --------------------------------------------------------------------------- the door
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -43,44 +121,221 @@ def run(
     env: Mapping[str, str] | None = None,
     input_text: str | None = None,
     cwd: str | None = None,
+    limit: int | None = PROBE_LIMIT,
+    log: str | None = None,
 ) -> Completed:
     """Run ``argv`` to completion or until ``timeout`` seconds; never raises for a bad exit.
 
-    On a timeout the whole process group is killed (a hung ``import torch`` may have children).
+    ``limit``: bytes each of stdout and stderr may hold; more kills the child (``exceeded``).
+    ``None``: no limit, memory keeps ``KEEP`` bytes of head and tail, ``log`` gets everything.
+    On a timeout or an overflow the whole process group is killed (a hung ``import torch`` may
+    have children).
     """
     argv = tuple(str(a) for a in argv)
+    proc = _start(argv, env, cwd, input_text is not None)
+    _announce(proc.pid)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open(log, "ab")) if log else None  # noqa: SIM115
+        out, err = _Stream(limit, sink), _Stream(limit, sink)
+        readers = [
+            threading.Thread(target=s.pump, args=(f, proc), daemon=True, name="qfix-read")
+            for s, f in ((out, proc.stdout), (err, proc.stderr))
+        ]
+        if input_text is not None:
+            readers.append(threading.Thread(target=_feed, args=(proc, input_text), daemon=True))
+        try:
+            for t in readers:
+                t.start()
+            timed_out = _wait(proc, readers, timeout, (out, err))
+        except BaseException:
+            _kill_group(proc)
+            raise
+        exceeded = "stdout" if out.over else "stderr" if err.over else None
+    return Completed(
+        argv,
+        -9 if timed_out else proc.returncode,
+        out.text(),
+        err.text(),
+        timed_out=timed_out,
+        exceeded=exceeded,
+        limit=limit,
+        pid=proc.pid,
+    )
+
+
+def _start(
+    argv: tuple[str, ...], env: Mapping[str, str] | None, cwd: str | None, stdin: bool
+) -> subprocess.Popen[bytes]:
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        return subprocess.Popen(  # noqa: S603 - argv list, no shell
             argv,
-            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
             env=None if env is None else dict(env),
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only prctl, no lock taken
         )
     except FileNotFoundError:
         raise ProcessFailure(argv, "no such file") from None
     except PermissionError:
         raise ProcessFailure(argv, "permission denied (not executable)") from None
+    except subprocess.SubprocessError as exc:  # the preexec set-up failed
+        raise ProcessFailure(argv, str(exc)) from None
     except OSError as exc:  # ENOEXEC: a file that is not a program
         raise ProcessFailure(argv, exc.strerror or str(exc)) from None
-    try:
-        out, err = proc.communicate(input_text, timeout=timeout)
-        return Completed(argv, proc.returncode, out, err)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out, err = proc.communicate()
-        return Completed(argv, -9, out or "", err or "", timed_out=True)
-    except BaseException:
-        _kill_group(proc)
-        raise
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _wait(
+    proc: subprocess.Popen[bytes],
+    readers: list[threading.Thread],
+    timeout: float,
+    streams: tuple[_Stream, _Stream],
+) -> bool:
+    """Wait for the child and its pipes; kill the group on timeout or overflow. True: timed out."""
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    while True:
+        try:
+            proc.wait(timeout=0.02)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if any(s.over for s in streams):
+            _kill_group(proc)
+        elif time.monotonic() > deadline:
+            timed_out = True
+            _kill_group(proc)
+    if any(s.over for s in streams):
+        timed_out = False
+    # What the child started and left behind in its group (a daemon, a "forked and left"
+    # grandchild that may hold our pipes) does not outlive it. Safe after the child was reaped:
+    # Linux hands out no pid while a process group of that id still exists.
+    _kill_group(proc)
+    for t in readers:
+        t.join(timeout=2)
+    return timed_out
+
+
+class _Stream:
+    """One output stream: kept whole up to ``limit``, or head + tail when unlimited."""
+
+    def __init__(self, limit: int | None, sink: BinaryIO | None) -> None:
+        self.limit = limit
+        self.sink = sink
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.over = False
+
+    def pump(self, pipe: BinaryIO | None, proc: subprocess.Popen[bytes]) -> None:
+        if pipe is None:
+            return
+        with pipe:
+            while chunk := pipe.read1(_CHUNK):  # type: ignore[attr-defined]
+                self.total += len(chunk)
+                if self.sink is not None:
+                    self.sink.write(chunk)
+                if self.limit is not None:
+                    if self.total > self.limit:
+                        self.over = True
+                        _kill_group(proc)
+                        return
+                    self.head += chunk
+                elif len(self.head) < KEEP:
+                    self.head += chunk[: KEEP - len(self.head)]
+                else:
+                    self.tail += chunk
+                    if len(self.tail) > KEEP:
+                        del self.tail[: len(self.tail) - KEEP]
+
+    def text(self) -> str:
+        data = bytes(self.head)
+        cut = self.total - len(self.head) - len(self.tail)
+        if self.tail or cut > 0:
+            data += f"\n[... {cut} bytes not kept ...]\n".encode() + bytes(self.tail)
+        return data.decode("utf-8", errors="replace")
+
+
+def _feed(proc: subprocess.Popen[bytes], text: str) -> None:
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, OSError), proc.stdin:
+        proc.stdin.write(text.encode())
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+# --------------------------------------------------------------------------- dying with qfix
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved once in the parent: the function the forked child calls takes no lock and allocates
+# nothing Python would need a lock for (preexec_fn runs between fork and exec).
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    if _PRCTL is None:
+        return None
+    parent = os.getpid()
+    prctl = _PRCTL
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # qfix died before the prctl: nobody would kill us
+            os._exit(1)
+
+    return preexec
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` as one printable line of at most ``limit`` characters (for error messages):
+    control characters, undecodable bytes and line breaks become spaces, runs of them one."""
+    sample = text[:4096]
+    bad = sum(1 for ch in sample if ch == "\ufffd" or not (ch.isprintable() or ch.isspace()))
+    if sample and bad * 8 > len(sample):  # mostly undecodable: say what it is, not the bytes
+        return "(binary output)"
+    out = []
+    space = False
+    for ch in text:
+        if ch.isprintable() and not ch.isspace() and ch != "\ufffd":
+            out.append(ch)
+            space = False
+        elif not space:
+            out.append(" ")
+            space = True
+        if len(out) > limit:
+            break
+    line = "".join(out).strip()
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def last_line(text: str, limit: int = 200) -> str:
+    """The last non-blank line of ``text``, printable (see ``one_line``)."""
+    for line in reversed(text[-64 * KiB :].splitlines()):
+        if line.strip():
+            return one_line(line, limit)
+    return ""
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n >= MiB and n % MiB == 0 else f"{n} bytes"

@@ -1,20 +1,24 @@
-"""Human output. Pure: strings in, strings out (the CLI prints them).
+"""All output: text and JSON for every result. Pure: values in, strings out (the CLI prints them).
 
 Plain text with aligned columns: it reads the same in a terminal, a CI log and a support ticket.
+JSON (``--json``) is the versioned document of each result (qfix.facts/1, qfix.plan/1,
+qfix.matrix/1, qfix.verify/1, qfix.apply/1, qfix.rollback/1), indented by two spaces.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from packaging.version import Version
 
-from .explain import Match
-from .facts import Facts
-from .planner import Plan
+from .errors import QfixError
+from .explain import Match, explain_to_dict
+from .facts import Facts, facts_to_dict
+from .plan import Plan, StepAction
 
 SEVERITY_MARK = {"error": "✗", "warning": "!", "info": "·"}
 
@@ -40,8 +44,19 @@ def _v(x: Any) -> str:
     return str(x)
 
 
-def render_facts(f: Facts) -> str:
-    """`qfix detect` as text: every section, with where the driver facts came from."""
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2)
+
+
+def render_error(exc: QfixError) -> str:
+    """An expected failure: one line, and a tip when there is one."""
+    return f"qfix: error: {exc.message}\n" + (f"Tip: {exc.tip}\n" if exc.tip else "")
+
+
+def render_facts(f: Facts, *, as_json: bool = False) -> str:
+    """`qfix detect`: every section, with where the driver facts came from (JSON: qfix.facts/1)."""
+    if as_json:
+        return to_json(facts_to_dict(f))
     out: list[str] = []
     h = f.host
     out.append("Host")
@@ -97,6 +112,19 @@ def render_facts(f: Facts) -> str:
                 ]
             )
         )
+    out.extend(_facts_stack(f))
+    out.append("\nEnvironment")
+    env = f.env or {}
+    out.append(
+        table([[k, _v(v) if v is not None else "(unset)"] for k, v in env.items()]) or "  unknown"
+    )
+    out.append(f"  nvcc on PATH: {_v(f.toolkit_nvcc)}")
+    return "\n".join(out)
+
+
+def _facts_stack(f: Facts) -> list[str]:
+    """The Python, package, torch build and bitsandbytes sections of `qfix detect`."""
+    out: list[str] = []
     p = f.python
     out.append("\nPython")
     if p is None:
@@ -154,17 +182,14 @@ def render_facts(f: Facts) -> str:
             out.append(f"  native library loaded: {_v(b.loaded)}")
         if b.error:
             out.append(f"  error: {b.error}")
-    out.append("\nEnvironment")
-    env = f.env or {}
-    out.append(
-        table([[k, _v(v) if v is not None else "(unset)"] for k, v in env.items()]) or "  unknown"
-    )
-    out.append(f"  nvcc on PATH: {_v(f.toolkit_nvcc)}")
-    return "\n".join(out)
+    return out
 
 
-def render_plan(plan: Plan, *, hint: bool = True) -> str:
-    """`qfix plan` as text: findings, the dry-run diff, commands, manual steps, unknowns."""
+def render_plan(plan: Plan, *, hint: bool = True, as_json: bool = False) -> str:
+    """`qfix plan`: findings, the dry-run diff, commands, manual steps, unknowns (JSON:
+    qfix.plan/1, also the file `--out` writes)."""
+    if as_json:
+        return to_json(plan.to_dict())
     out: list[str] = []
     if plan.findings:
         out.append("Findings")
@@ -177,8 +202,9 @@ def render_plan(plan: Plan, *, hint: bool = True) -> str:
         out.append("Plan (dry run: nothing was changed)")
         rows = [["", "package", "from", "to", "index", "because"]]
         for s in plan.steps:
-            sign = "-" if s.action == "uninstall" else ("+" if s.from_ is None else "~")
-            index = "-" if s.action == "uninstall" else s.index_url or "(default index)"
+            removal = s.action is StepAction.UNINSTALL
+            sign = "-" if removal else ("+" if s.from_ is None else "~")
+            index = "-" if removal else s.index_url or "(default index)"
             rows.append(
                 [
                     sign,
@@ -232,8 +258,10 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-def render_explain(matches: Iterable[Match]) -> str:
-    """`qfix explain` as text: per class the matched lines, cause, how to confirm, fix."""
+def render_explain(matches: tuple[Match, ...], *, as_json: bool = False) -> str:
+    """`qfix explain`: per class the matched lines, cause, how to confirm, fix."""
+    if as_json:
+        return to_json(explain_to_dict(matches))
     out: list[str] = []
     for m in matches:
         mark = ""
@@ -249,14 +277,32 @@ def render_explain(matches: Iterable[Match]) -> str:
         out.append(f"  fix:     {m.remedy}")
         if m.sources:
             out.append(f"  sources: {'; '.join(m.sources)}")
+            out.extend(f"    {line}" for line in m.reference_lines())
         out.append("")
     if not out:
         return "No known failure class matches this text."
     return "\n".join(out).rstrip()
 
 
-def render_matrix(view: Any, cells: Sequence[Any]) -> str:
+def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> str:
     """`qfix matrix` as a grid of torch release x variant with the reasons for each 'x'."""
+    if as_json:
+        return to_json(
+            {
+                "schema": "qfix.matrix/1",
+                "platform": view.platform,
+                "cells": [
+                    {
+                        "torch": c.release,
+                        "variant": c.variant,
+                        "ok": c.ok,
+                        "driver_mode": c.mode,
+                        "reasons": list(c.reasons),
+                    }
+                    for c in cells
+                ],
+            }
+        )
     if not cells:
         return "No torch builds are known for this platform."
     variants: list[str] = []
@@ -312,21 +358,100 @@ def render_matrix(view: Any, cells: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-def render_saved_plan(doc: dict[str, Any]) -> str:
-    """A saved qfix.plan/1 document, as the steps it will run."""
+def render_saved_plan(plan: Plan) -> str:
+    """A saved qfix.plan/1 file, as the steps it will run."""
     rows = [["", "package", "from", "to", "index"]]
-    for st in doc.get("steps", []):
-        sign = "-" if st["action"] == "uninstall" else ("+" if st.get("from") is None else "~")
+    for st in plan.steps:
+        sign = "-" if st.action is StepAction.UNINSTALL else ("+" if st.from_ is None else "~")
         rows.append(
             [
                 sign,
-                st["package"],
-                st.get("from") or "(none)",
-                st.get("to") or "(removed)",
-                st.get("index_url") or "(default index)",
+                st.package,
+                st.from_ or "(none)",
+                st.to or "(removed)",
+                st.index_url or "(default index)",
             ]
         )
     return "Saved plan\n" + table(rows)
+
+
+def render_apply_plan(plan: Plan, *, saved: bool) -> str:
+    """What `qfix apply` is about to change (or that there is nothing to change), as text."""
+    if not plan.steps:
+        shown = "The plan has no steps." if saved else render_plan(plan)
+        return shown + "\n\nNothing to apply."
+    return render_saved_plan(plan) if saved else render_plan(plan, hint=False)
+
+
+def render_apply(
+    plan: Plan, outcome: Any | None, verdict: Any | None, *, as_json: bool = False
+) -> str:
+    """The result of `qfix apply` (JSON: qfix.apply/1; ``outcome`` None: nothing was applied)."""
+    if as_json:
+        return to_json(apply_to_dict(plan, outcome, verdict))
+    return "Nothing to apply." if outcome is None else render_outcome(outcome, verdict)
+
+
+def apply_to_dict(plan: Plan, outcome: Any | None, verdict: Any | None) -> dict[str, Any]:
+    """The ``qfix.apply/1`` JSON object (also the document of ``apply --record``)."""
+    doc: dict[str, Any] = {"schema": "qfix.apply/1", "plan": plan.to_dict()}
+    doc["outcome"] = None if outcome is None else outcome.to_dict()
+    if outcome is not None:
+        doc["verify"] = None if verdict is None else verdict_to_dict(verdict)
+    return doc
+
+
+def render_expected_apply(
+    plan: Plan, outcome: Any | None, verdict: Any | None, note: str | None, *, as_json: bool = False
+) -> str:
+    """``qfix apply --expect-plan``: qfix.apply/1 plus ``note`` (e.g. "applied by node X" when
+    another node of a shared venv applied the same plan first)."""
+    if as_json:
+        return to_json({**apply_to_dict(plan, outcome, verdict), "note": note})
+    text = render_apply(plan, outcome, verdict)
+    return f"{text}\n{note}" if note else text
+
+
+def render_rollback(outcome: Any, *, as_json: bool = False) -> str:
+    """The result of `qfix rollback` (JSON: qfix.rollback/1)."""
+    if as_json:
+        return to_json({"schema": "qfix.rollback/1", **outcome.to_dict()})
+    return render_outcome(outcome, None)
+
+
+def render_verdict(v: Any, *, as_json: bool = False) -> str:
+    """The result of `qfix verify` (JSON: qfix.verify/1)."""
+    return to_json(verdict_to_dict(v)) if as_json else str(v.summary)
+
+
+def verdict_to_dict(v: Any) -> dict[str, Any]:
+    """The ``qfix.verify/1`` JSON object of a repair.verify.runner.Verdict."""
+    return {
+        "schema": "qfix.verify/1",
+        "ok": v.ok,
+        "exit_code": int(v.exit_code),
+        "gpu_exercised": v.gpu_exercised,
+        "device": v.device,
+        "requested_device": v.requested_device,
+        "model": v.model,
+        "python": v.python,
+        "summary": v.summary,
+        "failure_ids": list(v.failure_ids),
+        "gpu_note": v.gpu_note,
+        "versions": dict(v.versions),
+        "gpus": [dict(g) for g in v.gpus],
+        "elapsed_s": v.elapsed_s,
+        "checks": [
+            {
+                "name": c.name,
+                "ok": c.ok,
+                "error": c.error,
+                "failure_id": c.failure_id,
+                "details": dict(c.details),
+            }
+            for c in v.checks
+        ],
+    }
 
 
 def render_outcome(outcome: Any, verdict: Any | None) -> str:

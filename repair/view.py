@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -23,6 +24,16 @@ MODERN_BNB_LOADER = Version("0.43.1")
 # Distribution names that provide the `bitsandbytes` module besides bitsandbytes itself
 # (obsolete forks and per-CUDA package names; failure-cases.md, "Stale or duplicate bnb installs").
 BNB_FORK_PATTERN = re.compile(r"^bitsandbytes[-_](cuda\d+|windows.*|rocm.*)$", re.IGNORECASE)
+
+# Jetson (L4T) evidence: the integrated GPUs' compute capabilities named in compat-facts (Orin
+# sm_87, C1 / bnb#1930; Thor sm_101, renamed sm_110 in CUDA 13, A3), their names, the L4T release.
+JETSON_CCS = (Version("8.7"), Version("10.1"), Version("11.0"))
+JETSON_TEXT = re.compile(r"\b(orin|xavier|jetson|thor|tegra|nvgpu|l4t|jetpack)\b", re.IGNORECASE)
+# Kepler (compute capability 3.x): bitsandbytes dropped its pip binaries in 0.39.0, the first
+# release with 4-bit (compat-facts C1/C3, S24 CHANGELOG); only a source build serves it.
+KEPLER_BELOW = Version("5.0")
+FIRST_4BIT = Version("0.39.0")  # compat-facts C1 (S24): Linear4bit, NF4/FP4
+FIRST_CPU_4BIT = Version("0.46.0")  # compat-facts C5 (S23 backends/cpu/ops.py)
 
 
 def parse_version(text: str | None) -> Version | None:
@@ -208,15 +219,6 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     if facts.gpus is not None:
         gpus = tuple(g for g in facts.gpus if g.vendor == "nvidia")
         amd = amd or any(g.vendor == "amd" for g in facts.gpus)
-    complete = facts.extra.get("packages_source") == "probe"
-    t = facts.torch
-    torch_v = parse_version((t.version if t else None) or facts.package("torch"))
-    torch_cuda = parse_version(t.cuda) if t else None
-    torch_hip = t.hip if t else None
-    if torch_cuda is None and torch_v is not None and torch_v.local:
-        m = re.fullmatch(r"cu(\d+)", torch_v.local)
-        if m:
-            torch_cuda = cuda_from_tag(m.group(1))
     platform = platform_key(system, host.machine if host else None)
     assumed = False
     if platform is None and (host is None or host.machine is None):
@@ -225,6 +227,59 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
             system or "", "linux-x86_64"
         )
         assumed = True
+    torch = _torch_view(facts, kb, platform)
+    b = facts.bitsandbytes
+    bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
+    bnb_installed = (
+        True
+        if bnb_v is not None or (b is not None and b.native_libs)
+        else listed_installed(facts, "bitsandbytes")
+    )
+    return View(
+        facts=facts,
+        platform=platform,
+        platform_assumed=assumed,
+        torch_build_assumed=torch.build_assumed,
+        system=system,
+        python=parse_version(facts.python.version) if facts.python else None,
+        glibc=glibc,
+        driver=parse_version(drv.version) if drv else None,
+        driver_cuda=parse_version(drv.cuda) if drv else None,
+        driver_found=drv.found if drv else None,
+        gpus=gpus,
+        amd=amd,
+        torch_installed=torch.installed,
+        torch=torch.version,
+        torch_cuda=torch.cuda,
+        torch_hip=torch.hip,
+        torch_cpu_build=torch.cpu_build,
+        bnb_installed=bnb_installed,
+        bnb=bnb_v,
+        packages_complete=facts.extra.get("packages_source") == "probe",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _TorchView:
+    installed: bool | None
+    version: Version | None
+    cuda: Version | None
+    hip: str | None
+    cpu_build: bool | None
+    build_assumed: str | None
+
+
+def _torch_view(facts: Facts, kb: Knowledge | None, platform: str | None) -> _TorchView:
+    """The installed torch: version, CUDA (from the build, its +cuXY label, or the PyPI build of
+    its release), and whether it is a CPU build."""
+    t = facts.torch
+    torch_v = parse_version((t.version if t else None) or facts.package("torch"))
+    torch_cuda = parse_version(t.cuda) if t else None
+    torch_hip = t.hip if t else None
+    if torch_cuda is None and torch_v is not None and torch_v.local:
+        m = re.fullmatch(r"cu(\d+)", torch_v.local)
+        if m:
+            torch_cuda = cuda_from_tag(m.group(1))
     build_known = t is not None and t.build_known and t.error is None
     build_assumed = None
     if (
@@ -256,40 +311,12 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         else:
             cpu_build = False
     # Installed when its build or files show it (a broken one too), else as the list says.
-    torch_installed = (
+    installed = (
         True
         if torch_v is not None or (t is not None and (t.cuda or t.hip or t.arch_list or t.error))
         else listed_installed(facts, "torch")
     )
-    b = facts.bitsandbytes
-    bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
-    bnb_installed = (
-        True
-        if bnb_v is not None or (b is not None and b.native_libs)
-        else listed_installed(facts, "bitsandbytes")
-    )
-    return View(
-        facts=facts,
-        platform=platform,
-        platform_assumed=assumed,
-        torch_build_assumed=build_assumed,
-        system=system,
-        python=parse_version(facts.python.version) if facts.python else None,
-        glibc=glibc,
-        driver=parse_version(drv.version) if drv else None,
-        driver_cuda=parse_version(drv.cuda) if drv else None,
-        driver_found=drv.found if drv else None,
-        gpus=gpus,
-        amd=amd,
-        torch_installed=torch_installed,
-        torch=torch_v,
-        torch_cuda=torch_cuda,
-        torch_hip=torch_hip,
-        torch_cpu_build=cpu_build,
-        bnb_installed=bnb_installed,
-        bnb=bnb_v,
-        packages_complete=complete,
-    )
+    return _TorchView(installed, torch_v, torch_cuda, torch_hip, cpu_build, build_assumed)
 
 
 # --------------------------------------------------------------------------- driver x CUDA
@@ -354,3 +381,131 @@ def pick_cuda_lib(available: Iterable[str], cuda: Version, loader: str) -> str |
     ``cuda`` from the tags ``available`` (the files a probe saw, or a build's list): exact match,
     and from 0.50 the same-major fallback (compat-facts C4; knowledge.pick_lib)."""
     return pick_lib((t for t in available if cuda_from_tag(t) is not None), cuda, lib_cuda, loader)
+
+
+# --------------------------------------------------------------------------- installed bitsandbytes
+
+
+class BnbLibs(NamedTuple):
+    """The native libraries of a bitsandbytes install: CUDA tags ('118'), _nocublaslt tags, and
+    whether a CPU library is there."""
+
+    full: set[str]
+    nocublaslt: set[str]
+    cpu: bool
+
+
+def is_jetson(view: View) -> bool:
+    """An NVIDIA Jetson board (L4T), where neither PyPI's bitsandbytes nor the PyTorch index
+    builds fit and the driver comes with JetPack."""
+    if view.platform != "linux-aarch64":
+        return False
+    h = view.facts.host
+    if h is not None and (h.l4t or JETSON_TEXT.search(h.os_release or "")):
+        return True
+    if any(JETSON_TEXT.search(g.name or "") for g in view.gpus or ()):
+        return True
+    return any(cc in JETSON_CCS for cc in view.ccs)
+
+
+def torch_arch_list(view: View, kb: Knowledge) -> tuple[tuple[str, ...] | None, str]:
+    """The installed torch's compiled arch list and where it came from (facts, knowledge)."""
+    t = view.facts.torch
+    if t is not None and t.arch_list:
+        return t.arch_list, "facts"
+    if view.torch is None or view.torch_cuda is None:
+        return None, "unknown"
+    rel = kb.torch.release(view.torch)
+    if rel is None:
+        return None, "unknown"
+    var = rel.variant(f"cu{view.torch_cuda.major}{view.torch_cuda.minor}")
+    arch = var.arch_for(view.platform) if var is not None and view.platform else None
+    if var is None or arch is None:
+        return None, "unknown"
+    return arch, f"knowledge (torch {series(view.torch)} {var.name})"
+
+
+def bnb_release(view: View, kb: Knowledge) -> BnbRelease | None:
+    """The knowledge base's entry for the installed bitsandbytes (None when unknown)."""
+    return None if view.bnb is None else kb.bnb.release(view.bnb)
+
+
+def bnb_loader(view: View, kb: Knowledge) -> str | None:
+    """How the installed bitsandbytes picks its native library (compat-facts C4)."""
+    rel = bnb_release(view, kb)
+    return rel.loader if rel else None
+
+
+def bnb_runtime_cuda(view: View, kb: Knowledge) -> tuple[Version | None, str]:
+    """The CUDA version the installed bitsandbytes keys its library on, and from where.
+
+    compat-facts C4: up to 0.40.0 the first libcudart found (the system toolkit, not torch's);
+    from 0.40.1 torch.version.cuda.
+    """
+    if bnb_loader(view, kb) == "libcudart-search" and view.facts.toolkit_nvcc:
+        nvcc = parse_version(view.facts.toolkit_nvcc)
+        if nvcc is not None:
+            return series(nvcc), "system toolkit (nvcc)"
+    if view.torch_cuda is not None:
+        return view.torch_cuda, "torch.version.cuda"
+    if view.facts.toolkit_nvcc and bnb_loader(view, kb) in (None, "libcudart-search"):
+        nvcc = parse_version(view.facts.toolkit_nvcc)
+        if nvcc is not None:
+            return series(nvcc), "system toolkit (nvcc)"
+    return None, "unknown"
+
+
+def bnb_available_libs(view: View, kb: Knowledge) -> BnbLibs | None:
+    """(full CUDA libs, nocublaslt libs, has cpu lib) of the installed bitsandbytes: the files the
+    probe saw, else what the release ships for this platform."""
+    b = view.facts.bitsandbytes
+    if b is not None and b.native_libs:
+        full, nc = lib_tags(b.native_libs)
+        cpu = any(n.startswith("libbitsandbytes_cpu") for n in b.native_libs)
+        return BnbLibs(full, nc, cpu)
+    rel = bnb_release(view, kb)
+    if rel is None or view.platform is None:
+        return None
+    build = rel.builds.get(view.platform)
+    if build is None:
+        return None
+    return BnbLibs(set(build.cuda_libs), set(build.nocublaslt), build.cpu_lib)
+
+
+def installed_cuda_lib(
+    view: View, rel: BnbRelease | None, libs: BnbLibs, cuda: Version
+) -> str | None:
+    """The CUDA library tag the installed bitsandbytes loads for runtime ``cuda`` from the
+    libraries it has: its loader's pick, and the _nocublaslt variant where it wants one (C4)."""
+    full, nc, _cpu = libs
+    chosen = pick_cuda_lib(full, cuda, rel.loader if rel else "exact")
+    if chosen is not None and view.wants_nocublaslt(rel) and nc and chosen not in nc:
+        return None
+    return chosen
+
+
+# --------------------------------------------------------------------------- knowledge floors
+
+
+def lowest_torch_arch(kb: Knowledge, platform: str | None) -> Version | None:
+    """The lowest compute capability any torch build of the knowledge base has code for."""
+    ccs = [
+        v
+        for r in kb.torch.releases
+        for var in r.variants_for(platform or "")
+        if (arch := var.arch_for(platform or ""))
+        for a in arch
+        if (p := parse_arch(a)) is not None
+        for v in (p[1],)
+    ]
+    return min(ccs) if ccs else None
+
+
+def tagged_glibc_floor(kb: Knowledge, platform: str) -> Version | None:
+    """The lowest glibc any platform-tagged bitsandbytes wheel for ``platform`` accepts."""
+    floors = [
+        b.glibc_min
+        for r in kb.bnb.releases
+        if (b := r.builds.get(platform)) is not None and b.dist != "any" and b.glibc_min is not None
+    ]
+    return min(floors) if floors else None

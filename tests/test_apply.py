@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from repair import process
-from repair.apply.planfile import check_fingerprint
 from repair.apply.transaction import StateDir, apply_plan, installed_versions, rollback
 from repair.apply.venv import create_venv
 from repair.errors import ApplyRefused, BadInput, ExitCode, Locked, PlanFileError
 from repair.facts import Facts, PythonInfo
 from repair.fingerprint import fingerprint
+from repair.pipeline import make_settings
+from repair.planfile import check_fingerprint, plan_from_doc
 from tests.test_apply_support import (
     clone,
     cuda_plan,
@@ -103,13 +104,17 @@ def test_cpu_torch_to_cuda_variant(tmp_path: Path, henv: dict, installer: str) -
 def test_wrong_cuda_variant_to_the_right_one(
     tmp_path: Path, henv: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """cu128 (needs a newer driver) -> cu118; the index base comes from $QFIX_TORCH_INDEX."""
+    """cu128 (needs a newer driver) -> cu118; the index base comes from $QFIX_TORCH_INDEX,
+    resolved once by the pipeline's settings and handed to the transaction."""
     monkeypatch.setenv("QFIX_TORCH_INDEX", index().torch_base)
+    base = make_settings(python=sys.executable, needs_index=True).torch_index_base
+    assert base == index().torch_base
     python = clone(tmp_path / "venv")
     first = apply_plan(
         official(cuda_plan("cu128", extra=False)),
         python=str(python),
         installer="pip",
+        torch_index=base,
         progress=lambda s: None,
     )
     assert first.ok, first.error
@@ -124,6 +129,7 @@ def test_wrong_cuda_variant_to_the_right_one(
         fix,
         python=str(python),
         installer="uv",
+        torch_index=base,
         progress=lambda s: None,
         verify=lambda: torch_cuda(python) == "11.8",
     )
@@ -188,6 +194,7 @@ def test_stale_plan_is_refused(tmp_path: Path, henv: dict) -> None:
 
     the_plan = cuda_plan()
     the_plan["fingerprint"] = fingerprint(facts())
+    the_plan = plan_from_doc(the_plan)
     check_fingerprint(the_plan, fingerprint(facts()))  # same state: fine
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "qfix-demo==2.0"],

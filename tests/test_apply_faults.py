@@ -1,7 +1,8 @@
 """Faults during an apply: killed (SIGKILL) at every stage, the index failing halfway, a failed
 verification, Ctrl-C and SIGTERM. After the automatic rollback, or after ``rollback()`` (what
-``qfix rollback`` runs) for a killed run, ``pip freeze --all`` and the whole tree of the venv (every
-path, inode, size and mtime) are exactly what they were before.
+``qfix rollback`` runs) for a killed run, ``pip freeze --all``, the whole tree of the venv (every
+path, inode, size and mtime) and the manifest of site-packages and bin (every file's size,
+sha256 and mode) are exactly what they were before; and no process qfix started is left alive.
 
 Real venvs, real pip and uv, a real index on 127.0.0.1 (tests/index_server.py); the kills are real
 SIGKILLs of a child running ``apply_plan`` (the QFIX_TEST_KILL_AT hook of transaction.py).
@@ -10,16 +11,20 @@ SIGKILLs of a child running ``apply_plan`` (the QFIX_TEST_KILL_AT hook of transa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from repair.apply.transaction import StateDir, apply_plan, rollback
 from repair.errors import ApplyRefused, ExitCode
+from tests.hostile import MARK_ENV, marked_pids
 from tests.test_apply_support import (
     REPO,
     clone,
@@ -27,6 +32,7 @@ from tests.test_apply_support import (
     freeze,
     hermetic_env,
     index,
+    manifest,
     pid_alive,
     plan,
     run_child,
@@ -56,10 +62,14 @@ def henv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return env
 
 
-def assert_restored(python: Path, before_freeze: str, before_tree: dict) -> None:
+def assert_restored(
+    python: Path, before_freeze: str, before_tree: dict, before_manifest: dict
+) -> None:
     prefix = python.parent.parent
     diff = tree_diff(before_tree, tree(prefix))
     assert not diff, "venv tree differs after rollback:\n" + "\n".join(diff)
+    diff = tree_diff(before_manifest, manifest(prefix))
+    assert not diff, "file contents or modes differ after rollback:\n" + "\n".join(diff)
     assert freeze(python) == before_freeze
     state = StateDir(prefix / ".qfix")
     assert not state.backup.exists(), "the snapshot should be gone after a finished rollback"
@@ -92,6 +102,7 @@ def test_sigkill_then_rollback_restores_exactly(
     prefix = python.parent.parent
     state = StateDir(prefix / ".qfix")
     before_freeze, before_tree = freeze(python), tree(prefix)
+    before_manifest = manifest(prefix)
     idx = index()
     idx.set_fault(slow=slow)
     env = hermetic_env(tmp_path, QFIX_TEST_KILL_AT=point, QFIX_TEST_KILL_DELAY="0.5")
@@ -109,7 +120,7 @@ def test_sigkill_then_rollback_restores_exactly(
     orphan = None
     if point.endswith(":during"):
         orphan = int(state.installer_pid.read_text())
-        assert pid_alive(orphan), "the installer should outlive its killed parent"
+        assert wait_gone(orphan), "the installer dies with qfix (PR_SET_PDEATHSIG)"
     if changed:
         assert tree(prefix) != before_tree, "the kill point should come after a real change"
     idx.reset()  # the orphan may still be downloading; rollback must not wait for the index
@@ -118,11 +129,54 @@ def test_sigkill_then_rollback_restores_exactly(
 
     assert result.ok and result.exit_code is ExitCode.OK, result
     if orphan is not None:
-        assert not pid_alive(orphan), "rollback must stop the orphaned installer first"
-    assert_restored(python, before_freeze, before_tree)
+        assert not pid_alive(orphan)
+    assert_restored(python, before_freeze, before_tree, before_manifest)
     # and the venv is usable again: a new apply goes through
     again = rollback(str(python), progress=lambda line: None)
     assert again.ok and not again.rolled_back
+
+
+def wait_gone(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_sigkill_during_verify_then_rollback_leaves_no_process(tmp_path: Path) -> None:
+    """SIGKILL qfix while its verify child runs: the child dies with it (PR_SET_PDEATHSIG), and
+    what that child started in its group is stopped by ``qfix rollback`` before it restores."""
+    python = clone(tmp_path / "venv")
+    prefix = python.parent.parent
+    state = StateDir(prefix / ".qfix")
+    before_freeze, before_tree = freeze(python), tree(prefix)
+    before_manifest = manifest(prefix)
+    mark = uuid.uuid4().hex
+    env = hermetic_env(
+        tmp_path, QFIX_TEST_KILL_AT="verify:during", QFIX_TEST_KILL_DELAY="1.0", **{MARK_ENV: mark}
+    )
+    child = run_child(tmp_path, cuda_plan(), python, installer="uv", verify="child:", env=env)
+    out, _ = child.communicate(timeout=300)
+    assert child.returncode == -signal.SIGKILL, out
+    journal = json.loads(state.journal.read_text())
+    assert journal["state"] == "verifying"
+    kids = json.loads(state.children.read_text())
+    assert len(kids) == len(journal["steps"]) + 1, kids  # every installer and the verify child
+    verify_pid = kids[-1]["pid"]
+    assert wait_gone(verify_pid), "the verify child dies with qfix (PR_SET_PDEATHSIG)"
+    left = marked_pids(mark)
+    assert left, "its own child lives on in its group: rollback has something to stop"
+    try:
+        result = rollback(str(python), progress=lambda line: None)
+        assert result.ok and result.rolled_back, result
+        assert not marked_pids(mark), "qfix rollback must stop every recorded child first"
+    finally:
+        for pid in marked_pids(mark):
+            os.kill(pid, signal.SIGKILL)
+    assert_restored(python, before_freeze, before_tree, before_manifest)
+    assert not state.children.exists()
 
 
 def test_kill_after_commit_keeps_the_new_state(tmp_path: Path) -> None:
@@ -167,6 +221,7 @@ def test_index_answers_500_halfway(
 ) -> None:
     python = clone(tmp_path / "venv")
     before_freeze, before_tree = freeze(python), tree(python.parent.parent)
+    before_manifest = manifest(python.parent.parent)
     index().set_fault(fail_after, prefix=prefix)
     lines: list[str] = []
     out = apply_plan(cuda_plan(), python=str(python), installer=installer, progress=lines.append)
@@ -176,12 +231,13 @@ def test_index_answers_500_halfway(
     assert out.steps_done[0] == "uninstall qfix-demo"  # a real change happened first
     assert any(line.startswith("rolling back") for line in lines), lines
     assert any(r.startswith(prefix) for r in index().requests)
-    assert_restored(python, before_freeze, before_tree)
+    assert_restored(python, before_freeze, before_tree, before_manifest)
 
 
 def test_failed_verification_rolls_back(tmp_path: Path, henv: dict) -> None:
     python = clone(tmp_path / "venv")
     before_freeze, before_tree = freeze(python), tree(python.parent.parent)
+    before_manifest = manifest(python.parent.parent)
     seen: list[str] = []
 
     def verify() -> bool:
@@ -196,12 +252,13 @@ def test_failed_verification_rolls_back(tmp_path: Path, henv: dict) -> None:
     assert (out.ok, out.rolled_back, out.verified) == (False, True, False)
     assert out.exit_code is ExitCode.APPLY_FAILED and "verification failed" in out.error
     assert len(out.steps_done) == 3
-    assert_restored(python, before_freeze, before_tree)
+    assert_restored(python, before_freeze, before_tree, before_manifest)
 
 
 def test_crashing_verification_rolls_back(tmp_path: Path, henv: dict) -> None:
     python = clone(tmp_path / "venv")
     before_freeze, before_tree = freeze(python), tree(python.parent.parent)
+    before_manifest = manifest(python.parent.parent)
 
     def verify() -> bool:
         raise RuntimeError("CUDA error: no kernel image is available")
@@ -214,7 +271,7 @@ def test_crashing_verification_rolls_back(tmp_path: Path, henv: dict) -> None:
         progress=lambda s: None,
     )
     assert out.rolled_back and "verification crashed: CUDA error" in out.error
-    assert_restored(python, before_freeze, before_tree)
+    assert_restored(python, before_freeze, before_tree, before_manifest)
 
 
 @pytest.mark.parametrize(
@@ -232,6 +289,7 @@ def test_signal_during_install_rolls_back(
     prefix = python.parent.parent
     state = StateDir(prefix / ".qfix")
     before_freeze, before_tree = freeze(python), tree(prefix)
+    before_manifest = manifest(prefix)
     index().set_fault(slow=5.0)
     steps = [s for s in cuda_plan()["steps"] if s["action"] == "install"]  # torch command first
     child = run_child(tmp_path, plan(*steps), python, installer=installer)
@@ -243,7 +301,7 @@ def test_signal_during_install_rolls_back(
     assert child.returncode == ExitCode.APPLY_FAILED, out
     assert f"interrupted ({word})" in out and "rolled back" in out, out
     assert not pid_alive(installer_pid), "the running installer must be stopped"
-    assert_restored(python, before_freeze, before_tree)
+    assert_restored(python, before_freeze, before_tree, before_manifest)
 
 
 def test_file_rewritten_in_place_is_reported_not_hidden(tmp_path: Path) -> None:
@@ -272,6 +330,7 @@ def test_rollback_needs_no_network(tmp_path: Path) -> None:
         pytest.skip(f"unshare -rn not permitted here: {probe.stderr.decode().strip()}")
     python = clone(tmp_path / "venv")
     before_freeze, before_tree = freeze(python), tree(python.parent.parent)
+    before_manifest = manifest(python.parent.parent)
     env = hermetic_env(tmp_path, QFIX_TEST_KILL_AT="step:2:after")
     child = run_child(tmp_path, cuda_plan(), python, env=env)
     child.communicate(timeout=300)
@@ -294,15 +353,16 @@ def test_rollback_needs_no_network(tmp_path: Path) -> None:
     finally:
         idx.start()
     assert done.returncode == 0, done.stdout + done.stderr
-    assert_restored(python, before_freeze, before_tree)
+    assert_restored(python, before_freeze, before_tree, before_manifest)
 
 
 def test_step_failing_on_its_own_is_rolled_back(tmp_path: Path, henv: dict) -> None:
     """A step that fails for a reason of its own (no such version on the index)."""
     python = clone(tmp_path / "venv")
     before_freeze, before_tree = freeze(python), tree(python.parent.parent)
+    before_manifest = manifest(python.parent.parent)
     the_plan = cuda_plan(extra=False)
     the_plan["steps"].append(step("install", "bitsandbytes", "0.43.3", "9.9", None, "pypi"))
     out = apply_plan(the_plan, python=str(python), installer="pip", progress=lambda s: None)
     assert out.exit_code is ExitCode.APPLY_FAILED and "bitsandbytes==9.9" in out.error
-    assert_restored(python, before_freeze, before_tree)
+    assert_restored(python, before_freeze, before_tree, before_manifest)

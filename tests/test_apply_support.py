@@ -7,14 +7,16 @@
 * ``hermetic_env()``: pip's and uv's *default* index pointed at the local ``/simple`` (the way a
   user's mirror setting would be), retries off so an injected 500 fails at once, a private uv
   cache. Apply must respect those settings, which is part of what the tests check.
-* ``freeze()`` and ``tree()``: the two views of "exactly as before": ``pip freeze --all`` and every
-  path of the venv with its inode, size and mtime.
+* ``freeze()``, ``tree()`` and ``manifest()``: the views of "exactly as before": ``pip freeze
+  --all``, every path of the venv with its inode, size and mtime, and every file under
+  site-packages and bin with its size, sha256 and mode (the bytes, not only the inodes).
 * ``run_child()``: ``apply_plan`` in a child process, to be killed or signalled.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -160,6 +162,27 @@ def tree(prefix: Path) -> dict[str, tuple[Any, ...]]:
     return out
 
 
+def manifest(prefix: Path) -> dict[str, tuple[Any, ...]]:
+    """path -> (size, sha256, mode) of every file under site-packages and bin; links: target."""
+    out: dict[str, tuple[Any, ...]] = {}
+    roots = [*prefix.glob("lib/python*/site-packages"), prefix / "bin"]
+    for top in roots:
+        for root, _dirs, files in os.walk(top):
+            for name in files:
+                p = os.path.join(root, name)
+                rel = os.path.relpath(p, prefix)
+                st = os.lstat(p)
+                if os.path.islink(p):
+                    out[rel] = ("link", os.readlink(p))
+                    continue
+                h = hashlib.sha256()
+                with open(p, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+                out[rel] = (st.st_size, h.hexdigest(), oct(st.st_mode))
+    return out
+
+
 def tree_diff(a: dict[str, tuple[Any, ...]], b: dict[str, tuple[Any, ...]]) -> list[str]:
     keys = sorted(set(a) | set(b))
     return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in keys if a.get(k) != b.get(k)][:20]
@@ -227,7 +250,14 @@ CHILD = textwrap.dedent("""
     from repair.apply.transaction import apply_plan
     plan = json.load(open(sys.argv[1]))
     verdict = sys.argv[4]
-    verify = None if verdict == "none" else (lambda: verdict == "pass")
+    if verdict.startswith("child:"):
+        # a real verify child (through process.run, so apply records it) that leaves a
+        # grandchild in its group: what PR_SET_PDEATHSIG cannot reach, qfix rollback must stop
+        from repair import process
+        code = "import subprocess, time; subprocess.Popen(['sleep', '600']); time.sleep(600)"
+        verify = lambda: process.run([sys.executable, "-c", code], timeout=900).ok
+    else:
+        verify = None if verdict == "none" else (lambda: verdict == "pass")
     out = apply_plan(plan, python=sys.argv[2], installer=sys.argv[3], verify=verify,
                      progress=lambda line: print(line, flush=True))
     print("OUTCOME " + json.dumps(out.to_dict()), flush=True)

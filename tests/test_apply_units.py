@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -23,19 +24,17 @@ from hypothesis import strategies as st
 
 from repair import process
 from repair.apply import installers
-from repair.apply.installers import (
-    build_commands,
-    choose_installer,
-    constraint_lines,
-    torch_index_base,
-    validate_index_url,
-    validate_name,
-)
-from repair.apply.planfile import check_fingerprint, load_plan, validate_plan
-from repair.apply.transaction import Outcome, _describe, _tail, installed_versions
+from repair.apply.installers import choose_installer
+from repair.apply.transaction import Outcome, _tail, installed_versions
 from repair.apply.venv import TargetKind, classify_target, inspect_target, require_changeable
+from repair.commands import build_commands as typed_commands
+from repair.commands import constraint_lines as typed_constraints
+from repair.commands import validate_index_url, validate_name
 from repair.errors import ApplyRefused, BadInput, ExitCode, Locked, PlanFileError
 from repair.facts import PythonInfo
+from repair.plan import Step, normalize
+from repair.planfile import check_fingerprint, load_plan, plan_from_doc
+from repair.settings import torch_index_base
 from tests.index_server import VARIANTS, IndexServer, build_wheel
 
 PY = "/abs/.venv/bin/python"
@@ -98,6 +97,38 @@ def brief_plan() -> dict:
 
 
 # --------------------------------------------------------------------------- installer argv
+
+
+def steps_of(steps: list[dict]) -> tuple[Step, ...]:
+    return tuple(Step.from_dict(s) for s in steps)
+
+
+def build_commands(steps: list[dict], **kw: Any) -> list[list[str]]:
+    """The argv of the typed commands for qfix.plan/1 step dicts, as lists to compare."""
+    return [list(c.argv) for c in typed_commands(steps_of(steps), **kw)]
+
+
+def constraint_lines(steps: list[dict], installed: dict) -> list[str]:
+    return typed_constraints(steps_of(steps), installed)
+
+
+def test_every_command_carries_the_label_people_see() -> None:
+    """Progress lines, the journal and errors use the label; nothing re-parses argv."""
+    cmds = typed_commands(
+        steps_of(BRIEF_STEPS),
+        python=PY,
+        installer="uv",
+        torch_index_base="https://bob:s3cret@mirror.example/whl",
+        constraint_file="/c.txt",
+        uv="/bin/uv",
+    )
+    assert [c.label for c in cmds] == [
+        "uninstall bitsandbytes-cuda111",
+        "install torch==2.7.1+cu118 torchvision==0.22.1+cu118 "
+        "from https://***@mirror.example/whl/cu118",
+        "install bitsandbytes==0.48.2",
+    ]
+    assert "https://bob:s3cret@mirror.example/whl/cu118" in cmds[1].argv
 
 
 def test_pip_commands_for_the_brief_plan() -> None:
@@ -373,7 +404,9 @@ def write(tmp_path: Path, data: object) -> Path:
 
 
 def test_a_valid_plan_file_loads(tmp_path: Path) -> None:
-    assert load_plan(write(tmp_path, brief_plan()))["steps"][0]["package"] == "torch"
+    plan = load_plan(write(tmp_path, brief_plan()))
+    assert plan.steps[0].package == "torch" and plan.steps[3].action == "uninstall"
+    assert plan.to_dict()["steps"] == brief_plan()["steps"]
 
 
 def _mutations() -> list[tuple[str, object]]:
@@ -435,8 +468,8 @@ def test_unreadable_plan_files(tmp_path: Path, text: str, match: str | None) -> 
 
 
 def test_stale_fingerprint_is_refused() -> None:
-    data = validate_plan(brief_plan())
-    check_fingerprint(data, data["fingerprint"])
+    data = plan_from_doc(brief_plan())
+    check_fingerprint(data, data.fingerprint)
     with pytest.raises(ApplyRefused, match=f"different state of {PY}.*re-run qfix plan") as e:
         check_fingerprint(data, "sha256:" + "1" * 64)
     assert e.value.exit_code == ExitCode.REFUSED
@@ -494,7 +527,7 @@ def test_installed_versions_match_pip_list() -> None:
     )
     site = inspect_target(sys.executable)
     mine = installed_versions([site.purelib, site.platlib])
-    norm = installers.normalize
+    norm = normalize
     assert {norm(k): v for k, v in mine.items()} == {norm(d["name"]): d["version"] for d in listed}
 
 
@@ -560,22 +593,7 @@ def test_real_torch_wheel_is_listed_under_cpu(tmp_path: Path) -> None:
     assert os.path.islink(tmp_path / "idx" / "files" / real.name)
 
 
-def test_progress_lines_hide_index_credentials_and_errors_come_first() -> None:
-    argv = [
-        PY,
-        "-m",
-        "pip",
-        "install",
-        "--no-input",
-        "--index-url",
-        "https://bob:s3cret@mirror.example/whl/cu126",
-        "torch==2.7.1+cu126",
-    ]
-    line = _describe(argv)
-    assert line == "install torch==2.7.1+cu126 from https://***@mirror.example/whl/cu126"
-    assert _describe(["/bin/uv", "pip", "uninstall", "--python", PY, "bitsandbytes-cuda111"]) == (
-        "uninstall bitsandbytes-cuda111"
-    )
+def test_installer_errors_come_first() -> None:
     done = process.Completed(
         ("pip",),
         1,

@@ -92,3 +92,20 @@ def test_malformed_catalogue_names_file_and_entry(tmp_path, text, needle):
     with pytest.raises(KnowledgeError) as err:
         load(_broken_copy(tmp_path, text))
     assert "failures.toml" in err.value.message and needle in err.value.message
+
+
+def test_explain_shows_the_text_of_every_key_it_cites():
+    from repair.explain import explain, explain_to_dict
+    from repair.knowledge import load_sources
+    from repair.render import render_explain
+
+    matches = explain("OSError: libcuda.so: cannot open shared object file", CAT)
+    assert matches and matches[0].id == "cuda-libs-not-found"
+    m = matches[0]
+    keys = [r.key for r in m.references]
+    assert {"F02", "F03", "C4", "S23", "bnb#62"} <= set(keys)
+    s23 = load_sources().get("S23")
+    assert s23 is not None and f"    S23: {s23.text}" in render_explain(matches).splitlines()
+    doc = explain_to_dict(matches)["matches"][0]
+    assert {"key": "S23", "kind": "source", "text": s23.text} in doc["references"]
+    assert doc["sources"] == list(m.sources)  # the citations themselves are unchanged

@@ -144,3 +144,48 @@ def test_matrix_json():
 def test_unknown_option_exit_2():
     p = run("plan", "--bogus")
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+# --------------------------------------------------------------------------- settings, once
+
+
+def test_settings_resolve_every_input_once() -> None:
+    from dataclasses import replace
+
+    from repair.errors import BadInput
+    from repair.pipeline import ApplyPrep, apply_index_base, make_settings
+    from repair.planfile import plan_from_doc
+
+    env = {"QFIX_TORCH_INDEX": "https://env.example/whl", "QFIX_PROBE_TIMEOUT": "7"}
+    s = make_settings(python=sys.executable, needs_index=True, environ=env)
+    assert (s.python, s.torch_index_base, s.probe_timeout) == (
+        os.path.abspath(sys.executable),
+        "https://env.example/whl",
+        7.0,
+    )
+    flagged = make_settings(
+        python=sys.executable, torch_index="https://cli.example/whl/", needs_index=True, environ=env
+    )
+    assert flagged.torch_index_base == "https://cli.example/whl"
+    # --facts FILE reads no interpreter: neither the target nor its time limit is looked at
+    bad = {"VIRTUAL_ENV": "/nonexistent", "QFIX_PROBE_TIMEOUT": "x"}
+    assert make_settings(facts_file="f.json", environ=bad).python is None
+    with pytest.raises(BadInput, match="QFIX_PROBE_TIMEOUT"):
+        make_settings(python=sys.executable, environ=bad)
+    with pytest.raises(BadInput, match="--installer"):
+        make_settings(facts_file="f.json", installer="conda", environ={})
+    # a saved plan keeps its own index base unless --torch-index is given
+    saved = plan_from_doc(
+        {
+            "schema": "qfix.plan/1",
+            "healthy": False,
+            "fingerprint": "sha256:" + "0" * 64,
+            "steps": [],
+            "torch_index_base": "https://saved.example/whl",
+        }
+    )
+    prep = ApplyPrep(sys.executable, saved, saved=True)
+    assert apply_index_base(s, prep) == "https://saved.example/whl"
+    assert apply_index_base(flagged, prep) == "https://cli.example/whl"
+    fresh = ApplyPrep(sys.executable, replace(saved, torch_index_base=s.torch_index_base), False)
+    assert apply_index_base(s, fresh) == "https://env.example/whl"

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from repair.pipeline import with_commands
+from repair.plan import Plan
+from repair.planfile import plan_from_doc
 from repair.render import render_plan
 from tests.core_helpers import analyse, example_facts
 
@@ -52,3 +54,19 @@ def test_golden_plan(name: str) -> None:
         if not os.environ.get("QFIX_UPDATE_GOLDEN"):
             pytest.fail(f"golden file {path.name} was missing and has been written; review it")
     assert text == path.read_text()
+
+
+def _shipped_examples() -> list[str]:
+    from repair.knowledge import plans_directory
+
+    return sorted(p.name for p in (plans_directory() / "examples").glob("*.json"))
+
+
+@pytest.mark.parametrize("name", _shipped_examples())
+def test_every_shipped_plan_round_trips_through_the_plan_file(name: str) -> None:
+    """A saved plan is the same typed Plan: parse(validate(to_dict)) gives back the document."""
+    _, plan = analyse(example_facts(name))
+    doc = plan.to_dict()
+    assert doc["steps"] or plan.healthy or plan.manual  # a real plan, not an empty shell
+    assert Plan.from_dict(doc).to_dict() == doc
+    assert plan_from_doc(json.loads(json.dumps(doc))).to_dict() == doc

@@ -22,15 +22,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.version import Version
 
+from repair.catalogue import load_catalogue
 from repair.errors import KnowledgeError
 from repair.knowledge import (
     PLATFORMS,
     Cited,
     DriverVersion,
     Knowledge,
+    cited_keys,
     glibc_of_tag,
     lib_cuda,
     load_knowledge,
+    load_sources,
     plans_directory,
     platform_key,
     read_toml,
@@ -41,6 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "plans"
 FACTS = ROOT.parent / "shared" / "facts"  # the shared facts beside the checkout
 TSV = FACTS / "bnb-wheels.tsv"
+# The dates plans/ was read: the survey of 2026-11-29 and the re-read of 2026-12-06
+# (tools/check_knowledge.py, docs/knowledge.md).
+CHECK_DATES = ("2026-11-29", "2026-12-06")
 KB = load_knowledge()
 V = Version
 
@@ -730,7 +736,7 @@ def test_hf_floors():
 def test_hf_rules_are_cited():
     assert len(KB.hf) >= 10
     for r in KB.hf:
-        assert r.source.startswith("S") and r.reason and r.checked == "2026-11-29"
+        assert r.source.startswith("S") and r.reason and r.checked in CHECK_DATES
 
 
 # --------------------------------------------------------------------------- citations
@@ -752,7 +758,7 @@ def _entries(kb: Knowledge) -> list[Cited]:
 def test_every_entry_is_cited():
     for e in _entries(KB):
         assert e.source.strip() and re.search(r"\bS\d+", e.source), e
-        assert e.checked == "2026-11-29", e
+        assert e.checked in CHECK_DATES, e
 
 
 def test_unconfirmed_marks_survive():
@@ -1002,3 +1008,93 @@ def test_lib_cuda():
 def test_any_local_build_maps_to_its_series(version, suffix):
     r = KB.torch.release(version + suffix)
     assert r is not None and r.series.release == V(version).release[:2]
+
+
+# --------------------------------------------------------------------------- citation keys
+
+
+def _cited_files() -> list[Path]:
+    return sorted(PLANS.glob("*.toml")) + sorted((ROOT / "repair").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _cited_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_cited_key_resolves(path: Path):
+    """Every citation key in plans/*.toml (failures.toml included) and in the code's comments is
+    in plans/sources.toml (or an issue reference whose repository is known)."""
+    sources = load_sources()
+    text = path.read_text(encoding="utf-8")
+    unresolved = [k for k in cited_keys(text) if sources.get(k) is None]
+    assert not unresolved, unresolved
+
+
+def test_failure_classes_cite_resolvable_keys():
+    sources = load_sources()
+    for cls in load_catalogue().classes:
+        sources.resolve("; ".join(cls.sources))  # raises for a key that does not resolve
+
+
+def test_cited_keys_grammar():
+    text = "compat-facts C1, C6, D and A1/A2 (S1, S18b) bnb#1610 F27 pytorch/pytorch#9 A100 sm_86"
+    assert cited_keys(text) == (
+        "C1",
+        "C6",
+        "D",
+        "A1",
+        "A2",
+        "S1",
+        "S18b",
+        "bnb#1610",
+        "F27",
+        "pytorch/pytorch#9",
+    )
+    # a bare letter is a section key only after "compat-facts" (torch.toml's legend uses B, M, R)
+    assert cited_keys("source = 'B; M (PyPI 2.1-2.4)'") == ()
+
+
+def test_issue_references_resolve_to_addresses():
+    s = load_sources()
+    assert s.get("bnb#1610").text.endswith(
+        "https://github.com/bitsandbytes-foundation/bitsandbytes/issues/1610"
+    )
+    assert s.get("nosuchrepo#1") is None
+    with pytest.raises(KnowledgeError, match="'S99'"):
+        s.resolve("S99")
+
+
+def test_sources_cover_the_facts_sources_list():
+    md = FACTS / "compat-facts.md"
+    if not md.is_file():
+        pytest.skip(f"{md} not present")
+    text = md.read_text()
+    listed = set(re.findall(r"\*\*(S\d+b?)\*\*:", text[text.index("## Sources") :]))
+    sections = set(re.findall(r"^#{2,3} ([A-D]\d?)\. ", text, re.MULTILINE))
+    keys = {r.key for r in load_sources().references}
+    assert listed | sections <= keys
+
+
+def test_docs_sources_page_is_generated_from_the_table():
+    spec = importlib.util.spec_from_file_location("sources_doc", ROOT / "tools" / "sources_doc.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    doc = (ROOT / "docs" / "sources.md").read_text(encoding="utf-8")
+    assert doc == mod.render(load_sources()), "run python tools/sources_doc.py"
+    for r in load_sources().references:
+        assert f"- **{r.key}**: {r.text}" in doc
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ('key = "S1"\n', 'key = "S2"\n', "duplicate key 'S2'"),
+        ('kind = "case"\n', 'kind = "rumour"\n', "kind must be one of"),
+        ('key = "F02"\n', 'key = "x1"\n', "is not a citation key"),
+        ('bnb = "bitsandbytes-foundation/bitsandbytes"', "bnb = 3", "owner/name"),
+    ],
+)
+def test_broken_sources_table_names_the_problem(tmp_path, old, new, message):
+    plans = _copy(tmp_path)
+    text = (plans / "sources.toml").read_text()
+    assert old in text
+    (plans / "sources.toml").write_text(text.replace(old, new, 1))
+    with pytest.raises(KnowledgeError, match=message):
+        load_sources(plans)

@@ -30,6 +30,7 @@ from repair.probe import target_script
 from repair.probe.interpreter import (
     BOOTSTRAP,
     TargetReport,
+    inspect_target,
     probe_target,
     resolve_target,
     script_source,
@@ -233,6 +234,18 @@ def test_torch_venv_plain_probe(torch_report: TargetReport, venv_torch213: Venv)
 
 
 @pytest.mark.venv
+def test_where_mode_answers_apply_from_the_same_python_section(
+    torch_report: TargetReport, venv_torch213: Venv
+) -> None:
+    """apply's question (venv? where do installers write?) is answered by the same script and
+    parser as `qfix detect`: the python sections agree, and the paths lie in the venv."""
+    where = inspect_target(str(venv_torch213.python))
+    assert where.info == torch_report.python
+    assert where.prefix == str(venv_torch213.path)
+    assert where.purelib.startswith(where.prefix) and where.purelib.endswith("site-packages")
+    assert (venv_torch213.path / "bin") == Path(where.scripts)
+
+
 def test_metadata_scan_agrees_with_importlib_metadata(
     torch_report: TargetReport, venv_torch213: Venv
 ) -> None:

@@ -10,14 +10,17 @@ an explicit ``allow_conda``.
 from __future__ import annotations
 
 import enum
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import process
 from ..errors import ApplyRefused, BadInput, InterpreterError
 from ..facts import PythonInfo
+
+# The kind and the install paths come from the one target script (probe/target_script.py,
+# ``--where``) and its one parser, the same that `qfix detect` reads the python section with.
+from ..probe.interpreter import TargetPaths as TargetPaths
+from ..probe.interpreter import inspect_target as inspect_target
 
 
 class TargetKind(str, enum.Enum):
@@ -71,73 +74,6 @@ def require_changeable(info: PythonInfo, *, allow_conda: bool = False) -> Target
             tip=tip,
         )
     raise ApplyRefused(f"cannot tell whether {python} is a virtual environment", tip=tip)
-
-
-# Runs in the target (any Python 3.7+, stdlib only): where it installs to and what kind it is.
-_TARGET_SCRIPT = r"""
-import json, os, sys, sysconfig
-base = getattr(sys, "real_prefix", None) or getattr(sys, "base_prefix", sys.prefix)
-in_venv = sys.prefix != base
-paths = sysconfig.get_paths()
-stdlib = paths.get("stdlib") or ""
-marker = bool(stdlib) and os.path.isfile(os.path.join(stdlib, "EXTERNALLY-MANAGED"))
-print(json.dumps({
-    "executable": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3],
-    "prefix": sys.prefix, "base_prefix": base, "in_venv": in_venv,
-    "externally_managed": marker and not in_venv,
-    "conda": os.path.isdir(os.path.join(sys.prefix, "conda-meta")),
-    "paths": {k: paths.get(k) for k in ("purelib", "platlib", "scripts", "data", "include")},
-}))
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class TargetPaths:
-    """Where an interpreter's installers write, as the interpreter itself reports it."""
-
-    info: PythonInfo
-    prefix: str
-    purelib: str
-    platlib: str
-    scripts: str
-    data: str
-
-
-def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
-    """Run ``python`` on a tiny stdlib script: its kind (venv, conda, ...) and install paths."""
-    try:
-        done = process.run([python, "-I", "-c", _TARGET_SCRIPT], timeout=timeout)
-    except process.ProcessFailure as exc:
-        raise InterpreterError(
-            f"cannot run the target interpreter {python}: {exc.reason}",
-            tip="pass --python PATH to an existing interpreter",
-        ) from None
-    if not done.ok:
-        why = "timed out" if done.timed_out else (done.stderr.strip().splitlines() or ["?"])[-1]
-        raise InterpreterError(f"the target interpreter {python} failed: {why}")
-    try:
-        data = json.loads(done.stdout.strip().splitlines()[-1])
-        paths = data["paths"]
-        info = PythonInfo(
-            executable=python,
-            version=data["version"],
-            in_venv=bool(data["in_venv"]),
-            externally_managed=bool(data["externally_managed"]),
-            conda=bool(data["conda"]),
-            prefix=data["prefix"],
-        )
-        return TargetPaths(
-            info,
-            data["prefix"],
-            paths["purelib"],
-            paths["platlib"],
-            paths["scripts"],
-            paths["data"],
-        )
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise InterpreterError(
-            f"the target interpreter {python} gave an unreadable answer: {done.stdout[:200]!r}"
-        ) from None
 
 
 def venv_python(path: Path) -> Path:

@@ -6,7 +6,7 @@ Thin: parse, call repair.fleet, render, exit. Records are ``qfix.node/1`` files 
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from ..errors import BadInput, ExitCode
+from ..render import to_json
 
 fleet_app = typer.Typer(
     help="Many nodes at once: group nodes by the facts that decide the plan, plan once per group, "
@@ -38,22 +39,29 @@ TorchIndexOpt = Annotated[
 ]
 
 
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
 @fleet_app.command("plan")
 def plan_cmd(
     records: RecordsArg, as_json: JsonOpt = False, torch_index: TorchIndexOpt = None
 ) -> int:
     """Group the nodes of detect records and plan once per group (qfix.fleet-plan/1 with --json).
     Exit 0 when every node is healthy, 1 otherwise."""
+    from ..settings import torch_index_base
     from .grouping import default_plan_fn, fleet_plan_to_dict, group_records, render_fleet_plan
     from .records import iter_records
 
-    groups = group_records(iter_records(records), default_plan_fn(torch_index))
+    # The index base as `qfix plan` resolves it (--torch-index, else $QFIX_TORCH_INDEX).
+    index = torch_index_base(torch_index, os.environ)
+    groups = group_records(iter_records(records), default_plan_fn(index))
     if not groups:
         raise BadInput("no detect records found in " + " ".join(records))
     if as_json:
-        sys.stdout.write(json.dumps(fleet_plan_to_dict(groups), indent=2) + "\n")
+        _out(to_json(fleet_plan_to_dict(groups)))
     else:
-        print(render_fleet_plan(groups))
+        _out(render_fleet_plan(groups))
     return ExitCode.OK if all(g.cls == "healthy" for g in groups) else ExitCode.PROBLEMS
 
 
@@ -85,9 +93,9 @@ def report_cmd(
         except OSError as exc:
             raise BadInput(f"could not write {html_file}: {exc.strerror}") from None
     if as_json:
-        sys.stdout.write(json.dumps(report_to_dict(groups, states), indent=2) + "\n")
+        _out(to_json(report_to_dict(groups, states)))
     else:
-        print(render_report(groups, states))
+        _out(render_report(groups, states))
     ok = all(s.state in ("healthy", "repaired") for s in states)
     return ExitCode.OK if ok else ExitCode.PROBLEMS
 
@@ -144,14 +152,14 @@ def run_cmd(
     else:
         raise BadInput(f"--via must be slurm or ray, not {via!r}")
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        _out(to_json(result.to_dict()))
     else:
-        print(result.summary())
+        _out(result.summary())
     return ExitCode.OK if result.all_answered else ExitCode.PROBLEMS
 
 
 @fleet_app.command("playbook")
 def playbook_cmd() -> int:
     """Print the path of the Ansible playbook shipped with qfix (for ansible-playbook)."""
-    print(Path(__file__).resolve().parent / "ansible" / "qfix.yml")
+    _out(str(Path(__file__).resolve().parent / "ansible" / "qfix.yml"))
     return ExitCode.OK

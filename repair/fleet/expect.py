@@ -16,15 +16,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..digest import decisions, first_difference, is_digest, plan_digest
 from ..errors import ApplyRefused, BadInput, ExitCode, Locked
+from ..plan import Plan
+from ..settings import Settings
 from .nodeset import expand
 from .records import node_name, write_record
 
@@ -85,75 +87,71 @@ def fleet_lock(folder: Path, wait: float, node: str) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
+@dataclass(frozen=True, slots=True)
+class ExpectedApply:
+    """What ``apply --expect-plan`` did (the CLI renders it with render.render_expected_apply)."""
+
+    plan: Plan
+    outcome: Any | None  # repair.apply.transaction.Outcome; None: nothing was applied
+    verdict: Any | None
+    note: str | None
+    exit_code: int
+
+
 def apply_expected(
-    python: str | None,
+    settings: Settings,
     expect: str,
     *,
-    installer: str,
-    torch_index: str | None,
     allow_conda: bool,
-    verify_model: str,
     lock_wait: float,
-    as_json: bool,
     record: str | None,
     started: float,
     progress: Callable[[str], None],
-) -> int:
-    """The whole ``qfix apply --yes --expect-plan`` flow; returns the exit code."""
+) -> ExpectedApply:
+    """The whole ``qfix apply --yes --expect-plan`` flow (the record is written here, the output
+    is the CLI's). ApplyRefused (exit 6) when this node plans differently."""
     from ..apply.transaction import find_state
     from ..pipeline import prepare_apply, run_apply
-    from ..probe import interpreter
-    from ..verify.runner import verdict_to_dict
+    from ..render import apply_to_dict
 
     node = node_name()
     digest, want = expected_plan(expect, node)
-    target = interpreter.resolve_target(python, os.environ)
-    state = find_state(target).path
+    target = settings.python
+    if target is None:
+        raise BadInput("--expect-plan needs a target interpreter")
+    state = find_state(target, settings.probe_timeout).path
 
-    def done(doc: dict[str, Any], code: int, note: str | None = None) -> int:
+    def done(
+        plan: Plan, outcome: Any | None, verdict: Any | None, code: int, note: str | None = None
+    ) -> ExpectedApply:
         if record:
-            write_record(record, "apply", doc, code, started, note=note)
-        if as_json:
-            sys.stdout.write(json.dumps({**doc, "note": note}, indent=2) + "\n")
-        elif note:
-            print(note)
-        return code
+            write_record(
+                record, "apply", apply_to_dict(plan, outcome, verdict), code, started, note=note
+            )
+        return ExpectedApply(plan, outcome, verdict, note, code)
 
     with fleet_lock(state, lock_wait, node):
-        target, plan, _obj = prepare_apply(
-            target, venv_new=None, plan_file=None, torch_index=torch_index
-        )
-        own = plan_digest(plan, target)
+        prep = prepare_apply(settings, venv_new=None, plan_file=None)
+        plan = prep.plan.to_dict()
+        own = plan_digest(plan, prep.python)
         if own != digest:
             marker = _read_marker(state)
             if not plan["steps"] and marker.get("digest") == digest:
                 note = f"applied by node {marker.get('node')} at {marker.get('time')}"
-                return done(
-                    {"schema": "qfix.apply/1", "plan": plan, "outcome": None}, ExitCode.OK, note
-                )
-            where = first_difference(want, decisions(plan, target)) if want else None
+                return done(prep.plan, None, None, ExitCode.OK, note)
+            where = first_difference(want, decisions(plan, prep.python)) if want else None
             msg = f"this node's plan ({own}) differs from the expected {digest}" + (
                 f": {where}" if where else ""
             )
-            done(
-                {"schema": "qfix.apply/1", "plan": plan, "outcome": None, "error": msg},
-                ExitCode.REFUSED,
-            )
+            if record:
+                doc = apply_to_dict(prep.plan, None, None) | {"error": msg}
+                write_record(record, "apply", doc, ExitCode.REFUSED, started)
             raise ApplyRefused(msg, tip="run `qfix plan` on this node, or re-run `qfix fleet plan`")
         if not plan["steps"]:
             return done(
-                {"schema": "qfix.apply/1", "plan": plan, "outcome": None},
-                ExitCode.OK if plan["healthy"] else ExitCode.PROBLEMS,
+                prep.plan, None, None, ExitCode.OK if plan["healthy"] else ExitCode.PROBLEMS
             )
-        result = run_apply(
-            target,
-            plan,
-            installer=installer,
-            torch_index=torch_index,
-            allow_conda=allow_conda,
-            verify_model=verify_model,
-            progress=progress,
-        )
+        result = run_apply(settings, prep, allow_conda=allow_conda, progress=progress)
         code = int(result.outcome.exit_code)
         if code == 0:
             _write_marker(
@@ -164,17 +162,7 @@ def apply_expected(
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 },
             )
-        doc = {
-            "schema": "qfix.apply/1",
-            "plan": plan,
-            "outcome": result.outcome.to_dict(),
-            "verify": verdict_to_dict(result.verdict) if result.verdict else None,
-        }
-        if not as_json:
-            from ..render import render_outcome
-
-            print(render_outcome(result.outcome, result.verdict))
-        return done(doc, code)
+        return done(result.plan, result.outcome, result.verdict, code)
 
 
 def _read_marker(state: Path) -> dict[str, Any]:

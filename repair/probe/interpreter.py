@@ -176,12 +176,22 @@ def probe_target(
     InterpreterError (exit 2, one line) when ``python`` cannot start, is not a Python, crashes,
     hangs or prints no valid report.
     """
-    argv = [python, "-c", BOOTSTRAP, *(["--deep"] if deep else [])]
     started = time.monotonic()
+    argv = [python, "-c", BOOTSTRAP, *(["--deep"] if deep else [])]
+    done, report_line, deep_lines = _run_script(python, argv, timeout, _child_env(environ, deep))
+    report = _parse_report(python, report_line)
+    if deep:
+        report = _merge_deep(report, deep_lines, done, timeout, time.monotonic() - started)
+    return report
+
+
+def _run_script(
+    python: str, argv: list[str], timeout: float, env: dict[str, str]
+) -> tuple[process.Completed, str, list[str]]:
+    """Run the target script (sent on stdin); its report line and deep lines, or
+    InterpreterError naming why there is no report."""
     try:
-        done = process.run(
-            argv, timeout=timeout, env=_child_env(environ, deep), input_text=script_source()
-        )
+        done = process.run(argv, timeout=timeout, env=env, input_text=script_source())
     except process.ProcessFailure as exc:
         raise InterpreterError(
             f"cannot run the target interpreter {python}: {exc.reason}",
@@ -190,10 +200,7 @@ def probe_target(
     report_line, deep_lines = _split_output(done.stdout)
     if report_line is None:
         raise _no_report(python, done, timeout)
-    report = _parse_report(python, report_line)
-    if deep:
-        report = _merge_deep(report, deep_lines, done, timeout, time.monotonic() - started)
-    return report
+    return done, report_line, deep_lines
 
 
 def _child_env(environ: Mapping[str, str] | None, deep: bool) -> dict[str, str]:
@@ -221,6 +228,10 @@ def _split_output(stdout: str) -> tuple[str | None, list[str]]:
 
 def _no_report(python: str, done: process.Completed, timeout: float) -> InterpreterError:
     tip = "name a working Python interpreter with --python"
+    if done.exceeded:
+        return InterpreterError(
+            f"the target interpreter {python} did not answer: {done.why()}", tip=tip
+        )
     if done.timed_out:
         return InterpreterError(
             f"the target interpreter {python} did not answer within {timeout:g} s", tip=tip
@@ -272,6 +283,47 @@ def _parse_report(python: str, line: str) -> TargetReport:
     )
 
 
+# --------------------------------------------------------------------------- install paths
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPaths:
+    """Where an interpreter's installers write, as the interpreter itself reports it."""
+
+    info: PythonInfo
+    prefix: str
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+
+
+def inspect_target(python: str, *, timeout: float = 60) -> TargetPaths:
+    """The kind (venv, conda, externally managed: the same python section as every probe) and
+    the install paths of ``python``, from the target script's ``--where`` mode.
+
+    Run isolated (``-I``): where installers write must not depend on PYTHONPATH or the user's
+    site-packages. InterpreterError (exit 2, one line) when it cannot answer.
+    """
+    argv = [python, "-I", "-c", BOOTSTRAP, "--where"]
+    _, line, _ = _run_script(python, argv, timeout, _child_env(None, False))
+    report = _parse_report(python, line)
+    try:
+        paths = json.loads(line)["paths"]
+        return TargetPaths(
+            replace(report.python, executable=python),
+            str(report.python.prefix),
+            str(paths["purelib"]),
+            str(paths["platlib"]),
+            str(paths["scripts"]),
+            str(paths["data"]),
+        )
+    except (KeyError, TypeError):
+        raise InterpreterError(
+            f"the target interpreter {python} gave an unreadable answer: {line[:200]!r}"
+        ) from None
+
+
 # --------------------------------------------------------------------------- deep mode
 
 
@@ -297,7 +349,9 @@ def _merge_deep(
     if "done" not in steps:
         pending = next((name for name, _ in _DEEP_STEPS if name not in steps), None)
         action = dict(_DEEP_STEPS).get(pending or "", "the deep probe")
-        if done.timed_out:
+        if done.exceeded:
+            cause = f"{action} was stopped: {done.why()}"
+        elif done.timed_out:
             cause = f"{action} did not finish within {timeout:g} s"
         else:
             last = _last_line(done.stderr)
@@ -359,13 +413,11 @@ def _exit_text(returncode: int) -> str:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return _clip(lines[-1], 200) if lines else ""
+    return process.last_line(text, 200)  # printable: a target may write binary garbage
 
 
 def _clip(text: str, limit: int) -> str:
-    text = _one_line(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return process.one_line(text, limit)
 
 
 def _one_line(text: str) -> str:

@@ -13,6 +13,8 @@ Output on stdout, one line each:
   bitsandbytes, env) plus extra top-level fields (``torch_dependents`` ...).
 * with ``--deep``: ``QFIX-DEEP {json}`` per step (``torch``, ``cuda``, ``bitsandbytes``,
   ``done``); a step that never appears did not finish.
+* with ``--where`` (what ``qfix apply`` asks): the report holds only the python section (venv,
+  conda, externally managed) and ``paths``, where installers write (sysconfig); nothing else.
 
 Package metadata is read from the ``*.dist-info``/``*.egg-info`` folders on ``sys.path`` directly
 rather than through ``importlib.metadata``: one code path for 3.7 (which has no
@@ -257,6 +259,16 @@ def _python_section() -> tuple[dict[str, object], dict[str, object]]:
         "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
     }
     return info, detail
+
+
+def where() -> dict[str, object]:
+    """Only what apply needs (``--where``): the python section and where installers write."""
+    import sysconfig
+
+    info, _ = _python_section()
+    paths = sysconfig.get_paths()
+    keys = ("purelib", "platlib", "scripts", "data", "include")
+    return {"schema": "qfix.facts/1", "python": info, "paths": {k: paths.get(k) for k in keys}}
 
 
 def _libc(system: str | None) -> str | None:
@@ -631,10 +643,11 @@ def main(argv: list[str]) -> int:
         # is not part of the target environment.
         del sys.path[0]
     deep = "--deep" in argv
-    line = MARK_REPORT + json.dumps(report(), ensure_ascii=True, sort_keys=True, default=str)
+    doc = where() if "--where" in argv else report()
+    line = MARK_REPORT + json.dumps(doc, ensure_ascii=True, sort_keys=True, default=str)
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-    if not deep:
+    if not deep or "--where" in argv:
         return 0
     # From here on only our protocol may reach the real stdout: native code that printf()s (or
     # Python code that prints) goes to stderr instead.

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput, ExitCode
-from ..process import Completed, ProcessFailure, run
+from ..process import VERIFY_LIMIT, Completed, ProcessFailure, one_line, run
+from ..render import verdict_to_dict as verdict_to_dict  # qfix.verify/1: render owns it
 from . import script as _script
 
 SCHEMA = "qfix.verify/1"
@@ -89,7 +90,7 @@ def run_verify(
     argv = [python, str(SCRIPT), "--device", device, "--model", model]
     started = time.monotonic()
     try:
-        done = run(argv, timeout=timeout)
+        done = run(argv, timeout=timeout, limit=VERIFY_LIMIT)  # a report is tens of KB
     except ProcessFailure as exc:
         return _cannot_run(python, device, model, exc.reason)
     verdict = verdict_from_completed(
@@ -130,7 +131,14 @@ def verdict_from_completed(
         "last_step": last_step,
         "stderr_tail": tail,
     }
-    if done.timed_out:
+    if done.exceeded and last_step is not None:
+        error = f"the verify script was stopped in step '{last_step}': {done.why()}"
+        fid = None
+    elif done.exceeded:
+        return _cannot_run(
+            python, device, model, f"it could not run the verify script ({done.why()})"
+        )
+    elif done.timed_out:
         where = f" (stopped in step '{last_step}')" if last_step else ""
         error = (
             f"the 4-bit load did not finish within {timeout:g} s{where}; a hung CUDA "
@@ -375,8 +383,8 @@ def _streamed(stderr: str) -> tuple[list[Check], str | None]:
 def _stderr_tail(stderr: str, keep: int = 6) -> list[str]:
     """The last lines of stderr that are not our own step/check lines (for the JSON report)."""
     lines = [
-        ln.rstrip()[:400]
-        for ln in stderr.splitlines()
+        one_line(ln, 400)  # printable: a broken target may write binary garbage
+        for ln in stderr[-256 * 1024 :].splitlines()
         if ln.strip() and not ln.startswith((_script.STEP_PREFIX, _script.CHECK_PREFIX))
     ]
     return lines[-keep:]
@@ -423,33 +431,3 @@ def _check_line(c: Check) -> str:
 def format_verdict(v: Verdict) -> str:
     """Plain-text report: one line per check, then the summary (for the CLI's human output)."""
     return "\n".join([*(_check_line(c) for c in v.checks), "", v.summary])
-
-
-def verdict_to_dict(v: Verdict) -> dict[str, Any]:
-    """The ``qfix.verify/1`` JSON object."""
-    return {
-        "schema": SCHEMA,
-        "ok": v.ok,
-        "exit_code": int(v.exit_code),
-        "gpu_exercised": v.gpu_exercised,
-        "device": v.device,
-        "requested_device": v.requested_device,
-        "model": v.model,
-        "python": v.python,
-        "summary": v.summary,
-        "failure_ids": list(v.failure_ids),
-        "gpu_note": v.gpu_note,
-        "versions": dict(v.versions),
-        "gpus": [dict(g) for g in v.gpus],
-        "elapsed_s": v.elapsed_s,
-        "checks": [
-            {
-                "name": c.name,
-                "ok": c.ok,
-                "error": c.error,
-                "failure_id": c.failure_id,
-                "details": dict(c.details),
-            }
-            for c in v.checks
-        ],
-    }

@@ -49,7 +49,8 @@ def run_srun(
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     since = time.time()
     try:
-        done = process.run(argv, timeout=timeout + 30)
+        # limit=None: srun lives as long as the whole fleet run; keep head+tail, never kill it
+        done = process.run(argv, timeout=timeout + 30, limit=None)
     except process.ProcessFailure as exc:
         raise BadInput(
             f"could not start srun: {exc.reason}",

@@ -1,0 +1,262 @@
+"""The state folder of a transaction, ``<venv>/.qfix``, and its journal.
+
+* **Lock** ``<venv>/.qfix/lock`` (``flock``): a second apply on the same venv refuses at once
+  (``Locked``, exit 5). The kernel drops the lock when its process dies, so a killed run never
+  leaves a stale lock behind.
+* **Children** ``<venv>/.qfix/children.json``: every process an apply starts (installers, the
+  verify child) with its pid and start time (``/proc/PID/stat`` field 22, so a reused pid is
+  never mistaken for it). A child dies with qfix (``PR_SET_PDEATHSIG``, ``repair.process``), but
+  what it started may not: ``qfix rollback`` and the next apply kill each recorded child's
+  process group before they touch a file (``stop_children``).
+* **Journal** ``<venv>/.qfix/journal.json``, replaced atomically and fsynced at every state change:
+  ``snapshotting -> prepared -> applying -> verifying -> committed`` or ``-> rolling-back ->
+  rolled-back`` (``JournalState``). ``rollback()`` reads it to finish whatever a killed run left.
+
+Test hook (documented, inert unless set): ``QFIX_TEST_KILL_AT=<point>`` makes this process
+SIGKILL itself at that point, so the tests can prove recovery at every stage. Points:
+``snapshot`` (halfway through the snapshot), ``prepared``, ``step:<i>:before``,
+``step:<i>:during`` (while installer ``i`` runs, ``QFIX_TEST_KILL_DELAY`` seconds after it
+started, default 0.5), ``step:<i>:after`` (installer finished, journal not yet updated),
+``verify`` (before the check starts), ``verify:during`` (while the verify child runs,
+``QFIX_TEST_KILL_DELAY`` seconds after it started), ``commit`` (committed, backup not yet
+removed), ``rollback`` (halfway through an automatic rollback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import enum
+import fcntl
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import Locked, RollbackFailed
+
+JOURNAL_SCHEMA = "qfix.journal/1"
+STATE_DIR = ".qfix"
+KILL_ENV = "QFIX_TEST_KILL_AT"
+KILL_DELAY_ENV = "QFIX_TEST_KILL_DELAY"
+
+
+class JournalState(str, enum.Enum):
+    """The ``state`` of journal.json. str-valued: the file holds the plain strings, as before."""
+
+    SNAPSHOTTING = "snapshotting"
+    PREPARED = "prepared"
+    APPLYING = "applying"
+    VERIFYING = "verifying"
+    COMMITTED = "committed"
+    ROLLING_BACK = "rolling-back"
+    ROLLED_BACK = "rolled-back"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+UNFINISHED = (
+    JournalState.SNAPSHOTTING,
+    JournalState.PREPARED,
+    JournalState.APPLYING,
+    JournalState.VERIFYING,
+    JournalState.ROLLING_BACK,
+)
+
+
+def hook(point: str) -> None:
+    """The SIGKILL test hook (module docstring). Does nothing unless QFIX_TEST_KILL_AT == point."""
+    if os.environ.get(KILL_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically replace ``path`` with ``data`` and make it durable (write, fsync, rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+@dataclass(frozen=True, slots=True)
+class StateDir:
+    """``<venv>/.qfix``: lock, journal, snapshot, the installer's lock and pid."""
+
+    path: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.path / "lock"
+
+    @property
+    def journal(self) -> Path:
+        return self.path / "journal.json"
+
+    @property
+    def backup(self) -> Path:
+        return self.path / "backup"
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / "backup" / "manifest.json"
+
+    @property
+    def installer_lock(self) -> Path:
+        return self.path / "installer.lock"
+
+    @property
+    def installer_pid(self) -> Path:
+        return self.path / "installer.pid"
+
+    @property
+    def constraints(self) -> Path:
+        return self.path / "constraints.txt"
+
+    @property
+    def children(self) -> Path:
+        return self.path / "children.json"
+
+    @property
+    def installer_log(self) -> Path:
+        """Everything the installers wrote (the last apply's), for a failure's full story."""
+        return self.path / "installer.log"
+
+    def read_journal(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.journal.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RollbackFailed(f"the qfix journal {self.journal} is unreadable: {exc}") from None
+        if not isinstance(data, dict) or data.get("schema") != JOURNAL_SCHEMA:
+            raise RollbackFailed(f"{self.journal} is not a {JOURNAL_SCHEMA} journal")
+        return data
+
+    def write_journal(self, journal: dict[str, Any]) -> None:
+        journal["updated"] = now()
+        write_json(self.journal, journal)
+
+    @contextlib.contextmanager
+    def locked(self, what: str) -> Iterator[None]:
+        """Hold the transaction lock, or raise Locked at once."""
+        self.path.mkdir(exist_ok=True)
+        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                raise Locked(
+                    f"another qfix apply or rollback (pid {holder}) is changing "
+                    f"{self.path.parent}; refusing to {what} at the same time",
+                    tip="wait for it to finish; a killed one releases the lock by itself",
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def discard_backup(state: StateDir) -> None:
+    """Drop what a finished transaction no longer needs (backup, constraints, pids)."""
+    for path in (state.backup, state.constraints, state.installer_pid, state.children):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+# --------------------------------------------------------------------------- children
+
+
+def start_time(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks after boot, /proc/PID/stat field 22; proc(5)),
+    or None when there is no such process (or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and ")": split after its last ")"
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[22 - 3])
+    except (IndexError, ValueError):
+        return None
+
+
+def record_child(state: StateDir, pid: int) -> None:
+    """Add ``pid`` to children.json, durably, before anything else waits on it."""
+    try:
+        kids = json.loads(state.children.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kids = []
+    if not isinstance(kids, list):
+        kids = []
+    kids.append({"pid": pid, "start": start_time(pid), "recorded": now()})
+    write_json(state.children, kids)
+
+
+def stop_children(state: StateDir, progress: Callable[[str], None], wait: float = 5.0) -> int:
+    """Kill the process group of every recorded child still alive; wait until they are gone.
+    Returns how many were stopped. A pid now held by another process (its start time differs)
+    is left alone; a recorded pid with no process left may still lead a group of orphans (the
+    kernel does not hand out a pid while a group of that id lives), so the group is killed."""
+    try:
+        kids = json.loads(state.children.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    stopped: list[int] = []
+    for kid in kids if isinstance(kids, list) else ():
+        pid, start = kid.get("pid"), kid.get("start")
+        if not isinstance(pid, int) or pid <= 1:
+            continue
+        now_start = start_time(pid)
+        if now_start is not None and start is not None and now_start != start:
+            continue  # the pid was reused: not ours
+        hit = False
+        for kill in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(pid, signal.SIGKILL)
+                hit = True
+        if hit:
+            stopped.append(pid)
+    if stopped:
+        progress(f"stopped {len(stopped)} process(es) left running by a killed qfix: {stopped}")
+    deadline = time.monotonic() + wait
+    while any(_group_alive(pid) for pid in stopped) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(FileNotFoundError):
+        state.children.unlink()
+    return len(stopped)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

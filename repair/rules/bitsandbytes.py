@@ -1,0 +1,273 @@
+"""Rules about the installed bitsandbytes: present, with 4-bit, one copy, a native library that
+fits torch, the platform and the GPUs (compat-facts C1-C6; F09, F21, F27, F30, F32, F41, F44)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from packaging.version import Version
+
+from ..findings import Finding, Unknown
+from ..knowledge import Knowledge
+from ..view import (
+    BNB_FORK_PATTERN,
+    FIRST_4BIT,
+    KEPLER_BELOW,
+    MODERN_BNB_LOADER,
+    View,
+    bnb_available_libs,
+    bnb_runtime_cuda,
+    cuda_from_tag,
+    installed_cuda_lib,
+    parse_version,
+    public,
+    sass_ccs_cover,
+)
+from .registry import Context, absent_or_unknown, rule, ruled_out
+
+
+@rule("bnb-missing")
+def bnb_missing(ctx: Context) -> Iterator[Finding | Unknown]:
+    view = ctx.view
+    yield from absent_or_unknown(ctx, "bnb-missing", view.bnb_installed, "bitsandbytes")
+    if view.bnb is not None and ctx.bnb_rel is None:
+        yield Unknown("bnb-release", f"bitsandbytes {view.bnb} (not in the knowledge base)")
+
+
+@ruled_out("bnb-missing")
+def _bnb_installed(view: View, kb: Knowledge) -> bool:
+    return view.bnb_installed is True
+
+
+@rule("bnb-no-4bit")
+def bnb_no_4bit(ctx: Context) -> Iterator[Finding]:
+    bnb = ctx.view.bnb
+    if bnb is not None and bnb < FIRST_4BIT:
+        yield ctx.finding(
+            "bnb-no-4bit",
+            f"bitsandbytes {bnb} predates 4-bit (first in {FIRST_4BIT})",
+            bitsandbytes=str(bnb),
+        )
+
+
+@ruled_out("bnb-no-4bit")
+def _bnb_has_4bit(view: View, kb: Knowledge) -> bool:
+    return view.bnb is not None and view.bnb >= FIRST_4BIT
+
+
+def _library_check_applies(ctx: Context) -> bool:
+    """Whether the CUDA library bitsandbytes loads is checked: no BNB_CUDA_VERSION (its own rule),
+    an NVIDIA GPU that takes the CUDA remedies (or one unknown, with a CUDA torch), a 4-bit
+    release whose libraries are known."""
+    view = ctx.view
+    cuda_host = ctx.nvidia_here or (
+        view.has_nvidia_gpu is None
+        and view.torch_cuda is not None
+        and not view.rocm
+        and not ctx.jetson
+    )
+    return (
+        (view.facts.env or {}).get("BNB_CUDA_VERSION") is None
+        and cuda_host
+        and view.bnb is not None
+        and view.bnb >= FIRST_4BIT
+        and ctx.bnb_libs is not None
+    )
+
+
+@rule("bnb-no-cuda-lib")
+def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
+    if not _library_check_applies(ctx) or ctx.bnb_libs is None:
+        return
+    if ctx.bnb_cuda is None:
+        yield Unknown(
+            "bnb-runtime-cuda", "the CUDA version bitsandbytes loads for (torch.version.cuda)"
+        )
+    elif installed_cuda_lib(ctx.view, ctx.bnb_rel, ctx.bnb_libs, ctx.bnb_cuda) is None:
+        yield ctx.finding(
+            "bnb-no-cuda-lib",
+            f"bitsandbytes {ctx.view.bnb} has no library for CUDA {ctx.bnb_cuda} "
+            f"(from {ctx.bnb_cuda_source})",
+            bitsandbytes=str(ctx.view.bnb),
+            cuda=str(ctx.bnb_cuda),
+            cuda_source=ctx.bnb_cuda_source,
+            shipped=sorted(ctx.bnb_libs.full, key=lambda t: cuda_from_tag(t) or Version("0")),
+        )
+
+
+@ruled_out("bnb-no-cuda-lib")
+def _bnb_has_cuda_lib(view: View, kb: Knowledge) -> bool:
+    # the same test as the rule, with the same CUDA source
+    rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    libs = bnb_available_libs(view, kb)
+    cuda, _ = bnb_runtime_cuda(view, kb)
+    return (
+        rel is not None
+        and cuda is not None
+        and libs is not None
+        and installed_cuda_lib(view, rel, libs, cuda) is not None
+    )
+
+
+@rule("bnb-torch-mismatch")
+def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
+    view, rel = ctx.view, ctx.bnb_rel
+    if view.bnb is None or view.torch is None or rel is None:
+        return
+    if not rel.admits_torch(public(view.torch)):
+        yield ctx.finding(
+            "bnb-torch-mismatch",
+            f"bitsandbytes {view.bnb} requires torch {rel.torch}; installed {view.torch}",
+            bitsandbytes=str(view.bnb),
+            torch=str(view.torch),
+            requirement=str(rel.torch),
+        )
+
+
+@rule("bnb-cuda-override")
+def bnb_cuda_override(ctx: Context) -> Iterator[Finding]:
+    """BNB_CUDA_VERSION (compat-facts C4; F32)."""
+    value = (ctx.view.facts.env or {}).get("BNB_CUDA_VERSION")
+    if value is None:
+        return
+    rel = ctx.bnb_rel
+    if ctx.view.torch_cpu_build and rel is not None and rel.version >= MODERN_BNB_LOADER:
+        # From 0.43.1 a torch without CUDA loads the CPU library whatever the variable says
+        # (cuda_specs is None when torch.cuda is unavailable, compat-facts C4).
+        return
+    problems = _override_problems(ctx, value.strip())
+    if problems:
+        yield ctx.finding(
+            "bnb-cuda-override",
+            f"BNB_CUDA_VERSION={value!r}: " + "; ".join(problems),
+            BNB_CUDA_VERSION=value,
+        )
+
+
+def _override_problems(ctx: Context, v: str) -> list[str]:
+    view, rel, libs = ctx.view, ctx.bnb_rel, ctx.bnb_libs
+    problems = []
+    if rel is not None and rel.loader == "same-major-fallback" and not v.isdigit():
+        problems.append("0.50+ requires digits only; an empty or other value raises RuntimeError")
+    elif v and not v.isdigit():
+        problems.append("not a CUDA version such as 118")
+    if v.isdigit() and libs is not None:
+        wants_nc = view.wants_nocublaslt(rel)
+        if view.bnb is not None and view.bnb < Version("0.44.0") and wants_nc:
+            problems.append(
+                "before 0.44.0 the override builds a wrong _nocublaslt file name on "
+                "GPUs below 7.5 (bnb PR#1318)"
+            )
+        elif v not in (libs.nocublaslt if wants_nc else libs.full):
+            problems.append(f"no libbitsandbytes_cuda{v} in this bitsandbytes")
+    if view.rocm and v:
+        problems.append("has no meaning for a ROCm torch (raises from 0.47)")
+    forced = cuda_from_tag(v) if v.isdigit() else None
+    lib_cuda = ctx.bnb_cuda
+    if (
+        not problems
+        and forced is not None
+        and lib_cuda is not None
+        and forced.major != lib_cuda.major
+    ):
+        problems.append(
+            f"forces CUDA {forced} while torch uses CUDA {lib_cuda}: the matching "
+            "libcudart must then be on LD_LIBRARY_PATH"
+        )
+    return problems
+
+
+@rule("bnb-duplicate-install")
+def bnb_duplicate_install(ctx: Context) -> Iterator[Finding]:
+    b = ctx.view.facts.bitsandbytes
+    dists = tuple(b.distributions) if b else ()
+    forks = [d for d in dists if BNB_FORK_PATTERN.match(d.split()[0])]
+    if (b is not None and b.copies is not None and b.copies > 1) or forks:
+        yield ctx.finding(
+            "bnb-duplicate-install",
+            f"{max(b.copies or 0, len(dists)) if b else len(forks)} "
+            "distributions provide bitsandbytes: " + ", ".join(dists or forks),
+            distributions=list(dists),
+        )
+
+
+@rule("gpu-too-old-for-bnb")
+def gpu_too_old_for_bnb(ctx: Context) -> Iterator[Finding]:
+    """A Kepler GPU (no 4-bit pip release has code for it), or a GPU below the SASS targets of the
+    library bitsandbytes loads (compat-facts C2, C3)."""
+    view = ctx.view
+    kepler = [
+        g
+        for g in view.gpus or ()
+        if (cc := parse_version(g.compute_capability)) is not None and cc < KEPLER_BELOW
+    ]
+    if kepler and not ctx.jetson:
+        yield ctx.finding(
+            "gpu-too-old-for-bnb",
+            "GPU "
+            + ", ".join(f"{g.index} {g.name or ''} ({g.compute_capability})" for g in kepler)
+            + ": below 5.0 (Kepler or older), no pip release of bitsandbytes "
+            "with 4-bit has code for it (Kepler binaries were dropped in 0.39.0)",
+            gpus=[g.index for g in kepler],
+            kepler=True,
+        )
+    yield from _below_library_targets(ctx)
+
+
+def _below_library_targets(ctx: Context) -> Iterator[Finding]:
+    view, rel, libs, cuda = ctx.view, ctx.bnb_rel, ctx.bnb_libs, ctx.bnb_cuda
+    if not _library_check_applies(ctx) or libs is None or cuda is None:
+        return
+    chosen = installed_cuda_lib(view, rel, libs, cuda)
+    if chosen is None or not view.ccs or rel is None or view.platform is None:
+        return
+    build = rel.builds.get(view.platform)
+    sass = build.sass(chosen) if build else None
+    if not build or not sass:
+        return
+    band = build.sass_band(chosen)
+    confirmed = band is not None and band.confirmed
+    for g in view.gpus or ():
+        cc = parse_version(g.compute_capability)
+        # Above the highest target the PTX copy covers it (CMake adds PTX for the highest arch
+        # since 0.45, compat-facts C2); below, nothing does.
+        if cc is not None and not sass_ccs_cover(sass, cc) and cc < max(sass):
+            x = ctx.finding(
+                "gpu-too-old-for-bnb",
+                f"GPU {g.index} {g.name or ''} ({cc}) is below bitsandbytes "
+                f"{view.bnb}'s cuda{chosen} build (lowest sm_"
+                f"{min(sass).major}{min(sass).minor})"
+                + ("" if confirmed else " (UNCONFIRMED: from build scripts)"),
+                gpu=g.index,
+                compute_capability=str(cc),
+                library=f"cuda{chosen}",
+                targets=[str(s) for s in sass],
+                confirmed=confirmed,
+            )
+            yield ctx.unconfirmed_or(x, confirmed)
+
+
+@rule("bnb-known-bad-release")
+def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
+    view, rel, libs = ctx.view, ctx.bnb_rel, ctx.bnb_libs
+    if rel is None or not rel.known_bad:
+        return
+    lib_ok = (
+        libs is not None
+        and view.torch_cuda is not None
+        and installed_cuda_lib(view, rel, libs, view.torch_cuda) is not None
+    )
+    # Both known-bad releases lack a library (0.39.0: cuda110/114; 0.45.4: the CPU one, C6):
+    # report it where that shows or cannot be ruled out.
+    if libs is None or not libs.cpu or not lib_ok:
+        yield ctx.finding(
+            "bnb-known-bad-release",
+            f"bitsandbytes {view.bnb}: {rel.known_bad}",
+            bitsandbytes=str(view.bnb),
+        )
+
+
+@ruled_out("bnb-known-bad-release")
+def _not_known_bad(view: View, kb: Knowledge) -> bool:
+    rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    return view.bnb is not None and (rel is None or not rel.known_bad)

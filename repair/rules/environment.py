@@ -1,0 +1,79 @@
+"""Rules about the process environment: the library search path and a system CUDA toolkit
+(compat-facts C4; F02, F03, F06)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from packaging.version import Version
+
+from ..findings import Finding
+from ..knowledge import Knowledge
+from ..view import MODERN_BNB_LOADER, View, cuda_from_tag, parse_version, series
+from .registry import Context, rule, ruled_out
+
+WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's libraries here
+
+
+@rule("cuda-libs-not-found")
+def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
+    # F03: the legacy loader (< 0.43.1) searched LD_LIBRARY_PATH for libcuda; on WSL it is only
+    # in WSL_LIB_DIR.
+    ld = (ctx.view.facts.env or {}).get("LD_LIBRARY_PATH") or ""
+    legacy = ctx.bnb_rel is None or ctx.bnb_rel.version < MODERN_BNB_LOADER
+    host = ctx.view.facts.host
+    if host is not None and host.wsl and WSL_LIB_DIR not in ld.split(":") and legacy:
+        yield ctx.finding(
+            "cuda-libs-not-found",
+            f"WSL: {WSL_LIB_DIR} is not on LD_LIBRARY_PATH",
+            LD_LIBRARY_PATH=ld or None,
+        )
+
+
+@ruled_out("cuda-libs-not-found")
+@ruled_out("stale-toolkit-on-path")
+def _not_linux_search(view: View, kb: Knowledge) -> bool:
+    return view.system == "Windows"  # LD_LIBRARY_PATH and libcudart search are Linux
+
+
+@rule("stale-toolkit-on-path")
+def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
+    # F06, compat-facts C4: up to 0.40.0 bitsandbytes keyed its library on the first libcudart
+    # found, which a system toolkit on the path can shadow.
+    view = ctx.view
+    nvcc = parse_version(view.facts.toolkit_nvcc)
+    old_loader = ctx.bnb_rel is None or ctx.bnb_rel.loader == "libcudart-search"
+    if nvcc is None or not old_loader:
+        return
+    if view.torch_cuda is not None:
+        if nvcc.major != view.torch_cuda.major:
+            yield ctx.finding(
+                "stale-toolkit-on-path",
+                f"system CUDA toolkit {nvcc} differs from torch's CUDA {view.torch_cuda}",
+                nvcc=str(nvcc),
+                torch_cuda=str(view.torch_cuda),
+            )
+        return
+    # torch unknown: a toolkit older than every CUDA library any 4-bit bitsandbytes ships can only
+    # be a stale one (data-derived floor, not a guessed boundary).
+    floor = _oldest_4bit_cuda(ctx.kb, view.platform or "linux-x86_64")
+    if floor is not None and series(nvcc) < floor:
+        yield ctx.finding(
+            "stale-toolkit-on-path",
+            f"system CUDA toolkit {nvcc} is older than any CUDA library of a "
+            f"4-bit bitsandbytes (oldest: {floor})",
+            nvcc=str(nvcc),
+        )
+
+
+def _oldest_4bit_cuda(kb: Knowledge, platform: str) -> Version | None:
+    best: Version | None = None
+    for r in kb.bnb.releases:
+        if not r.has_4bit:
+            continue
+        build = r.builds.get(platform)
+        for tag in build.cuda_libs if build else ():
+            v = cuda_from_tag(tag)
+            if v is not None and (best is None or v < best):
+                best = v
+    return best

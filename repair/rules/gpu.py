@@ -1,0 +1,156 @@
+"""Rules about the host, its driver and its GPUs (compat-facts A, C3, C5; F46, F49)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding, Severity, Unknown
+from ..knowledge import Knowledge
+from ..view import (
+    FIRST_CPU_4BIT,
+    MODERN_BNB_LOADER,
+    View,
+    driver_fit,
+    is_jetson,
+)
+from .registry import Context, rule, ruled_out
+
+
+@rule("no-nvidia-driver")
+def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
+    view = ctx.view
+    if not view.rocm and view.has_nvidia_gpu is False:
+        err = view.facts.driver.error if view.facts.driver else None
+        yield ctx.finding(
+            "no-nvidia-driver",
+            "no NVIDIA driver or GPU found: CUDA 4-bit cannot work here",
+            driver_error=err,
+        )
+    elif not view.rocm and view.has_nvidia_gpu is None:
+        yield Unknown("driver", "driver")
+    if view.gpus is None and not view.rocm and view.has_nvidia_gpu is not False:
+        yield Unknown("gpus", "gpus")
+
+
+@ruled_out("no-nvidia-driver")
+def _driver_present(view: View, kb: Knowledge) -> bool:
+    return view.has_nvidia_gpu is True
+
+
+@rule("bnb-no-cpu-4bit")
+def bnb_no_cpu_4bit(ctx: Context) -> Iterator[Finding]:
+    # compat-facts C5: without a GPU only the CPU backend (from 0.46.0) can load 4-bit.
+    view = ctx.view
+    no_gpu = not view.rocm and view.has_nvidia_gpu is False
+    if no_gpu and view.bnb is not None and view.bnb < FIRST_CPU_4BIT:
+        yield ctx.finding(
+            "bnb-no-cpu-4bit",
+            f"bitsandbytes {view.bnb} has no CPU 4-bit (first in {FIRST_CPU_4BIT})",
+            bitsandbytes=str(view.bnb),
+        )
+
+
+@rule("mixed-gpus")
+def mixed_gpus(ctx: Context) -> Iterator[Finding]:
+    view = ctx.view
+    ccs = view.ccs
+    if len({c.major for c in ccs}) <= 1:
+        return
+    # F49 (bnb#448): the legacy loaders (< 0.43.1) took the wrong GPU's capability; a current
+    # bitsandbytes serves each GPU, so there it is only a warning about device_map='auto'.
+    legacy = view.bnb is None or view.bnb < MODERN_BNB_LOADER
+    wrong_one = legacy and bool(view.bnb_installed)
+    names = [f"{g.name} ({g.compute_capability})" for g in view.gpus or ()]
+    yield Finding(
+        "mixed-gpus",
+        Severity.ERROR if wrong_one else Severity.WARNING,
+        "GPUs of different architectures are visible: "
+        + ", ".join(names)
+        + (
+            "; the legacy bitsandbytes loader may take the wrong one's capability"
+            if wrong_one
+            else ""
+        ),
+        {
+            "gpus": names,
+            "weakest": str(min(ccs)),
+            "legacy_loader": legacy,
+            "CUDA_VISIBLE_DEVICES": (view.facts.env or {}).get("CUDA_VISIBLE_DEVICES"),
+        },
+    )
+
+
+@ruled_out("mixed-gpus")
+def _one_architecture(view: View, kb: Knowledge) -> bool:
+    return view.gpus is not None and len({c.major for c in view.ccs}) <= 1
+
+
+@rule("rocm-host")
+def rocm_host(ctx: Context) -> Iterator[Finding]:
+    view = ctx.view
+    if view.rocm:
+        yield ctx.finding(
+            "rocm-host",
+            "AMD GPU / ROCm torch: CUDA remedies do not apply",
+            torch_hip=view.torch_hip,
+            gpus=[g.name for g in (view.facts.gpus or ()) if g.vendor == "amd"],
+        )
+
+
+@ruled_out("rocm-host")
+def _cuda_torch(view: View, kb: Knowledge) -> bool:
+    return not view.rocm and view.torch_cuda is not None
+
+
+@rule("jetson-l4t")
+def jetson_l4t(ctx: Context) -> Iterator[Finding]:
+    if ctx.jetson:
+        h = ctx.view.facts.host
+        yield ctx.finding(
+            "jetson-l4t",
+            "NVIDIA Jetson (L4T): bitsandbytes' aarch64 wheels are built for SBSA "
+            "servers and torch must be NVIDIA's Jetson build",
+            l4t=h.l4t if h else None,
+            os_release=h.os_release if h else None,
+            gpus=[g.name for g in ctx.view.gpus or ()],
+        )
+
+
+@ruled_out("jetson-l4t")
+def _not_jetson(view: View, kb: Knowledge) -> bool:
+    return not is_jetson(view) and view.platform is not None and not view.platform_assumed
+
+
+@rule("driver-too-old")
+def driver_too_old(ctx: Context) -> Iterator[Finding | Unknown]:
+    view = ctx.view
+    if view.torch_cuda is None or not ctx.nvidia_here:
+        return
+    fit = driver_fit(view, ctx.kb, view.torch_cuda)
+    if fit.ok is None:
+        yield Unknown("driver-version", "driver version (needed to check torch's CUDA build)")
+    elif fit.ok is False:
+        need = fit.compat_min or fit.full_min
+        drv = view.facts.driver
+        installed = drv.version if drv and drv.version else f"CUDA {view.driver_cuda}"
+        yield ctx.finding(
+            "driver-too-old",
+            f"torch's CUDA {view.torch_cuda} needs driver >= {need}; installed: {installed}",
+            torch_cuda=str(view.torch_cuda),
+            driver=drv.version if drv else None,
+            driver_cuda=drv.cuda if drv else None,
+            minimum_driver=str(need) if need else None,
+        )
+
+
+@ruled_out("driver-too-old")
+def _driver_new_enough(view: View, kb: Knowledge) -> bool:
+    if view.has_nvidia_gpu is False:
+        return True  # no NVIDIA driver at all: no-nvidia-driver says it
+    return view.torch_cuda is not None and driver_fit(view, kb, view.torch_cuda).ok is True
+
+
+@ruled_out("cuda-init-failed", by_complete_probe=False)
+def _no_gpu_to_init(view: View, kb: Knowledge) -> bool:
+    # A state of the running machine, which no probe of files can rule out -- unless no GPU.
+    return view.has_nvidia_gpu is False

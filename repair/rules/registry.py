@@ -1,0 +1,132 @@
+"""The rule registry: one rule per failure class of plans/failures.toml, registered by its id.
+
+A rule is a small function ``(ctx) -> iterable of Finding | Unknown``: it reads the view (through
+the shared :class:`Context`), yields a finding for each instance of its class the facts prove, and
+yields an :class:`Unknown` for a fact it needed and did not get. A rule stays quiet when its facts
+are unknown. ``@ruled_out(id)`` registers the check that tells whether the facts exclude a class
+an error message points to (``qfix explain`` of a ticket, ``qfix plan --facts`` with an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.version import Version
+
+from ..catalogue import Catalogue
+from ..findings import Finding, Severity, Unknown
+from ..knowledge import BnbRelease, Knowledge
+from ..view import (
+    BnbLibs,
+    View,
+    bnb_available_libs,
+    bnb_release,
+    bnb_runtime_cuda,
+    is_jetson,
+)
+
+# Failure classes that only an error message can show (``qfix explain``): no probe of files tells
+# them, so they have no rule, only signatures (and possibly a ruled_out check).
+SIGNATURE_ONLY = ("cuda-init-failed",)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every rule reads: the view, the knowledge base, the catalogue, and the derived facts
+    several rules share (computed once)."""
+
+    view: View
+    kb: Knowledge
+    cat: Catalogue
+    jetson: bool  # an NVIDIA Jetson board (L4T)
+    nvidia_here: bool  # an NVIDIA GPU that takes the CUDA remedies (not ROCm, not Jetson)
+    bnb_rel: BnbRelease | None  # the knowledge base's entry for the installed bitsandbytes
+    bnb_libs: BnbLibs | None  # the native libraries it has
+    bnb_cuda: Version | None  # the CUDA version it keys its library on
+    bnb_cuda_source: str  # where that came from
+
+    def finding(self, fid: str, summary: str, **evidence: Any) -> Finding:
+        """A finding of class ``fid`` with the catalogue's severity; None evidence is left out."""
+        return Finding(
+            fid,
+            self.cat.get(fid).severity,
+            summary,
+            {k: v for k, v in evidence.items() if v is not None},
+        )
+
+    def unconfirmed_or(self, finding: Finding, confirmed: bool) -> Finding:
+        """An UNCONFIRMED fact is never the only ground for an error (design.md): a warning then."""
+        if confirmed:
+            return finding
+        return Finding(finding.id, Severity.WARNING, finding.summary, finding.evidence)
+
+
+def absent_or_unknown(
+    ctx: Context, fid: str, installed: bool | None, name: str
+) -> Iterator[Finding | Unknown]:
+    """Class ``fid`` when package ``name`` is not installed; an Unknown when that is not known."""
+    if installed is False:
+        yield ctx.finding(fid, f"{name} is not installed in the target")
+    elif installed is None:
+        yield Unknown(name, name)
+
+
+def make_context(view: View, kb: Knowledge, cat: Catalogue) -> Context:
+    jetson = is_jetson(view)
+    cuda, source = bnb_runtime_cuda(view, kb)
+    return Context(
+        view=view,
+        kb=kb,
+        cat=cat,
+        jetson=jetson,
+        nvidia_here=view.has_nvidia_gpu is True and not view.rocm and not jetson,
+        bnb_rel=bnb_release(view, kb),
+        bnb_libs=bnb_available_libs(view, kb),
+        bnb_cuda=cuda,
+        bnb_cuda_source=source,
+    )
+
+
+Rule = Callable[[Context], Iterable[Finding | Unknown]]
+RuledOut = Callable[[View, Knowledge], bool]
+
+RULES: dict[str, Rule] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    check: RuledOut
+    by_complete_probe: bool  # a full probe's facts rule the class out when no rule found it
+
+
+EXCLUSIONS: dict[str, Exclusion] = {}
+
+
+def rule(fid: str) -> Callable[[Rule], Rule]:
+    """Register the rule of failure class ``fid`` (one rule per class)."""
+
+    def register(fn: Rule) -> Rule:
+        if fid in RULES:
+            raise ValueError(f"two rules for failure class {fid!r}")
+        RULES[fid] = fn
+        return fn
+
+    return register
+
+
+def ruled_out(fid: str, *, by_complete_probe: bool = True) -> Callable[[RuledOut], RuledOut]:
+    """Register when the facts exclude class ``fid`` that an error message points to.
+
+    ``by_complete_probe``: the facts of a full probe are complete, so a class no rule found there
+    is not the case; False for a state of the running machine that no probe of files sees.
+    """
+
+    def register(fn: RuledOut) -> RuledOut:
+        if fid in EXCLUSIONS:
+            raise ValueError(f"two ruled_out checks for failure class {fid!r}")
+        EXCLUSIONS[fid] = Exclusion(fn, by_complete_probe)
+        return fn
+
+    return register

@@ -1,0 +1,153 @@
+"""Rules about the installed torch: present, a CUDA build, built for these GPUs, one family
+(compat-facts B1, B3; F13, F18, F19)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from packaging.version import Version
+
+from ..facts import Gpu
+from ..findings import Finding, Unknown
+from ..knowledge import Knowledge
+from ..view import (
+    View,
+    arch_coverage,
+    driver_fit,
+    lowest_torch_arch,
+    parse_version,
+    series,
+    torch_arch_list,
+)
+from .registry import Context, absent_or_unknown, rule, ruled_out
+
+
+@rule("torch-missing")
+def torch_missing(ctx: Context) -> Iterator[Finding | Unknown]:
+    yield from absent_or_unknown(ctx, "torch-missing", ctx.view.torch_installed, "torch")
+    t = ctx.view.facts.torch
+    if t is not None and t.error:
+        yield Unknown("torch-build", "torch build (" + t.error + ")")
+
+
+@ruled_out("torch-missing")
+def _torch_installed(view: View, kb: Knowledge) -> bool:
+    return view.torch_installed is True
+
+
+@rule("torch-cpu-build")
+def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
+    view = ctx.view
+    if view.torch_cpu_build and ctx.nvidia_here:
+        yield ctx.finding(
+            "torch-cpu-build",
+            f"torch {view.torch} is a CPU-only build on a host with an NVIDIA GPU",
+            torch=str(view.torch),
+        )
+
+
+@ruled_out("torch-cpu-build")
+def _torch_gpu_build(view: View, kb: Knowledge) -> bool:
+    return view.torch_cuda is not None or bool(view.torch_hip) or view.has_nvidia_gpu is False
+
+
+@rule("gpu-arch-unsupported")
+def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
+    """A GPU below every torch build of the knowledge base, or missing from the installed one's."""
+    if ctx.jetson:
+        return
+    yield from _below_every_build(ctx)
+    view = ctx.view
+    if not view.ccs or view.torch_cuda is None or view.rocm:
+        return
+    arch_list, source = torch_arch_list(view, ctx.kb)
+    if arch_list is None:
+        yield Unknown("torch-arch-list", "torch arch list")
+        return
+    for g in view.gpus or ():
+        why = _not_covered(ctx, arch_list, g)
+        if why is not None:
+            yield ctx.finding(
+                "gpu-arch-unsupported",
+                f"GPU {g.index} {g.name or ''} (sm_{why[0].major}{why[0].minor}) is not in "
+                f"torch's build: {why[1]}",
+                gpu=g.index,
+                name=g.name,
+                compute_capability=g.compute_capability,
+                arch_list=list(arch_list),
+                arch_list_source=source,
+            )
+
+
+def _below_every_build(ctx: Context) -> Iterator[Finding]:
+    floor = lowest_torch_arch(ctx.kb, ctx.view.platform)
+    for g in ctx.view.gpus or ():
+        cc = parse_version(g.compute_capability)
+        if cc is not None and floor is not None and cc < floor:
+            yield ctx.finding(
+                "gpu-arch-unsupported",
+                f"GPU {g.index} {g.name or ''} ({cc}) is below every torch "
+                f"build in the knowledge base (the lowest is sm_{floor.major}"
+                f"{floor.minor}): no torch release can use it",
+                gpu=g.index,
+                compute_capability=str(cc),
+                lowest=str(floor),
+                no_build=True,
+            )
+
+
+def _not_covered(ctx: Context, arch_list: tuple[str, ...], g: Gpu) -> tuple[Version, str] | None:
+    """(compute capability, why) when torch's ``arch_list`` cannot run on GPU ``g``, else None."""
+    cc = parse_version(g.compute_capability)
+    if cc is None or ctx.view.torch_cuda is None:
+        return None
+    cov = arch_coverage(arch_list, cc)
+    # compat-facts A2 / S6: a driver that runs this CUDA only through minor-version compatibility
+    # cannot JIT-compile PTX of a newer CUDA.
+    if cov == "ptx" and driver_fit(ctx.view, ctx.kb, ctx.view.torch_cuda).mode == "minor-compat":
+        return cc, (
+            "only PTX covers it and the driver runs this CUDA through minor-version "
+            "compatibility, which cannot JIT newer PTX"
+        )
+    if cov is None:
+        return cc, "no SASS or PTX for it"
+    return None
+
+
+@ruled_out("gpu-arch-unsupported")
+def _every_gpu_covered(view: View, kb: Knowledge) -> bool:
+    arch, _ = torch_arch_list(view, kb)
+    return (
+        arch is not None
+        and bool(view.ccs)
+        and all(arch_coverage(arch, cc) is not None for cc in view.ccs)
+    )
+
+
+@rule("torch-family-mismatch")
+def torch_family_mismatch(ctx: Context) -> Iterator[Finding]:
+    view = ctx.view
+    if view.torch is None:
+        return
+    rel = ctx.kb.torch.release(view.torch)
+    if rel is None:
+        return
+    for name, want in (("torchvision", rel.torchvision), ("torchaudio", rel.torchaudio)):
+        have = view.package(name)
+        if have is None or want is None:
+            continue
+        # compat-facts B1 (Requires-Dist): the same series, and the same CUDA label when both
+        # carry one.
+        bad = series(have) != series(want)
+        tl, hl = view.torch.local or "", have.local or ""
+        if tl and hl and tl != hl:
+            bad = True
+        if bad:
+            yield ctx.finding(
+                "torch-family-mismatch",
+                f"{name} {have} does not match torch {view.torch} "
+                f"(expects {name} {series(want)}.x)",
+                package=name,
+                installed=str(have),
+                expected=str(want),
+            )
