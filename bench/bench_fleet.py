@@ -9,7 +9,9 @@ qfix.node/1 file per node into a temp folder. Each run is the real command in a 
 `python -m repair fleet plan DIR --json`, timed from start to exit (interpreter start and
 imports included), and its peak memory is the child's ru_maxrss. Also reported: the same work
 in-process, split into reading + grouping and planning (one plan per group).
-Targets: < 1 s and < 200 MiB peak.
+Targets: < 1 s and < 200 MiB peak. ``--baseline TREE`` (a checkout of an older qfix, e.g. from
+``git archive``) also times that tree's command on the same records, runs interleaved with the
+current tree's, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import argparse
 import json
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,19 +46,39 @@ def write_fleet(folder: Path, nodes: int) -> int:
     return len({canonical(f)[0] for _, f in examples})
 
 
-def child_run(folder: Path) -> tuple[float, float, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int]:
+    """One `python -m repair fleet plan DIR --json` from ``tree``: (seconds, peak MiB, groups).
+    The peak is the child's own ru_maxrss, read by a wrapper (RUSAGE_CHILDREN would keep the
+    largest of all runs)."""
+    wrapper = (
+        "import resource, runpy, sys; sys.argv = ['repair'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('repair', run_name='__main__')\n"
+        "finally:\n    sys.stderr.write('peak_kib=%d\\n' % "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
     t0 = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "repair", "fleet", "plan", str(folder), "--json"],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
+        [sys.executable, "-c", wrapper, "fleet", "plan", str(folder), "--json"],
+        capture_output=True, text=True, timeout=600, cwd=tree,
     )  # fmt: skip
     took = time.perf_counter() - t0
     if done.returncode not in (0, 1):
         raise SystemExit(f"fleet plan failed: {done.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = int(done.stderr.rsplit("peak_kib=", 1)[1].split()[0])
     groups = len(json.loads(done.stdout)["groups"])
-    return took, max(peak, before) / 1024, groups
+    return took, peak / 1024, groups
+
+
+def _summary(runs: list[tuple[float, float, int]]) -> dict[str, object]:
+    times = [r[0] for r in runs]
+    return {
+        "wall_s": {
+            "median": round(statistics.median(times), 3),
+            "min": round(min(times), 3),
+            "max": round(max(times), 3),
+        },
+        "peak_rss_mib": round(max(r[1] for r in runs), 1),
+    }
 
 
 def main() -> None:
@@ -65,11 +86,16 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--baseline", type=Path, default=None, help="an older qfix tree to compare")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="qfix-fleet-bench-") as tmp:
         folder = Path(tmp)
         expected_groups = write_fleet(folder, args.nodes)
-        runs = [child_run(folder) for _ in range(args.runs)]
+        runs, base = [], []
+        for _ in range(args.runs):
+            runs.append(child_run(folder))
+            if args.baseline:
+                base.append(child_run(folder, args.baseline))
         # in-process split (second pass: the knowledge base is loaded once, as in the CLI)
         plan_fn = default_plan_fn()
         group_records(iter_records([folder]), plan_fn)
@@ -80,18 +106,13 @@ def main() -> None:
         for g in groups:
             plan_fn(g.facts)
         t_plan = time.perf_counter() - t0
-    times = [r[0] for r in runs]
     result = {
         "nodes": args.nodes,
         "groups": runs[0][2],
         "expected_groups": expected_groups,
         "runs": args.runs,
-        "wall_s": {
-            "median": round(statistics.median(times), 3),
-            "min": round(min(times), 3),
-            "max": round(max(times), 3),
-        },  # fmt: skip
-        "peak_rss_mib": round(max(r[1] for r in runs), 1),
+        **_summary(runs),
+        "baseline": ({"tree": args.baseline.name, **_summary(base)} if base else None),
         "in_process_s": {"read_and_group": round(t_group, 3), "plan_groups": round(t_plan, 3)},
         "machine": f"{platform.machine()} {platform.python_version()}",
         "targets": {"wall_s": 1.0, "peak_rss_mib": 200},

@@ -103,3 +103,33 @@ def test_no_group_holds_two_plans_across_all_examples_with_noise() -> None:
         assert {truth[n] for n in g.nodes} == {g.digest}, (g.id, g.nodes)
     # every example is its own group (the examples differ in facts that matter)
     assert len(groups) == len({canonical(f)[0] for _, f in EXAMPLES})
+
+
+def _reordered(value):
+    """The same JSON value with every object's keys in reverse order."""
+    if isinstance(value, dict):
+        return {k: _reordered(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(v) for v in value]
+    return value
+
+
+def test_key_order_never_splits_and_each_group_is_planned_once() -> None:
+    """Nodes are bucketed by the unsorted (cheap) key first; a writer with another key order
+    lands in another bucket, and the buckets merge by the canonical key before planning."""
+    rng = random.Random(7)
+    calls: list[str] = []
+
+    def counting_plan(doc):
+        calls.append(json.dumps(doc, sort_keys=True))
+        return PLAN(doc)
+
+    records = []
+    for n in range(12):
+        _, facts = EXAMPLES[n % 3]
+        noisy = with_noise(facts, rng, n)
+        doc = _reordered(noisy) if n % 2 else noisy
+        records.append(parse_record(detect_record(f"n{n:02d}", doc), f"n{n:02d}"))
+    groups = group_records(records, counting_plan)
+    assert sorted(len(g.nodes) for g in groups) == [4, 4, 4]
+    assert len(calls) == len(set(calls)) == 3  # one plan per group, never one per bucket

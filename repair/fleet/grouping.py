@@ -21,7 +21,6 @@ the same decisions as the group.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,9 +53,29 @@ def canonical(facts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return key, json.loads(key)
 
 
+_ENCODE = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=True, check_circular=False
+).encode  # the C encoder, called without json.dumps's per-call set-up
+_ENCODE_SORTED = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, check_circular=False
+).encode
+
+
 def canonical_key(facts: Mapping[str, Any]) -> str:
     """The grouping key: canonical JSON (sorted keys) of the facts with the noise removed, so
     equal facts give equal keys whatever their order."""
+    return _denoised(facts, _ENCODE_SORTED)
+
+
+def cheap_key(facts: Mapping[str, Any]) -> str:
+    """A first-pass key: the same text as ``canonical_key`` but in the document's own key order
+    (no sort). Equal cheap keys mean equal facts, so equal canonical keys; records of one writer
+    share the key order, and ``group_records`` canonicalises one document per cheap key, which
+    merges the rare equal facts written in another order."""
+    return _denoised(facts, _ENCODE)
+
+
+def _denoised(facts: Mapping[str, Any], encode: Any) -> str:
     doc = dict(facts)
     driver = doc.get("driver")
     if isinstance(driver, Mapping) and driver.get("attempts"):
@@ -67,7 +86,7 @@ def canonical_key(facts: Mapping[str, Any]) -> str:
     deep = doc.get("deep")
     if isinstance(deep, Mapping) and "seconds" in deep:
         doc["deep"] = {**deep, "seconds": None}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    text: str = encode(doc)
     py = doc.get("python")
     if isinstance(py, Mapping):
         # The executable first: it usually lies inside the prefix.
@@ -90,10 +109,11 @@ class Group:
     cls: str  # healthy | repairable | manual | unknown
     manual_kind: str | None  # driver | gpu-arch | platform (cls == "manual")
     reason: str | None  # why a node set is unknown
+    nodeset: str = ""  # fold(nodes), folded once (group_records fills it)
 
-    @property
-    def nodeset(self) -> str:
-        return fold(self.nodes)
+    def __post_init__(self) -> None:
+        if not self.nodeset:
+            object.__setattr__(self, "nodeset", fold(self.nodes))
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan or {}
@@ -172,8 +192,10 @@ def group_records(
     group key's hash are kept, and one normalised document per group.
     """
     plan_fn = plan_fn or default_plan_fn()
-    best: dict[str, tuple[str, bool, str]] = {}  # node -> (started, planned?, key hash | reason)
-    keys: dict[str, str] = {}  # key hash -> key (the normalised facts, decoded once per group)
+    # node -> (started, planned?, bucket number | reason). Nodes are bucketed by the cheap key
+    # (unsorted JSON of the de-noised facts); each bucket's one document is canonicalised later.
+    best: dict[str, tuple[str, bool, Any]] = {}
+    buckets: dict[str, int] = {}  # cheap key -> bucket number
     for rec in records:
         if isinstance(rec, Unreadable):
             best.setdefault(rec.node, ("", False, f"unreadable record: {rec.reason}"))
@@ -187,17 +209,19 @@ def group_records(
         if rec.exit_code != 0:
             best[rec.node] = (started, False, f"qfix detect exited {rec.exit_code}")
             continue
-        key = canonical_key(rec.document)
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        keys.setdefault(digest, key)
-        best[rec.node] = (started, True, digest)
+        best[rec.node] = (started, True, buckets.setdefault(cheap_key(rec.document), len(buckets)))
+    # bucket -> canonical key: buckets whose facts differ only in key order merge here
+    canon = [canonical_key(json.loads(k)) for k in buckets]
     by_key: dict[str, list[str]] = {}
     unknown: dict[str, list[str]] = {}
     for node, (_, ok, value) in best.items():
-        (by_key if ok else unknown).setdefault(value, []).append(node)
+        if ok:
+            by_key.setdefault(canon[value], []).append(node)
+        else:
+            unknown.setdefault(value, []).append(node)
     planned: list[Group] = []
     for key, nodes in by_key.items():
-        doc = json.loads(keys[key])
+        doc = json.loads(key)
         try:
             plan = plan_fn(doc)
         except QfixError as exc:
@@ -207,13 +231,15 @@ def group_records(
         digest = plan_digest(plan, PLACEHOLDER)
         planned.append(Group("", tuple(nodes), doc, plan, digest, cls, kind, None))
     order = {c: i for i, c in enumerate(CLASSES)}
-    planned.sort(key=lambda g: (order[g.cls], -len(g.nodes), fold(g.nodes)))
+    planned.sort(key=lambda g: (order[g.cls], -len(g.nodes), g.nodeset))
     planned += [
         Group("", tuple(n), None, None, None, "unknown", None, reason)
         for reason, n in sorted(unknown.items())
     ]
     return tuple(
-        Group(f"g{i}", g.nodes, g.facts, g.plan, g.digest, g.cls, g.manual_kind, g.reason)
+        Group(
+            f"g{i}", g.nodes, g.facts, g.plan, g.digest, g.cls, g.manual_kind, g.reason, g.nodeset
+        )
         for i, g in enumerate(planned, 1)
     )
 
