@@ -189,7 +189,7 @@ def group_records(
     unreadable, whose detect failed, or whose facts cannot be planned form ``unknown`` groups.
 
     ``records`` is consumed once (an iterator is fine): per node only the start time and the
-    group key's hash are kept, and one normalised document per group.
+    bucket number are kept, and one document per bucket (cheap key).
     """
     plan_fn = plan_fn or default_plan_fn()
     # node -> (started, planned?, bucket number | reason). Nodes are bucketed by the cheap key
