@@ -7,13 +7,15 @@ their class (repair.errors.ExitCode); never a traceback for an expected failure.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
 from . import __version__
 from .errors import BadInput, ExitCode, QfixError
+from .fleet.cli import fleet_app
 
 if TYPE_CHECKING:
     from .terminal import Terminal
@@ -32,6 +34,7 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(fleet_app, name="fleet")
 
 PythonOpt = Annotated[
     str | None,
@@ -74,6 +77,26 @@ def _write(stream: TextIO, text: str) -> None:
     stream.flush()
 
 
+_STARTED = time.time()  # the command's start, for --record's timing
+RecordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--record",
+        help="Also write this node's qfix.node/1 record to this file, or into this directory "
+        "as <node>.<command>.json (atomic; for `qfix fleet`).",
+        show_default=False,
+    ),
+]
+
+
+def _record(path: str | None, kind: str, doc: dict[str, Any], code: int) -> None:
+    """``--record``: this node's qfix.node/1 record around ``doc`` (a render *_to_dict value)."""
+    if path is not None:
+        from .fleet.records import write_record
+
+        write_record(path, kind, doc, code, _STARTED)
+
+
 def _out(text: str) -> None:
     _write(sys.stdout, text + "\n")
 
@@ -105,6 +128,7 @@ def detect(
             "loads.",
         ),
     ] = False,
+    record: RecordOpt = None,
 ) -> int:
     """Print the facts of this machine and a Python environment (qfix.facts/1 with --json)."""
     from . import pipeline
@@ -114,6 +138,10 @@ def detect(
     with _terminal(as_json) as term:
         term.wait(f"reading {settings.python}" + (" (--deep imports torch)" if deep else ""))
         facts = pipeline.detect(settings, deep=deep)
+    if record is not None:
+        from .facts import facts_to_dict
+
+        _record(record, "detect", facts_to_dict(facts), ExitCode.OK)
     _out(render_facts(facts, as_json=as_json))
     return ExitCode.OK
 
@@ -138,6 +166,7 @@ def plan(
             show_default=False,
         ),
     ] = None,
+    record: RecordOpt = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
     from . import pipeline
@@ -159,6 +188,7 @@ def plan(
             error_text=error,
         )
     result = analysis.plan
+    _record(record, "plan", result.to_dict(), ExitCode.OK if result.healthy else ExitCode.PROBLEMS)
     if out is not None:
         try:
             out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")
@@ -236,11 +266,12 @@ def verify(
         float, typer.Option("--timeout", help="Seconds before the check is stopped.")
     ] = 300.0,
     as_json: JsonOpt = False,
+    record: RecordOpt = None,
 ) -> int:
     """Prove the environment with a real 4-bit load (NF4/FP4 layers, optionally a tiny model).
     Exit 0 GPU path passed, 10 passed on the CPU only, 1 failed."""
     from . import pipeline
-    from .render import render_verdict
+    from .render import render_verdict, verdict_to_dict
 
     settings = pipeline.make_settings(python=python)
     with _terminal(as_json) as term:
@@ -252,6 +283,7 @@ def verify(
             progress=term.progress,
             output=term.output,
         )
+    _record(record, "verify", verdict_to_dict(verdict), int(verdict.exit_code))
     _out(render_verdict(verdict, as_json=as_json))
     return int(verdict.exit_code)
 
@@ -298,12 +330,26 @@ def apply(
             "model when transformers and accelerate are installed), skip",
         ),
     ] = "none",
+    expect_plan: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-plan",
+            help="Fleets: re-plan here and refuse (exit 6) unless this node's plan has this "
+            "digest (or equals this saved plan / fleet plan's group); a shared venv is changed "
+            "once, under a lock waited for at most --lock-wait seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    lock_wait: Annotated[float, typer.Option("--lock-wait", help="See --expect-plan.")] = 900.0,
+    record: RecordOpt = None,
 ) -> int:
     """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
     4-bit load; roll back automatically on any failure or interruption."""
     from . import pipeline
-    from .render import render_apply, render_apply_plan
+    from .render import apply_to_dict, render_apply, render_apply_plan
 
+    if expect_plan is not None and (not yes or venv is not None or plan_file is not None):
+        raise BadInput("--expect-plan needs --yes and neither --venv nor --plan")
     settings = pipeline.make_settings(
         python=python,
         torch_index=torch_index,
@@ -313,16 +359,36 @@ def apply(
         plan_file=plan_file,
         needs_index=True,
     )
+    if expect_plan is not None:
+        from .fleet.expect import apply_expected
+        from .render import render_expected_apply
+
+        with _terminal(as_json) as term:
+            done = apply_expected(
+                settings,
+                expect_plan,
+                allow_conda=allow_conda,
+                lock_wait=lock_wait,
+                record=record,
+                started=_STARTED,
+                progress=term.progress,
+            )
+        _out(
+            render_expected_apply(done.plan, done.outcome, done.verdict, done.note, as_json=as_json)
+        )
+        return done.exit_code
     with _terminal(as_json) as term:
         term.wait(f"reading the environment of {settings.python}")
         prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
+        code = ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
+        _record(record, "apply", apply_to_dict(prep.plan, None, None), code)
         _out(
             render_apply(prep.plan, None, None)
             if as_json
             else render_apply_plan(prep.plan, saved=prep.saved)
         )
-        return ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
+        return code
     if not as_json:
         _out(render_apply_plan(prep.plan, saved=prep.saved))
     if not yes:
@@ -331,6 +397,12 @@ def apply(
         result = pipeline.run_apply(
             settings, prep, allow_conda=allow_conda, progress=term.progress, output=term.output
         )
+    _record(
+        record,
+        "apply",
+        apply_to_dict(result.plan, result.outcome, result.verdict),
+        int(result.outcome.exit_code),
+    )
     _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
     return int(result.outcome.exit_code)
 

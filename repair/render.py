@@ -444,11 +444,7 @@ def render_apply(
 ) -> str:
     """The result of `qfix apply` (JSON: qfix.apply/1; ``outcome`` None: nothing was applied)."""
     if as_json:
-        doc: dict[str, Any] = {"schema": "qfix.apply/1", "plan": plan.to_dict()}
-        doc["outcome"] = None if outcome is None else outcome.to_dict()
-        if outcome is not None:
-            doc["verify"] = None if verdict is None else verdict_to_dict(verdict)
-        return to_json(doc)
+        return to_json(apply_to_dict(plan, outcome, verdict))
     if outcome is None:
         return "Nothing to apply."
     return render_outcome(outcome, verdict) + _next_step(plan, outcome, verdict)
@@ -471,6 +467,26 @@ def _next_step(plan: Plan, outcome: Any, verdict: Any | None) -> str:
     elif not required:
         lines.append("  nothing: the repair is verified on the GPU")
     return "\n" + "\n".join(lines)
+
+
+def apply_to_dict(plan: Plan, outcome: Any | None, verdict: Any | None) -> dict[str, Any]:
+    """The ``qfix.apply/1`` JSON object (also the document of ``apply --record``)."""
+    doc: dict[str, Any] = {"schema": "qfix.apply/1", "plan": plan.to_dict()}
+    doc["outcome"] = None if outcome is None else outcome.to_dict()
+    if outcome is not None:
+        doc["verify"] = None if verdict is None else verdict_to_dict(verdict)
+    return doc
+
+
+def render_expected_apply(
+    plan: Plan, outcome: Any | None, verdict: Any | None, note: str | None, *, as_json: bool = False
+) -> str:
+    """``qfix apply --expect-plan``: qfix.apply/1 plus ``note`` (e.g. "applied by node X" when
+    another node of a shared venv applied the same plan first)."""
+    if as_json:
+        return to_json({**apply_to_dict(plan, outcome, verdict), "note": note})
+    text = render_apply(plan, outcome, verdict)
+    return f"{text}\n{note}" if note else text
 
 
 def render_rollback(outcome: Any, *, as_json: bool = False) -> str:

@@ -36,6 +36,9 @@ PURE = [
     "settings",
     "digest",
     "jsonload",
+    "fleet.nodeset",
+    "fleet.grouping",
+    "fleet.report",
 ]
 # Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
 # the AST check below keeps the core's own code from importing it.)

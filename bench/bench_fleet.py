@@ -1,0 +1,136 @@
+"""Benchmark of `qfix fleet plan` on 10,000 node records.
+
+Run:  .venv/bin/python bench/bench_fleet.py [--nodes 10000] [--runs 5] [--out FILE]
+
+The records are synthetic: every shipped example (plans/examples/*.json, as `qfix detect --json`
+prints it) spread over the nodes round-robin, each node with its own noise (venv path,
+CUDA_VISIBLE_DEVICES, driver probe attempts: tests/fleet_support.with_noise), written as one
+qfix.node/1 file per node into a temp folder. Each run is the real command in a child process,
+`python -m repair fleet plan DIR --json`, timed from start to exit (interpreter start and
+imports included), and its peak memory is the child's ru_maxrss. Also reported: the same work
+in-process, split into reading + grouping and planning (one plan per group).
+Targets: < 1 s and < 200 MiB peak. ``--baseline TREE`` (a checkout of an older qfix, e.g. from
+``git archive``) also times that tree's command on the same records, runs interleaved with the
+current tree's, so both see the same machine load. Both trees' ``repair`` package is byte-compiled
+first, as ``pip install`` does (with PYTHONDONTWRITEBYTECODE set, a source checkout would
+otherwise recompile every qfix module on every run, ~0.5 s here); ``--no-compile`` measures the
+cold source tree instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from repair.fleet.grouping import canonical, default_plan_fn, group_records  # noqa: E402
+from repair.fleet.records import iter_records  # noqa: E402
+from tests.fleet_support import detect_record, example_facts, with_noise  # noqa: E402
+
+
+def write_fleet(folder: Path, nodes: int) -> int:
+    examples = example_facts()
+    rng = random.Random(10_000)
+    for n in range(nodes):
+        _, facts = examples[n % len(examples)]
+        name = f"gpu{n:05d}"
+        rec = detect_record(name, with_noise(facts, rng, n))
+        (folder / f"{name}.detect.json").write_text(json.dumps(rec))
+    return len({canonical(f)[0] for _, f in examples})
+
+
+def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int]:
+    """One `python -m repair fleet plan DIR --json` from ``tree``: (seconds, peak MiB, groups).
+    The peak is the child's own ru_maxrss, read by a wrapper (RUSAGE_CHILDREN would keep the
+    largest of all runs)."""
+    wrapper = (
+        "import resource, runpy, sys; sys.argv = ['repair'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('repair', run_name='__main__')\n"
+        "finally:\n    sys.stderr.write('peak_kib=%d\\n' % "
+        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, "fleet", "plan", str(folder), "--json"],
+        capture_output=True, text=True, timeout=600, cwd=tree,
+    )  # fmt: skip
+    took = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"fleet plan failed: {done.stderr}")
+    peak = int(done.stderr.rsplit("peak_kib=", 1)[1].split()[0])
+    groups = len(json.loads(done.stdout)["groups"])
+    return took, peak / 1024, groups
+
+
+def _summary(runs: list[tuple[float, float, int]]) -> dict[str, object]:
+    times = [r[0] for r in runs]
+    return {
+        "wall_s": {
+            "median": round(statistics.median(times), 3),
+            "min": round(min(times), 3),
+            "max": round(max(times), 3),
+        },
+        "peak_rss_mib": round(max(r[1] for r in runs), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--baseline", type=Path, default=None, help="an older qfix tree to compare")
+    ap.add_argument("--no-compile", action="store_true", help="do not byte-compile the trees")
+    args = ap.parse_args()
+    if not args.no_compile:
+        for tree in (REPO, args.baseline):
+            if tree is not None:
+                compileall.compile_dir(tree / "repair", quiet=1)
+    with tempfile.TemporaryDirectory(prefix="qfix-fleet-bench-") as tmp:
+        folder = Path(tmp)
+        expected_groups = write_fleet(folder, args.nodes)
+        runs, base = [], []
+        for _ in range(args.runs):
+            runs.append(child_run(folder))
+            if args.baseline:
+                base.append(child_run(folder, args.baseline))
+        # in-process split (second pass: the knowledge base is loaded once, as in the CLI)
+        plan_fn = default_plan_fn()
+        group_records(iter_records([folder]), plan_fn)
+        t0 = time.perf_counter()
+        groups = group_records(iter_records([folder]), lambda doc: {"steps": []})
+        t_group = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for g in groups:
+            plan_fn(g.facts)
+        t_plan = time.perf_counter() - t0
+    result = {
+        "nodes": args.nodes,
+        "groups": runs[0][2],
+        "expected_groups": expected_groups,
+        "runs": args.runs,
+        **_summary(runs),
+        "baseline": ({"tree": args.baseline.name, **_summary(base)} if base else None),
+        "byte_compiled": not args.no_compile,
+        "in_process_s": {"read_and_group": round(t_group, 3), "plan_groups": round(t_plan, 3)},
+        "machine": f"{platform.machine()} {platform.python_version()}",
+        "targets": {"wall_s": 1.0, "peak_rss_mib": 200},
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Node records (``qfix.node/1``): what one qfix command found or did on one node.
+
+Written by ``qfix detect|plan|apply|verify --record PATH``: to a file, or into a directory as
+``<node>.<kind>.json`` (one file per node and command). The write is atomic (a temp file in the
+same directory, then rename), so hundreds of nodes writing into one folder on shared storage never
+leave a half-written record for ``qfix fleet plan`` or ``report`` to trip on.
+
+    {"schema": "qfix.node/1", "node": "gpu07", "kind": "detect", "exit_code": 0,
+     "document": {... qfix.facts/1 | qfix.plan/1 | qfix.apply/1 | qfix.verify/1 ...},
+     "timing": {"started": "2026-12-06T01:02:03Z", "seconds": 1.42},
+     "qfix": "0.1.0", "note": null}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+
+SCHEMA = "qfix.node/1"
+KINDS = ("detect", "plan", "apply", "verify")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def node_name(environ: Mapping[str, str] | None = None) -> str:
+    """This node's name: ``$QFIX_NODE``, else Slurm's ``$SLURMD_NODENAME`` (several slurmd may
+    share one host, so the hostname alone would merge them), else the short hostname."""
+    env = os.environ if environ is None else environ
+    for var in ("QFIX_NODE", "SLURMD_NODENAME"):
+        if env.get(var):
+            return env[var]
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    node: str
+    kind: str
+    exit_code: int
+    document: Mapping[str, Any]
+    started: str | None
+    seconds: float | None
+    note: str | None
+    source: str  # the file (and line) it was read from
+
+    def to_dict(self) -> dict[str, Any]:
+        return make_record(
+            self.node, self.kind, self.document, self.exit_code, self.started, self.seconds
+        ) | {"note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A record file that could not be read: the node (from the file name) did not answer."""
+
+    node: str
+    source: str
+    reason: str
+
+
+def make_record(
+    node: str,
+    kind: str,
+    document: Mapping[str, Any],
+    exit_code: int,
+    started: str | None,
+    seconds: float | None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        "schema": SCHEMA,
+        "node": node,
+        "kind": kind,
+        "exit_code": int(exit_code),
+        "document": dict(document),
+        "timing": {"started": started, "seconds": seconds},
+        "qfix": __version__,
+        "note": note,
+    }
+
+
+def record_path(path: str | os.PathLike[str], node: str, kind: str) -> Path:
+    """Where a record goes: ``path`` itself, or ``path/<node>.<kind>.json`` for a directory (an
+    existing one, or a path written with a trailing slash)."""
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(os.sep):
+        return p / f"{_SAFE.sub('_', node)}.{kind}.json"
+    return p
+
+
+def write_record(
+    path: str | os.PathLike[str],
+    kind: str,
+    document: Mapping[str, Any],
+    exit_code: int,
+    started: float,
+    *,
+    note: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """Write this node's ``qfix.node/1`` record atomically; ``started`` is the ``time.time()`` of
+    the command's start. BadInput (exit 2) names the path when it cannot be written."""
+    if kind not in KINDS:
+        raise BadInput(f"unknown record kind {kind!r}")
+    node = node_name(environ)
+    now = time.time()
+    rec = make_record(
+        node,
+        kind,
+        document,
+        exit_code,
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        round(max(0.0, now - started), 3),
+        note,
+    )
+    dest = record_path(path, node, kind)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(rec, fh, indent=1)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the collector may be another user
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise BadInput(f"could not write the node record to {dest}: {exc.strerror}") from None
+    return dest
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def parse_record(data: Any, source: str) -> NodeRecord:
+    """A NodeRecord from a decoded JSON value; ValueError names what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"schema is {data.get('schema')!r}, expected {SCHEMA!r}")
+    node, kind, code, doc = (data.get(k) for k in ("node", "kind", "exit_code", "document"))
+    if not isinstance(node, str) or not node:
+        raise ValueError("node: expected a non-empty string")
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise ValueError("exit_code: expected an integer")
+    if not isinstance(doc, dict):
+        raise ValueError("document: expected an object")
+    raw_timing = data.get("timing")
+    timing: dict[str, Any] = raw_timing if isinstance(raw_timing, dict) else {}
+    seconds = timing.get("seconds")
+    note = data.get("note")
+    return NodeRecord(
+        node,
+        kind,
+        code,
+        doc,
+        timing.get("started") if isinstance(timing.get("started"), str) else None,
+        float(seconds) if isinstance(seconds, int | float) else None,
+        note if isinstance(note, str) else None,
+        source,
+    )
+
+
+def _node_from_filename(path: Path) -> str:
+    name = path.name
+    for suffix in (".json", ".jsonl", ".out"):
+        name = name.removesuffix(suffix)
+    for kind in KINDS:
+        name = name.removesuffix("." + kind)
+    return name
+
+
+def _read_file(path: str) -> Iterator[NodeRecord | Unreadable]:
+    # Bytes, not text: json.loads decodes UTF-8 itself, and a fleet of 10,000 small files pays
+    # for a text wrapper per file (bench/bench_fleet.py). The node name from the file name is
+    # only worked out for a record that cannot be read.
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        yield Unreadable(_node_from_filename(Path(path)), path, f"cannot read it: {exc}")
+        return
+    if path.endswith(".jsonl") or (data.startswith(b"{") and b"\n{" in data.rstrip()):
+        # JSON Lines: many records in one file (a collector's concatenation)
+        for n, line in enumerate(data.splitlines(), 1):
+            if line.strip():
+                yield _decode(line, f"{path}:{n}", path)
+        return
+    yield _decode(data, path, path)
+
+
+def _decode(data: bytes, source: str, path: str) -> NodeRecord | Unreadable:
+    try:
+        return parse_record(json.loads(data), source)
+    except json.JSONDecodeError as exc:
+        reason = f"not JSON ({exc.msg} at line {exc.lineno})"
+    except UnicodeDecodeError as exc:
+        reason = f"cannot read it: {exc}"
+    except ValueError as exc:
+        reason = f"not a {SCHEMA} record: {exc}"
+    return Unreadable(_node_from_filename(Path(path)), source, reason)
+
+
+def iter_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[NodeRecord | Unreadable]:
+    """Every record under ``paths`` (files, or directories: their ``*.json``/``*.jsonl``, not
+    recursive; hidden temp files of writers still at work are skipped), one at a time so that a
+    fleet of thousands is never held in memory at once. BadInput for a path that does not exist
+    (raised before the first record)."""
+    found = [Path(p) for p in paths]
+    for p in found:
+        if not p.exists():
+            raise BadInput(f"records path {p}: no such file or directory")
+    return _iter(found)
+
+
+def _iter(paths: list[Path]) -> Iterator[NodeRecord | Unreadable]:
+    for p in paths:
+        if p.is_dir():
+            with os.scandir(p) as it:
+                names = sorted(
+                    e.name
+                    for e in it
+                    if e.name.endswith((".json", ".jsonl")) and not e.name.startswith(".")
+                )
+            for name in names:
+                yield from _read_file(os.path.join(p, name))
+        else:
+            yield from _read_file(str(p))
+
+
+def read_records(paths: Iterable[str | os.PathLike[str]]) -> tuple[NodeRecord | Unreadable, ...]:
+    """All records under ``paths`` at once (see iter_records)."""
+    return tuple(iter_records(paths))
