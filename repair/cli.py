@@ -6,14 +6,18 @@ their class (repair.errors.ExitCode); never a traceback for an expected failure.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import __version__
 from .errors import BadInput, ExitCode, QfixError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 app = typer.Typer(
     name="qfix",
@@ -32,8 +36,9 @@ PythonOpt = Annotated[
     str | None,
     typer.Option(
         "--python",
-        help="Target interpreter or venv directory (default: $VIRTUAL_ENV, "
-        "else the Python running qfix).",
+        help="Target interpreter or venv directory (default, in uv's order: $VIRTUAL_ENV, "
+        "$CONDA_PREFIX, a .venv here or in a parent folder, the Python running qfix unless it "
+        "is qfix's own pipx/uv tool venv, the first python3 on PATH).",
         show_default=False,
     ),
 ]
@@ -61,6 +66,30 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def _say_target(settings: Settings, as_json: bool, python: str | None = None) -> None:
+    """Which environment this command looks at and why: one line on stderr (text mode)."""
+    target = settings.target
+    if target is not None and not as_json:
+        shown = python or target.python
+        why = target.reason if python is None else f"new venv; {target.reason}"
+        sys.stderr.write(f"qfix: target: {shown} ({why})\n")
+
+
+def _json_target(text: str, settings: Settings, python: str | None = None) -> str:
+    """The JSON document with ``target: {python, reason}`` (merged into a plan's own target)."""
+    target = settings.target
+    if target is None:
+        return text
+    doc = json.loads(text)
+    if isinstance(doc, dict):
+        info = target.to_dict()
+        if python is not None:
+            info = {"python": python, "reason": f"new venv; {target.reason}"}
+        old = doc.get("target")
+        doc["target"] = {**(old if isinstance(old, dict) else {}), **info}
+    return json.dumps(doc, indent=2)
+
+
 def _progress(line: str) -> None:
     sys.stderr.write(f"qfix: {line}\n")
     sys.stderr.flush()
@@ -85,8 +114,11 @@ def detect(
     from . import pipeline
     from .render import render_facts
 
-    facts = pipeline.detect(pipeline.make_settings(python=python), deep=deep)
-    _out(render_facts(facts, as_json=as_json))
+    settings = pipeline.make_settings(python=python)
+    _say_target(settings, as_json)
+    facts = pipeline.detect(settings, deep=deep)
+    text = render_facts(facts, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return ExitCode.OK
 
 
@@ -122,6 +154,7 @@ def plan(
     settings = pipeline.make_settings(
         python=python, facts_file=facts, torch_index=torch_index, needs_index=True
     )
+    _say_target(settings, as_json)
     analysis = pipeline.analyse(
         pipeline.get_facts(settings, facts),
         torch_index=settings.torch_index_base,
@@ -133,7 +166,8 @@ def plan(
             out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
-    _out(render_plan(result, as_json=as_json))
+    text = render_plan(result, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
@@ -180,8 +214,10 @@ def matrix(
     from .render import render_matrix
 
     settings = pipeline.make_settings(python=python, facts_file=facts)
+    _say_target(settings, as_json)
     view, cells = pipeline.matrix(pipeline.get_facts(settings, facts))
-    _out(render_matrix(view, cells, as_json=as_json))
+    text = render_matrix(view, cells, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return ExitCode.OK
 
 
@@ -205,14 +241,17 @@ def verify(
     from . import pipeline
     from .render import render_verdict
 
+    settings = pipeline.make_settings(python=python)
+    _say_target(settings, as_json)
     verdict = pipeline.verify(
-        pipeline.make_settings(python=python),
+        settings,
         device=device,
         model=model,
         timeout=timeout,
         progress=None if as_json else _progress,
     )
-    _out(render_verdict(verdict, as_json=as_json))
+    text = render_verdict(verdict, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return int(verdict.exit_code)
 
 
@@ -272,13 +311,16 @@ def apply(
         plan_file=plan_file,
         needs_index=True,
     )
+    new_python = None if venv is None else pipeline.new_venv_python(venv)
+    _say_target(settings, as_json, new_python)
     prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
-        _out(
+        text = (
             render_apply(prep.plan, None, None)
             if as_json
             else render_apply_plan(prep.plan, saved=prep.saved)
         )
+        _out(_json_target(text, settings, new_python) if as_json else text)
         return ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
     if not as_json:
         _out(render_apply_plan(prep.plan, saved=prep.saved))
@@ -290,7 +332,8 @@ def apply(
         allow_conda=allow_conda,
         progress=(lambda _line: None) if as_json else _progress,
     )
-    _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
+    text = render_apply(result.plan, result.outcome, result.verdict, as_json=as_json)
+    _out(_json_target(text, settings, new_python) if as_json else text)
     return int(result.outcome.exit_code)
 
 
@@ -311,10 +354,11 @@ def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
     from . import pipeline
     from .render import render_rollback
 
-    outcome = pipeline.run_rollback(
-        pipeline.make_settings(python=python), (lambda _line: None) if as_json else _progress
-    )
-    _out(render_rollback(outcome, as_json=as_json))
+    settings = pipeline.make_settings(python=python)
+    _say_target(settings, as_json)
+    outcome = pipeline.run_rollback(settings, (lambda _line: None) if as_json else _progress)
+    text = render_rollback(outcome, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return int(outcome.exit_code)
 
 

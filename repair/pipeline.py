@@ -60,16 +60,17 @@ def make_settings(
         raise BadInput("--venv NEW plans for the new venv itself; do not give --plan")
     installer = resolve.installer_choice(installer)
     verify = resolve.verify_mode(verify)
-    target = None
+    target = reason = None
     timeout = resolve.DEFAULT_PROBE_TIMEOUT
     if facts_file is None:
-        if venv_new is not None and python is None:
-            target = sys.executable
-        else:
-            target = interpreter.resolve_target(python, env)
+        found = interpreter.discover_target(python, env)
+        target, reason = found.python, found.reason
+        if venv_new is not None:
+            reason = f"the base of the new venv {venv_new}; {reason}"
         timeout = resolve.probe_timeout(env)
     return Settings(
         python=target,
+        target_reason=reason,
         torch_index_base=(
             resolve.torch_index_base(torch_index, env) if needs_index else DEFAULT_TORCH_INDEX
         ),
@@ -384,6 +385,13 @@ def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
     if prep.saved and settings.torch_index_flag is None:
         return prep.plan.torch_index_base
     return settings.torch_index_base
+
+
+def new_venv_python(venv_new: str) -> str:
+    """The interpreter ``--venv NEW`` will have (for the target line before it exists)."""
+    from .apply.venv import venv_python
+
+    return str(venv_python(Path(venv_new)))
 
 
 def run_apply(

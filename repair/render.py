@@ -19,6 +19,7 @@ from .errors import QfixError
 from .explain import Match, explain_to_dict
 from .facts import Facts, facts_to_dict
 from .plan import Plan, StepAction
+from .settings import next_step_target
 
 SEVERITY_MARK = {"error": "✗", "warning": "!", "info": "·"}
 
@@ -250,7 +251,11 @@ def render_plan(plan: Plan, *, hint: bool = True, as_json: bool = False) -> str:
         out.append("\nCould not know (facts missing)")
         out.extend(f"  ? {u}" for u in plan.unknown)
     if plan.steps and hint:
-        out.append("\nApply with: qfix apply --yes   (or save this plan with --out FILE)")
+        # The next step names the target, so pasting it never acts on another environment.
+        out.append(
+            f"\nApply with: qfix apply{next_step_target(plan.python)} --yes"
+            "   (or save this plan with --out FILE)"
+        )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
 
 
