@@ -160,7 +160,9 @@ def plan(
         torch_index=settings.torch_index_base,
         error_text=error,
     )
-    result = analysis.plan
+    result = pipeline.with_commands(
+        analysis.plan, installed=analysis.facts.packages, setup=settings.setup
+    )
     if out is not None:
         try:
             out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")

@@ -23,6 +23,7 @@ from .diagnose import Diagnosis, diagnose
 from .errors import BadInput, FactsError
 from .explain import Match, explain
 from .facts import Facts, facts_from_json
+from .indexconfig import InstallerChoice
 from .knowledge import Knowledge, load_knowledge
 from .plan import Plan
 from .planner import evaluate_variant, make_plan
@@ -68,9 +69,15 @@ def make_settings(
         if venv_new is not None:
             reason = f"the base of the new venv {venv_new}; {reason}"
         timeout = resolve.probe_timeout(env)
+    setup = None
+    if target is not None and needs_index:
+        from .apply.installers import resolve_installer
+
+        setup = resolve_installer(installer, env, python=target)
     return Settings(
         python=target,
         target_reason=reason,
+        setup=setup,
         torch_index_base=(
             resolve.torch_index_base(torch_index, env) if needs_index else DEFAULT_TORCH_INDEX
         ),
@@ -256,24 +263,38 @@ def _is_version(text: str) -> bool:
 
 
 def with_commands(
-    plan: Plan, installer: str = "pip", installed: Mapping[str, str | None] | None = None
+    plan: Plan,
+    installer: str = "pip",
+    installed: Mapping[str, str | None] | None = None,
+    setup: InstallerChoice | None = None,
 ) -> Plan:
-    """The plan with the exact installer commands (argv lists built by the installer module)."""
+    """The plan with the exact installer commands (argv lists built by the installer module).
+
+    ``setup``: the installer resolved for the target (Settings.setup); the commands are then
+    exactly those apply runs (uv's path, the index isolation of the torch step)."""
     if not plan.steps:
         return plan
     python = plan.python or "python"
+    uv = "uv"
+    if setup is not None:
+        from .apply.installers import find_uv
+
+        installer, uv = setup.name, find_uv() or "uv"
+        plan = replace(plan, installer=(setup.name, setup.reason))
     cmds = build_commands(
         plan.steps,
         python=python,
         installer=installer,
         torch_index_base=plan.torch_index_base,
         constraint_file=CONSTRAINTS_PLACEHOLDER,
+        uv=uv,
+        setup=setup,
     )
     # Pins for what stays installed: only versions an installer could be given.
     valid = {k: v for k, v in (installed or {}).items() if v is not None and _is_version(v)}
     return replace(
         plan,
-        commands=tuple(c.argv for c in cmds),
+        commands=tuple(c.shown() for c in cmds),
         constraints=tuple(constraint_lines(plan.steps, valid)),
     )
 
@@ -376,7 +397,9 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
         return ApplyPrep(target, saved, saved=True)
     analysis = analyse(facts, torch_index=settings.torch_index_base)
     plan = replace(analysis.plan, python=target)
-    return ApplyPrep(target, with_commands(plan, installed=facts.packages), saved=False)
+    return ApplyPrep(
+        target, with_commands(plan, installed=facts.packages, setup=settings.setup), saved=False
+    )
 
 
 def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
@@ -415,10 +438,12 @@ def run_apply(
         verdicts.append(v)
         return bool(v.ok)
 
+    _resolve_first(settings, prep, progress)
     outcome = apply_plan(
         prep.plan,
         python=target,
-        installer=choose_installer(settings.installer),
+        installer=settings.setup.name if settings.setup else choose_installer(settings.installer),
+        setup=settings.setup,
         torch_index=apply_index_base(settings, prep),
         verify=None if settings.verify == "skip" else verify_after,
         progress=progress,
@@ -426,6 +451,30 @@ def run_apply(
         probe_timeout=settings.probe_timeout,
     )
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
+
+
+def _resolve_first(settings: Settings, prep: ApplyPrep, progress: Callable[[str], None]) -> None:
+    """Every pinned release resolved against the indexes apply will use, before any change
+    (ApplyRefused, exit 6, when one is not there)."""
+    from .apply import installers
+    from .probe.interpreter import probe_target
+
+    setup = settings.setup
+    which = setup.name if setup else installers.choose_installer(settings.installer)
+    installed = probe_target(prep.python, timeout=settings.probe_timeout).packages
+    valid = {k: v for k, v in installed.items() if v is not None and _is_version(v)}
+    commands = build_commands(
+        prep.plan.steps,
+        python=prep.python,
+        installer=which,
+        torch_index_base=apply_index_base(settings, prep),
+        constraint_file=installers.CONSTRAINTS_MARK,
+        uv=installers.find_uv() or "uv",
+        setup=setup,
+    )
+    installers.check_resolvable(
+        commands, which, pins=constraint_lines(prep.plan.steps, valid), progress=progress
+    )
 
 
 def run_rollback(settings: Settings, progress: Callable[[str], None]) -> Any:

@@ -138,6 +138,7 @@ class Plan:
     download: Mapping[str, int | None] = field(default_factory=dict)
     commands: tuple[tuple[str, ...], ...] = ()
     constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
+    installer: tuple[str, str] | None = None  # (pip|uv, why) once resolved for this target
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +161,11 @@ class Plan:
             "bitsandbytes_target": self.bnb_target,
             "download_bytes": dict(self.download),
             "notes": list(self.notes),
+            **(
+                {}
+                if self.installer is None
+                else {"installer": {"name": self.installer[0], "reason": self.installer[1]}}
+            ),
         }
 
     @classmethod
@@ -194,4 +200,11 @@ class Plan:
             download=dict(d.get("download_bytes") or {}),
             commands=tuple(tuple(c) for c in d.get("commands") or ()),
             constraints=tuple(d.get("constraints") or ()),
+            installer=_installer(d.get("installer")),
         )
+
+
+def _installer(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        return (value["name"], str(value.get("reason", "")))
+    return None

@@ -220,7 +220,9 @@ def render_plan(plan: Plan, *, hint: bool = True, as_json: bool = False) -> str:
         if plan.commands:
             pinned = any(c.startswith("torch==") for c in plan.constraints)
             out.append(
-                "\nCommands" + (" (torch stays pinned while the rest installs)" if pinned else "")
+                "\nCommands"
+                + (f" (run by {plan.installer[0]}: {plan.installer[1]})" if plan.installer else "")
+                + (" (torch stays pinned while the rest installs)" if pinned else "")
             )
             for c in plan.commands:
                 out.append("  $ " + " ".join(_quote(a) for a in c))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .commands import validate_index_url
 from .errors import BadInput
+from .indexconfig import InstallerChoice
 
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
 TORCH_INDEX_ENV = "QFIX_TORCH_INDEX"
@@ -70,6 +71,9 @@ class Settings:
     installer: str = "auto"
     verify: str = "none"
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    # The installer resolved before any preview (pip or uv, why, the user's index settings);
+    # None where no environment is read (--facts) or none will be installed into.
+    setup: InstallerChoice | None = None
 
     @property
     def target(self) -> Target | None:

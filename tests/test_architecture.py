@@ -33,6 +33,7 @@ PURE = [
     "planfile",
     "commands",
     "settings",
+    "indexconfig",
 ]
 # Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
 # the AST check below keeps the core's own code from importing it.)

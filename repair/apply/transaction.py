@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from typing import Any
 from .. import process
 from ..commands import Command
 from ..errors import ApplyRefused, ExitCode, QfixError, RollbackFailed
+from ..indexconfig import InstallerChoice
 from ..plan import Plan, Step
 from ..planfile import plan_from_doc
 from ..settings import DEFAULT_PROBE_TIMEOUT
@@ -203,7 +204,9 @@ os.execvp(sys.argv[3], sys.argv[3:])
 """
 
 
-def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.Completed:
+def _run_installer(
+    state: StateDir, argv: list[str], timeout: float, env: Sequence[tuple[str, str | None]] = ()
+) -> process.Completed:
     with contextlib.suppress(FileNotFoundError):
         state.installer_pid.unlink()
     wrapped = [
@@ -217,7 +220,13 @@ def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.
     ]
     # Installers may write without bound (pip's progress, a build's log): all of it goes to
     # .qfix/installer.log, memory keeps a head and a tail for the error message.
-    return process.run(wrapped, timeout=timeout, limit=None, log=str(state.installer_log))
+    child_env = None
+    if env:  # the torch step's index isolation (repair.commands.Command.env)
+        child_env = {k: v for k, v in os.environ.items() if k not in dict(env)}
+        child_env.update({k: v for k, v in env if v is not None})
+    return process.run(
+        wrapped, timeout=timeout, limit=None, log=str(state.installer_log), env=child_env
+    )
 
 
 def _count_children(state: StateDir) -> int:
@@ -349,6 +358,7 @@ def apply_plan(
     allow_conda: bool = False,
     step_timeout: float = STEP_TIMEOUT,
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+    setup: InstallerChoice | None = None,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -381,7 +391,7 @@ def apply_plan(
                 f"{python} has no pip, and uv was not chosen or found",
                 tip="install uv, or run `<python> -m ensurepip` in the venv",
             )
-        commands = _build_commands(steps, python, which, torch_index, state)
+        commands = _build_commands(steps, python, which, torch_index, state, setup)
         journal = _new_journal(plan, python, target, kind, which, before, commands)
         run = _Run(
             state=state,
@@ -412,7 +422,12 @@ def _refuse_unfinished(state: StateDir, prefix: str, python: str) -> None:
 
 
 def _build_commands(
-    steps: tuple[Step, ...], python: str, which: str, torch_index: str | None, state: StateDir
+    steps: tuple[Step, ...],
+    python: str,
+    which: str,
+    torch_index: str | None,
+    state: StateDir,
+    setup: InstallerChoice | None = None,
 ) -> list[Command]:
     return installers.build_commands(
         steps,
@@ -421,6 +436,7 @@ def _build_commands(
         torch_index_base=torch_index,
         constraint_file=str(state.constraints),
         uv=installers.find_uv() or "uv",
+        setup=setup,
     )
 
 
@@ -529,7 +545,9 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
     if os.environ.get(KILL_ENV) == f"step:{i}:during":
         _kill_while_running(run.state.installer_pid.exists)
     t0 = time.monotonic()
-    result = _run_installer(run.state, list(run.commands[i].argv), step_timeout)
+    result = _run_installer(
+        run.state, list(run.commands[i].argv), step_timeout, run.commands[i].env
+    )
     run.timings[f"step:{i}"] = time.monotonic() - t0
     hook(f"step:{i}:after")
     if not result.ok:
