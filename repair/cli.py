@@ -291,6 +291,21 @@ def apply(
     allow_conda: Annotated[
         bool, typer.Option("--allow-conda", help="Allow changing a conda environment.")
     ] = False,
+    system: Annotated[
+        bool,
+        typer.Option(
+            "--system",
+            help="Allow changing an interpreter that is not a venv (Colab, Kaggle, Docker), with "
+            "the same lock, snapshot and rollback.",
+        ),
+    ] = False,
+    break_system_packages: Annotated[
+        bool,
+        typer.Option(
+            "--break-system-packages",
+            help="Like --system, and also change an externally managed (PEP 668) interpreter.",
+        ),
+    ] = False,
     verify_model: Annotated[
         str,
         typer.Option(
@@ -312,6 +327,8 @@ def apply(
         venv_new=venv,
         plan_file=plan_file,
         needs_index=True,
+        system=system,
+        break_system_packages=break_system_packages,
     )
     new_python = None if venv is None else pipeline.new_venv_python(venv)
     _say_target(settings, as_json, new_python)

@@ -240,6 +240,7 @@ def build_commands(
     constraint_file: str,
     uv: str = "uv",
     setup: InstallerChoice | None = None,
+    break_system_packages: bool = False,
 ) -> list[Command]:
     """The installer commands for ``steps``, in the order to run, each with its label.
 
@@ -265,6 +266,10 @@ def build_commands(
     else:
         install = [uv, "pip", "install", "--python", python]
         uninstall = [uv, "pip", "uninstall", "--python", python]
+
+    if break_system_packages:  # an externally managed interpreter, by the user's consent
+        install.append("--break-system-packages")
+        uninstall.append("--break-system-packages")
 
     removals: list[str] = []
     torch_by_index: dict[str | None, list[str]] = {}

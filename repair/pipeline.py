@@ -44,6 +44,8 @@ def make_settings(
     plan_file: str | None = None,
     needs_index: bool = False,
     environ: Mapping[str, str] | None = None,
+    system: bool = False,
+    break_system_packages: bool = False,
 ) -> Settings:
     """Every input resolved once from the flags and ``environ`` (default: os.environ).
 
@@ -78,6 +80,8 @@ def make_settings(
         python=target,
         target_reason=reason,
         setup=setup,
+        system=system or break_system_packages,
+        break_system_packages=break_system_packages,
         torch_index_base=(
             resolve.torch_index_base(torch_index, env) if needs_index else DEFAULT_TORCH_INDEX
         ),
@@ -267,6 +271,7 @@ def with_commands(
     installer: str = "pip",
     installed: Mapping[str, str | None] | None = None,
     setup: InstallerChoice | None = None,
+    break_system_packages: bool = False,
 ) -> Plan:
     """The plan with the exact installer commands (argv lists built by the installer module).
 
@@ -289,6 +294,7 @@ def with_commands(
         constraint_file=CONSTRAINTS_PLACEHOLDER,
         uv=uv,
         setup=setup,
+        break_system_packages=break_system_packages,
     )
     # Pins for what stays installed: only versions an installer could be given.
     valid = {k: v for k, v in (installed or {}).items() if v is not None and _is_version(v)}
@@ -398,7 +404,14 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
     analysis = analyse(facts, torch_index=settings.torch_index_base)
     plan = replace(analysis.plan, python=target)
     return ApplyPrep(
-        target, with_commands(plan, installed=facts.packages, setup=settings.setup), saved=False
+        target,
+        with_commands(
+            plan,
+            installed=facts.packages,
+            setup=settings.setup,
+            break_system_packages=settings.break_system_packages,
+        ),
+        saved=False,
     )
 
 
@@ -449,6 +462,8 @@ def run_apply(
         progress=progress,
         allow_conda=allow_conda,
         probe_timeout=settings.probe_timeout,
+        allow_system=settings.system,
+        break_system_packages=settings.break_system_packages,
     )
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
 
@@ -471,6 +486,7 @@ def _resolve_first(settings: Settings, prep: ApplyPrep, progress: Callable[[str]
         constraint_file=installers.CONSTRAINTS_MARK,
         uv=installers.find_uv() or "uv",
         setup=setup,
+        break_system_packages=settings.break_system_packages,
     )
     installers.check_resolvable(
         commands, which, pins=constraint_lines(prep.plan.steps, valid), progress=progress

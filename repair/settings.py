@@ -74,6 +74,10 @@ class Settings:
     # The installer resolved before any preview (pip or uv, why, the user's index settings);
     # None where no environment is read (--facts) or none will be installed into.
     setup: InstallerChoice | None = None
+    # --system (a non-venv interpreter by consent) and --break-system-packages (which implies it
+    # and also overrides an externally-managed marker).
+    system: bool = False
+    break_system_packages: bool = False
 
     @property
     def target(self) -> Target | None:

@@ -58,7 +58,7 @@ from .journal import (
     stop_children,
 )
 from .snapshot import Restorer, Snapshot, installed_versions, snapshot_roots
-from .venv import TargetKind, TargetPaths, inspect_target, require_changeable
+from .venv import TargetKind, TargetPaths, inspect_target, require_changeable, require_writable
 
 __all__ = [
     "KILL_ENV",
@@ -359,6 +359,8 @@ def apply_plan(
     step_timeout: float = STEP_TIMEOUT,
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
     setup: InstallerChoice | None = None,
+    allow_system: bool = False,
+    break_system_packages: bool = False,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -376,7 +378,15 @@ def apply_plan(
     if not isinstance(plan, Plan):
         plan = plan_from_doc(plan)
     target = inspect_target(python, timeout=probe_timeout)
-    kind = require_changeable(target.info, allow_conda=allow_conda)
+    kind = require_changeable(
+        target.info,
+        allow_conda=allow_conda,
+        allow_system=allow_system,
+        break_system_packages=break_system_packages,
+    )
+    if kind is not TargetKind.VENV:  # --system, --allow-conda: files this user may not write?
+        require_writable(target)
+        progress(f"warning: changing {python}, which is not a virtual environment ({kind.value})")
     which = installer if installer in ("pip", "uv") else installers.choose_installer(installer)
     state = StateDir(Path(target.prefix) / STATE_DIR)
     steps = plan.steps
@@ -391,7 +401,9 @@ def apply_plan(
                 f"{python} has no pip, and uv was not chosen or found",
                 tip="install uv, or run `<python> -m ensurepip` in the venv",
             )
-        commands = _build_commands(steps, python, which, torch_index, state, setup)
+        commands = _build_commands(
+            steps, python, which, torch_index, state, setup, break_system_packages
+        )
         journal = _new_journal(plan, python, target, kind, which, before, commands)
         run = _Run(
             state=state,
@@ -428,6 +440,7 @@ def _build_commands(
     torch_index: str | None,
     state: StateDir,
     setup: InstallerChoice | None = None,
+    break_system_packages: bool = False,
 ) -> list[Command]:
     return installers.build_commands(
         steps,
@@ -437,6 +450,7 @@ def _build_commands(
         constraint_file=str(state.constraints),
         uv=installers.find_uv() or "uv",
         setup=setup,
+        break_system_packages=break_system_packages,
     )
 
 
