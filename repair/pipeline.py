@@ -451,7 +451,7 @@ def run_apply(
         verdicts.append(v)
         return bool(v.ok)
 
-    _resolve_first(settings, prep, progress)
+    _resolve_first(settings, prep, allow_conda, progress)
     outcome = apply_plan(
         prep.plan,
         python=target,
@@ -468,12 +468,24 @@ def run_apply(
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
 
 
-def _resolve_first(settings: Settings, prep: ApplyPrep, progress: Callable[[str], None]) -> None:
+def _resolve_first(
+    settings: Settings, prep: ApplyPrep, allow_conda: bool, progress: Callable[[str], None]
+) -> None:
     """Every pinned release resolved against the indexes apply will use, before any change
-    (ApplyRefused, exit 6, when one is not there)."""
+    (ApplyRefused, exit 6, when one is not there). A target apply refuses anyway (not a venv
+    without --system, ...) is refused first, with that reason, and nothing is resolved."""
     from .apply import installers
+    from .apply.venv import inspect_target, require_changeable
     from .probe.interpreter import probe_target
 
+    if not prep.plan.steps:
+        return
+    require_changeable(
+        inspect_target(prep.python, timeout=settings.probe_timeout).info,
+        allow_conda=allow_conda,
+        allow_system=settings.system,
+        break_system_packages=settings.break_system_packages,
+    )
     setup = settings.setup
     which = setup.name if setup else installers.choose_installer(settings.installer)
     installed = probe_target(prep.python, timeout=settings.probe_timeout).packages
