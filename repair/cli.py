@@ -6,6 +6,7 @@ their class (repair.errors.ExitCode); never a traceback for an expected failure.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ from .fleet.cli import fleet_app
 
 if TYPE_CHECKING:
     from .terminal import Terminal
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 app = typer.Typer(
     name="qfix",
@@ -40,8 +44,9 @@ PythonOpt = Annotated[
     str | None,
     typer.Option(
         "--python",
-        help="Target interpreter or venv directory (default: $VIRTUAL_ENV, "
-        "else the Python running qfix).",
+        help="Target interpreter or venv directory (default, in uv's order: $VIRTUAL_ENV, "
+        "$CONDA_PREFIX, a .venv here or in a parent folder, the Python running qfix unless it "
+        "is qfix's own pipx/uv tool venv, the first python3 on PATH).",
         show_default=False,
     ),
 ]
@@ -101,6 +106,31 @@ def _out(text: str) -> None:
     _write(sys.stdout, text + "\n")
 
 
+def _say_target(settings: Settings, as_json: bool, python: str | None = None) -> None:
+    """Which environment this command looks at and why: one line on stderr (text mode; not
+    with -q, which leaves errors and results only)."""
+    target = settings.target
+    if target is not None and not as_json and _verbosity >= 0:
+        shown = python or target.python
+        why = target.reason if python is None else f"new venv; {target.reason}"
+        sys.stderr.write(f"qfix: target: {shown} ({why})\n")
+
+
+def _json_target(text: str, settings: Settings, python: str | None = None) -> str:
+    """The JSON document with ``target: {python, reason}`` (merged into a plan's own target)."""
+    target = settings.target
+    if target is None:
+        return text
+    doc = json.loads(text)
+    if isinstance(doc, dict):
+        info = target.to_dict()
+        if python is not None:
+            info = {"python": python, "reason": f"new venv; {target.reason}"}
+        old = doc.get("target")
+        doc["target"] = {**(old if isinstance(old, dict) else {}), **info}
+    return json.dumps(doc, indent=2)
+
+
 def _progress(line: str) -> None:
     if _verbosity >= 0:
         _write(sys.stderr, f"qfix: {line}\n")
@@ -135,6 +165,7 @@ def detect(
     from .render import render_facts
 
     settings = pipeline.make_settings(python=python)
+    _say_target(settings, as_json)
     with _terminal(as_json) as term:
         term.wait(f"reading {settings.python}" + (" (--deep imports torch)" if deep else ""))
         facts = pipeline.detect(settings, deep=deep)
@@ -142,7 +173,8 @@ def detect(
         from .facts import facts_to_dict
 
         _record(record, "detect", facts_to_dict(facts), ExitCode.OK)
-    _out(render_facts(facts, as_json=as_json))
+    text = render_facts(facts, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return ExitCode.OK
 
 
@@ -179,6 +211,7 @@ def plan(
     settings = pipeline.make_settings(
         python=python, facts_file=facts, torch_index=torch_index, needs_index=True
     )
+    _say_target(settings, as_json)
     with _terminal(as_json) as term:
         if facts is None:
             term.wait(f"reading {settings.python}")
@@ -187,14 +220,17 @@ def plan(
             torch_index=settings.torch_index_base,
             error_text=error,
         )
-    result = analysis.plan
+    result = pipeline.with_commands(
+        analysis.plan, installed=analysis.facts.packages, setup=settings.setup
+    )
     _record(record, "plan", result.to_dict(), ExitCode.OK if result.healthy else ExitCode.PROBLEMS)
     if out is not None:
         try:
             out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
-    _out(render_plan(result, as_json=as_json))
+    text = render_plan(result, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     if not as_json:  # what a reviewer approves (JSON: "digest"); see docs/apply.md
         _out(f"\nPlan digest: {result.digest()}")
     if out is not None and not as_json:
@@ -245,8 +281,10 @@ def matrix(
     from .render import render_matrix
 
     settings = pipeline.make_settings(python=python, facts_file=facts)
+    _say_target(settings, as_json)
     view, cells = pipeline.matrix(pipeline.get_facts(settings, facts))
-    _out(render_matrix(view, cells, as_json=as_json))
+    text = render_matrix(view, cells, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return ExitCode.OK
 
 
@@ -274,6 +312,7 @@ def verify(
     from .render import render_verdict, verdict_to_dict
 
     settings = pipeline.make_settings(python=python)
+    _say_target(settings, as_json)
     with _terminal(as_json) as term:
         verdict = pipeline.verify(
             settings,
@@ -284,7 +323,8 @@ def verify(
             output=term.output,
         )
     _record(record, "verify", verdict_to_dict(verdict), int(verdict.exit_code))
-    _out(render_verdict(verdict, as_json=as_json))
+    text = render_verdict(verdict, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return int(verdict.exit_code)
 
 
@@ -322,6 +362,21 @@ def apply(
     allow_conda: Annotated[
         bool, typer.Option("--allow-conda", help="Allow changing a conda environment.")
     ] = False,
+    system: Annotated[
+        bool,
+        typer.Option(
+            "--system",
+            help="Allow changing an interpreter that is not a venv (Colab, Kaggle, Docker), with "
+            "the same lock, snapshot and rollback.",
+        ),
+    ] = False,
+    break_system_packages: Annotated[
+        bool,
+        typer.Option(
+            "--break-system-packages",
+            help="Like --system, and also change an externally managed (PEP 668) interpreter.",
+        ),
+    ] = False,
     verify_model: Annotated[
         str,
         typer.Option(
@@ -358,6 +413,8 @@ def apply(
         venv_new=venv,
         plan_file=plan_file,
         needs_index=True,
+        system=system,
+        break_system_packages=break_system_packages,
     )
     if expect_plan is not None:
         from .fleet.expect import apply_expected
@@ -377,17 +434,20 @@ def apply(
             render_expected_apply(done.plan, done.outcome, done.verdict, done.note, as_json=as_json)
         )
         return done.exit_code
+    new_python = None if venv is None else pipeline.new_venv_python(venv)
+    _say_target(settings, as_json, new_python)
     with _terminal(as_json) as term:
         term.wait(f"reading the environment of {settings.python}")
         prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
         code = ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
         _record(record, "apply", apply_to_dict(prep.plan, None, None), code)
-        _out(
+        text = (
             render_apply(prep.plan, None, None)
             if as_json
             else render_apply_plan(prep.plan, saved=prep.saved)
         )
+        _out(_json_target(text, settings, new_python) if as_json else text)
         return code
     if not as_json:
         _out(render_apply_plan(prep.plan, saved=prep.saved))
@@ -403,7 +463,8 @@ def apply(
         apply_to_dict(result.plan, result.outcome, result.verdict),
         int(result.outcome.exit_code),
     )
-    _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
+    text = render_apply(result.plan, result.outcome, result.verdict, as_json=as_json)
+    _out(_json_target(text, settings, new_python) if as_json else text)
     return int(result.outcome.exit_code)
 
 
@@ -424,10 +485,11 @@ def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
     from . import pipeline
     from .render import render_rollback
 
-    outcome = pipeline.run_rollback(
-        pipeline.make_settings(python=python), (lambda _line: None) if as_json else _progress
-    )
-    _out(render_rollback(outcome, as_json=as_json))
+    settings = pipeline.make_settings(python=python)
+    _say_target(settings, as_json)
+    outcome = pipeline.run_rollback(settings, (lambda _line: None) if as_json else _progress)
+    text = render_rollback(outcome, as_json=as_json)
+    _out(_json_target(text, settings) if as_json else text)
     return int(outcome.exit_code)
 
 

@@ -36,6 +36,7 @@ Index choice for the torch step (the "mixing" question):
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .errors import BadInput
+from .indexconfig import InstallerChoice
 from .plan import TORCH_FAMILY, Step, StepAction, StepGroup, normalize
 
 __all__ = [
@@ -62,10 +64,30 @@ __all__ = [
 
 
 class Command(NamedTuple):
-    """One installer run: what it does, for people (progress, journal, errors), and its argv."""
+    """One installer run: what it does, for people (progress, journal, errors), its argv, and
+    the environment changes it runs with (name -> value; None: unset)."""
 
     label: str  # "install torch==2.7.1+cu126 from https://.../cu126"
     argv: tuple[str, ...]
+    env: tuple[tuple[str, str | None], ...] = ()
+
+    def shown(self) -> tuple[str, ...]:
+        """The argv as a POSIX shell runs it, environment included (``env -u X A=b cmd``): what
+        the preview prints is exactly what runs."""
+        if not self.env:
+            return self.argv
+        unset = [a for name, value in self.env if value is None for a in ("-u", name)]
+        assign = [f"{name}={value}" for name, value in self.env if value is not None]
+        return ("env", *unset, *assign, *self.argv)
+
+
+# pip reads no configuration file at all with PIP_CONFIG_FILE=os.devnull
+# (pip/_internal/configuration.py, _load_config_files), and --isolated ignores PIP_* variables
+# and the user's files: together the torch step sees no index the user configured.
+_PIP_NO_CONFIG = (("PIP_CONFIG_FILE", os.devnull),)
+# uv's index variables (https://docs.astral.sh/uv/reference/environment/); --no-config drops
+# uv.toml. The default index is passed explicitly instead.
+_UV_INDEX_VARS = ("UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_INDEX_URL")
 
 
 # PEP 508 names: letters, digits, ".", "_", "-"; start and end with a letter or digit.
@@ -217,6 +239,8 @@ def build_commands(
     torch_index_base: str | None,
     constraint_file: str,
     uv: str = "uv",
+    setup: InstallerChoice | None = None,
+    break_system_packages: bool = False,
 ) -> list[Command]:
     """The installer commands for ``steps``, in the order to run, each with its label.
 
@@ -243,6 +267,10 @@ def build_commands(
         install = [uv, "pip", "install", "--python", python]
         uninstall = [uv, "pip", "uninstall", "--python", python]
 
+    if break_system_packages:  # an externally managed interpreter, by the user's consent
+        install.append("--break-system-packages")
+        uninstall.append("--break-system-packages")
+
     removals: list[str] = []
     torch_by_index: dict[str | None, list[str]] = {}
     rest_by_index: dict[str | None, list[str]] = {}
@@ -264,19 +292,50 @@ def build_commands(
     commands: list[Command] = []
     if removals:
         commands.append(Command(f"uninstall {' '.join(removals)}", (*uninstall, *removals)))
+    default = None if setup is None else setup.uv_default_index
     for url, reqs in torch_by_index.items():
         index: list[str] = []
-        if url is not None:
-            index = ["--index-url", url] if installer == "pip" else _uv_index(url)
-        commands.append(Command(_label(reqs, url), (*install, *index, *reqs)))
+        env: tuple[tuple[str, str | None], ...] = ()
+        if url is not None and installer == "pip":
+            index = ["--isolated", *_pip_transport(setup), "--index-url", url]
+            env = _PIP_NO_CONFIG
+        elif url is not None:
+            index = ["--no-config", *_uv_index(url)]
+            if default is not None:
+                index += ["--default-index", validate_index_url(default)]
+            env = tuple((name, None) for name in _UV_INDEX_VARS)
+        commands.append(Command(_label(reqs, url), (*install, *index, *reqs), env))
     for url, reqs in rest_by_index.items():
         index = []
         if url is not None:
             index = ["--index-url", url] if installer == "pip" else _uv_index(url)
+        elif (
+            installer == "uv"
+            and setup is not None
+            and setup.uv_default_index is not None
+            and setup.uv_default_index != setup.config.uv.default_index  # carried from pip
+        ):
+            index = ["--default-index", validate_index_url(setup.uv_default_index)]
         commands.append(
             Command(_label(reqs, url), (*install, "-c", constraint_file, *index, *reqs))
         )
     return commands
+
+
+def _pip_transport(setup: InstallerChoice | None) -> list[str]:
+    """The user's certificate and proxy for an isolated pip (the network, not the indexes)."""
+    if setup is None:
+        return []
+    pip = setup.config.pip
+    out: list[str] = []
+    for flag, value in (
+        ("--cert", pip.cert),
+        ("--client-cert", pip.client_cert),
+        ("--proxy", pip.proxy),
+    ):
+        if value:
+            out += [flag, value]
+    return out
 
 
 def _uv_index(url: str) -> list[str]:

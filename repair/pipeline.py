@@ -23,6 +23,7 @@ from .diagnose import Diagnosis, diagnose
 from .errors import BadInput, FactsError
 from .explain import Match, explain
 from .facts import Facts, facts_from_json
+from .indexconfig import InstallerChoice
 from .jsonload import MAX_BYTES as MAX_JSON_BYTES
 from .knowledge import Knowledge, load_knowledge
 from .plan import Plan
@@ -44,6 +45,8 @@ def make_settings(
     plan_file: str | None = None,
     needs_index: bool = False,
     environ: Mapping[str, str] | None = None,
+    system: bool = False,
+    break_system_packages: bool = False,
 ) -> Settings:
     """Every input resolved once from the flags and ``environ`` (default: os.environ).
 
@@ -61,16 +64,25 @@ def make_settings(
         raise BadInput("--venv NEW plans for the new venv itself; do not give --plan")
     installer = resolve.installer_choice(installer)
     verify = resolve.verify_mode(verify)
-    target = None
+    target = reason = None
     timeout = resolve.DEFAULT_PROBE_TIMEOUT
     if facts_file is None:
-        if venv_new is not None and python is None:
-            target = sys.executable
-        else:
-            target = interpreter.resolve_target(python, env)
+        found = interpreter.discover_target(python, env)
+        target, reason = found.python, found.reason
+        if venv_new is not None:
+            reason = f"the base of the new venv {venv_new}; {reason}"
         timeout = resolve.probe_timeout(env)
+    setup = None
+    if target is not None and needs_index:
+        from .apply.installers import resolve_installer
+
+        setup = resolve_installer(installer, env, python=target)
     return Settings(
         python=target,
+        target_reason=reason,
+        setup=setup,
+        system=system or break_system_packages,
+        break_system_packages=break_system_packages,
         torch_index_base=(
             resolve.torch_index_base(torch_index, env) if needs_index else DEFAULT_TORCH_INDEX
         ),
@@ -280,24 +292,40 @@ def _is_version(text: str) -> bool:
 
 
 def with_commands(
-    plan: Plan, installer: str = "pip", installed: Mapping[str, str | None] | None = None
+    plan: Plan,
+    installer: str = "pip",
+    installed: Mapping[str, str | None] | None = None,
+    setup: InstallerChoice | None = None,
+    break_system_packages: bool = False,
 ) -> Plan:
-    """The plan with the exact installer commands (argv lists built by the installer module)."""
+    """The plan with the exact installer commands (argv lists built by the installer module).
+
+    ``setup``: the installer resolved for the target (Settings.setup); the commands are then
+    exactly those apply runs (uv's path, the index isolation of the torch step)."""
     if not plan.steps:
         return plan
     python = plan.python or "python"
+    uv = "uv"
+    if setup is not None:
+        from .apply.installers import find_uv
+
+        installer, uv = setup.name, find_uv() or "uv"
+        plan = replace(plan, installer=(setup.name, setup.reason))
     cmds = build_commands(
         plan.steps,
         python=python,
         installer=installer,
         torch_index_base=plan.torch_index_base,
         constraint_file=CONSTRAINTS_PLACEHOLDER,
+        uv=uv,
+        setup=setup,
+        break_system_packages=break_system_packages,
     )
     # Pins for what stays installed: only versions an installer could be given.
     valid = {k: v for k, v in (installed or {}).items() if v is not None and _is_version(v)}
     return replace(
         plan,
-        commands=tuple(c.argv for c in cmds),
+        commands=tuple(c.shown() for c in cmds),
         constraints=tuple(constraint_lines(plan.steps, valid)),
     )
 
@@ -422,7 +450,16 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
     facts = detect(replace(settings, python=target), prefetch=True)
     analysis = analyse(facts, torch_index=settings.torch_index_base)
     plan = replace(analysis.plan, python=target)
-    return ApplyPrep(target, with_commands(plan, installed=facts.packages), saved=False)
+    return ApplyPrep(
+        target,
+        with_commands(
+            plan,
+            installed=facts.packages,
+            setup=settings.setup,
+            break_system_packages=settings.break_system_packages,
+        ),
+        saved=False,
+    )
 
 
 def saved_index_base(settings: Settings, saved: Plan) -> str:
@@ -438,6 +475,13 @@ def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
     """The torch index base an apply installs from: the plan's own (``prepare_apply`` recomputed
     it with ``saved_index_base``), which is this run's for a plan made now."""
     return prep.plan.torch_index_base or settings.torch_index_base
+
+
+def new_venv_python(venv_new: str) -> str:
+    """The interpreter ``--venv NEW`` will have (for the target line before it exists)."""
+    from .apply.venv import venv_python
+
+    return str(venv_python(Path(venv_new)))
 
 
 def run_apply(
@@ -472,18 +516,59 @@ def run_apply(
         verdicts.append(v)
         return bool(v.ok)
 
+    _resolve_first(settings, prep, allow_conda, progress)
     outcome = apply_plan(
         prep.plan,
         python=target,
-        installer=choose_installer(settings.installer),
+        installer=settings.setup.name if settings.setup else choose_installer(settings.installer),
+        setup=settings.setup,
         torch_index=apply_index_base(settings, prep),
         verify=None if settings.verify == "skip" else verify_after,
         progress=progress,
         output=output,
         allow_conda=allow_conda,
         probe_timeout=settings.probe_timeout,
+        allow_system=settings.system,
+        break_system_packages=settings.break_system_packages,
     )
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
+
+
+def _resolve_first(
+    settings: Settings, prep: ApplyPrep, allow_conda: bool, progress: Callable[[str], None]
+) -> None:
+    """Every pinned release resolved against the indexes apply will use, before any change
+    (ApplyRefused, exit 6, when one is not there). A target apply refuses anyway (not a venv
+    without --system, ...) is refused first, with that reason, and nothing is resolved."""
+    from .apply import installers
+    from .apply.venv import inspect_target, require_changeable
+    from .probe.interpreter import probe_target
+
+    if not prep.plan.steps:
+        return
+    require_changeable(
+        inspect_target(prep.python, timeout=settings.probe_timeout).info,
+        allow_conda=allow_conda,
+        allow_system=settings.system,
+        break_system_packages=settings.break_system_packages,
+    )
+    setup = settings.setup
+    which = setup.name if setup else installers.choose_installer(settings.installer)
+    installed = probe_target(prep.python, timeout=settings.probe_timeout).packages
+    valid = {k: v for k, v in installed.items() if v is not None and _is_version(v)}
+    commands = build_commands(
+        prep.plan.steps,
+        python=prep.python,
+        installer=which,
+        torch_index_base=apply_index_base(settings, prep),
+        constraint_file=installers.CONSTRAINTS_MARK,
+        uv=installers.find_uv() or "uv",
+        setup=setup,
+        break_system_packages=settings.break_system_packages,
+    )
+    installers.check_resolvable(
+        commands, which, pins=constraint_lines(prep.plan.steps, valid), progress=progress
+    )
 
 
 def run_rollback(settings: Settings, progress: Callable[[str], None]) -> Any:

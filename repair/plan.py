@@ -141,6 +141,7 @@ class Plan:
     constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
     # Why the facts are too thin to judge (then never healthy; `qfix plan` exits 7)
     cannot_tell: str | None = None
+    installer: tuple[str, str] | None = None  # (pip|uv, why) once resolved for this target
 
     def to_dict(self) -> dict[str, Any]:
         doc = self._document()
@@ -176,6 +177,11 @@ class Plan:
             "bitsandbytes_target": self.bnb_target,
             "download_bytes": dict(self.download),
             "notes": list(self.notes),
+            **(
+                {}
+                if self.installer is None
+                else {"installer": {"name": self.installer[0], "reason": self.installer[1]}}
+            ),
         }
 
     @classmethod
@@ -211,4 +217,11 @@ class Plan:
             commands=tuple(tuple(c) for c in d.get("commands") or ()),
             constraints=tuple(d.get("constraints") or ()),
             cannot_tell=d.get("cannot_tell") if isinstance(d.get("cannot_tell"), str) else None,
+            installer=_installer(d.get("installer")),
         )
+
+
+def _installer(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        return (value["name"], str(value.get("reason", "")))
+    return None

@@ -19,6 +19,7 @@ from .errors import QfixError
 from .explain import Match, explain_to_dict
 from .facts import Facts, facts_to_dict
 from .plan import Plan, StepAction
+from .settings import next_step_target
 
 SEVERITY_MARK = {"error": "✗", "warning": "!", "info": "·"}
 
@@ -273,7 +274,9 @@ def render_plan(
         if plan.commands:
             pinned = any(c.startswith("torch==") for c in plan.constraints)
             out.append(
-                "\nCommands" + (" (torch stays pinned while the rest installs)" if pinned else "")
+                "\nCommands"
+                + (f" (run by {plan.installer[0]}: {plan.installer[1]})" if plan.installer else "")
+                + (" (torch stays pinned while the rest installs)" if pinned else "")
             )
             for c in plan.commands:
                 out.append("  $ " + " ".join(_quote(a) for a in c))
@@ -304,7 +307,11 @@ def render_plan(
         out.append("\nCould not know (facts missing)")
         out.extend(f"  ? {u}" for u in plan.unknown)
     if plan.steps and hint:
-        out.append("\nApply with: qfix apply --yes   (or save this plan with --out FILE)")
+        # The next step names the target, so pasting it never acts on another environment.
+        out.append(
+            f"\nApply with: qfix apply{next_step_target(plan.python)} --yes"
+            "   (or save this plan with --out FILE)"
+        )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
 
 

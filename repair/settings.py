@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .commands import validate_index_url
 from .errors import BadInput
+from .indexconfig import InstallerChoice
 
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
 TORCH_INDEX_ENV = "QFIX_TORCH_INDEX"
@@ -22,6 +23,41 @@ INSTALLERS = ("auto", "uv", "pip")
 VERIFY_MODES = ("none", "auto", "tiny", "skip")
 
 
+# Files a tool installer leaves at the root of the private venv it made for an application:
+# pipx writes pipx_metadata.json (pipx/src/pipx/pipx_metadata_file.py), uv writes
+# uv-receipt.toml (https://docs.astral.sh/uv/concepts/tools/#tool-environments).
+TOOL_VENV_MARKERS = ("pipx_metadata.json", "uv-receipt.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The interpreter a command reads or changes, and why that one (printed by every command:
+    ``qfix: target: <python> (<reason>)``; ``target: {python, reason}`` in JSON)."""
+
+    python: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"python": self.python, "reason": self.reason}
+
+
+def is_tool_venv(prefix: str, base_prefix: str, root_files: frozenset[str]) -> bool:
+    """Whether the environment at ``prefix`` is an application's private venv made by pipx or
+    ``uv tool`` (``root_files``: the names of the files at its root). Such a venv holds qfix
+    and its dependencies only: it is never the environment the user means to repair."""
+    return prefix != base_prefix and bool(root_files & set(TOOL_VENV_MARKERS))
+
+
+def next_step_target(python: str | None) -> str:
+    """`` --python <python>`` for a command printed as a next step, so that pasting it acts on
+    the environment this one looked at (empty when no interpreter was read: ``--facts``)."""
+    if not python:
+        return ""
+    import shlex
+
+    return f" --python {shlex.quote(python)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What one qfix command runs with. ``python`` is None where no interpreter is read
@@ -29,11 +65,25 @@ class Settings:
     saved plan's base); ``installer`` is auto/uv/pip until apply resolves it to uv or pip."""
 
     python: str | None = None
+    target_reason: str | None = None  # why ``python`` (see Target)
     torch_index_base: str = DEFAULT_TORCH_INDEX
     torch_index_flag: str | None = None
     installer: str = "auto"
     verify: str = "none"
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    # The installer resolved before any preview (pip or uv, why, the user's index settings);
+    # None where no environment is read (--facts) or none will be installed into.
+    setup: InstallerChoice | None = None
+    # --system (a non-venv interpreter by consent) and --break-system-packages (which implies it
+    # and also overrides an externally-managed marker).
+    system: bool = False
+    break_system_packages: bool = False
+
+    @property
+    def target(self) -> Target | None:
+        if self.python is None:
+            return None
+        return Target(self.python, self.target_reason or "")
 
 
 def torch_index_base(cli_value: str | None, environ: Mapping[str, str]) -> str:

@@ -153,6 +153,7 @@ def test_pip_commands_for_the_brief_plan() -> None:
             "install",
             "--no-input",
             "--disable-pip-version-check",
+            "--isolated",  # the torch step sees no index the user configured (torchtriton)
             "--index-url",
             CU118,
             "torch==2.7.1+cu118",
@@ -189,6 +190,7 @@ def test_uv_commands_for_the_brief_plan() -> None:
             "install",
             "--python",
             PY,
+            "--no-config",
             "--index",
             CU118,
             "--index-strategy",
@@ -323,7 +325,7 @@ def test_argv_never_gets_an_option_from_plan_data(names: list[str], version: str
         )
     except BadInput:
         return
-    options = {"--no-input", "--disable-pip-version-check", "-c", "-m", "--index-url"}
+    options = {"--no-input", "--disable-pip-version-check", "-c", "-m", "--index-url", "--isolated"}
     for cmd in cmds:
         for arg in cmd:
             assert arg in options or not arg.startswith("-"), arg

@@ -39,6 +39,7 @@ PURE = [
     "fleet.nodeset",
     "fleet.grouping",
     "fleet.report",
+    "indexconfig",
 ]
 # Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
 # the AST check below keeps the core's own code from importing it.)

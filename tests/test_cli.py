@@ -28,7 +28,8 @@ def run(*args: str, stdin: str | None = None, env: dict | None = None, timeout: 
 
 def assert_one_line_error(p, code=2):
     assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
-    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    # the one line naming the target (printed before the target is read) is not an error line
+    lines = [x for x in p.stderr.splitlines() if x.strip() and not x.startswith("qfix: target: ")]
     assert lines and lines[0].startswith("qfix: error: "), p.stderr
     assert len([x for x in lines if not x.startswith("Tip:")]) == 1, p.stderr
     assert "Traceback" not in p.stderr

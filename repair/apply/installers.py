@@ -1,4 +1,4 @@
-"""The installer qfix runs: uv when it can be found, else pip (the effectful part: PATH lookup).
+"""The installer qfix runs and what it reads: the user's index files, uv on PATH, dry runs.
 
 The commands themselves are pure and live in ``repair.commands`` (re-exported here for the
 transaction): every command names the target interpreter explicitly (``<python> -m pip`` /
@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .. import indexconfig, process
 from ..commands import Command as Command
 from ..commands import build_commands as build_commands
 from ..commands import constraint_lines as constraint_lines
 from ..commands import normalize as normalize
-from ..errors import BadInput
+from ..errors import ApplyRefused, BadInput
+from ..indexconfig import IndexConfig, InstallerChoice
 
 
 def find_uv() -> str | None:
@@ -26,6 +30,47 @@ def find_uv() -> str | None:
         return found
     beside = Path(sys.executable).parent / "uv"
     return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+def read_index_config(
+    environ: Mapping[str, str], *, python: str | None, cwd: str | None = None
+) -> IndexConfig:
+    """The user's pip and uv index settings, read from the files in each tool's own order (the
+    site file of ``python``'s venv included) and the environment."""
+    home = os.path.expanduser("~")
+    windows = os.name == "nt"
+    prefix = None
+    if python:
+        venv = Path(python).absolute().parent.parent
+        prefix = str(venv) if (venv / "pyvenv.cfg").is_file() else None
+    pip_files = indexconfig.pip_config_files(environ, home=home, prefix=prefix, windows=windows)
+    uv_files = indexconfig.uv_config_files(
+        environ, home=home, cwd=cwd or os.getcwd(), windows=windows
+    )
+    return IndexConfig(
+        pip=indexconfig.pip_config(_texts(p for _, p in pip_files), environ),
+        uv=indexconfig.uv_config(_texts(uv_files), environ),
+    )
+
+
+def _texts(paths: Iterable[str]) -> list[tuple[str, str]]:
+    out = []
+    for path in paths:
+        try:
+            out.append((path, Path(path).read_text(encoding="utf-8")))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read the installer configuration {path}: {exc}") from None
+    return out
+
+
+def resolve_installer(
+    choice: str, environ: Mapping[str, str], *, python: str | None
+) -> InstallerChoice:
+    """The installer that will run for ``python`` and why (before any preview is rendered)."""
+    config = read_index_config(environ, python=python)
+    return indexconfig.choose(choice, config, find_uv() is not None)
 
 
 def choose_installer(choice: str = "auto") -> str:
@@ -43,3 +88,69 @@ def choose_installer(choice: str = "auto") -> str:
             tip="install uv (https://docs.astral.sh/uv/) or use --installer pip",
         )
     return "pip"
+
+
+def dry_run_argv(cmd: Command, installer: str, *, report: str | None = None) -> list[str] | None:
+    """The resolve-only form of an install command (None for an uninstall): pip's
+    ``--dry-run --report`` (pip >= 22.2), uv's ``--dry-run``. The non-torch step gets
+    ``--no-deps``: its torch pin is satisfied only after the torch step has run, from another
+    index, so a dry run of it checks that each pinned release is on the user's index."""
+    argv = list(cmd.argv)
+    if "install" not in argv:
+        return None
+    at = argv.index("install") + 1
+    extra = ["--dry-run"]
+    if installer == "pip":
+        extra += ["--quiet"] + (["--report", report] if report else [])
+    if "-c" in argv:
+        extra.append("--no-deps")
+    return [*argv[:at], *extra, *argv[at:]]
+
+
+def check_resolvable(
+    commands: Sequence[Command],
+    installer: str,
+    *,
+    pins: Sequence[str],
+    timeout: float = 600,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> None:
+    """Resolve every install command against the indexes it will use, changing nothing.
+
+    A pinned release an index does not offer fails here, before the lock, the snapshot or any
+    install: ApplyRefused (exit 6), the command's label and the installer's last line named."""
+    with tempfile.TemporaryDirectory(prefix="qfix-resolve-") as tmp:
+        constraints = Path(tmp) / "qfix-constraints.txt"
+        constraints.write_text("".join(p + "\n" for p in pins), encoding="utf-8")
+        for cmd in commands:
+            argv = dry_run_argv(cmd, installer)
+            if argv is None:
+                continue
+            argv = [str(constraints) if a == CONSTRAINTS_MARK else a for a in argv]
+            progress(f"resolving (dry run): {cmd.label}")
+            env = None
+            if cmd.env:
+                env = {k: v for k, v in os.environ.items() if k not in dict(cmd.env)}
+                env.update({k: v for k, v in cmd.env if v is not None})
+            try:
+                done = process.run(argv, timeout=timeout, env=env)
+            except process.ProcessFailure as exc:
+                raise ApplyRefused(
+                    f"could not run {installer} to resolve {cmd.label}: {exc.reason}"
+                ) from None
+            if done.ok:
+                continue
+            text = done.stderr + done.stdout
+            if "no such option: --dry-run" in text:  # pip < 22.2: the install itself will tell
+                progress(f"{installer} is too old for a dry run; not resolved before the change")
+                return
+            why = "timed out" if done.timed_out else process.last_line(text)
+            raise ApplyRefused(
+                f"cannot {cmd.label}: the index does not offer it ({why}); nothing was changed",
+                tip="check the pinned version and the index (--torch-index, your pip/uv index "
+                "settings)",
+            )
+
+
+# The placeholder a command built for a dry run names as its constraints file.
+CONSTRAINTS_MARK = "qfix-constraints.txt"

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from typing import Any
 from .. import process
 from ..commands import Command
 from ..errors import ApplyRefused, ExitCode, QfixError, RollbackFailed
+from ..indexconfig import InstallerChoice
 from ..plan import Plan, Step
 from ..planfile import plan_from_doc
 from ..settings import DEFAULT_PROBE_TIMEOUT
@@ -57,7 +58,7 @@ from .journal import (
     stop_children,
 )
 from .snapshot import Restorer, Snapshot, installed_versions, snapshot_roots
-from .venv import TargetKind, TargetPaths, inspect_target, require_changeable
+from .venv import TargetKind, TargetPaths, inspect_target, require_changeable, require_writable
 
 __all__ = [
     "KILL_ENV",
@@ -208,6 +209,7 @@ def _run_installer(
     argv: list[str],
     timeout: float,
     output: Callable[[str], None] | None = None,
+    env: Sequence[tuple[str, str | None]] = (),
 ) -> process.Completed:
     with contextlib.suppress(FileNotFoundError):
         state.installer_pid.unlink()
@@ -222,9 +224,18 @@ def _run_installer(
     ]
     # Installers may write without bound (pip's progress, a build's log): all of it goes to
     # .qfix/installer.log, memory keeps a head and a tail for the error message.
+    child_env = None
+    if env:  # the torch step's index isolation (repair.commands.Command.env)
+        child_env = {k: v for k, v in os.environ.items() if k not in dict(env)}
+        child_env.update({k: v for k, v in env if v is not None})
     # ``output`` sees each line as it comes (the CLI's live status line, or every line with -v).
     return process.run(
-        wrapped, timeout=timeout, limit=None, log=str(state.installer_log), on_line=output
+        wrapped,
+        timeout=timeout,
+        limit=None,
+        log=str(state.installer_log),
+        on_line=output,
+        env=child_env,
     )
 
 
@@ -359,6 +370,9 @@ def apply_plan(
     step_timeout: float = STEP_TIMEOUT,
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
     output: Callable[[str], None] | None = None,
+    setup: InstallerChoice | None = None,
+    allow_system: bool = False,
+    break_system_packages: bool = False,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -377,7 +391,15 @@ def apply_plan(
     if not isinstance(plan, Plan):
         plan = plan_from_doc(plan)
     target = inspect_target(python, timeout=probe_timeout)
-    kind = require_changeable(target.info, allow_conda=allow_conda)
+    kind = require_changeable(
+        target.info,
+        allow_conda=allow_conda,
+        allow_system=allow_system,
+        break_system_packages=break_system_packages,
+    )
+    if kind is not TargetKind.VENV:  # --system, --allow-conda: files this user may not write?
+        require_writable(target)
+        progress(f"warning: changing {python}, which is not a virtual environment ({kind.value})")
     which = installer if installer in ("pip", "uv") else installers.choose_installer(installer)
     state = StateDir(Path(target.prefix) / STATE_DIR)
     steps = plan.steps
@@ -392,7 +414,9 @@ def apply_plan(
                 f"{python} has no pip, and uv was not chosen or found",
                 tip="install uv, or run `<python> -m ensurepip` in the venv",
             )
-        commands = _build_commands(steps, python, which, torch_index, state)
+        commands = _build_commands(
+            steps, python, which, torch_index, state, setup, break_system_packages
+        )
         journal = _new_journal(plan, python, target, kind, which, before, commands)
         run = _Run(
             state=state,
@@ -424,7 +448,13 @@ def _refuse_unfinished(state: StateDir, prefix: str, python: str) -> None:
 
 
 def _build_commands(
-    steps: tuple[Step, ...], python: str, which: str, torch_index: str | None, state: StateDir
+    steps: tuple[Step, ...],
+    python: str,
+    which: str,
+    torch_index: str | None,
+    state: StateDir,
+    setup: InstallerChoice | None = None,
+    break_system_packages: bool = False,
 ) -> list[Command]:
     return installers.build_commands(
         steps,
@@ -433,6 +463,8 @@ def _build_commands(
         torch_index_base=torch_index,
         constraint_file=str(state.constraints),
         uv=installers.find_uv() or "uv",
+        setup=setup,
+        break_system_packages=break_system_packages,
     )
 
 
@@ -541,7 +573,9 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
     if os.environ.get(KILL_ENV) == f"step:{i}:during":
         _kill_while_running(run.state.installer_pid.exists)
     t0 = time.monotonic()
-    result = _run_installer(run.state, list(run.commands[i].argv), step_timeout, run.output)
+    result = _run_installer(
+        run.state, list(run.commands[i].argv), step_timeout, run.output, run.commands[i].env
+    )
     run.timings[f"step:{i}"] = time.monotonic() - t0
     hook(f"step:{i}:after")
     if not result.ok:

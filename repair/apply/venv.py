@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
+import shlex
 from pathlib import Path
 
 from .. import process
@@ -48,11 +49,28 @@ def classify_target(info: PythonInfo) -> TargetKind:
     return TargetKind.UNKNOWN
 
 
-def require_changeable(info: PythonInfo, *, allow_conda: bool = False) -> TargetKind:
-    """The kind of ``info``'s interpreter if qfix may change it; else ApplyRefused (exit 6)."""
+def require_changeable(
+    info: PythonInfo,
+    *,
+    allow_conda: bool = False,
+    allow_system: bool = False,
+    break_system_packages: bool = False,
+) -> TargetKind:
+    """The kind of ``info``'s interpreter if qfix may change it; else ApplyRefused (exit 6).
+
+    ``allow_system`` (``--system``, implied by ``--break-system-packages``): a non-venv
+    interpreter (Colab, Kaggle, Docker images install into one) by consent; one marked
+    externally managed (PEP 668) needs ``break_system_packages``, the flag pip itself asks for.
+    """
     kind = classify_target(info)
     python = info.executable or "the target interpreter"
-    tip = "run `qfix apply --venv NEW` to create a fresh virtual environment with the fixed stack"
+    allow_system = allow_system or break_system_packages
+    quoted = shlex.quote(python)
+    ways = (
+        f"pass --system to change it anyway (Colab, Kaggle, Docker: same lock, snapshot and "
+        f"rollback), or `qfix apply --python {quoted} --venv NEW` to build a fresh venv with the "
+        "fixed stack"
+    )
     if kind is TargetKind.VENV:
         return kind
     if kind is TargetKind.CONDA:
@@ -60,20 +78,38 @@ def require_changeable(info: PythonInfo, *, allow_conda: bool = False) -> Target
             return kind
         raise ApplyRefused(
             f"{python} is a conda environment: pip/uv installs there bypass conda's solver",
-            tip="pass --allow-conda to change it anyway, or use `qfix apply --venv NEW`",
+            tip=f"pass --allow-conda to change it anyway, or use "
+            f"`qfix apply --python {quoted} --venv NEW`",
         )
     if kind is TargetKind.EXTERNALLY_MANAGED:
+        if break_system_packages:
+            return kind
         raise ApplyRefused(
             f"{python} is externally managed (PEP 668): its packages belong to the OS package "
-            "manager, qfix will not change it",
-            tip=tip,
+            "manager"
+            + ("; --system is not enough here" if allow_system else ", qfix will not change it"),
+            tip=f"`qfix apply --python {quoted} --venv NEW` builds a fresh venv; "
+            "--break-system-packages overrides the OS's marker as pip's flag of that name does",
         )
     if kind is TargetKind.SYSTEM:
+        if allow_system:
+            return kind
         raise ApplyRefused(
-            f"{python} is not a virtual environment: qfix only changes virtual environments",
-            tip=tip,
+            f"{python} is not a virtual environment: qfix changes it only with --system",
+            tip=ways,
         )
-    raise ApplyRefused(f"cannot tell whether {python} is a virtual environment", tip=tip)
+    raise ApplyRefused(f"cannot tell whether {python} is a virtual environment", tip=ways)
+
+
+def require_writable(paths: TargetPaths) -> None:
+    """ApplyRefused (exit 6) unless qfix may write every folder an install and its journal
+    touch: a system interpreter owned by root, run by a user, is refused before any change."""
+    for folder in (paths.prefix, paths.purelib, paths.platlib, paths.scripts):
+        if folder and os.path.isdir(folder) and not os.access(folder, os.W_OK):
+            raise ApplyRefused(
+                f"cannot write to {folder}: this user may not change {paths.prefix}",
+                tip="run as the owner of that interpreter, or use `qfix apply --venv NEW`",
+            )
 
 
 def venv_python(path: Path) -> Path:

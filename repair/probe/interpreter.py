@@ -1,8 +1,9 @@
 """The target interpreter: which Python qfix reads, and what it says about its environment.
 
-The target is chosen by ``--python PATH`` (an interpreter or a venv directory), else the active
-virtual environment (``VIRTUAL_ENV``), else the interpreter running qfix (design, "The target
-environment"). It is read by running that interpreter on ``target_script.py`` (stdlib only, never
+The target is chosen in uv's order (``discover_target``): ``--python PATH`` (an interpreter or
+a venv directory), ``VIRTUAL_ENV``, ``CONDA_PREFIX``, a ``.venv`` in the current folder or its
+parents, the interpreter running qfix unless it is qfix's own pipx/uv tool venv, the first
+python3 on PATH. It is read by running that interpreter on ``target_script.py`` (stdlib only, never
 imports torch), sent on stdin to a tiny bootstrap given with ``-c``:
 
 * no ``-I``/``-E``/``-s``: the report must show what the user's own ``python train.py`` sees,
@@ -35,6 +36,7 @@ from typing import Any
 from repair import jsonload, process
 from repair.errors import FactsError, InterpreterError
 from repair.facts import Bitsandbytes, Host, PythonInfo, TorchBuild, facts_from_dict
+from repair.settings import Target, is_tool_venv
 
 MARK_REPORT = "QFIX-TARGET "
 MARK_DEEP = "QFIX-DEEP "
@@ -87,29 +89,120 @@ def script_source() -> str:
 
 
 def resolve_target(python: str | None, environ: Mapping[str, str]) -> str:
-    """The interpreter to probe: ``--python`` (file, venv directory or command name), else
-    ``$VIRTUAL_ENV``'s python, else ``sys.executable``.
+    """The interpreter to probe (see ``discover_target``), without the reason."""
+    return discover_target(python, environ).python
 
-    The path is made absolute but symlinks are kept: a venv's ``bin/python`` is a link to the
-    base interpreter, and following it would leave the venv. Raises InterpreterError (one line)
-    for a path that names nothing, a directory without a Python, or a file that is not executable.
+
+def discover_target(
+    python: str | None,
+    environ: Mapping[str, str],
+    *,
+    cwd: str | None = None,
+    own_prefix: str | None = None,
+    own_base_prefix: str | None = None,
+    own_executable: str | None = None,
+) -> Target:
+    """The interpreter to read and why, in uv's order (https://docs.astral.sh/uv/pip/environments/):
+
+    1. ``--python`` (file, venv directory or command name);
+    2. ``$VIRTUAL_ENV`` (an activated venv);
+    3. ``$CONDA_PREFIX`` (an activated conda environment);
+    4. a ``.venv`` in the current folder or one of its parents (a project's unactivated venv);
+    5. the interpreter running qfix, unless that is qfix's own private tool venv (pipx,
+       ``uv tool``): a qfix installed into an environment by ``pip install qfix`` sits beside the
+       stack it repairs, and ``python3.11 -m repair`` names its interpreter;
+    6. the first ``python3``/``python`` on PATH (a tool install with no project around).
+
+    qfix's own tool venv is never chosen unless ``--python`` names it. The path is made absolute
+    but symlinks are kept: a venv's ``bin/python`` is a link to the base interpreter, and
+    following it would leave the venv. Raises InterpreterError (one line) for a path that names
+    nothing, a directory without a Python, or a file that is not executable.
     """
     if python is not None:
-        return _locate(python, "--python", environ)
+        return Target(_locate(python, "--python", environ), "named by --python")
+    prefix = sys.prefix if own_prefix is None else own_prefix
+    base = sys.base_prefix if own_base_prefix is None else own_base_prefix
+    own_is_tool = _is_tool(prefix, base)
+
+    def own(path: str) -> bool:
+        return own_is_tool and _inside(path, prefix)
+
     venv = environ.get("VIRTUAL_ENV")
-    if venv:
+    if venv and not own(venv):
         if not os.path.isdir(venv):
             raise InterpreterError(
                 f"VIRTUAL_ENV={venv}: no such directory",
                 tip="run `deactivate`, or name the interpreter with --python",
             )
-        return _locate(venv, "VIRTUAL_ENV", environ)
-    if not sys.executable:
-        raise InterpreterError(
-            "cannot tell which Python runs qfix (sys.executable is empty)",
-            tip="name the target interpreter with --python",
+        return Target(_locate(venv, "VIRTUAL_ENV", environ), "VIRTUAL_ENV is set (an active venv)")
+    conda = environ.get("CONDA_PREFIX")
+    if conda and os.path.isdir(conda) and not own(conda):
+        return Target(
+            _locate(conda, "CONDA_PREFIX", environ), "CONDA_PREFIX is set (an active conda env)"
         )
-    return sys.executable
+    here = os.path.abspath(cwd or os.getcwd())
+    for folder in (here, *_parents(here)):
+        candidate = os.path.join(folder, ".venv")
+        if os.path.isdir(candidate) and not own(candidate) and _venv_python(candidate):
+            where = "the current folder" if folder == here else folder
+            return Target(_locate(candidate, ".venv", environ), f".venv found in {where}")
+    executable = sys.executable if own_executable is None else own_executable
+    if not own_is_tool:
+        if not executable:
+            raise InterpreterError(
+                "cannot tell which Python runs qfix (sys.executable is empty)",
+                tip="name the target interpreter with --python",
+            )
+        return Target(executable, "the interpreter running qfix (no venv found)")
+    for name in ("python3", "python"):
+        found = shutil.which(name, path=environ.get("PATH"))
+        if found and not own(found):
+            return Target(
+                os.path.abspath(found),
+                f"first {name} on PATH (no venv found; qfix's own tool venv is skipped)",
+            )
+    raise InterpreterError(
+        "no target environment: no --python, VIRTUAL_ENV, CONDA_PREFIX or .venv here, and no "
+        "python3 on PATH (qfix's own tool venv is never repaired unless named)",
+        tip="run qfix in your project folder, or name the interpreter with --python",
+    )
+
+
+def _is_tool(prefix: str, base: str) -> bool:
+    try:
+        names = frozenset(os.listdir(prefix))
+    except OSError:
+        names = frozenset()
+    return is_tool_venv(prefix, base, names)
+
+
+def _inside(path: str, prefix: str) -> bool:
+    # Not the link's target: a venv's bin/python links out to the base interpreter.
+    pairs = (
+        (os.path.abspath(path), os.path.abspath(prefix)),
+        (os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.realpath(prefix)),
+    )
+    for a, b in pairs:
+        try:
+            if os.path.commonpath([a, b]) == b:
+                return True
+        except ValueError:  # different drives on Windows
+            continue
+    return False
+
+
+def _parents(path: str) -> list[str]:
+    out: list[str] = []
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return out
+        out.append(parent)
+        path = parent
+
+
+def _venv_python(path: str) -> bool:
+    return any(os.path.lexists(os.path.join(path, *parts)) for parts in _VENV_PYTHONS)
 
 
 def _locate(value: str, label: str, environ: Mapping[str, str]) -> str:
