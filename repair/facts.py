@@ -132,7 +132,7 @@ class _Reader:
 
     def fail(self, key: str, expected: str, got: Any) -> FactsError:
         return FactsError(
-            f"{self.origin}: field '{self.path}{key}' must be {expected}, got {got!r}",
+            f"{self.origin}: field '{self.path}{key}' must be {expected}, got {_short(got)}",
             tip="fix the field or remove it (a missing field means 'unknown')",
         )
 
@@ -197,11 +197,23 @@ class _Reader:
         return out
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters; a value too big or too deep to print (an
+    integer of 5,000 digits, a list nested 10,000 deep) is named by its type instead."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _compute_capability(r: _Reader, key: str) -> str | None:
     v = r.data.get(key)
     if v is None:
         return None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, int) and v > 1000:  # float(10**400) overflows: refuse it as it is
+            raise r.fail(key, "a string 'major.minor' such as '8.6'", v)
         if not math.isfinite(v) or v <= 0:
             raise r.fail(key, "a positive 'major.minor' such as '8.6'", v)
         # 8.6 as a number is fine; 86 is ambiguous enough to refuse with a clear message.
@@ -364,7 +376,14 @@ def facts_from_json(text: str, origin: str = "facts") -> Facts:
         raise FactsError(
             f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from None
-    return facts_from_dict(data, origin)
+    except RecursionError:
+        raise FactsError(f"{origin}: the JSON is nested too deeply to read") from None
+    except ValueError as exc:  # an integer beyond int_max_str_digits (4300 digits)
+        raise FactsError(f"{origin}: not valid JSON ({exc})") from None
+    try:
+        return facts_from_dict(data, origin)
+    except RecursionError:
+        raise FactsError(f"{origin}: a field is nested too deeply to read") from None
 
 
 # --------------------------------------------------------------------------- rendering
