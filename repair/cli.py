@@ -6,6 +6,7 @@ their class (repair.errors.ExitCode); never a traceback for an expected failure.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +23,9 @@ app = typer.Typer(
     "environment, explains what is wrong, plans the smallest repair as a dry-run diff, applies it "
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
-    "back), 4 rollback failed, 5 locked, 6 refused, 10 verified on the CPU only.",
+    "back), 4 rollback failed, 5 locked, 6 refused, 7 an unfinished apply must be rolled back "
+    "first, 8 no space/read-only/permission, 9 changed by another process, 10 verified on the "
+    "CPU only, 70 internal error (a bug).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -85,9 +88,11 @@ def detect(
     from . import pipeline
     from .render import render_facts
 
-    facts = pipeline.detect(pipeline.make_settings(python=python), deep=deep)
+    settings = pipeline.make_settings(python=python)
+    pending = _warn_pending(settings.python)
+    facts = pipeline.detect(settings, deep=deep)
     _out(render_facts(facts, as_json=as_json))
-    return ExitCode.OK
+    return ExitCode.UNFINISHED if pending else ExitCode.OK
 
 
 @app.command()
@@ -122,6 +127,7 @@ def plan(
     settings = pipeline.make_settings(
         python=python, facts_file=facts, torch_index=torch_index, needs_index=True
     )
+    pending = _warn_pending(settings.python)
     analysis = pipeline.analyse(
         pipeline.get_facts(settings, facts),
         torch_index=settings.torch_index_base,
@@ -136,6 +142,8 @@ def plan(
     _out(render_plan(result, as_json=as_json))
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
+    if pending:
+        return ExitCode.UNFINISHED
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
 
 
@@ -205,15 +213,17 @@ def verify(
     from . import pipeline
     from .render import render_verdict
 
+    settings = pipeline.make_settings(python=python)
+    pending = _warn_pending(settings.python)
     verdict = pipeline.verify(
-        pipeline.make_settings(python=python),
+        settings,
         device=device,
         model=model,
         timeout=timeout,
         progress=None if as_json else _progress,
     )
     _out(render_verdict(verdict, as_json=as_json))
-    return int(verdict.exit_code)
+    return ExitCode.UNFINISHED if pending else int(verdict.exit_code)
 
 
 @app.command()
@@ -272,6 +282,8 @@ def apply(
         plan_file=plan_file,
         needs_index=True,
     )
+    if venv is None:
+        _refuse_pending(settings.python)
     prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
         _out(
@@ -292,6 +304,35 @@ def apply(
     )
     _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
     return int(result.outcome.exit_code)
+
+
+def _warn_pending(python: str | None) -> bool:
+    """Report an unfinished (or running) apply on the target first; True when there is one.
+    detect, plan and verify still do their work and then exit 7 (README, "Exit codes")."""
+    if python is None:
+        return False
+    from .apply.journal import pending_apply
+
+    pending = pending_apply(python)
+    if pending is None:
+        return False
+    sys.stderr.write(f"qfix: warning: {pending.describe()}\n")
+    return True
+
+
+def _refuse_pending(python: str | None) -> None:
+    """apply changes nothing while an earlier apply is unfinished (exit 7) or one runs (5)."""
+    if python is None:
+        return
+    from .apply.journal import pending_apply
+    from .errors import Locked, Unfinished
+
+    pending = pending_apply(python)
+    if pending is None:
+        return
+    if pending.running_pid is not None:
+        raise Locked(pending.describe(), tip="wait for it to finish")
+    raise Unfinished(pending.describe(), tip="`qfix rollback` restores the exact previous state")
 
 
 def _confirm(target: str) -> None:
@@ -353,5 +394,28 @@ def main() -> None:
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(ExitCode.BAD_INPUT)
-        raise
+        sys.exit(_unexpected(exc))
     sys.exit(int(rc or 0))
+
+
+def _unexpected(exc: BaseException) -> int:
+    """The catch-all: a full or read-only disk nobody classified is still exit 8 and one line;
+    anything else is a bug in qfix, one line, a hint, and exit 70 (EX_SOFTWARE), never 1
+    ("problems found"). QFIX_DEBUG=1 shows the traceback."""
+    from .errors import is_resource_error, resource_error
+    from .render import render_error
+
+    if is_resource_error(exc):
+        sys.stderr.write(render_error(resource_error(exc, "go on")))  # type: ignore[arg-type]
+        return int(ExitCode.NO_RESOURCE)
+    if os.environ.get("QFIX_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    what = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    sys.stderr.write(
+        f"qfix: internal error: {what}\n"
+        f"Tip: this is a bug in qfix {__version__}; please report it with the command you ran "
+        "(QFIX_DEBUG=1 prints the traceback)\n"
+    )
+    return int(ExitCode.INTERNAL)

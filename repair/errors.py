@@ -6,6 +6,7 @@ qfix cannot go on; the CLI turns it into one line on stderr (plus a tip) and its
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -19,7 +20,10 @@ class ExitCode(IntEnum):
     ROLLBACK_FAILED = 4  # a rollback could not restore the previous state (the journal is kept)
     LOCKED = 5  # another qfix apply holds the lock on this environment
     REFUSED = 6  # apply refused: system/externally managed interpreter, stale plan, unsafe plan
+    UNFINISHED = 7  # an earlier apply did not finish: `qfix rollback` it first
+    NO_RESOURCE = 8  # no space, read-only file system, permission denied, immutable file
     VERIFY_CPU_ONLY = 10  # verify passed on the CPU backend only; the GPU path was not exercised
+    INTERNAL = 70  # a bug in qfix (EX_SOFTWARE, sysexits.h): one line and a bug-report hint
 
 
 class QfixError(Exception):
@@ -71,3 +75,37 @@ class RollbackFailed(QfixError):
 
 class Locked(QfixError):
     exit_code = ExitCode.LOCKED
+
+
+class Unfinished(QfixError):
+    """An earlier apply on this environment did not finish; it must be rolled back first."""
+
+    exit_code = ExitCode.UNFINISHED
+
+
+class NoResource(QfixError):
+    """The file system refused: no space, read-only, permission denied, an immutable file."""
+
+    exit_code = ExitCode.NO_RESOURCE
+
+
+# errno -> what the user reads; the errors a full, read-only or locked-down disk gives (errno(3))
+_RESOURCE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted (an immutable file? see lsattr)",
+}
+
+
+def is_resource_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS
+
+
+def resource_error(exc: OSError, action: str, *, tip: str | None = None) -> NoResource:
+    """``exc`` (an ENOSPC/EROFS/EACCES/EPERM OSError) as one line: ``could not <action>: <why>
+    (<path>)``. The path is the file the kernel refused, when it says which."""
+    why = _RESOURCE_ERRNOS.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" ({exc.filename})" if exc.filename else ""
+    return NoResource(f"could not {action}: {why}{where}", tip=tip)

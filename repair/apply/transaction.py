@@ -37,11 +37,18 @@ from typing import Any
 
 from .. import process
 from ..commands import Command
-from ..errors import ApplyRefused, ExitCode, QfixError, RollbackFailed
+from ..errors import (
+    ApplyRefused,
+    ExitCode,
+    QfixError,
+    RollbackFailed,
+    Unfinished,
+    is_resource_error,
+)
 from ..plan import Plan, Step
 from ..planfile import plan_from_doc
 from ..settings import DEFAULT_PROBE_TIMEOUT
-from . import installers
+from . import installers, space
 from .journal import (
     JOURNAL_SCHEMA,
     KILL_DELAY_ENV,
@@ -216,7 +223,9 @@ def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.
         *argv,
     ]
     # Installers may write without bound (pip's progress, a build's log): all of it goes to
-    # .qfix/installer.log, memory keeps a head and a tail for the error message.
+    # .qfix/installer.log, memory keeps a head and a tail for the error message. Owner-only, as
+    # pip echoes index URLs (credentials included) into it.
+    os.close(os.open(state.installer_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     return process.run(wrapped, timeout=timeout, limit=None, log=str(state.installer_log))
 
 
@@ -230,7 +239,7 @@ def _count_children(state: StateDir) -> int:
 def _stop_orphaned_installer(state: StateDir, progress: Progress, wait: float = 60) -> None:
     """If an installer left by a killed apply still runs, kill its process group and wait."""
     state.path.mkdir(exist_ok=True)
-    fd = os.open(state.installer_lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(state.installer_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait
         told = False
@@ -307,9 +316,16 @@ class _Run:
     verified: bool | None = None
 
     def enter(self, state: JournalState) -> None:
-        """Move the journal to ``state``, durably."""
+        """Move the journal to ``state``, durably. When the write fails (a full disk) the
+        journal in memory keeps its state too, so the rollback that follows knows what it
+        must undo (a "committed" that never reached the disk would undo nothing)."""
+        previous = self.journal["state"]
         self.journal["state"] = state
-        self.state.write_journal(self.journal)
+        try:
+            self.state.write_journal(self.journal)
+        except BaseException:
+            self.journal["state"] = previous
+            raise
 
     def outcome(
         self,
@@ -383,6 +399,12 @@ def apply_plan(
             )
         commands = _build_commands(steps, python, which, torch_index, state)
         journal = _new_journal(plan, python, target, kind, which, before, commands)
+        if commands:
+            # Before the first change: every root the snapshot covers must take a new file, and
+            # the disk must hold the downloads (issue 16: refused, not rolled back, exit 8).
+            what = f"apply the plan to {target.prefix}"
+            space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
+            space.check_space(target.prefix, plan.download, what)
         run = _Run(
             state=state,
             journal=journal,
@@ -404,7 +426,7 @@ def apply_plan(
 def _refuse_unfinished(state: StateDir, prefix: str, python: str) -> None:
     journal = state.read_journal()
     if journal is not None and journal.get("state") in UNFINISHED:
-        raise ApplyRefused(
+        raise Unfinished(
             f"an earlier qfix apply on {prefix} did not finish (state "
             f"{journal.get('state')!r}): the environment may be half changed",
             tip=f"run `qfix rollback --python {python}` first",
@@ -493,11 +515,34 @@ def _transact(
         error, interrupted = "interrupted (Ctrl-C)", True
     except Terminated as exc:
         error, interrupted = f"interrupted ({exc.args[0] if exc.args else 'SIGTERM'})", True
+    except OSError as exc:
+        if not is_resource_error(exc):
+            _rollback_now(run.state, run.journal, run.progress, f"unexpected error: {exc!r}")
+            raise
+        # A full, read-only or locked-down disk while changing: roll back (which frees what the
+        # apply wrote), then say what happened, in one line.
+        return _after_resource_error(run, exc)
     except BaseException as exc:
-        # Anything else (a bug, a full disk): restore, then let it surface.
+        # Anything else (a bug): restore, then let it surface.
         _rollback_now(run.state, run.journal, run.progress, f"unexpected error: {exc!r}")
         raise
     return _after_failure(run, error, interrupted)
+
+
+def _after_resource_error(run: _Run, exc: OSError) -> Outcome:
+    why = space.describe_oserror(exc)
+    changed = run.journal.get("state") not in (JournalState.SNAPSHOTTING, JournalState.PREPARED)
+    if not changed:
+        # Nothing was changed yet: drop the partial snapshot; no rollback to report.
+        _rollback_now(run.state, run.journal, run.progress, why)
+        return run.outcome(
+            ok=False,
+            rolled_back=False,
+            error=f"could not prepare the apply to {run.prefix}: {why}; nothing was changed",
+            code=ExitCode.NO_RESOURCE,
+            after=run.before,
+        )
+    return _after_failure(run, f"{why} while changing {run.prefix}", False)
 
 
 def _take_snapshot(run: _Run, pins: list[str]) -> None:
@@ -510,7 +555,8 @@ def _take_snapshot(run: _Run, pins: list[str]) -> None:
     t0 = time.monotonic()
     count = Snapshot(state).take(run.journal["roots"])
     run.timings["snapshot"] = time.monotonic() - t0
-    state.constraints.write_text("".join(p + "\n" for p in pins))
+    with open(os.open(state.constraints, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write("".join(p + "\n" for p in pins))
     run.enter(JournalState.PREPARED)
     run.progress(
         f"snapshot: {count} files of {run.prefix} kept for rollback "
@@ -535,6 +581,10 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
     if not result.ok:
         step["status"] = "failed"
         why = "timed out" if result.timed_out else _tail(result)
+        if "Errno 28" in why or "No space left" in why:
+            why += (
+                f" (the disk of {space.mount_point(run.prefix)} or of the temporary folder is full)"
+            )
         raise _StepFailed(f"could not {label} into {run.prefix} with {run.installer}: {why}")
     step["status"] = "done"
     run.state.write_journal(run.journal)
@@ -581,7 +631,7 @@ def _after_failure(run: _Run, error: str, interrupted: bool) -> Outcome:
         return run.outcome(
             ok=False,
             rolled_back=False,
-            error=f"{error}; and the rollback failed: {rb}",
+            error=f"{error}; and the rollback could not finish: {rb}",
             code=ExitCode.ROLLBACK_FAILED,
         )
     suffix = "" if not interrupted else " by request"
@@ -602,7 +652,7 @@ def _rollback_now(
             _finish(state, journal, progress, reason)
             return None
         except RollbackFailed as exc:
-            return exc.message
+            return exc.message + (f" ({exc.tip})" if exc.tip else "")
         except OSError as exc:
             return f"{exc.strerror or exc} ({exc.filename})"
 
@@ -612,21 +662,35 @@ def _finish(state: StateDir, journal: dict[str, Any], progress: Progress, reason
     st = journal.get("state")
     if st == JournalState.SNAPSHOTTING:
         # Killed before the first change: nothing to restore, only a partial backup to drop.
-        discard_backup(state)
+        # Nothing changed, so nothing can have failed: a journal the disk will not take (full,
+        # read-only) is not reported as a failed rollback (issue 16).
+        with contextlib.suppress(OSError):
+            discard_backup(state)
         journal.update(state=JournalState.ROLLED_BACK, error=reason, finished=now())
-        state.write_journal(journal)
+        with contextlib.suppress(OSError):
+            state.write_journal(journal)
         progress("rolled back: no change had been made yet")
         return False
     if st not in UNFINISHED:
         return False
     t0 = time.monotonic()
     journal.update(state=JournalState.ROLLING_BACK, error=journal.get("error") or reason)
-    state.write_journal(journal)
+    # On a full disk this write may fail: the restore goes on anyway (it removes what the apply
+    # wrote, which frees the space), and the journal on disk still says "unfinished".
+    _try_write(state, journal)
     stop_children(state, progress)
     _stop_orphaned_installer(state, progress)
     progress(f"rolling back {journal.get('prefix')} to its state before the apply")
     restorer = Restorer(state, _read_manifest(state))
-    restorer.run()
+    prefix, python = str(journal.get("prefix") or state.path.parent), str(journal.get("python"))
+    try:
+        restorer.run()
+    except OSError as exc:
+        _try_write(state, journal)
+        raise RollbackFailed(
+            f"the rollback of {prefix} stopped: {space.describe_oserror(exc)}",
+            tip=space.rollback_tip(prefix, python),
+        ) from None
     if restorer.damaged:
         shown = ", ".join(restorer.damaged[:5])
         more = f" and {len(restorer.damaged) - 5} more" if len(restorer.damaged) > 5 else ""
@@ -638,13 +702,27 @@ def _finish(state: StateDir, journal: dict[str, Any], progress: Progress, reason
             tip="reinstall the distributions that own them",
         )
     journal.update(state=JournalState.ROLLED_BACK, finished=now())
-    state.write_journal(journal)
+    failed = _try_write(state, journal)
+    if failed is not None:
+        raise RollbackFailed(
+            f"{prefix} was restored, but its journal could not record it: "
+            f"{space.describe_oserror(failed)}",
+            tip=space.rollback_tip(prefix, python),
+        )
     discard_backup(state)
     progress(
         f"rolled back in {time.monotonic() - t0:.1f} s ({restorer.removed} new entries "
         f"removed, {restorer.relinked} restored)"
     )
     return True
+
+
+def _try_write(state: StateDir, journal: dict[str, Any]) -> OSError | None:
+    try:
+        state.write_journal(journal)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _read_manifest(state: StateDir) -> dict[str, Any]:
