@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .commands import redact_text
 from .errors import BadInput, ExitCode, QfixError
 
 app = typer.Typer(
@@ -61,11 +62,12 @@ TorchIndexOpt = Annotated[
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    # credentials in any URL are masked in everything qfix prints, text and JSON (issue 16)
+    sys.stdout.write(redact_text(text) + "\n")
 
 
 def _progress(line: str) -> None:
-    sys.stderr.write(f"qfix: {line}\n")
+    sys.stderr.write(f"qfix: {redact_text(line)}\n")
     sys.stderr.flush()
 
 
@@ -136,7 +138,11 @@ def plan(
     result = analysis.plan
     if out is not None:
         try:
-            out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")
+            # The saved plan keeps the index URLs as given (apply installs from them), so it is
+            # readable by its owner only, like pip.conf with a token.
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "w", encoding="utf-8") as f:
+                f.write(render_plan(result, as_json=True) + "\n")
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
     _out(render_plan(result, as_json=as_json))
@@ -384,7 +390,7 @@ def main() -> None:
     except QfixError as exc:
         from .render import render_error
 
-        sys.stderr.write(render_error(exc))
+        sys.stderr.write(redact_text(render_error(exc)))
         sys.exit(int(exc.exit_code))
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("qfix: interrupted\n")
@@ -412,7 +418,7 @@ def _unexpected(exc: BaseException) -> int:
         import traceback
 
         traceback.print_exception(exc)
-    what = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+    what = redact_text(f"{type(exc).__name__}: {exc}".replace("\n", " "))[:300]
     sys.stderr.write(
         f"qfix: internal error: {what}\n"
         f"Tip: this is a bug in qfix {__version__}; please report it with the command you ran "

@@ -344,3 +344,49 @@ def test_immutable_root_is_refused_before_any_change(tmp_path: Path, henv: dict,
         subprocess.run(["chattr", "-i", str(target)], check=True)
     assert freeze(python) == before
     assert not tree_diff(before_tree, tree(prefix))
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+SECRET = "s3cr3t-t0ken"
+
+
+def test_credentials_never_leave_in_outputs_logs_or_state_files(tmp_path: Path, henv: dict) -> None:
+    """A credentialed index URL: masked in the progress lines, the outcome JSON, the journal,
+    the installer log; the state folder 0700 and its files 0600; the saved plan 0600."""
+    python = clone(tmp_path / "venv")
+    base = index().torch_base.replace("http://", f"http://mirror-user:{SECRET}@")
+    lines: list[str] = []
+    out = apply_plan(
+        cuda_plan(), python=str(python), installer="pip", torch_index=base, progress=lines.append
+    )
+    assert out.ok, out.error
+    assert any(c for c in out.commands if any(SECRET in a for a in c)), "the installer got it"
+    state = StateDir(python.parent.parent / ".qfix")
+    shown = "\n".join(lines) + json.dumps(out.to_dict()) + state.journal.read_text()
+    shown += state.installer_log.read_text(errors="replace")
+    assert SECRET not in shown
+    assert "mirror-user" not in json.dumps(out.to_dict()) and "***@127.0.0.1" in shown
+    assert stat.S_IMODE(state.path.stat().st_mode) == 0o700
+    for f in state.path.iterdir():
+        if f.is_file():
+            assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, (f, oct(f.stat().st_mode))
+
+    # the command line: plan as text and JSON, the saved plan, rollback
+    url = f"https://mirror-user:{SECRET}@mirror.example/whl"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    saved = tmp_path / "plan.json"
+    for args in (
+        ["plan", "--facts", "example:driver-too-old", "--torch-index", url],
+        ["plan", "--facts", "example:driver-too-old", "--json", "--torch-index", url],
+        ["plan", "--facts", "example:driver-too-old", "--torch-index", url, "--out", str(saved)],
+        ["rollback", "--json", "--python", str(python)],
+    ):
+        done = qfix(*args, env=env)
+        assert done.returncode in (0, 1), (args, done.stderr)
+        assert SECRET not in done.stdout + done.stderr, args
+        if "--torch-index" in args:
+            assert "https://***@mirror.example/whl" in done.stdout, done.stdout[-2000:]
+    assert SECRET in saved.read_text(), "the saved plan keeps what apply installs from"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..commands import redact_text
 from ..errors import Locked, RollbackFailed, is_resource_error, resource_error
 
 JOURNAL_SCHEMA = "qfix.journal/1"
@@ -164,6 +165,8 @@ class StateDir:
 
     def write_journal(self, journal: dict[str, Any]) -> None:
         journal["updated"] = now()
+        if isinstance(journal.get("error"), str):  # an installer's message may quote an index URL
+            journal["error"] = redact_text(journal["error"])
         write_json(self.journal, journal)
 
     @contextlib.contextmanager

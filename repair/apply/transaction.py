@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import process
-from ..commands import Command
+from ..commands import Command, redact_text
 from ..errors import (
     ApplyRefused,
     ExitCode,
@@ -118,13 +118,13 @@ class Outcome:
             "ok": self.ok,
             "rolled_back": self.rolled_back,
             "steps_done": list(self.steps_done),
-            "error": self.error,
+            "error": None if self.error is None else redact_text(self.error),
             "exit_code": int(self.exit_code),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "verified": self.verified,
             "python": self.python,
             "installer": self.installer,
-            "commands": [list(c) for c in self.commands],
+            "commands": [[redact_text(a) for a in c] for c in self.commands],
             "before": dict(self.before),
             "after": dict(self.after),
         }
@@ -200,10 +200,10 @@ def _signals_deferred() -> Iterator[list[int]]:
 # Runs the installer under the installer lock (see module docstring). Stdlib, any Python 3.
 _HOLD_LOCK_AND_EXEC = r"""
 import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
 fcntl.flock(fd, fcntl.LOCK_EX)
 os.set_inheritable(fd, True)
-with open(sys.argv[2] + ".tmp", "w") as f:
+with open(os.open(sys.argv[2] + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
     f.write(str(os.getpid()))
 os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 os.execvp(sys.argv[3], sys.argv[3:])
@@ -468,7 +468,15 @@ def _new_journal(
         "plan_fingerprint": plan.fingerprint,
         "before": before,
         "roots": snapshot_roots(target, kind),
-        "steps": [{"label": c.label, "argv": list(c.argv), "status": "pending"} for c in commands],
+        # redacted: the journal outlives the run, and an index URL may carry a token
+        "steps": [
+            {
+                "label": redact_text(c.label),
+                "argv": [redact_text(a) for a in c.argv],
+                "status": "pending",
+            }
+            for c in commands
+        ],
         "error": None,
     }
 
