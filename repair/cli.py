@@ -353,13 +353,26 @@ def _confirm(target: str) -> None:
 
 
 @app.command()
-def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
+def rollback(
+    python: PythonOpt = None,
+    as_json: JsonOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Roll back even over what another process installed or removed during the "
+            "apply (refused otherwise, exit 9).",
+        ),
+    ] = False,
+) -> int:
     """Finish the rollback of an apply that was killed: restore the exact previous state."""
     from . import pipeline
     from .render import render_rollback
 
     outcome = pipeline.run_rollback(
-        pipeline.make_settings(python=python), (lambda _line: None) if as_json else _progress
+        pipeline.make_settings(python=python),
+        (lambda _line: None) if as_json else _progress,
+        force=force,
     )
     _out(render_rollback(outcome, as_json=as_json))
     return int(outcome.exit_code)

@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     REFUSED = 6  # apply refused: system/externally managed interpreter, stale plan, unsafe plan
     UNFINISHED = 7  # an earlier apply did not finish: `qfix rollback` it first
     NO_RESOURCE = 8  # no space, read-only file system, permission denied, immutable file
+    OUTSIDE_CHANGES = 9  # another process changed the environment during the apply: not undone
     VERIFY_CPU_ONLY = 10  # verify passed on the CPU backend only; the GPU path was not exercised
     INTERNAL = 70  # a bug in qfix (EX_SOFTWARE, sysexits.h): one line and a bug-report hint
 
@@ -71,6 +72,13 @@ class ApplyFailed(QfixError):
 
 class RollbackFailed(QfixError):
     exit_code = ExitCode.ROLLBACK_FAILED
+
+
+class OutsideChanges(RollbackFailed):
+    """Another process installed or removed distributions during the apply; the rollback
+    would erase that too, so it stops (``qfix rollback --force`` goes on)."""
+
+    exit_code = ExitCode.OUTSIDE_CHANGES
 
 
 class Locked(QfixError):

@@ -420,7 +420,11 @@ def run_apply(
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
 
 
-def run_rollback(settings: Settings, progress: Callable[[str], None]) -> Any:
+def run_rollback(
+    settings: Settings, progress: Callable[[str], None], *, force: bool = False
+) -> Any:
     from .apply.transaction import rollback
 
-    return rollback(_target(settings), progress=progress, probe_timeout=settings.probe_timeout)
+    return rollback(
+        _target(settings), progress=progress, probe_timeout=settings.probe_timeout, force=force
+    )

@@ -390,3 +390,64 @@ def test_credentials_never_leave_in_outputs_logs_or_state_files(tmp_path: Path, 
             assert "https://***@mirror.example/whl" in done.stdout, done.stdout[-2000:]
     assert SECRET in saved.read_text(), "the saved plan keeps what apply installs from"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------- other writers
+
+
+def outside_install(python: Path, tmp_path: Path) -> None:
+    """What a colleague's `pip install` does to the venv while qfix is verifying."""
+    from tests.index_server import build_wheel
+
+    wheel = build_wheel(tmp_path, "outside-pkg", "1.0", files={"outside_pkg/__init__.py": ""})
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def test_outside_install_is_not_erased_by_the_rollback(tmp_path: Path, henv: dict) -> None:
+    python = clone(tmp_path / "venv")
+    before, before_tree = freeze(python), tree(python.parent.parent)
+    before_manifest = manifest(python.parent.parent)
+
+    def verify() -> bool:
+        outside_install(python, tmp_path)
+        return False  # the check fails: the automatic rollback would erase outside-pkg
+
+    out = apply_plan(
+        cuda_plan(), python=str(python), installer="pip", verify=verify, progress=lambda s: None
+    )
+    assert out.exit_code == ExitCode.OUTSIDE_CHANGES == 9, out
+    assert "outside-pkg 1.0" in (out.error or "") and "--force" in (out.error or ""), out.error
+    assert "outside-pkg @ file:" in freeze(python), "nothing was rolled back over it"
+    # every command reports the unfinished apply; a plain rollback refuses again (exit 9)
+    done = qfix("plan", "--python", str(python), env=henv)
+    assert done.returncode == ExitCode.UNFINISHED, done.stderr
+    done = qfix("rollback", "--python", str(python), env=henv)
+    assert done.returncode == ExitCode.OUTSIDE_CHANGES, done.stderr
+    assert "outside-pkg @ file:" in freeze(python)
+    # --force restores the exact state before the apply
+    done = qfix("rollback", "--force", "--python", str(python), env=henv)
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert_restored(python, before, before_tree, before_manifest)
+
+
+def test_outside_install_during_a_committed_apply_is_kept_and_reported(
+    tmp_path: Path, henv: dict
+) -> None:
+    python = clone(tmp_path / "venv")
+    lines: list[str] = []
+    out = apply_plan(
+        cuda_plan(),
+        python=str(python),
+        installer="pip",
+        verify=lambda: outside_install(python, tmp_path) or True,
+        progress=lines.append,
+    )
+    assert out.ok and out.outside_changes == {"outside-pkg": "1.0"}, out
+    assert out.to_dict()["outside_changes"] == {"outside-pkg": "1.0"}
+    assert any("kept what another process changed" in line for line in lines), lines
+    assert "outside-pkg @ file:" in freeze(python)

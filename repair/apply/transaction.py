@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -31,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from ..commands import Command, redact_text
 from ..errors import (
     ApplyRefused,
     ExitCode,
+    OutsideChanges,
     QfixError,
     RollbackFailed,
     Unfinished,
@@ -100,6 +102,8 @@ class Outcome:
     commands: tuple[tuple[str, ...], ...] = ()
     before: Mapping[str, str] = field(default_factory=dict)  # name -> version before
     after: Mapping[str, str] = field(default_factory=dict)  # name -> version at the end
+    # name -> version now (None: removed) that another process changed during the apply
+    outside_changes: Mapping[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def refused(cls, exc: QfixError, *, python: str | None = None) -> Outcome:
@@ -127,6 +131,7 @@ class Outcome:
             "commands": [[redact_text(a) for a in c] for c in self.commands],
             "before": dict(self.before),
             "after": dict(self.after),
+            "outside_changes": dict(self.outside_changes),
         }
 
 
@@ -468,6 +473,10 @@ def _new_journal(
         "plan_fingerprint": plan.fingerprint,
         "before": before,
         "roots": snapshot_roots(target, kind),
+        "site": [target.purelib, target.platlib],
+        # the distributions as qfix last left them (after each finished step): what differs
+        # from this later was changed by another process (issue 16)
+        "observed": before,
         # redacted: the journal outlives the run, and an index URL may carry a token
         "steps": [
             {
@@ -514,6 +523,13 @@ def _transact(
             if verify is not None:
                 _verify(run, verify)
             run.journal["after"] = installed_versions(run.site)
+            outside = outside_changes(run.journal, run.journal["after"])
+            if outside:
+                # kept: a commit removes nothing; the user hears of it
+                run.journal["outside_changes"] = outside
+                run.progress(
+                    f"kept what another process changed during the apply: {_show(outside)}"
+                )
             run.enter(JournalState.COMMITTED)
         hook("commit")
         return _commit(run)
@@ -595,6 +611,7 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
             )
         raise _StepFailed(f"could not {label} into {run.prefix} with {run.installer}: {why}")
     step["status"] = "done"
+    run.journal["observed"] = installed_versions(run.site)
     run.state.write_journal(run.journal)
     run.done.append(label)
 
@@ -622,8 +639,11 @@ def _commit(run: _Run) -> Outcome:
     t0 = time.monotonic()
     discard_backup(run.state)
     run.timings["commit"] = time.monotonic() - t0
-    out = run.outcome(
-        ok=True, rolled_back=False, error=None, code=ExitCode.OK, after=run.journal["after"]
+    out = replace(
+        run.outcome(
+            ok=True, rolled_back=False, error=None, code=ExitCode.OK, after=run.journal["after"]
+        ),
+        outside_changes=run.journal.get("outside_changes") or {},
     )
     run.progress(f"applied {len(run.done)} step(s) in {run.timings['total']:.1f} s")
     return out
@@ -636,11 +656,15 @@ def _after_failure(run: _Run, error: str, interrupted: bool) -> Outcome:
     rb = _rollback_now(run.state, run.journal, run.progress, error)
     run.timings["rollback"] = time.monotonic() - t0
     if rb is not None:
+        code = ExitCode.ROLLBACK_FAILED
+        if rb.startswith(_OUTSIDE):
+            code = ExitCode.OUTSIDE_CHANGES
+            rb = rb.removeprefix(_OUTSIDE)
         return run.outcome(
             ok=False,
             rolled_back=False,
             error=f"{error}; and the rollback could not finish: {rb}",
-            code=ExitCode.ROLLBACK_FAILED,
+            code=code,
         )
     suffix = "" if not interrupted else " by request"
     return run.outcome(
@@ -660,13 +684,50 @@ def _rollback_now(
             _finish(state, journal, progress, reason)
             return None
         except RollbackFailed as exc:
-            return exc.message + (f" ({exc.tip})" if exc.tip else "")
+            mark = _OUTSIDE if isinstance(exc, OutsideChanges) else ""
+            return mark + exc.message + (f" ({exc.tip})" if exc.tip else "")
         except OSError as exc:
             return f"{exc.strerror or exc} ({exc.filename})"
 
 
-def _finish(state: StateDir, journal: dict[str, Any], progress: Progress, reason: str) -> bool:
-    """Bring an unfinished transaction to ``rolled-back``. True when files had to be restored."""
+_OUTSIDE = "outside:"
+
+
+def outside_changes(
+    journal: Mapping[str, Any], now_installed: Mapping[str, str]
+) -> dict[str, str | None]:
+    """name -> version now (None: removed) of the distributions that differ from what qfix
+    last left (``observed``, after its last finished step) and that no step of qfix touched
+    since. While a step runs (or failed halfway) its installer may change anything, so nothing
+    is attributed to another process then (docs/apply.md, "Changes by another process")."""
+    steps = journal.get("steps") or []
+    if any(isinstance(s, dict) and s.get("status") in ("running", "failed") for s in steps):
+        return {}
+    seen = journal.get("observed")
+    if not isinstance(seen, dict):
+        return {}
+    out: dict[str, str | None] = {}
+    for name in sorted(set(seen) | set(now_installed)):
+        if seen.get(name) != now_installed.get(name):
+            out[name] = now_installed.get(name)
+    return out
+
+
+def _show(changes: Mapping[str, str | None]) -> str:
+    return ", ".join(f"{n} {'removed' if v is None else v}" for n, v in changes.items())
+
+
+def _finish(
+    state: StateDir,
+    journal: dict[str, Any],
+    progress: Progress,
+    reason: str,
+    *,
+    force: bool = False,
+) -> bool:
+    """Bring an unfinished transaction to ``rolled-back``. True when files had to be restored.
+    OutsideChanges (nothing touched, the journal unchanged) when another process changed the
+    environment meanwhile and ``force`` is not given."""
     st = journal.get("state")
     if st == JournalState.SNAPSHOTTING:
         # Killed before the first change: nothing to restore, only a partial backup to drop.
@@ -681,6 +742,16 @@ def _finish(state: StateDir, journal: dict[str, Any], progress: Progress, reason
         return False
     if st not in UNFINISHED:
         return False
+    site = journal.get("site")
+    if not force and st != JournalState.ROLLING_BACK and isinstance(site, list):
+        outside = outside_changes(journal, installed_versions([str(d) for d in site]))
+        if outside:
+            raise OutsideChanges(
+                f"another process changed {journal.get('prefix')} during the apply "
+                f"({_show(outside)}); a rollback would undo that too, so nothing was rolled back",
+                tip=f"run `qfix rollback --force --python {shlex.quote(str(journal.get('python')))}"
+                "` to restore the state before the apply anyway (it removes those changes too)",
+            )
     t0 = time.monotonic()
     journal.update(state=JournalState.ROLLING_BACK, error=journal.get("error") or reason)
     # On a full disk this write may fail: the restore goes on anyway (it removes what the apply
@@ -760,12 +831,18 @@ def find_state(python: str, probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> Sta
 
 
 def rollback(
-    python: str, progress: Progress = print, probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    python: str,
+    progress: Progress = print,
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+    *,
+    force: bool = False,
 ) -> Outcome:
     """Finish an apply that did not (``qfix rollback``): restore the snapshot the journal names.
 
-    Needs no network and no installer. Nothing to do (no journal, or the last apply committed or
-    was rolled back) is ok with ``rolled_back=False``. Raises Locked while an apply runs.
+    Needs no network and no installer. ``force``: roll back even over changes another process
+    made meanwhile (else exit 9, nothing touched). Nothing to do (no journal, or the last apply
+    committed or was rolled back) is ok with ``rolled_back=False``. Raises Locked while an apply
+    runs.
     """
     t_start = time.monotonic()
     state = find_state(python, probe_timeout)
@@ -790,8 +867,22 @@ def rollback(
         try:
             with _signals_deferred():
                 restored = _finish(
-                    state, journal, progress, "the apply was interrupted (qfix rollback)"
+                    state,
+                    journal,
+                    progress,
+                    "the apply was interrupted (qfix rollback)",
+                    force=force,
                 )
+        except OutsideChanges as exc:
+            return Outcome(
+                ok=False,
+                rolled_back=False,
+                steps_done=steps_done,
+                error=f"{exc.message}; {exc.tip}",
+                exit_code=ExitCode.OUTSIDE_CHANGES,
+                timings={"total": time.monotonic() - t_start},
+                python=python,
+            )
         except (RollbackFailed, OSError) as exc:
             if isinstance(exc, RollbackFailed):
                 why = exc.message
