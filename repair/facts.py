@@ -253,114 +253,118 @@ def facts_from_dict(data: Any, origin: str = "facts") -> Facts:
             tip="produce the file with `qfix detect --json`",
         )
     r = _Reader(data, "", origin)
-
-    host = None
-    if (h := r.obj("host")) is not None:
-        host = Host(
-            h.str_("system"),
-            h.str_("machine"),
-            h.str_("libc"),
-            h.bool_("wsl"),
-            h.str_("os_release"),
-            h.str_("l4t"),
-        )
-
-    driver = None
-    if (d := r.obj("driver")) is not None:
-        attempts_raw = d.data.get("attempts") or []
-        if not isinstance(attempts_raw, list) or not all(isinstance(a, dict) for a in attempts_raw):
-            raise d.fail("attempts", "a list of objects", attempts_raw)
-        driver = Driver(
-            d.bool_("found"),
-            d.str_("version"),
-            d.str_("cuda"),
-            d.str_("source"),
-            d.str_("error"),
-            tuple(attempts_raw),
-        )
-
-    gpus = None
-    raw_gpus = data.get("gpus")
-    if raw_gpus is not None:
-        if not isinstance(raw_gpus, list):
-            raise r.fail("gpus", "a list", raw_gpus)
-        items = []
-        for i, g in enumerate(raw_gpus):
-            if not isinstance(g, dict):
-                raise r.fail(f"gpus[{i}]", "an object", g)
-            gr = _Reader(g, f"gpus[{i}].", origin)
-            index = gr.int_("index")
-            items.append(
-                Gpu(
-                    index=i if index is None else index,
-                    name=gr.str_("name"),
-                    compute_capability=_compute_capability(gr, "compute_capability"),
-                    memory_mib=gr.int_("memory_mib"),
-                    mig=gr.bool_("mig"),
-                    vendor=gr.str_("vendor") or "nvidia",
-                )
-            )
-        gpus = tuple(items)
-
-    python = None
-    if (p := r.obj("python")) is not None:
-        python = PythonInfo(
-            p.str_("executable"),
-            p.str_("version"),
-            p.bool_("in_venv"),
-            p.bool_("externally_managed"),
-            p.bool_("conda"),
-            p.str_("prefix"),
-        )
-
-    torch = None
-    if (t := r.obj("torch")) is not None:
-        torch = TorchBuild(
-            t.str_("version"),
-            t.str_("cuda"),
-            t.str_("hip"),
-            t.strs("arch_list"),
-            t.bool_("cuda_available"),
-            t.str_("error"),
-            build_known="cuda" in t.data or "hip" in t.data,
-        )
-
-    bnb = None
-    if (b := r.obj("bitsandbytes")) is not None:
-        bnb = Bitsandbytes(
-            b.str_("version"),
-            b.strs("native_libs"),
-            b.int_("copies"),
-            b.strs("distributions") or (),
-            b.bool_("loaded"),
-            b.str_("error"),
-        )
-
     toolkit = r.obj("toolkit")
-    known = {
-        "schema",
-        "host",
-        "driver",
-        "gpus",
-        "python",
-        "packages",
-        "torch",
-        "bitsandbytes",
-        "env",
-        "toolkit",
-    }
     return Facts(
-        host=host,
-        driver=driver,
-        gpus=gpus,
-        python=python,
+        host=_host(r.obj("host")),
+        driver=_driver(r.obj("driver")),
+        gpus=_gpus(r, data.get("gpus"), origin),
+        python=_python(r.obj("python")),
         packages=r.str_map("packages"),
-        torch=torch,
-        bitsandbytes=bnb,
+        torch=_torch(r.obj("torch")),
+        bitsandbytes=_bnb(r.obj("bitsandbytes")),
         env=r.str_map("env"),
         toolkit_nvcc=toolkit.str_("nvcc") if toolkit else None,
-        extra={k: v for k, v in data.items() if k not in known}
+        extra={k: v for k, v in data.items() if k not in _KNOWN_SECTIONS}
         | ({"reported_error": reported_error} if reported_error else {}),
+    )
+
+
+_KNOWN_SECTIONS = frozenset(
+    ("schema", "host", "driver", "gpus", "python", "packages", "torch", "bitsandbytes", "env")
+    + ("toolkit",)
+)
+
+
+def _host(h: _Reader | None) -> Host | None:
+    if h is None:
+        return None
+    return Host(
+        h.str_("system"),
+        h.str_("machine"),
+        h.str_("libc"),
+        h.bool_("wsl"),
+        h.str_("os_release"),
+        h.str_("l4t"),
+    )
+
+
+def _driver(d: _Reader | None) -> Driver | None:
+    if d is None:
+        return None
+    attempts_raw = d.data.get("attempts") or []
+    if not isinstance(attempts_raw, list) or not all(isinstance(a, dict) for a in attempts_raw):
+        raise d.fail("attempts", "a list of objects", attempts_raw)
+    return Driver(
+        d.bool_("found"),
+        d.str_("version"),
+        d.str_("cuda"),
+        d.str_("source"),
+        d.str_("error"),
+        tuple(attempts_raw),
+    )
+
+
+def _gpus(r: _Reader, raw_gpus: Any, origin: str) -> tuple[Gpu, ...] | None:
+    if raw_gpus is None:
+        return None
+    if not isinstance(raw_gpus, list):
+        raise r.fail("gpus", "a list", raw_gpus)
+    items = []
+    for i, g in enumerate(raw_gpus):
+        if not isinstance(g, dict):
+            raise r.fail(f"gpus[{i}]", "an object", g)
+        gr = _Reader(g, f"gpus[{i}].", origin)
+        index = gr.int_("index")
+        items.append(
+            Gpu(
+                index=i if index is None else index,
+                name=gr.str_("name"),
+                compute_capability=_compute_capability(gr, "compute_capability"),
+                memory_mib=gr.int_("memory_mib"),
+                mig=gr.bool_("mig"),
+                vendor=gr.str_("vendor") or "nvidia",
+            )
+        )
+    return tuple(items)
+
+
+def _python(p: _Reader | None) -> PythonInfo | None:
+    if p is None:
+        return None
+    return PythonInfo(
+        p.str_("executable"),
+        p.str_("version"),
+        p.bool_("in_venv"),
+        p.bool_("externally_managed"),
+        p.bool_("conda"),
+        p.str_("prefix"),
+    )
+
+
+def _torch(t: _Reader | None) -> TorchBuild | None:
+    if t is None:
+        return None
+    return TorchBuild(
+        t.str_("version"),
+        t.str_("cuda"),
+        t.str_("hip"),
+        t.strs("arch_list"),
+        t.bool_("cuda_available"),
+        t.str_("error"),
+        build_known="cuda" in t.data or "hip" in t.data,
+    )
+
+
+def _bnb(b: _Reader | None) -> Bitsandbytes | None:
+    if b is None:
+        return None
+    return Bitsandbytes(
+        b.str_("version"),
+        b.strs("native_libs"),
+        b.int_("copies"),
+        b.strs("distributions") or (),
+        b.bool_("loaded"),
+        b.str_("error"),
     )
 
 
@@ -387,6 +391,27 @@ def facts_from_json(text: str, origin: str = "facts") -> Facts:
 
 
 # --------------------------------------------------------------------------- rendering
+
+
+def _torch_dict(t: TorchBuild) -> dict[str, Any]:
+    return {
+        "version": t.version,
+        **({"cuda": t.cuda, "hip": t.hip} if t.build_known else {}),
+        "arch_list": None if t.arch_list is None else list(t.arch_list),
+        "cuda_available": t.cuda_available,
+        "error": t.error,
+    }
+
+
+def _bnb_dict(b: Bitsandbytes) -> dict[str, Any]:
+    return {
+        "version": b.version,
+        "native_libs": None if b.native_libs is None else list(b.native_libs),
+        "copies": b.copies,
+        "distributions": list(b.distributions),
+        "loaded": b.loaded,
+        "error": b.error,
+    }
 
 
 def facts_to_dict(f: Facts) -> dict[str, Any]:
@@ -444,31 +469,8 @@ def facts_to_dict(f: Facts) -> dict[str, Any]:
         }
     )
     out["packages"] = None if f.packages is None else dict(f.packages)
-    out["torch"] = (
-        None
-        if f.torch is None
-        else {
-            "version": f.torch.version,
-            **({"cuda": f.torch.cuda, "hip": f.torch.hip} if f.torch.build_known else {}),
-            "arch_list": None if f.torch.arch_list is None else list(f.torch.arch_list),
-            "cuda_available": f.torch.cuda_available,
-            "error": f.torch.error,
-        }
-    )
-    out["bitsandbytes"] = (
-        None
-        if f.bitsandbytes is None
-        else {
-            "version": f.bitsandbytes.version,
-            "native_libs": None
-            if f.bitsandbytes.native_libs is None
-            else list(f.bitsandbytes.native_libs),
-            "copies": f.bitsandbytes.copies,
-            "distributions": list(f.bitsandbytes.distributions),
-            "loaded": f.bitsandbytes.loaded,
-            "error": f.bitsandbytes.error,
-        }
-    )
+    out["torch"] = None if f.torch is None else _torch_dict(f.torch)
+    out["bitsandbytes"] = None if f.bitsandbytes is None else _bnb_dict(f.bitsandbytes)
     out["env"] = None if f.env is None else dict(f.env)
     out["toolkit"] = {"nvcc": f.toolkit_nvcc}
     for k, v in f.extra.items():

@@ -109,31 +109,7 @@ def probe_driver(
         libraries.append(str(Path(wsl_lib_dir) / nvml.DEFAULT_LIBRARY))
 
     found = _Found()
-    nvml_error = None
-    nvml_ok = False
-    for library in libraries:
-        result = nvml.read(library)
-        if isinstance(result, nvml.NvmlUnavailable):
-            found.attempt("nvml", False, result.reason, kind=result.kind, library=result.library)
-            nvml_error = nvml_error or result.reason
-            if result.kind != nvml.LIBRARY_NOT_FOUND:
-                break  # the library loaded and answered; another copy of it would say the same
-            continue
-        nvml_ok = True
-        nvml_error = None  # an earlier library was missing, but this one answered
-        facts = []
-        if found.take_version(result.driver_version, "nvml"):
-            facts.append("driver.version")
-        if result.cuda is not None:
-            found.cuda = result.cuda
-            facts.append("driver.cuda")
-        if result.gpus is not None:
-            found.gpus = result.gpus
-            facts.extend(_gpu_facts(result.gpus))
-        found.attempt(
-            "nvml", True, "; ".join(result.problems) or None, facts, library=result.library
-        )
-        break
+    nvml_ok, nvml_error = _read_nvml(found, libraries)
 
     # NVML failed, or answered without a version: the kernel module says which one is loaded.
     if found.version is None and not _read_sysfs(found, Path(sysfs_version)):
@@ -161,6 +137,36 @@ def probe_driver(
             attempts=tuple(found.attempts),
         )
     return driver, found.gpus
+
+
+def _read_nvml(found: _Found, libraries: Sequence[str | None]) -> tuple[bool, str | None]:
+    """Try each NVML library in turn: whether one answered, and NVML's reason when none did."""
+    nvml_error = None
+    nvml_ok = False
+    for library in libraries:
+        result = nvml.read(library)
+        if isinstance(result, nvml.NvmlUnavailable):
+            found.attempt("nvml", False, result.reason, kind=result.kind, library=result.library)
+            nvml_error = nvml_error or result.reason
+            if result.kind != nvml.LIBRARY_NOT_FOUND:
+                break  # the library loaded and answered; another copy of it would say the same
+            continue
+        nvml_ok = True
+        nvml_error = None  # an earlier library was missing, but this one answered
+        facts = []
+        if found.take_version(result.driver_version, "nvml"):
+            facts.append("driver.version")
+        if result.cuda is not None:
+            found.cuda = result.cuda
+            facts.append("driver.cuda")
+        if result.gpus is not None:
+            found.gpus = result.gpus
+            facts.extend(_gpu_facts(result.gpus))
+        found.attempt(
+            "nvml", True, "; ".join(result.problems) or None, facts, library=result.library
+        )
+        break
+    return nvml_ok, nvml_error
 
 
 def _gpu_facts(gpus: Sequence[Gpu]) -> list[str]:
