@@ -743,7 +743,9 @@ def _finish(
     if st not in UNFINISHED:
         return False
     site = journal.get("site")
-    if not force and st != JournalState.ROLLING_BACK and isinstance(site, list):
+    steps = journal.get("steps") or []
+    mid_step = any(isinstance(s, dict) and s.get("status") in ("running", "failed") for s in steps)
+    if not force and not mid_step and st != JournalState.ROLLING_BACK and isinstance(site, list):
         outside = outside_changes(journal, installed_versions([str(d) for d in site]))
         if outside:
             raise OutsideChanges(
