@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from . import __version__
 from .commands import redact_text
 from .errors import BadInput, ExitCode, QfixError
+
+if TYPE_CHECKING:
+    from .terminal import Terminal
 
 app = typer.Typer(
     name="qfix",
@@ -24,11 +27,12 @@ app = typer.Typer(
     "environment, explains what is wrong, plans the smallest repair as a dry-run diff, applies it "
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
-    "back), 4 rollback failed, 5 locked, 6 refused, 7 an unfinished apply must be rolled back "
-    "first, 8 no space/read-only/permission, 9 changed by another process, 10 verified on the "
-    "CPU only, 70 internal error (a bug).",
+    "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (facts too thin), 10 verified "
+    "on the CPU only, 11 an unfinished apply must be rolled back first, 12 no space/read-only/"
+    "permission, 13 changed by another process, 70 internal error (a bug). With --json, errors "
+    'are JSON on stdout too: {"error": ..., "exit_code": ...}.',
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -61,14 +65,34 @@ TorchIndexOpt = Annotated[
 ]
 
 
+# -q (-1): errors and results only; 0: progress lines; -v (1): also every line of the installers.
+_verbosity = 0
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """Write ``text`` as the stream can encode it (ASCII look-alikes on an ASCII terminal)."""
+    from .render import for_terminal
+
+    stream.write(for_terminal(text, getattr(stream, "encoding", None)))
+    stream.flush()
+
+
 def _out(text: str) -> None:
     # credentials in any URL are masked in everything qfix prints, text and JSON (issue 16)
-    sys.stdout.write(redact_text(text) + "\n")
+    _write(sys.stdout, redact_text(text) + "\n")
 
 
 def _progress(line: str) -> None:
-    sys.stderr.write(f"qfix: {redact_text(line)}\n")
-    sys.stderr.flush()
+    if _verbosity >= 0:
+        _write(sys.stderr, f"qfix: {redact_text(line)}\n")
+
+
+def _terminal(as_json: bool) -> Terminal:
+    """Progress on stderr for this command (nothing with --json or -q; a live status line and a
+    ticker only when stderr is a terminal)."""
+    from .terminal import Terminal
+
+    return Terminal(sys.stderr, verbosity=-1 if as_json else _verbosity)
 
 
 @app.command()
@@ -92,7 +116,9 @@ def detect(
 
     settings = pipeline.make_settings(python=python)
     pending = _warn_pending(settings.python)
-    facts = pipeline.detect(settings, deep=deep)
+    with _terminal(as_json) as term:
+        term.wait(f"reading {settings.python}" + (" (--deep imports torch)" if deep else ""))
+        facts = pipeline.detect(settings, deep=deep)
     _out(render_facts(facts, as_json=as_json))
     return ExitCode.UNFINISHED if pending else ExitCode.OK
 
@@ -130,11 +156,14 @@ def plan(
         python=python, facts_file=facts, torch_index=torch_index, needs_index=True
     )
     pending = _warn_pending(settings.python)
-    analysis = pipeline.analyse(
-        pipeline.get_facts(settings, facts),
-        torch_index=settings.torch_index_base,
-        error_text=error,
-    )
+    with _terminal(as_json) as term:
+        if facts is None:
+            term.wait(f"reading {settings.python}")
+        analysis = pipeline.analyse(
+            pipeline.get_facts(settings, facts),
+            torch_index=settings.torch_index_base,
+            error_text=error,
+        )
     result = analysis.plan
     if out is not None:
         try:
@@ -150,6 +179,8 @@ def plan(
         _out(f"\nPlan saved to {out}")
     if pending:
         return ExitCode.UNFINISHED
+    if result.cannot_tell:
+        return ExitCode.CANNOT_TELL
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
 
 
@@ -206,9 +237,11 @@ def verify(
     model: Annotated[
         str,
         typer.Option(
-            "--model", help="tiny: also load a small causal LM in 4-bit; none: layers only"
+            "--model",
+            help="auto: also load a tiny causal LM in 4-bit when transformers and accelerate "
+            "are installed (skipped, with one line, when not); tiny: require it; none: layers only",
         ),
-    ] = "tiny",
+    ] = "auto",
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds before the check is stopped.")
     ] = 300.0,
@@ -221,13 +254,15 @@ def verify(
 
     settings = pipeline.make_settings(python=python)
     pending = _warn_pending(settings.python)
-    verdict = pipeline.verify(
-        settings,
-        device=device,
-        model=model,
-        timeout=timeout,
-        progress=None if as_json else _progress,
-    )
+    with _terminal(as_json) as term:
+        verdict = pipeline.verify(
+            settings,
+            device=device,
+            model=model,
+            timeout=timeout,
+            progress=term.progress,
+            output=term.output,
+        )
     _out(render_verdict(verdict, as_json=as_json))
     return ExitCode.UNFINISHED if pending else int(verdict.exit_code)
 
@@ -270,7 +305,8 @@ def apply(
         str,
         typer.Option(
             "--verify",
-            help="The 4-bit check after the change: none (layers), tiny (also a tiny model), skip",
+            help="The 4-bit check after the change: none (layers), auto or tiny (also a tiny "
+            "model when transformers and accelerate are installed), skip",
         ),
     ] = "none",
 ) -> int:
@@ -290,7 +326,9 @@ def apply(
     )
     if venv is None:
         _refuse_pending(settings.python)
-    prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
+    with _terminal(as_json) as term:
+        term.wait(f"reading the environment of {settings.python}")
+        prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
         _out(
             render_apply(prep.plan, None, None)
@@ -302,19 +340,17 @@ def apply(
         _out(render_apply_plan(prep.plan, saved=prep.saved))
     if not yes:
         _confirm(prep.python)
-    result = pipeline.run_apply(
-        settings,
-        prep,
-        allow_conda=allow_conda,
-        progress=(lambda _line: None) if as_json else _progress,
-    )
+    with _terminal(as_json) as term:
+        result = pipeline.run_apply(
+            settings, prep, allow_conda=allow_conda, progress=term.progress, output=term.output
+        )
     _out(render_apply(result.plan, result.outcome, result.verdict, as_json=as_json))
     return int(result.outcome.exit_code)
 
 
 def _warn_pending(python: str | None) -> bool:
     """Report an unfinished (or running) apply on the target first; True when there is one.
-    detect, plan and verify still do their work and then exit 7 (README, "Exit codes")."""
+    detect, plan and verify still do their work and then exit 11 (README, "Exit codes")."""
     if python is None:
         return False
     from .apply.journal import pending_apply
@@ -327,7 +363,7 @@ def _warn_pending(python: str | None) -> bool:
 
 
 def _refuse_pending(python: str | None) -> None:
-    """apply changes nothing while an earlier apply is unfinished (exit 7) or one runs (5)."""
+    """apply changes nothing while an earlier apply is unfinished (exit 11) or one runs (5)."""
     if python is None:
         return
     from .apply.journal import pending_apply
@@ -361,7 +397,7 @@ def rollback(
         typer.Option(
             "--force",
             help="Roll back even over what another process installed or removed during the "
-            "apply (refused otherwise, exit 9).",
+            "apply (refused otherwise, exit 13).",
         ),
     ] = False,
 ) -> int:
@@ -378,6 +414,23 @@ def rollback(
     return int(outcome.exit_code)
 
 
+@app.command()
+def report(
+    python: PythonOpt = None,
+    facts: FactsOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Print a paste-ready Markdown block for a bug report: this machine, the environment's
+    packages, torch build and bitsandbytes, and qfix's diagnosis."""
+    from . import pipeline
+    from .render import render_report
+
+    settings = pipeline.make_settings(python=python, facts_file=facts)
+    analysis = pipeline.analyse(pipeline.get_facts(settings, facts))
+    _out(render_report(analysis.facts, analysis.plan, version=__version__, as_json=as_json))
+    return ExitCode.OK
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"qfix {__version__}")
@@ -389,52 +442,115 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print results and errors only, no progress.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print every line the installers print.")
     ] = False,
 ) -> None:
     """qfix: diagnose and repair torch + bitsandbytes 4-bit setups."""
+    global _verbosity
+    if quiet and verbose:
+        raise BadInput("give -q or -v, not both")
+    _verbosity = -1 if quiet else 1 if verbose else 0
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """--json anywhere before a bare ``--`` (errors can happen before typer has parsed it)."""
+    args = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in args
+
+
+def _fail(message: str, code: int, tip: str | None, as_json: bool) -> None:
+    from .render import render_error, render_error_json
+
+    if as_json:
+        _out(render_error_json(message, code, tip))
+    else:
+        _write(sys.stderr, redact_text(render_error(QfixError(message, tip=tip))))
+    sys.exit(code)
+
+
+# Options of the commands that take a value: a -q/-v right after one of them is that value.
+_VALUE_OPTIONS = frozenset(
+    (
+        "--python",
+        "--facts",
+        "--error",
+        "--out",
+        "--torch-index",
+        "--venv",
+        "--plan",
+        "--installer",
+        "--verify",
+        "--device",
+        "--model",
+        "--timeout",
+    )
+)
+_GLOBAL_FLAGS = frozenset(("-q", "--quiet", "-v", "--verbose"))
+
+
+def _hoist_globals(argv: list[str]) -> list[str]:
+    """``qfix plan -q`` as ``qfix -q plan``: people put -q/-v after the command, typer wants them
+    before it (they are options of the root)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags, rest = [], []
+    for i, arg in enumerate(argv):
+        if i < end and arg in _GLOBAL_FLAGS and (i == 0 or argv[i - 1] not in _VALUE_OPTIONS):
+            flags.append(arg)
+        else:
+            rest.append(arg)
+    return flags + rest
 
 
 def main() -> None:
-    """Console entry point: one place maps errors to exit codes."""
+    """Console entry point: one place maps errors to exit codes (JSON on stdout with --json)."""
+    argv = _hoist_globals(sys.argv[1:])
+    as_json = _wants_json(argv)
     try:
-        rc = app(standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except QfixError as exc:
-        from .render import render_error
-
-        sys.stderr.write(redact_text(render_error(exc)))
-        sys.exit(int(exc.exit_code))
+        _fail(exc.message, int(exc.exit_code), exc.tip, as_json)
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("qfix: interrupted\n")
-        sys.exit(130)
+        _fail("interrupted", 130, None, as_json)
     except Exception as exc:
         # click's usage errors (vendored inside typer >= 0.20, so matched by shape, not class)
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            if as_json:
+                fmt = getattr(exc, "format_message", None)
+                text = fmt() if callable(fmt) else str(exc)
+                _fail(str(text), int(ExitCode.BAD_INPUT), None, True)
             exc.show()
             sys.exit(ExitCode.BAD_INPUT)
-        sys.exit(_unexpected(exc))
+        _unexpected(exc, as_json)
     sys.exit(int(rc or 0))
 
 
-def _unexpected(exc: BaseException) -> int:
-    """The catch-all: a full or read-only disk nobody classified is still exit 8 and one line;
+def _unexpected(exc: BaseException, as_json: bool) -> None:
+    """The catch-all: a full or read-only disk nobody classified is still exit 12 and one line;
     anything else is a bug in qfix, one line, a hint, and exit 70 (EX_SOFTWARE), never 1
     ("problems found"). QFIX_DEBUG=1 shows the traceback."""
     from .errors import is_resource_error, resource_error
-    from .render import render_error
 
     if is_resource_error(exc):
-        sys.stderr.write(render_error(resource_error(exc, "go on")))  # type: ignore[arg-type]
-        return int(ExitCode.NO_RESOURCE)
+        err = resource_error(exc, "go on")  # type: ignore[arg-type]
+        _fail(err.message, int(ExitCode.NO_RESOURCE), err.tip, as_json)
     if os.environ.get("QFIX_DEBUG"):
         import traceback
 
         traceback.print_exception(exc)
     what = redact_text(f"{type(exc).__name__}: {exc}".replace("\n", " "))[:300]
-    sys.stderr.write(
-        f"qfix: internal error: {what}\n"
-        f"Tip: this is a bug in qfix {__version__}; please report it with the command you ran "
-        "(QFIX_DEBUG=1 prints the traceback)\n"
+    tip = (
+        f"this is a bug in qfix {__version__}; please report it with the command you ran "
+        "(QFIX_DEBUG=1 prints the traceback)"
     )
-    return int(ExitCode.INTERNAL)
+    _fail(f"internal error: {what}", int(ExitCode.INTERNAL), tip, as_json)

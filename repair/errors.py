@@ -20,9 +20,10 @@ class ExitCode(IntEnum):
     ROLLBACK_FAILED = 4  # a rollback could not restore the previous state (the journal is kept)
     LOCKED = 5  # another qfix apply holds the lock on this environment
     REFUSED = 6  # apply refused: system/externally managed interpreter, stale plan, unsafe plan
-    UNFINISHED = 7  # an earlier apply did not finish: `qfix rollback` it first
-    NO_RESOURCE = 8  # no space, read-only file system, permission denied, immutable file
-    OUTSIDE_CHANGES = 9  # another process changed the environment during the apply: not undone
+    CANNOT_TELL = 7  # plan: the facts hold too little to judge (no packages, torch or bitsandbytes)
+    UNFINISHED = 11  # an earlier apply did not finish: `qfix rollback` it first
+    NO_RESOURCE = 12  # no space, read-only file system, permission denied, immutable file
+    OUTSIDE_CHANGES = 13  # another process changed the environment during the apply: not undone
     VERIFY_CPU_ONLY = 10  # verify passed on the CPU backend only; the GPU path was not exercised
     INTERNAL = 70  # a bug in qfix (EX_SOFTWARE, sysexits.h): one line and a bug-report hint
 

@@ -201,6 +201,9 @@ def analyse(
     plan = make_plan(view, diag, kb, torch_index_base=torch_index or DEFAULT_TORCH_INDEX)
     if read_from_error:
         plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
+    thin = too_thin_to_judge(facts)
+    if thin is not None:
+        plan = replace(plan, healthy=False, cannot_tell=thin)
     if text is not None and plan.healthy and not set(reported) & set(diag.ids):
         # An error the facts do not explain is not "healthy": say so, and exit 1.
         plan = replace(
@@ -222,6 +225,18 @@ def analyse(
             ),
         )
     return Analysis(facts, view, diag, with_commands(plan, installed=facts.packages), kb, cat)
+
+
+def too_thin_to_judge(facts: Facts) -> str | None:
+    """Why the facts cannot carry a verdict, or None: a document that names neither the
+    packages nor the torch or bitsandbytes build of the target (``{"schema": "qfix.facts/1"}``)
+    is "cannot tell", never "healthy"."""
+    if facts.packages is None and facts.torch is None and facts.bitsandbytes is None:
+        return (
+            "the facts name no packages and no torch or bitsandbytes build of the target; "
+            "collect them with `qfix detect --json` on that machine"
+        )
+    return None
 
 
 def _facts_from_error(facts: Facts, text: str) -> tuple[Facts, list[str]]:
@@ -329,15 +344,21 @@ def verify(
     model: str,
     timeout: float,
     progress: Callable[[str], None] | None = None,
+    output: Callable[[str], None] | None = None,
 ) -> Any:
     from .verify.runner import run_verify
 
     if device not in ("auto", "cuda", "cpu"):
         raise BadInput(f"--device must be auto, cuda or cpu, not {device!r}")
-    if model not in ("tiny", "none"):
-        raise BadInput(f"--model must be tiny or none, not {model!r}")
+    if model not in ("auto", "tiny", "none"):
+        raise BadInput(f"--model must be auto, tiny or none, not {model!r}")
     return run_verify(
-        _target(settings), device=device, model=model, timeout=timeout, progress=progress
+        _target(settings),
+        device=device,
+        model=model,
+        timeout=timeout,
+        progress=progress,
+        output=output,
     )
 
 
@@ -387,7 +408,12 @@ def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
 
 
 def run_apply(
-    settings: Settings, prep: ApplyPrep, *, allow_conda: bool, progress: Callable[[str], None]
+    settings: Settings,
+    prep: ApplyPrep,
+    *,
+    allow_conda: bool,
+    progress: Callable[[str], None],
+    output: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Apply the plan as one transaction; the 4-bit verification decides whether it stays.
 
@@ -401,9 +427,15 @@ def run_apply(
     target = prep.python
     verdicts: list[Any] = []
 
+    # A missing optional package (transformers, accelerate) is never a reason to roll a repair
+    # back: after a change, tiny runs as auto (the model when it can load, else one line why not).
+    model = "auto" if settings.verify == "tiny" else settings.verify
+
     def verify_after() -> bool:
-        progress(f"verifying with a real 4-bit load ({settings.verify} model)")
-        v = run_verify(target, device="auto", model=settings.verify, timeout=600, progress=progress)
+        progress(f"verifying with a real 4-bit load ({model} model)")
+        v = run_verify(
+            target, device="auto", model=model, timeout=600, progress=progress, output=output
+        )
         verdicts.append(v)
         return bool(v.ok)
 
@@ -414,6 +446,7 @@ def run_apply(
         torch_index=apply_index_base(settings, prep),
         verify=None if settings.verify == "skip" else verify_after,
         progress=progress,
+        output=output,
         allow_conda=allow_conda,
         probe_timeout=settings.probe_timeout,
     )

@@ -138,8 +138,16 @@ class Plan:
     download: Mapping[str, int | None] = field(default_factory=dict)
     commands: tuple[tuple[str, ...], ...] = ()
     constraints: tuple[str, ...] = ()  # the pins the commands' constraint file holds
+    # Why the facts are too thin to judge (then never healthy; `qfix plan` exits 7)
+    cannot_tell: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        doc = self._to_dict()
+        if self.cannot_tell is not None:  # only then: plans that can tell keep their old shape
+            doc["cannot_tell"] = self.cannot_tell
+        return doc
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "schema": PLAN_SCHEMA,
             "healthy": self.healthy,
@@ -194,4 +202,5 @@ class Plan:
             download=dict(d.get("download_bytes") or {}),
             commands=tuple(tuple(c) for c in d.get("commands") or ()),
             constraints=tuple(d.get("constraints") or ()),
+            cannot_tell=d.get("cannot_tell") if isinstance(d.get("cannot_tell"), str) else None,
         )

@@ -123,20 +123,23 @@ def run(
     cwd: str | None = None,
     limit: int | None = PROBE_LIMIT,
     log: str | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion or until ``timeout`` seconds; never raises for a bad exit.
 
     ``limit``: bytes each of stdout and stderr may hold; more kills the child (``exceeded``).
     ``None``: no limit, memory keeps ``KEEP`` bytes of head and tail, ``log`` gets everything.
     On a timeout or an overflow the whole process group is killed (a hung ``import torch`` may
-    have children).
+    have children). ``on_line``: called with each line of stdout or stderr as it arrives (from
+    the reader threads; a line ends at ``\n`` or ``\r``, the way progress bars redraw), so a
+    person sees a long install or check move.
     """
     argv = tuple(str(a) for a in argv)
     proc = _start(argv, env, cwd, input_text is not None)
     _announce(proc.pid)
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(open(log, "ab")) if log else None  # noqa: SIM115
-        out, err = _Stream(limit, sink), _Stream(limit, sink)
+        out, err = _Stream(limit, sink, on_line), _Stream(limit, sink, on_line)
         readers = [
             threading.Thread(target=s.pump, args=(f, proc), daemon=True, name="qfix-read")
             for s, f in ((out, proc.stdout), (err, proc.stderr))
@@ -221,9 +224,16 @@ def _wait(
 class _Stream:
     """One output stream: kept whole up to ``limit``, or head + tail when unlimited."""
 
-    def __init__(self, limit: int | None, sink: BinaryIO | None) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        sink: BinaryIO | None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
         self.limit = limit
         self.sink = sink
+        self.on_line = on_line
+        self.partial = b""  # the unfinished last line, for on_line (at most _CHUNK bytes)
         self.head = bytearray()
         self.tail = bytearray()
         self.total = 0
@@ -237,6 +247,9 @@ class _Stream:
                 self.total += len(chunk)
                 if self.sink is not None:
                     self.sink.write(chunk)
+                    self.sink.flush()  # the log is read while the installer runs (tail -f)
+                if self.on_line is not None:
+                    self._lines(chunk)
                 if self.limit is not None:
                     if self.total > self.limit:
                         self.over = True
@@ -249,6 +262,15 @@ class _Stream:
                     self.tail += chunk
                     if len(self.tail) > KEEP:
                         del self.tail[: len(self.tail) - KEEP]
+
+    def _lines(self, chunk: bytes) -> None:
+        assert self.on_line is not None
+        parts = (self.partial + chunk).replace(b"\r", b"\n").split(b"\n")
+        self.partial = parts.pop()[-_CHUNK:]
+        for raw in parts:
+            if raw.strip():
+                with contextlib.suppress(Exception):  # a display error never stops the child
+                    self.on_line(raw.decode("utf-8", errors="replace").rstrip())
 
     def text(self) -> str:
         data = bytes(self.head)

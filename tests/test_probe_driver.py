@@ -578,7 +578,7 @@ def test_fallback_nvidia_smi_hangs(tmp_path: Path) -> None:
     start = time.monotonic()
     out = fake.probe_in_child(kwargs, path=[smi.parent])
     assert time.monotonic() - start < 10
-    assert out["probe_seconds"] < 2
+    assert out["probe_seconds"] < 10  # the 30 s hang was cut (0.5 s limit); slack for load
     smi_attempt = attempt(out, "nvidia-smi")
     assert smi_attempt["ok"] is False
     assert "did not answer" in smi_attempt["error"]

@@ -172,7 +172,7 @@ class StateDir:
     @contextlib.contextmanager
     def locked(self, what: str) -> Iterator[None]:
         """Hold the transaction lock, or raise Locked at once. A state folder that cannot be
-        made (read-only, immutable, full) is NoResource (exit 8): nothing was changed."""
+        made (read-only, immutable, full) is NoResource (exit 12): nothing was changed."""
         try:
             self.make()
             fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)

@@ -2,7 +2,7 @@
 
 An apply that can be refused before it changes anything should be: a venv on a read-only bind
 mount, a root made immutable (``chattr +i``), a disk without room for the downloads. Each is one
-line and exit 8 (``NoResource``) with nothing changed (issue 16), instead of a traceback, or a
+line and exit 12 (``NoResource``) with nothing changed (issue 16), instead of a traceback, or a
 rollback of nothing that then "fails".
 """
 

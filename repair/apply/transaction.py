@@ -215,7 +215,12 @@ os.execvp(sys.argv[3], sys.argv[3:])
 """
 
 
-def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.Completed:
+def _run_installer(
+    state: StateDir,
+    argv: list[str],
+    timeout: float,
+    output: Callable[[str], None] | None = None,
+) -> process.Completed:
     with contextlib.suppress(FileNotFoundError):
         state.installer_pid.unlink()
     wrapped = [
@@ -230,8 +235,11 @@ def _run_installer(state: StateDir, argv: list[str], timeout: float) -> process.
     # Installers may write without bound (pip's progress, a build's log): all of it goes to
     # .qfix/installer.log, memory keeps a head and a tail for the error message. Owner-only, as
     # pip echoes index URLs (credentials included) into it.
+    # ``output`` sees each line as it comes (the CLI's live status line, or every line with -v).
     os.close(os.open(state.installer_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    return process.run(wrapped, timeout=timeout, limit=None, log=str(state.installer_log))
+    return process.run(
+        wrapped, timeout=timeout, limit=None, log=str(state.installer_log), on_line=output
+    )
 
 
 def _count_children(state: StateDir) -> int:
@@ -316,6 +324,7 @@ class _Run:
     site: list[str]
     progress: Progress
     t_start: float
+    output: Callable[[str], None] | None = None  # each installer line, as it comes
     timings: dict[str, float] = field(default_factory=dict)
     done: list[str] = field(default_factory=list)
     verified: bool | None = None
@@ -370,6 +379,7 @@ def apply_plan(
     allow_conda: bool = False,
     step_timeout: float = STEP_TIMEOUT,
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+    output: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -381,7 +391,8 @@ def apply_plan(
     ``plan``: the typed Plan (a ``qfix.plan/1`` dict is validated and parsed first).
     ``installer``: uv or pip as the pipeline resolved it (auto: resolved here). ``torch_index``:
     the index base the pipeline resolved (Settings), which replaces the base of the torch steps'
-    index; None: the plan's own index URLs.
+    index; None: the plan's own index URLs. ``output``: called with each line the installers
+    print, as it comes (the whole output is in ``.qfix/installer.log`` beside the journal).
     """
     t_start = time.monotonic()
     if not isinstance(plan, Plan):
@@ -406,7 +417,7 @@ def apply_plan(
         journal = _new_journal(plan, python, target, kind, which, before, commands)
         if commands:
             # Before the first change: every root the snapshot covers must take a new file, and
-            # the disk must hold the downloads (issue 16: refused, not rolled back, exit 8).
+            # the disk must hold the downloads (issue 16: refused, not rolled back, exit 12).
             what = f"apply the plan to {target.prefix}"
             space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
             space.check_space(target.prefix, plan.download, what)
@@ -421,6 +432,7 @@ def apply_plan(
             site=site,
             progress=progress,
             t_start=t_start,
+            output=output,
         )
         if not commands:
             return _nothing_to_apply(run, verify)
@@ -599,7 +611,7 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
     if os.environ.get(KILL_ENV) == f"step:{i}:during":
         _kill_while_running(run.state.installer_pid.exists)
     t0 = time.monotonic()
-    result = _run_installer(run.state, list(run.commands[i].argv), step_timeout)
+    result = _run_installer(run.state, list(run.commands[i].argv), step_timeout, run.output)
     run.timings[f"step:{i}"] = time.monotonic() - t0
     hook(f"step:{i}:after")
     if not result.ok:
@@ -609,7 +621,10 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
             why += (
                 f" (the disk of {space.mount_point(run.prefix)} or of the temporary folder is full)"
             )
-        raise _StepFailed(f"could not {label} into {run.prefix} with {run.installer}: {why}")
+        raise _StepFailed(
+            f"could not {label} into {run.prefix} with {run.installer}: {why} "
+            f"(full installer log: {run.state.installer_log})"
+        )
     step["status"] = "done"
     run.journal["observed"] = installed_versions(run.site)
     run.state.write_journal(run.journal)
@@ -842,7 +857,7 @@ def rollback(
     """Finish an apply that did not (``qfix rollback``): restore the snapshot the journal names.
 
     Needs no network and no installer. ``force``: roll back even over changes another process
-    made meanwhile (else exit 9, nothing touched). Nothing to do (no journal, or the last apply
+    made meanwhile (else exit 13, nothing touched). Nothing to do (no journal, or the last apply
     committed or was rolled back) is ok with ``rolled_back=False``. Raises Locked while an apply
     runs.
     """

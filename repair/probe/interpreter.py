@@ -244,6 +244,15 @@ def _no_report(python: str, done: process.Completed, timeout: float) -> Interpre
                 f"{'.'.join(map(str, MIN_TARGET_PYTHON))} or newer there",
                 tip="create a virtual environment with a newer Python and name it with --python",
             )
+    if done.returncode != 0 and "sys.version_info" in done.stderr:
+        # A program that is no Python (`--python /bin/ls`) echoes its argument, the probe script,
+        # in its complaint: name the program's words before it, never the script.
+        said = _clip(done.stderr.split("import sys")[0].strip(" '\"\n"), 60)
+        return InterpreterError(
+            f"the target {python} is not a Python interpreter: it "
+            f"{_exit_text(done.returncode)} on the probe script" + (f" ({said})" if said else ""),
+            tip=tip,
+        )
     if done.returncode != 0:
         return InterpreterError(
             f"the target interpreter {python} {_exit_text(done.returncode)}: "

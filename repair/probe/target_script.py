@@ -52,6 +52,9 @@ WATCHED = (
     "peft",
     "triton",
     "xformers",
+    "trl",
+    "diffusers",
+    "safetensors",
 )
 ENV_VARS = ("BNB_CUDA_VERSION", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
 

@@ -23,7 +23,7 @@ from . import script as _script
 
 SCHEMA = "qfix.verify/1"
 DEVICES = ("auto", "cuda", "cpu")
-MODELS = ("tiny", "none")
+MODELS = _script.MODELS  # auto (the tiny model when transformers is installed), tiny, none
 SCRIPT = Path(_script.__file__).resolve()
 
 
@@ -56,30 +56,38 @@ class Verdict:
     gpus: tuple[Mapping[str, Any], ...] = ()  # every visible GPU: device, name, capability
     gpu_note: str | None = None  # why the GPU path was not exercised, when it was not
     elapsed_s: float | None = None
+    # --model auto: why the tiny model did not run (an optional package is not installed)
+    model_skipped: str | None = None
 
 
 def run_verify(
     python: str,
     *,
     device: str = "auto",
-    model: str = "tiny",
+    model: str = "auto",
     timeout: float = 300.0,
     progress: Callable[[str], None] | None = None,
+    output: Callable[[str], None] | None = None,
 ) -> Verdict:
     """Run the real 4-bit load in the interpreter ``python`` and judge it.
 
     ``device``: ``auto`` (every visible GPU, else the CPU backend), ``cuda`` (GPUs only; fails
     without one) or ``cpu``. ``model``: ``tiny`` also loads a tiny causal LM with
-    ``BitsAndBytesConfig(load_in_4bit=True)``; ``none`` checks the 4-bit layers only (faster, no
-    transformers needed). Never raises for a broken target: a target that cannot be started is a
+    ``BitsAndBytesConfig(load_in_4bit=True)``; ``auto`` does so when transformers and accelerate
+    are installed and otherwise skips it, saying why (never a failure); ``none`` checks the 4-bit
+    layers only (faster, no transformers needed). Never raises for a broken target: a target
+    that cannot be started is a
     Verdict with ``ExitCode.BAD_INPUT``; a hang or a crash is a failed Verdict that says where it
     stopped.
+    ``progress`` hears each check as it finishes (read from the child's stderr while it runs);
+    ``output`` hears each step as it starts ("step: import torch") and, prefixed by "| ", every
+    other line the child prints (library warnings), for a live status line or ``-v``.
     Raises ``BadInput`` only for an unknown ``device``/``model`` or a non-positive ``timeout``.
     """
     if device not in DEVICES:
         raise BadInput(f"unknown device {device!r} for verify", tip="use auto, cuda or cpu")
     if model not in MODELS:
-        raise BadInput(f"unknown model {model!r} for verify", tip="use tiny or none")
+        raise BadInput(f"unknown model {model!r} for verify", tip="use auto, tiny or none")
     if not timeout > 0:
         raise BadInput(f"the verify time limit must be positive, got {timeout!r}")
     say = progress or (lambda _text: None)
@@ -89,8 +97,25 @@ def run_verify(
     )
     argv = [python, str(SCRIPT), "--device", device, "--model", model]
     started = time.monotonic()
+    said: list[str] = []
+
+    def live(line: str) -> None:
+        if line.startswith(_script.CHECK_PREFIX):
+            try:
+                check = _check_from(json.loads(line[len(_script.CHECK_PREFIX) :]))
+            except json.JSONDecodeError:
+                return
+            if check is not None:
+                said.append(check.name)
+                say(_check_line(check))
+        elif line.startswith(_script.STEP_PREFIX):
+            if output is not None:
+                output("step: " + line[len(_script.STEP_PREFIX) :].strip())
+        elif output is not None:
+            output("| " + line)
+
     try:
-        done = run(argv, timeout=timeout, limit=VERIFY_LIMIT)  # a report is tens of KB
+        done = run(argv, timeout=timeout, limit=VERIFY_LIMIT, on_line=live)  # tens of KB
     except ProcessFailure as exc:
         return _cannot_run(python, device, model, exc.reason)
     verdict = verdict_from_completed(
@@ -102,7 +127,12 @@ def run_verify(
         elapsed_s=time.monotonic() - started,
     )
     for check in verdict.checks:
-        say(_check_line(check))
+        if check.name in said:
+            said.remove(check.name)  # said while it ran
+        else:
+            say(_check_line(check))
+    if verdict.model_skipped:
+        say(f"{'skip':6} tiny-model  {verdict.model_skipped} (optional)")
     return verdict
 
 
@@ -217,13 +247,15 @@ def _from_document(
             Check("verify-script", False, {}, "the verify script reported a malformed check")
         )
     names = [c.name for c in checks]
+    raw_skip = doc.get("model_skipped")
+    skipped = raw_skip if isinstance(raw_skip, str) and model == "auto" else None
+    wants_model = model == "tiny" or (model == "auto" and skipped is None)
     # A run that passed every check it reported must also have reported the checks that prove a
     # 4-bit load: both quant types on some device, and the model when one was asked for.
     if checks and all(c.ok for c in checks):
         missing = [
             want
-            for want in ("linear-nf4@", "linear-fp4@")
-            + (("tiny-model@",) if model == "tiny" else ())
+            for want in ("linear-nf4@", "linear-fp4@") + (("tiny-model@",) if wants_model else ())
             if not any(n.startswith(want) for n in names)
         ]
         if missing:
@@ -254,6 +286,7 @@ def _from_document(
         gpus=gpus,
         gpu_note=note if isinstance(note, str) else None,
         elapsed_s=elapsed_s,
+        model_skipped=skipped,
     )
 
 
@@ -269,6 +302,7 @@ def _judge(
     gpus: tuple[Mapping[str, Any], ...],
     gpu_note: str | None,
     elapsed_s: float | None,
+    model_skipped: str | None = None,
 ) -> Verdict:
     failed = [c for c in checks if not c.ok]
     ok = bool(checks) and not failed
@@ -297,6 +331,7 @@ def _judge(
         gpus=gpus,
         gpu_note=gpu_note,
         elapsed_s=None if elapsed_s is None else round(elapsed_s, 3),
+        model_skipped=model_skipped,
     )
     return _with_summary(verdict)
 
@@ -307,7 +342,8 @@ def _with_summary(v: Verdict) -> Verdict:
     stack = ", ".join(
         f"{k} {val}" for k, val in v.versions.items() if k in ("torch", "bitsandbytes") and val
     )
-    what = "NF4 and FP4 layers" + (" and the tiny 4-bit model" if v.model == "tiny" else "")
+    ran_model = any(c.name.startswith("tiny-model@") for c in v.checks)
+    what = "NF4 and FP4 layers" + (" and the tiny 4-bit model" if ran_model else "")
     if v.ok and v.gpu_exercised:
         where = ", ".join(_gpu_label(g) for g in v.gpus) or "the GPU"
         text = f"4-bit load verified on {where}: {what} passed ({stack})."
@@ -324,6 +360,11 @@ def _with_summary(v: Verdict) -> Verdict:
             text += f" [{first.failure_id}]"
         if len(failed) > 1:
             text += f" (and {len(failed) - 1} more failed check{'s' if len(failed) > 2 else ''})"
+    if v.model_skipped and v.ok:
+        text += (
+            f" The tiny model was skipped: {v.model_skipped} (optional; install transformers "
+            "and accelerate to check it too)."
+        )
     return replace(v, summary=text)
 
 

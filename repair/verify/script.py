@@ -1,8 +1,9 @@
 """The real 4-bit load. Run by the TARGET interpreter, never imported there by qfix itself.
 
-``python script.py --device auto|cuda|cpu --model tiny|none``
+``python script.py --device auto|cuda|cpu --model auto|tiny|none``
 
-It imports torch and bitsandbytes (and transformers for ``--model tiny``), quantizes a linear layer
+It imports torch and bitsandbytes (and transformers for ``--model tiny``, or for ``--model auto``
+when transformers and accelerate are installed), quantizes a linear layer
 to NF4 and FP4 on every device it checks, runs it, compares the result with exact references, and
 optionally loads a tiny causal LM from a config with ``BitsAndBytesConfig(load_in_4bit=True)``.
 
@@ -884,13 +885,14 @@ def _import_transformers(rep: _Report) -> Any:
             import transformers
             from transformers import BitsAndBytesConfig  # noqa: F401 - 4.30+
     except ModuleNotFoundError as exc:
+        # A missing optional package is no failure class (the planner, rightly, reports none
+        # for it): only the explicit --model tiny fails here, without a class.
         what = exc.name or "a module"
         rep.check(
             "import-transformers",
             False,
             error=f"--model tiny needs transformers: {what} is not installed "
-            f"(use --model none to skip the model)",
-            failure_id="hf-stack-too-old",
+            f"(use --model auto or none to skip the model)",
         )
         return None
     except BaseException as exc:  # noqa: BLE001
@@ -922,9 +924,26 @@ def _parse(argv: list[str]) -> dict[str, str]:
         elif "=" in key and key.split("=", 1)[0] in opts:
             k, v = key.split("=", 1)
             opts[k] = v
-    if opts["device"] not in ("auto", "cuda", "cpu") or opts["model"] not in ("tiny", "none"):
-        raise SystemExit(f"usage: script.py --device auto|cuda|cpu --model tiny|none ({argv})")
+    if opts["device"] not in ("auto", "cuda", "cpu") or opts["model"] not in MODELS:
+        raise SystemExit(f"usage: script.py --device auto|cuda|cpu --model auto|tiny|none ({argv})")
     return opts
+
+
+MODELS = ("auto", "tiny", "none")
+# What the tiny model needs besides torch and bitsandbytes: transformers, and accelerate, which
+# every transformers since 4.30 requires for load_in_4bit (quantizer_bnb_4bit
+# validate_environment: "requires accelerate").
+MODEL_PACKAGES = ("transformers", "accelerate")
+
+
+def _model_skip_reason() -> str | None:
+    """Why ``--model auto`` skips the tiny model (an optional package is not installed)."""
+    import importlib.util
+
+    missing = [m for m in MODEL_PACKAGES if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return " and ".join(missing) + (" is" if len(missing) == 1 else " are") + " not installed"
 
 
 def run(rep: _Report, device: str, model: str) -> None:
@@ -948,6 +967,12 @@ def run(rep: _Report, device: str, model: str) -> None:
             _layer_check(rep, torch, bnb, dev, quant_type)
         if dev != "cpu":
             rep.data["gpu_exercised"] = True
+    if model == "auto":
+        skipped = _model_skip_reason()
+        rep.data["model_skipped"] = skipped
+        if skipped is not None:
+            return
+        model = "tiny"
     if model == "tiny":
         transformers = _import_transformers(rep)
         if transformers is None:
