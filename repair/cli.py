@@ -7,6 +7,7 @@ their class (repair.errors.ExitCode); never a traceback for an expected failure.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 from . import __version__
+from .commands import redact_text
 from .errors import BadInput, ExitCode, QfixError
 from .fleet.cli import fleet_app
 
@@ -32,8 +34,9 @@ app = typer.Typer(
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
     "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (facts too thin), 10 verified "
-    "on the CPU only. With --json, errors are JSON on stdout too: "
-    '{"error": ..., "exit_code": ...}.',
+    "on the CPU only, 11 an unfinished apply must be rolled back first, 12 no space/read-only/"
+    "permission, 13 changed by another process, 70 internal error (a bug). With --json, errors "
+    'are JSON on stdout too: {"error": ..., "exit_code": ...}.',
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -103,7 +106,8 @@ def _record(path: str | None, kind: str, doc: dict[str, Any], code: int) -> None
 
 
 def _out(text: str) -> None:
-    _write(sys.stdout, text + "\n")
+    # credentials in any URL are masked in everything qfix prints, text and JSON (issue 16)
+    _write(sys.stdout, redact_text(text) + "\n")
 
 
 def _say_target(settings: Settings, as_json: bool, python: str | None = None) -> None:
@@ -133,7 +137,7 @@ def _json_target(text: str, settings: Settings, python: str | None = None) -> st
 
 def _progress(line: str) -> None:
     if _verbosity >= 0:
-        _write(sys.stderr, f"qfix: {line}\n")
+        _write(sys.stderr, f"qfix: {redact_text(line)}\n")
 
 
 def _terminal(as_json: bool) -> Terminal:
@@ -166,6 +170,7 @@ def detect(
 
     settings = pipeline.make_settings(python=python)
     _say_target(settings, as_json)
+    pending = _warn_pending(settings.python)
     with _terminal(as_json) as term:
         term.wait(f"reading {settings.python}" + (" (--deep imports torch)" if deep else ""))
         facts = pipeline.detect(settings, deep=deep)
@@ -175,7 +180,7 @@ def detect(
         _record(record, "detect", facts_to_dict(facts), ExitCode.OK)
     text = render_facts(facts, as_json=as_json)
     _out(_json_target(text, settings) if as_json else text)
-    return ExitCode.OK
+    return ExitCode.UNFINISHED if pending else ExitCode.OK
 
 
 @app.command()
@@ -212,6 +217,7 @@ def plan(
         python=python, facts_file=facts, torch_index=torch_index, needs_index=True
     )
     _say_target(settings, as_json)
+    pending = _warn_pending(settings.python)
     with _terminal(as_json) as term:
         if facts is None:
             term.wait(f"reading {settings.python}")
@@ -226,7 +232,11 @@ def plan(
     _record(record, "plan", result.to_dict(), ExitCode.OK if result.healthy else ExitCode.PROBLEMS)
     if out is not None:
         try:
-            out.write_text(render_plan(result, as_json=True) + "\n", encoding="utf-8")
+            # The saved plan keeps the index URLs as given (apply installs from them), so it is
+            # readable by its owner only, like pip.conf with a token.
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "w", encoding="utf-8") as f:
+                f.write(render_plan(result, as_json=True) + "\n")
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
     text = render_plan(result, as_json=as_json)
@@ -235,6 +245,8 @@ def plan(
         _out(f"\nPlan digest: {result.digest()}")
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
+    if pending:
+        return ExitCode.UNFINISHED
     if result.cannot_tell:
         return ExitCode.CANNOT_TELL
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
@@ -313,6 +325,7 @@ def verify(
 
     settings = pipeline.make_settings(python=python)
     _say_target(settings, as_json)
+    pending = _warn_pending(settings.python)
     with _terminal(as_json) as term:
         verdict = pipeline.verify(
             settings,
@@ -325,7 +338,7 @@ def verify(
     _record(record, "verify", verdict_to_dict(verdict), int(verdict.exit_code))
     text = render_verdict(verdict, as_json=as_json)
     _out(_json_target(text, settings) if as_json else text)
-    return int(verdict.exit_code)
+    return ExitCode.UNFINISHED if pending else int(verdict.exit_code)
 
 
 @app.command()
@@ -416,6 +429,8 @@ def apply(
         system=system,
         break_system_packages=break_system_packages,
     )
+    if venv is None:
+        _refuse_pending(settings.python)
     if expect_plan is not None:
         from .fleet.expect import apply_expected
         from .render import render_expected_apply
@@ -468,6 +483,35 @@ def apply(
     return int(result.outcome.exit_code)
 
 
+def _warn_pending(python: str | None) -> bool:
+    """Report an unfinished (or running) apply on the target first; True when there is one.
+    detect, plan and verify still do their work and then exit 11 (README, "Exit codes")."""
+    if python is None:
+        return False
+    from .apply.journal import pending_apply
+
+    pending = pending_apply(python)
+    if pending is None:
+        return False
+    sys.stderr.write(f"qfix: warning: {pending.describe()}\n")
+    return True
+
+
+def _refuse_pending(python: str | None) -> None:
+    """apply changes nothing while an earlier apply is unfinished (exit 11) or one runs (5)."""
+    if python is None:
+        return
+    from .apply.journal import pending_apply
+    from .errors import Locked, Unfinished
+
+    pending = pending_apply(python)
+    if pending is None:
+        return
+    if pending.running_pid is not None:
+        raise Locked(pending.describe(), tip="wait for it to finish")
+    raise Unfinished(pending.describe(), tip="`qfix rollback` restores the exact previous state")
+
+
 def _confirm(target: str) -> None:
     """Ask before changing the environment; no terminal to ask in is BadInput, a no exits 1."""
     if not sys.stdin.isatty():
@@ -480,14 +524,27 @@ def _confirm(target: str) -> None:
 
 
 @app.command()
-def rollback(python: PythonOpt = None, as_json: JsonOpt = False) -> int:
+def rollback(
+    python: PythonOpt = None,
+    as_json: JsonOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Roll back even over what another process installed or removed during the "
+            "apply (refused otherwise, exit 13).",
+        ),
+    ] = False,
+) -> int:
     """Finish the rollback of an apply that was killed: restore the exact previous state."""
     from . import pipeline
     from .render import render_rollback
 
     settings = pipeline.make_settings(python=python)
     _say_target(settings, as_json)
-    outcome = pipeline.run_rollback(settings, (lambda _line: None) if as_json else _progress)
+    outcome = pipeline.run_rollback(
+        settings, (lambda _line: None) if as_json else _progress, force=force
+    )
     text = render_rollback(outcome, as_json=as_json)
     _out(_json_target(text, settings) if as_json else text)
     return int(outcome.exit_code)
@@ -554,7 +611,7 @@ def _fail(message: str, code: int, tip: str | None, as_json: bool) -> None:
     if as_json:
         _out(render_error_json(message, code, tip))
     else:
-        _write(sys.stderr, render_error(QfixError(message, tip=tip)))
+        _write(sys.stderr, redact_text(render_error(QfixError(message, tip=tip))))
     sys.exit(code)
 
 
@@ -610,5 +667,26 @@ def main() -> None:
                 _fail(str(text), int(ExitCode.BAD_INPUT), None, True)
             exc.show()
             sys.exit(ExitCode.BAD_INPUT)
-        raise
+        _unexpected(exc, as_json)
     sys.exit(int(rc or 0))
+
+
+def _unexpected(exc: BaseException, as_json: bool) -> None:
+    """The catch-all: a full or read-only disk nobody classified is still exit 12 and one line;
+    anything else is a bug in qfix, one line, a hint, and exit 70 (EX_SOFTWARE), never 1
+    ("problems found"). QFIX_DEBUG=1 shows the traceback."""
+    from .errors import is_resource_error, resource_error
+
+    if is_resource_error(exc):
+        err = resource_error(exc, "go on")  # type: ignore[arg-type]
+        _fail(err.message, int(ExitCode.NO_RESOURCE), err.tip, as_json)
+    if os.environ.get("QFIX_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    what = redact_text(f"{type(exc).__name__}: {exc}".replace("\n", " "))[:300]
+    tip = (
+        f"this is a bug in qfix {__version__}; please report it with the command you ran "
+        "(QFIX_DEBUG=1 prints the traceback)"
+    )
+    _fail(f"internal error: {what}", int(ExitCode.INTERNAL), tip, as_json)

@@ -55,6 +55,7 @@ __all__ = [
     "constraint_lines",
     "normalize",
     "redact",
+    "redact_text",
     "requirement",
     "torch_step_index",
     "validate_index_url",
@@ -355,3 +356,13 @@ def redact(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+# scheme://user:password@ or scheme://token@ in any text (RFC 3986 userinfo: no "/", "@" or space)
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s\"']+@")
+
+
+def redact_text(text: str) -> str:
+    """Every URL in ``text`` without its credentials (``https://***@host/...``): what qfix
+    prints, writes to --json and keeps in its journal (issue 16)."""
+    return _USERINFO.sub(r"\1***@", text)

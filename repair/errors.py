@@ -6,6 +6,7 @@ qfix cannot go on; the CLI turns it into one line on stderr (plus a tip) and its
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -20,7 +21,11 @@ class ExitCode(IntEnum):
     LOCKED = 5  # another qfix apply holds the lock on this environment
     REFUSED = 6  # apply refused: system/externally managed interpreter, stale plan, unsafe plan
     CANNOT_TELL = 7  # plan: the facts hold too little to judge (no packages, torch or bitsandbytes)
+    UNFINISHED = 11  # an earlier apply did not finish: `qfix rollback` it first
+    NO_RESOURCE = 12  # no space, read-only file system, permission denied, immutable file
+    OUTSIDE_CHANGES = 13  # another process changed the environment during the apply: not undone
     VERIFY_CPU_ONLY = 10  # verify passed on the CPU backend only; the GPU path was not exercised
+    INTERNAL = 70  # a bug in qfix (EX_SOFTWARE, sysexits.h): one line and a bug-report hint
 
 
 class QfixError(Exception):
@@ -70,5 +75,46 @@ class RollbackFailed(QfixError):
     exit_code = ExitCode.ROLLBACK_FAILED
 
 
+class OutsideChanges(RollbackFailed):
+    """Another process installed or removed distributions during the apply; the rollback
+    would erase that too, so it stops (``qfix rollback --force`` goes on)."""
+
+    exit_code = ExitCode.OUTSIDE_CHANGES
+
+
 class Locked(QfixError):
     exit_code = ExitCode.LOCKED
+
+
+class Unfinished(QfixError):
+    """An earlier apply on this environment did not finish; it must be rolled back first."""
+
+    exit_code = ExitCode.UNFINISHED
+
+
+class NoResource(QfixError):
+    """The file system refused: no space, read-only, permission denied, an immutable file."""
+
+    exit_code = ExitCode.NO_RESOURCE
+
+
+# errno -> what the user reads; the errors a full, read-only or locked-down disk gives (errno(3))
+_RESOURCE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted (an immutable file? see lsattr)",
+}
+
+
+def is_resource_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS
+
+
+def resource_error(exc: OSError, action: str, *, tip: str | None = None) -> NoResource:
+    """``exc`` (an ENOSPC/EROFS/EACCES/EPERM OSError) as one line: ``could not <action>: <why>
+    (<path>)``. The path is the file the kernel refused, when it says which."""
+    why = _RESOURCE_ERRNOS.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" ({exc.filename})" if exc.filename else ""
+    return NoResource(f"could not {action}: {why}{where}", tip=tip)

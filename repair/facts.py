@@ -135,7 +135,7 @@ class _Reader:
 
     def fail(self, key: str, expected: str, got: Any) -> FactsError:
         return FactsError(
-            f"{self.origin}: field '{self.path}{key}' must be {expected}, got {got!r}",
+            f"{self.origin}: field '{self.path}{key}' must be {expected}, got {_short(got)}",
             tip="fix the field or remove it (a missing field means 'unknown')",
         )
 
@@ -200,11 +200,23 @@ class _Reader:
         return out
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters; a value too big or too deep to print (an
+    integer of 5,000 digits, a list nested 10,000 deep) is named by its type instead."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _compute_capability(r: _Reader, key: str) -> str | None:
     v = r.data.get(key)
     if v is None:
         return None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, int) and v > 1000:  # float(10**400) overflows: refuse it as it is
+            raise r.fail(key, "a string 'major.minor' such as '8.6'", v)
         if not math.isfinite(v) or v <= 0:
             raise r.fail(key, "a positive 'major.minor' such as '8.6'", v)
         # 8.6 as a number is fine; 86 is ambiguous enough to refuse with a clear message.
@@ -363,7 +375,10 @@ def facts_from_json(text: str, origin: str = "facts") -> Facts:
     """Parse JSON text (bounded: repair.jsonload); malformed, too large or too deeply nested
     JSON is a FactsError with line and column."""
     data = jsonload.loads(text, origin, error=FactsError)
-    return facts_from_dict(data, origin)
+    try:
+        return facts_from_dict(data, origin)
+    except RecursionError:
+        raise FactsError(f"{origin}: a field is nested too deeply to read") from None
 
 
 # --------------------------------------------------------------------------- rendering

@@ -546,12 +546,19 @@ def _resolve_first(
 
     if not prep.plan.steps:
         return
-    require_changeable(
-        inspect_target(prep.python, timeout=settings.probe_timeout).info,
+    from .apply import space
+    from .apply.snapshot import snapshot_roots
+
+    target = inspect_target(prep.python, timeout=settings.probe_timeout)
+    kind = require_changeable(
+        target.info,
         allow_conda=allow_conda,
         allow_system=settings.system,
         break_system_packages=settings.break_system_packages,
     )
+    # a tree that cannot take a file is refused for that reason (exit 12), before any resolving
+    roots = [*snapshot_roots(target, kind), target.purelib, target.platlib]
+    space.check_writable(list(dict.fromkeys(roots)), f"apply the plan to {target.prefix}")
     setup = settings.setup
     which = setup.name if setup else installers.choose_installer(settings.installer)
     installed = probe_target(prep.python, timeout=settings.probe_timeout).packages
@@ -571,7 +578,11 @@ def _resolve_first(
     )
 
 
-def run_rollback(settings: Settings, progress: Callable[[str], None]) -> Any:
+def run_rollback(
+    settings: Settings, progress: Callable[[str], None], *, force: bool = False
+) -> Any:
     from .apply.transaction import rollback
 
-    return rollback(_target(settings), progress=progress, probe_timeout=settings.probe_timeout)
+    return rollback(
+        _target(settings), progress=progress, probe_timeout=settings.probe_timeout, force=force
+    )

@@ -170,7 +170,14 @@ def _check_step(origin: str, i: int, step: Any, seen: set[tuple[str, object]]) -
 
 def plan_from_doc(data: Any, origin: str = "plan") -> Plan:
     """The typed plan of a parsed ``qfix.plan/1`` document, validated first (PlanFileError)."""
-    return Plan.from_dict(validate_plan(data, origin))
+    try:
+        return Plan.from_dict(validate_plan(data, origin))
+    except (TypeError, AttributeError, ValueError, RecursionError) as exc:
+        # A field of a type the checks above do not cover (a number where findings, manual
+        # steps or the arch list belong): still one line, exit 2 (issue 16's fuzzing).
+        raise PlanFileError(
+            f"{origin}: a field has the wrong type or shape ({type(exc).__name__}: {exc})"[:300]
+        ) from None
 
 
 def load_plan_doc(path: str | Path) -> dict[str, Any]:

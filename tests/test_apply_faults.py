@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from repair.apply.transaction import StateDir, apply_plan, rollback
-from repair.errors import ApplyRefused, ExitCode
+from repair.errors import ExitCode, Unfinished
 from tests.hostile import MARK_ENV, marked_pids
 from tests.test_apply_support import (
     REPO,
@@ -200,9 +200,9 @@ def test_unfinished_apply_blocks_the_next_until_rollback(tmp_path: Path, henv: d
     child = run_child(tmp_path, cuda_plan(), python, env=env)
     child.communicate(timeout=300)
     assert child.returncode == -signal.SIGKILL
-    with pytest.raises(ApplyRefused, match="did not finish") as err:
+    with pytest.raises(Unfinished, match="did not finish") as err:
         apply_plan(cuda_plan(), python=str(python), installer="pip", progress=lambda s: None)
-    assert err.value.exit_code == ExitCode.REFUSED and "qfix rollback" in (err.value.tip or "")
+    assert err.value.exit_code == ExitCode.UNFINISHED and "qfix rollback" in (err.value.tip or "")
     assert rollback(str(python), progress=lambda s: None).rolled_back
     out = apply_plan(cuda_plan(), python=str(python), installer="pip", progress=lambda s: None)
     assert out.ok, out.error

@@ -30,15 +30,18 @@ import enum
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import Locked, RollbackFailed
+from ..commands import redact_text
+from ..errors import Locked, RollbackFailed, is_resource_error, resource_error
 
 JOURNAL_SCHEMA = "qfix.journal/1"
 STATE_DIR = ".qfix"
@@ -87,7 +90,12 @@ def fsync_dir(path: Path) -> None:
 def write_json(path: Path, data: Any) -> None:
     """Atomically replace ``path`` with ``data`` and make it durable (write, fsync, rename)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    # 0600: the journal holds the installer commands, and an index URL may carry a token
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    with open(
+        os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+    ) as f:
         json.dump(data, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
@@ -138,6 +146,12 @@ class StateDir:
         """Everything the installers wrote (the last apply's), for a failure's full story."""
         return self.path / "installer.log"
 
+    def make(self) -> None:
+        """Create the folder owner-only (0700): its logs and journal name the user's index URLs."""
+        self.path.mkdir(mode=0o700, exist_ok=True)
+        if stat.S_IMODE(self.path.stat().st_mode) != 0o700:
+            os.chmod(self.path, 0o700)  # made by an older qfix with the umask's mode
+
     def read_journal(self) -> dict[str, Any] | None:
         try:
             data = json.loads(self.journal.read_text(encoding="utf-8"))
@@ -151,13 +165,23 @@ class StateDir:
 
     def write_journal(self, journal: dict[str, Any]) -> None:
         journal["updated"] = now()
+        if isinstance(journal.get("error"), str):  # an installer's message may quote an index URL
+            journal["error"] = redact_text(journal["error"])
         write_json(self.journal, journal)
 
     @contextlib.contextmanager
     def locked(self, what: str) -> Iterator[None]:
-        """Hold the transaction lock, or raise Locked at once."""
-        self.path.mkdir(exist_ok=True)
-        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        """Hold the transaction lock, or raise Locked at once. A state folder that cannot be
+        made (read-only, immutable, full) is NoResource (exit 12): nothing was changed."""
+        try:
+            self.make()
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if not is_resource_error(exc):
+                raise
+            raise resource_error(
+                exc, f"{what} in {self.path.parent}", tip="nothing was changed"
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -260,3 +284,94 @@ def _group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+# --------------------------------------------------------------------------- unfinished applies
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An apply on the target that did not finish (killed, power cut, a rollback that failed),
+    or one running now: what every command reports first (issue 16)."""
+
+    prefix: str
+    state: str  # a JournalState value, or "unreadable"
+    started: str | None
+    updated: str | None
+    step: str | None  # the step running or last done
+    python: str
+    running_pid: int | None  # an apply or rollback holds the lock now
+
+    @property
+    def command(self) -> str:
+        return f"qfix rollback --python {shlex.quote(self.python)}"
+
+    def describe(self) -> str:
+        if self.running_pid is not None:
+            return (
+                f"a qfix apply or rollback (pid {self.running_pid}) is changing {self.prefix} "
+                f"now (state {self.state!r}); what this command reads may change under it"
+            )
+        doing = f" while {self.state}" + (f" ({self.step})" if self.step else "")
+        return (
+            f"an earlier qfix apply on {self.prefix} did not finish: it stopped{doing}, started "
+            f"{self.started or '?'}, last recorded {self.updated or '?'}; the environment may be "
+            f"half changed and must be rolled back first: run `{self.command}`"
+        )
+
+
+def prefix_of(python: str) -> Path:
+    """The environment folder of ``python`` from its path alone (``<prefix>/bin/python``, or
+    the venv folder itself): nothing is run, a half-installed target may hang or crash."""
+    p = Path(python).absolute()
+    return p if p.is_dir() else p.parent.parent
+
+
+def pending_apply(python: str) -> Pending | None:
+    """The unfinished or running apply on ``python``'s environment, or None. Reads only
+    ``<prefix>/.qfix`` (no process, no interpreter run); an unreadable journal counts as
+    unfinished, as ``qfix rollback`` would stop on it too."""
+    state = StateDir(prefix_of(python) / STATE_DIR)
+    if not state.journal.is_file():
+        return None
+    holder = _lock_holder(state)
+    try:
+        journal = state.read_journal()
+    except RollbackFailed:
+        return Pending(str(state.path.parent), "unreadable", None, None, None, python, holder)
+    if journal is None or (journal.get("state") not in UNFINISHED and holder is None):
+        return None
+    raw_steps = journal.get("steps")
+    steps: list[Any] = raw_steps if isinstance(raw_steps, list) else []
+    step = None
+    for s in steps:
+        if isinstance(s, dict) and s.get("status") in ("running", "done", "failed"):
+            step = f"{s.get('status')}: {s.get('label')}"
+    return Pending(
+        str(journal.get("prefix") or state.path.parent),
+        str(journal.get("state")),
+        journal.get("started") if isinstance(journal.get("started"), str) else None,
+        journal.get("updated") if isinstance(journal.get("updated"), str) else None,
+        step,
+        python,
+        holder,
+    )
+
+
+def _lock_holder(state: StateDir) -> int | None:
+    """The pid in the lock file when someone holds the lock now, else None."""
+    try:
+        fd = os.open(state.lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        except OSError:
+            return None
+        return None
+    finally:
+        os.close(fd)

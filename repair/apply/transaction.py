@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -31,18 +32,26 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .. import process
-from ..commands import Command
-from ..errors import ApplyRefused, ExitCode, QfixError, RollbackFailed
+from ..commands import Command, redact_text
+from ..errors import (
+    ApplyRefused,
+    ExitCode,
+    OutsideChanges,
+    QfixError,
+    RollbackFailed,
+    Unfinished,
+    is_resource_error,
+)
 from ..indexconfig import InstallerChoice
 from ..plan import Plan, Step
 from ..planfile import plan_from_doc
 from ..settings import DEFAULT_PROBE_TIMEOUT
-from . import installers
+from . import installers, space
 from .journal import (
     JOURNAL_SCHEMA,
     KILL_DELAY_ENV,
@@ -94,6 +103,8 @@ class Outcome:
     commands: tuple[tuple[str, ...], ...] = ()
     before: Mapping[str, str] = field(default_factory=dict)  # name -> version before
     after: Mapping[str, str] = field(default_factory=dict)  # name -> version at the end
+    # name -> version now (None: removed) that another process changed during the apply
+    outside_changes: Mapping[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def refused(cls, exc: QfixError, *, python: str | None = None) -> Outcome:
@@ -112,15 +123,16 @@ class Outcome:
             "ok": self.ok,
             "rolled_back": self.rolled_back,
             "steps_done": list(self.steps_done),
-            "error": self.error,
+            "error": None if self.error is None else redact_text(self.error),
             "exit_code": int(self.exit_code),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "verified": self.verified,
             "python": self.python,
             "installer": self.installer,
-            "commands": [list(c) for c in self.commands],
+            "commands": [[redact_text(a) for a in c] for c in self.commands],
             "before": dict(self.before),
             "after": dict(self.after),
+            "outside_changes": dict(self.outside_changes),
         }
 
 
@@ -194,10 +206,10 @@ def _signals_deferred() -> Iterator[list[int]]:
 # Runs the installer under the installer lock (see module docstring). Stdlib, any Python 3.
 _HOLD_LOCK_AND_EXEC = r"""
 import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
 fcntl.flock(fd, fcntl.LOCK_EX)
 os.set_inheritable(fd, True)
-with open(sys.argv[2] + ".tmp", "w") as f:
+with open(os.open(sys.argv[2] + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
     f.write(str(os.getpid()))
 os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 os.execvp(sys.argv[3], sys.argv[3:])
@@ -223,12 +235,14 @@ def _run_installer(
         *argv,
     ]
     # Installers may write without bound (pip's progress, a build's log): all of it goes to
-    # .qfix/installer.log, memory keeps a head and a tail for the error message.
+    # .qfix/installer.log, memory keeps a head and a tail for the error message. Owner-only, as
+    # pip echoes index URLs (credentials included) into it.
     child_env = None
     if env:  # the torch step's index isolation (repair.commands.Command.env)
         child_env = {k: v for k, v in os.environ.items() if k not in dict(env)}
         child_env.update({k: v for k, v in env if v is not None})
     # ``output`` sees each line as it comes (the CLI's live status line, or every line with -v).
+    os.close(os.open(state.installer_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     return process.run(
         wrapped,
         timeout=timeout,
@@ -249,7 +263,7 @@ def _count_children(state: StateDir) -> int:
 def _stop_orphaned_installer(state: StateDir, progress: Progress, wait: float = 60) -> None:
     """If an installer left by a killed apply still runs, kill its process group and wait."""
     state.path.mkdir(exist_ok=True)
-    fd = os.open(state.installer_lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(state.installer_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait
         told = False
@@ -327,9 +341,16 @@ class _Run:
     verified: bool | None = None
 
     def enter(self, state: JournalState) -> None:
-        """Move the journal to ``state``, durably."""
+        """Move the journal to ``state``, durably. When the write fails (a full disk) the
+        journal in memory keeps its state too, so the rollback that follows knows what it
+        must undo (a "committed" that never reached the disk would undo nothing)."""
+        previous = self.journal["state"]
         self.journal["state"] = state
-        self.state.write_journal(self.journal)
+        try:
+            self.state.write_journal(self.journal)
+        except BaseException:
+            self.journal["state"] = previous
+            raise
 
     def outcome(
         self,
@@ -418,6 +439,12 @@ def apply_plan(
             steps, python, which, torch_index, state, setup, break_system_packages
         )
         journal = _new_journal(plan, python, target, kind, which, before, commands)
+        if commands:
+            # Before the first change: every root the snapshot covers must take a new file, and
+            # the disk must hold the downloads (issue 16: refused, not rolled back, exit 12).
+            what = f"apply the plan to {target.prefix}"
+            space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
+            space.check_space(target.prefix, plan.download, what)
         run = _Run(
             state=state,
             journal=journal,
@@ -440,7 +467,7 @@ def apply_plan(
 def _refuse_unfinished(state: StateDir, prefix: str, python: str) -> None:
     journal = state.read_journal()
     if journal is not None and journal.get("state") in UNFINISHED:
-        raise ApplyRefused(
+        raise Unfinished(
             f"an earlier qfix apply on {prefix} did not finish (state "
             f"{journal.get('state')!r}): the environment may be half changed",
             tip=f"run `qfix rollback --python {python}` first",
@@ -490,7 +517,19 @@ def _new_journal(
         "plan_fingerprint": plan.fingerprint,
         "before": before,
         "roots": snapshot_roots(target, kind),
-        "steps": [{"label": c.label, "argv": list(c.argv), "status": "pending"} for c in commands],
+        "site": [target.purelib, target.platlib],
+        # the distributions as qfix last left them (after each finished step): what differs
+        # from this later was changed by another process (issue 16)
+        "observed": before,
+        # redacted: the journal outlives the run, and an index URL may carry a token
+        "steps": [
+            {
+                "label": redact_text(c.label),
+                "argv": [redact_text(a) for a in c.argv],
+                "status": "pending",
+            }
+            for c in commands
+        ],
         "error": None,
     }
 
@@ -528,6 +567,13 @@ def _transact(
             if verify is not None:
                 _verify(run, verify)
             run.journal["after"] = installed_versions(run.site)
+            outside = outside_changes(run.journal, run.journal["after"])
+            if outside:
+                # kept: a commit removes nothing; the user hears of it
+                run.journal["outside_changes"] = outside
+                run.progress(
+                    f"kept what another process changed during the apply: {_show(outside)}"
+                )
             run.enter(JournalState.COMMITTED)
         hook("commit")
         return _commit(run)
@@ -537,11 +583,34 @@ def _transact(
         error, interrupted = "interrupted (Ctrl-C)", True
     except Terminated as exc:
         error, interrupted = f"interrupted ({exc.args[0] if exc.args else 'SIGTERM'})", True
+    except OSError as exc:
+        if not is_resource_error(exc):
+            _rollback_now(run.state, run.journal, run.progress, f"unexpected error: {exc!r}")
+            raise
+        # A full, read-only or locked-down disk while changing: roll back (which frees what the
+        # apply wrote), then say what happened, in one line.
+        return _after_resource_error(run, exc)
     except BaseException as exc:
-        # Anything else (a bug, a full disk): restore, then let it surface.
+        # Anything else (a bug): restore, then let it surface.
         _rollback_now(run.state, run.journal, run.progress, f"unexpected error: {exc!r}")
         raise
     return _after_failure(run, error, interrupted)
+
+
+def _after_resource_error(run: _Run, exc: OSError) -> Outcome:
+    why = space.describe_oserror(exc)
+    changed = run.journal.get("state") not in (JournalState.SNAPSHOTTING, JournalState.PREPARED)
+    if not changed:
+        # Nothing was changed yet: drop the partial snapshot; no rollback to report.
+        _rollback_now(run.state, run.journal, run.progress, why)
+        return run.outcome(
+            ok=False,
+            rolled_back=False,
+            error=f"could not prepare the apply to {run.prefix}: {why}; nothing was changed",
+            code=ExitCode.NO_RESOURCE,
+            after=run.before,
+        )
+    return _after_failure(run, f"{why} while changing {run.prefix}", False)
 
 
 def _take_snapshot(run: _Run, pins: list[str]) -> None:
@@ -554,7 +623,8 @@ def _take_snapshot(run: _Run, pins: list[str]) -> None:
     t0 = time.monotonic()
     count = Snapshot(state).take(run.journal["roots"])
     run.timings["snapshot"] = time.monotonic() - t0
-    state.constraints.write_text("".join(p + "\n" for p in pins))
+    with open(os.open(state.constraints, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write("".join(p + "\n" for p in pins))
     run.enter(JournalState.PREPARED)
     run.progress(
         f"snapshot: {count} files of {run.prefix} kept for rollback "
@@ -581,11 +651,16 @@ def _install_step(run: _Run, i: int, step_timeout: float) -> None:
     if not result.ok:
         step["status"] = "failed"
         why = "timed out" if result.timed_out else _tail(result)
+        if "Errno 28" in why or "No space left" in why:
+            why += (
+                f" (the disk of {space.mount_point(run.prefix)} or of the temporary folder is full)"
+            )
         raise _StepFailed(
             f"could not {label} into {run.prefix} with {run.installer}: {why} "
             f"(full installer log: {run.state.installer_log})"
         )
     step["status"] = "done"
+    run.journal["observed"] = installed_versions(run.site)
     run.state.write_journal(run.journal)
     run.done.append(label)
 
@@ -613,8 +688,11 @@ def _commit(run: _Run) -> Outcome:
     t0 = time.monotonic()
     discard_backup(run.state)
     run.timings["commit"] = time.monotonic() - t0
-    out = run.outcome(
-        ok=True, rolled_back=False, error=None, code=ExitCode.OK, after=run.journal["after"]
+    out = replace(
+        run.outcome(
+            ok=True, rolled_back=False, error=None, code=ExitCode.OK, after=run.journal["after"]
+        ),
+        outside_changes=run.journal.get("outside_changes") or {},
     )
     run.progress(f"applied {len(run.done)} step(s) in {run.timings['total']:.1f} s")
     return out
@@ -627,11 +705,15 @@ def _after_failure(run: _Run, error: str, interrupted: bool) -> Outcome:
     rb = _rollback_now(run.state, run.journal, run.progress, error)
     run.timings["rollback"] = time.monotonic() - t0
     if rb is not None:
+        code = ExitCode.ROLLBACK_FAILED
+        if rb.startswith(_OUTSIDE):
+            code = ExitCode.OUTSIDE_CHANGES
+            rb = rb.removeprefix(_OUTSIDE)
         return run.outcome(
             ok=False,
             rolled_back=False,
-            error=f"{error}; and the rollback failed: {rb}",
-            code=ExitCode.ROLLBACK_FAILED,
+            error=f"{error}; and the rollback could not finish: {rb}",
+            code=code,
         )
     suffix = "" if not interrupted else " by request"
     return run.outcome(
@@ -651,31 +733,94 @@ def _rollback_now(
             _finish(state, journal, progress, reason)
             return None
         except RollbackFailed as exc:
-            return exc.message
+            mark = _OUTSIDE if isinstance(exc, OutsideChanges) else ""
+            return mark + exc.message + (f" ({exc.tip})" if exc.tip else "")
         except OSError as exc:
             return f"{exc.strerror or exc} ({exc.filename})"
 
 
-def _finish(state: StateDir, journal: dict[str, Any], progress: Progress, reason: str) -> bool:
-    """Bring an unfinished transaction to ``rolled-back``. True when files had to be restored."""
+_OUTSIDE = "outside:"
+
+
+def outside_changes(
+    journal: Mapping[str, Any], now_installed: Mapping[str, str]
+) -> dict[str, str | None]:
+    """name -> version now (None: removed) of the distributions that differ from what qfix
+    last left (``observed``, after its last finished step) and that no step of qfix touched
+    since. While a step runs (or failed halfway) its installer may change anything, so nothing
+    is attributed to another process then (docs/apply.md, "Changes by another process")."""
+    steps = journal.get("steps") or []
+    if any(isinstance(s, dict) and s.get("status") in ("running", "failed") for s in steps):
+        return {}
+    seen = journal.get("observed")
+    if not isinstance(seen, dict):
+        return {}
+    out: dict[str, str | None] = {}
+    for name in sorted(set(seen) | set(now_installed)):
+        if seen.get(name) != now_installed.get(name):
+            out[name] = now_installed.get(name)
+    return out
+
+
+def _show(changes: Mapping[str, str | None]) -> str:
+    return ", ".join(f"{n} {'removed' if v is None else v}" for n, v in changes.items())
+
+
+def _finish(
+    state: StateDir,
+    journal: dict[str, Any],
+    progress: Progress,
+    reason: str,
+    *,
+    force: bool = False,
+) -> bool:
+    """Bring an unfinished transaction to ``rolled-back``. True when files had to be restored.
+    OutsideChanges (nothing touched, the journal unchanged) when another process changed the
+    environment meanwhile and ``force`` is not given."""
     st = journal.get("state")
     if st == JournalState.SNAPSHOTTING:
         # Killed before the first change: nothing to restore, only a partial backup to drop.
-        discard_backup(state)
+        # Nothing changed, so nothing can have failed: a journal the disk will not take (full,
+        # read-only) is not reported as a failed rollback (issue 16).
+        with contextlib.suppress(OSError):
+            discard_backup(state)
         journal.update(state=JournalState.ROLLED_BACK, error=reason, finished=now())
-        state.write_journal(journal)
+        with contextlib.suppress(OSError):
+            state.write_journal(journal)
         progress("rolled back: no change had been made yet")
         return False
     if st not in UNFINISHED:
         return False
+    site = journal.get("site")
+    steps = journal.get("steps") or []
+    mid_step = any(isinstance(s, dict) and s.get("status") in ("running", "failed") for s in steps)
+    if not force and not mid_step and st != JournalState.ROLLING_BACK and isinstance(site, list):
+        outside = outside_changes(journal, installed_versions([str(d) for d in site]))
+        if outside:
+            raise OutsideChanges(
+                f"another process changed {journal.get('prefix')} during the apply "
+                f"({_show(outside)}); a rollback would undo that too, so nothing was rolled back",
+                tip=f"run `qfix rollback --force --python {shlex.quote(str(journal.get('python')))}"
+                "` to restore the state before the apply anyway (it removes those changes too)",
+            )
     t0 = time.monotonic()
     journal.update(state=JournalState.ROLLING_BACK, error=journal.get("error") or reason)
-    state.write_journal(journal)
+    # On a full disk this write may fail: the restore goes on anyway (it removes what the apply
+    # wrote, which frees the space), and the journal on disk still says "unfinished".
+    _try_write(state, journal)
     stop_children(state, progress)
     _stop_orphaned_installer(state, progress)
     progress(f"rolling back {journal.get('prefix')} to its state before the apply")
     restorer = Restorer(state, _read_manifest(state))
-    restorer.run()
+    prefix, python = str(journal.get("prefix") or state.path.parent), str(journal.get("python"))
+    try:
+        restorer.run()
+    except OSError as exc:
+        _try_write(state, journal)
+        raise RollbackFailed(
+            f"the rollback of {prefix} stopped: {space.describe_oserror(exc)}",
+            tip=space.rollback_tip(prefix, python),
+        ) from None
     if restorer.damaged:
         shown = ", ".join(restorer.damaged[:5])
         more = f" and {len(restorer.damaged) - 5} more" if len(restorer.damaged) > 5 else ""
@@ -687,13 +832,27 @@ def _finish(state: StateDir, journal: dict[str, Any], progress: Progress, reason
             tip="reinstall the distributions that own them",
         )
     journal.update(state=JournalState.ROLLED_BACK, finished=now())
-    state.write_journal(journal)
+    failed = _try_write(state, journal)
+    if failed is not None:
+        raise RollbackFailed(
+            f"{prefix} was restored, but its journal could not record it: "
+            f"{space.describe_oserror(failed)}",
+            tip=space.rollback_tip(prefix, python),
+        )
     discard_backup(state)
     progress(
         f"rolled back in {time.monotonic() - t0:.1f} s ({restorer.removed} new entries "
         f"removed, {restorer.relinked} restored)"
     )
     return True
+
+
+def _try_write(state: StateDir, journal: dict[str, Any]) -> OSError | None:
+    try:
+        state.write_journal(journal)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _read_manifest(state: StateDir) -> dict[str, Any]:
@@ -723,12 +882,18 @@ def find_state(python: str, probe_timeout: float = DEFAULT_PROBE_TIMEOUT) -> Sta
 
 
 def rollback(
-    python: str, progress: Progress = print, probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    python: str,
+    progress: Progress = print,
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+    *,
+    force: bool = False,
 ) -> Outcome:
     """Finish an apply that did not (``qfix rollback``): restore the snapshot the journal names.
 
-    Needs no network and no installer. Nothing to do (no journal, or the last apply committed or
-    was rolled back) is ok with ``rolled_back=False``. Raises Locked while an apply runs.
+    Needs no network and no installer. ``force``: roll back even over changes another process
+    made meanwhile (else exit 13, nothing touched). Nothing to do (no journal, or the last apply
+    committed or was rolled back) is ok with ``rolled_back=False``. Raises Locked while an apply
+    runs.
     """
     t_start = time.monotonic()
     state = find_state(python, probe_timeout)
@@ -753,8 +918,22 @@ def rollback(
         try:
             with _signals_deferred():
                 restored = _finish(
-                    state, journal, progress, "the apply was interrupted (qfix rollback)"
+                    state,
+                    journal,
+                    progress,
+                    "the apply was interrupted (qfix rollback)",
+                    force=force,
                 )
+        except OutsideChanges as exc:
+            return Outcome(
+                ok=False,
+                rolled_back=False,
+                steps_done=steps_done,
+                error=f"{exc.message}; {exc.tip}",
+                exit_code=ExitCode.OUTSIDE_CHANGES,
+                timings={"total": time.monotonic() - t_start},
+                python=python,
+            )
         except (RollbackFailed, OSError) as exc:
             if isinstance(exc, RollbackFailed):
                 why = exc.message
