@@ -341,74 +341,87 @@ def verify(
     return ExitCode.UNFINISHED if pending else int(verdict.exit_code)
 
 
+# `qfix apply` options, named here to keep the command short (same flags and help text).
+ApplyVenvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--venv",
+        help="Create this new venv and install the "
+        "planned stack there (for a system or externally "
+        "managed Python).",
+        show_default=False,
+    ),
+]
+ApplyPlanOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plan",
+        help="Apply a plan saved by `qfix plan --out`, only when it is exactly the plan "
+        "qfix computes now (refused, exit 6, if the environment changed or the file was "
+        "edited).",
+        show_default=False,
+    ),
+]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask before changing the environment.")
+]
+InstallerOpt = Annotated[
+    str, typer.Option("--installer", help="auto (uv when present, else pip) | uv | pip")
+]
+AllowCondaOpt = Annotated[
+    bool, typer.Option("--allow-conda", help="Allow changing a conda environment.")
+]
+SystemOpt = Annotated[
+    bool,
+    typer.Option(
+        "--system",
+        help="Allow changing an interpreter that is not a venv (Colab, Kaggle, Docker), with "
+        "the same lock, snapshot and rollback.",
+    ),
+]
+BreakSystemOpt = Annotated[
+    bool,
+    typer.Option(
+        "--break-system-packages",
+        help="Like --system, and also change an externally managed (PEP 668) interpreter.",
+    ),
+]
+ApplyVerifyOpt = Annotated[
+    str,
+    typer.Option(
+        "--verify",
+        help="The 4-bit check after the change: none (layers), auto or tiny (also a tiny "
+        "model when transformers and accelerate are installed), skip",
+    ),
+]
+ExpectPlanOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--expect-plan",
+        help="Fleets: re-plan here and refuse (exit 6) unless this node's plan has this "
+        "digest (or equals this saved plan / fleet plan's group); a shared venv is changed "
+        "once, under a lock waited for at most --lock-wait seconds.",
+        show_default=False,
+    ),
+]
+LockWaitOpt = Annotated[float, typer.Option("--lock-wait", help="See --expect-plan.")]
+
+
 @app.command()
 def apply(
     python: PythonOpt = None,
-    venv: Annotated[
-        str | None,
-        typer.Option(
-            "--venv",
-            help="Create this new venv and install the "
-            "planned stack there (for a system or externally "
-            "managed Python).",
-            show_default=False,
-        ),
-    ] = None,
-    plan_file: Annotated[
-        str | None,
-        typer.Option(
-            "--plan",
-            help="Apply a plan saved by `qfix plan --out`, only when it is exactly the plan "
-            "qfix computes now (refused, exit 6, if the environment changed or the file was "
-            "edited).",
-            show_default=False,
-        ),
-    ] = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Do not ask before changing the environment.")
-    ] = False,
+    venv: ApplyVenvOpt = None,
+    plan_file: ApplyPlanOpt = None,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
-    installer: Annotated[
-        str, typer.Option("--installer", help="auto (uv when present, else pip) | uv | pip")
-    ] = "auto",
+    installer: InstallerOpt = "auto",
     torch_index: TorchIndexOpt = None,
-    allow_conda: Annotated[
-        bool, typer.Option("--allow-conda", help="Allow changing a conda environment.")
-    ] = False,
-    system: Annotated[
-        bool,
-        typer.Option(
-            "--system",
-            help="Allow changing an interpreter that is not a venv (Colab, Kaggle, Docker), with "
-            "the same lock, snapshot and rollback.",
-        ),
-    ] = False,
-    break_system_packages: Annotated[
-        bool,
-        typer.Option(
-            "--break-system-packages",
-            help="Like --system, and also change an externally managed (PEP 668) interpreter.",
-        ),
-    ] = False,
-    verify_model: Annotated[
-        str,
-        typer.Option(
-            "--verify",
-            help="The 4-bit check after the change: none (layers), auto or tiny (also a tiny "
-            "model when transformers and accelerate are installed), skip",
-        ),
-    ] = "none",
-    expect_plan: Annotated[
-        str | None,
-        typer.Option(
-            "--expect-plan",
-            help="Fleets: re-plan here and refuse (exit 6) unless this node's plan has this "
-            "digest (or equals this saved plan / fleet plan's group); a shared venv is changed "
-            "once, under a lock waited for at most --lock-wait seconds.",
-            show_default=False,
-        ),
-    ] = None,
-    lock_wait: Annotated[float, typer.Option("--lock-wait", help="See --expect-plan.")] = 900.0,
+    allow_conda: AllowCondaOpt = False,
+    system: SystemOpt = False,
+    break_system_packages: BreakSystemOpt = False,
+    verify_model: ApplyVerifyOpt = "none",
+    expect_plan: ExpectPlanOpt = None,
+    lock_wait: LockWaitOpt = 900.0,
     record: RecordOpt = None,
 ) -> int:
     """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
@@ -432,23 +445,14 @@ def apply(
     if venv is None:
         _refuse_pending(settings.python)
     if expect_plan is not None:
-        from .fleet.expect import apply_expected
-        from .render import render_expected_apply
-
-        with _terminal(as_json) as term:
-            done = apply_expected(
-                settings,
-                expect_plan,
-                allow_conda=allow_conda,
-                lock_wait=lock_wait,
-                record=record,
-                started=_STARTED,
-                progress=term.progress,
-            )
-        _out(
-            render_expected_apply(done.plan, done.outcome, done.verdict, done.note, as_json=as_json)
+        return _apply_expected(
+            settings,
+            expect_plan,
+            as_json=as_json,
+            allow_conda=allow_conda,
+            lock_wait=lock_wait,
+            record=record,
         )
-        return done.exit_code
     new_python = None if venv is None else pipeline.new_venv_python(venv)
     _say_target(settings, as_json, new_python)
     with _terminal(as_json) as term:
@@ -510,6 +514,33 @@ def _refuse_pending(python: str | None) -> None:
     if pending.running_pid is not None:
         raise Locked(pending.describe(), tip="wait for it to finish")
     raise Unfinished(pending.describe(), tip="`qfix rollback` restores the exact previous state")
+
+
+def _apply_expected(
+    settings: Settings,
+    expect_plan: str,
+    *,
+    as_json: bool,
+    allow_conda: bool,
+    lock_wait: float,
+    record: str | None,
+) -> int:
+    """`qfix apply --expect-plan`: re-plan here, apply only the expected plan (fleets)."""
+    from .fleet.expect import apply_expected
+    from .render import render_expected_apply
+
+    with _terminal(as_json) as term:
+        done = apply_expected(
+            settings,
+            expect_plan,
+            allow_conda=allow_conda,
+            lock_wait=lock_wait,
+            record=record,
+            started=_STARTED,
+            progress=term.progress,
+        )
+    _out(render_expected_apply(done.plan, done.outcome, done.verdict, done.note, as_json=as_json))
+    return done.exit_code
 
 
 def _confirm(target: str) -> None:

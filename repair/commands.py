@@ -251,44 +251,10 @@ def build_commands(
     ``index_url``); ``constraint_file`` is the path the caller writes ``constraint_lines`` to.
     Every name, version and URL is validated (BadInput) before it becomes an argument.
     """
-    if installer not in ("pip", "uv"):
-        raise BadInput(f"unknown installer {installer!r} (pip or uv)")
-    if installer == "pip":
-        install = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
-        uninstall = [
-            python,
-            "-m",
-            "pip",
-            "uninstall",
-            "--yes",
-            "--no-input",
-            "--disable-pip-version-check",
-        ]
-    else:
-        install = [uv, "pip", "install", "--python", python]
-        uninstall = [uv, "pip", "uninstall", "--python", python]
-
-    if break_system_packages:  # an externally managed interpreter, by the user's consent
-        install.append("--break-system-packages")
-        uninstall.append("--break-system-packages")
-
-    removals: list[str] = []
-    torch_by_index: dict[str | None, list[str]] = {}
-    rest_by_index: dict[str | None, list[str]] = {}
-    for step in steps:
-        name = validate_name(step.package)
-        group = _group(step)
-        if group is StepGroup.UNINSTALL:
-            removals.append(name)
-            continue
-        req = requirement(step)
-        if group is StepGroup.TORCH:
-            torch_by_index.setdefault(torch_step_index(step, torch_index_base), []).append(req)
-        else:
-            url = step.index_url
-            rest_by_index.setdefault(None if url is None else validate_index_url(url), []).append(
-                req
-            )
+    install, uninstall = _base_argv(
+        installer, python=python, uv=uv, break_system_packages=break_system_packages
+    )
+    removals, torch_by_index, rest_by_index = _sort_steps(steps, torch_index_base)
 
     commands: list[Command] = []
     if removals:
@@ -321,6 +287,58 @@ def build_commands(
             Command(_label(reqs, url), (*install, "-c", constraint_file, *index, *reqs))
         )
     return commands
+
+
+def _base_argv(
+    installer: str, *, python: str, uv: str, break_system_packages: bool
+) -> tuple[list[str], list[str]]:
+    """The install and uninstall argv prefixes of ``installer`` for ``python``."""
+    if installer not in ("pip", "uv"):
+        raise BadInput(f"unknown installer {installer!r} (pip or uv)")
+    if installer == "pip":
+        install = [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
+        uninstall = [
+            python,
+            "-m",
+            "pip",
+            "uninstall",
+            "--yes",
+            "--no-input",
+            "--disable-pip-version-check",
+        ]
+    else:
+        install = [uv, "pip", "install", "--python", python]
+        uninstall = [uv, "pip", "uninstall", "--python", python]
+
+    if break_system_packages:  # an externally managed interpreter, by the user's consent
+        install.append("--break-system-packages")
+        uninstall.append("--break-system-packages")
+    return install, uninstall
+
+
+def _sort_steps(
+    steps: Sequence[Step], torch_index_base: str | None
+) -> tuple[list[str], dict[str | None, list[str]], dict[str | None, list[str]]]:
+    """The names to remove, then the torch and the other requirements by (validated) index URL,
+    in the steps' order."""
+    removals: list[str] = []
+    torch_by_index: dict[str | None, list[str]] = {}
+    rest_by_index: dict[str | None, list[str]] = {}
+    for step in steps:
+        name = validate_name(step.package)
+        group = _group(step)
+        if group is StepGroup.UNINSTALL:
+            removals.append(name)
+            continue
+        req = requirement(step)
+        if group is StepGroup.TORCH:
+            torch_by_index.setdefault(torch_step_index(step, torch_index_base), []).append(req)
+        else:
+            url = step.index_url
+            rest_by_index.setdefault(None if url is None else validate_index_url(url), []).append(
+                req
+            )
+    return removals, torch_by_index, rest_by_index
 
 
 def _pip_transport(setup: InstallerChoice | None) -> list[str]:

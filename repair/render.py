@@ -271,30 +271,8 @@ def render_plan(
                 ]
             )
         out.append(table(rows))
-        if plan.commands:
-            pinned = any(c.startswith("torch==") for c in plan.constraints)
-            out.append(
-                "\nCommands"
-                + (f" (run by {plan.installer[0]}: {plan.installer[1]})" if plan.installer else "")
-                + (" (torch stays pinned while the rest installs)" if pinned else "")
-            )
-            for c in plan.commands:
-                out.append("  $ " + " ".join(_quote(a) for a in c))
-            if plan.constraints and any("qfix-constraints.txt" in c for c in plan.commands):
-                out.append(f"  where qfix-constraints.txt holds: {'  '.join(plan.constraints)}")
-        known = {k: v for k, v in plan.download.items() if v}
-        unknown = [k for k, v in plan.download.items() if not v]
-        size = sum(known.values())
-        if known or unknown:
-            mb = f"{size / 1e6:.0f} MB" if size >= 1e6 else "< 1 MB"
-            line = "\nEstimated download: " + (mb if known else "unknown")
-            if unknown:
-                line += (
-                    (" + " if known else " (")
-                    + ", ".join(unknown)
-                    + (": size not in the knowledge base" + ("" if known else ")"))
-                )
-            out.append(line)
+        out.extend(_plan_commands(plan))
+        out.extend(_plan_download(plan))
     if plan.manual:
         out.append("\nManual steps (outside the venv)")
         for m in plan.manual:
@@ -313,6 +291,41 @@ def render_plan(
             "   (or save this plan with --out FILE)"
         )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+
+
+def _plan_commands(plan: Plan) -> list[str]:
+    """The plan's installer commands, as a user would type them (none: no lines)."""
+    if not plan.commands:
+        return []
+    pinned = any(c.startswith("torch==") for c in plan.constraints)
+    out = [
+        "\nCommands"
+        + (f" (run by {plan.installer[0]}: {plan.installer[1]})" if plan.installer else "")
+        + (" (torch stays pinned while the rest installs)" if pinned else "")
+    ]
+    for c in plan.commands:
+        out.append("  $ " + " ".join(_quote(a) for a in c))
+    if plan.constraints and any("qfix-constraints.txt" in c for c in plan.commands):
+        out.append(f"  where qfix-constraints.txt holds: {'  '.join(plan.constraints)}")
+    return out
+
+
+def _plan_download(plan: Plan) -> list[str]:
+    """The estimated download line, naming the packages whose size is unknown (none: no line)."""
+    known = {k: v for k, v in plan.download.items() if v}
+    unknown = [k for k, v in plan.download.items() if not v]
+    size = sum(known.values())
+    if not (known or unknown):
+        return []
+    mb = f"{size / 1e6:.0f} MB" if size >= 1e6 else "< 1 MB"
+    line = "\nEstimated download: " + (mb if known else "unknown")
+    if unknown:
+        line += (
+            (" + " if known else " (")
+            + ", ".join(unknown)
+            + (": size not in the knowledge base" + ("" if known else ")"))
+        )
+    return [line]
 
 
 def _quote(arg: str) -> str:

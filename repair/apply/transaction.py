@@ -430,11 +430,7 @@ def apply_plan(
         stop_children(state, progress)  # what a killed earlier run left running
         _refuse_unfinished(state, target.prefix, python)
         before = installed_versions(site)
-        if which == "pip" and "pip" not in {installers.normalize(n) for n in before}:
-            raise ApplyRefused(
-                f"{python} has no pip, and uv was not chosen or found",
-                tip="install uv, or run `<python> -m ensurepip` in the venv",
-            )
+        _require_pip(which, before, python)
         commands = _build_commands(
             steps, python, which, torch_index, state, setup, break_system_packages
         )
@@ -462,6 +458,15 @@ def apply_plan(
             return _nothing_to_apply(run, verify)
         pins = installers.constraint_lines(steps, before)
         return _transact(run, pins, verify, step_timeout)
+
+
+def _require_pip(which: str, before: Mapping[str, str], python: str) -> None:
+    """pip installs only into an environment that has pip (uv needs none)."""
+    if which == "pip" and "pip" not in {installers.normalize(n) for n in before}:
+        raise ApplyRefused(
+            f"{python} has no pip, and uv was not chosen or found",
+            tip="install uv, or run `<python> -m ensurepip` in the venv",
+        )
 
 
 def _refuse_unfinished(state: StateDir, prefix: str, python: str) -> None:

@@ -581,17 +581,7 @@ def _layer_check(rep: _Report, torch: Any, bnb: Any, device: str, quant_type: st
             torch.cuda.synchronize(device)
             mem0 = torch.cuda.memory_allocated(device)
         with torch.no_grad():
-            layer = bnb.nn.Linear4bit(
-                LAYER_K, LAYER_N, bias=True, compute_dtype=cdtype, quant_type=quant_type
-            )
-            # compress_statistics=True is double quantization, as QLoRA uses it.
-            layer.weight = bnb.nn.Params4bit(
-                w_full.to(cdtype),
-                requires_grad=False,
-                quant_type=quant_type,
-                compress_statistics=True,
-            )
-            layer.bias = torch.nn.Parameter(bias.to(cdtype), requires_grad=False)
+            layer = _build_layer(torch, bnb, w_full, bias, cdtype, quant_type)
             layer = layer.to(device).eval()  # the quantization happens here
             if on_gpu:
                 torch.cuda.synchronize(device)
@@ -599,17 +589,7 @@ def _layer_check(rep: _Report, torch: Any, bnb: Any, device: str, quant_type: st
             t_quant = time.perf_counter()
             weight = layer.weight
             state = weight.quant_state
-            packed = weight.data.numel() * weight.data.element_size()
-            state_bytes = _quant_state_bytes(state)
-            original = LAYER_N * LAYER_K * w_full.to(cdtype).element_size()
-            details.update(
-                weight_class=type(weight).__name__,
-                weight_storage_dtype=str(weight.data.dtype).replace("torch.", ""),
-                weight_bytes_4bit=packed,
-                quant_state_bytes=state_bytes,
-                weight_bytes_original=original,
-                memory_ratio=round((packed + state_bytes) / original, 4),
-            )
+            packed = _weight_sizes(weight, state, w_full.to(cdtype), details)
             # The reference weights, read back before the forward: on AVX512-BF16 CPUs the first
             # forward repacks the weight in place (bitsandbytes >= 0.49, packing_format_for_cpu).
             deq = bnb.functional.dequantize_4bit(weight.data, state).to("cpu").double()
@@ -641,22 +621,7 @@ def _layer_check(rep: _Report, torch: Any, bnb: Any, device: str, quant_type: st
             quantize_ms=round((t_quant - t0) * 1000, 2),
             forward_ms=round((t_fwd - t_quant) * 1000, 2),
         )
-        problems = []
-        if type(weight).__name__ != "Params4bit" or not getattr(weight, "bnb_quantized", True):
-            problems.append(f"the weight is {type(weight).__name__}, not a quantized Params4bit")
-        if packed * 2 != LAYER_N * LAYER_K:
-            problems.append(
-                f"the 4-bit weight takes {packed} bytes, expected "
-                f"{LAYER_N * LAYER_K // 2} (4 bits per value)"
-            )
-        if getattr(state, "quant_type", quant_type) != quant_type:
-            problems.append(f"quant_type is {state.quant_type}, asked for {quant_type}")
-        for key in ("err_vs_dequant", "err_vs_dequant_single"):
-            if not errs[key] <= tol:
-                problems.append(f"{key} {errs[key]:.3g} > {tol:.3g}")
-        for key in ("err_vs_full", "err_vs_full_single"):
-            if not lo <= errs[key] <= hi:
-                problems.append(f"{key} {errs[key]:.3g} outside [{lo}, {hi}]")
+        problems = _layer_problems(weight, state, packed, quant_type, errs, tol, (lo, hi))
         details["time_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         if problems:
             rep.check(
@@ -670,18 +635,93 @@ def _layer_check(rep: _Report, torch: Any, bnb: Any, device: str, quant_type: st
             rep.check(name, True, details)
     except BaseException as exc:  # noqa: BLE001 - any kernel/driver error is a finding
         details["time_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        msg = one_line(exc)
-        fid = classify(str(exc)) or (classify(rep.bnb_messages) if device != "cpu" else None)
-        bnb_version = getattr(bnb, "__version__", None) or _dist_version("bitsandbytes") or ""
-        if fid is None and device == "cpu" and _older_than(bnb_version, 0, 46):
-            fid = "bnb-no-cpu-4bit"  # CPU 4-bit ops first shipped in 0.46.0 (compat-facts C5)
-        rep.check(
-            name,
-            False,
-            details,
-            error=f"{quant_type.upper()} layer on {_device_label(rep, device)}: {msg}",
-            failure_id=fid,
+        _layer_failed(rep, bnb, name, details, device, quant_type, exc)
+
+
+def _weight_sizes(weight: Any, state: Any, w_orig: Any, details: dict[str, Any]) -> int:
+    """Record the 4-bit weight's storage against the original's; the packed bytes."""
+    packed = int(weight.data.numel() * weight.data.element_size())
+    state_bytes = _quant_state_bytes(state)
+    original = LAYER_N * LAYER_K * w_orig.element_size()
+    details.update(
+        weight_class=type(weight).__name__,
+        weight_storage_dtype=str(weight.data.dtype).replace("torch.", ""),
+        weight_bytes_4bit=packed,
+        quant_state_bytes=state_bytes,
+        weight_bytes_original=original,
+        memory_ratio=round((packed + state_bytes) / original, 4),
+    )
+    return packed
+
+
+def _build_layer(torch: Any, bnb: Any, w_full: Any, bias: Any, cdtype: Any, quant_type: str) -> Any:
+    """The 4-bit linear layer holding ``w_full`` and ``bias`` (still on the CPU)."""
+    layer = bnb.nn.Linear4bit(
+        LAYER_K, LAYER_N, bias=True, compute_dtype=cdtype, quant_type=quant_type
+    )
+    # compress_statistics=True is double quantization, as QLoRA uses it.
+    layer.weight = bnb.nn.Params4bit(
+        w_full.to(cdtype),
+        requires_grad=False,
+        quant_type=quant_type,
+        compress_statistics=True,
+    )
+    layer.bias = torch.nn.Parameter(bias.to(cdtype), requires_grad=False)
+    return layer
+
+
+def _layer_problems(
+    weight: Any,
+    state: Any,
+    packed: int,
+    quant_type: str,
+    errs: dict[str, float],
+    tol: float,
+    bounds: tuple[float, float],
+) -> list[str]:
+    """What is wrong with a quantized layer's weight and results (empty: nothing)."""
+    lo, hi = bounds
+    problems = []
+    if type(weight).__name__ != "Params4bit" or not getattr(weight, "bnb_quantized", True):
+        problems.append(f"the weight is {type(weight).__name__}, not a quantized Params4bit")
+    if packed * 2 != LAYER_N * LAYER_K:
+        problems.append(
+            f"the 4-bit weight takes {packed} bytes, expected "
+            f"{LAYER_N * LAYER_K // 2} (4 bits per value)"
         )
+    if getattr(state, "quant_type", quant_type) != quant_type:
+        problems.append(f"quant_type is {state.quant_type}, asked for {quant_type}")
+    for key in ("err_vs_dequant", "err_vs_dequant_single"):
+        if not errs[key] <= tol:
+            problems.append(f"{key} {errs[key]:.3g} > {tol:.3g}")
+    for key in ("err_vs_full", "err_vs_full_single"):
+        if not lo <= errs[key] <= hi:
+            problems.append(f"{key} {errs[key]:.3g} outside [{lo}, {hi}]")
+    return problems
+
+
+def _layer_failed(
+    rep: _Report,
+    bnb: Any,
+    name: str,
+    details: dict[str, Any],
+    device: str,
+    quant_type: str,
+    exc: BaseException,
+) -> None:
+    """Report a layer check that raised, with the failure class its error names."""
+    msg = one_line(exc)
+    fid = classify(str(exc)) or (classify(rep.bnb_messages) if device != "cpu" else None)
+    bnb_version = getattr(bnb, "__version__", None) or _dist_version("bitsandbytes") or ""
+    if fid is None and device == "cpu" and _older_than(bnb_version, 0, 46):
+        fid = "bnb-no-cpu-4bit"  # CPU 4-bit ops first shipped in 0.46.0 (compat-facts C5)
+    rep.check(
+        name,
+        False,
+        details,
+        error=f"{quant_type.upper()} layer on {_device_label(rep, device)}: {msg}",
+        failure_id=fid,
+    )
 
 
 def _older_than(version: str, major: int, minor: int) -> bool:
@@ -760,31 +800,9 @@ def _tiny_model_check(rep: _Report, torch: Any, bnb: Any, tiny: _Tiny, device: s
     try:
         cdtype = _compute_dtype(torch, device)
         details["compute_dtype"] = str(cdtype).replace("torch.", "")
-        qconf = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=cdtype,
-            bnb_4bit_use_double_quant=True,
-        )
-        target = "cpu" if device == "cpu" else int(device.split(":")[1])
-        kwargs = {"quantization_config": qconf, "device_map": {"": target}}
-        # transformers 4.56 renamed torch_dtype to dtype (5.x warns on the old name).
-        kwargs[_dtype_kwarg(transformers.__version__)] = cdtype
-        model = AutoModelForCausalLM.from_pretrained(tiny.path, **kwargs).eval()
+        model = _load_tiny((AutoModelForCausalLM, BitsAndBytesConfig), tiny, cdtype, device)
         t_load = time.perf_counter()
-        linears, four_bit, not_converted = 0, 0, []
-        for mname, module in model.named_modules():
-            if isinstance(module, torch.nn.Linear):
-                linears += 1
-                w: Any = getattr(module, "weight", None)
-                if (
-                    isinstance(module, bnb.nn.Linear4bit)
-                    and type(w).__name__ == "Params4bit"
-                    and w.dtype == torch.uint8
-                ):
-                    four_bit += 1
-                else:
-                    not_converted.append(mname)
+        linears, four_bit, not_converted = _count_4bit(torch, bnb, model)
         footprint = int(model.get_memory_footprint())
         full = tiny.full_bytes_fp32 // 4 * torch.empty((), dtype=cdtype).element_size()
         details.update(
@@ -816,22 +834,7 @@ def _tiny_model_check(rep: _Report, torch: Any, bnb: Any, tiny: _Tiny, device: s
             generated=[int(t) for t in gen[0, tiny.ids.shape[-1] :].tolist()],
             forward_generate_ms=round((time.perf_counter() - t_load) * 1000, 2),
         )
-        problems = []
-        # transformers keeps lm_head in full precision (modules_to_not_convert); every other
-        # linear layer must be 4-bit.
-        expected = tiny.linear_count - 1
-        if four_bit < expected:
-            problems.append(
-                f"{four_bit} of {expected} linear layers became 4-bit "
-                f"(not: {', '.join(not_converted[:4])})"
-            )
-        if not err <= MODEL_LOGITS_BOUND:
-            problems.append(
-                f"logits differ from the full-precision model by {err:.3g} "
-                f"(bound {MODEL_LOGITS_BOUND})"
-            )
-        if new_tokens != TINY_NEW_TOKENS:
-            problems.append(f"generated {new_tokens} tokens, asked for {TINY_NEW_TOKENS}")
+        problems = _tiny_problems(tiny, four_bit, not_converted, err, new_tokens)
         details["time_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         if problems:
             rep.check(
@@ -844,20 +847,93 @@ def _tiny_model_check(rep: _Report, torch: Any, bnb: Any, tiny: _Tiny, device: s
             rep.check(name, True, details)
     except BaseException as exc:  # noqa: BLE001
         details["time_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        fid = classify(str(exc))
-        said = one_line(exc)
-        if fid == "hf-stack-too-old" and _dist_version("accelerate") is None:
-            said = (
-                f"transformers {transformers.__version__} needs accelerate to load a 4-bit "
-                f"model and accelerate is not installed ({said})"
-            )
-        rep.check(
-            name,
-            False,
-            details,
-            error=f"tiny 4-bit model on {_device_label(rep, device)}: {said}",
-            failure_id=fid,
+        _tiny_failed(rep, transformers.__version__, name, details, device, exc)
+
+
+def _load_tiny(classes: tuple[Any, Any], tiny: _Tiny, cdtype: Any, device: str) -> Any:
+    """The tiny model loaded in NF4 (double quantization) on ``device``, in eval mode.
+    ``classes``: transformers' AutoModelForCausalLM and BitsAndBytesConfig, imported by the
+    caller before the check starts (an import error is not a check failure)."""
+    import transformers
+
+    AutoModelForCausalLM, BitsAndBytesConfig = classes  # noqa: N806 - transformers' names
+
+    qconf = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=cdtype,
+        bnb_4bit_use_double_quant=True,
+    )
+    target = "cpu" if device == "cpu" else int(device.split(":")[1])
+    kwargs = {"quantization_config": qconf, "device_map": {"": target}}
+    # transformers 4.56 renamed torch_dtype to dtype (5.x warns on the old name).
+    kwargs[_dtype_kwarg(transformers.__version__)] = cdtype
+    return AutoModelForCausalLM.from_pretrained(tiny.path, **kwargs).eval()
+
+
+def _count_4bit(torch: Any, bnb: Any, model: Any) -> tuple[int, int, list[str]]:
+    """The model's linear layers, how many hold a 4-bit weight, the names of the others."""
+    linears, four_bit, not_converted = 0, 0, []
+    for mname, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            linears += 1
+            w: Any = getattr(module, "weight", None)
+            if (
+                isinstance(module, bnb.nn.Linear4bit)
+                and type(w).__name__ == "Params4bit"
+                and w.dtype == torch.uint8
+            ):
+                four_bit += 1
+            else:
+                not_converted.append(mname)
+    return linears, four_bit, not_converted
+
+
+def _tiny_problems(
+    tiny: _Tiny, four_bit: int, not_converted: list[str], err: float, new_tokens: int
+) -> list[str]:
+    """What is wrong with the tiny model's conversion and results (empty: nothing)."""
+    problems = []
+    # transformers keeps lm_head in full precision (modules_to_not_convert); every other
+    # linear layer must be 4-bit.
+    expected = tiny.linear_count - 1
+    if four_bit < expected:
+        problems.append(
+            f"{four_bit} of {expected} linear layers became 4-bit "
+            f"(not: {', '.join(not_converted[:4])})"
         )
+    if not err <= MODEL_LOGITS_BOUND:
+        problems.append(
+            f"logits differ from the full-precision model by {err:.3g} (bound {MODEL_LOGITS_BOUND})"
+        )
+    if new_tokens != TINY_NEW_TOKENS:
+        problems.append(f"generated {new_tokens} tokens, asked for {TINY_NEW_TOKENS}")
+    return problems
+
+
+def _tiny_failed(
+    rep: _Report,
+    transformers_version: str,
+    name: str,
+    details: dict[str, Any],
+    device: str,
+    exc: BaseException,
+) -> None:
+    """Report a tiny-model check that raised, naming a missing accelerate when that is why."""
+    fid = classify(str(exc))
+    said = one_line(exc)
+    if fid == "hf-stack-too-old" and _dist_version("accelerate") is None:
+        said = (
+            f"transformers {transformers_version} needs accelerate to load a 4-bit "
+            f"model and accelerate is not installed ({said})"
+        )
+    rep.check(
+        name,
+        False,
+        details,
+        error=f"tiny 4-bit model on {_device_label(rep, device)}: {said}",
+        failure_id=fid,
+    )
 
 
 def _dtype_kwarg(version: str) -> str:
