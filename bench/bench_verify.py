@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -91,7 +92,8 @@ def main() -> int:
     ratio_strict = med["verify-none"] / med["bare-no-teardown"]
     result = {
         "schema": "qfix.bench.verify/1",
-        "python": python,
+        # relative to the root: results carry no path of this machine
+        "python": os.path.relpath(python, ROOT),
         "host": {
             "machine": platform.machine(),
             "system": platform.system(),

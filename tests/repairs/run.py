@@ -560,14 +560,14 @@ def main(argv: list[str] | None = None) -> int:
         "--work",
         type=Path,
         default=None,
-        help="working folder (default .cache/repairs/work/<id>, emptied first)",
+        help="working folder (default .cache/repairs/runs/<id>, emptied first)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the working folder (the venv)")
     args = ap.parse_args(argv)
     scenario = sc.get(args.scenario)
     if not args.qfix.exists():
         ap.error(f"no qfix at {args.qfix}: install qfix into this Python first")
-    work = (args.work or CACHE / "work" / scenario.id).resolve()
+    work = (args.work or CACHE / "runs" / scenario.id).resolve()
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
