@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import settings as resolve
 from .catalogue import Catalogue, load_catalogue
-from .commands import build_commands, constraint_lines, validate_index_url
+from .commands import build_commands, constraint_lines
 from .diagnose import Diagnosis, diagnose
 from .errors import BadInput, FactsError
 from .explain import Match, explain
@@ -423,9 +423,7 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
     A saved plan (``plan_file``) is applied only when qfix itself would make it: it is read
     within limits and validated (exit 2), then refused (ApplyRefused, exit 6) unless it was made
     for this state of the environment (fingerprint), touches only the packages qfix repairs, and
-    equals the plan computed now (repair.planfile). The plan is recomputed with the saved
-    plan's own torch index base — the one its digest covers and a reviewer approved — unless
-    ``--torch-index`` names another (then the file must have been made for that one). The plan
+    equals the plan computed now with this run's torch index base (repair.planfile). The plan
     returned is then qfix's own, equal to the file's in everything that reaches an installer.
     """
     from .apply.venv import create_venv
@@ -444,7 +442,7 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
         providers = [d.partition(" ")[0] for d in (bnb.distributions if bnb else ())]
         check_scope(saved, load_knowledge(), providers)
         # exactly as `qfix plan` computes it (no --error text: apply reads the environment only)
-        own = analyse(facts, torch_index=saved_index_base(settings, saved)).plan
+        own = analyse(facts, torch_index=settings.torch_index_base).plan
         check_same(doc, own, str(plan_file))
         return ApplyPrep(target, own, saved=True)
     facts = detect(replace(settings, python=target), prefetch=True)
@@ -462,19 +460,11 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
     )
 
 
-def saved_index_base(settings: Settings, saved: Plan) -> str:
-    """The torch index base a saved plan is applied with: ``--torch-index`` when given, else the
-    base the plan was made with (validated like a flag: https, or http on loopback), else this
-    run's. The digest covers the base, so a reviewer approved exactly this index."""
-    if settings.torch_index_flag is None and saved.torch_index_base:
-        return validate_index_url(saved.torch_index_base)
-    return settings.torch_index_base
-
-
 def apply_index_base(settings: Settings, prep: ApplyPrep) -> str | None:
-    """The torch index base an apply installs from: the plan's own (``prepare_apply`` recomputed
-    it with ``saved_index_base``), which is this run's for a plan made now."""
-    return prep.plan.torch_index_base or settings.torch_index_base
+    """The torch index base an apply installs from: this run's (``--torch-index``, else
+    $QFIX_TORCH_INDEX, else the official one). A saved plan was refused unless its own base is
+    this one, so a file cannot bring an index of its own."""
+    return settings.torch_index_base
 
 
 def new_venv_python(venv_new: str) -> str:

@@ -175,8 +175,8 @@ def test_settings_resolve_every_input_once() -> None:
         make_settings(python=sys.executable, environ=bad)
     with pytest.raises(BadInput, match="--installer"):
         make_settings(facts_file="f.json", installer="conda", environ={})
-    # a saved plan is recomputed with, and installs from, the base it was made with (its digest
-    # covers it) unless --torch-index names another; a plan made now uses this run's
+    # the index base is always this run's: a saved plan naming another one is refused before
+    # (repair.planfile.check_same, tests/test_planfile.py), it never brings its own
     saved = plan_from_doc(
         {
             "schema": "qfix.plan/1",
@@ -186,11 +186,8 @@ def test_settings_resolve_every_input_once() -> None:
             "torch_index_base": "https://saved.example/whl",
         }
     )
-    from repair.pipeline import saved_index_base
-
-    assert saved_index_base(s, saved) == "https://saved.example/whl"
-    assert saved_index_base(flagged, saved) == "https://cli.example/whl"
     prep = ApplyPrep(sys.executable, saved, saved=True)
-    assert apply_index_base(s, prep) == "https://saved.example/whl"
+    assert apply_index_base(s, prep) == "https://env.example/whl"
+    assert apply_index_base(flagged, prep) == "https://cli.example/whl"
     fresh = ApplyPrep(sys.executable, replace(saved, torch_index_base=s.torch_index_base), False)
     assert apply_index_base(s, fresh) == "https://env.example/whl"
