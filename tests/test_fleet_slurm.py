@@ -118,7 +118,9 @@ def test_detect_plan_apply_verify_report_on_a_real_cluster(cluster: SlurmCluster
     refused = qfix(cluster, *run, "--command", "apply", "--expect-plan", healthy_digest,
                    "-N", "1", "--json", "--", "-w", "n3")  # fmt: skip
     assert json.loads(refused.stdout)["node_exit_codes"] == {"n3": 6}, refused.stdout
-    assert "differs from the expected" in (rec / "tasks" / "0.err").read_text()
+    # the node ran with --json: its error is JSON on stdout (`{"error": ..., "exit_code": 6}`)
+    said = (rec / "tasks" / "0.out").read_text() + (rec / "tasks" / "0.err").read_text()
+    assert "differs from the expected" in said
 
     applied = qfix(cluster, *run, "--command", "apply", "--expect-plan", str(plan_file),
                    "-N", "2", "--timeout", "400", "--json", "--", "-w", "n[3-4]",
