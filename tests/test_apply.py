@@ -19,10 +19,12 @@ from repair.facts import Facts, PythonInfo
 from repair.fingerprint import fingerprint
 from repair.pipeline import make_settings
 from repair.planfile import check_fingerprint, plan_from_doc
-from tests.test_apply_support import (
+from tests.test_apply_support import (  # noqa: F401 (fixtures)
+    clean_index,
     clone,
     cuda_plan,
     freeze,
+    henv,
     hermetic_env,
     index,
     plan,
@@ -32,23 +34,6 @@ from tests.test_apply_support import (
 )
 
 OFFICIAL = "https://download.pytorch.org/whl"
-
-
-@pytest.fixture(autouse=True)
-def clean_index() -> None:
-    index().reset()
-    yield
-    index().reset()
-
-
-@pytest.fixture()
-def henv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = hermetic_env(tmp_path)
-    for var in ("VIRTUAL_ENV", "QFIX_TORCH_INDEX", "QFIX_TEST_KILL_AT", "UV_INDEX_URL", "UV_INDEX"):
-        monkeypatch.delenv(var, raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
 
 
 def torch_cuda(python: Path | str) -> str:

@@ -25,11 +25,13 @@ import pytest
 from repair.apply.transaction import StateDir, apply_plan, rollback
 from repair.errors import ExitCode, Unfinished
 from tests.hostile import MARK_ENV, marked_pids
-from tests.test_apply_support import (
+from tests.test_apply_support import (  # noqa: F401 (fixtures)
     REPO,
+    clean_index,
     clone,
     cuda_plan,
     freeze,
+    henv,
     hermetic_env,
     index,
     manifest,
@@ -41,25 +43,6 @@ from tests.test_apply_support import (
     tree_diff,
     wait_for,
 )
-
-
-@pytest.fixture(autouse=True)
-def clean_index() -> None:
-    """No fault left over from another test, before or after this one."""
-    index().reset()
-    yield
-    index().reset()
-
-
-@pytest.fixture()
-def henv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """This process's environment made hermetic (installers started in-process inherit it)."""
-    env = hermetic_env(tmp_path)
-    for var in ("VIRTUAL_ENV", "QFIX_TORCH_INDEX", "QFIX_TEST_KILL_AT", "UV_INDEX_URL", "UV_INDEX"):
-        monkeypatch.delenv(var, raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
 
 
 def assert_restored(

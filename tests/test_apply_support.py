@@ -25,8 +25,11 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.index_server import IndexServer
 
@@ -309,3 +312,22 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def clean_index() -> Iterator[None]:
+    """No fault left over from another test, before or after this one (import it to use it)."""
+    index().reset()
+    yield
+    index().reset()
+
+
+@pytest.fixture()
+def henv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """This process's environment made hermetic (installers started in-process inherit it)."""
+    env = hermetic_env(tmp_path)
+    for var in ("VIRTUAL_ENV", "QFIX_TORCH_INDEX", "QFIX_TEST_KILL_AT", "UV_INDEX_URL", "UV_INDEX"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env

@@ -26,11 +26,13 @@ from repair.apply.journal import StateDir
 from repair.apply.transaction import apply_plan, rollback
 from repair.errors import ExitCode, NoResource
 from tests.test_apply_faults import assert_restored
-from tests.test_apply_support import (
+from tests.test_apply_support import (  # noqa: F401 (fixtures)
     REPO,
+    clean_index,
     clone,
     cuda_plan,
     freeze,
+    henv,
     hermetic_env,
     index,
     manifest,
@@ -39,24 +41,6 @@ from tests.test_apply_support import (
     tree,
     tree_diff,
 )
-
-
-@pytest.fixture(autouse=True)
-def clean_index() -> Iterator[None]:
-    index().reset()
-    yield
-    index().reset()
-
-
-@pytest.fixture()
-def henv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """This process's environment made hermetic (installers started in-process inherit it)."""
-    env = hermetic_env(tmp_path)
-    for var in ("VIRTUAL_ENV", "QFIX_TORCH_INDEX", "QFIX_TEST_KILL_AT", "UV_INDEX_URL", "UV_INDEX"):
-        monkeypatch.delenv(var, raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
 
 
 def qfix(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
