@@ -506,7 +506,6 @@ def run_apply(
         verdicts.append(v)
         return bool(v.ok)
 
-    _resolve_first(settings, prep, allow_conda, progress)
     outcome = apply_plan(
         prep.plan,
         python=target,
@@ -520,38 +519,27 @@ def run_apply(
         probe_timeout=settings.probe_timeout,
         allow_system=settings.system,
         break_system_packages=settings.break_system_packages,
+        before_change=lambda which, installed: _resolve_first(
+            settings, prep, which, installed, progress
+        ),
     )
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
 
 
 def _resolve_first(
-    settings: Settings, prep: ApplyPrep, allow_conda: bool, progress: Callable[[str], None]
+    settings: Settings,
+    prep: ApplyPrep,
+    which: str,
+    installed: Mapping[str, str],
+    progress: Callable[[str], None],
 ) -> None:
     """Every pinned release resolved against the indexes apply will use, before any change
-    (ApplyRefused, exit 6, when one is not there). A target apply refuses anyway (not a venv
-    without --system, ...) is refused first, with that reason, and nothing is resolved."""
+    (ApplyRefused, exit 6, when one is not there). apply_plan calls this under its lock, after
+    its own pre-change checks: a target it refuses anyway (not a venv without --system, a tree
+    that cannot take a file: exit 12, checked once, in apply_plan) is refused for that reason
+    and nothing is resolved."""
     from .apply import installers
-    from .apply.venv import inspect_target, require_changeable
-    from .probe.interpreter import probe_target
 
-    if not prep.plan.steps:
-        return
-    from .apply import space
-    from .apply.snapshot import snapshot_roots
-
-    target = inspect_target(prep.python, timeout=settings.probe_timeout)
-    kind = require_changeable(
-        target.info,
-        allow_conda=allow_conda,
-        allow_system=settings.system,
-        break_system_packages=settings.break_system_packages,
-    )
-    # a tree that cannot take a file is refused for that reason (exit 12), before any resolving
-    roots = [*snapshot_roots(target, kind), target.purelib, target.platlib]
-    space.check_writable(list(dict.fromkeys(roots)), f"apply the plan to {target.prefix}")
-    setup = settings.setup
-    which = setup.name if setup else installers.choose_installer(settings.installer)
-    installed = probe_target(prep.python, timeout=settings.probe_timeout).packages
     valid = {k: v for k, v in installed.items() if v is not None and _is_version(v)}
     commands = build_commands(
         prep.plan.steps,
@@ -560,7 +548,7 @@ def _resolve_first(
         torch_index_base=apply_index_base(settings, prep),
         constraint_file=installers.CONSTRAINTS_MARK,
         uv=installers.find_uv() or "uv",
-        setup=setup,
+        setup=settings.setup,
         break_system_packages=settings.break_system_packages,
     )
     installers.check_resolvable(

@@ -18,7 +18,9 @@ binary output, a hang that ignores SIGTERM), so every child is also bounded (iss
   kernel kills the child too. prctl(2) notes the signal is sent when the *thread* that forked
   the child ends; ``run`` waits for its child in the thread that started it, so that thread
   always outlives the child. ``recording()`` lets apply write down every child it starts, for
-  what the death signal cannot reach (a grandchild in the child's group).
+  what the death signal cannot reach (a grandchild in the child's group). On Windows a child
+  gets a process group of its own and its tree is ended with ``taskkill /F /T`` instead
+  (``kill_tree``, "process trees" below).
 * **Messages**: ``one_line()`` makes any output printable and one line, for error messages.
 """
 
@@ -35,7 +37,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from . import platform_ops
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -151,7 +155,7 @@ def run(
                 t.start()
             timed_out = _wait(proc, readers, timeout, (out, err))
         except BaseException:
-            _kill_group(proc)
+            kill_tree(proc.pid, proc)
             raise
         exceeded = "stdout" if out.over else "stderr" if err.over else None
     return Completed(
@@ -177,8 +181,7 @@ def _start(
             stderr=subprocess.PIPE,
             env=None if env is None else dict(env),
             cwd=cwd,
-            start_new_session=True,
-            preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only prctl, no lock taken
+            **popen_options(),
         )
     except FileNotFoundError:
         raise ProcessFailure(argv, "no such file") from None
@@ -206,16 +209,19 @@ def _wait(
         except subprocess.TimeoutExpired:
             pass
         if any(s.over for s in streams):
-            _kill_group(proc)
+            kill_tree(proc.pid, proc)
         elif time.monotonic() > deadline:
             timed_out = True
-            _kill_group(proc)
+            kill_tree(proc.pid, proc)
     if any(s.over for s in streams):
         timed_out = False
     # What the child started and left behind in its group (a daemon, a "forked and left"
     # grandchild that may hold our pipes) does not outlive it. Safe after the child was reaped:
-    # Linux hands out no pid while a process group of that id still exists.
-    _kill_group(proc)
+    # Linux hands out no pid while a process group of that id still exists. Windows has no
+    # group that outlives its leader (taskkill /T finds a tree through living parents only), so
+    # there is nothing to end once the child has gone.
+    if not platform_ops.is_windows():
+        kill_tree(proc.pid, proc)
     for t in readers:
         t.join(timeout=2)
     return timed_out
@@ -253,7 +259,7 @@ class _Stream:
                 if self.limit is not None:
                     if self.total > self.limit:
                         self.over = True
-                        _kill_group(proc)
+                        kill_tree(proc.pid, proc)
                         return
                     self.head += chunk
                 elif len(self.head) < KEEP:
@@ -286,12 +292,97 @@ def _feed(proc: subprocess.Popen[bytes], text: str) -> None:
         proc.stdin.write(text.encode())
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+# --------------------------------------------------------------------------- process trees
+#
+# The platform decision for children, in one place; ``os_name`` (``os.name``) is a parameter so
+# the Windows branches are unit-tested here with the OS calls faked (tests/test_platform_ops.py).
+#
+# POSIX: each child leads a session and process group of its own (setsid(2) through
+# ``start_new_session``), so one ``killpg(SIGKILL)`` ends it and whatever it started. Windows has
+# no process groups that can be signalled: the child is started with CREATE_NEW_PROCESS_GROUP
+# (so a Ctrl-C meant for qfix does not reach it first) and its tree is ended with
+# ``taskkill /F /T /PID n`` (/T: "terminates the specified process and any child processes which
+# were started by it", taskkill docs), falling back to TerminateProcess (``Popen.kill``).
+# Windows gets no PR_SET_PDEATHSIG: a job object with KILL_ON_JOB_CLOSE would be its analogue.
+
+_CREATE_NEW_PROCESS_GROUP = 0x00000200  # subprocess.CREATE_NEW_PROCESS_GROUP, Windows only
+TASKKILL = ("taskkill", "/F", "/T", "/PID")
+_TASKKILL_TIMEOUT = 30.0
+
+
+def popen_options(os_name: str | None = None) -> dict[str, Any]:
+    """The Popen arguments that put a child in a group of its own (see above)."""
+    if platform_ops.is_windows(os_name):
+        return {"creationflags": _CREATE_NEW_PROCESS_GROUP}
+    # preexec: only prctl, no lock taken (PLW1509)
+    return {"start_new_session": True, "preexec_fn": _die_with_parent()}
+
+
+def kill_tree(
+    pid: int,
+    proc: subprocess.Popen[bytes] | None = None,
+    *,
+    os_name: str | None = None,
+    taskkill: Callable[[Sequence[str]], int] | None = None,
+) -> bool:
+    """End ``pid`` and what it started, at once. True when a process was hit.
+
+    ``proc``: the Popen of ``pid`` when this process started it; its ``kill()`` is the fallback
+    and is a no-op once the child was reaped, where a bare ``os.kill`` could hit a reused pid.
+    ``taskkill``: runs the taskkill argv, returns its exit status (tests pass a recorder).
+    """
+    if platform_ops.is_windows(os_name):
+        status = (taskkill or _run_taskkill)([*TASKKILL, str(pid)])
+        if status == 0:
+            return True
+        return _kill_one(pid, proc)
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, platform_ops.HARD_KILL)
+        return True
     except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
+        return _kill_one(pid, proc)
+
+
+def _kill_one(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
+    try:
+        if proc is not None:
+            if proc.poll() is not None:
+                return False
             proc.kill()
+        else:
+            os.kill(pid, platform_ops.HARD_KILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    except OSError:  # Windows: TerminateProcess on a pid that is gone
+        return False
+    return True
+
+
+def _run_taskkill(argv: Sequence[str]) -> int:
+    """taskkill itself: a short, bounded child whose output nobody needs."""
+    try:
+        return subprocess.run(  # noqa: S603 - argv list, no shell
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=_TASKKILL_TIMEOUT,
+            check=False,
+        ).returncode
+    except (OSError, subprocess.SubprocessError):
+        return -1
+
+
+def group_alive(pgid: int, *, os_name: str | None = None, kernel32: Any = None) -> bool:
+    """Is anything left of the group ``pgid`` a child led (POSIX: ``killpg(pgid, 0)``)? Windows
+    has no such group: whether the process ``pgid`` itself still runs (OpenProcess)."""
+    if platform_ops.is_windows(os_name):
+        return platform_ops.pid_alive(pgid, kernel32=kernel32)
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- dying with qfix

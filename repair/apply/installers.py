@@ -117,7 +117,7 @@ def check_resolvable(
 ) -> None:
     """Resolve every install command against the indexes it will use, changing nothing.
 
-    A pinned release an index does not offer fails here, before the lock, the snapshot or any
+    A pinned release an index does not offer fails here, before the snapshot or any
     install: ApplyRefused (exit 6), the command's label and the installer's last line named."""
     with tempfile.TemporaryDirectory(prefix="qfix-resolve-") as tmp:
         constraints = Path(tmp) / "qfix-constraints.txt"

@@ -1,6 +1,7 @@
 """The state folder of a transaction, ``<venv>/.qfix``, and its journal.
 
-* **Lock** ``<venv>/.qfix/lock`` (``flock``): a second apply on the same venv refuses at once
+* **Lock** ``<venv>/.qfix/lock`` (``flock``; ``LockFile`` on Windows, ``repair.platform_ops``):
+  a second apply on the same venv refuses at once
   (``Locked``, exit 5). The kernel drops the lock when its process dies, so a killed run never
   leaves a stale lock behind.
 * **Children** ``<venv>/.qfix/children.json``: every process an apply starts (installers, the
@@ -27,12 +28,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import enum
-import fcntl
 import json
 import os
 import shlex
 import shutil
-import signal
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import platform_ops, process
 from ..commands import redact_text
 from ..errors import Locked, RollbackFailed, is_resource_error, resource_error
 
@@ -76,15 +76,11 @@ UNFINISHED = (
 def hook(point: str) -> None:
     """The SIGKILL test hook (module docstring). Does nothing unless QFIX_TEST_KILL_AT == point."""
     if os.environ.get(KILL_ENV) == point:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), platform_ops.HARD_KILL)
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    platform_ops.fsync_dir(path)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -183,20 +179,17 @@ class StateDir:
                 exc, f"{what} in {self.path.parent}", tip="nothing was changed"
             ) from None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            if not platform_ops.lock(fd, exclusive=True, blocking=False):
+                holder = platform_ops.read_head(fd) or "?"
                 raise Locked(
                     f"another qfix apply or rollback (pid {holder}) is changing "
                     f"{self.path.parent}; refusing to {what} at the same time",
                     tip="wait for it to finish; a killed one releases the lock by itself",
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+                )
+            platform_ops.write_head(fd, str(os.getpid()))
             yield
         finally:
-            os.close(fd)  # closing the descriptor releases the flock
+            os.close(fd)  # closing the descriptor releases the lock (flock and LockFile alike)
 
 
 def now() -> str:
@@ -217,19 +210,9 @@ def discard_backup(state: StateDir) -> None:
 
 
 def start_time(pid: int) -> int | None:
-    """The start time of ``pid`` (clock ticks after boot, /proc/PID/stat field 22; proc(5)),
-    or None when there is no such process (or no /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces and ")": split after its last ")"
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    try:
-        return int(fields[22 - 3])
-    except (IndexError, ValueError):
-        return None
+    """When ``pid`` started (``platform_ops.start_time``: /proc/PID/stat field 22 on Linux, the
+    creation time on Windows), or None when there is no such process or the OS does not say."""
+    return platform_ops.start_time(pid)
 
 
 def record_child(state: StateDir, pid: int) -> None:
@@ -261,12 +244,9 @@ def stop_children(state: StateDir, progress: Callable[[str], None], wait: float 
         now_start = start_time(pid)
         if now_start is not None and start is not None and now_start != start:
             continue  # the pid was reused: not ours
-        hit = False
-        for kill in (os.killpg, os.kill):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(pid, signal.SIGKILL)
-                hit = True
-        if hit:
+        if now_start is None and start is not None and platform_ops.is_windows():
+            continue  # gone: Windows keeps no group of orphans under that pid to end
+        if process.kill_tree(pid):
             stopped.append(pid)
     if stopped:
         progress(f"stopped {len(stopped)} process(es) left running by a killed qfix: {stopped}")
@@ -279,11 +259,7 @@ def stop_children(state: StateDir, progress: Callable[[str], None], wait: float 
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    return process.group_alive(pgid)
 
 
 # --------------------------------------------------------------------------- unfinished applies
@@ -366,12 +342,12 @@ def _lock_holder(state: StateDir) -> int | None:
         return None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
+            free = platform_ops.lock(fd, exclusive=False, blocking=False)
         except OSError:
             return None
-        return None
+        if free:
+            return None
+        text = platform_ops.read_head(fd)
+        return int(text) if text.isdigit() else -1
     finally:
         os.close(fd)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 
@@ -39,8 +40,10 @@ def mount_point(path: str) -> str:
 
 
 def free_bytes(path: str) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
+    """Bytes this user may still write on the disk of ``path``. shutil.disk_usage is statvfs's
+    f_bavail * f_frsize on POSIX (as before) and GetDiskFreeSpaceExW on Windows, which has no
+    os.statvfs."""
+    return shutil.disk_usage(path).free
 
 
 def check_writable(roots: Sequence[str], action: str) -> None:

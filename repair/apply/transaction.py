@@ -21,7 +21,6 @@ rolled-back``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shlex
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import process
+from .. import platform_ops, process
 from ..commands import Command, redact_text
 from ..errors import (
     ApplyRefused,
@@ -148,7 +147,7 @@ def _kill_while_running(started: Callable[[], bool]) -> threading.Thread:
         while not started():
             time.sleep(0.01)
         time.sleep(delay)
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), platform_ops.HARD_KILL)
 
     t = threading.Thread(target=watch, daemon=True, name="qfix-test-kill")
     t.start()
@@ -172,7 +171,8 @@ def _signals_raise() -> Iterator[None]:
 
     olds: dict[signal.Signals, Any] = {}
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal went away
+        # SIGHUP: the terminal went away (POSIX only; Windows has neither SIGHUP nor its case)
+        for sig in platform_ops.signals("SIGTERM", "SIGHUP"):
             olds[sig] = signal.signal(sig, on_term)
     except ValueError:  # not the main thread: signals cannot be handled here anyway
         pass
@@ -190,7 +190,7 @@ def _signals_deferred() -> Iterator[list[int]]:
     got: list[int] = []
     olds: dict[signal.Signals, Any] = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in platform_ops.signals("SIGINT", "SIGTERM", "SIGHUP"):
             olds[sig] = signal.signal(sig, lambda s, f: got.append(s))
     except ValueError:
         pass  # not the main thread
@@ -203,15 +203,34 @@ def _signals_deferred() -> Iterator[list[int]]:
 
 # --------------------------------------------------------------------------- installer runs
 
-# Runs the installer under the installer lock (see module docstring). Stdlib, any Python 3.
+# Runs the installer under the installer lock (see module docstring). Stdlib, any Python 3, on
+# qfix's own interpreter (-I: nothing of the target's or the user's on its path), so it cannot
+# import repair.platform_ops and carries the same two branches itself. POSIX: flock, then exec
+# with the lock inherited (the installer holds it until it ends). Windows: exec there starts a
+# new process and ends this one (the CRT's _execv), which would drop the lock, so the wrapper
+# keeps it and waits for the installer; the taskkill /T that ends the wrapper ends both. The
+# Windows lock is the byte at 1 GiB, as in repair.platform_ops.
 _HOLD_LOCK_AND_EXEC = r"""
-import fcntl, os, sys
+import os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.set_inheritable(fd, True)
+if os.name == "nt":
+    import msvcrt, subprocess
+    while True:
+        os.lseek(fd, 1 << 30, 0)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            break
+        except OSError:
+            time.sleep(0.05)
+else:
+    import fcntl
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.set_inheritable(fd, True)
 with open(os.open(sys.argv[2] + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
     f.write(str(os.getpid()))
 os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+if os.name == "nt":
+    sys.exit(subprocess.call(sys.argv[3:]))
 os.execvp(sys.argv[3], sys.argv[3:])
 """
 
@@ -268,11 +287,8 @@ def _stop_orphaned_installer(state: StateDir, progress: Progress, wait: float = 
         deadline = time.monotonic() + wait
         told = False
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if platform_ops.lock(fd, exclusive=True, blocking=False):
                 return
-            except BlockingIOError:
-                pass
             try:
                 pid = int(state.installer_pid.read_text().strip())
             except (OSError, ValueError):
@@ -281,9 +297,7 @@ def _stop_orphaned_installer(state: StateDir, progress: Progress, wait: float = 
                 if not told:
                     progress(f"stopping the installer left running by a killed apply (pid {pid})")
                     told = True
-                for kill in (os.killpg, os.kill):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        kill(pid, signal.SIGKILL)
+                process.kill_tree(pid)
             if time.monotonic() > deadline:
                 raise RollbackFailed(
                     f"an installer (pid {pid or '?'}) still holds {state.installer_lock}; "
@@ -394,6 +408,7 @@ def apply_plan(
     setup: InstallerChoice | None = None,
     allow_system: bool = False,
     break_system_packages: bool = False,
+    before_change: Callable[[str, Mapping[str, str]], None] | None = None,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -407,6 +422,10 @@ def apply_plan(
     the index base the pipeline resolved (Settings), which replaces the base of the torch steps'
     index; None: the plan's own index URLs. ``output``: called with each line the installers
     print, as it comes (the whole output is in ``.qfix/installer.log`` beside the journal).
+    ``before_change(installer, installed)``: called under the lock once the pre-change checks
+    (target kind, writable roots, free space) passed and before the snapshot, with the
+    installer chosen and the versions installed; it refuses by raising (the pipeline resolves
+    every pin against the user's indexes there: ApplyRefused, nothing changed).
     """
     t_start = time.monotonic()
     if not isinstance(plan, Plan):
@@ -441,6 +460,8 @@ def apply_plan(
             what = f"apply the plan to {target.prefix}"
             space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
             space.check_space(target.prefix, plan.download, what)
+            if before_change is not None:
+                before_change(which, before)
         run = _Run(
             state=state,
             journal=journal,

@@ -13,7 +13,6 @@ afterwards finds nothing left to do and records "applied by node X" instead of r
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -26,6 +25,7 @@ from typing import Any
 from ..digest import decisions, first_difference, is_digest, plan_digest
 from ..errors import ApplyRefused, BadInput, ExitCode, Locked
 from ..plan import Plan
+from ..platform_ops import lock, write_head
 from ..settings import Settings
 from .nodeset import expand
 from .records import node_name, write_record
@@ -69,22 +69,19 @@ def fleet_lock(folder: Path, wait: float, node: str) -> Iterator[None]:
     try:
         deadline = time.monotonic() + wait
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if lock(fd, exclusive=True, blocking=False):
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = path.read_text(errors="replace").strip() or "another node"
-                    raise Locked(
-                        f"{folder.parent} is being changed by {holder}; waited {wait:.0f} s",
-                        tip="raise --lock-wait, or run qfix apply there again later",
-                    ) from None
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{node} (pid {os.getpid()})\n".encode(), 0)
+            if time.monotonic() >= deadline:
+                holder = path.read_text(errors="replace").strip() or "another node"
+                raise Locked(
+                    f"{folder.parent} is being changed by {holder}; waited {wait:.0f} s",
+                    tip="raise --lock-wait, or run qfix apply there again later",
+                )
+            time.sleep(0.2)
+        write_head(fd, f"{node} (pid {os.getpid()})\n")
         yield
     finally:
-        os.close(fd)  # closing releases the flock
+        os.close(fd)  # closing releases the lock
 
 
 @dataclass(frozen=True, slots=True)
