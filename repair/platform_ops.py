@@ -2,10 +2,10 @@
 (that is ``repair.process``): file locks, the pid written in a lock file, making a rename durable,
 and what the OS says about a pid (is it alive, when did it start).
 
-Every function takes ``os_name`` (``os.name``: ``"posix"`` or ``"nt"``; None: this machine's),
-so the Windows branches are unit-tested on Linux with their OS modules faked at the boundary
-(a fake ``msvcrt`` in ``sys.modules``, a fake ``kernel32``), and no module of qfix imports
-``fcntl`` or ``msvcrt`` at its top: ``import repair...`` works where either is missing.
+Every function takes ``os_name`` (``os.name``: ``"posix"`` or ``"nt"``; None: ``OS_NAME``,
+this machine's), so the Windows branches are unit-tested on Linux with their OS modules faked
+at the boundary (a fake ``msvcrt`` in ``sys.modules``, a fake ``kernel32``), and no module of
+qfix imports ``fcntl`` or ``msvcrt`` at its top: ``import repair...`` works without either.
 
 Locks: ``fcntl.flock`` on POSIX (flock(2): tied to the open file, dropped by the kernel when
 the process dies, so a killed run never leaves a stale lock). On Windows ``msvcrt.locking``
@@ -41,8 +41,14 @@ _PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 _STILL_ACTIVE = 259
 
 
+# The one module-level switch: which OS's calls the functions below (and repair.process) make
+# when no ``os_name`` is passed. Only tests set it (to "nt", with msvcrt faked) to run the
+# journal's and the fleet's real locking code through the Windows branch on Linux.
+OS_NAME: str = os.name
+
+
 def _name(os_name: str | None) -> str:
-    return os.name if os_name is None else os_name
+    return OS_NAME if os_name is None else os_name
 
 
 def _msvcrt() -> ModuleType:

@@ -455,13 +455,7 @@ def apply_plan(
         )
         journal = _new_journal(plan, python, target, kind, which, before, commands)
         if commands:
-            # Before the first change: every root the snapshot covers must take a new file, and
-            # the disk must hold the downloads (issue 16: refused, not rolled back, exit 12).
-            what = f"apply the plan to {target.prefix}"
-            space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
-            space.check_space(target.prefix, plan.download, what)
-            if before_change is not None:
-                before_change(which, before)
+            _check_before_change(plan, target, journal, which, before_change)
         run = _Run(
             state=state,
             journal=journal,
@@ -479,6 +473,25 @@ def apply_plan(
             return _nothing_to_apply(run, verify)
         pins = installers.constraint_lines(steps, before)
         return _transact(run, pins, verify, step_timeout)
+
+
+def _check_before_change(
+    plan: Plan,
+    target: TargetPaths,
+    journal: dict[str, Any],
+    which: str,
+    before_change: Callable[[str, Mapping[str, str]], None] | None,
+) -> None:
+    """Before the first change: every root the snapshot covers must take a new file, and the
+    disk must hold the downloads (issue 16: refused, not rolled back, exit 12). The only
+    writability check of an apply (the pipeline's resolution runs after it, as
+    ``before_change``), so a read-only tree is refused for that reason, once."""
+    what = f"apply the plan to {target.prefix}"
+    site = [target.purelib, target.platlib]
+    space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
+    space.check_space(target.prefix, plan.download, what)
+    if before_change is not None:
+        before_change(which, journal["before"])
 
 
 def _require_pip(which: str, before: Mapping[str, str], python: str) -> None:
