@@ -120,3 +120,14 @@ def test_functions_are_short():
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(REPAIR)}:{node.name} ({lines} lines)")
     assert not long, long
+
+
+def test_platform_modules_behind_one_door():
+    """fcntl and msvcrt exist on one OS each: only repair/platform_ops.py imports them (inside
+    its platform branches), so every other module imports on Linux, macOS and Windows."""
+    users = {
+        p.relative_to(REPAIR).as_posix(): _imports(p)
+        for p in REPAIR.rglob("*.py")
+        if _imports(p) & {"fcntl", "msvcrt", "termios", "pty", "resource"}
+    }
+    assert set(users) == {"platform_ops.py"}, users
