@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from repair import platform_ops, process
-from repair.apply.journal import StateDir, _lock_holder, stop_children
+from repair.apply.journal import StateDir, _lock_holder, pending_apply, prefix_of, stop_children
 from repair.errors import Locked
 from repair.fleet.expect import fleet_lock
 
@@ -260,6 +260,21 @@ def test_windows_stop_children_leaves_a_reused_pid_alone(tmp_path: Path, monkeyp
     assert stop_children(state, said.append, wait=1) == 1
     assert ran == [["taskkill", "/F", "/T", "/PID", "20"]]
     assert "[20]" in said[0] and not state.children.exists()
+
+
+def test_prefix_of_windows_layouts_finds_the_pending_apply(tmp_path: Path):
+    """A Windows venv keeps python.exe in Scripts, a Windows base install in its prefix: both
+    lead to ``<prefix>/.qfix``, so an unfinished apply is reported for either (issue 16)."""
+    venv, base = tmp_path / "venv", tmp_path / "Python311"
+    assert prefix_of(str(venv / "Scripts" / "python.exe")) == venv
+    assert prefix_of(str(venv / "bin" / "python")) == venv
+    assert prefix_of(str(base / "python.exe")) == base
+    state = StateDir(base / ".qfix")
+    base.mkdir()
+    state.make()
+    state.write_journal({"schema": "qfix.journal/1", "state": "applying", "prefix": str(base)})
+    pending = pending_apply(str(base / "python.exe"))
+    assert pending is not None and pending.state == "applying", pending
 
 
 # --------------------------------------------------------------------------- POSIX, for real

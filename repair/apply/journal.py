@@ -297,10 +297,14 @@ class Pending:
 
 
 def prefix_of(python: str) -> Path:
-    """The environment folder of ``python`` from its path alone (``<prefix>/bin/python``, or
-    the venv folder itself): nothing is run, a half-installed target may hang or crash."""
+    """The environment folder of ``python`` from its path alone (``<prefix>/bin/python``, a
+    Windows venv's ``<prefix>\\Scripts\\python.exe``, a Windows base install's
+    ``<prefix>\\python.exe``, or the folder itself): nothing is run, a half-installed target
+    may hang or crash."""
     p = Path(python).absolute()
-    return p if p.is_dir() else p.parent.parent
+    if p.is_dir():
+        return p
+    return p.parent.parent if p.parent.name.lower() in ("bin", "scripts") else p.parent
 
 
 def pending_apply(python: str) -> Pending | None:
