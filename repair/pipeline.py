@@ -174,7 +174,7 @@ def example_path(name: str) -> Path:
 
     folder = plans_directory() / "examples"
     p = folder / (name if name.endswith(".json") else f"{name}.json")
-    if "/" in name or not p.is_file():
+    if "/" in name or "\\" in name or not p.is_file():  # no way out of the folder, on Windows too
         known = ", ".join(sorted(x.stem for x in folder.glob("*.json")))
         raise FactsError(f"no shipped example {name!r}; known: {known}")
     return p

@@ -368,3 +368,13 @@ def test_ctypes_byref_is_what_the_fake_kernel32_reads():
     v = ctypes.c_ulong(0)
     ctypes.byref(v)._obj.value = 7  # type: ignore[attr-defined]
     assert v.value == 7
+
+
+def test_example_name_with_a_windows_separator_is_refused():
+    """``example:NAME`` reads plans/examples only: "..\\" would leave it on Windows."""
+    from repair.errors import FactsError
+    from repair.pipeline import example_path
+
+    assert example_path("healthy").name == "healthy.json"
+    with pytest.raises(FactsError, match="no shipped example"):
+        example_path("..\\examples\\healthy")
