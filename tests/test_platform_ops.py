@@ -370,11 +370,17 @@ def test_ctypes_byref_is_what_the_fake_kernel32_reads():
     assert v.value == 7
 
 
-def test_example_name_with_a_windows_separator_is_refused():
-    """``example:NAME`` reads plans/examples only: "..\\" would leave it on Windows."""
+def test_example_name_with_a_windows_separator_is_refused(tmp_path: Path, monkeypatch):
+    """``example:NAME`` reads plans/examples only: on Windows "..\\x" would leave it. Here a
+    file whose name holds a backslash exists, so only the guard refuses it."""
+    from repair import knowledge
     from repair.errors import FactsError
     from repair.pipeline import example_path
 
-    assert example_path("healthy").name == "healthy.json"
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "ok.json").write_text("{}")
+    (tmp_path / "examples" / "..\\ok.json").write_text("{}")
+    monkeypatch.setattr(knowledge, "plans_directory", lambda: tmp_path)
+    assert example_path("ok") == tmp_path / "examples" / "ok.json"
     with pytest.raises(FactsError, match="no shipped example"):
-        example_path("..\\examples\\healthy")
+        example_path("..\\ok")
