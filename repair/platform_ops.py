@@ -18,6 +18,7 @@ offset 0 for the refusal message, which a second process must still be able to r
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import time
@@ -194,8 +195,18 @@ def _win_start_time(pid: int, k32: Any) -> int | None:
         k32.CloseHandle(handle)
 
 
+@functools.cache
 def _kernel32() -> Any:
-    return ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    """kernel32 with the prototypes declared: a HANDLE is pointer-sized, ctypes' default int
+    would cut it on 64-bit Windows. FILETIME (two DWORDs, low first) is read as one uint64."""
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle, filetime = ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulonglong)
+    k32.OpenProcess.restype = handle
+    k32.OpenProcess.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong)
+    k32.CloseHandle.argtypes = (handle,)
+    k32.GetExitCodeProcess.argtypes = (handle, ctypes.POINTER(ctypes.c_ulong))
+    k32.GetProcessTimes.argtypes = (handle, filetime, filetime, filetime, filetime)
+    return k32
 
 
 def is_windows(os_name: str | None = None) -> bool:
