@@ -316,6 +316,18 @@ def test_posix_lock_and_shared_probe(tmp_path: Path):
         os.close(b)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX flock")
+def test_posix_fleet_lock_waits_then_names_the_node(tmp_path: Path):
+    """The fleet lock through flock, for real (two open files: two flock holders)."""
+    with fleet_lock(tmp_path, 1, "node-a"):
+        t0 = time.monotonic()
+        with pytest.raises(Locked, match=r"node-a \(pid"), fleet_lock(tmp_path, 0.4, "node-b"):
+            pass
+        assert time.monotonic() - t0 >= 0.4
+    with fleet_lock(tmp_path, 0.4, "node-b"):
+        assert (tmp_path / "fleet.lock").read_text() == f"node-b (pid {os.getpid()})\n"
+
+
 # --------------------------------------------------------------------------- no POSIX modules
 
 # Run in a child: every repair module imported, and `qfix plan --json --facts` run, with the
