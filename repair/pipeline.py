@@ -20,6 +20,7 @@ from . import settings as resolve
 from .catalogue import Catalogue, load_catalogue
 from .commands import build_commands, constraint_lines
 from .diagnose import Diagnosis, diagnose
+from .dryrun import DryRun, package_lines, space_estimate, summary_line
 from .errors import BadInput, FactsError
 from .explain import Match, explain
 from .facts import Facts, facts_from_json
@@ -506,7 +507,9 @@ def run_apply(
         verdicts.append(v)
         return bool(v.ok)
 
-    _resolve_first(settings, prep, allow_conda, progress)
+    dry = _resolve_first(settings, prep, allow_conda, progress)
+    if dry is not None:
+        _show_downloads(dry, progress, output)
     outcome = apply_plan(
         prep.plan,
         python=target,
@@ -520,22 +523,37 @@ def run_apply(
         probe_timeout=settings.probe_timeout,
         allow_system=settings.system,
         break_system_packages=settings.break_system_packages,
+        download=None if dry is None else space_estimate(dry.downloads, prep.plan.download),
     )
+    if dry is not None:
+        outcome = replace(outcome, downloads=dry.downloads, download_note=dry.note)
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
+
+
+def _show_downloads(
+    dry: DryRun, progress: Callable[[str], None], output: Callable[[str], None] | None
+) -> None:
+    """The dry runs' downloads before the first change: one line, and one per package as
+    installer output (the terminal prints those under -v only)."""
+    progress(summary_line(dry))
+    if output is not None:
+        for line in package_lines(dry):
+            output(line)
 
 
 def _resolve_first(
     settings: Settings, prep: ApplyPrep, allow_conda: bool, progress: Callable[[str], None]
-) -> None:
+) -> DryRun | None:
     """Every pinned release resolved against the indexes apply will use, before any change
-    (ApplyRefused, exit 6, when one is not there). A target apply refuses anyway (not a venv
-    without --system, ...) is refused first, with that reason, and nothing is resolved."""
+    (ApplyRefused, exit 6, when one is not there), and what the installs would download (None:
+    the plan has no step). A target apply refuses anyway (not a venv without --system, ...) is
+    refused first, with that reason, and nothing is resolved."""
     from .apply import installers
     from .apply.venv import inspect_target, require_changeable
     from .probe.interpreter import probe_target
 
     if not prep.plan.steps:
-        return
+        return None
     from .apply import space
     from .apply.snapshot import snapshot_roots
 
@@ -563,7 +581,7 @@ def _resolve_first(
         setup=setup,
         break_system_packages=settings.break_system_packages,
     )
-    installers.check_resolvable(
+    return installers.check_resolvable(
         commands, which, pins=constraint_lines(prep.plan.steps, valid), progress=progress
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from .dryrun import download_bytes, downloads_to_list
 from .errors import QfixError
 from .explain import Match, explain_to_dict
 from .facts import Facts, facts_to_dict
@@ -493,6 +494,12 @@ def apply_to_dict(plan: Plan, outcome: Any | None, verdict: Any | None) -> dict[
     """The ``qfix.apply/1`` JSON object (also the document of ``apply --record``)."""
     doc: dict[str, Any] = {"schema": "qfix.apply/1", "plan": plan.to_dict()}
     doc["outcome"] = None if outcome is None else outcome.to_dict()
+    # what the dry runs before the change found to download (sizes read from the index files;
+    # null: unknown); download_bytes sums the known sizes (null: none known or no dry run)
+    downloads = tuple(getattr(outcome, "downloads", ()) or ())
+    doc["downloads"] = downloads_to_list(downloads)
+    doc["download_bytes"] = download_bytes(downloads)
+    doc["download_note"] = getattr(outcome, "download_note", None)
     if outcome is not None:
         doc["verify"] = None if verdict is None else verdict_to_dict(verdict)
     return doc

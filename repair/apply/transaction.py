@@ -105,6 +105,10 @@ class Outcome:
     after: Mapping[str, str] = field(default_factory=dict)  # name -> version at the end
     # name -> version now (None: removed) that another process changed during the apply
     outside_changes: Mapping[str, str | None] = field(default_factory=dict)
+    # what the dry runs before the change found to download (repair.dryrun.Download), and why
+    # sizes are missing when a whole installer cannot give them (uv)
+    downloads: tuple[Any, ...] = ()
+    download_note: str | None = None
 
     @classmethod
     def refused(cls, exc: QfixError, *, python: str | None = None) -> Outcome:
@@ -394,6 +398,7 @@ def apply_plan(
     setup: InstallerChoice | None = None,
     allow_system: bool = False,
     break_system_packages: bool = False,
+    download: Mapping[str, int | None] | None = None,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -407,7 +412,7 @@ def apply_plan(
     the index base the pipeline resolved (Settings), which replaces the base of the torch steps'
     index; None: the plan's own index URLs. ``output``: called with each line the installers
     print, as it comes (the whole output is in ``.qfix/installer.log`` beside the journal).
-    """
+    ``download``: package -> bytes for the space check (None: the plan's estimate)."""
     t_start = time.monotonic()
     if not isinstance(plan, Plan):
         plan = plan_from_doc(plan)
@@ -440,7 +445,7 @@ def apply_plan(
             # the disk must hold the downloads (issue 16: refused, not rolled back, exit 12).
             what = f"apply the plan to {target.prefix}"
             space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
-            space.check_space(target.prefix, plan.download, what)
+            space.check_space(target.prefix, plan.download if download is None else download, what)
         run = _Run(
             state=state,
             journal=journal,
