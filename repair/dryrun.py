@@ -28,10 +28,13 @@ __all__ = [
     "DryRun",
     "download_bytes",
     "downloads_to_list",
+    "dry_run_to_dict",
     "human_size",
     "merge_sizes",
+    "package_lines",
     "parse_pip_report",
     "parse_uv_dry_run",
+    "space_estimate",
     "summary_line",
 ]
 
@@ -211,3 +214,16 @@ def downloads_to_list(downloads: Iterable[Download]) -> list[dict[str, Any]]:
         }
         for d in downloads
     ]
+
+
+def dry_run_to_dict(run: DryRun | None) -> dict[str, Any] | None:
+    """``qfix plan --resolve --json``'s ``resolved`` object (None: nothing was resolved)."""
+    if run is None:
+        return None
+    return {
+        "installer": run.installer,
+        "downloads": downloads_to_list(run.downloads),
+        "download_bytes": download_bytes(run.downloads),
+        "cached": run.cached,
+        "note": run.note,
+    }

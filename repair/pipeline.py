@@ -486,7 +486,8 @@ def run_apply(
     """Apply the plan as one transaction; the 4-bit verification decides whether it stays.
 
     The installer is resolved here (auto: uv when found, else pip); the index base by
-    ``apply_index_base``.
+    ``apply_index_base``. Before any change, the dry run (``resolve_apply``) refuses a pin the
+    index lacks and shows what will be downloaded; its real sizes feed the space check.
     """
     from .apply.installers import choose_installer
     from .apply.transaction import apply_plan
@@ -507,9 +508,7 @@ def run_apply(
         verdicts.append(v)
         return bool(v.ok)
 
-    dry = _resolve_first(settings, prep, allow_conda, progress)
-    if dry is not None:
-        _show_downloads(dry, progress, output)
+    dry = resolve_apply(settings, prep, allow_conda=allow_conda, progress=progress, output=output)
     outcome = apply_plan(
         prep.plan,
         python=target,
@@ -530,6 +529,23 @@ def run_apply(
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
 
 
+def resolve_apply(
+    settings: Settings,
+    prep: ApplyPrep,
+    *,
+    allow_conda: bool,
+    progress: Callable[[str], None],
+    output: Callable[[str], None] | None = None,
+) -> DryRun | None:
+    """Resolve every install of the plan without changing anything (ApplyRefused, exit 6, for
+    a pin the index lacks or a target apply refuses) and show what it would download (None:
+    the plan has no step)."""
+    dry = _resolve_first(settings, prep, allow_conda, progress)
+    if dry is not None:
+        _show_downloads(dry, progress, output)
+    return dry
+
+
 def _show_downloads(
     dry: DryRun, progress: Callable[[str], None], output: Callable[[str], None] | None
 ) -> None:
@@ -548,9 +564,7 @@ def _resolve_first(
     (ApplyRefused, exit 6, when one is not there), and what the installs would download (None:
     the plan has no step). A target apply refuses anyway (not a venv without --system, ...) is
     refused first, with that reason, and nothing is resolved."""
-    from .apply import installers
     from .apply.venv import inspect_target, require_changeable
-    from .probe.interpreter import probe_target
 
     if not prep.plan.steps:
         return None
@@ -567,23 +581,45 @@ def _resolve_first(
     # a tree that cannot take a file is refused for that reason (exit 12), before any resolving
     roots = [*snapshot_roots(target, kind), target.purelib, target.platlib]
     space.check_writable(list(dict.fromkeys(roots)), f"apply the plan to {target.prefix}")
+    return _dry_run(settings, prep.python, prep.plan, progress)
+
+
+def _dry_run(
+    settings: Settings, python: str, plan: Plan, progress: Callable[[str], None]
+) -> DryRun:
+    """The installer's dry run of every install command of ``plan`` for ``python``, exactly as
+    apply would run them (installer, index base, constraints)."""
+    from .apply import installers
+    from .probe.interpreter import probe_target
+
     setup = settings.setup
     which = setup.name if setup else installers.choose_installer(settings.installer)
-    installed = probe_target(prep.python, timeout=settings.probe_timeout).packages
+    installed = probe_target(python, timeout=settings.probe_timeout).packages
     valid = {k: v for k, v in installed.items() if v is not None and _is_version(v)}
     commands = build_commands(
-        prep.plan.steps,
-        python=prep.python,
+        plan.steps,
+        python=python,
         installer=which,
-        torch_index_base=apply_index_base(settings, prep),
+        torch_index_base=settings.torch_index_base,
         constraint_file=installers.CONSTRAINTS_MARK,
         uv=installers.find_uv() or "uv",
         setup=setup,
         break_system_packages=settings.break_system_packages,
     )
     return installers.check_resolvable(
-        commands, which, pins=constraint_lines(prep.plan.steps, valid), progress=progress
+        commands, which, pins=constraint_lines(plan.steps, valid), progress=progress
     )
+
+
+def resolve_plan(
+    settings: Settings, plan: Plan, *, progress: Callable[[str], None]
+) -> DryRun | None:
+    """`qfix plan --resolve`: the dry run apply would make, for the preview (changes nothing;
+    ApplyRefused, exit 6, when the index lacks a pinned release). None: no step, or no target
+    interpreter (``--facts``)."""
+    if not plan.steps or settings.python is None:
+        return None
+    return _dry_run(settings, settings.python, plan, progress)
 
 
 def run_rollback(

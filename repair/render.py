@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from .dryrun import download_bytes, downloads_to_list
+from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, summary_line
 from .errors import QfixError
 from .explain import Match, explain_to_dict
 from .facts import Facts, facts_to_dict
@@ -327,6 +327,15 @@ def _plan_download(plan: Plan) -> list[str]:
             + (": size not in the knowledge base" + ("" if known else ")"))
         )
     return [line]
+
+
+def render_resolved(run: DryRun | None) -> str:
+    """`qfix plan --resolve`: what the installer's dry run would download, after the plan."""
+    if run is None:
+        return "\n\nResolved: nothing to resolve (the plan installs nothing)."
+    head = summary_line(run).removeprefix("download: ")
+    lines = package_lines(run) if len(run.downloads) > 1 else []  # one: the summary names it
+    return "\n".join([f"\n\nResolved by {run.installer}'s dry run: {head}", *lines])
 
 
 def _quote(arg: str) -> str:

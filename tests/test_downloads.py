@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,7 @@ from repair.dryrun import (
 from repair.plan import Plan
 from repair.render import apply_to_dict
 from tests.index_server import build_wheel
-from tests.test_apply_support import clean_index, clone, hermetic_env, index, plan, step
+from tests.test_apply_support import clean_index, clone, freeze, hermetic_env, index, plan, step
 
 __all__ = ["clean_index"]  # the fixture, imported to be used
 
@@ -297,3 +299,59 @@ def test_index_without_head_leaves_sizes_unknown_and_apply_goes_on(
         }
     ]
     assert doc["download_bytes"] is None
+
+
+# --------------------------------------------------------------------------- qfix plan --resolve
+
+
+def _qfix(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "repair", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.venv
+def test_plan_resolve_shows_the_real_size_and_changes_nothing(
+    tmp_path: Path, clean_index: None
+) -> None:
+    """`qfix plan --resolve` on a venv whose plan upgrades bitsandbytes, found in the user's
+    find-links folder (pip's configuration, so pip runs): the size is the wheel file's, in the
+    text and in the JSON, and the venv is as before."""
+    links = tmp_path / "links"
+    wheel = build_wheel(links, "bitsandbytes", "0.50.2", files={"bitsandbytes/__init__.py": "#"})
+    python = clone(tmp_path / "venv")
+    before = freeze(python)
+    env = hermetic_env(tmp_path, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS=str(links))
+    env.pop("UV_DEFAULT_INDEX")  # only pip is configured: pip runs
+    base = ["plan", "--resolve", "--python", str(python), "--torch-index", index().torch_base]
+    p = _qfix(*base, env=env)
+    assert p.returncode == 1, p.stderr
+    size = wheel.stat().st_size
+    assert (
+        f"Resolved by pip's dry run: {size} bytes for 1 package from local files "
+        f"(bitsandbytes 0.50.2 {size} bytes)" in p.stdout
+    ), p.stdout
+    assert "qfix: resolving (dry run): install bitsandbytes==0.50.2" in p.stderr
+    p = _qfix(*base, "--json", env=env)
+    assert p.returncode == 1, p.stderr
+    resolved = json.loads(p.stdout)["resolved"]
+    assert resolved["installer"] == "pip" and resolved["download_bytes"] == size
+    assert resolved["downloads"] == [
+        {"package": "bitsandbytes", "version": "0.50.2", "url_host": "local files",
+         "size_bytes": size}
+    ]  # fmt: skip
+    assert freeze(python) == before
+    # a pin the index does not offer: refused, exit 6 (without the folder there is no 0.50.2)
+    env["PIP_FIND_LINKS"] = str(tmp_path / "empty")
+    p = _qfix(*base, env=env)
+    assert p.returncode == 6 and "does not offer it" in p.stderr, p.stderr
+
+
+def test_plan_resolve_needs_an_environment() -> None:
+    p = _qfix("plan", "--resolve", "--facts", "example:seed", env=dict(os.environ))
+    assert p.returncode == 2
+    assert "qfix: error: --resolve needs an environment to resolve for, not --facts" in p.stderr
