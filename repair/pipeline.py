@@ -554,7 +554,7 @@ def _show_downloads(
     progress(summary_line(dry))
     if output is not None:
         for line in package_lines(dry):
-            output(line)
+            output(line.strip())  # the terminal indents a child's lines itself
 
 
 def _resolve_first(

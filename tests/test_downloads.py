@@ -8,11 +8,13 @@ the wheel file on disk.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -143,6 +145,59 @@ def test_unreachable_index_is_unknown_not_an_error() -> None:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/files/x.whl"
     assert sizes.sizes([url, url]) == {url: None}
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """``/old`` redirects to ``/new`` (a CDN in front of an index); every method is recorded."""
+
+    seen: list[tuple[str, str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+        pass
+
+    def _answer(self) -> None:
+        self.seen.append((self.command, self.path))
+        if self.path == "/old":
+            self.send_response(302)
+            self.send_header("Location", "/new")
+            self.send_header("Content-Length", "0")
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", "123456789")
+        self.end_headers()
+
+    do_HEAD = _answer
+    do_GET = _answer
+
+
+def test_a_redirect_is_followed_with_head_never_get() -> None:
+    """urllib's own handler would follow a redirected HEAD with a GET: a whole wheel."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        _Redirecting.seen.clear()
+        assert sizes.size_of(f"http://127.0.0.1:{srv.server_address[1]}/old") == 123456789
+        assert _Redirecting.seen == [("HEAD", "/old"), ("HEAD", "/new")]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_garbled_answer_is_unknown() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+
+        def garble() -> None:
+            conn, _ = s.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+        t = threading.Thread(target=garble, daemon=True)
+        t.start()
+        assert sizes.size_of(f"http://127.0.0.1:{s.getsockname()[1]}/x.whl") is None
+        t.join(5)
 
 
 def test_head_sizes_match_the_files_on_the_index(clean_index: None) -> None:
@@ -288,7 +343,7 @@ def test_index_without_head_leaves_sizes_unknown_and_apply_goes_on(
     assert result.outcome.ok, result.outcome.error
     assert [(d.package, d.size_bytes) for d in result.outcome.downloads] == [("bitsandbytes", None)]
     assert "download: size unknown for 1 package from 127.0.0.1 (1 size unknown)" in lines
-    assert "  bitsandbytes 0.48.2: size unknown from 127.0.0.1" in lines
+    assert "bitsandbytes 0.48.2: size unknown from 127.0.0.1" in lines
     doc = json.loads(json.dumps(apply_to_dict(result.plan, result.outcome, None)))
     assert doc["downloads"] == [
         {

@@ -15,9 +15,9 @@ own redirect handler turns a redirected HEAD into a GET, which for a CUDA wheel 
 
 from __future__ import annotations
 
+import http.client
 import os
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -59,7 +59,9 @@ def size_of(url: str, *, timeout: float = REQUEST_TIMEOUT) -> int | None:
             length = resp.headers.get("Content-Length")
         size = int(length) if length is not None else None
         return size if size is not None and size >= 0 else None
-    except (OSError, ValueError, urllib.error.URLError):
+    except (OSError, ValueError, http.client.HTTPException):
+        # URLError and HTTPError (4xx/5xx: HEAD refused, credentials needed) are OSErrors;
+        # a malformed answer is an HTTPException: all of them mean "unknown"
         return None
 
 
