@@ -589,7 +589,7 @@ def _dry_run(
 ) -> DryRun:
     """The installer's dry run of every install command of ``plan`` for ``python``, exactly as
     apply would run them (installer, index base, constraints)."""
-    from .apply import installers
+    from .apply import installers, sizes
     from .probe.interpreter import probe_target
 
     setup = settings.setup
@@ -606,8 +606,13 @@ def _dry_run(
         setup=setup,
         break_system_packages=settings.break_system_packages,
     )
+    pip = setup.config.pip if setup else None
     return installers.check_resolvable(
-        commands, which, pins=constraint_lines(plan.steps, valid), progress=progress
+        commands,
+        which,
+        pins=constraint_lines(plan.steps, valid),
+        progress=progress,
+        network=None if pip is None else sizes.Network(pip.proxy, pip.cert, pip.client_cert),
     )
 
 

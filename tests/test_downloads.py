@@ -183,6 +183,27 @@ def test_a_redirect_is_followed_with_head_never_get() -> None:
         srv.server_close()
 
 
+def test_pips_proxy_setting_carries_the_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip's ``proxy`` (pip.conf, PIP_PROXY) is how the user reaches the index: the HEAD goes
+    through it (a forward proxy sees the absolute URL)."""
+    for var in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        _Redirecting.seen.clear()
+        url = "http://index.example.invalid/files/x.whl"
+        network = sizes.Network(proxy=f"http://127.0.0.1:{proxy.server_address[1]}")
+        assert sizes.sizes([url], network=network) == {url: 123456789}
+        assert _Redirecting.seen == [("HEAD", url)]
+        # an unusable certificate file: every size unknown, nothing raised
+        bad = sizes.Network(cert=str(Path(__file__).parent / "no-such-ca.pem"))
+        assert sizes.sizes([url], network=bad) == {url: None}
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
 def test_a_garbled_answer_is_unknown() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

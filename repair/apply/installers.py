@@ -117,6 +117,7 @@ def check_resolvable(
     timeout: float = 600,
     progress: Callable[[str], None] = lambda _line: None,
     size_deadline: float = sizes.DEADLINE,
+    network: sizes.Network | None = None,
 ) -> DryRun:
     """Resolve every install command against the indexes it will use, changing nothing, and
     return what the installs would download.
@@ -125,7 +126,8 @@ def check_resolvable(
     install: ApplyRefused (exit 6), the command's label and the installer's last line named.
     With pip, each dry run writes its installation report and the size of each file is read
     from the index (``repair.apply.sizes``, within ``size_deadline`` seconds); with uv the
-    packages are listed without sizes (its dry run names no files)."""
+    packages are listed without sizes (its dry run names no files). ``network``: pip's proxy and
+    certificates for those lookups."""
     found: list[Download] = []
     cached: int | None = None
     note = None if installer == "pip" else "sizes: not available with uv's dry run"
@@ -155,7 +157,7 @@ def check_resolvable(
         progress(f"reading the size of {len(urls)} file(s) from the index")
     return DryRun(
         installer,
-        dryrun.merge_sizes(found, sizes.sizes(urls, deadline=size_deadline)),
+        dryrun.merge_sizes(found, sizes.sizes(urls, deadline=size_deadline, network=network)),
         cached=cached,
         note=note,
     )
