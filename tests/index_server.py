@@ -217,6 +217,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of connections (qfix's
+    # eight concurrent HEAD requests for sizes), and each dropped one waits the kernel's 1 s
+    # retransmit: 20 lookups took 1.0 s instead of 0.03-0.09 s here
+    request_queue_size = 64
 
     def __init__(self, root: Path) -> None:
         self.lock = threading.Lock()
