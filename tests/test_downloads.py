@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from repair import pipeline
 from repair.apply import installers, sizes
@@ -82,6 +84,47 @@ def test_pip_report_names_versions_and_urls() -> None:
 def test_pip_report_that_is_not_one_is_an_error(text: str) -> None:
     with pytest.raises(ValueError):
         parse_pip_report(text)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        _JSON,
+        st.fixed_dictionaries({"install": st.lists(_JSON, max_size=3)}),
+        st.fixed_dictionaries(
+            {
+                "install": st.lists(
+                    st.fixed_dictionaries({"metadata": _JSON, "download_info": _JSON})
+                )
+            }
+        ),
+    )
+)
+def test_pip_report_parser_fails_only_with_valueerror(doc: object) -> None:
+    """Whatever a report holds, the parser returns downloads or raises ValueError (which apply
+    reads as "sizes unknown"), never another exception."""
+    try:
+        got = parse_pip_report(json.dumps(doc))
+    except ValueError:
+        return
+    assert all(isinstance(d.package, str) and isinstance(d.version, str) for d in got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_uv_parser_never_raises(text: str) -> None:
+    got, cached = parse_uv_dry_run(text)
+    assert cached is None or cached >= 0
+    assert all(d.url is None and d.size_bytes is None for d in got)
 
 
 def test_uv_dry_run_lists_packages_and_what_is_cached() -> None:
