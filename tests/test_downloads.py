@@ -38,9 +38,15 @@ from repair.dryrun import (
 from repair.plan import Plan
 from repair.render import apply_to_dict
 from tests.index_server import build_wheel
-from tests.test_apply_support import clean_index, clone, freeze, hermetic_env, index, plan, step
-
-__all__ = ["clean_index"]  # the fixture, imported to be used
+from tests.test_apply_support import (  # noqa: F401 (fixtures)
+    clean_index,
+    clone,
+    freeze,
+    hermetic_env,
+    index,
+    plan,
+    step,
+)
 
 DATA = Path(__file__).parent / "data"
 
