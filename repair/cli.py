@@ -204,11 +204,22 @@ def plan(
         ),
     ] = None,
     record: RecordOpt = None,
+    resolve: Annotated[
+        bool,
+        typer.Option(
+            "--resolve",
+            help="Also resolve the plan with the installer's dry run, as apply would (changes "
+            "nothing): a pin the index lacks is refused (exit 6), and the download sizes come "
+            "from the index files.",
+        ),
+    ] = False,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
     from . import pipeline
     from .render import render_plan
 
+    if resolve and facts is not None:
+        raise BadInput("--resolve needs an environment to resolve for, not --facts")
     if error == "-":
         if facts == "-":
             raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
@@ -239,7 +250,7 @@ def plan(
                 f.write(render_plan(result, as_json=True) + "\n")
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
-    text = render_plan(result, as_json=as_json)
+    text = _plan_text(result, settings, as_json=as_json, resolve=resolve)
     _out(_json_target(text, settings) if as_json else text)
     if not as_json:  # what a reviewer approves (JSON: "digest"); see docs/apply.md
         _out(f"\nPlan digest: {result.digest()}")
@@ -250,6 +261,23 @@ def plan(
     if result.cannot_tell:
         return ExitCode.CANNOT_TELL
     return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
+
+
+def _plan_text(result: Any, settings: Settings, *, as_json: bool, resolve: bool) -> str:
+    """The plan as text or JSON; with ``--resolve`` also what the dry run would download (text:
+    lines after the plan; JSON: a ``resolved`` object)."""
+    from . import pipeline
+    from .dryrun import dry_run_to_dict
+    from .render import render_plan, render_resolved
+
+    text = render_plan(result, as_json=as_json)
+    if not resolve:
+        return text
+    with _terminal(as_json) as term:
+        dry = pipeline.resolve_plan(settings, result, progress=term.progress)
+    if as_json:
+        return json.dumps({**json.loads(text), "resolved": dry_run_to_dict(dry)}, indent=2)
+    return text + render_resolved(dry)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from . import settings as resolve
 from .catalogue import Catalogue, load_catalogue
 from .commands import build_commands, constraint_lines
 from .diagnose import Diagnosis, diagnose
+from .dryrun import DryRun, package_lines, space_estimate, summary_line
 from .errors import BadInput, FactsError
 from .explain import Match, explain
 from .facts import Facts, facts_from_json
@@ -485,7 +486,8 @@ def run_apply(
     """Apply the plan as one transaction; the 4-bit verification decides whether it stays.
 
     The installer is resolved here (auto: uv when found, else pip); the index base by
-    ``apply_index_base``.
+    ``apply_index_base``. Before any change, the dry run (``resolve_apply``) refuses a pin the
+    index lacks and shows what will be downloaded; its real sizes feed the space check.
     """
     from .apply.installers import choose_installer
     from .apply.transaction import apply_plan
@@ -506,6 +508,7 @@ def run_apply(
         verdicts.append(v)
         return bool(v.ok)
 
+    dry: list[DryRun] = []
     outcome = apply_plan(
         prep.plan,
         python=target,
@@ -520,10 +523,23 @@ def run_apply(
         allow_system=settings.system,
         break_system_packages=settings.break_system_packages,
         before_change=lambda which, installed: _resolve_first(
-            settings, prep, which, installed, progress
+            settings, prep, which, installed, progress, output, dry
         ),
     )
+    if dry:
+        outcome = replace(outcome, downloads=dry[0].downloads, download_note=dry[0].note)
     return ApplyResult(outcome, prep.plan, verdicts[-1] if verdicts else None, target)
+
+
+def _show_downloads(
+    dry: DryRun, progress: Callable[[str], None], output: Callable[[str], None] | None
+) -> None:
+    """The dry runs' downloads before the first change: one line, and one per package as
+    installer output (the terminal prints those under -v only)."""
+    progress(summary_line(dry))
+    if output is not None:
+        for line in package_lines(dry):
+            output(line.strip())  # the terminal indents a child's lines itself
 
 
 def _resolve_first(
@@ -532,28 +548,71 @@ def _resolve_first(
     which: str,
     installed: Mapping[str, str],
     progress: Callable[[str], None],
-) -> None:
+    output: Callable[[str], None] | None,
+    found: list[DryRun],
+) -> Mapping[str, int | None]:
     """Every pinned release resolved against the indexes apply will use, before any change
-    (ApplyRefused, exit 6, when one is not there). apply_plan calls this under its lock, after
-    its own pre-change checks: a target it refuses anyway (not a venv without --system, a tree
-    that cannot take a file: exit 12, checked once, in apply_plan) is refused for that reason
-    and nothing is resolved."""
-    from .apply import installers
+    (ApplyRefused, exit 6, when one is not there), and what the installs would download: shown,
+    kept in ``found`` for the outcome, and returned as package -> bytes for the space check.
+    apply_plan calls this under its lock, after its own pre-change checks: a target it refuses
+    anyway (not a venv without --system, a tree that cannot take a file: exit 12, checked once,
+    in apply_plan) is refused for that reason and nothing is resolved."""
+    dry = _dry_run(settings, prep.python, prep.plan, progress, which=which, installed=installed)
+    found.append(dry)
+    _show_downloads(dry, progress, output)
+    return space_estimate(dry.downloads, prep.plan.download)
 
+
+def _dry_run(
+    settings: Settings,
+    python: str,
+    plan: Plan,
+    progress: Callable[[str], None],
+    *,
+    which: str,
+    installed: Mapping[str, str | None],
+) -> DryRun:
+    """The installer's dry run of every install command of ``plan`` for ``python``, exactly as
+    apply would run them (installer ``which``, index base, constraints from ``installed``)."""
+    from .apply import installers, sizes
+
+    setup = settings.setup
     valid = {k: v for k, v in installed.items() if v is not None and _is_version(v)}
     commands = build_commands(
-        prep.plan.steps,
-        python=prep.python,
+        plan.steps,
+        python=python,
         installer=which,
-        torch_index_base=apply_index_base(settings, prep),
+        torch_index_base=settings.torch_index_base,
         constraint_file=installers.CONSTRAINTS_MARK,
         uv=installers.find_uv() or "uv",
-        setup=settings.setup,
+        setup=setup,
         break_system_packages=settings.break_system_packages,
     )
-    installers.check_resolvable(
-        commands, which, pins=constraint_lines(prep.plan.steps, valid), progress=progress
+    pip = setup.config.pip if setup else None
+    return installers.check_resolvable(
+        commands,
+        which,
+        pins=constraint_lines(plan.steps, valid),
+        progress=progress,
+        network=None if pip is None else sizes.Network(pip.proxy, pip.cert, pip.client_cert),
     )
+
+
+def resolve_plan(
+    settings: Settings, plan: Plan, *, progress: Callable[[str], None]
+) -> DryRun | None:
+    """`qfix plan --resolve`: the dry run apply would make, for the preview (changes nothing;
+    ApplyRefused, exit 6, when the index lacks a pinned release). None: no step, or no target
+    interpreter (``--facts``)."""
+    if not plan.steps or settings.python is None:
+        return None
+    from .apply import installers
+    from .probe.interpreter import probe_target
+
+    setup = settings.setup
+    which = setup.name if setup else installers.choose_installer(settings.installer)
+    installed = probe_target(settings.python, timeout=settings.probe_timeout).packages
+    return _dry_run(settings, settings.python, plan, progress, which=which, installed=installed)
 
 
 def run_rollback(

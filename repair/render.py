@@ -15,6 +15,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, summary_line
 from .errors import QfixError
 from .explain import Match, explain_to_dict
 from .facts import Facts, facts_to_dict
@@ -328,6 +329,15 @@ def _plan_download(plan: Plan) -> list[str]:
     return [line]
 
 
+def render_resolved(run: DryRun | None) -> str:
+    """`qfix plan --resolve`: what the installer's dry run would download, after the plan."""
+    if run is None:
+        return "\n\nResolved: nothing to resolve (the plan installs nothing)."
+    head = summary_line(run).removeprefix("download: ")
+    lines = package_lines(run) if len(run.downloads) > 1 else []  # one: the summary names it
+    return "\n".join([f"\n\nResolved by {run.installer}'s dry run: {head}", *lines])
+
+
 def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
@@ -493,6 +503,12 @@ def apply_to_dict(plan: Plan, outcome: Any | None, verdict: Any | None) -> dict[
     """The ``qfix.apply/1`` JSON object (also the document of ``apply --record``)."""
     doc: dict[str, Any] = {"schema": "qfix.apply/1", "plan": plan.to_dict()}
     doc["outcome"] = None if outcome is None else outcome.to_dict()
+    # what the dry runs before the change found to download (sizes read from the index files;
+    # null: unknown); download_bytes sums the known sizes (null: none known or no dry run)
+    downloads = tuple(getattr(outcome, "downloads", ()) or ())
+    doc["downloads"] = downloads_to_list(downloads)
+    doc["download_bytes"] = download_bytes(downloads)
+    doc["download_note"] = getattr(outcome, "download_note", None)
     if outcome is not None:
         doc["verify"] = None if verdict is None else verdict_to_dict(verdict)
     return doc

@@ -40,6 +40,7 @@ PURE = [
     "fleet.grouping",
     "fleet.report",
     "indexconfig",
+    "dryrun",
 ]
 # Modules the pure core must not load. (subprocess itself is imported by packaging.tags, unused;
 # the AST check below keeps the core's own code from importing it.)
@@ -91,6 +92,10 @@ def test_one_door_per_effect():
     allowed = {"process.py", "probe/target_script.py", "verify/script.py"}
     offenders = [f for f, mods in users.items() if "subprocess" in mods and f not in allowed]
     assert not offenders, offenders
+    # the network: only apply/sizes.py opens a URL (the size of each file a dry run would
+    # download); the installers do their own downloading in their own processes
+    net = {"urllib.request", "http.client", "requests", "httpx", "urllib3"}
+    assert [f for f, mods in users.items() if mods & net] == ["apply/sizes.py"]
 
 
 def test_pure_core_code_imports_no_process_or_network_module():

@@ -14,13 +14,15 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .. import indexconfig, process
+from .. import dryrun, indexconfig, process
 from ..commands import Command as Command
 from ..commands import build_commands as build_commands
 from ..commands import constraint_lines as constraint_lines
 from ..commands import normalize as normalize
+from ..dryrun import Download, DryRun
 from ..errors import ApplyRefused, BadInput
 from ..indexconfig import IndexConfig, InstallerChoice
+from . import sizes
 
 
 def find_uv() -> str | None:
@@ -114,42 +116,87 @@ def check_resolvable(
     pins: Sequence[str],
     timeout: float = 600,
     progress: Callable[[str], None] = lambda _line: None,
-) -> None:
-    """Resolve every install command against the indexes it will use, changing nothing.
+    size_deadline: float = sizes.DEADLINE,
+    network: sizes.Network | None = None,
+) -> DryRun:
+    """Resolve every install command against the indexes it will use, changing nothing, and
+    return what the installs would download.
 
     A pinned release an index does not offer fails here, before the snapshot or any
-    install: ApplyRefused (exit 6), the command's label and the installer's last line named."""
+    install: ApplyRefused (exit 6), the command's label and the installer's last line named.
+    With pip, each dry run writes its installation report and the size of each file is read
+    from the index (``repair.apply.sizes``, within ``size_deadline`` seconds); with uv the
+    packages are listed without sizes (its dry run names no files). ``network``: pip's proxy and
+    certificates for those lookups."""
+    found: list[Download] = []
+    cached: int | None = None
+    note = None if installer == "pip" else "sizes: not available with uv's dry run"
     with tempfile.TemporaryDirectory(prefix="qfix-resolve-") as tmp:
         constraints = Path(tmp) / "qfix-constraints.txt"
         constraints.write_text("".join(p + "\n" for p in pins), encoding="utf-8")
-        for cmd in commands:
-            argv = dry_run_argv(cmd, installer)
+        for i, cmd in enumerate(commands):
+            report = Path(tmp) / f"report-{i}.json"
+            argv = dry_run_argv(cmd, installer, report=str(report) if installer == "pip" else None)
             if argv is None:
                 continue
             argv = [str(constraints) if a == CONSTRAINTS_MARK else a for a in argv]
             progress(f"resolving (dry run): {cmd.label}")
-            env = None
-            if cmd.env:
-                env = {k: v for k, v in os.environ.items() if k not in dict(cmd.env)}
-                env.update({k: v for k, v in cmd.env if v is not None})
-            try:
-                done = process.run(argv, timeout=timeout, env=env)
-            except process.ProcessFailure as exc:
-                raise ApplyRefused(
-                    f"could not run {installer} to resolve {cmd.label}: {exc.reason}"
-                ) from None
-            if done.ok:
-                continue
-            text = done.stderr + done.stdout
-            if "no such option: --dry-run" in text:  # pip < 22.2: the install itself will tell
+            done = _run_dry(argv, cmd, installer, timeout)
+            if done is None:  # pip < 22.2: the install itself will tell
                 progress(f"{installer} is too old for a dry run; not resolved before the change")
-                return
-            why = "timed out" if done.timed_out else process.last_line(text)
-            raise ApplyRefused(
-                f"cannot {cmd.label}: the index does not offer it ({why}); nothing was changed",
-                tip="check the pinned version and the index (--torch-index, your pip/uv index "
-                "settings)",
-            )
+                return DryRun(installer, note="sizes: the installer is too old for a dry run")
+            if installer == "pip":
+                found.extend(_read_report(report))
+            else:
+                listed, from_cache = dryrun.parse_uv_dry_run(done.stderr + "\n" + done.stdout)
+                found.extend(listed)
+                if from_cache is not None:
+                    cached = (cached or 0) + from_cache
+    urls = [d.url for d in found if d.url]
+    if urls:
+        progress(f"reading the size of {len(urls)} file(s) from the index")
+    return DryRun(
+        installer,
+        dryrun.merge_sizes(found, sizes.sizes(urls, deadline=size_deadline, network=network)),
+        cached=cached,
+        note=note,
+    )
+
+
+def _run_dry(
+    argv: list[str], cmd: Command, installer: str, timeout: float
+) -> process.Completed | None:
+    """One dry run; None when the installer has no dry run (pip < 22.2); ApplyRefused when the
+    index does not offer a pinned release."""
+    env = None
+    if cmd.env:
+        env = {k: v for k, v in os.environ.items() if k not in dict(cmd.env)}
+        env.update({k: v for k, v in cmd.env if v is not None})
+    try:
+        done = process.run(argv, timeout=timeout, env=env)
+    except process.ProcessFailure as exc:
+        raise ApplyRefused(
+            f"could not run {installer} to resolve {cmd.label}: {exc.reason}"
+        ) from None
+    if done.ok:
+        return done
+    text = done.stderr + done.stdout
+    if "no such option: --dry-run" in text or "no such option: --report" in text:
+        return None
+    why = "timed out" if done.timed_out else process.last_line(text)
+    raise ApplyRefused(
+        f"cannot {cmd.label}: the index does not offer it ({why}); nothing was changed",
+        tip="check the pinned version and the index (--torch-index, your pip/uv index settings)",
+    )
+
+
+def _read_report(path: Path) -> tuple[Download, ...]:
+    """The packages of one pip report; none when pip wrote none or one qfix cannot read (the
+    resolution itself succeeded: only the sizes are lost)."""
+    try:
+        return dryrun.parse_pip_report(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ()
 
 
 # The placeholder a command built for a dry run names as its constraints file.

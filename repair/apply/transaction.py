@@ -104,6 +104,10 @@ class Outcome:
     after: Mapping[str, str] = field(default_factory=dict)  # name -> version at the end
     # name -> version now (None: removed) that another process changed during the apply
     outside_changes: Mapping[str, str | None] = field(default_factory=dict)
+    # what the dry runs before the change found to download (repair.dryrun.Download), and why
+    # sizes are missing when a whole installer cannot give them (uv)
+    downloads: tuple[Any, ...] = ()
+    download_note: str | None = None
 
     @classmethod
     def refused(cls, exc: QfixError, *, python: str | None = None) -> Outcome:
@@ -393,6 +397,10 @@ class _Run:
         )
 
 
+# before_change(installer, installed) -> package -> download bytes (None: the plan's estimate)
+BeforeChange = Callable[[str, Mapping[str, str]], Mapping[str, int | None] | None]
+
+
 def apply_plan(
     plan: Plan | dict[str, Any],
     *,
@@ -408,7 +416,7 @@ def apply_plan(
     setup: InstallerChoice | None = None,
     allow_system: bool = False,
     break_system_packages: bool = False,
-    before_change: Callable[[str, Mapping[str, str]], None] | None = None,
+    before_change: BeforeChange | None = None,
 ) -> Outcome:
     """Apply ``plan`` (``qfix.plan/1``) to the venv of ``python`` as one transaction.
 
@@ -422,10 +430,11 @@ def apply_plan(
     the index base the pipeline resolved (Settings), which replaces the base of the torch steps'
     index; None: the plan's own index URLs. ``output``: called with each line the installers
     print, as it comes (the whole output is in ``.qfix/installer.log`` beside the journal).
-    ``before_change(installer, installed)``: called under the lock once the pre-change checks
-    (target kind, writable roots, free space) passed and before the snapshot, with the
-    installer chosen and the versions installed; it refuses by raising (the pipeline resolves
-    every pin against the user's indexes there: ApplyRefused, nothing changed).
+    ``before_change(installer, installed)``: called under the lock once the target kind and
+    writable roots passed and before the free-space check and the snapshot, with the installer
+    chosen and the versions installed; it refuses by raising (the pipeline resolves every pin
+    against the user's indexes there: ApplyRefused, nothing changed) and may return package ->
+    bytes, the real download sizes the space check uses (None: the plan's estimate).
     """
     t_start = time.monotonic()
     if not isinstance(plan, Plan):
@@ -442,7 +451,6 @@ def apply_plan(
         progress(f"warning: changing {python}, which is not a virtual environment ({kind.value})")
     which = installer if installer in ("pip", "uv") else installers.choose_installer(installer)
     state = StateDir(Path(target.prefix) / STATE_DIR)
-    steps = plan.steps
     site = [target.purelib, target.platlib]
 
     with state.locked("apply a plan"):
@@ -451,7 +459,7 @@ def apply_plan(
         before = installed_versions(site)
         _require_pip(which, before, python)
         commands = _build_commands(
-            steps, python, which, torch_index, state, setup, break_system_packages
+            plan.steps, python, which, torch_index, state, setup, break_system_packages
         )
         journal = _new_journal(plan, python, target, kind, which, before, commands)
         if commands:
@@ -471,7 +479,7 @@ def apply_plan(
         )
         if not commands:
             return _nothing_to_apply(run, verify)
-        pins = installers.constraint_lines(steps, before)
+        pins = installers.constraint_lines(plan.steps, before)
         return _transact(run, pins, verify, step_timeout)
 
 
@@ -480,7 +488,7 @@ def _check_before_change(
     target: TargetPaths,
     journal: dict[str, Any],
     which: str,
-    before_change: Callable[[str, Mapping[str, str]], None] | None,
+    before_change: BeforeChange | None,
 ) -> None:
     """Before the first change: every root the snapshot covers must take a new file, and the
     disk must hold the downloads (issue 16: refused, not rolled back, exit 12). The only
@@ -489,9 +497,8 @@ def _check_before_change(
     what = f"apply the plan to {target.prefix}"
     site = [target.purelib, target.platlib]
     space.check_writable([*journal["roots"], *dict.fromkeys(site)], what)
-    space.check_space(target.prefix, plan.download, what)
-    if before_change is not None:
-        before_change(which, journal["before"])
+    download = None if before_change is None else before_change(which, journal["before"])
+    space.check_space(target.prefix, plan.download if download is None else download, what)
 
 
 def _require_pip(which: str, before: Mapping[str, str], python: str) -> None:
