@@ -456,7 +456,8 @@ def apply_plan(
         )
         if not commands:
             return _nothing_to_apply(run, verify)
-        pins = installers.constraint_lines(steps, before)
+        # torch pinned while the rest installs; the project's pins too (--requirements)
+        pins = [*installers.constraint_lines(steps, before), *plan.pin_constraints]
         return _transact(run, pins, verify, step_timeout)
 
 
