@@ -491,7 +491,7 @@ def apply(
         code = ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
         _record(record, "apply", apply_to_dict(prep.plan, None, None), code)
         text = (
-            render_apply(prep.plan, None, None)
+            render_apply(prep.plan, None, None, as_json=True)
             if as_json
             else render_apply_plan(prep.plan, saved=prep.saved)
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .facts import Facts
@@ -52,17 +53,30 @@ class Not4BitReady(RuntimeError):
         super().__init__(_message(result))
 
 
-def check(python: str | None = None, *, timeout: float = 20.0) -> Preflight:
+def check(
+    python: str | None = None,
+    *,
+    timeout: float = 20.0,
+    requirements: Sequence[str] = (),
+    constraints: Sequence[str] = (),
+) -> Preflight:
     """Diagnose ``python`` (default: the running interpreter) for 4-bit; changes nothing.
+    ``requirements``/``constraints``: the project's files (as ``qfix plan -r/-c``).
 
-    Raises repair.errors.QfixError only when the interpreter cannot be read at all."""
+    Raises repair.errors.QfixError only when the interpreter cannot be read at all, or a
+    requirements file is bad (BadInput naming the file and line)."""
     from . import pipeline
     from .settings import Settings
 
     target = python or sys.executable
+    pins = None
+    if requirements or constraints:
+        from .projectpins import read_project_pins
+
+        pins = read_project_pins(requirements, constraints)
     settings = Settings(python=target, target_reason="preflight", probe_timeout=timeout)
     facts = pipeline.detect(settings, prefetch=True)
-    analysis = pipeline.analyse(facts)
+    analysis = pipeline.analyse(facts, pins=pins)
     plan = pipeline.with_commands(analysis.plan, installed=facts.packages)
     return Preflight(target, facts, analysis.plan.findings, plan)
 
