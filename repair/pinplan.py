@@ -178,6 +178,7 @@ def plan_within_pins(
     if conflicts:
         plan = _withheld(plan, conflicts)
         used = [*used, *(p for c in conflicts for p in c.pins)]
+    plan = _rule_findings_manual(plan)
     return replace(
         plan,
         unknown=(*plan.unknown, *unknown),
@@ -185,6 +186,20 @@ def plan_within_pins(
         pins_applied=tuple(dict.fromkeys(f"{p.text} ({p.source})" for p in used)),
         pin_constraints=pins.constraint_lines(),
     )
+
+
+def _rule_findings_manual(plan: Plan) -> Plan:
+    """A project-pin-conflict the rule proved from the facts (repair.rules.project: the pins
+    exclude every release that can do 4-bit) is a required manual step too."""
+    texts = {m.text for m in plan.manual}
+    extra = tuple(
+        Manual(CONFLICT, text, True)
+        for f in plan.findings
+        if f.id == CONFLICT
+        and (text := f"{f.summary}: change that pin, then re-run qfix plan") not in texts
+        and not any(m.text.startswith(f.summary) for m in plan.manual)
+    )
+    return replace(plan, manual=(*plan.manual, *extra), healthy=False) if extra else plan
 
 
 def _target_of(steps: tuple[Step, ...], package: str) -> str:
