@@ -101,14 +101,17 @@ def check_steps(
     out: list[Step] = []
     conflicts: list[Conflict] = []
     used: list[Pin] = []
+    reinstalled = {s.package for s in steps if s.action is StepAction.INSTALL}
     for s in steps:
         ps = pins.on(s.package)
         if not ps:
             out.append(s)
             continue
         if s.action is StepAction.UNINSTALL:
-            needed = tuple(p for p in ps if not p.constraint)  # a constraint never requires it
-            if needed:
+            # a constraint never requires the package; a removal the plan reinstalls (every copy
+            # of a duplicate bitsandbytes goes, then one comes back) leaves it installed
+            needed = tuple(p for p in ps if not p.constraint)
+            if needed and s.package not in reinstalled:
                 conflicts.append(Conflict(s, needed))
             out.append(s)
             continue

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from packaging.markers import InvalidMarker, Marker
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -131,7 +131,8 @@ class ProjectPins:
             try:
                 # extra "" : a requirements file line installs no extra (pip's own evaluation)
                 holds = Marker(p.marker).evaluate({**env, "extra": ""})
-            except InvalidMarker:  # checked when read; a hand-written facts file may differ
+            except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+                # checked when read; a hand-written facts file may differ: keep the pin
                 holds = True
             if holds:
                 kept.append(p)

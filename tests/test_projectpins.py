@@ -241,3 +241,21 @@ def test_apply_hands_the_pins_to_the_installer(broken: Venv, tmp_path: Path) -> 
     plan = json.loads(run("plan", "--json", "--python", str(broken.python), "-c", str(cons)).stdout)
     assert {"bitsandbytes>=0.46", "numpy==0.0.1"} <= set(plan["constraints"])
     assert plan["bitsandbytes_target"] == "0.50.2"
+
+
+def test_a_removal_conflicts_only_with_a_requirement_that_stays_unmet(tmp_path: Path) -> None:
+    facts = read_facts("example:bnb-duplicate")
+    # every copy of bitsandbytes goes and one comes back: a pin on it is met
+    kept = read_project_pins([str(_write(tmp_path, "a.txt", "bitsandbytes>=0.45\n"))])
+    plan = analyse(facts, pins=kept).plan
+    assert plan.steps and "project-pin-conflict" not in {f.id for f in plan.findings}
+    # the project requires the obsolete fork the repair removes: both sides named, no steps
+    fork = read_project_pins([str(_write(tmp_path, "b.txt", "bitsandbytes-cuda111==0.26.0\n"))])
+    plan = analyse(facts, pins=fork).plan
+    summary = next(f.summary for f in plan.findings if f.id == "project-pin-conflict")
+    assert summary.startswith("the repair removes bitsandbytes-cuda111 (bnb-duplicate-install)")
+    assert f"{tmp_path / 'b.txt'}:1 pins bitsandbytes-cuda111==0.26.0" in summary
+    assert plan.steps == ()
+    # as a constraint it only limits the version: removing the fork is fine
+    cons = read_project_pins((), [str(tmp_path / "b.txt")])
+    assert "project-pin-conflict" not in {f.id for f in analyse(facts, pins=cons).plan.findings}
