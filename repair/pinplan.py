@@ -184,6 +184,7 @@ def plan_within_pins(
     plan = _rule_findings_manual(plan)
     return replace(
         plan,
+        notes=(*plan.notes, *pins.notes),
         unknown=(*plan.unknown, *unknown),
         project_pins=pins.files or pins.read,
         pins_applied=tuple(dict.fromkeys(f"{p.text} ({p.source})" for p in used)),

@@ -40,8 +40,15 @@ class Preflight:
 
     @property
     def fix_command(self) -> str:
-        """The exact command that repairs this environment (the plan, applied with rollback)."""
-        return f"qfix apply --python {shlex.quote(self.python)} --yes"
+        """The exact command that repairs this environment (the plan, applied with rollback;
+        within the project's pins when ``check`` was given them)."""
+        pins = "".join(
+            f" {flag} {shlex.quote(path)}"
+            for flag, path in (
+                o.split(" ", 1) for o in self.plan.project_pins if o.startswith("--")
+            )
+        )
+        return f"qfix apply --python {shlex.quote(self.python)}{pins} --yes"
 
 
 class Not4BitReady(RuntimeError):
@@ -81,9 +88,15 @@ def check(
     return Preflight(target, facts, analysis.plan.findings, plan)
 
 
-def require_4bit(python: str | None = None, *, timeout: float = 20.0) -> Preflight:
+def require_4bit(
+    python: str | None = None,
+    *,
+    timeout: float = 20.0,
+    requirements: Sequence[str] = (),
+    constraints: Sequence[str] = (),
+) -> Preflight:
     """``check()``, raising Not4BitReady unless 4-bit will work; returns the result when it will."""
-    result = check(python, timeout=timeout)
+    result = check(python, timeout=timeout, requirements=requirements, constraints=constraints)
     if not result.ok:
         raise Not4BitReady(result)
     return result

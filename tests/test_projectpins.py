@@ -259,3 +259,26 @@ def test_a_removal_conflicts_only_with_a_requirement_that_stays_unmet(tmp_path: 
     # as a constraint it only limits the version: removing the fork is fine
     cons = read_project_pins((), [str(tmp_path / "b.txt")])
     assert "project-pin-conflict" not in {f.id for f in analyse(facts, pins=cons).plan.findings}
+
+
+@pytest.mark.venv
+def test_preflight_checks_within_the_pins(venv_torch213: Venv, tmp_path: Path) -> None:
+    from repair import preflight
+
+    req = _write(tmp_path, "requirements.txt", "bitsandbytes<0.39\n")
+    assert preflight.check(str(venv_torch213.python)).ok  # healthy without the pins
+    with pytest.raises(preflight.Not4BitReady) as err:
+        preflight.require_4bit(str(venv_torch213.python), requirements=[str(req)])
+    result = err.value.result
+    assert "project-pin-conflict" in {f.id for f in result.findings}
+    assert f"{req}:1 pins bitsandbytes<0.39" in str(err.value)
+
+
+@pytest.mark.venv
+def test_preflight_fix_command_repeats_the_pins(venv_bnb038: Venv, tmp_path: Path) -> None:
+    from repair import preflight
+
+    req = _write(tmp_path, "requirements.txt", "bitsandbytes>=0.46\n")
+    result = preflight.check(str(venv_bnb038.python), requirements=[str(req)])
+    assert not result.ok and result.plan.steps
+    assert result.fix_command.endswith(f" --requirements {req} --yes")
