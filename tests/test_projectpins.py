@@ -282,3 +282,16 @@ def test_preflight_fix_command_repeats_the_pins(venv_bnb038: Venv, tmp_path: Pat
     result = preflight.check(str(venv_bnb038.python), requirements=[str(req)])
     assert not result.ok and result.plan.steps
     assert result.fix_command.endswith(f" --requirements {req} --yes")
+
+
+@pytest.mark.venv
+def test_a_saved_plan_needs_the_same_pins(broken: Venv, tmp_path: Path) -> None:
+    req = _write(tmp_path, "requirements.txt", "bitsandbytes>=0.46\n")
+    saved = tmp_path / "plan.json"
+    p = run("plan", "--python", str(broken.python), "-r", str(req), "--out", str(saved))
+    assert p.returncode == 1, p.stderr
+    assert json.loads(saved.read_text())["project_pins"]["constraints"] == ["bitsandbytes>=0.46"]
+    before = _freeze(broken)
+    p = run("apply", "--yes", "--python", str(broken.python), "--plan", str(saved))
+    assert p.returncode == 6 and "--requirements" in p.stderr, p.stderr
+    assert _freeze(broken) == before
