@@ -22,7 +22,7 @@ from .findings import Diagnosis, Finding, Severity
 from .knowledge import Knowledge
 from .pins import Pin, ProjectPins, merge
 from .plan import Manual, Plan, Step, StepAction
-from .planner import make_plan
+from .planner import TORCH_FINDINGS, make_plan
 from .view import View
 
 CONFLICT = "project-pin-conflict"
@@ -136,8 +136,13 @@ def check_steps(
 
 def _still_repairs(first: Plan, second: Plan) -> bool:
     """Whether the plan made within the pins still repairs what the first one did: it moves
-    torch and bitsandbytes where the first did, and needs no manual step the first did not."""
-    if first.torch_target is not None and second.torch_target is None:
+    torch where a finding of torch's own made the first move it (a move made only to reach a
+    bitsandbytes with the current loader is a preference: a legacy release that serves the
+    pinned torch repairs too), installs bitsandbytes where the first did, and needs no manual
+    step the first did not."""
+    torch_move = next((s for s in first.steps if s.package == "torch"), None)
+    must_move = torch_move is not None and bool(set(torch_move.because) & TORCH_FINDINGS)
+    if must_move and second.torch_target is None:
         return False
     if first.bnb_target is not None and second.bnb_target is None:
         return False
@@ -173,7 +178,7 @@ def plan_within_pins(
             notes = tuple(
                 f"{c.step.package}: the repair's first choice {c.step.to} is outside "
                 + " and ".join(f"{p.text} ({p.source})" for p in c.pins)
-                + f"; planned {_target_of(steps2, c.step.package)} instead"
+                + f"; the plan within the pins: {_target_of(steps2, c.step.package)}"
                 for c in conflicts
             )
             plan = replace(second, steps=steps2, notes=(*second.notes, *notes))
@@ -210,7 +215,7 @@ def _target_of(steps: tuple[Step, ...], package: str) -> str:
     for s in steps:
         if s.package == package:
             return str(s.to) if s.action is StepAction.INSTALL else "its removal"
-    return "no change to it"
+    return "to leave it as installed"
 
 
 def _withheld(plan: Plan, conflicts: list[Conflict]) -> Plan:

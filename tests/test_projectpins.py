@@ -135,7 +135,9 @@ def test_a_pin_steers_the_choice_to_another_release(tmp_path: Path) -> None:
     pins, plan = _seed_with(tmp_path, "bitsandbytes<0.46\n")
     assert plan.bnb_target == "0.45.5" and plan.torch_target == free.torch_target
     assert all(p.allows(s.to) for s in plan.steps for p in pins.on(s.package))
-    assert any("first choice 0.48.2" in n for n in plan.notes)
+    assert any(
+        "first choice 0.48.2" in n and n.endswith("within the pins: 0.45.5") for n in plan.notes
+    )
     assert "project-pin-conflict" not in {f.id for f in plan.findings}
     # the pins that changed the plan are in its digest; the installers get them as constraints
     assert plan.pins_applied == (f"bitsandbytes<0.46 ({tmp_path / 'requirements.txt'}:1)",)
@@ -153,6 +155,20 @@ def test_a_torch_pin_steers_the_torch_build(tmp_path: Path) -> None:
     _, plan = _seed_with(tmp_path, "torch<2.7\n")
     assert plan.torch_target is not None and plan.torch_target.startswith("2.6.")
     assert all(s.to is None or not s.to.startswith("2.7") for s in plan.steps)
+
+
+def test_a_torch_pin_keeps_torch_with_a_legacy_bitsandbytes(tmp_path: Path) -> None:
+    # torch moved only to reach bitsandbytes' current loader (a preference): within torch's pin
+    # a legacy bitsandbytes that serves torch 1.12.1+cu113 is the repair
+    _, plan = _seed_with(tmp_path, "torch==1.12.1\n")
+    assert [(s.package, s.to) for s in plan.steps] == [("bitsandbytes", "0.40.1.post1")]
+    assert "project-pin-conflict" not in {f.id for f in plan.findings}
+    # a torch finding of its own (driver-too-old) is not a preference: its pin must allow a move
+    facts = read_facts("example:driver-too-old")
+    current = facts.torch.version if facts.torch else None
+    pins = read_project_pins([str(_write(tmp_path, "t.txt", f"torch=={current}\n"))])
+    plan = analyse(facts, pins=pins).plan
+    assert plan.steps == () and "project-pin-conflict" in {f.id for f in plan.findings}
 
 
 def test_a_conflict_names_both_sides_and_withholds_the_steps(tmp_path: Path) -> None:
