@@ -311,3 +311,26 @@ def test_a_saved_plan_needs_the_same_pins(broken: Venv, tmp_path: Path) -> None:
     p = run("apply", "--yes", "--python", str(broken.python), "--plan", str(saved))
     assert p.returncode == 6 and "--requirements" in p.stderr, p.stderr
     assert _freeze(broken) == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # pip, when the constraint qfix hands over meets a pin (ResolutionImpossible)
+        "ERROR: Cannot install bitsandbytes==0.48.2 because these package versions have "
+        "conflicting dependencies.\n\nThe conflict is caused by:\n"
+        "    The user requested bitsandbytes==0.48.2\n"
+        "    The user requested (constraint) bitsandbytes==0.41.1\n",
+        # uv
+        "  × No solution found when resolving dependencies:\n  ╰─▶ Because you require "
+        "bitsandbytes==0.48.2 and bitsandbytes==0.41.1, we can conclude that your "
+        "requirements are unsatisfiable.\n",
+    ],
+)
+def test_explain_knows_the_installers_pin_conflicts(text: str) -> None:
+    from tests.core_helpers import explained_ids
+
+    assert "project-pin-conflict" in explained_ids(text)
+    assert "project-pin-conflict" not in explained_ids(
+        "Because you require numpy==2.0 and scipy==1.0, we can conclude that ..."
+    )
