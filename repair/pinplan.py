@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from .findings import Diagnosis, Finding, Severity
 from .knowledge import Knowledge
 from .pins import Pin, ProjectPins, merge
-from .plan import Manual, Plan, Step, StepAction
+from .plan import Manual, Plan, Step, StepAction, normalize
 from .planner import TORCH_FINDINGS, make_plan
 from .view import View
 
@@ -101,7 +101,7 @@ def check_steps(
     out: list[Step] = []
     conflicts: list[Conflict] = []
     used: list[Pin] = []
-    reinstalled = {s.package for s in steps if s.action is StepAction.INSTALL}
+    reinstalled = {normalize(s.package) for s in steps if s.action is StepAction.INSTALL}
     for s in steps:
         ps = pins.on(s.package)
         if not ps:
@@ -111,7 +111,7 @@ def check_steps(
             # a constraint never requires the package; a removal the plan reinstalls (every copy
             # of a duplicate bitsandbytes goes, then one comes back) leaves it installed
             needed = tuple(p for p in ps if not p.constraint)
-            if needed and s.package not in reinstalled:
+            if needed and normalize(s.package) not in reinstalled:
                 conflicts.append(Conflict(s, needed))
             out.append(s)
             continue
