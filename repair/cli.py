@@ -62,6 +62,34 @@ FactsOpt = Annotated[
         show_default=False,
     ),
 ]
+ResolveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resolve",
+        help="Also resolve the plan with the installer's dry run, as apply would (changes "
+        "nothing): a pin the index lacks is refused (exit 6), and the download sizes come "
+        "from the index files.",
+    ),
+]
+RequirementsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--requirements",
+        "-r",
+        help="The project's requirements file (pip's format; repeatable): the plan never "
+        "leaves its pins, and apply passes them to the installer as constraints.",
+        show_default=False,
+    ),
+]
+ConstraintOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--constraint",
+        "-c",
+        help="The project's constraints file (pip's format; repeatable), like --requirements.",
+        show_default=False,
+    ),
+]
 TorchIndexOpt = Annotated[
     str | None,
     typer.Option(
@@ -204,15 +232,9 @@ def plan(
         ),
     ] = None,
     record: RecordOpt = None,
-    resolve: Annotated[
-        bool,
-        typer.Option(
-            "--resolve",
-            help="Also resolve the plan with the installer's dry run, as apply would (changes "
-            "nothing): a pin the index lacks is refused (exit 6), and the download sizes come "
-            "from the index files.",
-        ),
-    ] = False,
+    resolve: ResolveOpt = False,
+    requirements: RequirementsOpt = None,
+    constraint: ConstraintOpt = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
     from . import pipeline
@@ -225,7 +247,11 @@ def plan(
             raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
         error = sys.stdin.read()
     settings = pipeline.make_settings(
-        python=python, facts_file=facts, torch_index=torch_index, needs_index=True
+        python=python,
+        facts_file=facts,
+        torch_index=torch_index,
+        needs_index=True,
+        pin_files=(requirements, constraint),
     )
     _say_target(settings, as_json)
     pending = _warn_pending(settings.python)
@@ -236,6 +262,7 @@ def plan(
             pipeline.get_facts(settings, facts),
             torch_index=settings.torch_index_base,
             error_text=error,
+            pins=settings.project_pins,
         )
     result = pipeline.with_commands(
         analysis.plan, installed=analysis.facts.packages, setup=settings.setup
@@ -451,6 +478,8 @@ def apply(
     expect_plan: ExpectPlanOpt = None,
     lock_wait: LockWaitOpt = 900.0,
     record: RecordOpt = None,
+    requirements: RequirementsOpt = None,
+    constraint: ConstraintOpt = None,
 ) -> int:
     """Apply the plan inside a virtual environment: show the diff, ask, install, verify with a real
     4-bit load; roll back automatically on any failure or interruption."""
@@ -469,6 +498,7 @@ def apply(
         needs_index=True,
         system=system,
         break_system_packages=break_system_packages,
+        pin_files=(requirements, constraint),
     )
     if venv is None:
         _refuse_pending(settings.python)
@@ -490,7 +520,7 @@ def apply(
         code = ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
         _record(record, "apply", apply_to_dict(prep.plan, None, None), code)
         text = (
-            render_apply(prep.plan, None, None)
+            render_apply(prep.plan, None, None, as_json=True)
             if as_json
             else render_apply_plan(prep.plan, saved=prep.saved)
         )

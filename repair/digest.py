@@ -1,10 +1,10 @@
 """The digest of a plan's decisions, so that a fleet can check that a node plans what was agreed.
 
 Pure. The digest covers what the plan *decides* -- the steps (package, from, to, index, reasons),
-the manual steps and the base of the torch index -- and nothing that is only where or when it was
-made: the interpreter path (inside the commands and possibly inside texts) and the fingerprint
-(which includes the interpreter path) are left out, so that nodes whose venvs sit at different
-paths but need the same change get the same digest.
+the manual steps, the base of the torch index, the project's pins that changed it -- and nothing
+that is only where or when it was made: the interpreter path (inside the commands and possibly
+inside texts) and the fingerprint (which includes the interpreter path) are left out, so that
+nodes whose venvs sit at different paths but need the same change get the same digest.
 """
 
 from __future__ import annotations
@@ -33,11 +33,19 @@ def decisions(plan: Mapping[str, Any], python: str | None = None) -> dict[str, A
     if python is None:
         target = plan.get("target")
         python = target.get("python") if isinstance(target, Mapping) else None
-    doc = {
+    doc: dict[str, Any] = {
         "steps": list(plan.get("steps") or ()),
         "manual": list(plan.get("manual") or ()),
         "torch_index_base": plan.get("torch_index_base"),
     }
+    # The project's pins that changed the plan, and those handed to the installers as
+    # constraints (only when --requirements/--constraint were given: other digests are unchanged)
+    pins = plan.get("project_pins")
+    if isinstance(pins, Mapping) and (pins.get("applied") or pins.get("constraints")):
+        doc["project_pins"] = {
+            "applied": list(pins.get("applied") or ()),
+            "constraints": list(pins.get("constraints") or ()),
+        }
     return _replace(doc, python, PLACEHOLDER) if python else doc
 
 

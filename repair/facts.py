@@ -164,6 +164,8 @@ class _Reader:
         if (
             isinstance(v, bool)
             or not isinstance(v, (int, float))
+            # an int beyond float's range is no index or size either (math.isfinite overflows)
+            or (isinstance(v, int) and abs(v) > 2**53)
             or not math.isfinite(v)
             or int(v) != v
         ):

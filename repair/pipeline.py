@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +27,7 @@ from .facts import Facts, facts_from_json
 from .indexconfig import InstallerChoice
 from .jsonload import MAX_BYTES as MAX_JSON_BYTES
 from .knowledge import Knowledge, load_knowledge
+from .pins import ProjectPins, pins_from_facts
 from .plan import Plan
 from .planner import evaluate_variant, make_plan
 from .settings import DEFAULT_TORCH_INDEX, Settings
@@ -48,13 +49,15 @@ def make_settings(
     environ: Mapping[str, str] | None = None,
     system: bool = False,
     break_system_packages: bool = False,
+    pin_files: tuple[Sequence[str] | None, Sequence[str] | None] = (None, None),
 ) -> Settings:
     """Every input resolved once from the flags and ``environ`` (default: os.environ).
 
     The target interpreter is resolved when one will be read (not for ``--facts FILE``; for
     ``--venv NEW`` it is the base Python, ``--python`` or the one running qfix); the torch index
     base only where a plan or an apply uses it (``needs_index``). BadInput/InterpreterError
-    (exit 2) on a bad value.
+    (exit 2) on a bad value. ``pin_files``: the project's requirements and constraints files
+    (``--requirements``/``--constraint``), read here once (BadInput naming file and line).
     """
     from .probe import interpreter
 
@@ -65,6 +68,12 @@ def make_settings(
         raise BadInput("--venv NEW plans for the new venv itself; do not give --plan")
     installer = resolve.installer_choice(installer)
     verify = resolve.verify_mode(verify)
+    pins = None
+    requirements, constraints = pin_files[0] or (), pin_files[1] or ()
+    if requirements or constraints:  # bad files fail before any interpreter is read
+        from .projectpins import read_project_pins
+
+        pins = read_project_pins(requirements, constraints)
     target = reason = None
     timeout = resolve.DEFAULT_PROBE_TIMEOUT
     if facts_file is None:
@@ -91,6 +100,7 @@ def make_settings(
         installer=installer,
         verify=verify,
         probe_timeout=timeout,
+        project_pins=pins,
     )
 
 
@@ -202,13 +212,27 @@ class Analysis:
 
 
 def analyse(
-    facts: Facts, *, torch_index: str | None = None, error_text: str | None = None
+    facts: Facts,
+    *,
+    torch_index: str | None = None,
+    error_text: str | None = None,
+    pins: ProjectPins | None = None,
 ) -> Analysis:
     """Diagnose and plan. ``torch_index``: the index base as Settings resolved it (default: the
     official one). ``error_text`` (or a ticket's reported error) is explained and the classes it
-    points to count where the facts cannot rule them out."""
+    points to count where the facts cannot rule them out. ``pins``: the project's pins
+    (Settings.project_pins); the plan never leaves them (repair.pinplan), and the facts carry
+    those that hold for the target (``project_pins``) for the project-pin-conflict rule."""
     kb = load_knowledge()
     cat = load_catalogue()
+    pin_unknown: tuple[str, ...] = ()
+    if not pins and (carried := pins_from_facts(facts)):  # a ticket's own project_pins
+        pins = ProjectPins((), carried, read=("the facts' project_pins",))
+    if pins:
+        pins, pin_unknown = pins.for_target(facts)
+        facts = replace(
+            facts, extra={**facts.extra, "project_pins": [p.to_dict() for p in pins.pins]}
+        )
     text = error_text or facts.extra.get("reported_error")
     text = text if isinstance(text, str) and text.strip() else None
     read_from_error: list[str] = []
@@ -217,7 +241,13 @@ def analyse(
     view = make_view(facts, kb)
     reported = tuple(m.id for m in explain(text, cat)) if text else ()
     diag = diagnose(view, kb, cat, reported)
-    plan = make_plan(view, diag, kb, torch_index_base=torch_index or DEFAULT_TORCH_INDEX)
+    base = torch_index or DEFAULT_TORCH_INDEX
+    if pins:
+        from .pinplan import plan_within_pins
+
+        plan = plan_within_pins(view, diag, kb, pins, torch_index_base=base, unknown=pin_unknown)
+    else:
+        plan = make_plan(view, diag, kb, torch_index_base=base)
     if read_from_error:
         plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
     thin = too_thin_to_judge(facts)
@@ -327,7 +357,7 @@ def with_commands(
     return replace(
         plan,
         commands=tuple(c.shown() for c in cmds),
-        constraints=tuple(constraint_lines(plan.steps, valid)),
+        constraints=(*constraint_lines(plan.steps, valid), *plan.pin_constraints),
     )
 
 
@@ -443,11 +473,11 @@ def prepare_apply(settings: Settings, *, venv_new: str | None, plan_file: str | 
         providers = [d.partition(" ")[0] for d in (bnb.distributions if bnb else ())]
         check_scope(saved, load_knowledge(), providers)
         # exactly as `qfix plan` computes it (no --error text: apply reads the environment only)
-        own = analyse(facts, torch_index=settings.torch_index_base).plan
+        own = analyse(facts, torch_index=settings.torch_index_base, pins=settings.project_pins).plan
         check_same(doc, own, str(plan_file))
         return ApplyPrep(target, own, saved=True)
     facts = detect(replace(settings, python=target), prefetch=True)
-    analysis = analyse(facts, torch_index=settings.torch_index_base)
+    analysis = analyse(facts, torch_index=settings.torch_index_base, pins=settings.project_pins)
     plan = replace(analysis.plan, python=target)
     return ApplyPrep(
         target,
@@ -592,7 +622,7 @@ def _dry_run(
     return installers.check_resolvable(
         commands,
         which,
-        pins=constraint_lines(plan.steps, valid),
+        pins=[*constraint_lines(plan.steps, valid), *plan.pin_constraints],
         progress=progress,
         network=None if pip is None else sizes.Network(pip.proxy, pip.cert, pip.client_cert),
     )

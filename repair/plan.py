@@ -142,6 +142,12 @@ class Plan:
     # Why the facts are too thin to judge (then never healthy; `qfix plan` exits 7)
     cannot_tell: str | None = None
     installer: tuple[str, str] | None = None  # (pip|uv, why) once resolved for this target
+    # The project's pins (--requirements / --constraint, repair.pinplan): the files read, the
+    # pins that changed the plan ("bitsandbytes<0.46 (requirements.txt:3)"), and the lines they
+    # add to the installers' constraints file.
+    project_pins: tuple[str, ...] = ()
+    pins_applied: tuple[str, ...] = ()
+    pin_constraints: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         doc = self._document()
@@ -182,6 +188,17 @@ class Plan:
                 if self.installer is None
                 else {"installer": {"name": self.installer[0], "reason": self.installer[1]}}
             ),
+            **(
+                {}
+                if not self.project_pins
+                else {
+                    "project_pins": {
+                        "files": list(self.project_pins),
+                        "applied": list(self.pins_applied),
+                        "constraints": list(self.pin_constraints),
+                    }
+                }
+            ),
         }
 
     @classmethod
@@ -218,7 +235,18 @@ class Plan:
             constraints=tuple(d.get("constraints") or ()),
             cannot_tell=d.get("cannot_tell") if isinstance(d.get("cannot_tell"), str) else None,
             installer=_installer(d.get("installer")),
+            **_project_pins(d.get("project_pins")),
         )
+
+
+def _project_pins(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        "project_pins": tuple(str(x) for x in value.get("files") or ()),
+        "pins_applied": tuple(str(x) for x in value.get("applied") or ()),
+        "pin_constraints": tuple(str(x) for x in value.get("constraints") or ()),
+    }
 
 
 def _installer(value: Any) -> tuple[str, str] | None:

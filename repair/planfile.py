@@ -287,7 +287,8 @@ def check_same(doc: dict[str, Any], own: Plan, origin: str = "saved plan") -> No
     mine = own.to_dict()
     tip = (
         "run `qfix plan --out FILE` again, review it and apply that file "
-        "(a plan made with --torch-index needs the same --torch-index here)"
+        "(a plan made with --torch-index, --requirements or --constraint needs the same "
+        "options here)"
     )
     written = doc.get("digest")
     if written is not None and written != saved["digest"]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .facts import Facts
@@ -39,8 +40,15 @@ class Preflight:
 
     @property
     def fix_command(self) -> str:
-        """The exact command that repairs this environment (the plan, applied with rollback)."""
-        return f"qfix apply --python {shlex.quote(self.python)} --yes"
+        """The exact command that repairs this environment (the plan, applied with rollback;
+        within the project's pins when ``check`` was given them)."""
+        pins = "".join(
+            f" {flag} {shlex.quote(path)}"
+            for flag, path in (
+                o.split(" ", 1) for o in self.plan.project_pins if o.startswith("--")
+            )
+        )
+        return f"qfix apply --python {shlex.quote(self.python)}{pins} --yes"
 
 
 class Not4BitReady(RuntimeError):
@@ -52,24 +60,43 @@ class Not4BitReady(RuntimeError):
         super().__init__(_message(result))
 
 
-def check(python: str | None = None, *, timeout: float = 20.0) -> Preflight:
+def check(
+    python: str | None = None,
+    *,
+    timeout: float = 20.0,
+    requirements: Sequence[str] = (),
+    constraints: Sequence[str] = (),
+) -> Preflight:
     """Diagnose ``python`` (default: the running interpreter) for 4-bit; changes nothing.
+    ``requirements``/``constraints``: the project's files (as ``qfix plan -r/-c``).
 
-    Raises repair.errors.QfixError only when the interpreter cannot be read at all."""
+    Raises repair.errors.QfixError only when the interpreter cannot be read at all, or a
+    requirements file is bad (BadInput naming the file and line)."""
     from . import pipeline
     from .settings import Settings
 
     target = python or sys.executable
+    pins = None
+    if requirements or constraints:
+        from .projectpins import read_project_pins
+
+        pins = read_project_pins(requirements, constraints)
     settings = Settings(python=target, target_reason="preflight", probe_timeout=timeout)
     facts = pipeline.detect(settings, prefetch=True)
-    analysis = pipeline.analyse(facts)
+    analysis = pipeline.analyse(facts, pins=pins)
     plan = pipeline.with_commands(analysis.plan, installed=facts.packages)
     return Preflight(target, facts, analysis.plan.findings, plan)
 
 
-def require_4bit(python: str | None = None, *, timeout: float = 20.0) -> Preflight:
+def require_4bit(
+    python: str | None = None,
+    *,
+    timeout: float = 20.0,
+    requirements: Sequence[str] = (),
+    constraints: Sequence[str] = (),
+) -> Preflight:
     """``check()``, raising Not4BitReady unless 4-bit will work; returns the result when it will."""
-    result = check(python, timeout=timeout)
+    result = check(python, timeout=timeout, requirements=requirements, constraints=constraints)
     if not result.ok:
         raise Not4BitReady(result)
     return result

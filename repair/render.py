@@ -282,16 +282,28 @@ def render_plan(
     if plan.notes:
         out.append("\nNotes")
         out.extend(f"  {n}" for n in plan.notes)
+    if plan.project_pins:
+        out.append("\nProject pins: " + ", ".join(plan.project_pins))
+        out.extend(f"  kept: {p}" for p in plan.pins_applied)
     if plan.unknown:
         out.append("\nCould not know (facts missing)")
         out.extend(f"  ? {u}" for u in plan.unknown)
     if plan.steps and hint:
         # The next step names the target, so pasting it never acts on another environment.
         out.append(
-            f"\nApply with: qfix apply{next_step_target(plan.python)} --yes"
+            f"\nApply with: qfix apply{next_step_target(plan.python)}{_pin_flags(plan)} --yes"
             "   (or save this plan with --out FILE)"
         )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+
+
+def _pin_flags(plan: Plan) -> str:
+    """The --requirements/--constraint options a printed next step repeats, so that pasting it
+    applies the plan within the same pins."""
+    import shlex
+
+    pairs = [opt.split(" ", 1) for opt in plan.project_pins if opt.startswith("--")]
+    return "".join(f" {flag} {shlex.quote(path)}" for flag, path in pairs)
 
 
 def _plan_commands(plan: Plan) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .commands import validate_index_url
 from .errors import BadInput
 from .indexconfig import InstallerChoice
+from .pins import ProjectPins
 
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
 TORCH_INDEX_ENV = "QFIX_TORCH_INDEX"
@@ -78,6 +79,8 @@ class Settings:
     # and also overrides an externally-managed marker).
     system: bool = False
     break_system_packages: bool = False
+    # --requirements / --constraint, read once (repair.projectpins); None when none was given
+    project_pins: ProjectPins | None = None
 
     @property
     def target(self) -> Target | None:

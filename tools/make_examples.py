@@ -220,6 +220,19 @@ EXAMPLES = {
         "transformers 4.29.2 has no 4-bit.",
         packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.5", "transformers": "4.29.2"},
     ),
+    "project-pins.json": variant(
+        "A healthy A10G whose project requirements pin bitsandbytes below 4-bit (0.37.0).",
+        project_pins=[
+            {
+                "name": "bitsandbytes",
+                "specifier": "==0.37.0",
+                "source": "requirements.txt:3",
+                "constraint": False,
+                "marker": None,
+                "url": None,
+            }
+        ],
+    ),
     "wsl-old-bnb.json": variant(
         "WSL2 with bitsandbytes 0.38.1 and /usr/lib/wsl/lib not on LD_LIBRARY_PATH.",
         host={"system": "Linux", "machine": "x86_64", "libc": "glibc 2.35", "wsl": True},

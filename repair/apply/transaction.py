@@ -479,7 +479,7 @@ def apply_plan(
         )
         if not commands:
             return _nothing_to_apply(run, verify)
-        pins = installers.constraint_lines(plan.steps, before)
+        pins = [*installers.constraint_lines(plan.steps, before), *plan.pin_constraints]
         return _transact(run, pins, verify, step_timeout)
 
 
@@ -601,7 +601,9 @@ def _nothing_to_apply(run: _Run, verify: Callable[[], bool] | None) -> Outcome:
 def _transact(
     run: _Run, pins: list[str], verify: Callable[[], bool] | None, step_timeout: float
 ) -> Outcome:
-    """snapshot -> install each step -> verify -> commit; any failure or signal -> rollback."""
+    """snapshot -> install each step -> verify -> commit; any failure or signal -> rollback.
+    ``pins``: the constraints of every step but torch's (torch pinned while the rest installs,
+    and the project's own pins, --requirements/--constraint)."""
     interrupted = False
     try:
         with _signals_raise(), process.recording(lambda pid: record_child(run.state, pid)):

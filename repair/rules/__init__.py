@@ -14,12 +14,13 @@ show has no rule and is listed in ``SIGNATURE_ONLY``.
     platform.py      bnb-platform-unsupported (OS, CPU, glibc)
     environment.py   cuda-libs-not-found, stale-toolkit-on-path
     hf.py            hf-stack-too-old
+    project.py       project-pin-conflict (the project's own pins, --requirements)
 """
 
 from __future__ import annotations
 
 # Importing the theme modules registers their rules.
-from . import bitsandbytes, environment, gpu, hf, platform, torch  # noqa: F401
+from . import bitsandbytes, environment, gpu, hf, platform, project, torch  # noqa: F401
 from .registry import (
     EXCLUSIONS,
     RULES,
