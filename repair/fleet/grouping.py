@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from ..digest import PLACEHOLDER, plan_digest
@@ -43,8 +44,9 @@ CLASSES = ("healthy", "repairable", "manual", "unknown")
 
 
 def _json_inner(text: str) -> str:
-    """How ``text`` appears inside a JSON string (escapes included)."""
-    return json.dumps(text, ensure_ascii=True)[1:-1]
+    """How ``text`` appears inside a JSON string (escapes included): what ``json.dumps(text)``
+    returns for a str, without its per-call set-up."""
+    return encode_basestring_ascii(text)[1:-1]
 
 
 def canonical(facts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
