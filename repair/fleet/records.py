@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,6 +37,8 @@ def node_name(environ: Mapping[str, str] | None = None) -> str:
     for var in ("QFIX_NODE", "SLURMD_NODENAME"):
         if env.get(var):
             return env[var]
+    import socket  # here: only writers need it, and fleet plan/report read records
+
     return socket.gethostname().split(".")[0] or "localhost"
 
 
