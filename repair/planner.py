@@ -93,14 +93,14 @@ def torch_dependents(facts: Facts) -> dict[str, SpecifierSet]:
     The probe reports each distribution's Requires-Dist lines on torch, one per line; lines that
     only apply under an extra are reported apart (torch_optional_dependents) and are not pins.
     """
+    raw = facts.extra.get("torch_dependents") or {}
+    out: dict[str, SpecifierSet] = {}
+    if not isinstance(raw, Mapping) or not raw:
+        return out
     # imported here: packaging.requirements (and its markers, tags) costs ~15 ms to import, and
     # only facts that list torch's dependents need it (qfix fleet plan: bench/bench_fleet.py)
     from packaging.requirements import InvalidRequirement, Requirement
 
-    raw = facts.extra.get("torch_dependents") or {}
-    out: dict[str, SpecifierSet] = {}
-    if not isinstance(raw, Mapping):
-        return out
     for name, req in raw.items():
         if name in TORCH_FAMILY or not isinstance(req, str):
             continue
