@@ -250,14 +250,24 @@ class Drivers:
     caveat: Cited  # source of minor_compat_caveat
     minor_compat_caveat: str  # the PTX caveat text with its source
     notes: tuple[KnowledgeNote, ...]
+    # toolkit_row's answers by (major, minor), filled on first use: ~560 scans of the table for
+    # 39 plans (bench/bench_fleet.py). Held by this table, so per knowledge base.
+    _row_memo: dict[tuple[int, int], ToolkitRow | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def toolkit_row(self, cuda: Version) -> ToolkitRow | None:
         """The GA row of CUDA X.Y (None when the table has no such release)."""
         want = (cuda.major, cuda.minor)
-        for row in self.toolkit:
-            if row.ga and (row.cuda.major, row.cuda.minor) == want:
-                return row
-        return None
+        try:
+            return self._row_memo[want]
+        except KeyError:
+            pass
+        found = next(
+            (r for r in self.toolkit if r.ga and (r.cuda.major, r.cuda.minor) == want), None
+        )
+        self._row_memo[want] = found
+        return found
 
     def toolkit_min(self, cuda: Version, system: str) -> Version | None:
         """Minimum driver of the CUDA X.Y GA release on "Linux"/"Windows".

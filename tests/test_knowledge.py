@@ -648,6 +648,22 @@ def test_sass_lookups_are_remembered_per_knowledge_base(tmp_path):
     assert other == ours  # same build; the bands and the memo are not compared
 
 
+def test_toolkit_rows_are_remembered_per_knowledge_base(tmp_path):
+    # toolkit_row's answers are memoised on each driver table, never shared between bases.
+    copy = tmp_path / "plans"
+    shutil.copytree(PLANS, copy)
+    toml = copy / "drivers.toml"
+    text = toml.read_text()
+    row = 'cuda = "12.1"\nlabel = "12.1 GA / Update 1"\nga = true\nlinux = "530.30.02"'
+    assert text.count(row) == 1
+    toml.write_text(text.replace(row, row.replace("530.30.02", "531.00.00")))
+    assert str(KB.drivers.toolkit_min(V("12.1"), "Linux")) == "530.30.02"  # asked first
+    other = load_knowledge(copy).drivers
+    assert str(other.toolkit_min(V("12.1.1"), "Linux")) == "531.00.00"
+    assert str(KB.drivers.toolkit_min(V("12.1"), "Linux")) == "530.30.02"
+    assert KB.drivers.toolkit_row(V("99.9")) is None is KB.drivers.toolkit_row(V("99.9"))
+
+
 def test_parsed_version_is_shared_per_text_and_keeps_the_spelling():
     assert parsed_version("12.1") is parsed_version("12.1") == V("12.1")
     assert str(parsed_version("1.0")) == "1.0" and str(parsed_version("1.0.0")) == "1.0.0"
