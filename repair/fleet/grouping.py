@@ -119,8 +119,8 @@ def _paths(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 # A path that JSON and marshal both spell verbatim, and only inside strings: "/" first (JSON has
-# no "/" outside strings and no escape containing one), then printable ASCII without '"' or "\"
-# (so it never starts, ends or crosses an escape or a string's end).
+# no "/" outside strings and no escape containing one), then printable ASCII without a quote or
+# a backslash (so a match never starts, ends or crosses an escape or the end of a string).
 _PLAIN_PATH = re.compile(r"/[\x20\x21\x23-\x5b\x5d-\x7e]+")
 
 
