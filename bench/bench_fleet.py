@@ -7,8 +7,10 @@ prints it) spread over the nodes round-robin, each node with its own noise (venv
 CUDA_VISIBLE_DEVICES, driver probe attempts: tests/fleet_support.with_noise), written as one
 qfix.node/1 file per node into a temp folder. Each run is the real command in a child process,
 `python -m repair fleet plan DIR --json`, timed from start to exit (interpreter start and
-imports included), and its peak memory is the child's ru_maxrss. Also reported: the same work
-in-process, split into reading + grouping and planning (one plan per group).
+imports included), and its peak memory is the child's ru_maxrss; its CPU time (user + system,
+the child's own getrusage) is reported too, the steadier figure on a shared machine, with the
+load average before and after the runs. Also reported: the same work in-process (CPU time),
+split into reading + grouping and planning (one plan per group).
 Targets: < 1 s and < 200 MiB peak. ``--baseline TREE`` (a checkout of an older qfix, e.g. from
 ``git archive``) also times that tree's command on the same records, runs interleaved with the
 current tree's, so both see the same machine load. Both trees' ``repair`` package is byte-compiled
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import json
+import os
 import platform
 import random
 import statistics
@@ -50,15 +53,15 @@ def write_fleet(folder: Path, nodes: int) -> int:
     return len({canonical(f)[0] for _, f in examples})
 
 
-def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int]:
-    """One `python -m repair fleet plan DIR --json` from ``tree``: (seconds, peak MiB, groups).
-    The peak is the child's own ru_maxrss, read by a wrapper (RUSAGE_CHILDREN would keep the
-    largest of all runs)."""
+def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int, float]:
+    """One `python -m repair fleet plan DIR --json` from ``tree``: (seconds, peak MiB, groups,
+    CPU seconds). The peak and the CPU time are the child's own getrusage, read by a wrapper
+    (RUSAGE_CHILDREN would keep the largest peak of all runs)."""
     wrapper = (
         "import resource, runpy, sys; sys.argv = ['repair'] + sys.argv[1:]\n"
         "try:\n    runpy.run_module('repair', run_name='__main__')\n"
-        "finally:\n    sys.stderr.write('peak_kib=%d\\n' % "
-        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "finally:\n    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "    sys.stderr.write('peak_kib=%d cpu_s=%.3f\\n' % (u.ru_maxrss, u.ru_utime + u.ru_stime))"
     )
     t0 = time.perf_counter()
     done = subprocess.run(
@@ -68,19 +71,22 @@ def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int]:
     took = time.perf_counter() - t0
     if done.returncode not in (0, 1):
         raise SystemExit(f"fleet plan failed: {done.stderr}")
-    peak = int(done.stderr.rsplit("peak_kib=", 1)[1].split()[0])
+    tail = done.stderr.rsplit("peak_kib=", 1)[1].split()
+    peak, cpu = int(tail[0]), float(tail[1].removeprefix("cpu_s="))
     groups = len(json.loads(done.stdout)["groups"])
-    return took, peak / 1024, groups
+    return took, peak / 1024, groups, cpu
 
 
-def _summary(runs: list[tuple[float, float, int]]) -> dict[str, object]:
+def _summary(runs: list[tuple[float, float, int, float]]) -> dict[str, object]:
     times = [r[0] for r in runs]
+    cpus = [r[3] for r in runs]
     return {
         "wall_s": {
             "median": round(statistics.median(times), 3),
             "min": round(min(times), 3),
             "max": round(max(times), 3),
         },
+        "cpu_s": {"median": round(statistics.median(cpus), 3), "min": round(min(cpus), 3)},
         "peak_rss_mib": round(max(r[1] for r in runs), 1),
     }
 
@@ -101,20 +107,23 @@ def main() -> None:
         folder = Path(tmp)
         expected_groups = write_fleet(folder, args.nodes)
         runs, base = [], []
+        load_before = os.getloadavg()
         for _ in range(args.runs):
             runs.append(child_run(folder))
             if args.baseline:
                 base.append(child_run(folder, args.baseline))
-        # in-process split (second pass: the knowledge base is loaded once, as in the CLI)
+        load_after = os.getloadavg()
+        # in-process split (second pass: the knowledge base is loaded once, as in the CLI), in
+        # CPU time of this process, which the load of a shared machine disturbs least
         plan_fn = default_plan_fn()
         group_records(iter_records([folder]), plan_fn)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         groups = group_records(iter_records([folder]), lambda doc: {"steps": []})
-        t_group = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t_group = time.process_time() - t0
+        t0 = time.process_time()
         for g in groups:
             plan_fn(g.facts)
-        t_plan = time.perf_counter() - t0
+        t_plan = time.process_time() - t0
     result = {
         "nodes": args.nodes,
         "groups": runs[0][2],
@@ -123,7 +132,11 @@ def main() -> None:
         **_summary(runs),
         "baseline": ({"tree": args.baseline.name, **_summary(base)} if base else None),
         "byte_compiled": not args.no_compile,
-        "in_process_s": {"read_and_group": round(t_group, 3), "plan_groups": round(t_plan, 3)},
+        # 1-minute load average before and after the timed runs: above the CPU count, wall
+        # times include waiting for a CPU (compare cpu_s then)
+        "load_average": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
+        "cpus": os.cpu_count(),
+        "in_process_cpu_s": {"read_and_group": round(t_group, 3), "plan_groups": round(t_plan, 3)},
         "machine": f"{platform.machine()} {platform.python_version()}",
         "targets": {"wall_s": 1.0, "peak_rss_mib": 200},
     }

@@ -75,6 +75,18 @@ class DriverVersion(Version):
         return self._text
 
 
+@functools.lru_cache(maxsize=1024)
+def parsed_version(text: str) -> Version:
+    """``Version(text)``, parsed once per distinct text (raises InvalidVersion as Version does).
+
+    Planning asks for the same few dozen versions (library tags, compute capabilities, base
+    versions) over and over: ~85,000 parses for the 39 plans of bench/bench_fleet.py. The object
+    is shared by every caller, so it must never be mutated (nothing in qfix mutates a Version).
+    Keyed by the exact text, so "1.0" and "1.0.0" stay distinct objects that print as written.
+    """
+    return Version(text)
+
+
 def platform_key(system: str | None, machine: str | None) -> str | None:
     """The platform key of ``platform.system()`` / ``platform.machine()`` values, else None.
 
@@ -98,20 +110,20 @@ def arch_version(arch: str) -> Version:
     if m is None:
         raise ValueError(f"not an arch name like 'sm_86': {arch!r}")
     digits = m.group(2)
-    return Version(f"{digits[:-1]}.{digits[-1]}")
+    return parsed_version(f"{digits[:-1]}.{digits[-1]}")
 
 
 def lib_cuda(tag: str) -> Version:
     """A bitsandbytes CUDA library tag as a CUDA version: "118" -> 11.8, "132" -> 13.2."""
     tag = tag.removeprefix("cuda")
     # CUDA majors have two digits from 10 on; the last digit is the minor.
-    return Version(f"{tag[:-1]}.{tag[-1]}")
+    return parsed_version(f"{tag[:-1]}.{tag[-1]}")
 
 
 def lib_rocm(tag: str) -> Version:
     """A bitsandbytes ROCm library tag as a ROCm version: "62" -> 6.2, "714" -> 7.14."""
     tag = tag.removeprefix("rocm")
-    return Version(f"{tag[0]}.{tag[1:]}")
+    return parsed_version(f"{tag[0]}.{tag[1:]}")
 
 
 def glibc_of_tag(tag: str) -> Version | None:
@@ -238,14 +250,24 @@ class Drivers:
     caveat: Cited  # source of minor_compat_caveat
     minor_compat_caveat: str  # the PTX caveat text with its source
     notes: tuple[KnowledgeNote, ...]
+    # toolkit_row's answers by (major, minor), filled on first use: ~560 scans of the table for
+    # 39 plans (bench/bench_fleet.py). Held by this table, so per knowledge base.
+    _row_memo: dict[tuple[int, int], ToolkitRow | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def toolkit_row(self, cuda: Version) -> ToolkitRow | None:
         """The GA row of CUDA X.Y (None when the table has no such release)."""
         want = (cuda.major, cuda.minor)
-        for row in self.toolkit:
-            if row.ga and (row.cuda.major, row.cuda.minor) == want:
-                return row
-        return None
+        try:
+            return self._row_memo[want]
+        except KeyError:
+            pass
+        found = next(
+            (r for r in self.toolkit if r.ga and (r.cuda.major, r.cuda.minor) == want), None
+        )
+        self._row_memo[want] = found
+        return found
 
     def toolkit_min(self, cuda: Version, system: str) -> Version | None:
         """Minimum driver of the CUDA X.Y GA release on "Linux"/"Windows".
@@ -414,7 +436,7 @@ class TorchRelease(Cited):
         return self.variant(name) if name is not None else None
 
     def admits_python(self, v: Version) -> bool:
-        return self.python.contains(Version(v.base_version), prereleases=True)
+        return self.python.contains(parsed_version(v.base_version), prereleases=True)
 
     def glibc_for(self, platform: str) -> Version | None:
         tag = self.wheel_tags.get(platform)
@@ -535,20 +557,32 @@ class BnbBuild:
     release: Version = field(repr=False)
     # every C2 band of the table, filtered on use so that loading stays fast
     bands: tuple[SassBand, ...] = field(repr=False, compare=False)
+    # _band's answers by library tag, filled on first use: planning asks ~2,800 times for 39
+    # plans (bench/bench_fleet.py), each a scan with two SpecifierSet checks per band. Held by the
+    # build, so it lives and dies with its knowledge base.
+    _band_memo: dict[str, SassBand | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def _band(self, cuda_lib: str) -> SassBand | None:
         tag = cuda_lib.removeprefix("cuda").removesuffix("_nocublaslt")
-        if tag not in self.cuda_libs:
-            return None
-        cuda = lib_cuda(tag)
-        for band in self.bands:
-            if (
-                self.platform in band.platforms
-                and band.releases.contains(self.release, prereleases=True)
-                and band.cuda.contains(cuda, prereleases=True)
-            ):
-                return band
-        return None
+        try:
+            return self._band_memo[tag]
+        except KeyError:
+            pass
+        found: SassBand | None = None
+        if tag in self.cuda_libs:
+            cuda = lib_cuda(tag)
+            for band in self.bands:
+                if (
+                    self.platform in band.platforms
+                    and band.releases.contains(self.release, prereleases=True)
+                    and band.cuda.contains(cuda, prereleases=True)
+                ):
+                    found = band
+                    break
+        self._band_memo[tag] = found
+        return found
 
     def sass(self, cuda_lib: str) -> tuple[Version, ...] | None:
         """Compute capabilities with SASS in library ``cuda_lib`` ("118" or "cuda118"), from
@@ -600,12 +634,12 @@ class BnbRelease(Cited):
         """Against the base version (local tags and pre-release markers stripped)."""
         if self.torch is None:
             return True
-        return self.torch.contains(Version(v.base_version), prereleases=True)
+        return self.torch.contains(parsed_version(v.base_version), prereleases=True)
 
     def admits_python(self, v: Version) -> bool:
         if self.python is None:
             return True
-        return self.python.contains(Version(v.base_version), prereleases=True)
+        return self.python.contains(parsed_version(v.base_version), prereleases=True)
 
     def lib_for_cuda(
         self, cuda: Version, platform: str, *, cc: Version | None = None
@@ -1515,7 +1549,7 @@ def _loose_version(version: Version | str) -> Version | None:
 def pick_lib(tags: Iterable[str], want: Version, parse: Any, loader: str) -> str | None:
     """Exact tag for ``want``; with the same-major fallback (0.50+): the highest shipped of the
     same major below, else the lowest above; never another major (compat-facts C4)."""
-    want = Version(f"{want.major}.{want.minor}")
+    want = parsed_version(f"{want.major}.{want.minor}")
     versions = {t: parse(t) for t in tags}
     for tag, v in versions.items():
         if v == want:

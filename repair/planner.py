@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -96,8 +95,12 @@ def torch_dependents(facts: Facts) -> dict[str, SpecifierSet]:
     """
     raw = facts.extra.get("torch_dependents") or {}
     out: dict[str, SpecifierSet] = {}
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, Mapping) or not raw:
         return out
+    # imported here: packaging.requirements (and its markers, tags) costs ~15 ms to import, and
+    # only facts that list torch's dependents need it (qfix fleet plan: bench/bench_fleet.py)
+    from packaging.requirements import InvalidRequirement, Requirement
+
     for name, req in raw.items():
         if name in TORCH_FAMILY or not isinstance(req, str):
             continue

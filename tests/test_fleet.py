@@ -89,6 +89,38 @@ def test_unreadable_records_are_kept_as_such(tmp_path: Path) -> None:
     assert "not JSON" in got[0].reason and "schema" in got[1].reason
 
 
+def test_records_read_like_json_loads_and_open(tmp_path: Path) -> None:
+    # The fast reader (os.read, UTF-8 decoded directly) must read and refuse exactly what
+    # open() + json.loads did: a BOM, UTF-16, a NUL and a directory named like a record.
+    rec = json.dumps(detect_record("n1", {"schema": "qfix.facts/1"}))
+    (tmp_path / "n1.detect.json").write_bytes(b"\xef\xbb\xbf" + rec.encode())
+    (tmp_path / "n2.detect.json").write_bytes(rec.replace('"n1"', '"n2"').encode("utf-16"))
+    (tmp_path / "n3.detect.json").write_bytes(b'{"schema": "qfix.node/1"\x00}')
+    (tmp_path / "n4.detect.json").write_bytes(b'{"node": "\xff"}')
+    (tmp_path / "n5.detect.json").mkdir()
+    got = {r.node: r for r in read_records([tmp_path])}
+    assert [type(got[n]).__name__ for n in ("n1", "n2")] == ["NodeRecord", "NodeRecord"]
+    for node, data in (("n3", b'{"schema": "qfix.node/1"\x00}'), ("n4", b'{"node": "\xff"}')):
+        try:
+            json.loads(data)
+        except ValueError as exc:
+            want = exc
+        reason = got[node].reason  # type: ignore[union-attr]
+        assert isinstance(want, json.JSONDecodeError) == reason.startswith("not JSON"), reason
+        assert (want.msg if isinstance(want, json.JSONDecodeError) else str(want)) in reason
+    try:
+        open(tmp_path / "n5.detect.json", "rb")  # noqa: SIM115
+    except OSError as exc:
+        assert got["n5"].reason == f"cannot read it: {exc}"  # type: ignore[union-attr]
+
+
+def test_a_record_larger_than_one_read_is_read_whole(tmp_path: Path) -> None:
+    facts = {"schema": "qfix.facts/1", "reported_error": "x" * 300_000}
+    (tmp_path / "big.detect.json").write_text(json.dumps(detect_record("big", facts)))
+    (rec,) = read_records([tmp_path])
+    assert rec.document["reported_error"] == "x" * 300_000  # type: ignore[union-attr]
+
+
 def test_cli_record_on_plan_writes_the_plan_document(tmp_path: Path) -> None:
     done = qfix("plan", "--facts", "example:healthy", "--record", f"{tmp_path}/",
                 env={"QFIX_NODE": "gpu01"})  # fmt: skip

@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from repair.digest import plan_digest
-from repair.fleet.grouping import canonical, default_plan_fn, group_records
+from repair.fleet.grouping import (
+    _marshal_key,
+    canonical,
+    cheap_key,
+    default_plan_fn,
+    group_records,
+)
 from repair.fleet.records import parse_record
 from tests.fleet_support import detect_record, example_facts, with_noise
 
@@ -133,3 +139,51 @@ def test_key_order_never_splits_and_each_group_is_planned_once() -> None:
     groups = group_records(records, counting_plan)
     assert sorted(len(g.nodes) for g in groups) == [4, 4, 4]
     assert len(calls) == len(set(calls)) == 3  # one plan per group, never one per bucket
+
+
+# --------------------------------------------------------------------------- first-pass keys
+
+PATHS = ["/scratch/u1/env", "/scratch/u2/env", "/a", "/a/b", "/s/u1", "u1", "x/y", '/p"q',
+         "/p\\q", "/\u00e9/env", "/x\n", "/scratch/u1/env/bin/python", "", None]  # fmt: skip
+PIECES = ["{E}", "{P}", "/lib", "/", '"', "\\", "\u00e9", " ", "env", "{python}"]
+
+
+def _fill(template: str, exe: str | None, prefix: str | None) -> str:
+    return template.replace("{E}", exe or "").replace("{P}", prefix or "")
+
+
+@settings(settings.get_profile("fleet"), max_examples=300)
+@given(
+    st.tuples(st.sampled_from(PATHS), st.sampled_from(PATHS)),
+    st.tuples(st.sampled_from(PATHS), st.sampled_from(PATHS)),
+    st.lists(st.lists(st.sampled_from(PIECES), max_size=4).map("".join), min_size=4, max_size=4),
+)
+def test_marshal_key_never_merges_what_cheap_key_splits(exes, prefixes, texts) -> None:
+    # Two nodes whose facts are one template filled with each node's own paths: wherever the
+    # faster marshal key calls them equal, the JSON cheap key must too (it may only split more).
+    def node(exe: str | None, prefix: str | None) -> dict:
+        return {
+            "schema": "qfix.facts/1",
+            "python": {"executable": exe, "prefix": prefix, "base": _fill(texts[0], exe, prefix)},
+            "torch_path": _fill(texts[1], exe, prefix),
+            "env": {"LD_LIBRARY_PATH": _fill(texts[2], exe, prefix)},
+            _fill(texts[3], exe, prefix) or "k": 1,
+        }
+
+    a, b = node(exes[0], prefixes[0]), node(exes[1], prefixes[1])
+    fast_a, fast_b = _marshal_key(a), _marshal_key(b)
+    if fast_a is not None and fast_a == fast_b:
+        assert cheap_key(a) == cheap_key(b)
+    if fast_a is not None and fast_b is not None and cheap_key(a) == cheap_key(b):
+        assert fast_a == fast_b  # and it splits no more than the cheap key either
+
+
+def test_marshal_key_serves_the_shipped_examples_with_noise() -> None:
+    rng = random.Random(5)
+    for _, facts in EXAMPLES:
+        a, b = with_noise(facts, rng, 1), with_noise(facts, rng, 2)
+        assert _marshal_key(a) is not None and _marshal_key(a) == _marshal_key(b)
+        assert cheap_key(a) == cheap_key(b)
+    tricky = with_noise(EXAMPLES[0][1], rng, 3)
+    tricky["python"] = {**(tricky.get("python") or {}), "executable": '/env "x"/bin/python'}
+    assert _marshal_key(tricky) is None  # a quote in the path: the JSON key decides

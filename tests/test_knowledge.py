@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from repair.catalogue import load_catalogue
 from repair.errors import KnowledgeError
@@ -34,6 +34,7 @@ from repair.knowledge import (
     lib_cuda,
     load_knowledge,
     load_sources,
+    parsed_version,
     plans_directory,
     platform_key,
     read_toml,
@@ -624,6 +625,50 @@ def test_bnb_sass(bnb, platform, lib, has, lacks):
 def test_bnb_sass_unknown():
     assert KB.bnb.release("0.42.0").builds["linux-x86_64"].sass("118") is None  # before C2
     assert KB.bnb.release("0.50.2").builds["linux-x86_64"].sass("129") is None  # not shipped
+
+
+def test_sass_lookups_are_remembered_per_knowledge_base(tmp_path):
+    # _band's answers are memoised on each build: a knowledge base with other bands must get its
+    # own answers, whatever the shipped one answered first (and the memo is no part of equality).
+    copy = tmp_path / "plans"
+    shutil.copytree(PLANS, copy)
+    toml = copy / "bitsandbytes.toml"
+    text = toml.read_text()
+    band = 'releases = ">=0.43.0,<0.45.0"\nplatforms = ["linux-x86_64", "windows-x86_64"]\n'
+    band += 'cuda = "==11.7"\n'
+    at = text.index(band) + len(band)  # the first 11.7 band: its sass line follows
+    end = text.index("\n", at)
+    assert text[at:end].endswith(', "sm_86"]')
+    toml.write_text(text[:at] + text[at:end].replace(', "sm_86"]', "]") + text[end:])
+    ours = KB.bnb.release("0.44.1").builds["linux-x86_64"]
+    assert V("8.6") in ours.sass("117")  # asked first: the shipped band is remembered
+    other = load_knowledge(copy).bnb.release("0.44.1").builds["linux-x86_64"]
+    assert V("8.6") not in other.sass("117") and V("8.0") in other.sass("cuda117")
+    assert V("8.6") in ours.sass("cuda117_nocublaslt")
+    assert other == ours  # same build; the bands and the memo are not compared
+
+
+def test_toolkit_rows_are_remembered_per_knowledge_base(tmp_path):
+    # toolkit_row's answers are memoised on each driver table, never shared between bases.
+    copy = tmp_path / "plans"
+    shutil.copytree(PLANS, copy)
+    toml = copy / "drivers.toml"
+    text = toml.read_text()
+    row = 'cuda = "12.1"\nlabel = "12.1 GA / Update 1"\nga = true\nlinux = "530.30.02"'
+    assert text.count(row) == 1
+    toml.write_text(text.replace(row, row.replace("530.30.02", "531.00.00")))
+    assert str(KB.drivers.toolkit_min(V("12.1"), "Linux")) == "530.30.02"  # asked first
+    other = load_knowledge(copy).drivers
+    assert str(other.toolkit_min(V("12.1.1"), "Linux")) == "531.00.00"
+    assert str(KB.drivers.toolkit_min(V("12.1"), "Linux")) == "530.30.02"
+    assert KB.drivers.toolkit_row(V("99.9")) is None is KB.drivers.toolkit_row(V("99.9"))
+
+
+def test_parsed_version_is_shared_per_text_and_keeps_the_spelling():
+    assert parsed_version("12.1") is parsed_version("12.1") == V("12.1")
+    assert str(parsed_version("1.0")) == "1.0" and str(parsed_version("1.0.0")) == "1.0.0"
+    with pytest.raises(InvalidVersion):
+        parsed_version("not a version")
 
 
 def test_ptx_from_0_45():
