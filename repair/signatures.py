@@ -36,6 +36,10 @@ FACT_KEYS: Mapping[str, type] = {
     "cuda_error": int,  # the CUDA runtime error code the text shows (cudaError_t)
     "driver_below_torch_cuda": bool,  # the driver cannot run torch's CUDA runtime
     "libstdcxx": str,  # a libstdc++ symbol version the loader's libstdc++ lacks
+    # A CUDA library the loader could not open (libcudart.so.N, cublas64_N.dll): its name carries
+    # the CUDA major N the failing library was built for (plans/signatures.toml).
+    "cuda_lib": str,  # cudart | cublas | cublasLt | cusparse
+    "cuda_lib_major": str,  # "11", "12"
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 
@@ -61,6 +65,8 @@ class Implied:
     cuda_error: int | None = None
     driver_below_torch_cuda: bool = False
     libstdcxx: str | None = None
+    cuda_lib: str | None = None
+    cuda_lib_major: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:
@@ -71,6 +77,12 @@ class Implied:
     @property
     def empty(self) -> bool:
         return not self.signatures
+
+    @property
+    def wanted_cuda_major(self) -> int | None:
+        """The CUDA major of a runtime library the loader could not open, or None."""
+        m = self.cuda_lib_major
+        return int(m) if m is not None and m.isdigit() else None
 
 
 def _parse(data: dict[str, Any], origin: str) -> tuple[Signature, ...]:

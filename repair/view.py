@@ -141,6 +141,9 @@ class View:
     torch_build_assumed: str | None = None
     # What an error message proves (plans/signatures.toml): version ranges, build properties.
     implied: Implied = Implied()
+    # The driver answers but reports no CUDA level ("CUDA Version: N/A"; NVML's CUDA-version
+    # query failed): see driver_cuda_unavailable.
+    driver_cuda_na: bool = False
 
     @property
     def ccs(self) -> tuple[Version, ...]:
@@ -264,7 +267,32 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         bnb=bnb_v,
         packages_complete=facts.extra.get("packages_source") == "probe",
         implied=implied_from_facts(facts),
+        driver_cuda_na=driver_cuda_unavailable(facts),
     )
+
+
+# NVML's CUDA-version query names in a probe's attempts (repair/probe/nvml.py records each failure
+# as "<function>: <error>"); "function missing" only means a driver older than the call (CUDA < 10).
+_NVML_CUDA_QUERY = re.compile(
+    r"nvmlSystemGetCudaDriverVersion(_v2)?: (?!function missing)", re.IGNORECASE
+)
+
+
+def driver_cuda_unavailable(facts: Facts) -> bool:
+    """The driver answers (a version) but its CUDA level cannot be read: a report's
+    ``driver.cuda = "N/A"`` (nvidia-smi's "CUDA Version: N/A"), or a probe whose NVML query of the
+    CUDA driver version failed. nvmlSystemGetCudaDriverVersion_v2 reads it from libcuda
+    (cuDriverGetVersion) and returns NVML_ERROR_LIBRARY_NOT_FOUND when libcuda is missing (S32),
+    so the user-space driver library is missing or broken while the kernel module answers."""
+    drv = facts.driver
+    if drv is None or not drv.version or drv.found is False:
+        return False
+    if (drv.cuda or "").strip().upper() in ("N/A", "NA"):
+        return True
+    texts = [drv.error or ""] + [
+        str(v) for a in drv.attempts for v in a.values() if isinstance(v, str)
+    ]
+    return drv.cuda is None and any(_NVML_CUDA_QUERY.search(t) for t in texts)
 
 
 def bnb_forks(facts: Facts) -> tuple[tuple[str, str | None], ...]:
