@@ -63,26 +63,35 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
         text = _LIBCUDA_TEXT.format(driver=f.evidence.get("driver") or view.driver)
         return Manual("cuda-libs-not-found", text, True)
     major = int(f.evidence["cuda_major"])
-    torch_own = view.torch_cuda is not None and view.torch_cuda.major == major
-    parts = []
-    if f.evidence.get("conda"):
-        parts.append(_conda_text(view, major))
-    if torch_own:
-        parts.append(
+    conda = bool(f.evidence.get("conda"))
+    if view.torch_cuda is not None and view.torch_cuda.major == major:
+        text = (
             f"torch's own CUDA {view.torch_cuda} libraries are missing: reinstall torch from the "
-            "PyTorch index of its CUDA build so that they come with it (do not install it with "
-            "--no-deps)"
+            "PyTorch index of its CUDA build so that they come with it (not with --no-deps)"
         )
-    else:
-        where = "PATH" if view.system == "Windows" else "LD_LIBRARY_PATH"
-        parts.append(
-            f"the library that needs CUDA {major} is not torch's: a bitsandbytes >= "
-            f"{MODERN_BNB_LOADER} loads the library of torch's own CUDA (the steps, where "
-            f"planned); otherwise put the lib directory of a CUDA {major} runtime on {where}"
+        # in a conda env the runtime torch links against is a conda package (S31)
+        return Manual(
+            "cuda-libs-not-found",
+            (_conda_text(view, major) + "; or " if conda else "") + text,
+            True,
         )
-    return Manual(
-        "cuda-libs-not-found", "; ".join(parts), torch_own or bool(f.evidence.get("conda"))
+    where = "PATH" if view.system == "Windows" else "LD_LIBRARY_PATH"
+    whose = (
+        f"the library that needs CUDA {major} is not torch's (torch carries CUDA {view.torch_cuda})"
+        if view.torch_cuda is not None
+        else f"torch's CUDA is not known: where the library that needs CUDA {major} is "
+        "bitsandbytes'"
     )
+    text = (
+        f"{whose}: a bitsandbytes >= "
+        f"{MODERN_BNB_LOADER} loads the library of torch's own CUDA (the steps, where planned); "
+        + (
+            "otherwise " + _conda_text(view, major)
+            if conda
+            else f"otherwise put the lib directory of a CUDA {major} runtime on {where}"
+        )
+    )
+    return Manual("cuda-libs-not-found", text, conda)
 
 
 def _conda_text(view: View, major: int) -> str:

@@ -40,6 +40,10 @@ FACT_KEYS: Mapping[str, type] = {
     # the CUDA major N the failing library was built for (plans/signatures.toml).
     "cuda_lib": str,  # cudart | cublas | cublasLt | cusparse
     "cuda_lib_major": str,  # "11", "12"
+    # The CUDA version as bitsandbytes printed it ("116" = 11.6): torch.version.cuda where the
+    # message says so; the library tag its loader wanted otherwise (whose source is an era's).
+    "torch_cuda_tag": str,
+    "loader_cuda_tag": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 
@@ -67,6 +71,8 @@ class Implied:
     libstdcxx: str | None = None
     cuda_lib: str | None = None
     cuda_lib_major: str | None = None
+    torch_cuda_tag: str | None = None
+    loader_cuda_tag: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:
@@ -170,7 +176,8 @@ def implied_by(text: str, signatures: tuple[Signature, ...] | None = None) -> Im
             if key in RANGE_KEYS:
                 ranges.append((key, value))
             elif key not in facts:
-                facts[key] = value.format(**m.groupdict()) if isinstance(value, str) else value
+                groups = {k: v or "" for k, v in m.groupdict().items()}  # an unused alternative
+                facts[key] = value.format(**groups) if isinstance(value, str) else value
     return Implied(ranges=tuple(dict.fromkeys(ranges)), signatures=tuple(ids), **facts)
 
 
@@ -237,6 +244,13 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
         for pkg, spec in (implied_to_dict(implied).get("ranges") or {}).items()
         if _reported_version(facts, pkg) is None
     ]
+    if implied.torch_cuda_tag and not (facts.torch and facts.torch.cuda):
+        lines.append(f"torch.version.cuda {implied.torch_cuda_tag} (read from the error message)")
+    if implied.loader_cuda_tag:
+        lines.append(
+            f"bitsandbytes looked for libbitsandbytes_cuda{implied.loader_cuda_tag} "
+            "(read from the error message)"
+        )
     if host is not facts.host:
         lines.append(f"host: {implied.system} (read from the error message)")
     return replace(facts, host=host, extra=extra), lines

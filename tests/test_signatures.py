@@ -472,3 +472,68 @@ def test_a_driver_without_a_cuda_level_is_a_broken_libcuda_with_a_required_step(
 def test_an_unreported_cuda_level_or_an_old_nvml_is_not_a_broken_driver(driver):
     a = _analyse(_na_facts(driver), None)
     assert not any(f.evidence.get("libcuda") for f in a.diagnosis.findings)
+
+
+# ---------------------------------------------------------------- the CUDA version bnb printed
+
+
+def _printed_facts(bnb: str | None, env: dict | None = None) -> Facts:
+    return Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "535.104.05", "12.2", "report"),
+        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
+        python=PythonInfo(version="3.10"),
+        packages={"torch": None, "bitsandbytes": bnb},
+        bitsandbytes=Bitsandbytes(bnb, None, 1) if bnb else None,
+        env=env,
+    )
+
+
+def test_pytorch_settings_line_states_torchs_cuda():
+    text = "CUDA SETUP: PyTorch settings found: CUDA_VERSION=117, Highest Compute Capability: 8.6."
+    a = _analyse(_printed_facts("0.41.1"), text)
+    assert a.view.torch_cuda == Version("11.7") and a.view.torch_cpu_build is False
+    assert any("torch.version.cuda 117" in u for u in a.plan.unknown)
+
+
+def test_the_library_a_torch_keyed_loader_wanted_is_torchs_cuda():
+    # 0.41.1 keys its library on torch.version.cuda (>= 0.40.1) and ships no cuda116 (0.40
+    # dropped 11.2/11.3/11.6): the message proves the fault without torch's version.
+    text = "CUDA SETUP: Required library version not found: libbitsandbytes_cuda116.so."
+    a = _analyse(_printed_facts("0.41.1"), text)
+    assert a.view.torch_cuda == Version("11.6")
+    assert "bnb-no-cuda-lib" in a.diagnosis.ids
+
+
+def test_the_library_a_libcudart_search_wanted_says_nothing_about_torch():
+    # up to 0.40.0 the tag is the first libcudart found, not torch's (C4)
+    text = "CUDA SETUP: Required library version not found: libbitsandbytes_cuda116.so."
+    assert _analyse(_printed_facts("0.39.1"), text).view.torch_cuda is None
+
+
+def test_an_override_makes_the_wanted_library_say_nothing_about_torch():
+    text = (
+        "Could not find the bitsandbytes CUDA binary at PosixPath('/b/libbitsandbytes_cuda130.so')"
+    )
+    a = _analyse(_printed_facts(None, {"BNB_CUDA_VERSION": "130"}), text)
+    assert a.view.torch_cuda is None
+
+
+def test_a_modern_binary_message_bounds_the_driver_by_torchs_printed_cuda():
+    """0.43.1+ looked for cuda130 (torch's CUDA 13.0); driver 535 cannot run it, so the plan
+    never keeps a CUDA 13 torch."""
+    text = (
+        "Could not find the bitsandbytes CUDA binary at PosixPath('/b/libbitsandbytes_cuda130.so')"
+    )
+    a = _analyse(_printed_facts(None), text)
+    assert a.view.torch_cuda == Version("13.0")
+    assert "driver-too-old" in a.diagnosis.ids
+    assert a.plan.torch_variant is not None and not a.plan.torch_variant.startswith("cu13")
+
+
+def test_the_example_in_bitsandbytes_hint_is_not_a_printed_version():
+    hint = (
+        "try again with `make CUDA_VERSION=DETECTED_CUDA_VERSION` for example, "
+        "`make CUDA_VERSION=113`"
+    )
+    assert implied_by(hint).empty
