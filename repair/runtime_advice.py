@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from .findings import Finding
 from .plan import Manual
+from .rules.environment import in_conda
 from .view import MODERN_BNB_LOADER, View
 
 # NVIDIA's conda channel labels each CUDA release (nvidia/label/cuda-11.3.0 onwards) and files
@@ -57,13 +58,13 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
     """The manual step of the first such finding (None when there is none)."""
     found = runtime_findings(by_id)
     if not found:
-        return None
+        return _conda_search_manual(view) if "cuda-libs-not-found" in by_id else None
     f = found[0]
     if f.evidence.get("libcuda"):
         text = _LIBCUDA_TEXT.format(driver=f.evidence.get("driver") or view.driver)
         return Manual("cuda-libs-not-found", text, True)
     major = int(f.evidence["cuda_major"])
-    conda = bool(f.evidence.get("conda"))
+    conda = bool(f.evidence.get("conda"))  # the rule's reading of in_conda
     if view.torch_cuda is not None and view.torch_cuda.major == major:
         text = (
             f"torch's own CUDA {view.torch_cuda} libraries are missing: reinstall torch from the "
@@ -92,6 +93,29 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
         )
     )
     return Manual("cuda-libs-not-found", text, conda)
+
+
+def _conda_search_manual(view: View) -> Manual | None:
+    """A conda environment where the loader found no CUDA runtime (an error message with no
+    CUDA major): the runtime of torch's CUDA belongs in the env itself, next to the
+    library-path fix. Not on WSL or Windows, whose fixes are the driver's library folder."""
+    host = view.facts.host
+    if not in_conda(view) or view.system == "Windows" or (host is not None and host.wsl):
+        return None
+    major = view.torch_cuda.major if view.torch_cuda is not None else None
+    conda = (
+        _conda_text(view, major)
+        if major is not None
+        else "conda: install the CUDA runtime of torch's CUDA into the env from NVIDIA's "
+        "channel, whose labels pin a release: `conda install -c nvidia/label/cuda-<X.Y.Z> "
+        "cuda-runtime`"
+    )
+    return Manual(
+        "cuda-libs-not-found",
+        conda + "; or put the directory holding libcudart.so on LD_LIBRARY_PATH; a "
+        f"bitsandbytes >= {MODERN_BNB_LOADER} needs no search",
+        False,
+    )
 
 
 def _conda_text(view: View, major: int) -> str:

@@ -537,3 +537,19 @@ def test_the_example_in_bitsandbytes_hint_is_not_a_printed_version():
         "`make CUDA_VERSION=113`"
     )
     assert implied_by(hint).empty
+
+
+def test_a_conda_env_whose_runtime_search_fails_gets_the_conda_side_step():
+    facts = _cuda_facts("11.8", conda=True, bnb="0.39.1")
+    a = _analyse(facts, "CUDA SETUP: Problem: No libcudart.so found")
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and "conda install -c nvidia/label/cuda-11.8.0 cuda-runtime" in libs[0].text
+    assert not libs[0].required  # the planned bitsandbytes (>= 0.43.1) needs no search
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and Version(step.to) >= MODERN_BNB_LOADER
+
+
+def test_outside_conda_the_runtime_search_step_names_no_conda():
+    a = _analyse(_cuda_facts("11.8", bnb="0.39.1"), "CUDA SETUP: Problem: No libcudart.so found")
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and "conda" not in libs[0].text
