@@ -244,13 +244,6 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
         for pkg, spec in (implied_to_dict(implied).get("ranges") or {}).items()
         if _reported_version(facts, pkg) is None
     ]
-    if implied.torch_cuda_tag and not (facts.torch and facts.torch.cuda):
-        lines.append(f"torch.version.cuda {implied.torch_cuda_tag} (read from the error message)")
-    if implied.loader_cuda_tag:
-        lines.append(
-            f"bitsandbytes looked for libbitsandbytes_cuda{implied.loader_cuda_tag} "
-            "(read from the error message)"
-        )
     if host is not facts.host:
         lines.append(f"host: {implied.system} (read from the error message)")
     return replace(facts, host=host, extra=extra), lines

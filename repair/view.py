@@ -144,6 +144,8 @@ class View:
     # The driver answers but reports no CUDA level ("CUDA Version: N/A"; NVML's CUDA-version
     # query failed): see driver_cuda_unavailable.
     driver_cuda_na: bool = False
+    # torch's CUDA was read from what bitsandbytes printed (printed_torch_cuda), not reported
+    torch_cuda_printed: bool = False
 
     @property
     def ccs(self) -> tuple[Version, ...]:
@@ -272,6 +274,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         packages_complete=facts.extra.get("packages_source") == "probe",
         implied=implied,
         driver_cuda_na=driver_cuda_unavailable(facts),
+        torch_cuda_printed=printed is not None,
     )
 
 

@@ -493,7 +493,7 @@ def test_pytorch_settings_line_states_torchs_cuda():
     text = "CUDA SETUP: PyTorch settings found: CUDA_VERSION=117, Highest Compute Capability: 8.6."
     a = _analyse(_printed_facts("0.41.1"), text)
     assert a.view.torch_cuda == Version("11.7") and a.view.torch_cpu_build is False
-    assert any("torch.version.cuda 117" in u for u in a.plan.unknown)
+    assert any("torch.version.cuda 11.7 (read from" in u for u in a.plan.unknown)
 
 
 def test_the_library_a_torch_keyed_loader_wanted_is_torchs_cuda():

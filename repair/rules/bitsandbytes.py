@@ -90,6 +90,12 @@ def _library_check_applies(ctx: Context) -> bool:
 
 @rule("bnb-no-cuda-lib")
 def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
+    if ctx.view.torch_cuda_printed:
+        yield Unknown(
+            "torch-cuda-printed",
+            f"torch.version.cuda {ctx.view.torch_cuda} (read from what bitsandbytes printed; "
+            "not reported)",
+        )
     yield from _library_of_other_major(ctx)
     if not _library_check_applies(ctx) or ctx.bnb_libs is None:
         return
