@@ -130,7 +130,10 @@ def _conda_text(view: View, major: int) -> str:
         f"NVIDIA's channel, whose labels pin a release: `conda install -c nvidia/label/{label} "
         "cuda-runtime`"
     )
-    if major >= _FIRST_CONDA_FORGE_CUDART:
+    if major < _FIRST_CONDA_FORGE_CUDART:
+        # S31 confirms the `cuda` metapackage under the 11.x labels; `cuda-runtime` there is not
+        text += " (UNCONFIRMED for 11.x labels: else the `cuda` metapackage of the same label)"
+    else:
         text += (
             f" (or from conda-forge: `conda install -c conda-forge cuda-version={major} "
             "cuda-cudart libcublas`)"
