@@ -29,6 +29,7 @@ from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
 from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .plan import Manual, Plan, Step  # noqa: F401
+from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
 from .view import (
     KEPLER_BELOW,
@@ -621,7 +622,7 @@ def make_plan(
     )
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
     # What the planned bitsandbytes makes moot: the legacy loader's library search (WSL).
-    if bnb_final is not None and bnb_final >= MODERN_BNB_LOADER:
+    if bnb_final is not None and bnb_final >= MODERN_BNB_LOADER and not stays_required(view, by_id):
         manual = [
             replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual
         ]
@@ -1046,6 +1047,9 @@ def _mixed_gpus_advice(
 def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
     if "cuda-libs-not-found" not in ids:
         return None
+    runtime = runtime_manual(view, by_id)  # libcuda broken, a CUDA N runtime missing
+    if runtime is not None:
+        return runtime
     if view.facts.host and view.facts.host.wsl:
         return Manual(
             "cuda-libs-not-found",

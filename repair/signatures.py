@@ -36,6 +36,14 @@ FACT_KEYS: Mapping[str, type] = {
     "cuda_error": int,  # the CUDA runtime error code the text shows (cudaError_t)
     "driver_below_torch_cuda": bool,  # the driver cannot run torch's CUDA runtime
     "libstdcxx": str,  # a libstdc++ symbol version the loader's libstdc++ lacks
+    # A CUDA library the loader could not open (libcudart.so.N, cublas64_N.dll): its name carries
+    # the CUDA major N the failing library was built for (plans/signatures.toml).
+    "cuda_lib": str,  # cudart | cublas | cublasLt | cusparse
+    "cuda_lib_major": str,  # "11", "12"
+    # The CUDA version as bitsandbytes printed it ("116" = 11.6): torch.version.cuda where the
+    # message says so; the library tag its loader wanted otherwise (whose source is an era's).
+    "torch_cuda_tag": str,
+    "loader_cuda_tag": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 
@@ -61,6 +69,10 @@ class Implied:
     cuda_error: int | None = None
     driver_below_torch_cuda: bool = False
     libstdcxx: str | None = None
+    cuda_lib: str | None = None
+    cuda_lib_major: str | None = None
+    torch_cuda_tag: str | None = None
+    loader_cuda_tag: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:
@@ -71,6 +83,12 @@ class Implied:
     @property
     def empty(self) -> bool:
         return not self.signatures
+
+    @property
+    def wanted_cuda_major(self) -> int | None:
+        """The CUDA major of a runtime library the loader could not open, or None."""
+        m = self.cuda_lib_major
+        return int(m) if m is not None and m.isdigit() else None
 
 
 def _parse(data: dict[str, Any], origin: str) -> tuple[Signature, ...]:
@@ -158,7 +176,8 @@ def implied_by(text: str, signatures: tuple[Signature, ...] | None = None) -> Im
             if key in RANGE_KEYS:
                 ranges.append((key, value))
             elif key not in facts:
-                facts[key] = value.format(**m.groupdict()) if isinstance(value, str) else value
+                groups = {k: v or "" for k, v in m.groupdict().items()}  # an unused alternative
+                facts[key] = value.format(**groups) if isinstance(value, str) else value
     return Implied(ranges=tuple(dict.fromkeys(ranges)), signatures=tuple(ids), **facts)
 
 

@@ -145,6 +145,11 @@ class View:
     torch_build_assumed: str | None = None
     # What an error message proves (plans/signatures.toml): version ranges, build properties.
     implied: Implied = Implied()
+    # The driver answers but reports no CUDA level ("CUDA Version: N/A"; NVML's CUDA-version
+    # query failed): see driver_cuda_unavailable.
+    driver_cuda_na: bool = False
+    # torch's CUDA was read from what bitsandbytes printed (printed_torch_cuda), not reported
+    torch_cuda_printed: bool = False
 
     @property
     def ccs(self) -> tuple[Version, ...]:
@@ -235,6 +240,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         )
         assumed = True
     torch = _torch_view(facts, kb, platform)
+    implied = implied_from_facts(facts)
     b = facts.bitsandbytes
     bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
     if bnb_v is None and not listed_installed(facts, "bitsandbytes"):
@@ -246,6 +252,9 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         if bnb_v is not None or (b is not None and b.native_libs)
         else listed_installed(facts, "bitsandbytes")
     )
+    printed = None
+    if torch.cuda is None and not torch.hip and torch.cpu_build is not True:
+        printed = printed_torch_cuda(facts, implied, bnb_v, kb)
     return View(
         facts=facts,
         platform=platform,
@@ -259,16 +268,68 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         driver_found=drv.found if drv else None,
         gpus=gpus,
         amd=amd,
-        torch_installed=torch.installed,
+        torch_installed=True if printed is not None else torch.installed,
         torch=torch.version,
-        torch_cuda=torch.cuda,
+        torch_cuda=torch.cuda or printed,
         torch_hip=torch.hip,
-        torch_cpu_build=torch.cpu_build,
+        torch_cpu_build=False if printed is not None else torch.cpu_build,
         bnb_installed=bnb_installed,
         bnb=bnb_v,
         packages_complete=facts.extra.get("packages_source") == "probe",
-        implied=implied_from_facts(facts),
+        implied=implied,
+        driver_cuda_na=driver_cuda_unavailable(facts),
+        torch_cuda_printed=printed is not None,
     )
+
+
+# From 0.40.1 bitsandbytes keys its library on torch.version.cuda (compat-facts C4, S24).
+TORCH_KEYED_LOADER = Version("0.40.1")
+
+
+def printed_torch_cuda(
+    facts: Facts, implied: Implied, bnb: Version | None, kb: Knowledge | None
+) -> Version | None:
+    """torch's CUDA as a bitsandbytes message printed it (plans/signatures.toml), where the
+    facts do not state it: "PyTorch settings found: CUDA_VERSION=121" is torch.version.cuda; the
+    library tag the loader wanted is torch's CUDA only for a loader keyed on it (>= 0.40.1,
+    the reported version or every release of the range the message proves) and without a
+    BNB_CUDA_VERSION override (compat-facts C4)."""
+    if implied.torch_cuda_tag:
+        return cuda_from_tag(implied.torch_cuda_tag)
+    tag = implied.loader_cuda_tag
+    if not tag or (facts.env or {}).get("BNB_CUDA_VERSION") is not None:
+        return None
+    if bnb is not None:
+        keyed = bnb >= TORCH_KEYED_LOADER
+    else:
+        spec = implied.range("bitsandbytes")
+        inside = [r.version for r in (kb.bnb.releases if kb else ()) if spec and r.version in spec]
+        keyed = bool(inside) and min(inside) >= TORCH_KEYED_LOADER
+    return cuda_from_tag(tag) if keyed else None
+
+
+# NVML's CUDA-version query names in a probe's attempts (repair/probe/nvml.py records each failure
+# as "<function>: <error>"); "function missing" only means a driver older than the call (CUDA < 10).
+_NVML_CUDA_QUERY = re.compile(
+    r"nvmlSystemGetCudaDriverVersion(_v2)?: (?!function missing)", re.IGNORECASE
+)
+
+
+def driver_cuda_unavailable(facts: Facts) -> bool:
+    """The driver answers (a version) but its CUDA level cannot be read: a report's
+    ``driver.cuda = "N/A"`` (nvidia-smi's "CUDA Version: N/A"), or a probe whose NVML query of the
+    CUDA driver version failed. nvmlSystemGetCudaDriverVersion_v2 reads it from libcuda
+    (cuDriverGetVersion) and returns NVML_ERROR_LIBRARY_NOT_FOUND when libcuda is missing (S32),
+    so the user-space driver library is missing or broken while the kernel module answers."""
+    drv = facts.driver
+    if drv is None or not drv.version or drv.found is False:
+        return False
+    if (drv.cuda or "").strip().upper() in ("N/A", "NA"):
+        return True
+    texts = [drv.error or ""] + [
+        str(v) for a in drv.attempts for v in a.values() if isinstance(v, str)
+    ]
+    return drv.cuda is None and any(_NVML_CUDA_QUERY.search(t) for t in texts)
 
 
 def bnb_forks(facts: Facts) -> tuple[tuple[str, str | None], ...]:

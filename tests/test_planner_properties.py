@@ -126,6 +126,11 @@ ERROR_TEXTS = [
     "TypeError: __init__() got an unexpected keyword argument 'load_in_4bit'",
     "RuntimeError: CUDA unknown error - this may be due to an incorrectly set up environment",
     "OSError: D:\\env\\lib\\site-packages\\bitsandbytes\\libbitsandbytes_cuda118.so",
+    "OSError: libcublasLt.so.11: cannot open shared object file: No such file or directory",
+    "FileNotFoundError: Could not find module 'C:\\env\\cudart64_12.dll'",
+    "CUDA SETUP: PyTorch settings found: CUDA_VERSION=130, Highest Compute Capability: 8.6.",
+    "Could not find the bitsandbytes CUDA binary at PosixPath('/b/libbitsandbytes_cuda128.so')",
+    "CUDA SETUP: Required library version not found: libbitsandbytes_cuda116.so.",
 ]
 CUDAS = [None, "11.8", "12.1", "12.4", "12.8", "13.0"]
 

@@ -6,6 +6,8 @@ proves, and that the rules and the planner use it as they would a reported versi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from packaging.version import Version
 
@@ -277,3 +279,277 @@ def test_macos_with_an_old_python_names_the_exact_floor():
     manual = [m for m in a.plan.manual if m.required and m.id == "bnb-platform-unsupported"]
     assert manual and f"from {first}" in manual[0].text and "Python 3.8" in manual[0].text
     assert not a.plan.healthy
+
+
+# ---------------------------------------------------------------- CUDA libraries of one major
+
+
+@pytest.mark.parametrize(
+    "text, lib, major, system",
+    [
+        (
+            "OSError: libcudart.so.11.0: cannot open shared object file: No such file",
+            "cudart",
+            11,
+            None,
+        ),
+        ("ImportError: libcublasLt.so.12: cannot open shared object file", "cublasLt", 12, None),
+        ("OSError: libcusparse.so.11: cannot open shared object file", "cusparse", 11, None),
+        (
+            "Could not find module 'C:\\env\\cublas64_12.dll' (or one of its dependencies)",
+            "cublas",
+            12,
+            "Windows",
+        ),
+        ("dlerror: cudart64_110.dll not found", "cudart", 11, "Windows"),
+        ('Error loading "C:\\x\\cudart64_101.dll"', "cudart", 10, "Windows"),
+    ],
+)
+def test_a_missing_cuda_library_names_its_cuda_major(text, lib, major, system):
+    implied = implied_by(text)
+    assert (implied.cuda_lib, implied.wanted_cuda_major, implied.system) == (lib, major, system)
+
+
+def test_a_found_cuda_dll_is_not_a_missing_one():
+    # the legacy loader prints the runtime it found; only a failing load is a constraint
+    assert implied_by("CUDA SETUP: CUDA runtime path found: C:\\cuda\\cudart64_110.dll").empty
+
+
+def _cuda_facts(torch_cuda: str | None, *, conda: bool = False, bnb: str = "0.39.1") -> Facts:
+    torch_v = f"2.1.0+cu{torch_cuda.replace('.', '')}" if torch_cuda else None
+    return Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "535.104.05", "12.2", "report"),
+        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
+        python=PythonInfo(version="3.10", conda=conda),
+        packages={"torch": torch_v, "bitsandbytes": bnb},
+        torch=TorchBuild(torch_v, torch_cuda) if torch_cuda else None,
+        bitsandbytes=Bitsandbytes(bnb, None, 1),
+    )
+
+
+def test_a_library_of_another_major_than_torch_is_bitsandbytes_and_is_replaced():
+    """torch carries CUDA 12.1; a library that wants CUDA 11's runtime is bitsandbytes' own
+    (picked by the legacy libcudart search): the fix is a release keyed on torch's CUDA."""
+    a = _analyse(_cuda_facts("12.1"), "OSError: libcublasLt.so.11: cannot open shared object file")
+    assert {"bnb-no-cuda-lib", "cuda-libs-not-found"} <= set(a.diagnosis.ids)
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and Version(step.to) >= MODERN_BNB_LOADER
+    assert a.plan.torch_target is None  # torch's own CUDA is fine: it stays
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and not libs[0].required  # the planned bitsandbytes makes the search moot
+
+
+def test_a_modern_bitsandbytes_is_not_blamed_for_another_major():
+    a = _analyse(
+        _cuda_facts("12.1", bnb="0.45.0"), "libcudart.so.11.0: cannot open shared object file"
+    )
+    assert "bnb-no-cuda-lib" not in a.diagnosis.ids
+    assert "cuda-libs-not-found" in a.diagnosis.ids
+
+
+def test_torch_own_runtime_missing_in_conda_names_the_conda_side_fix():
+    a = _analyse(_cuda_facts("12.1", conda=True), "libcublas.so.12: cannot open shared object file")
+    assert "bnb-no-cuda-lib" not in a.diagnosis.ids
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and libs[0].required  # no bitsandbytes upgrade brings torch's runtime back
+    assert "conda install -c nvidia/label/cuda-12.1.0 cuda-runtime" in libs[0].text
+    assert "cuda-version=12" in libs[0].text
+    assert "reinstall torch" in libs[0].text
+
+
+def test_a_missing_runtime_with_torch_unknown_outside_conda_names_no_conda_step():
+    facts = replace(_cuda_facts(None), torch=None, packages={"bitsandbytes": "0.39.1"})
+    a = _analyse(facts, "libcudart.so.11.0: cannot open shared object file")
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and "conda" not in libs[0].text and "CUDA 11" in libs[0].text
+    assert "bnb-no-cuda-lib" not in a.diagnosis.ids  # torch's CUDA unknown: not provable
+
+
+def test_conda_prefix_alone_marks_a_conda_environment():
+    facts = replace(_cuda_facts("11.8"), env={"CONDA_PREFIX": "/opt/conda/envs/x"})
+    a = _analyse(facts, "libcudart.so.11.0: cannot open shared object file")
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and "nvidia/label/cuda-11.8.0" in libs[0].text
+    assert "conda-forge" not in libs[0].text  # conda-forge's cuda-cudart starts at CUDA 12
+
+
+# ---------------------------------------------------------------- hand-copied Windows DLLs
+
+
+def _windows(bnb: str, libs: tuple[str, ...]) -> Facts:
+    return Facts(
+        host=Host("Windows", "AMD64"),
+        driver=Driver(True, "531.14", "12.1", "report"),
+        gpus=(Gpu(0, "NVIDIA GeForce RTX 3080", "8.6"),),
+        python=PythonInfo(version="3.10"),
+        packages={"torch": "2.0.1+cu118", "bitsandbytes": bnb},
+        torch=TorchBuild("2.0.1+cu118", "11.8"),
+        bitsandbytes=Bitsandbytes(bnb, libs, 1),
+    )
+
+
+def _first_windows_release() -> Version:
+    return min(
+        r.version
+        for r in KB.bnb.releases
+        if any(p.startswith("windows") and b.native for p, b in r.builds.items())
+    )
+
+
+def test_dlls_in_a_release_without_a_windows_wheel_are_a_community_build():
+    a = _analyse(_windows("0.41.1", ("libbitsandbytes_cuda118.dll",)), None)
+    dup = [f for f in a.diagnosis.findings if f.evidence.get("community_dlls")]
+    assert dup and dup[0].id == "bnb-duplicate-install"
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and Version(step.to) >= _first_windows_release()
+
+
+def test_dlls_of_an_official_windows_wheel_are_not_a_community_build():
+    first = str(_first_windows_release())
+    a = _analyse(_windows(first, ("libbitsandbytes_cuda118.dll",)), None)
+    assert not any(f.evidence.get("community_dlls") for f in a.diagnosis.findings)
+
+
+# ---------------------------------------------------------------- "CUDA Version: N/A"
+
+
+def _na_facts(driver: Driver) -> Facts:
+    return Facts(
+        host=Host("Linux", "x86_64"),
+        driver=driver,
+        gpus=(Gpu(0, "NVIDIA GeForce RTX 2060", "7.5"),),
+        python=PythonInfo(version="3.11"),
+        packages={"torch": "2.3.1+cu121", "bitsandbytes": "0.45.0"},
+        torch=TorchBuild("2.3.1+cu121", "12.1"),
+        bitsandbytes=Bitsandbytes("0.45.0", None, 1),
+    )
+
+
+@pytest.mark.parametrize(
+    "driver",
+    [
+        Driver(True, "550.54.14", "N/A", "report"),
+        Driver(
+            True,
+            "550.54.14",
+            None,
+            "nvml",
+            attempts=(
+                {"source": "nvml", "error": "nvmlSystemGetCudaDriverVersion_v2: Library Not Found"},
+            ),
+        ),
+    ],
+)
+def test_a_driver_without_a_cuda_level_is_a_broken_libcuda_with_a_required_step(driver):
+    a = _analyse(_na_facts(driver), None)
+    found = [f for f in a.diagnosis.findings if f.evidence.get("libcuda")]
+    assert found and found[0].id == "cuda-libs-not-found"
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and libs[0].required and "550.54.14" in libs[0].text
+    assert not a.plan.healthy
+
+
+@pytest.mark.parametrize(
+    "driver",
+    [
+        Driver(True, "550.54.14", None, "report"),  # a report that does not say: unknown
+        Driver(
+            True,
+            "410.48",
+            None,
+            "nvml",
+            attempts=(
+                {
+                    "source": "nvml",
+                    "error": "nvmlSystemGetCudaDriverVersion: function missing in this "
+                    "driver's NVML (an older driver)",
+                },
+            ),
+        ),
+    ],
+)
+def test_an_unreported_cuda_level_or_an_old_nvml_is_not_a_broken_driver(driver):
+    a = _analyse(_na_facts(driver), None)
+    assert not any(f.evidence.get("libcuda") for f in a.diagnosis.findings)
+
+
+# ---------------------------------------------------------------- the CUDA version bnb printed
+
+
+def _printed_facts(bnb: str | None, env: dict | None = None) -> Facts:
+    return Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "535.104.05", "12.2", "report"),
+        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
+        python=PythonInfo(version="3.10"),
+        packages={"torch": None, "bitsandbytes": bnb},
+        bitsandbytes=Bitsandbytes(bnb, None, 1) if bnb else None,
+        env=env,
+    )
+
+
+def test_pytorch_settings_line_states_torchs_cuda():
+    text = "CUDA SETUP: PyTorch settings found: CUDA_VERSION=117, Highest Compute Capability: 8.6."
+    a = _analyse(_printed_facts("0.41.1"), text)
+    assert a.view.torch_cuda == Version("11.7") and a.view.torch_cpu_build is False
+    assert any("torch.version.cuda 11.7 (read from" in u for u in a.plan.unknown)
+
+
+def test_the_library_a_torch_keyed_loader_wanted_is_torchs_cuda():
+    # 0.41.1 keys its library on torch.version.cuda (>= 0.40.1) and ships no cuda116 (0.40
+    # dropped 11.2/11.3/11.6): the message proves the fault without torch's version.
+    text = "CUDA SETUP: Required library version not found: libbitsandbytes_cuda116.so."
+    a = _analyse(_printed_facts("0.41.1"), text)
+    assert a.view.torch_cuda == Version("11.6")
+    assert "bnb-no-cuda-lib" in a.diagnosis.ids
+
+
+def test_the_library_a_libcudart_search_wanted_says_nothing_about_torch():
+    # up to 0.40.0 the tag is the first libcudart found, not torch's (C4)
+    text = "CUDA SETUP: Required library version not found: libbitsandbytes_cuda116.so."
+    assert _analyse(_printed_facts("0.39.1"), text).view.torch_cuda is None
+
+
+def test_an_override_makes_the_wanted_library_say_nothing_about_torch():
+    text = (
+        "Could not find the bitsandbytes CUDA binary at PosixPath('/b/libbitsandbytes_cuda130.so')"
+    )
+    a = _analyse(_printed_facts(None, {"BNB_CUDA_VERSION": "130"}), text)
+    assert a.view.torch_cuda is None
+
+
+def test_a_modern_binary_message_bounds_the_driver_by_torchs_printed_cuda():
+    """0.43.1+ looked for cuda130 (torch's CUDA 13.0); driver 535 cannot run it, so the plan
+    never keeps a CUDA 13 torch."""
+    text = (
+        "Could not find the bitsandbytes CUDA binary at PosixPath('/b/libbitsandbytes_cuda130.so')"
+    )
+    a = _analyse(_printed_facts(None), text)
+    assert a.view.torch_cuda == Version("13.0")
+    assert "driver-too-old" in a.diagnosis.ids
+    assert a.plan.torch_variant is not None and not a.plan.torch_variant.startswith("cu13")
+
+
+def test_the_example_in_bitsandbytes_hint_is_not_a_printed_version():
+    hint = (
+        "try again with `make CUDA_VERSION=DETECTED_CUDA_VERSION` for example, "
+        "`make CUDA_VERSION=113`"
+    )
+    assert implied_by(hint).empty
+
+
+def test_a_conda_env_whose_runtime_search_fails_gets_the_conda_side_step():
+    facts = _cuda_facts("11.8", conda=True, bnb="0.39.1")
+    a = _analyse(facts, "CUDA SETUP: Problem: No libcudart.so found")
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and "conda install -c nvidia/label/cuda-11.8.0 cuda-runtime" in libs[0].text
+    assert not libs[0].required  # the planned bitsandbytes (>= 0.43.1) needs no search
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and Version(step.to) >= MODERN_BNB_LOADER
+
+
+def test_outside_conda_the_runtime_search_step_names_no_conda():
+    a = _analyse(_cuda_facts("11.8", bnb="0.39.1"), "CUDA SETUP: Problem: No libcudart.so found")
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and "conda" not in libs[0].text

@@ -90,6 +90,13 @@ def _library_check_applies(ctx: Context) -> bool:
 
 @rule("bnb-no-cuda-lib")
 def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
+    if ctx.view.torch_cuda_printed:
+        yield Unknown(
+            "torch-cuda-printed",
+            f"torch.version.cuda {ctx.view.torch_cuda} (read from what bitsandbytes printed; "
+            "not reported)",
+        )
+    yield from _library_of_other_major(ctx)
     if not _library_check_applies(ctx) or ctx.bnb_libs is None:
         return
     if ctx.bnb_cuda is None:
@@ -106,6 +113,37 @@ def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
             cuda_source=ctx.bnb_cuda_source,
             shipped=sorted(ctx.bnb_libs.full, key=lambda t: cuda_from_tag(t) or Version("0")),
         )
+
+
+def _library_of_other_major(ctx: Context) -> Iterator[Finding]:
+    """A CUDA library of major N could not be opened (plans/signatures.toml) while torch carries
+    CUDA M != N: torch loads its own runtime, so the library built for CUDA N is bitsandbytes'.
+    Only a loader that does not key on torch.version.cuda picks it (the libcudart search up to
+    0.40.0, a hand-made or source build; compat-facts C4), or BNB_CUDA_VERSION (its own rule);
+    from 0.43.1 the library follows torch's CUDA (view.MODERN_BNB_LOADER)."""
+    view = ctx.view
+    major = view.implied.wanted_cuda_major
+    torch_cuda = view.torch_cuda
+    if (
+        major is None
+        or torch_cuda is None
+        or torch_cuda.major == major
+        or view.rocm
+        or (view.facts.env or {}).get("BNB_CUDA_VERSION") is not None
+        or (view.bnb is not None and view.bnb >= MODERN_BNB_LOADER)
+    ):
+        return
+    yield ctx.finding(
+        "bnb-no-cuda-lib",
+        f"bitsandbytes {view.bnb or '(version unknown)'} loads a library built for CUDA {major} "
+        f"(it cannot open {view.implied.cuda_lib or 'cudart'} of CUDA {major}) while torch "
+        f"carries CUDA {torch_cuda}: a bitsandbytes >= {MODERN_BNB_LOADER} takes torch's CUDA",
+        bitsandbytes=str(view.bnb) if view.bnb is not None else None,
+        cuda=str(torch_cuda),
+        cuda_source="torch.version.cuda",
+        library_cuda_major=major,
+        source="error message",
+    )
 
 
 @ruled_out("bnb-no-cuda-lib")
@@ -204,6 +242,42 @@ def bnb_duplicate_install(ctx: Context) -> Iterator[Finding]:
             "distributions provide bitsandbytes: " + ", ".join(dists or forks),
             distributions=list(dists),
         )
+    copied = _hand_copied_libraries(ctx)
+    if copied:
+        first = min(
+            (
+                r.version
+                for r in ctx.kb.bnb.releases
+                if any(p.startswith("windows") and b.native for p, b in r.builds.items())
+            ),
+            default=None,
+        )
+        yield ctx.finding(
+            "bnb-duplicate-install",
+            f"bitsandbytes {ctx.view.bnb} carries hand-copied {', '.join(copied)}: a community "
+            "build (no official wheel of that release has Windows DLLs"
+            + (f"; the first with them is {first}" if first else "")
+            + ")",
+            community_dlls=copied,
+            first_windows_wheel=str(first) if first else None,
+        )
+
+
+def _hand_copied_libraries(ctx: Context) -> list[str]:
+    """Native libraries in the installed bitsandbytes that no official wheel of its release ships
+    for this OS: .dll files beside a release without a Windows wheel (the first is 0.43.0, C1/S21)
+    are a community build copied in by hand (the DLLs of third-party Windows builds, with a
+    patched cuda_setup/main.py; failure-cases.md, stale or duplicate installs)."""
+    view, rel = ctx.view, ctx.bnb_rel
+    b = view.facts.bitsandbytes
+    if b is None or not b.native_libs or rel is None or view.system not in (None, "Windows"):
+        return []
+    if any(p.startswith("windows") and b.native for p, b in rel.builds.items()):
+        return []  # the release has an official Windows wheel with its own DLLs
+    dlls = sorted(n for n in b.native_libs if n.lower().endswith(".dll"))
+    if not dlls:
+        return []
+    return dlls
 
 
 @rule("gpu-too-old-for-bnb")

@@ -17,6 +17,8 @@ WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's librari
 
 @rule("cuda-libs-not-found")
 def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
+    yield from _runtime_of_major_missing(ctx)
+    yield from _driver_library_broken(ctx)
     # F03: the legacy loader (< 0.43.1) searched LD_LIBRARY_PATH for libcuda; on WSL it is only
     # in WSL_LIB_DIR.
     ld = (ctx.view.facts.env or {}).get("LD_LIBRARY_PATH") or ""
@@ -77,3 +79,53 @@ def _oldest_4bit_cuda(kb: Knowledge, platform: str) -> Version | None:
             if v is not None and (best is None or v < best):
                 best = v
     return best
+
+
+def in_conda(view: View) -> bool:
+    """The target is a conda environment (the report or probe says so, or CONDA_PREFIX is set)."""
+    py = view.facts.python
+    return bool((py is not None and py.conda) or (view.facts.env or {}).get("CONDA_PREFIX"))
+
+
+def _runtime_of_major_missing(ctx: Context) -> Iterator[Finding]:
+    """A CUDA library of major N could not be opened (plans/signatures.toml: libcudart.so.N,
+    cublas64_N.dll): the library that needed it was built for CUDA N and no CUDA N runtime is on
+    the loader path. Where torch carries CUDA N, it is torch's own runtime that is missing."""
+    view = ctx.view
+    major = view.implied.wanted_cuda_major
+    if major is None or view.rocm:
+        return
+    lib = view.implied.cuda_lib or "cudart"
+    torch_cuda = view.torch_cuda
+    whose = (
+        f"torch's own CUDA {torch_cuda} runtime is missing"
+        if torch_cuda is not None and torch_cuda.major == major
+        else f"no CUDA {major} runtime is on the loader path"
+    )
+    yield ctx.finding(
+        "cuda-libs-not-found",
+        f"a library built for CUDA {major} could not open {lib} of CUDA {major}: {whose}",
+        cuda_major=major,
+        library=lib,
+        torch_cuda=str(torch_cuda) if torch_cuda is not None else None,
+        conda=in_conda(view) or None,
+        source="error message",
+    )
+
+
+def _driver_library_broken(ctx: Context) -> Iterator[Finding]:
+    """The kernel driver answers (a version) but no CUDA level can be read: libcuda, the
+    driver's user-space library, is missing or does not match (S32). Every CUDA library then
+    fails, and bitsandbytes falls back to its CPU library."""
+    view = ctx.view
+    if not view.driver_cuda_na or view.rocm:
+        return
+    version = (view.facts.driver.version if view.facts.driver else None) or str(view.driver)
+    yield ctx.finding(
+        "cuda-libs-not-found",
+        f"driver {version} answers but reports no CUDA version (CUDA Version: N/A): its "
+        "user-space library libcuda is missing or does not match the kernel module",
+        driver=version,
+        driver_cuda="N/A",
+        libcuda=True,
+    )
