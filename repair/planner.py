@@ -839,7 +839,11 @@ def _torch_steps(
                 + "; check `nvidia-smi`",
             )
         )
-    if c.coverage == "unknown" and view.ccs:
+    # GPUs unknown too: the build's arch list for this platform is still worth saying unknown
+    arch_unproven = c.variant.cuda is not None and c.variant.arch_for(view.platform or "") is None
+    if (c.coverage == "unknown" and view.ccs) or (
+        not view.ccs and view.has_nvidia_gpu is not False and arch_unproven
+    ):
         unknown.append(
             Unknown(
                 "torch-arch-list",

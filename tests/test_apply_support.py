@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -287,6 +288,9 @@ def run_child(
         text=True,
         env=env if env is not None else hermetic_env(tmp),
         cwd=str(REPO),
+        # Ctrl-C as from a terminal even when the tests run in the background (a shell starts
+        # background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
