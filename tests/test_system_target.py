@@ -7,12 +7,14 @@ site-packages) run from its own prefix: never this machine's own system Python.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -134,13 +136,37 @@ def test_system_apply_killed_then_rolled_back_then_applied(
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: nothing to refuse")
+@contextlib.contextmanager
+def not_writable(folder: Path) -> Iterator[None]:
+    """``folder`` made unwritable for this user: a plain user loses the write bit; root, who may
+    write anywhere, gets the folder bind-mounted read-only over itself (a Docker image with a
+    read-only root file system), unmounted after; skip where mounting is not allowed."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    done = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        ro = ["mount", "-o", "remount,bind,ro", str(folder)]
+        done = subprocess.run(ro, capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {done.stderr.decode(errors='replace').strip()}")
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
 def test_unwritable_system_interpreter_is_refused(system_python: Path) -> None:
     target = inspect_target(str(system_python))
     site = Path(target.purelib)
-    site.chmod(0o555)
-    try:
+    with not_writable(site):
         with pytest.raises(ApplyRefused, match="cannot write"):
             require_writable(target)
-    finally:
-        site.chmod(0o755)
+        with pytest.raises(ApplyRefused, match="cannot write"):
+            apply_plan(torch_plan(), python=str(system_python), installer="pip", allow_system=True)
+    assert os.access(site, os.W_OK)
