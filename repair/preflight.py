@@ -12,11 +12,11 @@ the pure core. Nothing is installed or changed. Measured in bench/bench_prefligh
 
 from __future__ import annotations
 
-import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import shellquote
 from .facts import Facts
 from .findings import Finding, Severity
 from .plan import Plan
@@ -43,12 +43,12 @@ class Preflight:
         """The exact command that repairs this environment (the plan, applied with rollback;
         within the project's pins when ``check`` was given them)."""
         pins = "".join(
-            f" {flag} {shlex.quote(path)}"
+            f" {flag} {shellquote.quote(path)}"
             for flag, path in (
                 o.split(" ", 1) for o in self.plan.project_pins if o.startswith("--")
             )
         )
-        return f"qfix apply --python {shlex.quote(self.python)}{pins} --yes"
+        return f"qfix apply --python {shellquote.quote(self.python)}{pins} --yes"
 
 
 class Not4BitReady(RuntimeError):
@@ -108,8 +108,8 @@ def _message(result: Preflight) -> str:
     lines += [f"  - {f.id}: {f.summary}" for f in errors]
     if result.plan.steps:
         lines.append(f"Fix it with: {result.fix_command}")
-        lines.append(f"  (preview first: qfix plan --python {shlex.quote(result.python)})")
+        lines.append(f"  (preview first: qfix plan --python {shellquote.quote(result.python)})")
     lines += [f"  manual: {m.text}" for m in result.plan.manual if m.required]
     if not result.plan.steps and not any(m.required for m in result.plan.manual):
-        lines.append(f"See: qfix plan --python {shlex.quote(result.python)}")
+        lines.append(f"See: qfix plan --python {shellquote.quote(result.python)}")
     return "\n".join(lines)

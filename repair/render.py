@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
 from packaging.version import Version
 
+from . import shellquote
 from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, summary_line
 from .errors import QfixError
 from .explain import Match, explain_to_dict
@@ -300,10 +300,8 @@ def render_plan(
 def _pin_flags(plan: Plan) -> str:
     """The --requirements/--constraint options a printed next step repeats, so that pasting it
     applies the plan within the same pins."""
-    import shlex
-
     pairs = [opt.split(" ", 1) for opt in plan.project_pins if opt.startswith("--")]
-    return "".join(f" {flag} {shlex.quote(path)}" for flag, path in pairs)
+    return "".join(f" {flag} {shellquote.quote(path)}" for flag, path in pairs)
 
 
 def _plan_commands(plan: Plan) -> list[str]:
@@ -351,7 +349,7 @@ def render_resolved(run: DryRun | None) -> str:
 
 
 def _quote(arg: str) -> str:
-    return shlex.quote(arg)
+    return shellquote.quote(arg)
 
 
 def render_explain(matches: tuple[Match, ...], *, as_json: bool = False) -> str:
@@ -503,7 +501,7 @@ def _next_step(plan: Plan, outcome: Any, verdict: Any | None) -> str:
     if verdict is None or not verdict.gpu_exercised:
         python = outcome.python or plan.python or "python"
         lines.append(
-            f"  $ qfix verify --python {shlex.quote(python)}"
+            f"  $ qfix verify --python {shellquote.quote(python)}"
             + ("   (after the manual steps above)" if required else "")
         )
     elif not required:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import shellquote
 from .commands import validate_index_url
 from .errors import BadInput
 from .indexconfig import InstallerChoice
@@ -54,9 +55,7 @@ def next_step_target(python: str | None) -> str:
     the environment this one looked at (empty when no interpreter was read: ``--facts``)."""
     if not python:
         return ""
-    import shlex
-
-    return f" --python {shlex.quote(python)}"
+    return f" --python {shellquote.quote(python)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ import datetime
 import enum
 import json
 import os
-import shlex
 import shutil
 import stat
 import time
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import platform_ops, process
+from .. import platform_ops, process, shellquote
 from ..commands import redact_text
 from ..errors import Locked, RollbackFailed, is_resource_error, resource_error
 
@@ -280,7 +279,7 @@ class Pending:
 
     @property
     def command(self) -> str:
-        return f"qfix rollback --python {shlex.quote(self.python)}"
+        return f"qfix rollback --python {shellquote.quote(self.python)}"
 
     def describe(self) -> str:
         if self.running_pid is not None:

@@ -9,11 +9,11 @@ rollback of nothing that then "fails".
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 
+from .. import shellquote
 from ..errors import NoResource, resource_error
 
 MIB = 1024 * 1024
@@ -96,7 +96,7 @@ def rollback_tip(prefix: str, python: str) -> str:
         mount = prefix
     return (
         f"free at least {STATE_MARGIN // MIB} MB on {mount} (or make it writable), then run "
-        f"`qfix rollback --python {shlex.quote(python)}`; the snapshot under "
+        f"`qfix rollback --python {shellquote.quote(python)}`; the snapshot under "
         f"{os.path.join(prefix, '.qfix')} is kept and restores the exact previous state"
     )
 

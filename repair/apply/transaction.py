@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import signal
 import sys
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import platform_ops, process
+from .. import platform_ops, process, shellquote
 from ..commands import Command, redact_text
 from ..errors import (
     ApplyRefused,
@@ -848,8 +847,9 @@ def _finish(
             raise OutsideChanges(
                 f"another process changed {journal.get('prefix')} during the apply "
                 f"({_show(outside)}); a rollback would undo that too, so nothing was rolled back",
-                tip=f"run `qfix rollback --force --python {shlex.quote(str(journal.get('python')))}"
-                "` to restore the state before the apply anyway (it removes those changes too)",
+                tip="run `qfix rollback --force --python "
+                + shellquote.quote(str(journal.get("python")))
+                + "` to restore the state before the apply anyway (it removes those changes too)",
             )
     t0 = time.monotonic()
     journal.update(state=JournalState.ROLLING_BACK, error=journal.get("error") or reason)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import enum
 import os
-import shlex
 from pathlib import Path
 
-from .. import process
+from .. import process, shellquote
 from ..errors import ApplyRefused, BadInput, InterpreterError
 from ..facts import PythonInfo
 
@@ -65,7 +64,7 @@ def require_changeable(
     kind = classify_target(info)
     python = info.executable or "the target interpreter"
     allow_system = allow_system or break_system_packages
-    quoted = shlex.quote(python)
+    quoted = shellquote.quote(python)
     ways = (
         f"pass --system to change it anyway (Colab, Kaggle, Docker: same lock, snapshot and "
         f"rollback), or `qfix apply --python {quoted} --venv NEW` to build a fresh venv with the "
