@@ -285,6 +285,12 @@ def bnb_fits(
         why.append(f"Python {view.python} outside {r.python}")
     if torch_v is not None and not r.admits_torch(public(torch_v)):
         why.append(f"torch {torch_v} outside {r.torch}")
+    elif torch_v is None and r.torch and cuda is not None:
+        # torch's version unknown, its CUDA known: bounds that admit no torch built for that
+        # CUDA cannot be met without another torch (conservative choice, issue 12 item 5)
+        torches = torch_range(kb, view, cuda)
+        if torches and not any(r.admits_torch(t) for t in torches):
+            why.append(f"torch {r.torch}: no torch built for CUDA {cuda} is in that range")
     if build.dist == "any" and view.glibc is not None:
         floor = tagged_glibc_floor(kb, view.platform or "")
         if floor is not None and view.glibc < floor:
@@ -340,14 +346,37 @@ def choose_bnb(
     releases against which only UNCONFIRMED facts speak least."""
     scored = []
     lowest = lowest_python(kb, torch_v) if view.python is None else None
+    torches = torch_range(kb, view, cuda) if torch_v is None else ()
     for r in kb.bnb.releases:
         why = bnb_fits(view, kb, r, torch_v, cuda, cpu_only)
         if all(w.endswith(UNCONFIRMED) for w in why):
             # Python unknown: prefer a release whose Requires-Python holds across every Python
-            # the torch target supports (module doc, conservative choice)
-            safe = lowest is None or r.admits_python(lowest)
+            # the torch target supports; torch's version unknown but its CUDA known: one whose
+            # torch bounds hold for every torch release built for that CUDA, so that installing
+            # it cannot need another torch (module doc, conservative choice; issue 12 item 5)
+            safe = (lowest is None or r.admits_python(lowest)) and all(
+                r.admits_torch(t) for t in torches
+            )
             scored.append((r.version >= MODERN_BNB_LOADER, not why, safe, r.version, r))
     return max(scored, key=lambda x: x[:4])[4] if scored else None
+
+
+def torch_range(kb: Knowledge, view: View, cuda: Version | None) -> tuple[Version, ...]:
+    """The torch releases an installed torch of unknown version but known CUDA ``cuda`` can be:
+    those of the knowledge base with a build for that CUDA on this platform (none: unknown)."""
+    if cuda is None:
+        return ()
+    return tuple(
+        v
+        for rel in kb.torch.releases
+        if any(
+            var.cuda is not None
+            and (var.cuda.major, var.cuda.minor) == (cuda.major, cuda.minor)
+            and (view.platform is None or view.platform in var.platforms)
+            for var in rel.variants
+        )
+        for v in rel.versions
+    )
 
 
 # The CPython minor releases the knowledge base's torch releases span (plans/torch.toml).

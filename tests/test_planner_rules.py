@@ -267,3 +267,40 @@ def example_facts_named(name):
     from tests.core_helpers import example_facts
 
     return example_facts(name)
+
+
+def bnb_release(version: str):
+    return next(r for r in KB.bnb.releases if r.version == Version(version))
+
+
+def cuda_torches(cuda: str) -> list[Version]:
+    return [
+        v
+        for rel in KB.torch.releases
+        if any(var.cuda == Version(cuda) for var in rel.variants)
+        for v in rel.versions
+    ]
+
+
+@pytest.mark.parametrize(("bnb", "cuda"), [("0.37.0", "11.6"), ("0.41.1", "11.7")])
+def test_unknown_torch_version_with_known_cuda_never_gets_a_bnb_that_pulls_another_torch(
+    bnb: str, cuda: str
+) -> None:
+    # torch's CUDA is known (its build), its version is not: every torch release built for
+    # CUDA 11.6/11.7 is older than 2.0, and bitsandbytes >= 0.45.1 requires torch >= 2.0, so such
+    # a bitsandbytes either comes with an explicit torch step or is not planned
+    f = facts(
+        packages={"torch": None, "bitsandbytes": bnb},
+        torch={"version": None, "cuda": cuda, "cuda_available": True},
+        bitsandbytes={"version": bnb, "copies": 1},
+    )
+    _diag, plan = analyse(f)
+    step = next((s for s in plan.steps if s.package == "bitsandbytes"), None)
+    if step is None:
+        return
+    release, torch = bnb_release(step.to), torch_step(plan)
+    if torch is None:
+        assert all(release.admits_torch(v) for v in cuda_torches(cuda)), (step.to, release.torch)
+    else:
+        assert release.admits_torch(Version(torch.to)), (step.to, torch.to)
+        assert f"torch=={torch.to}" in plan.constraints
