@@ -93,12 +93,14 @@ _UV_INDEX_VARS = ("UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_INDEX_U
 
 # PEP 508 names: letters, digits, ".", "_", "-"; start and end with a letter or digit.
 # (https://packaging.python.org/en/latest/specifications/name-normalization/)
-_NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+# \Z, not $: "$" also matches before a final newline, which must not slip into a command line
+# or the constraints file
+_NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 # What a PEP 440 version may contain once written out; anything else (spaces, ';', '@', quotes)
 # has no business in a pin, even if packaging's lenient parser would skip over it.
-_VERSION_CHARS = re.compile(r"^[0-9A-Za-z.+!_-]+$")
+_VERSION_CHARS = re.compile(r"^[0-9A-Za-z.+!_-]+\Z")
 # A specifier set such as ">=4.30.0" or ">=0.43.1,<1": operators, versions and commas only.
-_SPEC_CHARS = re.compile(r"^[0-9A-Za-z.+!_*<>=~, -]+$")
+_SPEC_CHARS = re.compile(r"^[0-9A-Za-z.+!_*<>=~, -]+\Z")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

@@ -45,9 +45,9 @@ BNB_LOADERS = ("libcudart-search", "torch-version", "exact", "same-major-fallbac
 BNB_OVERRIDES = ("none", "suffix", "regex", "digits")
 BNB_MISSING_LIB = ("import-error", "cpu-fallback", "error-mock")
 
-_ARCH_RE = re.compile(r"^(sm|compute)_(\d{2,3})$")
-_LIB_RE = re.compile(r"^\d{2,4}$")  # CUDA "118", "132"; ROCm "62", "714"
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ARCH_RE = re.compile(r"^(sm|compute)_(\d{2,3})\Z")
+_LIB_RE = re.compile(r"^\d{2,4}\Z")  # CUDA "118", "132"; ROCm "62", "714"
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 _MANYLINUX_LEGACY = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
 _MACHINES = {
     "x86_64": "x86_64",

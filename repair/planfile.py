@@ -38,7 +38,7 @@ from .view import BNB_FORK_PATTERN
 SCHEMA = PLAN_SCHEMA
 ACTIONS = ("install", "uninstall")
 GROUPS = ("torch", "pypi", "uninstall")
-_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}$")
+_FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 MAX_BYTES = 4 << 20  # a plan is a few KiB; refuse to read something absurd
 MAX_DEPTH = 16  # qfix writes 4 levels (plan > steps > step > because)
 

@@ -29,7 +29,7 @@ from repair.apply.transaction import Outcome, _tail, installed_versions
 from repair.apply.venv import TargetKind, classify_target, inspect_target, require_changeable
 from repair.commands import build_commands as typed_commands
 from repair.commands import constraint_lines as typed_constraints
-from repair.commands import validate_index_url, validate_name
+from repair.commands import validate_index_url, validate_name, validate_version
 from repair.errors import ApplyRefused, BadInput, ExitCode, Locked, PlanFileError
 from repair.facts import PythonInfo
 from repair.plan import Step, normalize
@@ -286,6 +286,16 @@ def test_injected_names_are_rejected(name: str) -> None:
         build_commands(
             steps, python=PY, installer="pip", torch_index_base=None, constraint_file="/c.txt"
         )
+
+
+@pytest.mark.parametrize("name", ["0\n", "torch\n", "bitsandbytes\r\n"])
+def test_a_name_or_version_with_a_trailing_newline_is_refused(name: str) -> None:
+    # "$" in a regular expression also matches before a final newline: "torch\n" from a saved
+    # plan would otherwise reach a command line or the constraints file as two lines
+    with pytest.raises(BadInput):
+        validate_name(name)
+    with pytest.raises(BadInput):
+        validate_version("2.7.1\n")
 
 
 @given(st.text(max_size=30))
