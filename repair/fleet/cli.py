@@ -50,12 +50,12 @@ def plan_cmd(
     """Group the nodes of detect records and plan once per group (qfix.fleet-plan/1 with --json).
     Exit 0 when every node is healthy, 1 otherwise."""
     from ..settings import torch_index_base
-    from .grouping import default_plan_fn, fleet_plan_to_dict, group_records, render_fleet_plan
-    from .records import iter_records
+    from .grouping import default_plan_fn, fleet_plan_to_dict, render_fleet_plan
+    from .parallel import plan_paths
 
     # The index base as `qfix plan` resolves it (--torch-index, else $QFIX_TORCH_INDEX).
     index = torch_index_base(torch_index, os.environ)
-    groups = group_records(iter_records(records), default_plan_fn(index))
+    groups = plan_paths(records, default_plan_fn(index))  # on all CPUs for a large fleet
     if not groups:
         raise BadInput("no detect records found in " + " ".join(records))
     if as_json:

@@ -1,0 +1,89 @@
+"""``qfix fleet plan`` on all CPUs: read, key and plan thousands of records in worker processes.
+
+Not pure (it starts processes, through repair.process.map_in_workers); the work itself is the
+pure grouping of repair.fleet.grouping, cut in chunks:
+
+1. the record files, in reading order, are cut into one contiguous chunk per CPU; each worker
+   reads its chunk and returns a ``Scan`` (per record: node, start time, and the index of its
+   canonical key or why it is unknown; one canonical key per bucket), never the records
+   themselves; meanwhile this process loads the knowledge base and the catalogue;
+2. the scans are merged in chunk order, which gives the nodes, groups and keys of one
+   sequential pass (``group_scans``);
+3. the groups' facts are planned, dealt round-robin to the workers (a plan's cost varies).
+
+A worker that fails (``WorkerFailure``) makes that step run here, sequentially: the answer is
+the same, only slower. Small fleets (under ``MIN_FILES`` files), one CPU and platforms without
+fork take the sequential path from the start: forking would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .. import process
+from .grouping import Group, PlanFn, Scan, group_scans, plan_each, scan_records
+from .records import read_files, record_files
+
+MIN_FILES = 2000  # below this, fork + pickling cost more than the work saved (bench_fleet)
+MIN_GROUPS = 4  # fewer groups are planned here: a fork costs more than one plan
+TIMEOUT = 600.0  # seconds for each parallel step before it is done here instead
+
+
+def scan_files(files: Sequence[str]) -> Scan:
+    """A worker's step 1: read ``files`` and scan their records."""
+    return scan_records(read_files(files))
+
+
+def warm_planner() -> None:
+    """Load what every plan needs (knowledge base, catalogue) once, here, before workers fork."""
+    from ..catalogue import load_catalogue
+    from ..knowledge import load_knowledge
+
+    load_knowledge()
+    load_catalogue()
+
+
+def workers_for(files: int, cpus: int | None = None) -> int:
+    """How many workers a fleet of ``files`` record files gets (1: sequential)."""
+    cpus = os.cpu_count() if cpus is None else cpus
+    if not cpus or cpus < 2 or files < MIN_FILES or not process.can_fork_workers():
+        return 1
+    return cpus
+
+
+def plan_paths(
+    paths: Iterable[str | os.PathLike[str]], plan_fn: PlanFn, *, workers: int | None = None
+) -> tuple[Group, ...]:
+    """``group_records(iter_records(paths), plan_fn)``, on ``workers`` processes (default:
+    ``workers_for``). BadInput for a path that does not exist."""
+    files = record_files(paths)
+    n = workers_for(len(files)) if workers is None else workers
+    if n < 2:
+        return group_scans((scan_files(files),), plan_fn)
+    step = -(-len(files) // n)
+    chunks = [files[i : i + step] for i in range(0, len(files), step)]
+    try:
+        scans = process.map_in_workers(scan_files, chunks, timeout=TIMEOUT, during=warm_planner)
+    except process.WorkerFailure:
+        scans = [scan_files(files)]
+    return group_scans(scans, plan_fn, lambda docs: _plan_all(plan_fn, docs, n))
+
+
+def _plan_all(plan_fn: PlanFn, docs: Sequence[Mapping[str, Any]], n: int) -> list[Any]:
+    """``plan_each(plan_fn, docs)``, the documents dealt round-robin to ``n`` workers."""
+    n = min(n, len(docs) // MIN_GROUPS)
+    if n < 2:
+        return plan_each(plan_fn, docs)
+    hands = [docs[i::n] for i in range(n)]
+    try:
+        parts = process.map_in_workers(
+            lambda hand: plan_each(plan_fn, hand), hands, timeout=TIMEOUT
+        )
+    except process.WorkerFailure:
+        return plan_each(plan_fn, docs)
+    out: list[Any] = [None] * len(docs)
+    for i, part in enumerate(parts):
+        out[i::n] = part
+    return out
