@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import subprocess
@@ -388,6 +389,7 @@ def group_alive(pgid: int, *, os_name: str | None = None, kernel32: Any = None) 
 # --------------------------------------------------------------------------- dying with qfix
 
 
+@functools.cache
 def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
@@ -398,16 +400,16 @@ def _load_prctl() -> Callable[..., int] | None:
         return None
 
 
-# Resolved once in the parent: the function the forked child calls takes no lock and allocates
+# Resolved once, in the parent, on first use (find_library runs ldconfig: a few ms that `qfix fleet
+# plan` need not pay at import): the function the forked child calls takes no lock and allocates
 # nothing Python would need a lock for (preexec_fn runs between fork and exec).
-_PRCTL = _load_prctl()
 
 
 def _die_with_parent() -> Callable[[], None] | None:
-    if _PRCTL is None:
+    prctl = _load_prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
-    prctl = _PRCTL
 
     def preexec() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -489,6 +491,7 @@ def _fork_worker(fn: Callable[[Any], Any], chunk: Any, others: tuple[int, ...]) 
     import pickle
 
     parent = os.getpid()
+    prctl = _load_prctl()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns, and never runs the parent's exit handlers
@@ -496,8 +499,8 @@ def _fork_worker(fn: Callable[[Any], Any], chunk: Any, others: tuple[int, ...]) 
         try:
             for fd in (r, *others):
                 os.close(fd)
-            if _PRCTL is not None:
-                _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if prctl is not None:
+                prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() == parent:  # else qfix died before the prctl: nobody waits
                 payload = pickle.dumps(fn(chunk), protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(w, "wb") as out:
