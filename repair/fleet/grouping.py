@@ -233,11 +233,13 @@ PlanFn = Any  # Callable[[Mapping[str, Any]], Mapping[str, Any]]: normalised fac
 
 
 def default_plan_fn(torch_index: str | None = None) -> PlanFn:
-    """Plan a normalised facts document with the single-machine core (repair.pipeline.analyse)."""
-    from ..facts import facts_from_dict
-    from ..pipeline import analyse
+    """Plan a normalised facts document with the single-machine core (repair.pipeline.analyse).
+    The core is imported on the first plan: fleet plan imports it while its workers read."""
 
     def plan_fn(facts: Mapping[str, Any]) -> Mapping[str, Any]:
+        from ..facts import facts_from_dict
+        from ..pipeline import analyse
+
         return analyse(
             facts_from_dict(dict(facts), "group facts"), torch_index=torch_index
         ).plan.to_dict()

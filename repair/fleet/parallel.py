@@ -37,7 +37,9 @@ def scan_files(files: Sequence[str]) -> Scan:
 
 
 def warm_planner() -> None:
-    """Load what every plan needs (knowledge base, catalogue) once, here, before workers fork."""
+    """Import the planner and load what every plan needs (knowledge base, catalogue) once, here,
+    while the scan workers read, so that the plan workers fork with them in memory."""
+    from .. import pipeline  # noqa: F401 - imported here, not on the first plan
     from ..catalogue import load_catalogue
     from ..knowledge import load_knowledge
 
