@@ -48,8 +48,10 @@ def warm_planner() -> None:
 
 
 def workers_for(files: int, cpus: int | None = None) -> int:
-    """How many workers a fleet of ``files`` record files gets (1: sequential)."""
-    cpus = os.cpu_count() if cpus is None else cpus
+    """How many workers a fleet of ``files`` record files gets (1: sequential): one per CPU this
+    process may run on (its affinity: a Slurm job's or a container's cpuset, not the host's)."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if not cpus or cpus < 2 or files < MIN_FILES or not process.can_fork_workers():
         return 1
     return cpus
