@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 
 from ..errors import BadInput, ExitCode
-from ..render import to_json
 
 fleet_app = typer.Typer(
     help="Many nodes at once: group nodes by the facts that decide the plan, plan once per group, "
@@ -41,6 +40,14 @@ TorchIndexOpt = Annotated[
 
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
+
+
+def to_json(doc: object) -> str:
+    """repair.render.to_json, imported when output is due: render pulls in the knowledge base's
+    modules, which `fleet plan` imports while its workers read (repair.fleet.parallel)."""
+    from ..render import to_json as render_json
+
+    return render_json(doc)
 
 
 @fleet_app.command("plan")
