@@ -235,3 +235,19 @@ def test_workers_die_with_qfix() -> None:
         assert not marked_pids(mark), "a worker outlived its SIGKILLed parent"
     finally:
         kill_all(tuple(marked_pids(mark)))
+
+
+def test_a_knowledge_base_that_fails_to_warm_up_fails_no_more_than_sequentially(
+    fleet, monkeypatch
+) -> None:
+    """The warm-up's error is left to the plans, which meet it as the sequential path does."""
+    from repair import knowledge
+    from repair.errors import KnowledgeError
+
+    folder, want = fleet
+
+    def broken() -> None:
+        raise KnowledgeError("torch.toml: not valid TOML")
+
+    monkeypatch.setattr(knowledge, "load_knowledge", broken)
+    assert _outputs(parallel.plan_paths([folder], PLAN, workers=2)) == want
