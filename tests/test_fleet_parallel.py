@@ -135,7 +135,9 @@ def test_a_failing_plan_worker_falls_back_to_the_sequential_path(fleet, monkeypa
 def test_small_fleets_one_cpu_stay_sequential() -> None:
     assert parallel.workers_for(parallel.MIN_FILES - 1, cpus=8) == 1
     assert parallel.workers_for(parallel.MIN_FILES, cpus=1) == 1
-    assert parallel.workers_for(parallel.MIN_FILES, cpus=4) == 4
+    assert parallel.workers_for(parallel.MIN_FILES, cpus=4) == 2  # 1,000 files per worker
+    assert parallel.workers_for(10_000, cpus=4) == 4
+    assert parallel.workers_for(10_000, cpus=64) == 10
 
 
 def test_cli_fleet_plan_on_a_large_fleet_is_byte_identical(tmp_path: Path) -> None:

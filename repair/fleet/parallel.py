@@ -29,6 +29,7 @@ from .grouping import Group, PlanFn, Scan, group_scans, plan_each, scan_records
 from .records import read_files, record_files
 
 MIN_FILES = 2000  # below this, fork + pickling cost more than the work saved (bench_fleet)
+FILES_PER_WORKER = 1000  # at least this many files per worker: each fork costs a few ms
 MIN_GROUPS = 4  # fewer groups are planned here: a fork costs more than one plan
 TIMEOUT = 600.0  # seconds for each parallel step before it is done here instead
 
@@ -59,7 +60,7 @@ def workers_for(files: int, cpus: int | None = None) -> int:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if not cpus or cpus < 2 or files < MIN_FILES or not process.can_fork_workers():
         return 1
-    return cpus
+    return min(cpus, files // FILES_PER_WORKER)
 
 
 def plan_paths(
