@@ -30,7 +30,7 @@ from .records import read_files, record_files
 
 MIN_FILES = 2000  # below this, fork + pickling cost more than the work saved (bench_fleet)
 FILES_PER_WORKER = 1000  # at least this many files per worker: each fork costs a few ms
-MIN_GROUPS = 4  # fewer groups are planned here: a fork costs more than one plan
+MIN_GROUPS = 4  # groups per plan worker at least (fewer are planned here: a fork costs ~1 plan)
 TIMEOUT = 600.0  # seconds for each parallel step before it is done here instead
 
 
@@ -67,7 +67,8 @@ def plan_paths(
     paths: Iterable[str | os.PathLike[str]], plan_fn: PlanFn, *, workers: int | None = None
 ) -> tuple[Group, ...]:
     """``group_records(iter_records(paths), plan_fn)``, on ``workers`` processes (default:
-    ``workers_for``). BadInput for a path that does not exist."""
+    ``workers_for``). BadInput for a path that does not exist. ``plan_fn`` must be pure (as
+    ``default_plan_fn``'s is): it may run in a worker, whose side effects are lost."""
     files = record_files(paths)
     n = workers_for(len(files)) if workers is None else workers
     if n < 2:
