@@ -56,12 +56,15 @@ def write_fleet(folder: Path, nodes: int) -> int:
 def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int, float]:
     """One `python -m repair fleet plan DIR --json` from ``tree``: (seconds, peak MiB, groups,
     CPU seconds). The peak and the CPU time are the child's own getrusage, read by a wrapper
-    (RUSAGE_CHILDREN would keep the largest peak of all runs)."""
+    (RUSAGE_CHILDREN here would keep the largest peak of all runs); they include the child's
+    own workers (its RUSAGE_CHILDREN: the CPU time summed, the largest peak of one process)."""
     wrapper = (
         "import resource, runpy, sys; sys.argv = ['repair'] + sys.argv[1:]\n"
         "try:\n    runpy.run_module('repair', run_name='__main__')\n"
         "finally:\n    u = resource.getrusage(resource.RUSAGE_SELF)\n"
-        "    sys.stderr.write('peak_kib=%d cpu_s=%.3f\\n' % (u.ru_maxrss, u.ru_utime + u.ru_stime))"
+        "    c = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "    sys.stderr.write('peak_kib=%d cpu_s=%.3f\\n' % (max(u.ru_maxrss, c.ru_maxrss),\n"
+        "        u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime))"
     )
     t0 = time.perf_counter()
     done = subprocess.run(

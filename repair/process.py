@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import subprocess
@@ -388,6 +389,7 @@ def group_alive(pgid: int, *, os_name: str | None = None, kernel32: Any = None) 
 # --------------------------------------------------------------------------- dying with qfix
 
 
+@functools.cache
 def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
@@ -398,16 +400,16 @@ def _load_prctl() -> Callable[..., int] | None:
         return None
 
 
-# Resolved once in the parent: the function the forked child calls takes no lock and allocates
+# Resolved once, in the parent, on first use (find_library runs ldconfig: a few ms that `qfix fleet
+# plan` need not pay at import): the function the forked child calls takes no lock and allocates
 # nothing Python would need a lock for (preexec_fn runs between fork and exec).
-_PRCTL = _load_prctl()
 
 
 def _die_with_parent() -> Callable[[], None] | None:
-    if _PRCTL is None:
+    prctl = _load_prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
-    prctl = _PRCTL
 
     def preexec() -> None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -415,6 +417,127 @@ def _die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+# --------------------------------------------------------------------------- worker processes
+#
+# ``map_in_workers``: a pure function over chunks of work, each chunk in a forked child (fleet
+# plan reads, keys and plans 10,000 records on all CPUs: repair.fleet.parallel). Fork, not spawn:
+# the child has the parent's modules, knowledge base and closures already, so nothing but the
+# result crosses the boundary (pickled, through a pipe). Each child dies with qfix
+# (PR_SET_PDEATHSIG, as above), is killed at the deadline, and is always reaped before
+# ``map_in_workers`` returns or raises; any failure is ``WorkerFailure``, never a partial result.
+
+WORKER_LIMIT = 256 * MiB  # the most one worker's pickled result may be
+
+
+class WorkerFailure(Exception):
+    """A worker did not return its result (it raised, was killed, timed out, wrote too much):
+    the caller does the work itself instead."""
+
+
+def can_fork_workers() -> bool:
+    """Whether ``map_in_workers`` can run here (POSIX fork)."""
+    return hasattr(os, "fork") and not platform_ops.is_windows()
+
+
+def map_in_workers(
+    fn: Callable[[Any], Any],
+    chunks: Sequence[Any],
+    *,
+    timeout: float,
+    during: Callable[[], object] | None = None,
+    limit: int = WORKER_LIMIT,
+) -> list[Any]:
+    """``[fn(chunk) for chunk in chunks]``, each call in a forked child, all at once; the results
+    in the order of ``chunks``. ``during`` runs in this process while the children work.
+    WorkerFailure when any child fails or all have not finished within ``timeout`` seconds."""
+    if not can_fork_workers():
+        raise WorkerFailure("no fork on this platform")
+    import pickle
+    import selectors
+
+    deadline = time.monotonic() + timeout
+    workers: dict[int, int] = {}  # read end of its pipe -> pid
+    try:
+        for chunk in chunks:
+            fd, pid = _fork_worker(fn, chunk, tuple(workers))
+            workers[fd] = pid
+        if during is not None:
+            during()
+        data = _read_workers(list(workers), deadline, limit, selectors.DefaultSelector())
+        for fd, pid in list(workers.items()):
+            _, status = os.waitpid(pid, 0)
+            del workers[fd]
+            os.close(fd)
+            if status != 0:
+                raise WorkerFailure(f"worker {pid} ended with wait status {status}")
+        try:
+            return [pickle.loads(d) for d in data]  # noqa: S301 - our own children's output
+        except Exception as exc:
+            raise WorkerFailure(f"unreadable worker result: {exc}") from None
+    finally:
+        for fd, pid in workers.items():  # on any failure: no child outlives this call
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _fork_worker(fn: Callable[[Any], Any], chunk: Any, others: tuple[int, ...]) -> tuple[int, int]:
+    """Start one worker: (the read end of its result pipe, its pid)."""
+    import pickle
+
+    parent = os.getpid()
+    prctl = _load_prctl()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns, and never runs the parent's exit handlers
+        code = 1
+        try:
+            for fd in (r, *others):
+                os.close(fd)
+            if prctl is not None:
+                prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() == parent:  # else qfix died before the prctl: nobody waits
+                payload = pickle.dumps(fn(chunk), protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(w, "wb") as out:
+                    out.write(payload)
+                code = 0
+        except BaseException:  # noqa: BLE001, S110 - the parent sees the exit status
+            pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    return r, pid
+
+
+def _read_workers(fds: list[int], deadline: float, limit: int, sel: Any) -> list[bytes]:
+    """Everything each pipe holds until its end, read side by side (a child blocks on a full
+    pipe until it is read)."""
+    import selectors
+
+    got: dict[int, bytearray] = {fd: bytearray() for fd in fds}
+    with sel:
+        for fd in fds:
+            sel.register(fd, selectors.EVENT_READ)
+        open_fds = len(fds)
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerFailure("workers did not finish in time")
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, _CHUNK)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    open_fds -= 1
+                    continue
+                got[key.fd] += chunk
+                if len(got[key.fd]) > limit:
+                    raise WorkerFailure(f"a worker wrote more than {_size(limit)}")
+    return [bytes(got[fd]) for fd in fds]
 
 
 # --------------------------------------------------------------------------- messages

@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 
 from ..errors import BadInput, ExitCode
-from ..render import to_json
 
 fleet_app = typer.Typer(
     help="Many nodes at once: group nodes by the facts that decide the plan, plan once per group, "
@@ -43,6 +42,14 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def to_json(doc: object) -> str:
+    """repair.render.to_json, imported when output is due: render pulls in the knowledge base's
+    modules, which `fleet plan` imports while its workers read (repair.fleet.parallel)."""
+    from ..render import to_json as render_json
+
+    return render_json(doc)
+
+
 @fleet_app.command("plan")
 def plan_cmd(
     records: RecordsArg, as_json: JsonOpt = False, torch_index: TorchIndexOpt = None
@@ -50,12 +57,12 @@ def plan_cmd(
     """Group the nodes of detect records and plan once per group (qfix.fleet-plan/1 with --json).
     Exit 0 when every node is healthy, 1 otherwise."""
     from ..settings import torch_index_base
-    from .grouping import default_plan_fn, fleet_plan_to_dict, group_records, render_fleet_plan
-    from .records import iter_records
+    from .grouping import default_plan_fn, fleet_plan_to_dict, render_fleet_plan
+    from .parallel import plan_paths
 
     # The index base as `qfix plan` resolves it (--torch-index, else $QFIX_TORCH_INDEX).
     index = torch_index_base(torch_index, os.environ)
-    groups = group_records(iter_records(records), default_plan_fn(index))
+    groups = plan_paths(records, default_plan_fn(index))  # on all CPUs for a large fleet
     if not groups:
         raise BadInput("no detect records found in " + " ".join(records))
     if as_json:

@@ -233,16 +233,95 @@ PlanFn = Any  # Callable[[Mapping[str, Any]], Mapping[str, Any]]: normalised fac
 
 
 def default_plan_fn(torch_index: str | None = None) -> PlanFn:
-    """Plan a normalised facts document with the single-machine core (repair.pipeline.analyse)."""
-    from ..facts import facts_from_dict
-    from ..pipeline import analyse
+    """Plan a normalised facts document with the single-machine core (repair.pipeline.analyse).
+    The core is imported on the first plan: fleet plan imports it while its workers read."""
 
     def plan_fn(facts: Mapping[str, Any]) -> Mapping[str, Any]:
+        from ..facts import facts_from_dict
+        from ..pipeline import analyse
+
         return analyse(
             facts_from_dict(dict(facts), "group facts"), torch_index=torch_index
         ).plan.to_dict()
 
     return plan_fn
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What grouping keeps of a run of records (``scan_records``): small enough to cross a
+    process boundary (repair.fleet.parallel scans chunks of the files in worker processes).
+
+    ``entries``, in reading order, one per unreadable or detect record: (node, started,
+    outcome); ``started`` is None for an unreadable record; ``outcome`` is the index of the
+    node's canonical key in ``keys``, or the reason its node is unknown. ``keys``: the canonical
+    grouping keys, one per first-pass key seen."""
+
+    entries: tuple[tuple[str, str | None, int | str], ...]
+    keys: tuple[str, ...]
+
+
+def scan_records(records: Iterable[NodeRecord | Unreadable]) -> Scan:
+    """Bucket ``records`` (consumed once) by first-pass key and canonicalise one document per
+    bucket. Nodes are bucketed by the cheap key (unsorted JSON of the de-noised facts) or, where
+    it stands in for it, the faster marshal key."""
+    entries: list[tuple[str, str | None, int | str]] = []
+    buckets: dict[str | bytes, int] = {}  # first-pass key -> index in keys
+    keys: list[str] = []
+    for rec in records:
+        if isinstance(rec, Unreadable):
+            entries.append((rec.node, None, f"unreadable record: {rec.reason}"))
+            continue
+        if rec.kind != "detect":
+            continue
+        started = rec.started or ""
+        if rec.exit_code != 0:
+            entries.append((rec.node, started, f"qfix detect exited {rec.exit_code}"))
+            continue
+        doc = rec.document
+        fast = _marshal_key(doc)
+        first = cheap_key(doc) if fast is None else fast
+        bucket = buckets.setdefault(first, len(buckets))
+        if bucket == len(keys):
+            # facts that differ only in key order (or a marshal bucket and the cheap-key bucket
+            # of the same facts) meet here
+            keys.append(canonical_key(json.loads(first if fast is None else cheap_key(doc))))
+        entries.append((rec.node, started, bucket))
+    return Scan(tuple(entries), tuple(keys))
+
+
+def _latest_per_node(scans: Iterable[Scan]) -> dict[str, tuple[str, bool, str]]:
+    """node -> (started, planned?, canonical key | reason) of its latest detect record (by start
+    time, then reading order); an unreadable record counts only for a node without another."""
+    best: dict[str, tuple[str, bool, str]] = {}
+    for scan in scans:
+        keys = scan.keys
+        for node, started, outcome in scan.entries:
+            if started is None:
+                best.setdefault(node, ("", False, outcome))  # type: ignore[arg-type]
+                continue
+            prev = best.get(node)
+            if prev is not None and prev[0] > started:
+                continue
+            if type(outcome) is int:
+                best[node] = (started, True, keys[outcome])
+            else:
+                best[node] = (started, False, outcome)  # type: ignore[assignment]
+    return best
+
+
+PlanOutcome = Any  # Mapping[str, Any] (a qfix.plan/1 document) | str (why it cannot be planned)
+
+
+def plan_each(plan_fn: PlanFn, docs: Sequence[Mapping[str, Any]]) -> list[PlanOutcome]:
+    """``plan_fn`` over ``docs``: each plan, or the reason (a str) where qfix cannot plan it."""
+    out: list[PlanOutcome] = []
+    for doc in docs:
+        try:
+            out.append(plan_fn(doc))
+        except QfixError as exc:
+            out.append(f"cannot plan: {exc.message}")
+    return out
 
 
 def group_records(
@@ -254,51 +333,29 @@ def group_records(
     ``records`` is consumed once (an iterator is fine): per node only the start time and the
     bucket number are kept, and one document per bucket (first-pass key).
     """
+    return group_scans((scan_records(records),), plan_fn)
+
+
+def group_scans(
+    scans: Iterable[Scan],
+    plan_fn: PlanFn | None = None,
+    plan_all: Any = None,
+) -> tuple[Group, ...]:
+    """``group_records`` over scans of consecutive runs of the records, in reading order (the
+    same groups, nodes and order as one scan of them all). ``plan_all``: plans a list of
+    normalised facts documents at once (default: ``plan_each`` with ``plan_fn``); it returns
+    what ``plan_each`` does, in order."""
     plan_fn = plan_fn or default_plan_fn()
-    # node -> (started, planned?, bucket number | reason). Nodes are bucketed by the cheap key
-    # (unsorted JSON of the de-noised facts) or, where it stands in for it, the faster marshal
-    # key; each bucket's one document is canonicalised later.
-    best: dict[str, tuple[str, bool, Any]] = {}
-    buckets: dict[str | bytes, int] = {}  # first-pass key -> bucket number
-    firsts: list[Mapping[str, Any]] = []  # bucket number -> its first document
-    for rec in records:
-        if isinstance(rec, Unreadable):
-            best.setdefault(rec.node, ("", False, f"unreadable record: {rec.reason}"))
-            continue
-        if rec.kind != "detect":
-            continue
-        started = rec.started or ""
-        prev = best.get(rec.node)
-        if prev is not None and prev[0] > started:
-            continue
-        if rec.exit_code != 0:
-            best[rec.node] = (started, False, f"qfix detect exited {rec.exit_code}")
-            continue
-        fast = _marshal_key(rec.document)
-        bucket = buckets.setdefault(cheap_key(rec.document) if fast is None else fast, len(buckets))
-        if bucket == len(firsts):
-            firsts.append(rec.document)
-        best[rec.node] = (started, True, bucket)
-    # bucket -> canonical key: buckets whose facts differ only in key order merge here (and a
-    # marshal bucket with the cheap-key bucket of the same facts)
-    canon = [
-        canonical_key(json.loads(k if isinstance(k, str) else cheap_key(first)))
-        for k, first in zip(buckets, firsts, strict=True)
-    ]
     by_key: dict[str, list[str]] = {}
     unknown: dict[str, list[str]] = {}
-    for node, (_, ok, value) in best.items():
-        if ok:
-            by_key.setdefault(canon[value], []).append(node)
-        else:
-            unknown.setdefault(value, []).append(node)
+    for node, (_, ok, value) in _latest_per_node(scans).items():
+        (by_key if ok else unknown).setdefault(value, []).append(node)
+    docs = [json.loads(key) for key in by_key]
+    outcomes = plan_all(docs) if plan_all is not None else plan_each(plan_fn, docs)
     planned: list[Group] = []
-    for key, nodes in by_key.items():
-        doc = json.loads(key)
-        try:
-            plan = plan_fn(doc)
-        except QfixError as exc:
-            unknown.setdefault(f"cannot plan: {exc.message}", []).extend(nodes)
+    for doc, nodes, plan in zip(docs, by_key.values(), outcomes, strict=True):
+        if isinstance(plan, str):
+            unknown.setdefault(plan, []).extend(nodes)
             continue
         cls, kind = classify(plan)
         digest = plan_digest(plan, PLACEHOLDER)

@@ -55,11 +55,17 @@ def fold(names: Iterable[str]) -> str:
     for (prefix, suffix), numbers in groups.items():
         numbers.sort()
         ranges: list[tuple[str, int, str]] = []  # (first digits, last number, last digits)
+        last, last_digits = -2, ""
         for number, digits in numbers:
-            if ranges and _fits(ranges[-1][1], ranges[-1][2], number, digits):
+            # The next number written with as many digits always extends the range (both padded,
+            # "09" -> "10", or neither): _fits is only asked where the length changes.
+            if number == last + 1 and (
+                len(digits) == len(last_digits) or _fits(last, last_digits, number, digits)
+            ):
                 ranges[-1] = (ranges[-1][0], number, digits)
             else:
                 ranges.append((digits, number, digits))
+            last, last_digits = number, digits
         if len(ranges) == 1 and ranges[0][0] == ranges[0][2]:
             text = f"{prefix}{ranges[0][0]}{suffix}"
         else:

@@ -274,17 +274,35 @@ def iter_records(paths: Iterable[str | os.PathLike[str]]) -> Iterator[NodeRecord
 def _iter(paths: list[Path]) -> Iterator[NodeRecord | Unreadable]:
     for p in paths:
         if p.is_dir():
-            with os.scandir(p) as it:
-                names = sorted(
-                    e.name
-                    for e in it
-                    if e.name.endswith((".json", ".jsonl")) and not e.name.startswith(".")
-                )
-            base = os.path.join(p, "")  # base + name == os.path.join(p, name), joined once
-            for name in names:
-                yield from _read_file(base + name)
+            yield from read_files(_dir_files(p))
         else:
             yield from _read_file(str(p))
+
+
+def _dir_files(p: Path) -> list[str]:
+    with os.scandir(p) as it:
+        names = sorted(
+            e.name
+            for e in it
+            if e.name.endswith((".json", ".jsonl")) and not e.name.startswith(".")
+        )
+    base = os.path.join(p, "")  # base + name == os.path.join(p, name), joined once
+    return [base + name for name in names]
+
+
+def record_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The files ``iter_records(paths)`` reads, in its order (BadInput as it raises)."""
+    found = [Path(p) for p in paths]
+    for p in found:
+        if not p.exists():
+            raise BadInput(f"records path {p}: no such file or directory")
+    return [f for p in found for f in (_dir_files(p) if p.is_dir() else [str(p)])]
+
+
+def read_files(files: Iterable[str]) -> Iterator[NodeRecord | Unreadable]:
+    """The records of ``files`` (from ``record_files``), in order."""
+    for path in files:
+        yield from _read_file(path)
 
 
 def read_records(paths: Iterable[str | os.PathLike[str]]) -> tuple[NodeRecord | Unreadable, ...]:
