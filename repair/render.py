@@ -292,7 +292,8 @@ def render_plan(
         # The next step names the target, so pasting it never acts on another environment.
         out.append(
             f"\nApply with: qfix apply{next_step_target(plan.python)}{_pin_flags(plan)} --yes"
-            "   (or save this plan with --out FILE)"
+            # its own line: the command above is pasted whole (a triple-click copies one line)
+            "\n(or save this plan with --out FILE and apply that file with --plan FILE)"
         )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
 

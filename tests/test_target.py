@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -114,10 +115,12 @@ def test_next_step_target_quotes() -> None:
 
 
 @pytest.mark.venv
-def test_tool_install_reads_the_project_venv(
-    venv_bare: Venv, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+def test_tool_install_repairs_the_project_venv(
+    venv_bnb038: Venv, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """`uv tool install` of the qfix wheel, run in a project folder with an unactivated .venv."""
+    """`uv tool install` of the qfix wheel, run in a project folder with an unactivated .venv
+    (torch 2.13 CPU + bitsandbytes 0.38.1, no 4-bit): it finds that .venv, and the printed
+    `Apply with:` line, pasted as it is, repairs it and leaves qfix's own venv alone."""
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     dist = tmp_path / "dist"
     subprocess.run(
@@ -141,7 +144,7 @@ def test_tool_install_reads_the_project_venv(
     tool_prefix = tmp_path / "tools" / "qfix"
     assert (tool_prefix / "uv-receipt.toml").is_file()
     project = tmp_path / "project"
-    copy_venv(venv_bare, project / ".venv")
+    copy_venv(venv_bnb038, project / ".venv")
     (project / "train").mkdir()
     want = str(project / ".venv" / "bin" / "python")
 
@@ -164,3 +167,22 @@ def test_tool_install_reads_the_project_venv(
     assert f"qfix: target: {want} (.venv found in the current folder)" in done.stderr
     assert str(tool_prefix) not in done.stdout + done.stderr
     assert f"Apply with: qfix apply --python {want} --yes" in done.stdout, done.stdout
+
+    line = next(x for x in done.stdout.splitlines() if x.startswith("Apply with: "))
+    argv = shlex.split(line.removeprefix("Apply with: "))
+    assert argv[0] == "qfix"
+    tool_before = sorted(p.name for p in tool_prefix.glob("lib/python*/site-packages/*"))
+    done = subprocess.run(
+        [str(qfix), *argv[1:], "--json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)["outcome"]
+    assert outcome["ok"] and outcome["python"] == want
+    assert outcome["before"]["bitsandbytes"] == "0.38.1"
+    assert outcome["after"]["bitsandbytes"] != "0.38.1"
+    assert sorted(p.name for p in tool_prefix.glob("lib/python*/site-packages/*")) == tool_before
