@@ -148,3 +148,30 @@ def kill_all(pids: tuple[int, ...]) -> None:
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, 9)
+
+
+def children_outlive_a_killed_parent(code: str, children: int) -> list[int]:
+    """Run ``code`` (a Python program that prints "go" and then starts ``children`` processes
+    through repair.process) in a marked helper, SIGKILL the helper once they all run, and
+    return the pids still alive 10 s later (PR_SET_PDEATHSIG: none)."""
+    mark = uuid.uuid4().hex
+    helper = subprocess.Popen(
+        [sys.executable, "-c", code, str(REPO)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, MARK_ENV: mark},
+    )
+    try:
+        assert helper.stdout is not None and helper.stdout.readline() == "go\n"
+        deadline = time.monotonic() + 30
+        while len(marked_pids(mark)) < 1 + children:  # the helper and its children
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        helper.kill()
+        helper.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while marked_pids(mark) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return marked_pids(mark)
+    finally:
+        kill_all(tuple(marked_pids(mark)))

@@ -47,6 +47,7 @@ from tests.test_apply_support import (  # noqa: F401 (fixtures)
     plan,
     step,
 )
+from tests.test_indexes import use_env
 
 DATA = Path(__file__).parent / "data"
 
@@ -285,14 +286,6 @@ def test_head_sizes_match_the_files_on_the_index(clean_index: None) -> None:
 # --------------------------------------------------------------------------- real dry runs
 
 
-def _use(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for k in list(os.environ):
-        if k.startswith(("PIP_", "UV_")) or k == "VIRTUAL_ENV":
-            monkeypatch.delenv(k)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-
-
 def _commands(python: Path, installer: str, *steps: dict) -> list:
     the_plan = Plan.from_dict(plan(*steps))
     return build_commands(
@@ -317,7 +310,7 @@ def test_pip_dry_run_sizes_equal_the_wheel_files(
 ) -> None:
     """A real pip dry run (report) against the local index: every package the install would
     fetch, each with the size of its wheel file as the index serves it."""
-    _use(hermetic_env(tmp_path, PIP_CONFIG_FILE=os.devnull), monkeypatch)
+    use_env(hermetic_env(tmp_path, PIP_CONFIG_FILE=os.devnull), monkeypatch)
     python = clone(tmp_path / "venv")
     base = index().torch_base
     cmds = _commands(
@@ -357,7 +350,7 @@ def test_find_links_folder_sizes_come_from_the_files(
     env = hermetic_env(tmp_path, PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1")
     env["PIP_FIND_LINKS"] = str(links)
     env.pop("PIP_INDEX_URL")
-    _use(env, monkeypatch)
+    use_env(env, monkeypatch)
     cmds = _commands(
         python, "pip", step("install", "bitsandbytes", "0.43.3", "0.48.3", None, "pypi")
     )
@@ -374,7 +367,7 @@ def test_uv_dry_run_lists_packages_without_sizes(
 ) -> None:
     if installers.find_uv() is None:
         pytest.skip("uv is not installed")
-    _use(hermetic_env(tmp_path), monkeypatch)
+    use_env(hermetic_env(tmp_path), monkeypatch)
     python = clone(tmp_path / "venv")
     cmds = _commands(
         python, "uv", step("install", "bitsandbytes", "0.43.3", "0.48.2", None, "pypi")
@@ -393,7 +386,7 @@ def test_index_without_head_leaves_sizes_unknown_and_apply_goes_on(
 ) -> None:
     """The index refuses HEAD: the sizes are unknown, said so, and the apply still runs."""
     env = hermetic_env(tmp_path, PIP_CONFIG_FILE=os.devnull)
-    _use(env, monkeypatch)
+    use_env(env, monkeypatch)
     python = clone(tmp_path / "venv")
     index().set_fault(head=False)
     the_plan = Plan.from_dict(

@@ -13,7 +13,6 @@ import random
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from repair.fleet.grouping import (
 from repair.fleet.records import iter_records, make_record
 from repair.render import to_json
 from tests.fleet_support import detect_record, example_facts, with_noise
-from tests.hostile import MARK_ENV, kill_all, marked_pids
+from tests.hostile import children_outlive_a_killed_parent
 from tests.venvs import REPO
 
 pytestmark = pytest.mark.skipif(not process.can_fork_workers(), reason="needs fork (POSIX)")
@@ -211,32 +210,12 @@ def test_a_hung_worker_is_killed_at_the_deadline_and_reaped(tmp_path: Path) -> N
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG")
 def test_workers_die_with_qfix() -> None:
     """SIGKILL the process that called map_in_workers: its hung workers go with it."""
-    mark = uuid.uuid4().hex
     code = (
         "import sys, time; sys.path.insert(0, sys.argv[1]); from repair import process\n"
         "def hang(x):\n    time.sleep(600)\n"
         "print('go', flush=True); process.map_in_workers(hang, [1, 2], timeout=900)"
     )
-    helper = subprocess.Popen(
-        [sys.executable, "-c", code, str(REPO)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, MARK_ENV: mark},
-    )
-    try:
-        assert helper.stdout is not None and helper.stdout.readline() == "go\n"
-        deadline = time.monotonic() + 30
-        while len(marked_pids(mark)) < 3:  # the helper and its two workers
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        helper.kill()
-        helper.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while marked_pids(mark) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not marked_pids(mark), "a worker outlived its SIGKILLed parent"
-    finally:
-        kill_all(tuple(marked_pids(mark)))
+    assert not children_outlive_a_killed_parent(code, 2), "a worker outlived its SIGKILLed parent"
 
 
 def test_a_knowledge_base_that_fails_to_warm_up_fails_no_more_than_sequentially(

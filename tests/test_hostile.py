@@ -9,7 +9,6 @@ documented exit code and one printable error line, and leave no process of its t
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -24,7 +23,7 @@ from tests.hostile import (
     HOSTILE,
     MARK_ENV,
     PROBE_TIMEOUT,
-    REPO,
+    children_outlive_a_killed_parent,
     kill_all,
     marked_pids,
     run_qfix,
@@ -116,29 +115,8 @@ def test_what_a_child_leaves_in_its_group_is_stopped(tmp_path: Path) -> None:
 
 def test_a_child_dies_with_qfix() -> None:
     """SIGKILL the process that called process.run: PR_SET_PDEATHSIG takes its child along."""
-    mark = uuid.uuid4().hex
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from repair import process; "
         "print('go', flush=True); process.run(['sleep', '600'], timeout=900)"
     )
-    helper = subprocess.Popen(
-        [sys.executable, "-c", code, str(REPO)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, MARK_ENV: mark},
-    )
-    try:
-        assert helper.stdout is not None and helper.stdout.readline() == "go\n"
-        deadline = time.monotonic() + 30
-        while len(marked_pids(mark)) < 2:  # the helper and its sleep
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        helper.kill()
-        helper.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while marked_pids(mark) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        left = marked_pids(mark)
-        assert not left, "the child outlived its SIGKILLed parent"
-    finally:
-        kill_all(tuple(marked_pids(mark)))
+    assert not children_outlive_a_killed_parent(code, 1), "the child outlived its SIGKILLed parent"

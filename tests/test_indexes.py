@@ -170,7 +170,8 @@ def extra_index(tmp_path: Path):
         yield srv
 
 
-def _use(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def use_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only ``env``'s pip/uv settings (and no VIRTUAL_ENV) for the rest of the test."""
     for k in list(os.environ):
         if k.startswith(("PIP_", "UV_")) or k == "VIRTUAL_ENV":
             monkeypatch.delenv(k)
@@ -191,7 +192,7 @@ def test_pip_only_configuration_is_honoured(
     python = clone(tmp_path / "venv")  # (the template is built with this process's env)
     extra_index.reset()
     env = user_env(tmp_path, **extra)
-    _use(env, monkeypatch)
+    use_env(env, monkeypatch)
     settings = pipeline.make_settings(
         python=str(python), installer=installer, needs_index=True, environ=env
     )
@@ -226,7 +227,7 @@ def test_missing_pin_is_refused_before_any_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str, frm: str, to: str, group: str
 ) -> None:
     env = user_env(tmp_path)
-    _use(env, monkeypatch)
+    use_env(env, monkeypatch)
     python = clone(tmp_path / "venv")
     before = freeze(python)
     url = f"{index().torch_base}/{to.partition('+')[2]}" if group == "torch" else None
