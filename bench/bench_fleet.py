@@ -17,16 +17,24 @@ current tree's, so both see the same machine load. Both trees' ``repair`` packag
 first, as ``pip install`` does (with PYTHONDONTWRITEBYTECODE set, a source checkout would
 otherwise recompile every qfix module on every run, ~0.5 s here); ``--no-compile`` measures the
 cold source tree instead.
+
+Side by side (``--clubak PATH``, default: ``clubak`` on PATH, skipped when absent): what a team
+without qfix runs to find which nodes share a setup, ClusterShell's ``clubak -b`` (gather
+identical outputs) over one ``node: digest`` line per node, the digest of the node's facts
+already de-noised -- the best case for it: the lines are computed before the timing, and clubak
+only folds them (no plan, no classes). Timed the same way (wall, CPU and peak of the child).
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import hashlib
 import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,7 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from repair.fleet.grouping import canonical, default_plan_fn, group_records  # noqa: E402
+from repair.fleet.grouping import canonical, canonical_key, default_plan_fn, group_records  # noqa: E402
 from repair.fleet.records import iter_records  # noqa: E402
 from tests.fleet_support import detect_record, example_facts, with_noise  # noqa: E402
 
@@ -80,6 +88,44 @@ def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int, float
     return took, peak / 1024, groups, cpu
 
 
+def clubak_lines(folder: Path) -> str:
+    """One ``node: digest`` line per record file, the digest of its de-noised facts: what
+    ``clubak -b`` is given (nodes with equal facts print equal lines)."""
+    lines = []
+    for path in sorted(folder.iterdir()):
+        rec = json.loads(path.read_text())
+        digest = hashlib.sha256(canonical_key(rec["document"]).encode()).hexdigest()[:16]
+        lines.append(f"{rec['node']}: {digest}\n")
+    return "".join(lines)
+
+
+def clubak_run(clubak: str, lines: str) -> tuple[float, float, int, float]:
+    """One ``clubak -b`` over ``lines``: (seconds, peak MiB, groups, CPU seconds), the child's
+    own rusage (os.wait4)."""
+    with tempfile.TemporaryFile("w+") as feed:
+        feed.write(lines)
+        feed.seek(0)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [clubak, "-b"], stdin=feed, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        out = proc.stdout.read() if proc.stdout else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"clubak -b failed with exit code {proc.returncode}")
+    groups = out.decode().count("---------------\n") // 2
+    return took, usage.ru_maxrss / 1024, groups, usage.ru_utime + usage.ru_stime
+
+
+def _version(clubak: str) -> str:
+    done = subprocess.run([clubak, "--version"], capture_output=True, text=True, timeout=60)
+    return (
+        f"clubak {(done.stdout or done.stderr).split()[-1]}" if done.returncode == 0 else "clubak"
+    )
+
+
 def _summary(runs: list[tuple[float, float, int, float]]) -> dict[str, object]:
     times = [r[0] for r in runs]
     cpus = [r[3] for r in runs]
@@ -100,6 +146,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--baseline", type=Path, default=None, help="an older qfix tree to compare")
+    ap.add_argument(
+        "--clubak", default=shutil.which("clubak"), help="ClusterShell's clubak, side by side"
+    )
     ap.add_argument("--no-compile", action="store_true", help="do not byte-compile the trees")
     args = ap.parse_args()
     if not args.no_compile:
@@ -109,12 +158,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qfix-fleet-bench-") as tmp:
         folder = Path(tmp)
         expected_groups = write_fleet(folder, args.nodes)
-        runs, base = [], []
+        lines = clubak_lines(folder) if args.clubak else ""
+        runs, base, club = [], [], []
         load_before = os.getloadavg()
         for _ in range(args.runs):
             runs.append(child_run(folder))
             if args.baseline:
                 base.append(child_run(folder, args.baseline))
+            if args.clubak:
+                club.append(clubak_run(args.clubak, lines))
         load_after = os.getloadavg()
         # in-process split (second pass: the knowledge base is loaded once, as in the CLI), in
         # CPU time of this process, which the load of a shared machine disturbs least
@@ -134,6 +186,11 @@ def main() -> None:
         "runs": args.runs,
         **_summary(runs),
         "baseline": ({"tree": args.baseline.name, **_summary(base)} if base else None),
+        "clubak_b": (
+            {"tool": _version(args.clubak), "groups": club[0][2], **_summary(club)}
+            if club
+            else None
+        ),
         "byte_compiled": not args.no_compile,
         # 1-minute load average before and after the timed runs: above the CPU count, wall
         # times include waiting for a CPU (compare cpu_s then)
