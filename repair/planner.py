@@ -1383,7 +1383,9 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
         b = r.builds.get(view.platform or "")
         if b is not None and b.native and b.glibc_min is not None:
             floor = b.glibc_min if floor is None else min(floor, b.glibc_min)
-    if view.glibc is not None and floor is not None and view.glibc < floor:
+    # in a conda env with its libstdc++ unknown the untagged wheels may still load (S37)
+    untagged_open = view.conda and view.glibcxx is None
+    if view.glibc is not None and floor is not None and view.glibc < floor and not untagged_open:
         said = f" (inferred from {view.glibc_from})" if view.glibc_from else ""
         text = (
             f"no bitsandbytes wheel runs on glibc {view.glibc}{said}: the PyPI wheels need glibc "
@@ -1396,7 +1398,7 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
 
 
 def _untagged_floor(view: View, kb: Knowledge) -> str:
-    """", the untagged ones (<= 0.42.0) libstdc++ GLIBCXX_3.4.21 (this host's: ...)" when the
+    """ ", the untagged ones (<= 0.42.0) libstdc++ GLIBCXX_3.4.21 (this host's: ...)" when the
     libstdc++ here is known to be below every untagged 4-bit build's floor (S37)."""
     needs = [
         b.glibcxx_min
