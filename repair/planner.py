@@ -343,9 +343,9 @@ def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
 
     The untagged wheels (0.37.0-0.42.0) need GLIBCXX_3.4.21 (S37: objdump -T of each wheel), not
     a glibc: against a known libstdc++ (inferred from the OS release, plans/distros.toml) that
-    floor decides. Where it is unknown, outside conda, a glibc below every tagged wheel still
-    rules them out as before (S27: such old systems ship an older libstdc++; pip fell back to
-    0.42.0 there and it failed); a conda env brings its own libstdc++, so there it stays open.
+    floor decides. Where it is unknown (no OS release; a conda env, whose own libstdc++ comes
+    first), a glibc below every tagged wheel still rules them out as before (S27, F30: pip fell
+    back to 0.42.0 on such a host, in a conda env too, and it failed).
     """
     need = build.glibcxx_min
     if need is not None and view.glibcxx is not None:
@@ -355,7 +355,7 @@ def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
             f"needs libstdc++ GLIBCXX_{need}; this host's is GLIBCXX_{view.glibcxx} "
             f"(inferred from {view.glibcxx_from}, S37)"
         )
-    if build.dist == "any" and view.glibc is not None and not view.conda:
+    if build.dist == "any" and view.glibc is not None:
         floor = tagged_glibc_floor(kb, view.platform or "")
         if floor is not None and view.glibc < floor:
             return f"untagged wheel: does not work below glibc {floor} (S27)"
@@ -1383,9 +1383,7 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
         b = r.builds.get(view.platform or "")
         if b is not None and b.native and b.glibc_min is not None:
             floor = b.glibc_min if floor is None else min(floor, b.glibc_min)
-    # in a conda env with its libstdc++ unknown the untagged wheels may still load (S37)
-    untagged_open = view.conda and view.glibcxx is None
-    if view.glibc is not None and floor is not None and view.glibc < floor and not untagged_open:
+    if view.glibc is not None and floor is not None and view.glibc < floor:
         said = f" (inferred from {view.glibc_from})" if view.glibc_from else ""
         text = (
             f"no bitsandbytes wheel runs on glibc {view.glibc}{said}: the PyPI wheels need glibc "

@@ -123,16 +123,19 @@ def test_a_new_enough_libstdcxx_keeps_the_untagged_wheel_open():
     assert "bnb-platform-unsupported" not in diag.ids
 
 
-def test_conda_on_centos7_plans_a_bitsandbytes_that_still_fits():
-    # a conda env brings its own libstdc++: the untagged wheels stay open, no glibc verdict
+def test_conda_on_centos7_keeps_the_s27_verdict():
+    # a conda env's own libstdc++ comes first, so the system's is not used; with it unknown the
+    # glibc below every tagged wheel still rules the untagged ones out (S27, F30)
     f = facts(
         host={"system": "Linux", "machine": "x86_64", "os_release": "CentOS 7"},
         python={"version": "3.10.12", "in_venv": False, "conda": True, "prefix": "/opt/conda"},
         **OLD_BNB,
     )
     diag, plan = analyse(f)
-    assert "bnb-platform-unsupported" not in diag.ids
-    assert not any(m.required and "glibc 2.17" in m.text for m in plan.manual)
+    found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
+    assert found and "GLIBCXX" not in found[0].summary and "2.24" in found[0].summary
+    m = next(m for m in plan.manual if m.id == "bnb-platform-unsupported")
+    assert "inferred from CentOS 7" in m.text and "GLIBCXX" not in m.text
 
 
 def _copy(tmp_path: Path) -> Path:

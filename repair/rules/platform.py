@@ -146,11 +146,11 @@ def _glibc_findings(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
         )
         return
     floor = tagged_glibc_floor(ctx.kb, view.platform or "")
-    unknown_cxx = view.glibcxx is None and not view.conda
+    unknown_cxx = view.glibcxx is None
     if build.dist == "any" and floor is not None and view.glibc < floor and unknown_cxx:
         # compat-facts C1 wheel notes (S27, bnb#1685): below the manylinux floor of every tagged
         # wheel pip silently falls back to the last untagged release, which does not work there
-        # (for its libstdc++ need, S37, where the system's is unknown; a conda env has its own).
+        # (S37: for its libstdc++ need; used where the libstdc++ found first is unknown).
         yield ctx.finding(
             "bnb-platform-unsupported",
             f"glibc {view.glibc} is below every bitsandbytes wheel (>= "
