@@ -557,6 +557,9 @@ class BnbBuild:
     release: Version = field(repr=False)
     # every C2 band of the table, filtered on use so that loading stays fast
     bands: tuple[SassBand, ...] = field(repr=False, compare=False)
+    # the newest GLIBCXX_ symbol version its libraries need from libstdc++ (S37: objdump -T of
+    # the untagged Linux wheels); None where not read
+    glibcxx_min: Version | None = None
     # _band's answers by library tag, filled on first use: planning asks ~2,800 times for 39
     # plans (bench/bench_fleet.py), each a scan with two SpecifierSet checks per band. Held by the
     # build, so it lives and dies with its knowledge base.
@@ -1493,6 +1496,7 @@ def _bnb_build(e: _Entry, platform: str, release: Version, bands: tuple[SassBand
         note=e.opt_text("note"),
         release=release,
         bands=bands,
+        glibcxx_min=e.opt_version("glibcxx"),
     )
 
 

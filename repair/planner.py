@@ -27,7 +27,7 @@ from packaging.version import Version
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
-from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
+from .knowledge import BnbBuild, BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .plan import Manual, Plan, Step  # noqa: F401
 from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
@@ -291,10 +291,9 @@ def bnb_fits(
         torches = torch_range(kb, view, cuda)
         if torches and not any(r.admits_torch(t) for t in torches):
             why.append(f"torch {r.torch}: no torch built for CUDA {cuda} is in that range")
-    if build.dist == "any" and view.glibc is not None:
-        floor = tagged_glibc_floor(kb, view.platform or "")
-        if floor is not None and view.glibc < floor:
-            why.append(f"untagged wheel: does not work below glibc {floor} (S27)")
+    libstdcxx = libstdcxx_misfit(view, kb, build)
+    if libstdcxx is not None:
+        why.append(libstdcxx)
     if cpu_only:
         if not (r.cpu_4bit and build.cpu_lib):
             why.append("no CPU 4-bit")
@@ -337,6 +336,30 @@ def bnb_fits(
         ):
             why.append(f"below {rule.minimum}: {rule.reason}")
     return why
+
+
+def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
+    """Why ``build``'s libraries cannot load against the libstdc++ here, else None.
+
+    The untagged wheels (0.37.0-0.42.0) need GLIBCXX_3.4.21 (S37: objdump -T of each wheel), not
+    a glibc: against a known libstdc++ (inferred from the OS release, plans/distros.toml) that
+    floor decides. Where it is unknown (no OS release; a conda env, whose own libstdc++ comes
+    first), a glibc below every tagged wheel still rules them out as before (S27, F30: pip fell
+    back to 0.42.0 on such a host, in a conda env too, and it failed).
+    """
+    need = build.glibcxx_min
+    if need is not None and view.glibcxx is not None:
+        if view.glibcxx >= need:
+            return None
+        return (
+            f"needs libstdc++ GLIBCXX_{need}; this host's is GLIBCXX_{view.glibcxx} "
+            f"(inferred from {view.glibcxx_from}, S37)"
+        )
+    if build.dist == "any" and view.glibc is not None:
+        floor = tagged_glibc_floor(kb, view.platform or "")
+        if floor is not None and view.glibc < floor:
+            return f"untagged wheel: does not work below glibc {floor} (S27)"
+    return None
 
 
 def choose_bnb(
@@ -1361,13 +1384,34 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
         if b is not None and b.native and b.glibc_min is not None:
             floor = b.glibc_min if floor is None else min(floor, b.glibc_min)
     if view.glibc is not None and floor is not None and view.glibc < floor:
+        said = f" (inferred from {view.glibc_from})" if view.glibc_from else ""
         text = (
-            f"no bitsandbytes wheel runs on glibc {view.glibc}: the PyPI wheels need glibc >= "
-            f"{floor} (manylinux_2_24); move to a newer OS or build bitsandbytes from source"
+            f"no bitsandbytes wheel runs on glibc {view.glibc}{said}: the PyPI wheels need glibc "
+            f">= {floor} (manylinux_2_24){_untagged_floor(view, kb)}; move to a newer OS or "
+            "build bitsandbytes from source"
         )
     else:
         text = _python_or_platform_text(view, kb)
     manual.append(Manual("bnb-platform-unsupported", text, True))
+
+
+def _untagged_floor(view: View, kb: Knowledge) -> str:
+    """ ", the untagged ones (<= 0.42.0) libstdc++ GLIBCXX_3.4.21 (this host's: ...)" when the
+    libstdc++ here is known to be below every untagged 4-bit build's floor (S37)."""
+    needs = [
+        b.glibcxx_min
+        for r in kb.bnb.releases
+        if r.has_4bit
+        and (b := r.builds.get(view.platform or "")) is not None
+        and b.dist == "any"
+        and b.glibcxx_min is not None
+    ]
+    if view.glibcxx is None or not needs or view.glibcxx >= min(needs):
+        return ""
+    return (
+        f", the untagged ones (<= 0.42.0) libstdc++ GLIBCXX_{min(needs)} (this host's: "
+        f"GLIBCXX_{view.glibcxx}, inferred from {view.glibcxx_from}; S37)"
+    )
 
 
 def _python_or_platform_text(view: View, kb: Knowledge) -> str:

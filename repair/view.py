@@ -11,10 +11,11 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
+from .distros import distro_of, load_distros
 from .facts import Facts, Gpu
 from .knowledge import BnbRelease, Knowledge, lib_cuda, parsed_version, pick_lib, platform_key
 from .signatures import Implied, implied_from_facts
@@ -150,6 +151,13 @@ class View:
     driver_cuda_na: bool = False
     # torch's CUDA was read from what bitsandbytes printed (printed_torch_cuda), not reported
     torch_cuda_printed: bool = False
+    # glibc not reported but inferred from the OS release (plans/distros.toml): its label
+    glibc_from: str | None = None
+    # the newest GLIBCXX_ of the libstdc++ the loader finds first, where known: the system's,
+    # inferred from the OS release (never in a conda env, whose own lib/ comes first)
+    glibcxx: Version | None = None
+    glibcxx_from: str | None = None
+    conda: bool = False
 
     @property
     def ccs(self) -> tuple[Version, ...]:
@@ -252,6 +260,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         if bnb_v is not None or (b is not None and b.native_libs)
         else listed_installed(facts, "bitsandbytes")
     )
+    runtimes = _runtimes(facts, kb, glibc)
     printed = None
     if torch.cuda is None and not torch.hip and torch.cpu_build is not True:
         printed = printed_torch_cuda(facts, implied, bnb_v, kb)
@@ -262,7 +271,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         torch_build_assumed=torch.build_assumed,
         system=system,
         python=parse_version(facts.python.version) if facts.python else None,
-        glibc=glibc,
+        glibc=runtimes.pop("glibc", glibc),
         driver=parse_version(drv.version) if drv else None,
         driver_cuda=parse_version(drv.cuda) if drv else None,
         driver_found=drv.found if drv else None,
@@ -278,6 +287,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         packages_complete=facts.extra.get("packages_source") == "probe",
         implied=implied,
         driver_cuda_na=driver_cuda_unavailable(facts),
+        **runtimes,
         torch_cuda_printed=printed is not None,
     )
 
@@ -598,6 +608,34 @@ def lowest_torch_arch(kb: Knowledge, platform: str | None) -> Version | None:
         for v in (p[1],)
     ]
     return min(ccs) if ccs else None
+
+
+def in_conda(facts: Facts) -> bool:
+    """A conda environment: said by the facts, or its prefix (.../envs/<name>) shows it."""
+    py = facts.python
+    if py is not None and py.conda:
+        return True
+    text = " ".join(x or "" for x in ((py.prefix, py.executable) if py else ()))
+    return "/envs/" in text or "conda" in text.lower()
+
+
+def _runtimes(facts: Facts, kb: Knowledge | None, glibc: Version | None) -> dict[str, Any]:
+    """glibc (when not reported) and the system libstdc++ inferred from the OS release named by
+    the facts (plans/distros.toml); only confirmed parts of an entry are used."""
+    conda = in_conda(facts)
+    host = facts.host
+    linux = host is not None and (host.system or "Linux") == "Linux"
+    if not linux or host is None or not host.os_release:
+        return {"conda": conda}
+    d = distro_of(host.os_release, load_distros(kb.directory if kb is not None else None))
+    if d is None:
+        return {"conda": conda}
+    out: dict[str, Any] = {"conda": conda}
+    if glibc is None and d.known("glibc") is not None:
+        out.update(glibc=d.known("glibc"), glibc_from=d.label)
+    if not conda and d.known("glibcxx") is not None:
+        out.update(glibcxx=d.known("glibcxx"), glibcxx_from=d.label)
+    return out
 
 
 def tagged_glibc_floor(kb: Knowledge, platform: str) -> Version | None:

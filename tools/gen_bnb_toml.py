@@ -113,6 +113,18 @@ for _v in ("0.45.0", "0.45.1", "0.45.2"):
         "the cuda126 library of 0.45.0-0.45.2 has the same requirement was not checked",
     )
 
+# The libstdc++ floor of the untagged (py3-none-any) Linux x86_64 wheels: S37 read every one of
+# them (0.37.0-0.42.0) with `objdump -T`: each library needs GLIBCXX_3.4.21 (GCC >= 5.1, S33) and
+# at most GLIBC_2.4, so they fail on CentOS 7's libstdc++ (GLIBCXX_3.4.19), not on its glibc 2.17.
+# Except 0.41.3.post1, whose 19 libraries all need GLIBCXX_3.4.26 (GCC >= 9.1; a newer compiler
+# for that republished file; 0.41.3.post2 is back at 3.4.21).
+# The tagged wheels (>= 0.43.0) were not read: their glibc floor (manylinux_2_24) decides first.
+GLIBCXX_FLOOR = "3.4.21"
+GLIBCXX_OTHER = {"0.41.3.post1": "3.4.26"}
+GLIBCXX_SOURCE = "S37 objdump -T of the wheel's libraries (GLIBCXX)"
+GLIBCXX_READ = Version("0.42.0")  # the newest untagged release; all older ones were read
+
+
 X86_WIN = ["linux-x86_64", "windows-x86_64"]
 ARM = ["linux-aarch64"]
 C2 = "S23 .github/scripts/build-cuda.sh at each tag (compat-facts C2)"
@@ -451,10 +463,13 @@ def generate(tsv: Path) -> str:
             sources.append("failure case F27 (bnb#1610, maintainer comment)")
             if not ok:
                 unconfirmed.append("builds.linux-x86_64.lib_glibc")
+        if x86["dist_kind"] == "any_wheel" and v <= GLIBCXX_READ:
+            sources.append(GLIBCXX_SOURCE)
         if rel == "0.42.0":
             notes.append(
                 "last py3-none-any wheel: pip on macOS (before 0.49) or glibc < 2.24 silently "
-                "falls back to it (S27 issue #1685, failure case F30)"
+                "falls back to it (S27 issue #1685, failure case F30); on glibc 2.17 it still "
+                "fails where libstdc++ lacks GLIBCXX_3.4.21 (S37), not for its glibc"
             )
         if rel == "0.50.2":
             notes.append("not in the git snapshot S23; facts from the PyPI wheels only")
@@ -484,6 +499,8 @@ def generate(tsv: Path) -> str:
                 also.append(key)
                 continue
             blines = build_lines(prow, key)
+            if key == "linux-x86_64" and prow["dist_kind"] == "any_wheel" and v <= GLIBCXX_READ:
+                blines.append(f"glibcxx = {q(GLIBCXX_OTHER.get(rel, GLIBCXX_FLOOR))}")
             if key == "linux-x86_64" and rel in LIB_GLIBC:
                 libs, _, _ = LIB_GLIBC[rel]
                 inline = ", ".join(f"{q(k)} = {q(val)}" for k, val in libs.items())

@@ -119,20 +119,38 @@ def _foreign_libraries(ctx: Context) -> Finding | None:
 
 def _glibc_findings(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
     view = ctx.view
+    said = f" (inferred from {view.glibc_from})" if view.glibc_from else ""
+    need = build.glibcxx_min
+    if need is not None and view.glibcxx is not None and view.glibcxx < need:
+        # S37: the untagged wheels' libraries need GLIBCXX_3.4.21 (3.4.26 for 0.41.3.post1),
+        # and the system libstdc++ of this OS release is older (plans/distros.toml).
+        yield ctx.finding(
+            "bnb-platform-unsupported",
+            f"bitsandbytes {view.bnb} needs libstdc++ GLIBCXX_{need}; this host's libstdc++ "
+            f"has GLIBCXX_{view.glibcxx} (inferred from {view.glibcxx_from})",
+            libstdcxx_have=str(view.glibcxx),
+            libstdcxx_required=str(need),
+            inferred_from=view.glibcxx_from,
+        )
+        return
     if view.glibc is None:
         return
     if build.glibc_min is not None and view.glibc < build.glibc_min:
         yield ctx.finding(
             "bnb-platform-unsupported",
-            f"bitsandbytes {view.bnb} needs glibc >= {build.glibc_min}; this host has {view.glibc}",
+            f"bitsandbytes {view.bnb} needs glibc >= {build.glibc_min}; this host has "
+            f"{view.glibc}{said}",
             glibc=str(view.glibc),
             required=str(build.glibc_min),
+            inferred_from=view.glibc_from,
         )
         return
     floor = tagged_glibc_floor(ctx.kb, view.platform or "")
-    if build.dist == "any" and floor is not None and view.glibc < floor:
+    unknown_cxx = view.glibcxx is None
+    if build.dist == "any" and floor is not None and view.glibc < floor and unknown_cxx:
         # compat-facts C1 wheel notes (S27, bnb#1685): below the manylinux floor of every tagged
-        # wheel pip silently falls back to the last untagged release, which does not work there.
+        # wheel pip silently falls back to the last untagged release, which does not work there
+        # (S37: for its libstdc++ need; used where the libstdc++ found first is unknown).
         yield ctx.finding(
             "bnb-platform-unsupported",
             f"glibc {view.glibc} is below every bitsandbytes wheel (>= "

@@ -1,0 +1,178 @@
+"""plans/distros.toml: the loader, matching an OS release, and what the planner does with it
+(glibc and the system libstdc++ inferred from the OS; the GLIBCXX floor of the untagged
+bitsandbytes wheels, S37)."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from repair.distros import distro_of, load_distros
+from repair.errors import ExitCode, KnowledgeError
+from repair.facts import facts_from_dict
+from repair.knowledge import load_knowledge, load_sources
+from repair.view import make_view
+from tests.core_helpers import analyse, example_doc
+
+KB = load_knowledge()
+DISTROS = load_distros()
+PLANS = Path(__file__).resolve().parent.parent / "plans"
+
+
+def facts(**changes):
+    doc = copy.deepcopy(example_doc("healthy.json")["facts"])
+    for key, value in changes.items():
+        doc[key] = value
+    return facts_from_dict(doc, "test")
+
+
+OLD_BNB = {
+    "packages": {"torch": "2.1.2+cu121", "bitsandbytes": "0.42.0"},
+    "torch": {"version": "2.1.2+cu121", "cuda": "12.1"},
+    "bitsandbytes": {"version": "0.42.0", "copies": 1},
+}
+
+
+def test_every_entry_cites_known_sources():
+    sources = load_sources()
+    for d in DISTROS:
+        assert sources.resolve(d.source), d
+        assert d.glibcxx >= Version("3.4")
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("CentOS Linux 7 (Core)", "CentOS 7"),
+        ("CentOS 7", "CentOS 7"),
+        ("centos 7", "CentOS 7"),
+        ("Red Hat Enterprise Linux Server 7.9 (Maipo)", "RHEL 7"),
+        ("Ubuntu 22.04.3 LTS", "Ubuntu 22.04"),
+        ("ubuntu 24.04", "Ubuntu 24.04"),
+        ("Ubuntu 18.10", None),
+        ("Ubuntu", None),
+        ("CentOS Stream 9", None),
+        ("Debian GNU/Linux 11 (bullseye)", None),
+        ("Ubuntu2 22.04", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_os_release_matching(text, label):
+    d = distro_of(text, DISTROS)
+    assert (d.label if d else None) == label
+
+
+def test_unconfirmed_parts_are_never_used():
+    bionic = distro_of("Ubuntu 18.04.6 LTS", DISTROS)
+    assert bionic is not None and not bionic.confirmed
+    assert bionic.known("glibc") is None and bionic.known("glibcxx") is None
+    rhel = distro_of("Red Hat Enterprise Linux 7", DISTROS)
+    assert rhel is not None and rhel.known("glibc") == Version("2.17")
+    assert rhel.known("glibcxx") is None
+
+
+def test_view_infers_glibc_and_libstdcxx_from_the_os():
+    view = make_view(facts(host={"system": "Linux", "machine": "x86_64", "os_release": "CentOS 7"}))
+    assert view.glibc == Version("2.17") and view.glibc_from == "CentOS 7"
+    assert view.glibcxx == Version("3.4.19") and view.glibcxx_from == "CentOS 7"
+
+
+def test_a_reported_glibc_wins_and_conda_hides_the_system_libstdcxx():
+    host = {"system": "Linux", "machine": "x86_64", "os_release": "CentOS 7", "libc": "glibc 2.28"}
+    view = make_view(facts(host=host, python={"version": "3.10.12", "conda": True}))
+    assert view.glibc == Version("2.28") and view.glibc_from is None
+    assert view.glibcxx is None and view.conda
+
+
+def test_the_untagged_wheels_carry_their_objdump_floor():
+    for r in KB.bnb.releases:
+        b = r.builds.get("linux-x86_64")
+        if b is None or b.dist != "any":
+            continue
+        want = "3.4.26" if str(r.version) == "0.41.3.post1" else "3.4.21"
+        assert b.glibcxx_min == Version(want), r.version
+    assert KB.bnb.releases[-1].builds["linux-x86_64"].glibcxx_min is None  # not read
+
+
+def test_centos7_is_platform_unsupported_with_the_exact_floor():
+    f = facts(
+        host={"system": "Linux", "machine": "x86_64", "os_release": "CentOS Linux 7"}, **OLD_BNB
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
+    assert found and "GLIBCXX_3.4.21" in found[0].summary
+    assert "inferred from CentOS 7" in found[0].summary
+    assert not any(s.package == "bitsandbytes" for s in plan.steps)
+    m = next(m for m in plan.manual if m.id == "bnb-platform-unsupported")
+    assert m.required and "2.24" in m.text and "GLIBCXX_3.4.21" in m.text
+    assert "inferred from CentOS 7" in m.text
+
+
+def test_a_new_enough_libstdcxx_keeps_the_untagged_wheel_open():
+    # Ubuntu 22.04: glibc 2.35 (tagged wheels fit), libstdc++ 3.4.30 >= 3.4.21: no platform verdict
+    f = facts(
+        host={"system": "Linux", "machine": "x86_64", "os_release": "Ubuntu 22.04"}, **OLD_BNB
+    )
+    diag, _ = analyse(f)
+    assert "bnb-platform-unsupported" not in diag.ids
+
+
+def test_conda_on_centos7_keeps_the_s27_verdict():
+    # a conda env's own libstdc++ comes first, so the system's is not used; with it unknown the
+    # glibc below every tagged wheel still rules the untagged ones out (S27, F30)
+    f = facts(
+        host={"system": "Linux", "machine": "x86_64", "os_release": "CentOS 7"},
+        python={"version": "3.10.12", "in_venv": False, "conda": True, "prefix": "/opt/conda"},
+        **OLD_BNB,
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
+    assert found and "GLIBCXX" not in found[0].summary and "2.24" in found[0].summary
+    m = next(m for m in plan.manual if m.id == "bnb-platform-unsupported")
+    assert "inferred from CentOS 7" in m.text and "GLIBCXX" not in m.text
+
+
+def _copy(tmp_path: Path) -> Path:
+    plans = tmp_path / "plans"
+    shutil.copytree(PLANS, plans)
+    return plans
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('version = "7"', 'version = "seven"', r"version must be release numbers"),
+        ('glibc = "2.17"', 'glibc = "old"', r"glibc"),
+        ('names = ["CentOS Linux", "CentOS"]', "names = []", r"names must list"),
+        ('id = "centos"', 'id = "centos"\ncolour = "red"', r"unknown key\(s\): colour"),
+        ('unconfirmed = ["glibcxx"]', 'unconfirmed = ["gcc"]', r"unconfirmed may name only"),
+        ('version = "22.04"', 'version = "20.04"', r"ubuntu 20.04 is listed twice"),
+        ("format = 1", "format = 9", r"format 9 is not supported"),
+        ("[[distro]]", "[[distro]", r"not valid TOML"),
+    ],
+)
+def test_malformed_file_is_one_line_with_exit_code_2(tmp_path, old, new, message):
+    plans = _copy(tmp_path)
+    path = plans / "distros.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(KnowledgeError) as err:
+        load_distros(plans)
+    assert err.value.message.startswith("plans/distros.toml: ")
+    assert "\n" not in err.value.message
+    assert err.value.exit_code == ExitCode.BAD_INPUT == 2
+    assert re.search(message, err.value.message), err.value.message
+
+
+def test_missing_file_is_an_error(tmp_path):
+    plans = _copy(tmp_path)
+    (plans / "distros.toml").unlink()
+    with pytest.raises(KnowledgeError, match=r"^plans/distros\.toml: file not found"):
+        load_distros(plans)
