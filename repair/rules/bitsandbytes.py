@@ -24,6 +24,7 @@ from ..view import (
     public,
     sass_ccs_cover,
 )
+from .platform import bnb_platform_unsupported
 from .registry import Context, absent_or_unknown, rule, ruled_out
 
 
@@ -128,8 +129,8 @@ def _library_not_loaded(ctx: Context) -> Iterator[Finding | Unknown]:
     S33) on a host whose torch is a CUDA build that sees an NVIDIA GPU: the library for torch's
     CUDA is missing from the installed release, so one that has it is planned (torch kept). Not
     where another fault the text or the facts show explains the fallback (a CPU-only or ROCm
-    torch, BNB_CUDA_VERSION, a CUDA that cannot start, a missing CUDA runtime, another OS's build,
-    an old libstdc++), nor where the facts show the release has the library (ruled out)."""
+    torch, BNB_CUDA_VERSION, a CUDA that cannot start, a missing CUDA runtime, no build for this
+    platform or C library), nor where the facts show the release has the library (ruled out)."""
     view, implied = ctx.view, ctx.view.implied
     if not implied.bnb_cuda_not_loaded or _explained_otherwise(ctx):
         return
@@ -178,6 +179,8 @@ def _explained_otherwise(ctx: Context) -> bool:
         or implied.cuda_lib_major is not None
         or implied.bnb_foreign_build
         or implied.libstdcxx is not None
+        # no build of it runs here (another OS, a glibc below the wheel's): no library would load
+        or any(isinstance(f, Finding) for f in bnb_platform_unsupported(ctx))
     )
 
 
