@@ -555,7 +555,7 @@ def test_outside_conda_the_runtime_search_step_names_no_conda():
     assert libs and "conda" not in libs[0].text
 
 
-# ---------------------------------------------------------------- bitsandbytes loaded no CUDA library
+# ------------------------------------------------------- bitsandbytes loaded no CUDA library
 
 
 def _t4(torch: TorchBuild | None, bnb: str | None = None, **kw) -> Facts:
