@@ -45,7 +45,7 @@ FACT_KEYS: Mapping[str, type] = {
     "torch_cuda_tag": str,
     "loader_cuda_tag": str,
     # bitsandbytes did not load a CUDA library (its loader failed, or it loaded its CPU library):
-    # what its loader messages prove (S33); torch.cuda.is_available() was True in that process.
+    # what its loader messages prove (S38); torch.cuda.is_available() was True in that process.
     "bnb_cuda_not_loaded": bool,
     "torch_cuda_available": bool,
 }

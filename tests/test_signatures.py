@@ -576,7 +576,7 @@ def _from_loader(a) -> list:
 
 
 def test_loader_message_bounds_agree_with_the_knowledge_base():
-    """Each bound is the first release whose code lacks the message (S33): it is a release."""
+    """Each bound is the first release whose code lacks the message (S38): it is a release."""
     known = {r.version for r in KB.bnb.releases}
     for text, bound in (
         ("The installed version of bitsandbytes was compiled without GPU support.", "0.47.0"),
@@ -594,7 +594,7 @@ def test_loader_message_bounds_agree_with_the_knowledge_base():
     [
         ("CUDA SETUP: Something unexpected happened. Please compile from source:", True),
         ("RuntimeError:\n        CUDA Setup failed despite GPU being available.", True),
-        ("CUDA SETUP: Setup Failed!", False),  # 0.36.0 also raises it for a CPU torch (S33)
+        ("CUDA SETUP: Setup Failed!", False),  # 0.36.0 also raises it for a CPU torch (S38)
         ("CUDA SETUP: Loading binary .../libbitsandbytes_cuda118.so...", False),
     ],
 )

@@ -126,7 +126,7 @@ def _library_for_torch_cuda(ctx: Context) -> Iterator[Finding | Unknown]:
 def _library_not_loaded(ctx: Context) -> Iterator[Finding | Unknown]:
     """bitsandbytes' own loader says it loaded no CUDA library (plans/signatures.toml: the legacy
     loader's "Setup Failed!", "compiled without GPU support", the CPU library's missing symbols;
-    S33) on a host whose torch is a CUDA build that sees an NVIDIA GPU: the library for torch's
+    S38) on a host whose torch is a CUDA build that sees an NVIDIA GPU: the library for torch's
     CUDA is missing from the installed release, so one that has it is planned (torch kept). Not
     where another fault the text or the facts show explains the fallback (a CPU-only or ROCm
     torch, BNB_CUDA_VERSION, a CUDA that cannot start, a missing CUDA runtime, no build for this
