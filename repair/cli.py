@@ -142,6 +142,9 @@ def _say_target(settings: Settings, as_json: bool, python: str | None = None) ->
     """Which environment this command looks at and why: one line on stderr (text mode; not
     with -q, which leaves errors and results only)."""
     target = settings.target
+    if target is not None and _verbosity >= 0:
+        for warning in target.warnings:  # in JSON mode too: stderr is not the document
+            _write(sys.stderr, f"qfix: warning: {redact_text(warning)}\n")
     if target is not None and not as_json and _verbosity >= 0:
         shown = python or target.python
         why = target.reason if python is None else f"new venv; {target.reason}"
@@ -157,7 +160,7 @@ def _json_target(text: str, settings: Settings, python: str | None = None) -> st
     if isinstance(doc, dict):
         info = target.to_dict()
         if python is not None:
-            info = {"python": python, "reason": f"new venv; {target.reason}"}
+            info = {**info, "python": python, "reason": f"new venv; {target.reason}"}
         old = doc.get("target")
         doc["target"] = {**(old if isinstance(old, dict) else {}), **info}
     return json.dumps(doc, indent=2)

@@ -74,10 +74,11 @@ def make_settings(
 
         pins = read_project_pins(requirements, constraints)
     target = reason = None
+    warnings: tuple[str, ...] = ()
     timeout = resolve.DEFAULT_PROBE_TIMEOUT
     if facts_file is None:
         found = interpreter.discover_target(python, env)
-        target, reason = found.python, found.reason
+        target, reason, warnings = found.python, found.reason, found.warnings
         if venv_new is not None:
             reason = f"the base of the new venv {venv_new}; {reason}"
         timeout = resolve.probe_timeout(env)
@@ -89,6 +90,7 @@ def make_settings(
     return Settings(
         python=target,
         target_reason=reason,
+        target_warnings=warnings,
         setup=setup,
         system=system or break_system_packages,
         break_system_packages=break_system_packages,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from . import shellquote
 from .commands import validate_index_url
@@ -38,9 +39,12 @@ class Target:
 
     python: str
     reason: str
+    # What was passed over on the way, said on stderr and in JSON (``target.warnings``): a
+    # project's ./.venv whose interpreter is missing or cannot run.
+    warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, str]:
-        return {"python": self.python, "reason": self.reason}
+    def to_dict(self) -> dict[str, Any]:
+        return {"python": self.python, "reason": self.reason, "warnings": list(self.warnings)}
 
 
 def is_tool_venv(prefix: str, base_prefix: str, root_files: frozenset[str]) -> bool:
@@ -66,6 +70,7 @@ class Settings:
 
     python: str | None = None
     target_reason: str | None = None  # why ``python`` (see Target)
+    target_warnings: tuple[str, ...] = ()  # what discovery passed over (Target.warnings)
     torch_index_base: str = DEFAULT_TORCH_INDEX
     torch_index_flag: str | None = None
     installer: str = "auto"
@@ -85,7 +90,7 @@ class Settings:
     def target(self) -> Target | None:
         if self.python is None:
             return None
-        return Target(self.python, self.target_reason or "")
+        return Target(self.python, self.target_reason or "", self.target_warnings)
 
 
 def torch_index_base(cli_value: str | None, environ: Mapping[str, str]) -> str:

@@ -44,6 +44,10 @@ FACT_KEYS: Mapping[str, type] = {
     # message says so; the library tag its loader wanted otherwise (whose source is an era's).
     "torch_cuda_tag": str,
     "loader_cuda_tag": str,
+    # bitsandbytes did not load a CUDA library (its loader failed, or it loaded its CPU library):
+    # what its loader messages prove (S38); torch.cuda.is_available() was True in that process.
+    "bnb_cuda_not_loaded": bool,
+    "torch_cuda_available": bool,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 
@@ -73,6 +77,8 @@ class Implied:
     cuda_lib_major: str | None = None
     torch_cuda_tag: str | None = None
     loader_cuda_tag: str | None = None
+    bnb_cuda_not_loaded: bool = False
+    torch_cuda_available: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:

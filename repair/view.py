@@ -264,6 +264,9 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     printed = None
     if torch.cuda is None and not torch.hip and torch.cpu_build is not True:
         printed = printed_torch_cuda(facts, implied, bnb_v, kb)
+    # torch's CUDA printed by bitsandbytes, or torch.cuda.is_available() proven by its loader's
+    # message (plans/signatures.toml): torch is installed and is a CUDA build
+    cuda_seen = printed is not None or (implied.torch_cuda_available and not torch.hip)
     return View(
         facts=facts,
         platform=platform,
@@ -277,11 +280,11 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         driver_found=drv.found if drv else None,
         gpus=gpus,
         amd=amd,
-        torch_installed=True if printed is not None else torch.installed,
+        torch_installed=True if cuda_seen else torch.installed,
         torch=torch.version,
         torch_cuda=torch.cuda or printed,
         torch_hip=torch.hip,
-        torch_cpu_build=False if printed is not None else torch.cpu_build,
+        torch_cpu_build=False if cuda_seen and torch.cpu_build is None else torch.cpu_build,
         bnb_installed=bnb_installed,
         bnb=bnb_v,
         packages_complete=facts.extra.get("packages_source") == "probe",

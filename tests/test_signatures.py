@@ -553,3 +553,111 @@ def test_outside_conda_the_runtime_search_step_names_no_conda():
     a = _analyse(_cuda_facts("11.8", bnb="0.39.1"), "CUDA SETUP: Problem: No libcudart.so found")
     libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
     assert libs and "conda" not in libs[0].text
+
+
+# ------------------------------------------------------- bitsandbytes loaded no CUDA library
+
+
+def _t4(torch: TorchBuild | None, bnb: str | None = None, **kw) -> Facts:
+    return Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "535.104.05", "12.2", "report"),
+        gpus=(Gpu(0, "Tesla T4", "7.5"),),
+        python=PythonInfo(version="3.10"),
+        packages={"torch": torch.version if torch else None, "bitsandbytes": bnb},
+        torch=torch,
+        **kw,
+    )
+
+
+def _from_loader(a) -> list:
+    """The findings the loader-message rule made (not the catalogue's 'reported by' fallback)."""
+    return [f for f in a.diagnosis.findings if "loaded no CUDA library" in f.summary]
+
+
+def test_loader_message_bounds_agree_with_the_knowledge_base():
+    """Each bound is the first release whose code lacks the message (S38): it is a release."""
+    known = {r.version for r in KB.bnb.releases}
+    for text, bound in (
+        ("The installed version of bitsandbytes was compiled without GPU support.", "0.47.0"),
+        ("libbitsandbytes_cpu.so: undefined symbol: cget_col_row_stats", "0.45.0"),
+        ("CUDA Setup failed despite GPU being available.", str(MODERN_BNB_LOADER)),
+    ):
+        implied = implied_by(text)
+        assert implied.bnb_cuda_not_loaded, text
+        assert implied.range("bitsandbytes") == f"<{bound}"
+        assert Version(bound) in known and max(v for v in known if v < Version(bound)) in known
+
+
+@pytest.mark.parametrize(
+    "text, available",
+    [
+        ("CUDA SETUP: Something unexpected happened. Please compile from source:", True),
+        ("RuntimeError:\n        CUDA Setup failed despite GPU being available.", True),
+        ("CUDA SETUP: Setup Failed!", False),  # 0.36.0 also raises it for a CPU torch (S38)
+        ("CUDA SETUP: Loading binary .../libbitsandbytes_cuda118.so...", False),
+    ],
+)
+def test_only_the_messages_behind_torch_cuda_is_available_prove_a_cuda_torch(text, available):
+    assert implied_by(text).torch_cuda_available is available
+
+
+def test_setup_failed_with_torch_unknown_plans_a_bitsandbytes_with_torch_pinned():
+    text = "CUDA SETUP: Something unexpected happened. Please compile from source:\nSetup Failed!"
+    a = _analyse(_t4(None), text)
+    found = _from_loader(a)
+    assert found and found[0].id == "bnb-no-cuda-lib"
+    assert _step(a.plan, "bitsandbytes") is not None
+    assert a.plan.torch_target is None  # torch is not moved on a guess...
+    assert any("cannot pin it" in u for u in a.plan.unknown)  # ...and apply pins what it finds
+
+
+def test_setup_failed_with_a_cuda_torch_plans_a_release_with_its_library():
+    torch = TorchBuild("2.1.0+cu121", "12.1")
+    a = _analyse(_t4(torch), "CUDA SETUP: Setup Failed!")
+    assert "bnb-no-cuda-lib" in a.diagnosis.ids
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and a.plan.torch_target is None
+    rel = KB.bnb.release(Version(step.to))
+    assert rel is not None and any(t.startswith("12") for t in rel.builds["linux-x86_64"].cuda_libs)
+
+
+def test_compiled_without_gpu_with_torch_unknown_names_no_class_but_says_why():
+    """A CPU-only torch makes every loader take its CPU library on purpose."""
+    a = _analyse(
+        _t4(None), "The installed version of bitsandbytes was compiled without GPU support."
+    )
+    assert not _from_loader(a)
+    assert any("CPU-only torch" in u for u in a.plan.unknown)
+
+
+def test_a_reported_cpu_torch_is_the_fault_whatever_the_loader_says():
+    """A reported fact wins over what a message implies (torch.cuda.is_available() here)."""
+    torch = TorchBuild("2.1.0+cpu", None, None, cuda_available=False)
+    text = "compiled without GPU support\nCUDA Setup failed despite GPU being available"
+    a = _analyse(_t4(torch), text)
+    assert "torch-cpu-build" in a.diagnosis.ids
+    assert not _from_loader(a)
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        # the facts show the installed release has the library for torch's CUDA
+        _t4(TorchBuild("2.1.0+cu118", "11.8"), "0.41.1", bitsandbytes=Bitsandbytes("0.41.1")),
+        # no GPU here: the CPU library is the right one
+        replace(_t4(TorchBuild("2.1.0+cu118", "11.8")), gpus=(), driver=Driver(False)),
+        # BNB_CUDA_VERSION picks the library (its own rule)
+        _t4(TorchBuild("2.1.0+cu118", "11.8"), env={"BNB_CUDA_VERSION": "122"}),
+    ],
+)
+def test_a_loader_message_is_not_blamed_on_the_library_where_the_facts_explain_it(facts):
+    a = _analyse(facts, "CUDA SETUP: Setup Failed!\nlibbitsandbytes_cpu.so: undefined symbol")
+    assert not _from_loader(a)
+
+
+def test_a_cuda_that_cannot_start_explains_the_fallback():
+    text = "Error 804: forward compatibility was attempted on non supported HW\n"
+    a = _analyse(_t4(TorchBuild("2.1.0+cu121", "12.1")), text + "CUDA SETUP: Setup Failed!")
+    assert a.view.implied.bnb_cuda_not_loaded
+    assert not _from_loader(a)

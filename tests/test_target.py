@@ -72,6 +72,80 @@ def test_project_venv_found_from_a_subfolder(layout: dict[str, Path]) -> None:
     assert t.reason == ".venv found in the current folder"
 
 
+def broken_venv(path: Path, how: str) -> None:
+    """A project .venv that cannot run: its base Python removed (bin/python links to nothing),
+    its interpreter deleted, or a bin/python that is not executable."""
+    (path / "bin").mkdir(parents=True)
+    (path / "pyvenv.cfg").write_text("home = /opt/gone/bin\n")
+    if how == "link":
+        (path / "bin" / "python").symlink_to("/opt/gone/bin/python3.11")
+    elif how == "mode":
+        (path / "bin" / "python").write_text("")
+
+
+@pytest.mark.parametrize(
+    "how, why",
+    [
+        ("link", "bin/python links to /opt/gone/bin/python3.11, which does not exist"),
+        ("none", "no interpreter in it"),
+        ("mode", "bin/python is not executable"),
+    ],
+)
+def test_a_broken_project_venv_is_named_and_passed_over(
+    layout: dict[str, Path], how: str, why: str
+) -> None:
+    project = layout["tmp"] / "broken"
+    broken_venv(project / ".venv", how)
+    # a parent's .venv is another project's: a broken one here is not replaced by it
+    t = find(layout, {"PATH": ""}, project, tool=False)
+    own = str(layout["tmp"] / "dev" / "bin" / "python")
+    assert t.python == own
+    assert t.reason == "the interpreter running qfix (no working venv found)"
+    assert len(t.warnings) == 1 and t.warnings[0].startswith("./.venv is broken (")
+    assert why in t.warnings[0] and t.warnings[0].endswith(f"; using {own} ({t.reason})")
+    assert t.to_dict()["warnings"] == list(t.warnings)
+
+
+def test_a_broken_venv_in_a_parent_is_named_by_its_path(layout: dict[str, Path]) -> None:
+    project = layout["tmp"] / "broken"
+    broken_venv(project / ".venv", "link")
+    (project / "src").mkdir()
+    t = find(layout, {"PATH": ""}, project / "src", tool=False)
+    assert t.warnings[0].startswith(f"{project / '.venv'} is broken (")
+
+
+def test_a_working_venv_has_no_warning(layout: dict[str, Path]) -> None:
+    t = find(layout, {"PATH": ""}, layout["project"])
+    assert t.warnings == () and t.to_dict()["warnings"] == []
+
+
+def test_a_broken_venv_and_nothing_else_is_one_error_naming_it(layout: dict[str, Path]) -> None:
+    project = layout["tmp"] / "broken"
+    broken_venv(project / ".venv", "link")
+    with pytest.raises(InterpreterError, match=r"\./\.venv is broken \(bin/python links to"):
+        find(layout, {"PATH": ""}, project)  # qfix runs from its tool venv, no python on PATH
+
+
+def test_the_cli_warns_on_stderr_and_in_json(tmp_path: Path) -> None:
+    broken_venv(tmp_path / ".venv", "link")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "repair", "detect", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    warning = [line for line in done.stderr.splitlines() if line.startswith("qfix: warning:")]
+    assert warning and warning[0].startswith("qfix: warning: ./.venv is broken (bin/python links")
+    target = json.loads(done.stdout)["target"]
+    assert target["warnings"] == [warning[0].removeprefix("qfix: warning: ")]
+    assert target["python"] == sys.executable or "no working venv" in target["reason"]
+
+
 def test_uv_order(layout: dict[str, Path], tmp_path: Path) -> None:
     other = tmp_path / "active"
     fake_venv(other)
@@ -158,7 +232,7 @@ def test_tool_install_repairs_the_project_venv(
     )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    assert doc["target"] == {"python": want, "reason": f".venv found in {project}"}
+    assert doc["target"] == {"python": want, "reason": f".venv found in {project}", "warnings": []}
     assert doc["python"]["executable"] == want
 
     done = subprocess.run(

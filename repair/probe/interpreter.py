@@ -28,7 +28,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -141,31 +141,80 @@ def discover_target(
             _locate(conda, "CONDA_PREFIX", environ), "CONDA_PREFIX is set (an active conda env)"
         )
     here = os.path.abspath(cwd or os.getcwd())
+    broken = None
     for folder in (here, *_parents(here)):
         candidate = os.path.join(folder, ".venv")
-        if os.path.isdir(candidate) and not own(candidate) and _venv_python(candidate):
-            where = "the current folder" if folder == here else folder
+        if not os.path.isdir(candidate) or own(candidate):
+            continue
+        why = venv_broken(candidate)
+        where = "the current folder" if folder == here else folder
+        if why is None:
             return Target(_locate(candidate, ".venv", environ), f".venv found in {where}")
+        # The project's venv cannot run: say so, and go on without the .venvs of other folders.
+        shown = os.path.join(".", ".venv") if folder == here else candidate
+        broken = f"{shown} is broken ({why})"
+        break
+    found = _fallback(environ, own_is_tool, own, own_executable, broken)
+    if broken is None:
+        return found
+    return replace(found, warnings=(f"{broken}; using {found.python} ({found.reason})",))
+
+
+def _fallback(
+    environ: Mapping[str, str],
+    own_is_tool: bool,
+    own: Callable[[str], bool],
+    own_executable: str | None,
+    broken: str | None,
+) -> Target:
+    """Steps 5 and 6 of ``discover_target``: the interpreter running qfix, else PATH's."""
     executable = sys.executable if own_executable is None else own_executable
+    none = "no venv found" if broken is None else "no working venv found"
     if not own_is_tool:
         if not executable:
             raise InterpreterError(
                 "cannot tell which Python runs qfix (sys.executable is empty)",
                 tip="name the target interpreter with --python",
             )
-        return Target(executable, "the interpreter running qfix (no venv found)")
+        return Target(executable, f"the interpreter running qfix ({none})")
     for name in ("python3", "python"):
         found = shutil.which(name, path=environ.get("PATH"))
         if found and not own(found):
             return Target(
                 os.path.abspath(found),
-                f"first {name} on PATH (no venv found; qfix's own tool venv is skipped)",
+                f"first {name} on PATH ({none}; qfix's own tool venv is skipped)",
             )
+    if broken is not None:
+        raise InterpreterError(
+            f"{broken}, and no other Python to read (qfix's own tool venv is never repaired "
+            "unless named)",
+            tip="recreate the virtual environment, or name the interpreter with --python",
+        )
     raise InterpreterError(
         "no target environment: no --python, VIRTUAL_ENV, CONDA_PREFIX or .venv here, and no "
         "python3 on PATH (qfix's own tool venv is never repaired unless named)",
         tip="run qfix in your project folder, or name the interpreter with --python",
     )
+
+
+def venv_broken(path: str) -> str | None:
+    """Why the virtual environment at ``path`` cannot run its interpreter, or None when its
+    interpreter is there (a file, executable). A venv whose base Python was removed (pyenv
+    uninstall, a distro upgrade) keeps ``bin/python`` as a link to nothing."""
+    for parts in _VENV_PYTHONS:
+        candidate = os.path.join(path, *parts)
+        if not os.path.lexists(candidate):
+            continue
+        name = "/".join(parts)
+        if not os.path.exists(candidate):
+            target = os.readlink(candidate) if os.path.islink(candidate) else "?"
+            return f"{name} links to {target}, which does not exist"
+        if not os.path.isfile(candidate):
+            return f"{name} is not a file"
+        if not os.access(candidate, os.X_OK):
+            return f"{name} is not executable"
+        return None
+    return "no interpreter in it: no bin/python or Scripts/python.exe"
 
 
 def _is_tool(prefix: str, base: str) -> bool:
@@ -199,10 +248,6 @@ def _parents(path: str) -> list[str]:
             return out
         out.append(parent)
         path = parent
-
-
-def _venv_python(path: str) -> bool:
-    return any(os.path.lexists(os.path.join(path, *parts)) for parts in _VENV_PYTHONS)
 
 
 def _locate(value: str, label: str, environ: Mapping[str, str]) -> str:

@@ -24,6 +24,7 @@ from ..view import (
     public,
     sass_ccs_cover,
 )
+from .platform import bnb_platform_unsupported
 from .registry import Context, absent_or_unknown, rule, ruled_out
 
 
@@ -96,7 +97,14 @@ def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
             f"torch.version.cuda {ctx.view.torch_cuda} (read from what bitsandbytes printed; "
             "not reported)",
         )
-    yield from _library_of_other_major(ctx)
+    found = list(_library_of_other_major(ctx)) + list(_library_for_torch_cuda(ctx))
+    yield from found
+    if not any(isinstance(f, Finding) for f in found):
+        yield from _library_not_loaded(ctx)
+
+
+def _library_for_torch_cuda(ctx: Context) -> Iterator[Finding | Unknown]:
+    """The installed release has no library for the CUDA version it keys on (the facts show it)."""
     if not _library_check_applies(ctx) or ctx.bnb_libs is None:
         return
     if ctx.bnb_cuda is None:
@@ -113,6 +121,67 @@ def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
             cuda_source=ctx.bnb_cuda_source,
             shipped=sorted(ctx.bnb_libs.full, key=lambda t: cuda_from_tag(t) or Version("0")),
         )
+
+
+def _library_not_loaded(ctx: Context) -> Iterator[Finding | Unknown]:
+    """bitsandbytes' own loader says it loaded no CUDA library (plans/signatures.toml: the legacy
+    loader's "Setup Failed!", "compiled without GPU support", the CPU library's missing symbols;
+    S38) on a host whose torch is a CUDA build that sees an NVIDIA GPU: the library for torch's
+    CUDA is missing from the installed release, so one that has it is planned (torch kept). Not
+    where another fault the text or the facts show explains the fallback (a CPU-only or ROCm
+    torch, BNB_CUDA_VERSION, a CUDA that cannot start, a missing CUDA runtime, no build for this
+    platform or C library), nor where the facts show the release has the library (ruled out)."""
+    view, implied = ctx.view, ctx.view.implied
+    if not implied.bnb_cuda_not_loaded or _explained_otherwise(ctx):
+        return
+    if _bnb_has_cuda_lib(view, ctx.kb):
+        return
+    if view.torch_cuda is None and not implied.torch_cuda_available:
+        yield Unknown(
+            "bnb-cuda-not-loaded",
+            "bitsandbytes loaded no CUDA library (read from the error message); torch's build "
+            "is not known, so a CPU-only torch and a missing bitsandbytes library both fit",
+        )
+        return
+    spec = implied.range("bitsandbytes")
+    shown = str(view.bnb) if view.bnb is not None else (str(spec) if spec else "(version unknown)")
+    torch_side = (
+        f"torch carries CUDA {view.torch_cuda}"
+        if view.torch_cuda is not None
+        else "torch sees the GPU (torch.cuda.is_available(), per the loader's message)"
+    )
+    yield ctx.finding(
+        "bnb-no-cuda-lib",
+        f"bitsandbytes {shown} loaded no CUDA library (read from its loader's message) while "
+        f"{torch_side}: it has no library for torch's CUDA",
+        bitsandbytes=str(view.bnb) if view.bnb is not None else None,
+        bitsandbytes_range=str(spec) if view.bnb is None and spec else None,
+        cuda=str(view.torch_cuda) if view.torch_cuda is not None else None,
+        cuda_source="torch.version.cuda" if view.torch_cuda is not None else None,
+        source="error message",
+    )
+
+
+def _explained_otherwise(ctx: Context) -> bool:
+    """Whether a fault other than a missing bitsandbytes library explains its CPU fallback."""
+    view, implied = ctx.view, ctx.view.implied
+    gpu_here = ctx.nvidia_here or (
+        view.has_nvidia_gpu is None and implied.torch_cuda_available and not ctx.jetson
+    )
+    return (
+        not gpu_here
+        or view.rocm
+        or view.torch_cpu_build is True
+        or view.system == "Darwin"
+        or (view.facts.env or {}).get("BNB_CUDA_VERSION") is not None
+        or implied.cuda_error is not None
+        or implied.driver_below_torch_cuda
+        or implied.cuda_lib_major is not None
+        or implied.bnb_foreign_build
+        or implied.libstdcxx is not None
+        # no build of it runs here (another OS, a glibc below the wheel's): no library would load
+        or any(isinstance(f, Finding) for f in bnb_platform_unsupported(ctx))
+    )
 
 
 def _library_of_other_major(ctx: Context) -> Iterator[Finding]:
