@@ -68,6 +68,9 @@ def child_run(folder: Path, tree: Path = REPO) -> tuple[float, float, int, float
     own workers (its RUSAGE_CHILDREN: the CPU time summed, the largest peak of one process)."""
     wrapper = (
         "import resource, runpy, sys; sys.argv = ['repair'] + sys.argv[1:]\n"
+        # the tree's own plans/: an editable install of the current tree maps repair.plans
+        # to its plans/ for every tree (setuptools' _EditableFinder), the baseline's included
+        "sys.meta_path = [f for f in sys.meta_path if 'EditableFinder' not in repr(f)]\n"
         "try:\n    runpy.run_module('repair', run_name='__main__')\n"
         "finally:\n    u = resource.getrusage(resource.RUSAGE_SELF)\n"
         "    c = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
@@ -185,7 +188,9 @@ def main() -> None:
         "expected_groups": expected_groups,
         "runs": args.runs,
         **_summary(runs),
-        "baseline": ({"tree": args.baseline.name, **_summary(base)} if base else None),
+        "baseline": (
+            {"tree": args.baseline.name, "groups": base[0][2], **_summary(base)} if base else None
+        ),
         "clubak_b": (
             {"tool": _version(args.clubak), "groups": club[0][2], **_summary(club)}
             if club
