@@ -8,6 +8,7 @@ about types (a wrong type names its field) and lenient about what is absent.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,14 @@ ENV_VARS = ("BNB_CUDA_VERSION", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA
 
 
 @dataclass(frozen=True, slots=True)
+class Libstdcxx:
+    """The libstdc++ the target process loads (``host.libstdcxx``, measured by the probe)."""
+
+    path: str | None = None  # the file the loader mapped, ".../libstdc++.so.6.0.30"
+    glibcxx: str | None = None  # the newest GLIBCXX_ symbol version it defines, "3.4.30"
+
+
+@dataclass(frozen=True, slots=True)
 class Host:
     system: str | None = None  # platform.system(): Linux, Windows, Darwin
     machine: str | None = None  # platform.machine(): x86_64, aarch64, AMD64, arm64
@@ -43,6 +52,7 @@ class Host:
     wsl: bool | None = None
     os_release: str | None = None  # PRETTY_NAME of /etc/os-release, when known
     l4t: str | None = None  # NVIDIA Jetson: the first line of /etc/nv_tegra_release
+    libstdcxx: Libstdcxx | None = None  # measured in the target process (Linux), when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +300,23 @@ def _host(h: _Reader | None) -> Host | None:
         h.bool_("wsl"),
         h.str_("os_release"),
         h.str_("l4t"),
+        libstdcxx=_libstdcxx(h.obj("libstdcxx")),
     )
+
+
+# "3.4", "3.4.30": what a GLIBCXX_ symbol version carries after its prefix.
+_GLIBCXX_RE = re.compile(r"^3\.4(?:\.\d{1,3})?$")
+
+
+def _libstdcxx(r: _Reader | None) -> Libstdcxx | None:
+    if r is None:
+        return None
+    glibcxx = r.str_("glibcxx")
+    if glibcxx is not None:
+        glibcxx = glibcxx.removeprefix("GLIBCXX_")
+        if not _GLIBCXX_RE.match(glibcxx):
+            raise r.fail("glibcxx", "a GLIBCXX version such as '3.4.30'", r.data.get("glibcxx"))
+    return Libstdcxx(r.str_("path"), glibcxx)
 
 
 def _driver(d: _Reader | None) -> Driver | None:
@@ -420,6 +446,9 @@ def facts_to_dict(f: Facts) -> dict[str, Any]:
             "wsl": f.host.wsl,
             "os_release": f.host.os_release,
             "l4t": f.host.l4t,
+            "libstdcxx": None
+            if f.host.libstdcxx is None
+            else {"path": f.host.libstdcxx.path, "glibcxx": f.host.libstdcxx.glibcxx},
         }
     )
     out["driver"] = (

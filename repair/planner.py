@@ -342,10 +342,11 @@ def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
     """Why ``build``'s libraries cannot load against the libstdc++ here, else None.
 
     The untagged wheels (0.37.0-0.42.0) need GLIBCXX_3.4.21 (S37: objdump -T of each wheel), not
-    a glibc: against a known libstdc++ (inferred from the OS release, plans/distros.toml) that
-    floor decides. Where it is unknown (no OS release; a conda env, whose own libstdc++ comes
-    first), a glibc below every tagged wheel still rules them out as before (S27, F30: pip fell
-    back to 0.42.0 on such a host, in a conda env too, and it failed).
+    a glibc: against a known libstdc++ (measured in the target process, else inferred from the OS
+    release, plans/distros.toml) that floor decides. Where it is unknown (not measured and no OS
+    release; a conda env unmeasured, whose own libstdc++ comes first), a glibc below every
+    tagged wheel still rules them out as before (S27, F30: pip fell back to 0.42.0 on such a
+    host, in a conda env too, and it failed).
     """
     need = build.glibcxx_min
     if need is not None and view.glibcxx is not None:
@@ -353,7 +354,7 @@ def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
             return None
         return (
             f"needs libstdc++ GLIBCXX_{need}; this host's is GLIBCXX_{view.glibcxx} "
-            f"(inferred from {view.glibcxx_from}, S37)"
+            f"({view.glibcxx_said}, S37)"
         )
     if build.dist == "any" and view.glibc is not None:
         floor = tagged_glibc_floor(kb, view.platform or "")
@@ -1410,7 +1411,7 @@ def _untagged_floor(view: View, kb: Knowledge) -> str:
         return ""
     return (
         f", the untagged ones (<= 0.42.0) libstdc++ GLIBCXX_{min(needs)} (this host's: "
-        f"GLIBCXX_{view.glibcxx}, inferred from {view.glibcxx_from}; S37)"
+        f"GLIBCXX_{view.glibcxx}, {view.glibcxx_said}; S37)"
     )
 
 

@@ -153,11 +153,22 @@ class View:
     torch_cuda_printed: bool = False
     # glibc not reported but inferred from the OS release (plans/distros.toml): its label
     glibc_from: str | None = None
-    # the newest GLIBCXX_ of the libstdc++ the loader finds first, where known: the system's,
-    # inferred from the OS release (never in a conda env, whose own lib/ comes first)
+    # the newest GLIBCXX_ of the libstdc++ the loader finds first, where known: measured in the
+    # target process (host.libstdcxx: what it loads, a conda env's own included), else the
+    # system's inferred from the OS release (never in a conda env, whose own lib/ comes first)
     glibcxx: Version | None = None
-    glibcxx_from: str | None = None
+    glibcxx_from: str | None = None  # the OS release it was inferred from
+    glibcxx_measured: bool = False
+    glibcxx_path: str | None = None  # the file the target process mapped, when measured
     conda: bool = False
+
+    @property
+    def glibcxx_said(self) -> str:
+        """Where ``glibcxx`` comes from, for explanations: "measured from <the file the target
+        process mapped>" or "inferred from CentOS 7"."""
+        if self.glibcxx_measured:
+            return f"measured from {self.glibcxx_path}" if self.glibcxx_path else "measured"
+        return f"inferred from {self.glibcxx_from}"
 
     @property
     def ccs(self) -> tuple[Version, ...]:
@@ -623,20 +634,28 @@ def in_conda(facts: Facts) -> bool:
 
 
 def _runtimes(facts: Facts, kb: Knowledge | None, glibc: Version | None) -> dict[str, Any]:
-    """glibc (when not reported) and the system libstdc++ inferred from the OS release named by
-    the facts (plans/distros.toml); only confirmed parts of an entry are used."""
+    """glibc (when not reported) and the libstdc++: measured by the probe in the target process
+    (``host.libstdcxx``; in a conda env too, since it is what that process loads), else the
+    system's inferred from the OS release named by the facts (plans/distros.toml); only
+    confirmed parts of a distro entry are used."""
     conda = in_conda(facts)
     host = facts.host
+    out: dict[str, Any] = {"conda": conda}
     linux = host is not None and (host.system or "Linux") == "Linux"
-    if not linux or host is None or not host.os_release:
-        return {"conda": conda}
+    if not linux or host is None:
+        return out
+    measured = host.libstdcxx
+    glibcxx = parse_version(measured.glibcxx) if measured is not None else None
+    if measured is not None and glibcxx is not None:
+        out.update(glibcxx=glibcxx, glibcxx_measured=True, glibcxx_path=measured.path)
+    if not host.os_release:
+        return out
     d = distro_of(host.os_release, load_distros(kb.directory if kb is not None else None))
     if d is None:
-        return {"conda": conda}
-    out: dict[str, Any] = {"conda": conda}
+        return out
     if glibc is None and d.known("glibc") is not None:
         out.update(glibc=d.known("glibc"), glibc_from=d.label)
-    if not conda and d.known("glibcxx") is not None:
+    if not conda and glibcxx is None and d.known("glibcxx") is not None:
         out.update(glibcxx=d.known("glibcxx"), glibcxx_from=d.label)
     return out
 

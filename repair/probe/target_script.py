@@ -291,6 +291,46 @@ def _libc(system: str | None) -> str | None:
     return None
 
 
+_GLIBCXX_RE = re.compile(rb"GLIBCXX_3\.4(?:\.([0-9]{1,3}))?\x00")
+
+
+def _newest_glibcxx(data: bytes) -> str | None:
+    """The newest ``GLIBCXX_3.4.N`` version name in a libstdc++ file (its .dynstr holds each
+    version it defines or needs, NUL-terminated): "3.4.30", or None when there is none."""
+    found = [int(m.group(1) or 0) for m in _GLIBCXX_RE.finditer(data)]
+    if not found:
+        return None
+    top = max(found)
+    return "3.4" if top == 0 else f"3.4.{top}"
+
+
+def _libstdcxx() -> dict[str, object] | None:
+    """The libstdc++ this process loads, and the newest GLIBCXX_ it defines (Linux only).
+
+    ``ctypes`` asks the dynamic loader for ``libstdc++.so.6`` as a C++ extension would (the
+    interpreter's RPATH first, so a conda env's own lib/, then LD_LIBRARY_PATH and the system's
+    cache); /proc/self/maps names the file it mapped. Never fatal: None when anything fails.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libstdc++.so.6")
+        path = None
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and os.path.basename(parts[5].strip()).startswith("libstdc++"):
+                    path = parts[5].strip()
+                    break
+        if path is None:
+            return None
+        with open(path, "rb") as lib:
+            data = lib.read(64 << 20)
+        return {"path": path, "glibcxx": _newest_glibcxx(data)}
+    except Exception:
+        return None
+
+
 def _host_section() -> dict[str, object]:
     import platform
 
@@ -310,6 +350,7 @@ def _host_section() -> dict[str, object]:
                     host["os_release"] = line.split("=", 1)[1].strip().strip("\"'") or None
         except OSError:
             pass
+        host["libstdcxx"] = _libstdcxx()
     return host
 
 

@@ -123,14 +123,16 @@ def _glibc_findings(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
     need = build.glibcxx_min
     if need is not None and view.glibcxx is not None and view.glibcxx < need:
         # S37: the untagged wheels' libraries need GLIBCXX_3.4.21 (3.4.26 for 0.41.3.post1),
-        # and the system libstdc++ of this OS release is older (plans/distros.toml).
+        # and the libstdc++ here is older (measured by the probe, or the system one of this OS
+        # release, plans/distros.toml).
         yield ctx.finding(
             "bnb-platform-unsupported",
             f"bitsandbytes {view.bnb} needs libstdc++ GLIBCXX_{need}; this host's libstdc++ "
-            f"has GLIBCXX_{view.glibcxx} (inferred from {view.glibcxx_from})",
+            f"has GLIBCXX_{view.glibcxx} ({view.glibcxx_said})",
             libstdcxx_have=str(view.glibcxx),
             libstdcxx_required=str(need),
             inferred_from=view.glibcxx_from,
+            measured_from=view.glibcxx_path,
         )
         return
     if view.glibc is None:
