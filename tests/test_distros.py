@@ -176,3 +176,89 @@ def test_missing_file_is_an_error(tmp_path):
     (plans / "distros.toml").unlink()
     with pytest.raises(KnowledgeError, match=r"^plans/distros\.toml: file not found"):
         load_distros(plans)
+
+
+# --------------------------------------------------------------------------- measured libstdc++
+
+
+def _measured(glibcxx: str, *, conda: bool = False, os_release: str | None = None):
+    host = {
+        "system": "Linux",
+        "machine": "x86_64",
+        "libc": "glibc 2.17",
+        "os_release": os_release,
+        "libstdcxx": {"path": "/opt/env/lib/libstdc++.so.6.0.x", "glibcxx": glibcxx},
+    }
+    python = {"version": "3.10.12", "in_venv": not conda, "conda": conda, "prefix": "/opt/env"}
+    return facts(host=host, python=python, **OLD_BNB)
+
+
+def _untagged(kb=KB):
+    return [
+        (r, b)
+        for r in kb.bnb.releases
+        if r.has_4bit and (b := r.builds.get("linux-x86_64")) is not None and b.dist == "any"
+    ]
+
+
+@pytest.mark.parametrize("conda", [False, True])
+def test_a_measured_libstdcxx_below_the_floor_rules_the_untagged_wheels_out(conda):
+    from repair.planner import bnb_fits
+
+    f = _measured("3.4.19", conda=conda)
+    view = make_view(f, KB)
+    assert view.glibcxx == Version("3.4.19") and view.glibcxx_measured
+    assert view.glibcxx_from is None and view.glibcxx_said.startswith("measured from /opt/env/")
+    builds = _untagged()
+    assert builds
+    for r, b in builds:
+        why = " | ".join(bnb_fits(view, KB, r, Version("2.1.2"), Version("12.1"), False))
+        assert f"needs libstdc++ GLIBCXX_{b.glibcxx_min}; this host's is GLIBCXX_3.4.19" in why
+        assert "measured from /opt/env/lib/libstdc++.so.6.0.x" in why
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
+    assert found and "GLIBCXX_3.4.21" in found[0].summary and "measured from" in found[0].summary
+    assert found[0].evidence["measured_from"] == "/opt/env/lib/libstdc++.so.6.0.x"
+    assert "inferred_from" not in found[0].evidence
+    assert not any(s.package == "bitsandbytes" for s in plan.steps)
+    m = next(m for m in plan.manual if m.id == "bnb-platform-unsupported")
+    assert "GLIBCXX_3.4.21" in m.text and "measured from" in m.text
+
+
+@pytest.mark.parametrize("conda", [False, True])
+def test_a_measured_libstdcxx_at_the_floor_keeps_the_untagged_wheels(conda):
+    # glibc 2.17 is below every tagged wheel, so only the untagged 0.42.0 can serve; with the
+    # libstdc++ measured at its floor (3.4.21, S37) it does, conda env or not (no S27 verdict)
+    from repair.planner import bnb_fits
+
+    f = _measured("3.4.21", conda=conda)
+    view = make_view(f, KB)
+    kept = 0
+    for r, b in _untagged():
+        why = bnb_fits(view, KB, r, Version("2.1.2"), Version("12.1"), False)
+        runtime = [w for w in why if "libstdc++" in w or "glibc" in w]
+        if b.glibcxx_min <= Version("3.4.21"):
+            assert not runtime, (r.version, why)
+            kept += 1
+        else:  # 0.41.3.post1 needs GLIBCXX_3.4.26 (S37)
+            assert runtime == [
+                f"needs libstdc++ GLIBCXX_{b.glibcxx_min}; this host's is GLIBCXX_3.4.21 "
+                "(measured from /opt/env/lib/libstdc++.so.6.0.x, S37)"
+            ]
+    assert kept
+    diag, _ = analyse(f)
+    assert "bnb-platform-unsupported" not in diag.ids
+
+
+def test_the_measured_libstdcxx_wins_over_the_distro_inference():
+    # CentOS 7's system libstdc++ has 3.4.19, but the process loads a newer one (a conda env's,
+    # or a devtoolset's on LD_LIBRARY_PATH): what it loads decides
+    view = make_view(_measured("3.4.30", os_release="CentOS Linux 7"), KB)
+    assert view.glibcxx == Version("3.4.30") and view.glibcxx_measured
+    assert view.glibcxx_said == "measured from /opt/env/lib/libstdc++.so.6.0.x"
+    diag, _ = analyse(_measured("3.4.30", os_release="CentOS Linux 7"))
+    assert "bnb-platform-unsupported" not in diag.ids
+    # and an older one than the distro's is believed too
+    diag, _ = analyse(_measured("3.4.19", os_release="Ubuntu 22.04"))
+    found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
+    assert found and "GLIBCXX_3.4.19 (measured from" in found[0].summary
