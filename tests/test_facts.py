@@ -124,3 +124,44 @@ def test_fuzzed_facts_never_crash(sections):
         assert "\n" not in err.message
         return
     analyse(f)  # a plan or a clear error, never a traceback
+
+
+def test_host_libstdcxx_is_optional_and_round_trips():
+    base = {"schema": "qfix.facts/1", "host": {"system": "Linux", "machine": "x86_64"}}
+    assert facts_from_dict(base).host.libstdcxx is None
+    doc = json.loads(json.dumps(base))
+    doc["host"]["libstdcxx"] = {"path": "/usr/lib/libstdc++.so.6.0.30", "glibcxx": "3.4.30"}
+    f = facts_from_dict(doc)
+    assert f.host.libstdcxx is not None
+    assert (f.host.libstdcxx.path, f.host.libstdcxx.glibcxx) == (
+        "/usr/lib/libstdc++.so.6.0.30",
+        "3.4.30",
+    )
+    out = facts_to_dict(f)
+    assert out["host"]["libstdcxx"] == doc["host"]["libstdcxx"]
+    assert facts_to_dict(facts_from_dict(out)) == out
+    # the symbol-version name itself is accepted too; a path alone says nothing about the level
+    doc["host"]["libstdcxx"] = {"glibcxx": "GLIBCXX_3.4.19", "path": None}
+    assert facts_from_dict(doc).host.libstdcxx.glibcxx == "3.4.19"
+    doc["host"]["libstdcxx"] = {"path": "/x/libstdc++.so.6"}
+    assert facts_from_dict(doc).host.libstdcxx.glibcxx is None
+
+
+@pytest.mark.parametrize(
+    "value, needle",
+    [
+        ('"3.4.30"', "'host.libstdcxx' must be an object"),
+        ('{"glibcxx": "banana"}', "'host.libstdcxx.glibcxx' must be a GLIBCXX version"),
+        ('{"glibcxx": "4.0.1"}', "'host.libstdcxx.glibcxx' must be a GLIBCXX version"),
+        ('{"glibcxx": true}', "'host.libstdcxx.glibcxx' must be a string"),
+        ('{"glibcxx": ["3.4.30"]}', "'host.libstdcxx.glibcxx' must be a string"),
+        ('{"path": {}}', "'host.libstdcxx.path' must be a string"),
+    ],
+)
+def test_malformed_host_libstdcxx_is_one_line(value, needle):
+    doc = '{"schema": "qfix.facts/1", "host": {"libstdcxx": ' + value + "}}"
+    with pytest.raises(FactsError) as err:
+        facts_from_json(doc, "f.json")
+    assert needle in err.value.message, err.value.message
+    assert err.value.exit_code == ExitCode.BAD_INPUT
+    assert "\n" not in err.value.message

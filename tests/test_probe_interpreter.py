@@ -641,3 +641,45 @@ def test_metadata_headers_continue_past_a_line_of_spaces(tmp_path) -> None:
     name, version, requires = _headers(str(meta))
     assert (name, version) == ("bitsandbytes", "0.45.5")
     assert requires == ["torch<3,>=2.0", "numpy>=1.17"]
+
+
+# --------------------------------------------------------------------------- libstdc++
+
+
+def _glibcxx_in(path: str) -> str | None:
+    """What `strings FILE | grep GLIBCXX_3.4` shows as the newest version, read here apart."""
+    names = [w for w in Path(path).read_bytes().split(b"\0") if w.startswith(b"GLIBCXX_3.4")]
+    levels = []
+    for name in names:
+        parts = name[len(b"GLIBCXX_") :].split(b".")
+        if all(p.isdigit() for p in parts):
+            levels.append(tuple(int(p) for p in parts))
+    return ".".join(map(str, max(levels))) if levels else None
+
+
+def test_probe_measures_the_libstdcxx_the_target_loads(tmp_path: Path) -> None:
+    """The real probe reads the libstdc++ the target process maps and its newest GLIBCXX_; one
+    put first on LD_LIBRARY_PATH (as a conda env's lib/ is by RPATH) is the one reported."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("libstdc++ is measured on Linux only")
+    r = probe_target(sys.executable)
+    lib = r.host.libstdcxx
+    assert lib is not None and lib.path is not None, r.host
+    assert Path(lib.path).name.startswith("libstdc++.so.6") and Path(lib.path).is_file()
+    assert lib.glibcxx is not None and lib.glibcxx == _glibcxx_in(lib.path)
+    assert lib.glibcxx.startswith("3.4.")
+
+    own = tmp_path / "lib"
+    own.mkdir()
+    (own / "libstdc++.so.6").write_bytes(Path(lib.path).read_bytes())
+    env = _without_vars(os.environ) | {"LD_LIBRARY_PATH": str(own)}
+    moved = probe_target(sys.executable, environ=env).host.libstdcxx
+    assert moved is not None and moved.path == str(own / "libstdc++.so.6")
+    assert moved.glibcxx == lib.glibcxx
+
+
+def test_newest_glibcxx_compares_numbers_not_text() -> None:
+    data = b"\0GLIBCXX_3.4\0GLIBCXX_3.4.9\0GLIBCXX_3.4.30\0GLIBCXX_3.4.21\0GLIBCXX_3.4.31x\0"
+    assert target_script._newest_glibcxx(data) == "3.4.30"
+    assert target_script._newest_glibcxx(b"\0GLIBCXX_3.4\0CXXABI_1.3.9\0") == "3.4"
+    assert target_script._newest_glibcxx(b"GLIBC_2.17\0") is None
