@@ -1385,11 +1385,10 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
         if b is not None and b.native and b.glibc_min is not None:
             floor = b.glibc_min if floor is None else min(floor, b.glibc_min)
     if view.glibc is not None and floor is not None and view.glibc < floor:
-        said = f" (inferred from {view.glibc_from})" if view.glibc_from else ""
         text = (
-            f"no bitsandbytes wheel runs on glibc {view.glibc}{said}: the PyPI wheels need glibc "
-            f">= {floor} (manylinux_2_24){_untagged_floor(view, kb)}; move to a newer OS or "
-            "build bitsandbytes from source"
+            f"no bitsandbytes wheel runs on glibc {view.glibc}{view.glibc_note}: the PyPI wheels "
+            f"need glibc >= {floor} (manylinux_2_24){_untagged_floor(view, kb)}; move to a newer "
+            "OS or build bitsandbytes from source"
         )
     else:
         text = _python_or_platform_text(view, kb)

@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -163,6 +163,11 @@ class View:
     conda: bool = False
 
     @property
+    def glibc_note(self) -> str:
+        """ " (inferred from CentOS 7)" where glibc was not reported but inferred, else ""."""
+        return f" (inferred from {self.glibc_from})" if self.glibc_from else ""
+
+    @property
     def glibcxx_said(self) -> str:
         """Where ``glibcxx`` comes from, for explanations: "measured from <the file the target
         process mapped>" or "inferred from CentOS 7"."""
@@ -285,7 +290,6 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         torch_build_assumed=torch.build_assumed,
         system=system,
         python=parse_version(facts.python.version) if facts.python else None,
-        glibc=runtimes.pop("glibc", glibc),
         driver=parse_version(drv.version) if drv else None,
         driver_cuda=parse_version(drv.cuda) if drv else None,
         driver_found=drv.found if drv else None,
@@ -301,7 +305,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         packages_complete=facts.extra.get("packages_source") == "probe",
         implied=implied,
         driver_cuda_na=driver_cuda_unavailable(facts),
-        **runtimes,
+        **runtimes._asdict(),
         torch_cuda_printed=printed is not None,
     )
 
@@ -624,8 +628,12 @@ def lowest_torch_arch(kb: Knowledge, platform: str | None) -> Version | None:
     return min(ccs) if ccs else None
 
 
-def in_conda(facts: Facts) -> bool:
-    """A conda environment: said by the facts, or its prefix (.../envs/<name>) shows it."""
+def conda_libs_first(facts: Facts) -> bool:
+    """Whether the target's interpreter comes from a conda install, so that its own lib/ (and
+    libstdc++) is found before the system's: said by the facts, or its prefix or executable
+    (.../envs/<name>, .../miniconda3/...) shows it. Unlike ``rules.environment.in_conda``,
+    which asks whether a conda env is *active* (CONDA_PREFIX: where its fixes are run), this
+    asks which runtime libraries the process loads."""
     py = facts.python
     if py is not None and py.conda:
         return True
@@ -633,30 +641,40 @@ def in_conda(facts: Facts) -> bool:
     return "/envs/" in text or "conda" in text.lower()
 
 
-def _runtimes(facts: Facts, kb: Knowledge | None, glibc: Version | None) -> dict[str, Any]:
-    """glibc (when not reported) and the libstdc++: measured by the probe in the target process
-    (``host.libstdcxx``; in a conda env too, since it is what that process loads), else the
-    system's inferred from the OS release named by the facts (plans/distros.toml); only
-    confirmed parts of a distro entry are used."""
-    conda = in_conda(facts)
+class Runtimes(NamedTuple):
+    """The C and C++ runtimes the view knows (its fields of the same names)."""
+
+    glibc: Version | None
+    glibc_from: str | None = None
+    glibcxx: Version | None = None
+    glibcxx_from: str | None = None
+    glibcxx_measured: bool = False
+    glibcxx_path: str | None = None
+    conda: bool = False
+
+
+def _runtimes(facts: Facts, kb: Knowledge | None, glibc: Version | None) -> Runtimes:
+    """glibc (the reported one, else inferred) and the libstdc++: measured by the probe in the
+    target process (``host.libstdcxx``; in a conda env too, since it is what that process
+    loads), else the system's inferred from the OS release named by the facts
+    (plans/distros.toml); only confirmed parts of a distro entry are used."""
+    out = Runtimes(glibc, conda=conda_libs_first(facts))
     host = facts.host
-    out: dict[str, Any] = {"conda": conda}
-    linux = host is not None and (host.system or "Linux") == "Linux"
-    if not linux or host is None:
+    if host is None or (host.system or "Linux") != "Linux":
         return out
     measured = host.libstdcxx
     glibcxx = parse_version(measured.glibcxx) if measured is not None else None
     if measured is not None and glibcxx is not None:
-        out.update(glibcxx=glibcxx, glibcxx_measured=True, glibcxx_path=measured.path)
+        out = out._replace(glibcxx=glibcxx, glibcxx_measured=True, glibcxx_path=measured.path)
     if not host.os_release:
         return out
     d = distro_of(host.os_release, load_distros(kb.directory if kb is not None else None))
     if d is None:
         return out
     if glibc is None and d.known("glibc") is not None:
-        out.update(glibc=d.known("glibc"), glibc_from=d.label)
-    if not conda and glibcxx is None and d.known("glibcxx") is not None:
-        out.update(glibcxx=d.known("glibcxx"), glibcxx_from=d.label)
+        out = out._replace(glibc=d.known("glibc"), glibc_from=d.label)
+    if not out.conda and glibcxx is None and d.known("glibcxx") is not None:
+        out = out._replace(glibcxx=d.known("glibcxx"), glibcxx_from=d.label)
     return out
 
 

@@ -40,7 +40,7 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
             f"the libstdc++ that the loader finds first lacks {view.implied.libstdcxx} "
             "(read from the error message)",
             libstdcxx=view.implied.libstdcxx,
-            conda=_conda(view) or None,
+            conda=view.conda or None,
             source="error message",
         )
         return
@@ -60,15 +60,6 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
         )
         return
     yield from _glibc_findings(ctx, build)
-
-
-def _conda(view: View) -> bool:
-    """A conda environment: said by the facts, or its prefix (.../envs/<name>) shows it."""
-    py = view.facts.python
-    if py is not None and py.conda:
-        return True
-    text = " ".join(x or "" for x in ((py.prefix, py.executable) if py else ()))
-    return "/envs/" in text or "conda" in text.lower()
 
 
 def _implied_findings(ctx: Context) -> Iterator[Finding]:
@@ -119,7 +110,6 @@ def _foreign_libraries(ctx: Context) -> Finding | None:
 
 def _glibc_findings(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
     view = ctx.view
-    said = f" (inferred from {view.glibc_from})" if view.glibc_from else ""
     need = build.glibcxx_min
     if need is not None and view.glibcxx is not None and view.glibcxx < need:
         # S37: the untagged wheels' libraries need GLIBCXX_3.4.21 (3.4.26 for 0.41.3.post1),
@@ -141,7 +131,7 @@ def _glibc_findings(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
         yield ctx.finding(
             "bnb-platform-unsupported",
             f"bitsandbytes {view.bnb} needs glibc >= {build.glibc_min}; this host has "
-            f"{view.glibc}{said}",
+            f"{view.glibc}{view.glibc_note}",
             glibc=str(view.glibc),
             required=str(build.glibc_min),
             inferred_from=view.glibc_from,
