@@ -678,6 +678,32 @@ def test_probe_measures_the_libstdcxx_the_target_loads(tmp_path: Path) -> None:
     assert moved.glibcxx == lib.glibcxx
 
 
+@pytest.mark.venv
+def test_deep_probe_measures_libstdcxx_after_its_imports(venv_torch213: Venv) -> None:
+    """With --deep, the report does not load libstdc++ before ``import torch`` (the first one
+    loaded is the one every later import gets); the deep step reports the one the imports
+    really loaded, and the facts carry it as the plain probe's."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("libstdc++ is measured on Linux only")
+    code = (
+        "import json, sys; src = sys.stdin.read()\n"
+        "def mapped(): return any('libstdc++' in line for line in open('/proc/self/maps'))\n"
+        "before = mapped(); ns = {'__name__': 'qfix_probe'}\n"
+        "exec(compile(src, 'probe', 'exec'), ns)\n"
+        "host = ns['report'](measure_libstdcxx=False)['host']\n"
+        "print(json.dumps([host['libstdcxx'], before == mapped()]))\n"
+    )
+    done = process.run(
+        [str(venv_torch213.python), "-c", code], timeout=60, input_text=script_source()
+    )
+    assert done.ok, done.stderr
+    assert done.stdout.strip() == "[null, true]"  # nothing measured, nothing loaded
+    r = probe_target(str(venv_torch213.python), deep=True, timeout=120)
+    plain = probe_target(str(venv_torch213.python)).host.libstdcxx
+    assert r.extra["deep"]["steps"]["libstdcxx"]["found"]["path"] == plain.path
+    assert r.host.libstdcxx == plain
+
+
 def test_newest_glibcxx_compares_numbers_not_text() -> None:
     data = b"\0GLIBCXX_3.4\0GLIBCXX_3.4.9\0GLIBCXX_3.4.30\0GLIBCXX_3.4.21\0GLIBCXX_3.4.31x\0"
     assert target_script._newest_glibcxx(data) == "3.4.30"

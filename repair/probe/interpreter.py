@@ -538,7 +538,23 @@ def _merge_deep(
 
     extra = dict(report.extra)
     extra["deep"] = {"steps": steps, "finished": "done" in steps, "seconds": round(seconds, 3)}
-    return replace(report, torch=torch, bitsandbytes=bnb, extra=extra)
+    host = _deep_libstdcxx(report.host, steps.get("libstdcxx"))
+    return replace(report, host=host, torch=torch, bitsandbytes=bnb, extra=extra)
+
+
+def _deep_libstdcxx(host: Host, step: dict[str, Any] | None) -> Host:
+    """``host`` with the libstdc++ the deep probe measured after its imports (read as the
+    report's own ``host.libstdcxx`` is; a malformed answer is left out)."""
+    found = (step or {}).get("found")
+    if host.libstdcxx is not None or not isinstance(found, dict):
+        return host
+    try:
+        facts = facts_from_dict(
+            {"schema": "qfix.facts/1", "host": {"libstdcxx": found}}, "the deep probe's libstdc++"
+        )
+    except FactsError:
+        return host
+    return replace(host, libstdcxx=facts.host.libstdcxx if facts.host else None)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -331,7 +331,7 @@ def _libstdcxx() -> dict[str, object] | None:
         return None
 
 
-def _host_section() -> dict[str, object]:
+def _host_section(measure_libstdcxx: bool = True) -> dict[str, object]:
     import platform
 
     system = platform.system() or None
@@ -350,7 +350,9 @@ def _host_section() -> dict[str, object]:
                     host["os_release"] = line.split("=", 1)[1].strip().strip("\"'") or None
         except OSError:
             pass
-        host["libstdcxx"] = _libstdcxx()
+        # Loading libstdc++ here would decide which one the deep probe's imports get (the first
+        # loaded wins): with --deep it is measured after them instead (the "libstdcxx" step).
+        host["libstdcxx"] = _libstdcxx() if measure_libstdcxx else None
     return host
 
 
@@ -476,7 +478,7 @@ def _bnb_section(
     return section, folder, module_version
 
 
-def report() -> dict[str, object]:
+def report(measure_libstdcxx: bool = True) -> dict[str, object]:
     """The plain (non-deep) report as a dict: never raises; a failed section says why."""
     errors: dict[str, str] = {}
     out: dict[str, object] = {"schema": "qfix.facts/1", "probe": PROBE}
@@ -486,7 +488,7 @@ def report() -> dict[str, object]:
     except Exception as exc:  # a section that fails is a fact, not a crash of the probe
         errors["python"] = _error_text(exc)
     try:
-        out["host"] = _host_section()
+        out["host"] = _host_section(measure_libstdcxx)
     except Exception as exc:
         errors["host"] = _error_text(exc)
 
@@ -645,6 +647,8 @@ def _deep(proto: io.TextIOWrapper) -> None:
     if step["loaded"] is False and not step["error"]:
         step["error"] = _trim(output) or "the native library did not load"
     emit(step)
+    # after the imports: the libstdc++ they really loaded (never fatal: None on failure)
+    emit({"step": "libstdcxx", "found": _libstdcxx()})
     emit({"step": "done"})
 
 
@@ -687,7 +691,7 @@ def main(argv: list[str]) -> int:
         # is not part of the target environment.
         del sys.path[0]
     deep = "--deep" in argv
-    doc = where() if "--where" in argv else report()
+    doc = where() if "--where" in argv else report(measure_libstdcxx=not deep)
     line = MARK_REPORT + json.dumps(doc, ensure_ascii=True, sort_keys=True, default=str)
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
