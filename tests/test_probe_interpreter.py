@@ -272,6 +272,13 @@ def test_metadata_scan_agrees_with_importlib_metadata(
     assert torch_report.extra["pip_version"] == versions["pip"]
 
 
+def _run_script_with(venv: Venv, code: str) -> process.Completed:
+    """``code`` run by the venv's interpreter with the probe script's source on stdin."""
+    done = process.run([str(venv.python), "-c", code], timeout=60, input_text=script_source())
+    assert done.ok, done.stderr
+    return done
+
+
 @pytest.mark.venv
 def test_plain_probe_imports_neither_torch_nor_bitsandbytes(venv_torch213: Venv) -> None:
     code = (
@@ -283,10 +290,7 @@ def test_plain_probe_imports_neither_torch_nor_bitsandbytes(venv_torch213: Venv)
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'bitsandbytes',"
         " 'numpy', 'importlib_metadata')))\n"
     )
-    done = process.run(
-        [str(venv_torch213.python), "-c", code], timeout=60, input_text=script_source()
-    )
-    assert done.ok, done.stderr
+    done = _run_script_with(venv_torch213, code)
     assert done.stdout.strip() == "[]"
 
 
@@ -693,10 +697,7 @@ def test_deep_probe_measures_libstdcxx_after_its_imports(venv_torch213: Venv) ->
         "host = ns['report'](measure_libstdcxx=False)['host']\n"
         "print(json.dumps([host['libstdcxx'], before == mapped()]))\n"
     )
-    done = process.run(
-        [str(venv_torch213.python), "-c", code], timeout=60, input_text=script_source()
-    )
-    assert done.ok, done.stderr
+    done = _run_script_with(venv_torch213, code)
     assert done.stdout.strip() == "[null, true]"  # nothing measured, nothing loaded
     r = probe_target(str(venv_torch213.python), deep=True, timeout=120)
     plain = probe_target(str(venv_torch213.python)).host.libstdcxx
