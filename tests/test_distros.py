@@ -57,7 +57,33 @@ def test_every_entry_cites_known_sources():
         ("Ubuntu 18.10", None),
         ("Ubuntu", None),
         ("CentOS Stream 9", None),
-        ("Debian GNU/Linux 11 (bullseye)", None),
+        ("CentOS Stream 8", None),
+        # os-release forms of Debian, the RHEL family, Amazon Linux (PRETTY_NAME, ID VERSION_ID)
+        ("Debian GNU/Linux 12 (bookworm)", "Debian 12"),
+        ("Debian GNU/Linux 11 (bullseye)", "Debian 11"),
+        ("Debian GNU/Linux 13 (trixie)", "Debian 13"),
+        ("Debian GNU/Linux 9 (stretch)", "Debian 9"),
+        ("Debian GNU/Linux 10 (buster)", "Debian 10"),
+        ("debian 12", "Debian 12"),
+        ("Debian 12.5", "Debian 12"),
+        ("Debian GNU/Linux trixie/sid", None),  # testing/sid: no VERSION_ID
+        ("Debian GNU/Linux forky/sid", None),
+        ("debian", None),
+        ("Debian GNU/Linux 8 (jessie)", None),
+        ("Debian GNU/Linux 1 (x)", None),
+        ("Rocky Linux 8.9 (Green Obsidian)", "Rocky Linux 8"),
+        ("rocky 9.3", "Rocky Linux 9"),
+        ("AlmaLinux 9.3 (Shamrock Pearl)", "AlmaLinux 9"),
+        ("almalinux 8.10", "AlmaLinux 8"),
+        ("Red Hat Enterprise Linux 8.9 (Ootpa)", "RHEL 8"),
+        ("Red Hat Enterprise Linux 9.4 (Plow)", "RHEL 9"),
+        ("rhel 9.4", "RHEL 9"),
+        ("Amazon Linux 2", "Amazon Linux 2"),
+        ("amzn 2", "Amazon Linux 2"),
+        ("Amazon Linux 2023.6.20241010", "Amazon Linux 2023"),
+        ("amzn 2023", "Amazon Linux 2023"),
+        ("Amazon Linux AMI 2018.03", None),  # Amazon Linux 1: not listed
+        ("Amazon Linux 20", None),
         ("Ubuntu2 22.04", None),
         ("", None),
         (None, None),
@@ -262,3 +288,131 @@ def test_the_measured_libstdcxx_wins_over_the_distro_inference():
     diag, _ = analyse(_measured("3.4.19", os_release="Ubuntu 22.04"))
     found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
     assert found and "GLIBCXX_3.4.19 (measured from" in found[0].summary
+
+
+# --------------------------------------------------------------------------- more OS releases
+
+
+@pytest.mark.parametrize(
+    ("text", "glibc", "glibcxx"),
+    [
+        # read from the Debian archive and the libstdc++ .so itself (S39)
+        ("Debian GNU/Linux 11 (bullseye)", "2.31", "3.4.28"),
+        ("Debian GNU/Linux 12 (bookworm)", "2.36", "3.4.30"),
+        ("Debian GNU/Linux 13 (trixie)", "2.41", "3.4.33"),
+        ("Red Hat Enterprise Linux 8.9 (Ootpa)", "2.28", "3.4.25"),
+        # glibc from Red Hat / AWS, the libstdc++ only from the GCC release: not used
+        ("Red Hat Enterprise Linux 9.4 (Plow)", "2.34", None),
+        ("Amazon Linux 2", "2.26", None),
+        ("Amazon Linux 2023.6.20241010", "2.34", None),
+        # secondary reports or rebuilds: nothing used
+        ("Debian GNU/Linux 9 (stretch)", None, None),
+        ("Debian GNU/Linux 10 (buster)", None, None),
+        ("Rocky Linux 8.9 (Green Obsidian)", None, None),
+        ("AlmaLinux 9.3 (Shamrock Pearl)", None, None),
+    ],
+)
+def test_what_each_release_lends_the_view(text, glibc, glibcxx):
+    d = distro_of(text, DISTROS)
+    assert d is not None
+    assert d.known("glibc") == (Version(glibc) if glibc else None)
+    assert d.known("glibcxx") == (Version(glibcxx) if glibcxx else None)
+    view = make_view(facts(host={"system": "Linux", "machine": "x86_64", "os_release": text}))
+    assert view.glibc == d.known("glibc")
+    assert view.glibc_from == (d.label if glibc else None)
+
+
+def test_the_glibcxx_of_an_entry_follows_its_gcc_release():
+    # the GCC ABI table (S33, S42): the newest GLIBCXX_ of each GCC release series listed here
+    table = {6: "3.4.22", 8: "3.4.25", 10: "3.4.28", 11: "3.4.29", 12: "3.4.30", 14: "3.4.33"}
+    for d in DISTROS:
+        if d.gcc.major in table:
+            assert d.glibcxx == Version(table[d.gcc.major]), d.label
+    amzn2 = distro_of("Amazon Linux 2", DISTROS)
+    assert amzn2 is not None and amzn2.glibcxx == Version("3.4.24")  # GCC 7.3 >= 7.2.0
+
+
+def test_the_same_id_never_has_two_entries_one_version_prefixes():
+    # "7" and "7.9" both listed would make the first one shadow the other
+    for a in DISTROS:
+        for b in DISTROS:
+            if a is not b and a.id == b.id:
+                assert not b.version.startswith(a.version + "."), (a.label, b.label)
+
+
+CU126 = {
+    "packages": {"torch": "2.7.0+cu126", "bitsandbytes": "0.45.5"},
+    "torch": {"version": "2.7.0+cu126", "cuda": "12.6"},
+    "bitsandbytes": {"version": "0.45.5", "copies": 1},
+}
+
+
+@pytest.mark.parametrize("os_release", ["Amazon Linux 2", "Red Hat Enterprise Linux 8.9 (Ootpa)"])
+def test_an_old_glibc_from_the_os_rules_out_the_releases_whose_library_needs_more(os_release):
+    # bitsandbytes' cuda126 libraries of some releases need a newer glibc than their manylinux tag
+    # says (F27); with only the OS named, its glibc decides which releases can serve a cu126 torch
+    from repair.planner import bnb_fits
+    from repair.view import pick_cuda_lib
+
+    d = distro_of(os_release, DISTROS)
+    assert d is not None and d.known("glibc") is not None
+    host = {"system": "Linux", "machine": "x86_64", "os_release": os_release}
+    view = make_view(facts(host=host, **CU126), KB)
+    assert view.glibc == d.glibc and view.glibc_from == d.label
+    ruled_out, kept = [], []
+    for r in KB.bnb.releases:
+        b = r.builds.get("linux-x86_64")
+        if not r.has_4bit or b is None or not b.native:
+            continue
+        lib = pick_cuda_lib(b.cuda_libs, Version("12.6"), r.loader)
+        need = b.glibc_for(lib)
+        why = " | ".join(bnb_fits(view, KB, r, Version("2.7.0"), Version("12.6"), False))
+        if need is not None and need > d.glibc:
+            assert f"glibc >= {need}" in why, (r.version, why)
+            ruled_out.append(r.version)
+        else:
+            assert "glibc" not in why, (r.version, why)
+            kept.append(r.version)
+    assert ruled_out and kept
+    diag, plan = analyse(facts(host=host, **CU126))
+    step = next((s for s in plan.steps if s.package == "bitsandbytes"), None)
+    assert step is not None and step.to is not None, diag.ids
+    assert Version(step.to) in kept, step.to
+    # the installed release's own library needs more than the OS has: said, with where from
+    installed = KB.bnb.release(Version("0.45.5"))
+    assert installed is not None
+    b = installed.builds["linux-x86_64"]
+    need = b.glibc_for(pick_cuda_lib(b.cuda_libs, Version("12.6"), installed.loader))
+    found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
+    if need is not None and need > d.glibc:
+        assert Version("0.45.5") in ruled_out
+        assert found and f"needs glibc >= {need}" in found[0].summary
+        assert f"this host has {d.glibc} (inferred from {d.label})" in found[0].summary
+        assert found[0].evidence["inferred_from"] == d.label
+    else:
+        assert not found
+
+
+def test_a_reported_glibc_keeps_the_library_finding_unannotated():
+    host = {
+        "system": "Linux",
+        "machine": "x86_64",
+        "os_release": "Amazon Linux 2",
+        "libc": "glibc 2.26",
+    }
+    diag, _ = analyse(facts(host=host, **CU126))
+    found = [x for x in diag.findings if x.id == "bnb-platform-unsupported"]
+    assert found and "inferred" not in found[0].summary
+    assert "inferred_from" not in found[0].evidence
+
+
+def test_debian_9_is_unconfirmed_so_no_platform_verdict_rests_on_it():
+    # stretch's glibc 2.24 comes from news reports (S40): shown nowhere as a ground
+    f = facts(
+        host={"system": "Linux", "machine": "x86_64", "os_release": "Debian GNU/Linux 9 (stretch)"},
+        **OLD_BNB,
+    )
+    view = make_view(f, KB)
+    assert view.glibc is None and view.glibcxx is None
+    diag, _ = analyse(f)
+    assert not any("inferred from Debian 9" in x.summary for x in diag.findings)

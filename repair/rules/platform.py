@@ -168,12 +168,13 @@ def _library_glibc(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
         f = ctx.finding(
             "bnb-platform-unsupported",
             f"bitsandbytes {view.bnb}'s cuda{tag} library needs glibc >= {need}; "
-            f"this host has {view.glibc}"
+            f"this host has {view.glibc}{view.glibc_note}"
             + ("" if confirmed else " (UNCONFIRMED for this release)"),
             glibc=str(view.glibc),
             required=str(need),
             library=f"cuda{tag}",
             confirmed=confirmed,
+            inferred_from=view.glibc_from,
         )
         yield ctx.unconfirmed_or(f, confirmed)
 
