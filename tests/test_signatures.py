@@ -803,7 +803,7 @@ def test_an_undefined_symbol_of_another_library_is_not_a_shadowed_nvjitlink():
     assert implied_by("undefined symbol: cublasLtHSHMatmulAlgoInit").cuda_lib_shadowed is None
 
 
-# ---------------------------------------------------------------- a CUDA-only bitsandbytes, a ROCm torch
+# ---------------------------------------------------------------- ROCm torch, CUDA-only bnb
 
 
 @pytest.mark.parametrize(
