@@ -44,6 +44,9 @@ FORMAT = 1  # the `format` key every plans/*.toml file carries
 BNB_LOADERS = ("libcudart-search", "torch-version", "exact", "same-major-fallback")
 BNB_OVERRIDES = ("none", "suffix", "regex", "digits")
 BNB_MISSING_LIB = ("import-error", "cpu-fallback", "error-mock")
+# What makes a known-bad release bad, so the rule reports it only where it can bite:
+# a library missing from the wheel, a libstdc++ floor above its neighbours', or wrong results.
+BNB_KNOWN_BAD_KINDS = ("missing-lib", "libstdcxx", "wrong-output")
 
 _ARCH_RE = re.compile(r"^(sm|compute)_(\d{2,3})\Z")
 _LIB_RE = re.compile(r"^\d{2,4}\Z")  # CUDA "118", "132"; ROCm "62", "714"
@@ -626,6 +629,7 @@ class BnbRelease(Cited):
     nocublaslt_below: Version | None  # picks *_nocublaslt below this compute capability
     sdist: bool
     known_bad: str | None  # why it must not be chosen
+    known_bad_kind: str | None = None  # BNB_KNOWN_BAD_KINDS; set exactly when known_bad is
 
     @property
     def lib_glibc_min(self) -> Mapping[str, Version]:
@@ -1449,6 +1453,12 @@ def _bnb_release(e: _Entry, bands: tuple[SassBand, ...]) -> BnbRelease:
                 release=base.release,
                 bands=base.bands,
             )
+    known_bad = e.opt_text("known_bad")
+    kind = e.opt_text("known_bad_kind")
+    if (known_bad is None) != (kind is None):
+        e.fail("known_bad and known_bad_kind go together")
+    if kind is not None and kind not in BNB_KNOWN_BAD_KINDS:
+        e.fail(f"known_bad_kind must be one of {', '.join(BNB_KNOWN_BAD_KINDS)}, not {kind!r}")
     return BnbRelease(
         version=version,
         python=e.opt_spec("python"),
@@ -1462,7 +1472,8 @@ def _bnb_release(e: _Entry, bands: tuple[SassBand, ...]) -> BnbRelease:
         missing_lib=_choice(e, "missing_lib", BNB_MISSING_LIB),
         nocublaslt_below=e.opt_version("nocublaslt_below"),
         sdist=e.flag("sdist"),
-        known_bad=e.opt_text("known_bad"),
+        known_bad=known_bad,
+        known_bad_kind=kind,
         **e.cited(),
     )
 

@@ -1064,6 +1064,29 @@ def _fixed_advice(fid: str, text: str, *, required: bool) -> Advice:
     return advise
 
 
+STALE_TOOLKIT_ADVICE = (
+    "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
+    "from LD_LIBRARY_PATH; torch brings its own CUDA runtime"
+)
+
+
+def _stale_toolkit_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """A system toolkit on the loader path; required where the error shows it shadowing one of
+    torch's own CUDA libraries (no package change fixes that, S52)."""
+    if "stale-toolkit-on-path" not in ids:
+        return None
+    shadowed = view.implied.cuda_lib_shadowed
+    if not shadowed:
+        return Manual("stale-toolkit-on-path", STALE_TOOLKIT_ADVICE, False)
+    text = (
+        f"{STALE_TOOLKIT_ADVICE}: an older {shadowed} found there first is what torch's "
+        f"libraries loaded (`unset LD_LIBRARY_PATH`, or put the venv's nvidia/*/lib first)"
+    )
+    return Manual("stale-toolkit-on-path", text, True)
+
+
 def _override_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1241,12 +1264,7 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     _override_advice,
     _mixed_gpus_advice,
     _libs_advice,
-    _fixed_advice(
-        "stale-toolkit-on-path",
-        "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
-        "from LD_LIBRARY_PATH; torch brings its own CUDA runtime",
-        required=False,
-    ),
+    _stale_toolkit_advice,
     _fixed_advice(
         "no-nvidia-driver",
         "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "

@@ -31,7 +31,7 @@ RANGE_KEYS = ("bitsandbytes", "transformers", "accelerate", "peft", "torch")
 # Facts an error text may state, with the type of their value.
 FACT_KEYS: Mapping[str, type] = {
     "system": str,  # host.system when the report lacks it: Windows, Darwin, Linux
-    "bnb_foreign_build": bool,  # the loaded bitsandbytes library is another OS's file
+    "bnb_foreign_build": bool,  # the loaded bitsandbytes library is another platform's file
     "rocm": bool,  # a HIP/ROCm library or torch: an AMD host
     "cuda_error": int,  # the CUDA runtime error code the text shows (cudaError_t)
     "driver_below_torch_cuda": bool,  # the driver cannot run torch's CUDA runtime
@@ -48,6 +48,9 @@ FACT_KEYS: Mapping[str, type] = {
     # what its loader messages prove (S38); torch.cuda.is_available() was True in that process.
     "bnb_cuda_not_loaded": bool,
     "torch_cuda_available": bool,
+    # A CUDA library of torch's own (pip nvidia-*) resolved a versioned symbol against another
+    # copy of its dependency found first on the loader path (nvJitLink): the copy's library name.
+    "cuda_lib_shadowed": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 
@@ -79,6 +82,7 @@ class Implied:
     loader_cuda_tag: str | None = None
     bnb_cuda_not_loaded: bool = False
     torch_cuda_available: bool = False
+    cuda_lib_shadowed: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:

@@ -262,7 +262,9 @@ def test_a_measured_libstdcxx_at_the_floor_keeps_the_untagged_wheels(conda):
     kept = 0
     for r, b in _untagged():
         why = bnb_fits(view, KB, r, Version("2.1.2"), Version("12.1"), False)
-        runtime = [w for w in why if "libstdc++" in w or "glibc" in w]
+        runtime = [
+            w for w in why if ("libstdc++" in w or "glibc" in w) and not w.startswith("known bad")
+        ]
         if b.glibcxx_min <= Version("3.4.21"):
             assert not runtime, (r.version, why)
             kept += 1

@@ -562,10 +562,53 @@ def test_4bit_history():
 
 def test_known_bad_releases():
     bad = {str(r.version): r.known_bad for r in KB.bnb.releases if r.known_bad}
-    assert set(bad) == {"0.39.0", "0.45.4"}
+    assert set(bad) == {
+        "0.39.0",
+        "0.40.0",
+        "0.40.0.post1",
+        "0.40.0.post2",
+        "0.40.0.post3",
+        "0.41.3.post1",
+        "0.45.4",
+    }
     assert "#1584" in bad["0.45.4"]
+    assert "UNCONFIRMED" in bad["0.41.3.post1"]  # no record says why it was republished
     r = KB.bnb.release("0.45.4")
     assert not r.builds["linux-x86_64"].cpu_lib and r.builds["windows-x86_64"].cpu_lib
+
+
+def test_each_known_bad_release_names_a_good_newer_one_and_its_kind():
+    for r in KB.bnb.releases:
+        assert (r.known_bad is None) == (r.known_bad_kind is None), r.version
+        if not r.known_bad:
+            continue
+        use = re.search(r"use (\S+)$", r.known_bad)
+        assert use, r.known_bad
+        good = KB.bnb.release(use.group(1))
+        assert good is not None and not good.known_bad and good.version > r.version
+        if r.known_bad_kind == "libstdcxx":
+            # its floor is above the one of the release it sends to and of the one before it
+            i = KB.bnb.releases.index(r)
+            need = r.builds["linux-x86_64"].glibcxx_min
+            for other in (good, KB.bnb.releases[i - 1]):
+                floor = other.builds["linux-x86_64"].glibcxx_min
+                assert need is not None and floor is not None and floor < need
+                assert f"GLIBCXX_{need}" in r.known_bad and str(floor) in r.known_bad
+        if r.known_bad_kind == "missing-lib":
+            assert "lacks" in r.known_bad or "has no" in r.known_bad
+
+
+def test_known_bad_needs_its_kind(tmp_path):
+    plans = tmp_path / "plans"
+    shutil.copytree(ROOT / "plans", plans)
+    path = plans / "bitsandbytes.toml"
+    text = path.read_text()
+    path.write_text(text.replace('known_bad_kind = "missing-lib"\n', "", 1))
+    with pytest.raises(KnowledgeError, match=r"known_bad and known_bad_kind go together"):
+        load_knowledge(plans)
+    path.write_text(text.replace('known_bad_kind = "missing-lib"', 'known_bad_kind = "slow"', 1))
+    with pytest.raises(KnowledgeError, match=r"known_bad_kind must be one of"):
+        load_knowledge(plans)
 
 
 def test_f27_glibc_2_34():

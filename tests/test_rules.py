@@ -94,3 +94,102 @@ def test_a_full_probe_rules_out_what_no_rule_found_but_not_a_runtime_state():
     assert contradicted(healthy, KB, "bnb-no-4bit")
     # cuda-init-failed is a state of the running machine: a probe of files cannot exclude it
     assert not contradicted(healthy, KB, "cuda-init-failed")
+
+
+# --------------------------------------------------------------------------- known-bad releases
+# Computed from plans/bitsandbytes.toml: every known-bad release, by what makes it bad.
+
+
+def _bnb_host(bnb: str, glibcxx: str | None = None) -> dict:
+    from tests.core_helpers import example_doc
+
+    doc = example_doc("healthy.json")["facts"]
+    doc["packages"] = {**doc["packages"], "torch": "2.1.2+cu121", "bitsandbytes": bnb}
+    doc["torch"] = {**doc["torch"], "version": "2.1.2+cu121", "cuda": "12.1"}
+    doc["bitsandbytes"] = {"version": bnb, "copies": 1}
+    doc["host"] = {"system": "Linux", "machine": "x86_64", "libc": "glibc 2.27"}
+    doc["host"]["os_release"] = "Ubuntu 18.04.6 LTS"
+    if glibcxx is not None:
+        doc["host"]["libstdcxx"] = {"path": "/usr/lib/libstdc++.so.6", "glibcxx": glibcxx}
+    return doc
+
+
+def _known_bad(kind: str) -> list:
+    found = [r for r in KB.bnb.releases if r.known_bad_kind == kind]
+    assert found, kind
+    return found
+
+
+def _version_id(r) -> str:
+    return str(r.version)
+
+
+def _just_below(v) -> str:
+    major, minor, micro = v.release
+    return f"{major}.{minor}.{micro - 1}"
+
+
+def _bnb_step(plan):
+    return next((s for s in plan.steps if s.package == "bitsandbytes"), None)
+
+
+def _assert_fixed_by_a_good_release(plan, bad, glibcxx: str | None = None) -> None:
+    from packaging.version import Version
+
+    step = _bnb_step(plan)
+    assert step is not None and step.from_ == str(bad.version), plan.steps
+    good = KB.bnb.release(step.to)
+    assert good is not None and not good.known_bad and good.version > bad.version
+    need = good.builds["linux-x86_64"].glibcxx_min
+    assert glibcxx is None or need is None or need <= Version(glibcxx)
+
+
+@pytest.mark.parametrize("bad", _known_bad("libstdcxx"), ids=_version_id)
+def test_a_libstdcxx_known_bad_build_below_its_floor_is_named_and_replaced(bad):
+    from tests.core_helpers import analyse
+
+    need = bad.builds["linux-x86_64"].glibcxx_min
+    have = _just_below(need)  # 0.41.3.post1: 3.4.25 (Ubuntu 18.04's GCC 8), S37 floor 3.4.26
+    diag, plan = analyse(facts_from_dict(_bnb_host(str(bad.version), have), "test"))
+    f = next(x for x in diag.findings if x.id == "bnb-known-bad-release")
+    assert f.summary.startswith(f"bitsandbytes {bad.version}: ") and f"GLIBCXX_{need}" in f.summary
+    assert f.evidence["kind"] == "libstdcxx"
+    assert "bnb-platform-unsupported" in diag.ids
+    _assert_fixed_by_a_good_release(plan, bad, have)
+    assert "bnb-known-bad-release" in _bnb_step(plan).because
+
+
+@pytest.mark.parametrize("bad", _known_bad("libstdcxx"), ids=_version_id)
+def test_a_libstdcxx_known_bad_build_is_quiet_where_the_libstdcxx_reaches_its_floor(bad):
+    from tests.core_helpers import analyse
+
+    need = str(bad.builds["linux-x86_64"].glibcxx_min)
+    doc = _bnb_host(str(bad.version), need)
+    diag, plan = analyse(facts_from_dict(doc, "test"))
+    assert "bnb-known-bad-release" not in diag.ids and "bnb-platform-unsupported" not in diag.ids
+    view = make_view(facts_from_dict(doc, "test"), KB)
+    assert contradicted(view, KB, "bnb-known-bad-release")
+    # unknown libstdc++ (Ubuntu 18.04's is UNCONFIRMED in plans/distros.toml): not ruled out
+    diag, _ = analyse(facts_from_dict(_bnb_host(str(bad.version)), "test"))
+    assert "bnb-known-bad-release" in diag.ids
+
+
+@pytest.mark.parametrize("bad", _known_bad("wrong-output"), ids=_version_id)
+def test_a_wrong_output_known_bad_build_is_always_named_and_replaced(bad):
+    from tests.core_helpers import analyse
+
+    diag, plan = analyse(facts_from_dict(_bnb_host(str(bad.version), "3.4.30"), "test"))
+    f = next(x for x in diag.findings if x.id == "bnb-known-bad-release")
+    assert f.summary == f"bitsandbytes {bad.version}: {bad.known_bad}"
+    _assert_fixed_by_a_good_release(plan, bad, "3.4.30")
+
+
+def test_the_planner_never_chooses_a_known_bad_build():
+    from packaging.version import Version
+
+    from repair.planner import bnb_fits
+
+    view = make_view(facts_from_dict(_bnb_host("0.41.3.post1", "3.4.30"), "test"), KB)
+    for r in KB.bnb.releases:
+        why = bnb_fits(view, KB, r, Version("2.1.2"), Version("12.1"), False)
+        assert bool(r.known_bad) == any(w.startswith("known bad: ") for w in why), r.version

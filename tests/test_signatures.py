@@ -661,3 +661,190 @@ def test_a_cuda_that_cannot_start_explains_the_fallback():
     a = _analyse(_t4(TorchBuild("2.1.0+cu121", "12.1")), text + "CUDA SETUP: Setup Failed!")
     assert a.view.implied.bnb_cuda_not_loaded
     assert not _from_loader(a)
+
+
+# ---------------------------------------------------------------- CUDA init errors 3, 802, 803
+
+_TORCH_803 = (
+    "UserWarning: CUDA initialization: Unexpected error from cudaGetDeviceCount(). Did you run "
+    "some cuda functions before calling NumCudaDevices() that might have already set an error? "
+    "Error 803: system has unsupported display driver / cuda driver combination"
+)
+
+
+@pytest.mark.parametrize(
+    "text, code, words",
+    [
+        (_TORCH_803, 803, "cuda-compat"),
+        (
+            "Check failed: e == cudaSuccess (803 vs. 0) : system has unsupported display driver "
+            "/ cuda driver combination",
+            803,
+            "kernel module",
+        ),
+        ("Error 802: system not yet initialized", 802, "nvidia-fabricmanager"),
+        ("RuntimeError: CUDA error: initialization error", 3, "spawn"),
+        (
+            "RuntimeError: cuda runtime error (3) : initialization error at "
+            "/pytorch/aten/src/THC/generic/THCStorage.c:60",
+            3,
+            "spawn",
+        ),
+    ],
+)
+def test_more_cuda_init_errors_get_the_advice_of_their_code(text, code, words):
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "550.54.14", "12.4", "report"),
+        gpus=(Gpu(0, "RTX 4090", "8.9"),),
+        packages={"torch": "2.4.1+cu121"},
+        torch=TorchBuild("2.4.1+cu121", "12.1"),
+    )
+    a = _analyse(facts, text)
+    assert a.view.implied.cuda_error == code
+    assert "cuda-init-failed" in a.diagnosis.ids
+    manual = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
+    assert manual and manual[0].required and words in manual[0].text
+    assert not any(s.package == "torch" for s in a.plan.steps)  # no package fixes it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CUDA error: an illegal memory access was encountered",  # not an init error
+        "Error 8030: something else",
+        "RuntimeError: Cannot re-initialize CUDA in forked subprocess.",  # torch's own check
+    ],
+)
+def test_other_cuda_texts_are_not_init_codes(text):
+    assert implied_by(text).cuda_error is None
+
+
+# ---------------------------------------------------------------- a library of another platform
+
+
+def test_a_64_bit_library_in_a_32_bit_python_is_another_platforms_build():
+    text = (
+        "OSError: /home/pi/venv/lib/python3.11/site-packages/bitsandbytes/"
+        "libbitsandbytes_cpu.so: wrong ELF class: ELFCLASS64"
+    )
+    facts = Facts(host=Host(None, "armv7l"), packages={"bitsandbytes": None})
+    a = _analyse(facts, text)
+    assert a.view.implied.bnb_foreign_build and a.view.system == "Linux"
+    assert "bnb-platform-unsupported" in a.diagnosis.ids
+    assert not a.plan.healthy
+
+
+def test_another_librarys_elf_class_says_nothing_about_bitsandbytes():
+    # a 32-bit plug-in of another program: not bitsandbytes' file
+    implied = implied_by("/usr/lib/gio/modules/libgiogconf.so: wrong ELF class: ELFCLASS64")
+    assert not implied.bnb_foreign_build
+
+
+def test_an_invalid_elf_header_proves_only_the_linux_loader():
+    implied = implied_by(
+        "OSError: /venv/site-packages/bitsandbytes/libbitsandbytes_cuda121.so: invalid ELF header"
+    )
+    assert implied.system == "Linux" and not implied.bnb_foreign_build
+
+
+def test_winerror_193_on_bitsandbytes_library_is_another_platforms_build():
+    text = (
+        "OSError: [WinError 193] %1 is not a valid Win32 application: 'C:\\\\env\\\\Lib\\\\"
+        "site-packages\\\\bitsandbytes\\\\libbitsandbytes_cuda118.dll'"
+    )
+    implied = implied_by(text)
+    assert implied.system == "Windows" and implied.bnb_foreign_build
+    a = _analyse(Facts(packages={"bitsandbytes": None}), text)
+    assert "bnb-platform-unsupported" in a.diagnosis.ids and not a.plan.healthy
+
+
+def test_winerror_193_on_another_dll_is_only_windows():
+    text = (
+        "OSError: [WinError 193] %1 is not a valid Win32 application. Error loading "
+        '"C:\\\\env\\\\lib\\\\site-packages\\\\torch\\\\lib\\\\c10.dll" or one of its dependencies.'
+    )
+    implied = implied_by(text)
+    assert implied.system == "Windows" and not implied.bnb_foreign_build
+
+
+# ---------------------------------------------------------------- nvJitLink shadowed by a toolkit
+
+_NVJITLINK = (
+    "ImportError: /usr/local/lib/python3.10/dist-packages/torch/lib/../../nvidia/cusparse/lib/"
+    "libcusparse.so.12: undefined symbol: __nvJitLinkAddData_12_1, version libnvJitLink.so.12"
+)
+
+
+def test_nvjitlink_symbol_is_a_toolkit_shadowing_torchs_wheels_with_a_required_step():
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "535.104.05", "12.2", "report"),
+        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
+        packages={"torch": "2.1.0+cu121", "bitsandbytes": "0.45.0"},
+        torch=TorchBuild("2.1.0+cu121", "12.1"),
+        bitsandbytes=Bitsandbytes("0.45.0", None, 1),
+        env={"LD_LIBRARY_PATH": "/usr/local/cuda-12.1/lib64:"},
+    )
+    a = _analyse(facts, _NVJITLINK)
+    assert a.view.implied.cuda_lib_shadowed == "libnvJitLink"
+    found = [f for f in a.diagnosis.findings if f.id == "stale-toolkit-on-path"]
+    assert found and found[0].evidence["library"] == "libnvJitLink"
+    manual = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
+    assert manual and manual[0].required and "LD_LIBRARY_PATH" in manual[0].text
+    assert a.plan.torch_target is None  # torch's wheels are fine: the path is at fault
+
+
+def test_an_undefined_symbol_of_another_library_is_not_a_shadowed_nvjitlink():
+    assert (
+        implied_by("libbitsandbytes_cpu.so: undefined symbol: cget_col_row_stats").cuda_lib_shadowed
+        is None
+    )
+    assert implied_by("undefined symbol: cublasLtHSHMatmulAlgoInit").cuda_lib_shadowed is None
+
+
+# ---------------------------------------------------------------- ROCm torch, CUDA-only bnb
+
+
+@pytest.mark.parametrize(
+    "text, spec",
+    [
+        (
+            "ERROR:bitsandbytes.cextension:Could not load bitsandbytes native library: "
+            "'NoneType' object has no attribute 'split'",
+            ">=0.43.1,<0.46.0",
+        ),
+        (
+            '  File "/venv/site-packages/bitsandbytes/cuda_specs.py", line 24, in '
+            "get_cuda_version_tuple\n"
+            '    major, minor = map(int, torch.version.cuda.split("."))\n'
+            "AttributeError: 'NoneType' object has no attribute 'split'",
+            "<0.46.0",
+        ),
+        (
+            "RuntimeError: Configured ROCm binary not found at "
+            "/venv/site-packages/bitsandbytes/libbitsandbytes_rocm62.so",
+            ">=0.47.0",
+        ),
+    ],
+)
+def test_what_a_cuda_only_bitsandbytes_prints_with_a_rocm_torch_proves_rocm(text, spec):
+    implied = implied_by(text)
+    assert implied.rocm
+    assert implied.range("bitsandbytes") is not None
+    assert all(s in str(implied.range("bitsandbytes")) for s in spec.split(","))
+    a = _analyse(Facts(host=Host("Linux", "x86_64"), packages={"bitsandbytes": None}), text)
+    assert "rocm-host" in a.diagnosis.ids
+    assert not any(s.package == "torch" for s in a.plan.steps)  # no CUDA build on ROCm
+
+
+def test_a_split_error_elsewhere_is_not_a_rocm_torch():
+    text = (
+        "  File \"app.py\", line 3\n    name.split('.')\n"
+        "AttributeError: 'NoneType' object has no attribute 'split'"
+    )
+    assert not implied_by(text).rocm
+    assert not implied_by(
+        "Could not load bitsandbytes native library: libcudart.so.12: "
+        "cannot open shared object file"
+    ).rocm

@@ -81,14 +81,37 @@ def missing_lib_of(v: Version) -> str:
     return "error-mock"
 
 
+# release -> (why, kind (repair.knowledge.BNB_KNOWN_BAD_KINDS), sources)
+_BIAS = (
+    "4-bit inference one token at a time (matmul_4bit's gemv_4bit path: generation) drops "
+    "the layer's bias, so models with biased 4-bit layers give wrong outputs (fixed by commit "
+    "90b0ac57, 'Fixed missing bias in bnb.matmul_4bit for inference', in 0.40.0.post4); "
+    "use 0.40.0.post4",
+    "wrong-output",
+    "S46 git history and the wheels' autograd/_functions.py",
+)
 KNOWN_BAD = {
     "0.39.0": (
         "the wheel lacks libbitsandbytes_cuda110 and cuda114 (restored in 0.39.1); use 0.39.1",
+        "missing-lib",
         "S21 wheel file list; compat-facts C6",
+    ),
+    "0.40.0": _BIAS,
+    "0.40.0.post1": _BIAS,
+    "0.40.0.post2": _BIAS,
+    "0.40.0.post3": _BIAS,
+    "0.41.3.post1": (
+        "its libraries need libstdc++ GLIBCXX_3.4.26 (GCC >= 9.1) where 0.41.3 and "
+        "0.41.3.post2 need 3.4.21 (S37), and it carries stray files (bitsandbytes/distributed/, "
+        "nn/helpers.py, tests/) that 0.41.3.post2, the same Python code uploaded 12 hours later, "
+        "drops (S47; why it was republished: UNCONFIRMED, no release note says); use 0.41.3.post2",
+        "libstdcxx",
+        "S45 PyPI upload times; S47 the wheels' RECORD files and git history",
     ),
     "0.45.4": (
         "the Linux x86_64 wheel has no libbitsandbytes_cpu.so, so a CPU-only import fails "
         "(issue #1584, fixed by PR #1585 in 0.45.5); use 0.45.5",
+        "missing-lib",
         "S21 wheel file list; S27 bitsandbytes issue #1584; compat-facts C6",
     ),
 }
@@ -454,8 +477,9 @@ def generate(tsv: Path) -> str:
         sdist = plats.get("sdist", {}).get("dist_kind") == "sdist"
         lines.append(f"sdist = {str(sdist).lower()}")
         if rel in KNOWN_BAD:
-            why, src = KNOWN_BAD[rel]
+            why, kind, src = KNOWN_BAD[rel]
             lines.append(f"known_bad = {q(why)}")
+            lines.append(f"known_bad_kind = {q(kind)}")
             sources.append(src)
         if rel in LIB_GLIBC:
             _, ok, why = LIB_GLIBC[rel]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from packaging.version import Version
 
 from ..findings import Finding, Unknown
-from ..knowledge import Knowledge
+from ..knowledge import BnbRelease, Knowledge
 from ..view import (
     BNB_FORK_PATTERN,
     FIRST_4BIT,
@@ -408,24 +408,40 @@ def _below_library_targets(ctx: Context) -> Iterator[Finding]:
 @rule("bnb-known-bad-release")
 def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
     view, rel, libs = ctx.view, ctx.bnb_rel, ctx.bnb_libs
-    if rel is None or not rel.known_bad:
+    if rel is None or not rel.known_bad or _libstdcxx_fits(view, rel):
         return
-    lib_ok = (
-        libs is not None
-        and view.torch_cuda is not None
-        and installed_cuda_lib(view, rel, libs, view.torch_cuda) is not None
-    )
-    # Both known-bad releases lack a library (0.39.0: cuda110/114; 0.45.4: the CPU one, C6):
-    # report it where that shows or cannot be ruled out.
-    if libs is None or not libs.cpu or not lib_ok:
-        yield ctx.finding(
-            "bnb-known-bad-release",
-            f"bitsandbytes {view.bnb}: {rel.known_bad}",
-            bitsandbytes=str(view.bnb),
+    if rel.known_bad_kind == "missing-lib":
+        lib_ok = (
+            libs is not None
+            and view.torch_cuda is not None
+            and installed_cuda_lib(view, rel, libs, view.torch_cuda) is not None
         )
+        # 0.39.0 lacks cuda110/114, 0.45.4 the CPU library (C6): report it where that shows
+        # or cannot be ruled out.
+        if libs is not None and libs.cpu and lib_ok:
+            return
+    yield ctx.finding(
+        "bnb-known-bad-release",
+        f"bitsandbytes {view.bnb}: {rel.known_bad}",
+        bitsandbytes=str(view.bnb),
+        kind=rel.known_bad_kind,
+    )
+
+
+def _libstdcxx_fits(view: View, rel: BnbRelease) -> bool:
+    """A release that is bad only for its libstdc++ floor (0.41.3.post1: GLIBCXX_3.4.26, S37)
+    works where the libstdc++ this host loads is known to reach that floor."""
+    build = rel.builds.get(view.platform or "")
+    need = build.glibcxx_min if build is not None else None
+    return (
+        rel.known_bad_kind == "libstdcxx"
+        and need is not None
+        and view.glibcxx is not None
+        and view.glibcxx >= need
+    )
 
 
 @ruled_out("bnb-known-bad-release")
 def _not_known_bad(view: View, kb: Knowledge) -> bool:
     rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
-    return view.bnb is not None and (rel is None or not rel.known_bad)
+    return view.bnb is not None and (rel is None or not rel.known_bad or _libstdcxx_fits(view, rel))

@@ -43,6 +43,19 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
     # F06, compat-facts C4: up to 0.40.0 bitsandbytes keyed its library on the first libcudart
     # found, which a system toolkit on the path can shadow.
     view = ctx.view
+    shadowed = view.implied.cuda_lib_shadowed
+    if shadowed and not view.rocm:
+        # pytorch#111469, #152783, PR#141063 (S52): a CUDA library of torch's pip wheels found
+        # an older copy of its dependency first on LD_LIBRARY_PATH (a system toolkit).
+        yield ctx.finding(
+            "stale-toolkit-on-path",
+            f"a CUDA library of torch's own wheels resolved its {shadowed} against an older "
+            "copy found first on the loader path (LD_LIBRARY_PATH)",
+            library=shadowed,
+            LD_LIBRARY_PATH=(view.facts.env or {}).get("LD_LIBRARY_PATH"),
+            source="error message",
+        )
+        return
     nvcc = parse_version(view.facts.toolkit_nvcc)
     old_loader = ctx.bnb_rel is None or ctx.bnb_rel.loader == "libcudart-search"
     if nvcc is None or not old_loader:

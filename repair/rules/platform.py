@@ -69,7 +69,7 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
     if implied.bnb_foreign_build:
         yield ctx.finding(
             "bnb-platform-unsupported",
-            f"the bitsandbytes library that was loaded is another OS's file, none for "
+            f"the bitsandbytes library that was loaded is another platform's file, none for "
             f"{view.platform} (read from the error message: a wheel without a {view.platform} "
             "build)",
             platform=view.platform,
