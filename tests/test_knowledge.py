@@ -354,11 +354,17 @@ def test_torch_1_1x_variants_without_a_pip_command_stay_unconfirmed():
     # pytorch.org's previous-versions page (S56) gives pip commands for cu111/cu102 (1.10) and
     # cu113/cu102 (1.11); cu113 (1.10), cu115 and rocm4.3.1 (1.11) rest on the builder scripts
     unconfirmed = {
-        s: {v.name for v in KB.torch.release(s).variants if not v.confirmed} for s in ("1.10", "1.11")
+        s: {v.name for v in KB.torch.release(s).variants if not v.confirmed}
+        for s in ("1.10", "1.11")
     }
     assert unconfirmed == {"1.10": {"cu113"}, "1.11": {"cu115", "rocm4.3.1"}}
     assert KB.torch.release("1.11").variant("cu113").sass()[-1] == V("8.6")
-    assert KB.torch.release("1.10").variant("cu102").sass() == (V("3.7"), V("5.0"), V("6.0"), V("7.0"))
+    assert KB.torch.release("1.10").variant("cu102").sass() == (
+        V("3.7"),
+        V("5.0"),
+        V("6.0"),
+        V("7.0"),
+    )
 
 
 def test_2_7_cu128_drops_pascal():
