@@ -240,12 +240,12 @@ def test_driver_version_prints_like_nvidia():
 
 def test_torch_series_and_versions_from_pypi():
     assert [str(r.series) for r in KB.torch.releases] == [
-        "1.12", "1.13", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7", "2.8", "2.9",
-        "2.10", "2.11", "2.12", "2.13", "2.14", "2.15",
+        "1.10", "1.11", "1.12", "1.13", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7",
+        "2.8", "2.9", "2.10", "2.11", "2.12", "2.13", "2.14", "2.15",
     ]  # fmt: skip
     latest = {str(r.series): str(r.latest) for r in KB.torch.releases}
     assert latest["1.12"] == "1.12.1" and latest["2.1"] == "2.1.2" and latest["2.14"] == "2.14.1"
-    assert latest["2.15"] == "2.15.0"
+    assert latest["2.15"] == "2.15.0" and latest["1.10"] == "1.10.2" and latest["1.11"] == "1.11.0"
     assert KB.torch.release("2.2").versions == (V("2.2.0"), V("2.2.1"), V("2.2.2"))
 
 
@@ -258,7 +258,9 @@ def test_torch_series_and_versions_from_pypi():
         ("2.10.0", "2.10"),
         ("2.7", "2.7"),
         (V("2.13.0+cpu"), "2.13"),
-        ("1.11.0", None),
+        ("1.11.0", "1.11"),
+        ("1.10.0+cu113", "1.10"),
+        ("1.9.1", None),
         ("3.0.0", None),
         ("not a version", None),
     ],
@@ -271,6 +273,8 @@ def test_release_lookup(version, series):
 @pytest.mark.parametrize(
     ("series", "python_ok", "python_bad"),
     [
+        ("1.10", ["3.6", "3.9"], ["3.11"]),
+        ("1.11", ["3.7", "3.10"], ["3.6", "3.11"]),
         ("1.12", ["3.7", "3.10"], ["3.11"]),
         ("2.5", ["3.9", "3.13"], ["3.8", "3.14"]),
         ("2.9", ["3.10", "3.14"], ["3.9"]),
@@ -286,6 +290,9 @@ def test_torch_python(series, python_ok, python_bad):
 @pytest.mark.parametrize(
     ("series", "platform", "default"),
     [
+        ("1.10", "linux-x86_64", "cu102"),  # torch/version.py of the PyPI wheels
+        ("1.11", "linux-x86_64", "cu102"),
+        ("1.11", "linux-aarch64", "cpu"),
         ("1.12", "linux-x86_64", "cu102"),
         ("2.0", "linux-x86_64", "cu117"),
         ("2.4", "linux-x86_64", "cu121"),
@@ -312,6 +319,8 @@ def test_pypi_default(series, platform, default):
 @pytest.mark.parametrize(
     ("series", "linux_cuda"),
     [
+        ("1.10", ["cu102", "cu111", "cu113"]),
+        ("1.11", ["cu102", "cu113", "cu115"]),
         ("1.12", ["cu102", "cu113", "cu116"]),
         ("2.0", ["cu117", "cu118"]),
         ("2.4", ["cu118", "cu121", "cu124"]),
@@ -334,6 +343,28 @@ def test_cuda_variants(series, linux_cuda):
 
 def test_cu102_was_never_built_for_windows():
     assert "cu102" not in [v.name for v in KB.torch.release("1.12").variants_for("windows-x86_64")]
+    for series in ("1.10", "1.11"):  # before 1.12 a Windows cu102 wheel is only UNCONFIRMED
+        cu102 = KB.torch.release(series).variant("cu102")
+        assert cu102.available_on("windows-x86_64")
+        assert not cu102.available_on("windows-x86_64", confirmed_only=True)
+        assert cu102.available_on("linux-x86_64", confirmed_only=True)
+
+
+def test_torch_1_1x_variants_without_a_pip_command_stay_unconfirmed():
+    # pytorch.org's previous-versions page (S56) gives pip commands for cu111/cu102 (1.10) and
+    # cu113/cu102 (1.11); cu113 (1.10), cu115 and rocm4.3.1 (1.11) rest on the builder scripts
+    unconfirmed = {
+        s: {v.name for v in KB.torch.release(s).variants if not v.confirmed}
+        for s in ("1.10", "1.11")
+    }
+    assert unconfirmed == {"1.10": {"cu113"}, "1.11": {"cu115", "rocm4.3.1"}}
+    assert KB.torch.release("1.11").variant("cu113").sass()[-1] == V("8.6")
+    assert KB.torch.release("1.10").variant("cu102").sass() == (
+        V("3.7"),
+        V("5.0"),
+        V("6.0"),
+        V("7.0"),
+    )
 
 
 def test_2_7_cu128_drops_pascal():
@@ -386,6 +417,8 @@ def test_glibc_floor():
 @pytest.mark.parametrize(
     ("series", "torchvision", "torchaudio"),
     [
+        ("1.10", "0.11.3", "0.10.2"),
+        ("1.11", "0.12.0", "0.11.0"),
         ("1.12", "0.13.1", "0.12.1"),
         ("2.0", "0.15.2", "2.0.2"),
         ("2.7", "0.22.1", "2.7.1"),

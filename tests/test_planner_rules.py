@@ -304,3 +304,54 @@ def test_unknown_torch_version_with_known_cuda_never_gets_a_bnb_that_pulls_anoth
     else:
         assert release.admits_torch(Version(torch.to)), (step.to, torch.to)
         assert f"torch=={torch.to}" in plan.constraints
+
+
+def _sm(cc: str) -> str:
+    return "sm_" + cc.replace(".", "")
+
+
+@pytest.mark.parametrize(
+    ("torch_facts", "series"),
+    [
+        ({"version": "1.10.0"}, "1.10"),  # a bare version: the build PyPI ships is assumed
+        ({"version": "1.10.2+cu102", "cuda": "10.2"}, "1.10"),
+        ({"version": "1.11.0", "cuda": "10.2"}, "1.11"),
+    ],
+)
+def test_rtx_30xx_on_the_pypi_cu102_build_of_torch_1_1x_moves_to_a_build_with_its_arch(
+    torch_facts, series
+):
+    # The 2021-2022 "sm_86 is not compatible with the current PyTorch installation": the PyPI
+    # Linux wheel of 1.10/1.11 is cu102, whose arch list (plans/torch.toml) stops below sm_86.
+    cc = "8.6"
+    rel = KB.torch.release(series)
+    pypi = rel.pypi_variant("linux-x86_64")
+    assert pypi is not None and _sm(cc) not in pypi.arch_list
+    f = facts(
+        gpus=[{"index": 0, "name": "NVIDIA GeForce RTX 3090", "compute_capability": cc}],
+        driver={"found": True, "version": "470.82.01", "cuda": "11.4"},
+        python={"version": "3.8.10", "in_venv": True, "externally_managed": False},
+        packages={"torch": torch_facts["version"], "bitsandbytes": "0.41.1"},
+        torch=torch_facts,
+        bitsandbytes={"version": "0.41.1", "copies": 1},
+    )
+    diag, plan = analyse(f)
+    assert "gpu-arch-unsupported" in diag.ids
+    step = torch_step(plan)
+    assert step is not None
+    target = KB.torch.release(step.to).variant(plan.torch_variant)
+    assert _sm(cc) in target.arch_list and target.arch_confirmed_for("linux-x86_64")
+    assert arch_coverage(plan.torch_arch_list, Version(cc)) == "sass"
+
+
+def test_torch_1_11_cu113_covers_an_rtx_30xx():
+    f = facts(
+        gpus=[{"index": 0, "name": "NVIDIA GeForce RTX 3090", "compute_capability": "8.6"}],
+        driver={"found": True, "version": "470.82.01", "cuda": "11.4"},
+        python={"version": "3.8.10", "in_venv": True, "externally_managed": False},
+        packages={"torch": "1.11.0+cu113", "bitsandbytes": "0.41.1"},
+        torch={"version": "1.11.0+cu113", "cuda": "11.3"},
+        bitsandbytes={"version": "0.41.1", "copies": 1},
+    )
+    diag, _ = analyse(f)
+    assert "gpu-arch-unsupported" not in diag.ids
