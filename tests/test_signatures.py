@@ -134,12 +134,34 @@ def test_hip_library_name_makes_a_rocm_host():
     assert any(m.required and m.id == "rocm-host" for m in a.plan.manual)
 
 
+_TORCH_803 = (
+    "UserWarning: CUDA initialization: Unexpected error from cudaGetDeviceCount(). Did you run "
+    "some cuda functions before calling NumCudaDevices() that might have already set an error? "
+    "Error 803: system has unsupported display driver / cuda driver combination"
+)
+
+
 @pytest.mark.parametrize(
     "text, code, words",
     [
         ("cudaErrorCompatNotSupportedOnDevice", 804, "forward-compatibility"),
         ("RuntimeError: CUDA error: unknown error", 999, "nvidia_uvm"),
         ("RuntimeError: no CUDA-capable device is detected", 100, "CUDA_VISIBLE_DEVICES"),
+        (_TORCH_803, 803, "cuda-compat"),
+        (
+            "Check failed: e == cudaSuccess (803 vs. 0) : system has unsupported display driver "
+            "/ cuda driver combination",
+            803,
+            "kernel module",
+        ),
+        ("Error 802: system not yet initialized", 802, "nvidia-fabricmanager"),
+        ("RuntimeError: CUDA error: initialization error", 3, "spawn"),
+        (
+            "RuntimeError: cuda runtime error (3) : initialization error at "
+            "/pytorch/aten/src/THC/generic/THCStorage.c:60",
+            3,
+            "spawn",
+        ),
     ],
 )
 def test_cuda_init_errors_get_the_advice_of_their_code(text, code, words):
@@ -664,48 +686,6 @@ def test_a_cuda_that_cannot_start_explains_the_fallback():
 
 
 # ---------------------------------------------------------------- CUDA init errors 3, 802, 803
-
-_TORCH_803 = (
-    "UserWarning: CUDA initialization: Unexpected error from cudaGetDeviceCount(). Did you run "
-    "some cuda functions before calling NumCudaDevices() that might have already set an error? "
-    "Error 803: system has unsupported display driver / cuda driver combination"
-)
-
-
-@pytest.mark.parametrize(
-    "text, code, words",
-    [
-        (_TORCH_803, 803, "cuda-compat"),
-        (
-            "Check failed: e == cudaSuccess (803 vs. 0) : system has unsupported display driver "
-            "/ cuda driver combination",
-            803,
-            "kernel module",
-        ),
-        ("Error 802: system not yet initialized", 802, "nvidia-fabricmanager"),
-        ("RuntimeError: CUDA error: initialization error", 3, "spawn"),
-        (
-            "RuntimeError: cuda runtime error (3) : initialization error at "
-            "/pytorch/aten/src/THC/generic/THCStorage.c:60",
-            3,
-            "spawn",
-        ),
-    ],
-)
-def test_more_cuda_init_errors_get_the_advice_of_their_code(text, code, words):
-    facts = Facts(
-        host=Host("Linux", "x86_64"),
-        driver=Driver(True, "550.54.14", "12.4", "report"),
-        gpus=(Gpu(0, "RTX 4090", "8.9"),),
-        packages={"torch": "2.4.1+cu121"},
-        torch=TorchBuild("2.4.1+cu121", "12.1"),
-    )
-    a = _analyse(facts, text)
-    assert a.view.implied.cuda_error == code
-    assert "cuda-init-failed" in a.diagnosis.ids
-    manual = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
-    assert manual and manual[0].required and words in manual[0].text
-    assert not any(s.package == "torch" for s in a.plan.steps)  # no package fixes it
 
 
 @pytest.mark.parametrize(
