@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from repair import pipeline
@@ -860,3 +861,255 @@ def test_no_linux_loader_path_advice_on_windows():
     a = _analyse(facts, None)
     assert "stale-toolkit-on-path" not in a.diagnosis.ids
     assert not any("LD_LIBRARY_PATH" in m.text for m in a.plan.manual)
+
+
+# ---------------------------------------------------------------- the oldest loader texts (S59)
+
+_LIB64 = (
+    "CUDA_SETUP: WARNING! libcudart.so not found in any environmental path. "
+    "Searching /usr/local/cuda/lib64..."
+)
+_BACKUP = (
+    "CUDA_SETUP: WARNING! libcudart.so not found in any environmental path. "
+    "Searching in backup paths..."
+)
+
+
+@pytest.mark.parametrize(
+    "text, spec",
+    [
+        (_LIB64, "<0.38.0"),
+        (_BACKUP, ">0.37.0,<0.43.1"),
+        (
+            "Welcome to bitsandbytes. For bug reports, please submit your error trace to: "
+            "https://github.com/TimDettmers/bitsandbytes/issues",
+            "<0.38.0",
+        ),
+        (
+            "Welcome to bitsandbytes. For bug reports, please run\n\npython -m bitsandbytes",
+            "<0.43.1",
+        ),
+        ("CUDA SETUP: CUDA runtime path found: /usr/local/cuda/lib64/libcudart.so", "<0.41.0"),
+        ("CUDA SETUP: Highest compute capability among GPUs detected: 8.6", "<0.41.0"),
+        ("CUDA SETUP: Detected CUDA version 117", "<0.41.0"),
+        (
+            "CUDA SETUP: WARNING! libcuda.so not found! Do you have a CUDA driver installed? If "
+            "you are on a cluster, make sure you are on a CUDA machine!",
+            "<0.41.0",
+        ),
+        (
+            "CUDA SETUP: Is seems that your cuda installation is not in your path. See "
+            "https://github.com/TimDettmers/bitsandbytes/issues/85 for more information.",
+            ">0.35.0,<0.41.0",
+        ),
+        (
+            "CUDA SETUP: Problem: The main issue seems to be that the main CUDA runtime library "
+            "was not detected.",
+            ">0.35.0,<0.43.1",
+        ),
+        (
+            "CUDA SETUP: Solution 1a): Find the cuda runtime library via: find / -name "
+            "libcudart.so 2>/dev/null",
+            ">0.35.0,<0.43.1",
+        ),
+        (
+            "CUDA SETUP: TODO: compile library for specific version: libbitsandbytes_cuda116.so",
+            "<0.36.0",
+        ),
+        (
+            "CUDA SETUP: CUDA version lower than 11 are currenlty not supported for LLM.int8(). "
+            "You will be only to use 8-bit optimizers and quantization routines!!",
+            "<0.36.0",
+        ),
+        (
+            "Exception: CUDA SETUP: ERROR! libcuda.so not found! Do you have a CUDA driver "
+            "installed?",
+            "<0.33.0",
+        ),
+    ],
+)
+def test_the_oldest_loader_texts_bound_bitsandbytes(text, spec):
+    implied = implied_by(text)
+    assert implied.range("bitsandbytes") is not None
+    for v in ("0.32.0", "0.35.0", "0.36.0", "0.37.0", "0.38.0", "0.40.0", "0.41.0", "0.43.0"):
+        # the range the text proves is exactly the set of tags whose code has it (S59)
+        assert (Version(v) in implied.range("bitsandbytes")) is (Version(v) in SpecifierSet(spec))
+
+
+def test_the_oldest_loader_bounds_are_releases_of_the_knowledge_base():
+    known = {r.version for r in KB.bnb.releases}
+    for sig in load_signatures():
+        spec = sig.implies.get("bitsandbytes")
+        if not spec or not sig.id.startswith(("bnb-legacy-cudart", "bnb-0", "bnb-pre-0")):
+            continue
+        for bound in SpecifierSet(spec):
+            if Version(bound.version) >= Version("0.37.0"):  # the table starts at 0.37.0
+                assert Version(bound.version) in known, (sig.id, bound)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # 0.43.1 and later: "CUDA SETUP:" with a space, in diagnostics/ (S38)
+        "WARNING! CUDA runtime files not found in any environmental path.",
+        "CUDA SETUP: WARNING! CUDA runtime files not found",
+        # a runtime DLL named by a Windows build of others is no upstream text
+        "CUDA SETUP: CUDA runtime path found: C:\\cuda\\bin\\cudart64_110.dll",
+        # the later spelling, kept up to 0.45.5
+        "CUDA SETUP: CUDA version lower than 11 are currently not supported for LLM.int8().",
+    ],
+)
+def test_later_loader_texts_are_not_the_oldest_ones(text):
+    assert not any(
+        s.startswith(("bnb-legacy-cudart", "bnb-0", "bnb-pre-0"))
+        for s in implied_by(text).signatures
+    )
+
+
+def _windows_unknown_bnb() -> Facts:
+    return Facts(
+        host=Host("Windows", "AMD64"),
+        driver=Driver(True, "551.61", "12.4", "report"),
+        gpus=(Gpu(0, "RTX 3060", "8.6"),),
+        python=PythonInfo(version="3.10"),
+        packages={"torch": "2.2.1+cu121", "bitsandbytes": None},
+        torch=TorchBuild("2.2.1+cu121", "12.1"),
+    )
+
+
+def test_a_pre_043_loader_text_on_windows_is_a_linux_only_wheel_and_plans_a_windows_one():
+    a = _analyse(_windows_unknown_bnb(), _LIB64)
+    assert "bnb-platform-unsupported" in a.diagnosis.ids
+    step = _step(a.plan, "bitsandbytes")
+    first_windows = min(
+        r.version
+        for r in KB.bnb.releases
+        if (b := r.builds.get("windows-x86_64")) is not None and b.native
+    )
+    assert step is not None
+    assert all(v >= first_windows for v in _versions_in(step.to))
+
+
+def _versions_in(to: str) -> list[Version]:
+    """Releases of the knowledge base that a step's target (a version or a range) admits."""
+    if to[0].isdigit():
+        return [Version(to)]
+    return [r.version for r in KB.bnb.releases if r.version in SpecifierSet(to)]
+
+
+def test_a_loader_text_that_043_also_prints_proves_no_platform_fault_on_windows():
+    """0.43.0 has a Windows wheel and prints the 'backup paths' warning there too."""
+    a = _analyse(_windows_unknown_bnb(), _BACKUP)
+    assert "bnb-platform-unsupported" not in a.diagnosis.ids
+    assert a.view.implied.range("bitsandbytes") == ">0.37.0,<0.43.1"
+
+
+# ---------------------------------------------------------------- names a release lacks (S60-S62)
+
+
+@pytest.mark.parametrize(
+    "text, package, spec",
+    [
+        (
+            "ImportError: cannot import name 'prepare_model_for_kbit_training' from 'peft' "
+            "(/venv/lib/python3.10/site-packages/peft/__init__.py)",
+            "peft",
+            "<0.4.0",
+        ),
+        (
+            "ImportError: cannot import name 'BitsAndBytesConfig' from 'transformers' "
+            "(/venv/lib/python3.10/site-packages/transformers/__init__.py)",
+            "transformers",
+            "<4.27.0",
+        ),
+        (
+            "AttributeError: module 'bitsandbytes.nn' has no attribute 'Linear4bit'",
+            "bitsandbytes",
+            "<0.39.0",
+        ),
+        (
+            "AttributeError: module 'bitsandbytes.nn' has no attribute 'Params4bit'",
+            "bitsandbytes",
+            "<0.39.0",
+        ),
+        (
+            "AttributeError: module 'bitsandbytes.functional' has no attribute 'quantize_4bit'",
+            "bitsandbytes",
+            "<0.39.0",
+        ),
+        (
+            "AttributeError: 'Params4bit' object has no attribute 'quant_storage'",
+            "bitsandbytes",
+            "<0.43.0",
+        ),
+        (
+            "TypeError: Params4bit.__new__() got an unexpected keyword argument 'quant_storage'",
+            "bitsandbytes",
+            "<0.43.0",
+        ),
+        (
+            "AttributeError: module 'bitsandbytes.functional' has no attribute 'QuantState'",
+            "bitsandbytes",
+            "<0.42.0",
+        ),
+        (
+            "AttributeError: type object 'Params4bit' has no attribute 'from_prequantized'",
+            "bitsandbytes",
+            "<0.42.0",
+        ),
+    ],
+)
+def test_a_name_the_release_lacks_bounds_its_version(text, package, spec):
+    assert implied_by(text).range(package) == spec
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # exported v0.2.0-v0.9.0 only: its ImportError fits releases on both sides (S61)
+        "ImportError: cannot import name 'prepare_model_for_int8_training' from 'peft'",
+        "ImportError: cannot import name 'LoraConfig' from 'peft'",
+        "AttributeError: module 'bitsandbytes.nn' has no attribute 'Linear8bitLt'",
+        "AttributeError: 'Params4bit' object has no attribute 'quant_state'",
+        "ImportError: cannot import name 'BitsAndBytesConfig' from 'diffusers'",
+        "AttributeError: 'Linear4bit' object has no attribute 'weight_format'",
+    ],
+)
+def test_names_every_release_has_or_others_names_bound_nothing(text):
+    assert not implied_by(text).ranges
+
+
+def test_a_peft_without_kbit_training_plans_its_floor_with_the_version_unknown():
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        python=PythonInfo(version="3.10"),
+        packages={"peft": None, "transformers": "4.36.2", "accelerate": "0.25.0"},
+    )
+    a = _analyse(
+        facts,
+        "ImportError: cannot import name 'prepare_model_for_kbit_training' from 'peft' "
+        "(/venv/lib/python3.10/site-packages/peft/__init__.py)",
+    )
+    assert "hf-stack-too-old" in a.diagnosis.ids
+    step = _step(a.plan, "peft")
+    assert step is not None and step.to.startswith(">=0.4.0")
+    assert any("peft <0.4.0" in line for line in a.plan.unknown)
+
+
+def test_a_transformers_without_bitsandbytesconfig_plans_the_4bit_floor():
+    facts = Facts(host=Host("Linux", "x86_64"), packages={"transformers": None})
+    a = _analyse(facts, "ImportError: cannot import name 'BitsAndBytesConfig' from 'transformers'")
+    step = _step(a.plan, "transformers")
+    assert step is not None and step.to.startswith(">=4.30.0")
+
+
+def test_a_bitsandbytes_without_linear4bit_predates_4bit_and_is_upgraded():
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={"bitsandbytes": None, "torch": "2.0.1+cu117"},
+        torch=TorchBuild("2.0.1+cu117", "11.7"),
+    )
+    a = _analyse(facts, "AttributeError: module 'bitsandbytes.nn' has no attribute 'Linear4bit'")
+    assert "bnb-no-4bit" in a.diagnosis.ids
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None
