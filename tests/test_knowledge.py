@@ -603,8 +603,15 @@ def test_known_bad_releases():
         "0.40.0.post3",
         "0.41.3.post1",
         "0.45.4",
+        "0.48.0",
+        "0.49.0",
     }
     assert "#1584" in bad["0.45.4"]
+    # S66: the 0.48.0 regression is 8-bit only and 0.48.2 fixes both of its parts; the 0.49.0
+    # state_dict crash is fixed in 0.49.1; which setups reach it is not recorded
+    assert bad["0.48.0"].endswith("use 0.48.2") and "8-bit" in bad["0.48.0"]
+    assert KB.bnb.release("0.49.0").known_bad_kind == "crash"
+    assert "UNCONFIRMED" in bad["0.49.0"] and bad["0.49.0"].endswith("use 0.49.1")
     assert "UNCONFIRMED" in bad["0.41.3.post1"]  # no record says why it was republished
     r = KB.bnb.release("0.45.4")
     assert not r.builds["linux-x86_64"].cpu_lib and r.builds["windows-x86_64"].cpu_lib

@@ -100,12 +100,12 @@ def test_a_full_probe_rules_out_what_no_rule_found_but_not_a_runtime_state():
 # Computed from plans/bitsandbytes.toml: every known-bad release, by what makes it bad.
 
 
-def _bnb_host(bnb: str, glibcxx: str | None = None) -> dict:
+def _bnb_host(bnb: str, glibcxx: str | None = None, torch: str = "2.1.2") -> dict:
     from tests.core_helpers import example_doc
 
     doc = example_doc("healthy.json")["facts"]
-    doc["packages"] = {**doc["packages"], "torch": "2.1.2+cu121", "bitsandbytes": bnb}
-    doc["torch"] = {**doc["torch"], "version": "2.1.2+cu121", "cuda": "12.1"}
+    doc["packages"] = {**doc["packages"], "torch": f"{torch}+cu121", "bitsandbytes": bnb}
+    doc["torch"] = {**doc["torch"], "version": f"{torch}+cu121", "cuda": "12.1"}
     doc["bitsandbytes"] = {"version": bnb, "copies": 1}
     doc["host"] = {"system": "Linux", "machine": "x86_64", "libc": "glibc 2.27"}
     doc["host"]["os_release"] = "Ubuntu 18.04.6 LTS"
@@ -118,6 +118,19 @@ def _known_bad(kind: str) -> list:
     found = [r for r in KB.bnb.releases if r.known_bad_kind == kind]
     assert found, kind
     return found
+
+
+def _torch_for(bad) -> str:
+    """The oldest torch (a cu121 build for Linux x86_64) that ``bad`` declares it works with:
+    2.1.2 where it admits that (0.48.0 and later ask for torch >= 2.3)."""
+    if bad.torch is None or bad.torch.contains("2.1.2"):
+        return "2.1.2"
+    return next(
+        str(t.latest)
+        for t in KB.torch.releases
+        if bad.torch.contains(t.latest)
+        and any(v.name == "cu121" for v in t.variants_for("linux-x86_64"))
+    )
 
 
 def _version_id(r) -> str:
@@ -174,13 +187,15 @@ def test_a_libstdcxx_known_bad_build_is_quiet_where_the_libstdcxx_reaches_its_fl
     assert "bnb-known-bad-release" in diag.ids
 
 
-@pytest.mark.parametrize("bad", _known_bad("wrong-output"), ids=_version_id)
-def test_a_wrong_output_known_bad_build_is_always_named_and_replaced(bad):
+@pytest.mark.parametrize("bad", _known_bad("wrong-output") + _known_bad("crash"), ids=_version_id)
+def test_a_wrong_output_or_crash_known_bad_build_is_always_named_and_replaced(bad):
     from tests.core_helpers import analyse
 
-    diag, plan = analyse(facts_from_dict(_bnb_host(str(bad.version), "3.4.30"), "test"))
+    torch = _torch_for(bad)
+    diag, plan = analyse(facts_from_dict(_bnb_host(str(bad.version), "3.4.30", torch), "test"))
     f = next(x for x in diag.findings if x.id == "bnb-known-bad-release")
     assert f.summary == f"bitsandbytes {bad.version}: {bad.known_bad}"
+    assert f.evidence["kind"] == bad.known_bad_kind
     _assert_fixed_by_a_good_release(plan, bad, "3.4.30")
 
 

@@ -1113,3 +1113,52 @@ def test_a_bitsandbytes_without_linear4bit_predates_4bit_and_is_upgraded():
     assert "bnb-no-4bit" in a.diagnosis.ids
     step = _step(a.plan, "bitsandbytes")
     assert step is not None
+
+
+# transformers' refusals of `.to` on a bitsandbytes model (S67): the three texts follow each other
+_TO_430 = (
+    "ValueError: `.to` is not supported for `4-bit` or `8-bit` models. Please use the model as "
+    "it is, since the model has already been set to the correct devices and casted to the "
+    "correct `dtype`."
+)
+_TO_432 = "ValueError: `.to` is not supported for `4-bit` or `8-bit` bitsandbytes models. Please"
+_TO_445 = (
+    "ValueError: Calling `to()` is not supported for `4-bit` quantized models with the installed "
+    "version of bitsandbytes. The current device is `cuda:0`. If you intended to move the model, "
+    "please install bitsandbytes >= 0.43.2."
+)
+
+
+def _hf_floor(package: str) -> Version:
+    return next(r.minimum for r in KB.hf if r.package == package and not r.when)
+
+
+def test_to_refusals_bound_transformers_from_its_4bit_floor_without_gaps():
+    ranges = [implied_by(t).range("transformers") for t in (_TO_430, _TO_432, _TO_445)]
+    assert all(r is not None for r in ranges)
+    first, second, third = ranges
+    floor = _hf_floor("transformers")  # 4-bit appears in 4.30.0: the first text starts there
+    assert first is not None and floor in first and Version("4.29.2") not in first
+    # each text ends where the next starts; none overlaps another
+    for v in ("4.29.2", "4.30.0", "4.31.0", "4.32.0", "4.44.2", "4.45.0", "4.50.0"):
+        inside = [r for r in ranges if r is not None and Version(v) in r]
+        assert len(inside) == (0 if v == "4.29.2" else 1), v
+    assert implied_by(_TO_430).range("bitsandbytes") is None  # 4-bit or 8-bit: any release
+    assert implied_by(_TO_432).range("bitsandbytes") is None
+    # the only text that blames the bitsandbytes release, and its bound in the release table
+    bnb = implied_by(_TO_445).range("bitsandbytes")
+    assert bnb is not None and str(bnb) == "<0.43.2"
+    assert KB.bnb.release("0.43.2") is not None  # the release the text asks for exists
+    # the cuda() twin of the 4.45 text proves the same
+    cuda = _TO_445.replace("Calling `to()`", "Calling `cuda()`")
+    assert implied_by(cuda).range("bitsandbytes") == bnb
+
+
+def test_to_refusal_ranges_are_read_where_unreported_and_never_override_a_report():
+    facts = Facts(host=Host("Linux", "x86_64"), packages={"transformers": None})
+    out, lines = implied_facts(facts, _TO_445)
+    assert out.extra["implied"]["ranges"] == {"transformers": ">=4.45.0", "bitsandbytes": "<0.43.2"}
+    assert lines  # read from the message: the plan says so
+    reported = Facts(host=Host("Linux", "x86_64"), packages={"transformers": "4.31.0"})
+    out, lines = implied_facts(reported, _TO_432)
+    assert out.packages["transformers"] == "4.31.0" and not lines

@@ -90,6 +90,7 @@ _BIAS = (
     "wrong-output",
     "S46 git history and the wheels' autograd/_functions.py",
 )
+_S66 = "S66 git history 0.48.0-0.50.1, PRs #1776/#1786/#1837, issue #1775, PyPI JSON"
 KNOWN_BAD = {
     "0.39.0": (
         "the wheel lacks libbitsandbytes_cuda110 and cuda114 (restored in 0.39.1); use 0.39.1",
@@ -113,6 +114,29 @@ KNOWN_BAD = {
         "(issue #1584, fixed by PR #1585 in 0.45.5); use 0.45.5",
         "missing-lib",
         "S21 wheel file list; S27 bitsandbytes issue #1584; compat-facts C6",
+    ),
+    # Int8Params.to() of 0.48.0 (PR #1769) keeps CB/SCB only when a device is given; the
+    # maintainers' PR #1776 says it "resulted in broken generation for pre-quantized 8bit
+    # checkpoints in HF transformers" (issue #1775). Only Int8Params changed: 4-bit is not
+    # touched by the diff. PR #1786 (0.48.2) fixes a second 0.48.0 regression, int8 with
+    # accelerate CPU/disk offload ("an uncommon edge use case"), so 0.48.2 is the release to use.
+    "0.48.0": (
+        "pre-quantized 8-bit (LLM.int8) checkpoints give broken generation in transformers: "
+        "Int8Params.to() without a device drops CB/SCB (PR #1769; issue #1775, fixed by PR #1776 "
+        "in 0.48.1), and 8-bit with accelerate CPU/disk offload regressed too (fixed by PR #1786 "
+        "in 0.48.2); 4-bit layers are not touched by either change; use 0.48.2",
+        "wrong-output",
+        _S66,
+    ),
+    # Linear4bit._save_to_state_dict of 0.49.0 (PR #1804, CPU fused kernel) reads
+    # self.weight.quant_state unguarded; 0.48.2 used getattr(self.weight, "quant_state", None).
+    "0.49.0": (
+        "Linear4bit.state_dict() raises AttributeError when the layer's weight has no quant_state "
+        "(a plain Parameter, not Params4bit): saving a QLoRA checkpoint failed so (PR #1837, "
+        "fixed in 0.49.1; which training setups hand it such a weight: UNCONFIRMED, the report "
+        "is a multi-GPU axolotl run); use 0.49.1",
+        "crash",
+        _S66,
     ),
 }
 
@@ -494,6 +518,12 @@ def generate(tsv: Path) -> str:
                 "last py3-none-any wheel: pip on macOS (before 0.49) or glibc < 2.24 silently "
                 "falls back to it (S27 issue #1685, failure case F30); on glibc 2.17 it still "
                 "fails where libstdc++ lacks GLIBCXX_3.4.21 (S37), not for its glibc"
+            )
+        if rel == "0.48.1":
+            notes.append(
+                "8-bit (Int8Params) with accelerate CPU/disk offload still regressed here (a meta "
+                "SCB moved to the device, PR #1786 'an uncommon edge use case', fixed in 0.48.2, "
+                "S66); not marked known_bad: 4-bit is not affected"
             )
         if rel == "0.50.2":
             notes.append("not in the git snapshot S23; facts from the PyPI wheels only")
