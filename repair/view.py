@@ -251,7 +251,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         glibc = parse_version(host.libc.split()[-1])
     drv = facts.driver
     gpus = None
-    amd = bool(host and facts.extra.get("rocm"))
+    amd = bool(facts.extra.get("rocm"))  # an AMD host the report or an error text shows
     if facts.gpus is not None:
         # An AMD GPU by its vendor or, in a report without one, by its name (facts.gpu_vendor).
         gpus = tuple(g for g in facts.gpus if g.vendor == "nvidia" and not g.amd)
