@@ -198,9 +198,9 @@ def advice_for(
     first that implies that key, so a CUDA finding never takes a HIP error's advice)."""
     sigs = load_signatures() if signatures is None else signatures
     for sig in sigs:
-        if sig.id in implied.signatures and sig.advice:
-            if implying is None or implying in sig.implies:
-                return sig.advice
+        wanted = implying is None or implying in sig.implies
+        if sig.id in implied.signatures and sig.advice and wanted:
+            return sig.advice
     return None
 
 

@@ -839,7 +839,7 @@ def test_a_split_error_elsewhere_is_not_a_rocm_torch():
     ).rocm
 
 
-# ---------------------------------------------------------------- a ROCm build without the GPU's target
+# ------------------------------------------------------------ a ROCm build without the GPU's target
 
 _NO_CODE_OBJECT = '"hipErrorNoBinaryForGpu: Unable to find code object for all current devices!"'
 _INVALID_DEVICE_FUNCTION = (
