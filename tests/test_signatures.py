@@ -914,3 +914,35 @@ def test_a_cuda_error_never_takes_the_hip_advice():
     assert "nvidia_uvm" in advice_for(implied, implying="cuda_error")
     assert "HSA_OVERRIDE_GFX_VERSION" in advice_for(implied, implying="rocm")
     assert advice_for(implied_by("CUDA error: unknown error"), implying="rocm") is None
+
+
+@pytest.mark.parametrize(
+    "text, missing",
+    [
+        ("ModuleNotFoundError: No module named 'bitsandbytes'", True),
+        ("ImportError: No module named bitsandbytes", True),
+        # A submodule the caller expects proves bitsandbytes itself is installed.
+        ("ModuleNotFoundError: No module named 'bitsandbytes.cuda_setup.paths'", False),
+        ("ModuleNotFoundError: No module named 'bitsandbytes_windows'", False),
+    ],
+)
+def test_a_missing_submodule_is_not_a_missing_bitsandbytes(text, missing):
+    from tests.core_helpers import explained_ids
+
+    assert ("bnb-missing" in explained_ids(text)) is missing
+
+
+def test_no_linux_loader_path_advice_on_windows():
+    """A toolkit unlike torch's CUDA is a Linux loader-path fault (the legacy libcudart search,
+    LD_LIBRARY_PATH); on Windows no finding tells the user to edit LD_LIBRARY_PATH."""
+    facts = Facts(
+        host=Host("Windows", "AMD64"),
+        packages={"torch": "2.1.2+cu118"},
+        torch=TorchBuild("2.1.2+cu118", "11.8"),
+        toolkit_nvcc="12.3",
+    )
+    linux = replace(facts, host=Host("Linux", "x86_64"))
+    assert "stale-toolkit-on-path" in _analyse(linux, None).diagnosis.ids
+    a = _analyse(facts, None)
+    assert "stale-toolkit-on-path" not in a.diagnosis.ids
+    assert not any("LD_LIBRARY_PATH" in m.text for m in a.plan.manual)

@@ -140,7 +140,10 @@ def _library_not_loaded(ctx: Context) -> Iterator[Finding | Unknown]:
         yield Unknown(
             "bnb-cuda-not-loaded",
             "bitsandbytes loaded no CUDA library (read from the error message); torch's build "
-            "is not known, so a CPU-only torch and a missing bitsandbytes library both fit",
+            "and whether this process sees the GPU are not known, so a CPU-only torch, a GPU "
+            "hidden from the process (a container started without it, CUDA_VISIBLE_DEVICES) "
+            'and a missing bitsandbytes library all fit: `nvidia-smi` and `python -c "import '
+            'torch; print(torch.version.cuda, torch.cuda.is_available())"` tell them apart',
         )
         return
     spec = implied.range("bitsandbytes")

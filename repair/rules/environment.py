@@ -43,6 +43,8 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
     # F06, compat-facts C4: up to 0.40.0 bitsandbytes keyed its library on the first libcudart
     # found, which a system toolkit on the path can shadow.
     view = ctx.view
+    if view.system == "Windows":
+        return  # the loader path and the libcudart search are Linux's (_not_linux_search)
     shadowed = view.implied.cuda_lib_shadowed
     if shadowed and not view.rocm:
         # pytorch#111469, #152783, PR#141063 (S52): a CUDA library of torch's pip wheels found
