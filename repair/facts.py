@@ -75,6 +75,22 @@ class Gpu:
     mig: bool | None = None
     vendor: str = "nvidia"
 
+    @property
+    def amd(self) -> bool:
+        """An AMD GPU: its vendor says so, or its name is one of AMD's (a report without vendor)."""
+        return self.vendor == "amd" or gpu_vendor(self.name) == "amd"
+
+
+# Words only AMD's GPU product names carry ("AMD Radeon RX 6600", "AMD Instinct MI300X", "Radeon
+# Pro VII"); NVIDIA's never do. A report's GPU without `vendor` is read by its name.
+_AMD_GPU_NAME = re.compile(r"\b(AMD|Radeon|Instinct)\b", re.IGNORECASE)
+
+
+def gpu_vendor(name: str | None) -> str:
+    """The vendor a GPU's name shows: "amd" for AMD's product names, else "nvidia" (the default
+    of the facts contract, whose probe reads GPUs through NVML)."""
+    return "amd" if name and _AMD_GPU_NAME.search(name) else "nvidia"
+
 
 @dataclass(frozen=True, slots=True)
 class PythonInfo:
@@ -353,7 +369,7 @@ def _gpus(r: _Reader, raw_gpus: Any, origin: str) -> tuple[Gpu, ...] | None:
                 compute_capability=_compute_capability(gr, "compute_capability"),
                 memory_mib=gr.int_("memory_mib"),
                 mig=gr.bool_("mig"),
-                vendor=gr.str_("vendor") or "nvidia",
+                vendor=gr.str_("vendor") or gpu_vendor(gr.str_("name")),
             )
         )
     return tuple(items)

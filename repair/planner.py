@@ -1196,7 +1196,7 @@ def _cuda_init_advice(
     one (802, fabric manager, reboot)."""
     if "cuda-init-failed" not in ids:
         return None
-    text = advice_for(view.implied) or CUDA_INIT_ADVICE
+    text = advice_for(view.implied, implying="cuda_error") or CUDA_INIT_ADVICE
     if view.implied.cuda_error == 804 and view.torch_cuda is not None:
         need = kb.drivers.minor_compat_min(view.torch_cuda.major, view.driver_os)
         if need is not None:
@@ -1257,7 +1257,13 @@ def _libstdcxx_advice(
 def _rocm_host_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
-    return Manual("rocm-host", _rocm_advice(view, kb), True) if "rocm-host" in ids else None
+    """The ROCm step; a HIP error the message shows (no code object for the GPU's gfx target,
+    plans/signatures.toml) comes first with its advice, since no bitsandbytes fixes it."""
+    if "rocm-host" not in ids:
+        return None
+    text = _rocm_advice(view, kb)
+    hip = advice_for(view.implied, implying="rocm")
+    return Manual("rocm-host", f"{hip} Then, for 4-bit: {text}" if hip else text, True)
 
 
 _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (

@@ -60,7 +60,7 @@ class Signature:
     id: str
     pattern: re.Pattern[str]
     implies: Mapping[str, Any]
-    advice: str | None  # the manual step the state it proves asks for (CUDA errors)
+    advice: str | None  # the manual step the state it proves asks for (CUDA and HIP errors)
     sources: tuple[str, ...]
     checked: str
 
@@ -191,11 +191,15 @@ def implied_by(text: str, signatures: tuple[Signature, ...] | None = None) -> Im
     return Implied(ranges=tuple(dict.fromkeys(ranges)), signatures=tuple(ids), **facts)
 
 
-def advice_for(implied: Implied, signatures: tuple[Signature, ...] | None = None) -> str | None:
-    """The manual advice of the first matched signature that has one."""
+def advice_for(
+    implied: Implied, signatures: tuple[Signature, ...] | None = None, implying: str | None = None
+) -> str | None:
+    """The manual advice of the first matched signature that has one (with ``implying``: of the
+    first that implies that key, so a CUDA finding never takes a HIP error's advice)."""
     sigs = load_signatures() if signatures is None else signatures
     for sig in sigs:
-        if sig.id in implied.signatures and sig.advice:
+        wanted = implying is None or implying in sig.implies
+        if sig.id in implied.signatures and sig.advice and wanted:
             return sig.advice
     return None
 

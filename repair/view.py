@@ -251,10 +251,11 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         glibc = parse_version(host.libc.split()[-1])
     drv = facts.driver
     gpus = None
-    amd = bool(host and facts.extra.get("rocm"))
+    amd = bool(facts.extra.get("rocm"))  # an AMD host the report or an error text shows
     if facts.gpus is not None:
-        gpus = tuple(g for g in facts.gpus if g.vendor == "nvidia")
-        amd = amd or any(g.vendor == "amd" for g in facts.gpus)
+        # An AMD GPU by its vendor or, in a report without one, by its name (facts.gpu_vendor).
+        gpus = tuple(g for g in facts.gpus if g.vendor == "nvidia" and not g.amd)
+        amd = amd or any(g.amd for g in facts.gpus)
     platform = platform_key(system, host.machine if host else None)
     assumed = False
     if platform is None and (host is None or host.machine is None):

@@ -208,3 +208,37 @@ def test_the_planner_never_chooses_a_known_bad_build():
     for r in KB.bnb.releases:
         why = bnb_fits(view, KB, r, Version("2.1.2"), Version("12.1"), False)
         assert bool(r.known_bad) == any(w.startswith("known bad: ") for w in why), r.version
+
+
+@pytest.mark.parametrize(
+    "name, vendor",
+    [
+        ("AMD Radeon RX 6600", "amd"),
+        ("AMD Instinct MI300X", "amd"),
+        ("Radeon RX 7900 XTX", "amd"),
+        ("NVIDIA GeForce RTX 4090", "nvidia"),
+        ("Tesla T4", "nvidia"),
+        ("NVIDIA A100-SXM4-80GB", "nvidia"),
+        (None, "nvidia"),
+    ],
+)
+def test_a_gpu_without_vendor_is_read_by_its_name(name, vendor):
+    f = facts_from_dict({"schema": "qfix.facts/1", "gpus": [{"index": 0, "name": name}]})
+    (gpu,) = f.gpus
+    assert gpu.vendor == vendor and gpu.amd == (vendor == "amd")
+    view = make_view(f, KB)
+    assert view.rocm == (vendor == "amd")
+    assert view.gpus == (() if vendor == "amd" else (gpu,))  # the NVIDIA GPUs only
+    ids = {
+        x.id
+        for x in RULES["no-nvidia-driver"](make_context(view, KB, CAT))
+        if isinstance(x, Finding)
+    }
+    assert ids == set()  # an AMD GPU: not asked for; an NVIDIA one: present
+
+
+def test_a_stated_vendor_wins_over_the_name():
+    f = facts_from_dict(
+        {"schema": "qfix.facts/1", "gpus": [{"index": 0, "name": "GPU 0", "vendor": "amd"}]}
+    )
+    assert f.gpus[0].amd and make_view(f, KB).rocm

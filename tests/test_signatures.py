@@ -14,9 +14,18 @@ from packaging.version import Version
 
 from repair import pipeline
 from repair.errors import KnowledgeError
-from repair.facts import Bitsandbytes, Driver, Facts, Gpu, Host, PythonInfo, TorchBuild
+from repair.facts import (
+    Bitsandbytes,
+    Driver,
+    Facts,
+    Gpu,
+    Host,
+    PythonInfo,
+    TorchBuild,
+    facts_from_dict,
+)
 from repair.knowledge import load_knowledge
-from repair.signatures import _parse, implied_by, implied_facts, load_signatures
+from repair.signatures import _parse, advice_for, implied_by, implied_facts, load_signatures
 from repair.view import MODERN_BNB_LOADER, make_view
 from tests.core_helpers import INDEX
 
@@ -829,6 +838,83 @@ def test_a_split_error_elsewhere_is_not_a_rocm_torch():
         "Could not load bitsandbytes native library: libcudart.so.12: "
         "cannot open shared object file"
     ).rocm
+
+
+# ------------------------------------------------------------ a ROCm build without the GPU's target
+
+_NO_CODE_OBJECT = '"hipErrorNoBinaryForGpu: Unable to find code object for all current devices!"'
+_INVALID_DEVICE_FUNCTION = (
+    "RuntimeError: HIP error: invalid device function\n"
+    "HIP kernel errors might be asynchronously reported at some other API call, so the "
+    "stacktrace below might be incorrect.\n"
+    "For debugging consider passing AMD_SERIALIZE_KERNEL=3\n"
+    "Compile with `TORCH_USE_HIP_DSA` to enable device-side assertions."
+)
+# An AMD GPU named as a report names it (no vendor), and no NVIDIA driver section.
+_RX6600 = {
+    "schema": "qfix.facts/1",
+    "host": {"system": "Linux", "machine": "x86_64"},
+    "gpus": [{"index": 0, "name": "AMD Radeon RX 6600"}],
+    "packages": {"bitsandbytes": "0.43.3"},
+}
+
+
+@pytest.mark.parametrize("text", [_NO_CODE_OBJECT, _INVALID_DEVICE_FUNCTION])
+def test_a_missing_gfx_code_object_is_a_rocm_host_with_the_override_advice(text):
+    implied = implied_by(text)
+    assert implied.rocm and "hip-no-binary-for-gpu" in implied.signatures
+    a = _analyse(facts_from_dict(_RX6600), text)
+    assert "rocm-host" in a.diagnosis.ids
+    assert "no-nvidia-driver" not in a.diagnosis.ids
+    (manual,) = [m for m in a.plan.manual if m.id == "rocm-host"]
+    assert manual.required
+    assert "HSA_OVERRIDE_GFX_VERSION" in manual.text and "10.3.0" in manual.text
+    assert "11.0.0" in manual.text and "UNCONFIRMED" in manual.text
+    assert "system-requirements" in manual.text  # AMD's supported-GPU list
+    assert "bitsandbytes" in manual.text  # the ROCm step for 4-bit stays
+    assert not any("NVIDIA driver" in m.text for m in a.plan.manual)
+    assert not any(s.package == "torch" for s in a.plan.steps)  # no CUDA build on ROCm
+
+
+@pytest.mark.parametrize("facts", [_RX6600, {"schema": "qfix.facts/1", "gpus": []}])
+def test_a_hip_error_or_an_amd_gpu_never_asks_for_an_nvidia_driver(facts):
+    a = _analyse(facts_from_dict(facts), _INVALID_DEVICE_FUNCTION)
+    assert a.view.rocm
+    assert "no-nvidia-driver" not in a.diagnosis.ids
+    assert not any(m.id == "no-nvidia-driver" for m in a.plan.manual)
+
+
+def test_without_the_hip_error_an_empty_gpu_list_still_asks_for_an_nvidia_driver():
+    a = _analyse(facts_from_dict({"schema": "qfix.facts/1", "gpus": []}), None)
+    assert not a.view.rocm
+    assert "no-nvidia-driver" in a.diagnosis.ids
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RuntimeError: CUDA error: invalid device function",  # NVIDIA: a CUDA arch, not HIP
+        "RuntimeError: CUDA error: no kernel image is available for execution on the device",
+        "HIP out of memory. Tried to allocate 2.00 GiB",
+    ],
+)
+def test_other_device_errors_are_not_a_missing_gfx_target(text):
+    implied = implied_by(text)
+    assert "hip-no-binary-for-gpu" not in implied.signatures
+    assert not implied.rocm
+
+
+def test_a_rocm_host_without_a_hip_error_gets_only_the_bitsandbytes_step():
+    a = _analyse(facts_from_dict(_RX6600), None)
+    (manual,) = [m for m in a.plan.manual if m.id == "rocm-host"]
+    assert "HSA_OVERRIDE_GFX_VERSION" not in manual.text and "bitsandbytes" in manual.text
+
+
+def test_a_cuda_error_never_takes_the_hip_advice():
+    implied = implied_by(_NO_CODE_OBJECT + "\nRuntimeError: CUDA error: unknown error")
+    assert "nvidia_uvm" in advice_for(implied, implying="cuda_error")
+    assert "HSA_OVERRIDE_GFX_VERSION" in advice_for(implied, implying="rocm")
+    assert advice_for(implied_by("CUDA error: unknown error"), implying="rocm") is None
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def rocm_host(ctx: Context) -> Iterator[Finding]:
             "rocm-host",
             "AMD GPU / ROCm torch: CUDA remedies do not apply",
             torch_hip=view.torch_hip,
-            gpus=[g.name for g in (view.facts.gpus or ()) if g.vendor == "amd"],
+            gpus=[g.name for g in (view.facts.gpus or ()) if g.amd],
         )
 
 
