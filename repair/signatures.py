@@ -51,8 +51,12 @@ FACT_KEYS: Mapping[str, type] = {
     # A CUDA library of torch's own (pip nvidia-*) resolved a versioned symbol against another
     # copy of its dependency found first on the loader path (nvJitLink): the copy's library name.
     "cuda_lib_shadowed": str,
+    # A feature of plans/huggingface.toml the failing job uses (the error shows it: `4bit-move`
+    # for a refused .to()/.cuda()), so that feature's floors apply beside the 4-bit load's.
+    "hf_feature": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
+HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class Implied:
     bnb_cuda_not_loaded: bool = False
     torch_cuda_available: bool = False
     cuda_lib_shadowed: str | None = None
+    hf_feature: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:
@@ -155,6 +160,10 @@ def _check_implication(where: str, key: str, value: Any, pattern: re.Pattern[str
                 raise KnowledgeError(f"{where}: {key} names group '{group}' the pattern lacks")
         if key == "system" and value not in _SYSTEMS:
             raise KnowledgeError(f"{where}: system must be one of {', '.join(_SYSTEMS)}")
+        if key == "hf_feature" and value not in HF_FEATURE_NAMES:
+            raise KnowledgeError(
+                f"{where}: hf_feature must be one of {', '.join(HF_FEATURE_NAMES)}"
+            )
         return
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise KnowledgeError(f"{where}: {key} must be a {kind.__name__}")

@@ -1248,3 +1248,45 @@ def test_to_refusal_ranges_are_read_where_unreported_and_never_override_a_report
     reported = Facts(host=Host("Linux", "x86_64"), packages={"transformers": "4.31.0"})
     out, lines = implied_facts(reported, _TO_432)
     assert out.packages["transformers"] == "4.31.0" and not lines
+
+
+@pytest.mark.parametrize("text", [_TO_430, _TO_432])
+def test_a_refused_to_before_4_45_plans_the_transformers_that_moves_4bit_models(text):
+    """The refusal shows the job moves a 4-bit model (feature `4bit-move`): its floor is the
+    transformers release that first allows it (S67), planned though the version is unknown."""
+    move = next(r for r in KB.hf if r.feature == "4bit-move" and r.package == "transformers")
+    facts = Facts(host=Host("Linux", "x86_64"), packages={"transformers": None})
+    a = _analyse(facts, text)
+    assert a.view.implied.hf_feature == "4bit-move"
+    found = [f for f in a.diagnosis.findings if f.id == "hf-stack-too-old"]
+    assert [f.evidence["minimum"] for f in found] == [str(move.minimum)]
+    step = _step(a.plan, "transformers")
+    assert step is not None and step.to == f">={move.minimum}"
+    assert _step(a.plan, "torch") is None
+
+
+def test_the_move_floor_needs_the_refusal_not_just_an_old_transformers():
+    """A transformers below 4.45 loads and trains in 4-bit: without a refused .to() the
+    4bit-move floor is no finding."""
+    move = next(r for r in KB.hf if r.feature == "4bit-move" and r.package == "transformers")
+    floor_4bit = _hf_floor("transformers")
+    have = "4.40.0"
+    assert floor_4bit <= Version(have) < move.minimum
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={"transformers": have, "accelerate": "0.30.0", "peft": "0.10.0"},
+    )
+    assert "hf-stack-too-old" not in _analyse(facts, None).diagnosis.ids
+    assert "hf-stack-too-old" in _analyse(facts, _TO_432).diagnosis.ids
+
+
+def test_hf_feature_must_name_a_feature():
+    entry = {
+        "id": "x",
+        "pattern": "x",
+        "implies": {"hf_feature": "4bit-fly"},
+        "sources": ["S1"],
+        "checked": "2026-12-06",
+    }
+    with pytest.raises(KnowledgeError, match="hf_feature must be one of"):
+        _parse({"signature": [entry]}, "plans/signatures.toml")

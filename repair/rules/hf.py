@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ..findings import Finding
@@ -18,19 +19,48 @@ HF_FEATURES = ("4bit-load", "kbit-training")
 
 
 def _applies(view: View, hf: HfRule) -> bool:
-    """The floor's ``when`` conditions on the other packages hold (all known and inside)."""
+    """The floor's ``when`` conditions on the other packages hold (all known and inside, or
+    unknown with a range an error text proves wholly inside)."""
     for other, spec in hf.when.items():
         ov = view.package(other)
-        if ov is None or public(ov) not in spec:
+        if ov is None:
+            if not _range_within(view.implied.range(other), spec):
+                return False
+        elif public(ov) not in spec:
             return False
     return True
+
+
+def _range_within(have: SpecifierSet | None, spec: SpecifierSet) -> bool:
+    """Whether every version of ``have`` (>=/< bounds only) lies inside ``spec``."""
+    if have is None:
+        return False
+    lows = [Version(c.version) for c in have if c.operator == ">="]
+    highs = [Version(c.version) for c in have if c.operator == "<"]
+    for c in spec:
+        bound = Version(c.version)
+        if c.operator == ">=" and not (lows and max(lows) >= bound):
+            return False
+        if c.operator == "<" and not (highs and min(highs) <= bound):
+            return False
+        if c.operator not in (">=", "<"):
+            return False
+    return True
+
+
+def features(view: View) -> tuple[str, ...]:
+    """The plans/huggingface.toml features the job needs: a QLoRA job's, and one an error text
+    shows it uses (a refused .to() on a 4-bit model: `4bit-move`)."""
+    extra = view.implied.hf_feature
+    return HF_FEATURES + ((extra,) if extra and extra not in HF_FEATURES else ())
 
 
 @rule("hf-stack-too-old")
 def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
     view = ctx.view
+    wanted = features(view)
     for hf in ctx.kb.hf:
-        if hf.feature not in HF_FEATURES:
+        if hf.feature not in wanted:
             continue
         have = view.package(hf.package)
         if have is None:
@@ -53,7 +83,7 @@ def _implied_below(ctx: Context, hf: HfRule) -> Iterator[Finding]:
     keyword argument the release does not accept yet; plans/signatures.toml)."""
     spec = ctx.view.implied.range(hf.package)
     uppers = [Version(c.version) for c in spec or () if c.operator in ("<", "<=")]
-    if hf.when or not uppers or min(uppers) > hf.minimum:
+    if not _applies(ctx.view, hf) or not uppers or min(uppers) > hf.minimum:
         return
     yield ctx.finding(
         "hf-stack-too-old",
