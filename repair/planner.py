@@ -27,7 +27,7 @@ from packaging.version import Version
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
-from .knowledge import BnbBuild, BnbRelease, Knowledge, TorchRelease, TorchVariant
+from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .plan import Manual, Plan, Step  # noqa: F401
 from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
@@ -41,13 +41,14 @@ from .view import (
     bnb_loader,
     cuda_from_tag,
     driver_fit,
+    libstdcxx_misfit,
     parse_version,
     pick_cuda_lib,
     public,
     sass_ccs_cover,
     series,
-    tagged_glibc_floor,
 )
+from .wheeltags import PIP_KNOWS_NEW_TAGS, needs_new_pip, tag_need
 
 SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
@@ -138,12 +139,7 @@ def evaluate_variant(
             f"no wheel for Python {view.python.major}.{view.python.minor} "
             f"(torch {rel.series}: {rel.python})"
         )
-    if (
-        view.glibc is not None
-        and rel.glibc_min is not None
-        and view.glibc < rel.glibc_min
-        and (view.platform or "").startswith("linux")
-    ):
+    if view.glibc_short_of(rel.glibc_min) and (view.platform or "").startswith("linux"):
         reasons.append(f"needs glibc >= {rel.glibc_min}")
     nvidia = view.has_nvidia_gpu is not False and not view.rocm
     if view.rocm:
@@ -275,8 +271,10 @@ def bnb_fits(
     if build is None or not build.native:
         why.append(f"no native build for {view.platform}")
         return why
-    if view.glibc is not None and build.glibc_min is not None and view.glibc < build.glibc_min:
+    if view.glibc_short_of(build.glibc_min):
         why.append(f"needs glibc >= {build.glibc_min}")
+    if view.macos_short_of(build.macos_min):
+        why.append(f"needs macOS >= {build.macos_min}")
     if (
         view.python is not None
         and r.python is not None
@@ -326,41 +324,24 @@ def bnb_fits(
                 if sass and not sass_ccs_cover(sass, cc) and cc < max(sass):
                     why.append(f"cuda{lib} library has no code for sm_{cc.major}{cc.minor}{mark}")
             need = build.lib_glibc_min.get(lib)
-            if need is not None and view.glibc is not None and view.glibc < need:
+            if view.glibc_short_of(need):
                 why.append(f"cuda{lib} library needs glibc >= {need}")
-    for rule in kb.hf:
-        if rule.package != "bitsandbytes" or r.version >= rule.minimum:
-            continue
-        if rule.when and all(
+    return why + _below_hf_floors(view, kb, r)
+
+
+def _below_hf_floors(view: View, kb: Knowledge, r: BnbRelease) -> list[str]:
+    """The bitsandbytes floors of plans/huggingface.toml that the installed stack sets and ``r``
+    is below."""
+    return [
+        f"below {rule.minimum}: {rule.reason}"
+        for rule in kb.hf
+        if rule.package == "bitsandbytes"
+        and r.version < rule.minimum
+        and rule.when
+        and all(
             (ov := view.package(o)) is not None and public(ov) in s for o, s in rule.when.items()
-        ):
-            why.append(f"below {rule.minimum}: {rule.reason}")
-    return why
-
-
-def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
-    """Why ``build``'s libraries cannot load against the libstdc++ here, else None.
-
-    The untagged wheels (0.37.0-0.42.0) need GLIBCXX_3.4.21 (S37: objdump -T of each wheel), not
-    a glibc: against a known libstdc++ (measured in the target process, else inferred from the OS
-    release, plans/distros.toml) that floor decides. Where it is unknown (not measured and no OS
-    release; a conda env unmeasured, whose own libstdc++ comes first), a glibc below every
-    tagged wheel still rules them out as before (S27, F30: pip fell back to 0.42.0 on such a
-    host, in a conda env too, and it failed).
-    """
-    need = build.glibcxx_min
-    if need is not None and view.glibcxx is not None:
-        if view.glibcxx >= need:
-            return None
-        return (
-            f"needs libstdc++ GLIBCXX_{need}; this host's is GLIBCXX_{view.glibcxx} "
-            f"({view.glibcxx_said}, S37)"
         )
-    if build.dist == "any" and view.glibc is not None:
-        floor = tagged_glibc_floor(kb, view.platform or "")
-        if floor is not None and view.glibc < floor:
-            return f"untagged wheel: does not work below glibc {floor} (S27)"
-    return None
+    ]
 
 
 def choose_bnb(
@@ -1266,17 +1247,73 @@ def _rocm_host_advice(
     return Manual("rocm-host", f"{hip} Then, for 4-bit: {text}" if hip else text, True)
 
 
+def _no_driver_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """No NVIDIA driver: install one for CUDA 4-bit; on a Mac there is none to install (NVIDIA's
+    CUDA 10.2 release notes: the last release to support macOS), so the CPU build of the macOS
+    wheels is the way."""
+    if "no-nvidia-driver" not in ids:
+        return None
+    if view.system == "Darwin":
+        first = next(
+            (
+                r.version
+                for r in kb.bnb.releases
+                if (b := r.builds.get(view.platform or "")) is not None and b.native
+            ),
+            None,
+        )
+        wheels = f"bitsandbytes >= {first} has macOS wheels that" if first else "bitsandbytes"
+        text = f"a Mac has no CUDA (no NVIDIA driver to install): {wheels} run 4-bit on the CPU"
+        return Manual("no-nvidia-driver", text, False)
+    text = (
+        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
+        "bitsandbytes >= 0.46.0 runs 4-bit on the CPU"
+    )
+    return Manual("no-nvidia-driver", text, False)
+
+
+def _refused_wheel_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """pip refused a bitsandbytes wheel, but nothing is proven about the host's glibc or macOS
+    (view.glibc_below / macos_below unset): pip may be too old for the tag's form (< 20.3,
+    S71), or the wheel is for another CPU than this Python's."""
+    tag = view.refused_tag
+    if tag is None or view.glibc_below is not None or view.macos_below is not None:
+        return None
+    need = tag_need(tag.split(".")[0])
+    pip = parse_version(view.facts.package("pip"))
+    if needs_new_pip(tag) and (pip is None or pip < PIP_KNOWS_NEW_TAGS):
+        have = f" (this environment has pip {pip})" if pip is not None else ""
+        what = "glibc" if need is not None and need.kind == "glibc" else "macOS"
+        floor = f" {need.version}" if need is not None else ""
+        text = (
+            f"pip refused bitsandbytes' {tag} wheel: pip before 20.3 does not know this tag's "
+            f"form{have}. Upgrade pip (`python -m pip install -U pip`) and install again; if a "
+            f"current pip refuses it too, this host's {what} is below{floor} and no bitsandbytes "
+            "wheel for it installs"
+        )
+        return Manual("bnb-platform-unsupported", text, True)
+    machine = view.facts.host.machine if view.facts.host else None
+    text = (
+        f"pip refused bitsandbytes' {tag} wheel: its platform tag is not one this Python "
+        f"supports (this Python's CPU: {machine or 'unknown'}; an x86_64 Python under Rosetta on "
+        "an Apple-silicon Mac or a 32-bit Python refuse the usual wheels). Check "
+        '`python -c "import platform, sysconfig; print(platform.machine(), '
+        'sysconfig.get_platform())"` and install with a native Python'
+    )
+    return Manual("bnb-platform-unsupported", text, True)
+
+
 _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
+    _refused_wheel_advice,
     _override_advice,
     _mixed_gpus_advice,
     _libs_advice,
     _stale_toolkit_advice,
-    _fixed_advice(
-        "no-nvidia-driver",
-        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-        "bitsandbytes >= 0.46.0 runs 4-bit on the CPU",
-        required=False,
-    ),
+    _no_driver_advice,
     _kepler_advice,
     _jetson_advice,
     _cuda_init_advice,
@@ -1408,9 +1445,9 @@ def _no_bnb_candidate(view: View, kb: Knowledge, manual: list[Manual]) -> None:
         b = r.builds.get(view.platform or "")
         if b is not None and b.native and b.glibc_min is not None:
             floor = b.glibc_min if floor is None else min(floor, b.glibc_min)
-    if view.glibc is not None and floor is not None and view.glibc < floor:
+    if view.glibc_short_of(floor):
         text = (
-            f"no bitsandbytes wheel runs on glibc {view.glibc}{view.glibc_note}: the PyPI wheels "
+            f"no bitsandbytes wheel runs on glibc {view.glibc_said}: the PyPI wheels "
             f"need glibc >= {floor} (manylinux_2_24){_untagged_floor(view, kb)}; move to a newer "
             "OS or build bitsandbytes from source"
         )
@@ -1452,6 +1489,13 @@ def _python_or_platform_text(view: View, kb: Knowledge) -> str:
             f"bitsandbytes builds for {view.platform} (from {native[0].version}) need Python "
             f"{native[0].python}; this environment has Python {view.python}: create a venv "
             "with a newer Python and re-run qfix plan there"
+        )
+    macos = [m for r in native if (m := r.builds[view.platform or ""].macos_min) is not None]
+    if macos and all(view.macos_short_of(m) for m in macos):
+        return (
+            f"the bitsandbytes wheels for {view.platform} need macOS >= {min(macos)}; this Mac's "
+            f"is below {view.macos_below} (pip refused the {view.refused_tag} wheel): upgrade "
+            "macOS or build bitsandbytes from source"
         )
     h = view.facts.host
     where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"

@@ -54,6 +54,9 @@ FACT_KEYS: Mapping[str, type] = {
     # A feature of plans/huggingface.toml the failing job uses (the error shows it: `4bit-move`
     # for a refused .to()/.cuda()), so that feature's floors apply beside the 4-bit load's.
     "hf_feature": str,
+    # The platform tag of a py3-none bitsandbytes wheel pip refused here ("manylinux_2_24_x86_64"):
+    # what it proves about the host's glibc or macOS is repair/wheeltags.py's.
+    "wheel_tag_refused": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge")
@@ -88,6 +91,7 @@ class Implied:
     torch_cuda_available: bool = False
     cuda_lib_shadowed: str | None = None
     hf_feature: str | None = None
+    wheel_tag_refused: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:

@@ -11,14 +11,23 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
 from .distros import distro_of, load_distros
 from .facts import Facts, Gpu
-from .knowledge import BnbRelease, Knowledge, lib_cuda, parsed_version, pick_lib, platform_key
+from .knowledge import (
+    BnbBuild,
+    BnbRelease,
+    Knowledge,
+    lib_cuda,
+    parsed_version,
+    pick_lib,
+    platform_key,
+)
 from .signatures import Implied, implied_from_facts
+from .wheeltags import PIP_KNOWS_NEW_TAGS, needs_new_pip, refused_bound
 
 # From 0.43.1 bitsandbytes picks its library with cuda_specs from torch.version.cuda and imports
 # without CUDA; the loaders before are fragile (compat-facts C1, C4, C6; S23 issue_patterns).
@@ -161,6 +170,32 @@ class View:
     glibcxx_measured: bool = False
     glibcxx_path: str | None = None  # the file the target process mapped, when measured
     conda: bool = False
+    # A bitsandbytes wheel pip refused here (its platform tag, from the error text) and what that
+    # proves where pip knows the tag's form (repair/wheeltags.py): glibc or macOS below a version.
+    refused_tag: str | None = None
+    glibc_below: Version | None = None
+    macos_below: Version | None = None
+
+    def glibc_short_of(self, need: Version | None) -> bool:
+        """Whether this host's glibc is known to be below ``need``: the reported or inferred
+        glibc, else the bound a refused wheel proves."""
+        if need is None:
+            return False
+        if self.glibc is not None:
+            return self.glibc < need
+        return self.glibc_below is not None and need >= self.glibc_below
+
+    def macos_short_of(self, need: Version | None) -> bool:
+        """Whether this Mac is known to run a macOS below ``need`` (a refused wheel's bound)."""
+        return need is not None and self.macos_below is not None and need >= self.macos_below
+
+    @property
+    def glibc_said(self) -> str:
+        """This host's glibc for explanations: "2.17 (inferred from CentOS 7)", or the bound a
+        refused wheel proves."""
+        if self.glibc is None and self.glibc_below is not None:
+            return f"below {self.glibc_below} (pip refused the {self.refused_tag} wheel here)"
+        return f"{self.glibc}{self.glibc_note}"
 
     @property
     def glibc_note(self) -> str:
@@ -284,6 +319,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     # torch's CUDA printed by bitsandbytes, or torch.cuda.is_available() proven by its loader's
     # message (plans/signatures.toml): torch is installed and is a CUDA build
     cuda_seen = printed is not None or (implied.torch_cuda_available and not torch.hip)
+    refused = _refused_wheel(facts, implied, system, runtimes.glibc)
     return View(
         facts=facts,
         platform=platform,
@@ -308,7 +344,31 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         driver_cuda_na=driver_cuda_unavailable(facts),
         **runtimes._asdict(),
         torch_cuda_printed=printed is not None,
+        **refused,
     )
+
+
+def _refused_wheel(
+    facts: Facts, implied: Implied, system: str | None, glibc: Version | None
+) -> dict[str, Any]:
+    """What a bitsandbytes wheel pip refused proves (repair/wheeltags.py): a bound on glibc or
+    macOS, only where pip is known to know the tag's form (>= 20.3 for manylinux_X_Y and macOS
+    11+, S71) and the tag is for this host's CPU; the reported glibc wins."""
+    tag = implied.wheel_tag_refused
+    if not tag:
+        return {}
+    out: dict[str, Any] = {"refused_tag": tag}
+    pip = parse_version(facts.package("pip"))
+    if needs_new_pip(tag) and (pip is None or pip < PIP_KNOWS_NEW_TAGS):
+        return out
+    bound = refused_bound(tag, facts.host.machine if facts.host else None)
+    if bound is None:
+        return out
+    if bound.kind == "glibc" and system in (None, "Linux") and glibc is None:
+        out["glibc_below"] = bound.version
+    elif bound.kind == "macos" and system in (None, "Darwin"):
+        out["macos_below"] = bound.version
+    return out
 
 
 # From 0.40.1 bitsandbytes keys its library on torch.version.cuda (compat-facts C4, S24).
@@ -687,3 +747,28 @@ def tagged_glibc_floor(kb: Knowledge, platform: str) -> Version | None:
         if (b := r.builds.get(platform)) is not None and b.dist != "any" and b.glibc_min is not None
     ]
     return min(floors) if floors else None
+
+
+def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
+    """Why ``build``'s libraries cannot load against the libstdc++ here, else None.
+
+    The untagged wheels (0.37.0-0.42.0) need GLIBCXX_3.4.21 (S37: objdump -T of each wheel), not
+    a glibc: against a known libstdc++ (measured in the target process, else inferred from the OS
+    release, plans/distros.toml) that floor decides. Where it is unknown (not measured and no OS
+    release; a conda env unmeasured, whose own libstdc++ comes first), a glibc below every
+    tagged wheel still rules them out as before (S27, F30: pip fell back to 0.42.0 on such a
+    host, in a conda env too, and it failed).
+    """
+    need = build.glibcxx_min
+    if need is not None and view.glibcxx is not None:
+        if view.glibcxx >= need:
+            return None
+        return (
+            f"needs libstdc++ GLIBCXX_{need}; this host's is GLIBCXX_{view.glibcxx} "
+            f"({view.glibcxx_said}, S37)"
+        )
+    if build.dist == "any":
+        floor = tagged_glibc_floor(kb, view.platform or "")
+        if view.glibc_short_of(floor):
+            return f"untagged wheel: does not work below glibc {floor} (S27)"
+    return None

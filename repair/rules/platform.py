@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..knowledge import BnbBuild, Knowledge
-from ..view import View, tagged_glibc_floor
+from ..view import View, libstdcxx_misfit, tagged_glibc_floor
 from .registry import Context, rule, ruled_out
 
 # The file type of a native library on each OS (bitsandbytes ships .so, .dll and .dylib files).
@@ -43,6 +43,10 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
             conda=view.conda or None,
             source="error message",
         )
+        return
+    refused = _refused_wheel(ctx)
+    if refused is not None:
+        yield refused
         return
     rel = ctx.bnb_rel
     if view.bnb is None:
@@ -89,6 +93,60 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
             platform=view.platform,
             source="error message",
         )
+
+
+def _refused_wheel(ctx: Context) -> Finding | None:
+    """pip refused a bitsandbytes wheel here, which bounds this host's glibc or macOS (the view's
+    glibc_below / macos_below, repair/wheeltags.py: S69-S71), and no 4-bit release has a build
+    for this platform that installs and loads below that bound."""
+    view, kb = ctx.view, ctx.kb
+    if view.refused_tag is None:
+        return None
+    if view.glibc_below is None and view.macos_below is None:
+        # pip may be older than 20.3 and not know the tag's form, or the wheel is for another
+        # CPU than this Python's: a warning; the plan's manual step says how to tell them apart
+        f = ctx.finding(
+            "bnb-platform-unsupported",
+            f"pip refused bitsandbytes' {view.refused_tag} wheel here (read from the error "
+            "message): an older pip, another CPU or an older OS than the wheel's",
+            refused_tag=view.refused_tag,
+            source="error message",
+        )
+        return ctx.unconfirmed_or(f, False)
+    fitting = []
+    for r in kb.bnb.releases:
+        b = r.builds.get(view.platform or "")
+        if not r.has_4bit or r.known_bad or b is None or not b.native:
+            continue
+        fits = not view.glibc_short_of(b.glibc_min) and not view.macos_short_of(b.macos_min)
+        if fits and libstdcxx_misfit(view, kb, b) is None:
+            fitting.append(r.version)
+    bound = (
+        f"glibc is {view.glibc_said}"
+        if view.glibc_below is not None
+        else f"macOS is below {view.macos_below} (pip refused the {view.refused_tag} wheel here)"
+    )
+    if fitting:
+        # an older release's wheel installs and loads here (an untagged one against the
+        # libstdc++ the target loads): the plan installs it; a warning, not a dead end
+        f = ctx.finding(
+            "bnb-platform-unsupported",
+            f"this host's {bound}: of the bitsandbytes releases with 4-bit, only those up to "
+            f"{max(fitting)} have a {view.platform} wheel that installs and loads there",
+            refused_tag=view.refused_tag,
+            newest_fitting=str(max(fitting)),
+            source="error message",
+        )
+        return ctx.unconfirmed_or(f, False)
+    return ctx.finding(
+        "bnb-platform-unsupported",
+        f"this host's {bound}: no bitsandbytes release with 4-bit has a {view.platform} "
+        "wheel that installs and loads there",
+        refused_tag=view.refused_tag,
+        glibc_below=str(view.glibc_below) if view.glibc_below is not None else None,
+        macos_below=str(view.macos_below) if view.macos_below is not None else None,
+        source="error message",
+    )
 
 
 def _foreign_libraries(ctx: Context) -> Finding | None:
