@@ -1,6 +1,6 @@
 """Scores qfix on a directory of real-report cases (the format of tests/data/cases/H01.json).
 
-    python tools/score_cases.py tests/data/cases tests/data/cases4 [more dirs or files ...]
+    python tools/score_cases.py tests/data/cases tests/data/cases4 tests/data/cases5 [more ...]
 
 Each case goes through exactly the check of tests/test_cases.py::test_case
 (tests.core_helpers.case_failure: the pure core, no process, no network). One line per case:
