@@ -1290,3 +1290,45 @@ def test_hf_feature_must_name_a_feature():
     }
     with pytest.raises(KnowledgeError, match="hf_feature must be one of"):
         _parse({"signature": [entry]}, "plans/signatures.toml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # another library's torch.version.cuda.split with a CPU-only torch: not a ROCm host
+        '  File "/venv/site-packages/deepspeed/ops/op_builder/builder.py", line 98, in '
+        "installed_cuda_version\n"
+        '    torch_cuda_major = int(torch.version.cuda.split(".")[0])\n'
+        "AttributeError: 'NoneType' object has no attribute 'split'",
+        # peft's own Linear4bit exists only where bitsandbytes 4-bit imports: no bnb range
+        "ImportError: cannot import name 'Linear4bit' from 'peft.tuners.lora' (/venv/lora.py)",
+        # any library's quant_storage keyword
+        "TypeError: LoraConfig.__init__() got an unexpected keyword argument 'quant_storage'",
+        "TypeError: __init__() got an unexpected keyword argument 'quant_storage'",
+    ],
+)
+def test_texts_of_other_libraries_prove_nothing_about_bitsandbytes(text):
+    implied = implied_by(text)
+    assert not implied.rocm
+    assert implied.range("bitsandbytes") is None
+
+
+@pytest.mark.parametrize(
+    "text, spec",
+    [
+        (
+            "ImportError: cannot import name 'Linear4bit' from 'bitsandbytes.nn' (/v/nn.py)",
+            "<0.39.0",
+        ),
+        (
+            "TypeError: Params4bit.__new__() got an unexpected keyword argument 'quant_storage'",
+            "<0.43.0",
+        ),
+        (
+            "TypeError: Linear4bit.__init__() got an unexpected keyword argument 'quant_storage'",
+            "<0.43.0",
+        ),
+    ],
+)
+def test_bitsandbytes_own_names_still_bound_its_version(text, spec):
+    assert str(implied_by(text).range("bitsandbytes")) == spec
