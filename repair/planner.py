@@ -48,7 +48,7 @@ from .view import (
     sass_ccs_cover,
     series,
 )
-from .wheeltags import PIP_KNOWS_NEW_TAGS, needs_new_pip, tag_need
+from .wheeltags import pip_may_not_know, tag_need
 
 SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
@@ -1285,7 +1285,15 @@ def _refused_wheel_advice(
         return None
     need = tag_need(tag.split(".")[0])
     pip = parse_version(view.facts.package("pip"))
-    if needs_new_pip(tag) and (pip is None or pip < PIP_KNOWS_NEW_TAGS):
+    libc = (view.facts.host.libc or "") if view.facts.host else ""
+    if need is not None and need.kind == "glibc" and libc and not libc.startswith("glibc"):
+        text = (
+            f"pip refused bitsandbytes' {tag} wheel: this host's C library is {libc}, not "
+            "glibc, and no manylinux wheel installs on it (an Alpine image): use a glibc-based "
+            "image (Debian, Ubuntu) or build bitsandbytes from source"
+        )
+        return Manual("bnb-platform-unsupported", text, True)
+    if pip_may_not_know(tag, pip):
         have = f" (this environment has pip {pip})" if pip is not None else ""
         what = "glibc" if need is not None and need.kind == "glibc" else "macOS"
         floor = f" {need.version}" if need is not None else ""

@@ -27,7 +27,7 @@ from .knowledge import (
     platform_key,
 )
 from .signatures import Implied, implied_from_facts
-from .wheeltags import PIP_KNOWS_NEW_TAGS, needs_new_pip, refused_bound
+from .wheeltags import pip_may_not_know, refused_bound
 
 # From 0.43.1 bitsandbytes picks its library with cuda_specs from torch.version.cuda and imports
 # without CUDA; the loaders before are fragile (compat-facts C1, C4, C6; S23 issue_patterns).
@@ -358,9 +358,14 @@ def _refused_wheel(
     if not tag:
         return {}
     out: dict[str, Any] = {"refused_tag": tag}
-    pip = parse_version(facts.package("pip"))
-    if needs_new_pip(tag) and (pip is None or pip < PIP_KNOWS_NEW_TAGS):
+    if pip_may_not_know(tag, parse_version(facts.package("pip"))):
         return out
+    interp = facts.extra.get("interpreter")
+    if isinstance(interp, dict) and interp.get("bits") == 32:
+        return out  # a 32-bit Python on a 64-bit kernel reports the kernel's CPU
+    libc = (facts.host.libc or "").lower() if facts.host else ""
+    if libc and not libc.startswith("glibc"):
+        return out  # musl (Alpine): pip refuses every manylinux tag, whatever the version
     bound = refused_bound(tag, facts.host.machine if facts.host else None)
     if bound is None:
         return out

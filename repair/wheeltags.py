@@ -70,8 +70,17 @@ def refused_bound(tags: str, machine: str | None) -> TagNeed | None:
 PIP_KNOWS_NEW_TAGS = Version("20.3")
 
 
+def pip_may_not_know(tags: str, pip: Version | None) -> bool:
+    """Whether the pip that refused ``tags`` may have done so for not knowing their form: it is
+    older than 20.3, or its version is unknown, and every tag needs 20.3."""
+    return needs_new_pip(tags) and (pip is None or pip < PIP_KNOWS_NEW_TAGS)
+
+
 def needs_new_pip(tags: str) -> bool:
-    """Whether a pip older than 20.3 refuses every tag of ``tags`` for not knowing its form."""
+    """Whether a pip older than 20.3 refuses every tag of ``tags`` for not knowing its form
+    (False as soon as one tag is of a form older pips know). The legacy manylinux aliases count
+    as known: the manylinux2014 one needs pip 19.3, older than any pip that installs a wheel of
+    bitsandbytes' (all manylinux_2_24 or macOS 14 tags)."""
     for tag in tags.split("."):
         need = tag_need(tag)
         legacy = tag.startswith(("manylinux1_", "manylinux2010_", "manylinux2014_"))

@@ -4,6 +4,8 @@ is for this Python's CPU, and the releases whose wheels still install below that
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from packaging.version import Version
 
@@ -156,3 +158,20 @@ def test_an_x86_64_python_on_a_mac_refusing_an_arm64_wheel_proves_no_macos_bound
     assert a.view.macos_below is None
     manual = [m for m in a.plan.manual if m.id == "bnb-platform-unsupported"]
     assert manual and "Rosetta" in manual[0].text
+
+
+def test_musl_proves_no_glibc_bound_and_names_the_c_library():
+    version, tag = _tagged("linux-x86_64")
+    a = _analyse(_linux("23.0", libc="musl"), _refusal(version, tag))
+    assert a.view.glibc_below is None
+    manual = [m for m in a.plan.manual if m.id == "bnb-platform-unsupported"]
+    assert manual and manual[0].required and "musl" in manual[0].text
+
+
+def test_a_32_bit_python_proves_no_glibc_bound():
+    version, tag = _tagged("linux-x86_64")
+    facts = _linux("23.0")
+    facts = replace(facts, extra={**facts.extra, "interpreter": {"bits": 32}})
+    assert _analyse(facts, _refusal(version, tag)).view.glibc_below is None
+    facts64 = replace(facts, extra={**facts.extra, "interpreter": {"bits": 64}})
+    assert _analyse(facts64, _refusal(version, tag)).view.glibc_below is not None
