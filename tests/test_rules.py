@@ -242,3 +242,28 @@ def test_a_stated_vendor_wins_over_the_name():
         {"schema": "qfix.facts/1", "gpus": [{"index": 0, "name": "GPU 0", "vendor": "amd"}]}
     )
     assert f.gpus[0].amd and make_view(f, KB).rocm
+
+
+@pytest.mark.parametrize(
+    "have, spec, within",
+    [
+        (">=4.45.0,<4.50.0", ">=4.45.0,<5.0.0", True),
+        (">4.45.0", ">=4.45.0", True),
+        (">=4.45.0", ">4.45.0", False),
+        (">0.37.0,<0.43.1", ">=0.38.0", False),  # 0.37.1 lies between
+        ("<=0.43.0", "<0.43.0", False),
+        ("<0.43.0", "<=0.43.0", True),
+        (">=4.45.0", ">=4.45.0,<5.0.0", False),  # no upper bound proven
+        ("==4.46.0", ">=4.45.0", False),  # not a range bound
+        (">=1.0", "", True),
+    ],
+)
+def test_an_error_texts_range_lies_within_a_when_range_only_when_every_version_does(
+    have, spec, within
+):
+    from packaging.specifiers import SpecifierSet
+
+    from repair.rules.hf import _range_within
+
+    assert _range_within(SpecifierSet(have), SpecifierSet(spec)) is within
+    assert _range_within(None, SpecifierSet(spec)) is False

@@ -32,18 +32,23 @@ def _applies(view: View, hf: HfRule) -> bool:
 
 
 def _range_within(have: SpecifierSet | None, spec: SpecifierSet) -> bool:
-    """Whether every version of ``have`` (>=/< bounds only) lies inside ``spec``."""
+    """Whether every version of ``have`` (its >, >=, <, <= bounds) lies inside ``spec``; an
+    empty ``spec`` holds everything."""
     if have is None:
         return False
-    lows = [Version(c.version) for c in have if c.operator == ">="]
-    highs = [Version(c.version) for c in have if c.operator == "<"]
+    lows = [(Version(c.version), c.operator == ">=") for c in have if c.operator in (">=", ">")]
+    highs = [(Version(c.version), c.operator == "<=") for c in have if c.operator in ("<", "<=")]
     for c in spec:
         bound = Version(c.version)
-        if c.operator == ">=" and not (lows and max(lows) >= bound):
-            return False
-        if c.operator == "<" and not (highs and min(highs) <= bound):
-            return False
-        if c.operator not in (">=", "<"):
+        if c.operator in (">=", ">") and lows:
+            low, inclusive = max(lows)
+            ok = low > bound or (low == bound and (c.operator == ">=" or not inclusive))
+        elif c.operator in ("<", "<=") and highs:
+            high, inclusive = min(highs)
+            ok = high < bound or (high == bound and (c.operator == "<=" or not inclusive))
+        else:
+            ok = False  # no bound on that side, or an operator that is not a bound
+        if not ok:
             return False
     return True
 
