@@ -950,6 +950,19 @@ def _hf_steps(
             continue
         ceiling = _hf_ceiling(kb, pkg, bnb_final) & _hf_range(view, pkg, minimum)
         uppers = [Version(c.version) for c in ceiling if c.operator == "<"]
+        if uppers and min(uppers) <= minimum:
+            # every release from the floor demands a newer bitsandbytes than the plan keeps
+            # (plans/huggingface.toml): no installable range, so the choice is the user's
+            manual.append(
+                Manual(
+                    "hf-stack-too-old",
+                    f"{pkg} >= {minimum} needs a newer bitsandbytes than {bnb_final}, which "
+                    f"this plan keeps: upgrade bitsandbytes and {pkg} together, or change the "
+                    "code instead (the finding says how)",
+                    True,
+                )
+            )
+            continue
         spec = f">={minimum}" + (f",<{min(uppers)}" if uppers else "")
         have = view.package(pkg)
         steps.append(

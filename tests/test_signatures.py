@@ -1332,3 +1332,27 @@ def test_texts_of_other_libraries_prove_nothing_about_bitsandbytes(text):
 )
 def test_bitsandbytes_own_names_still_bound_its_version(text, spec):
     assert str(implied_by(text).range("bitsandbytes")) == spec
+
+
+def test_a_move_floor_that_needs_a_newer_bitsandbytes_is_a_choice_not_an_empty_range():
+    """transformers >= 4.45 demands a newer bitsandbytes than an installed 0.42.0 (its
+    huggingface.toml floors): no step with an empty range, a required manual step instead."""
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={
+            "transformers": "4.40.0",
+            "accelerate": "0.30.0",
+            "peft": "0.10.0",
+            "bitsandbytes": "0.42.0",
+            "torch": "2.1.2+cu121",
+        },
+        torch=TorchBuild("2.1.2+cu121", "12.1"),
+    )
+    a = _analyse(facts, _TO_432)
+    for step in a.plan.steps:
+        if step.to and step.to.startswith(">="):
+            spec = SpecifierSet(step.to)
+            low = Version(step.to[2:].split(",")[0])
+            assert low in spec, step  # never ">=4.45.0,<4.45.0"
+    manual = [m for m in a.plan.manual if m.id == "hf-stack-too-old"]
+    assert manual and manual[0].required and "bitsandbytes" in manual[0].text
