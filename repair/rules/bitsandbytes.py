@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from packaging.version import Version
 
 from ..findings import Finding, Unknown
-from ..knowledge import BnbRelease, Knowledge
+from ..knowledge import BNB_KNOWN_BAD_WARN, BnbRelease, Knowledge
 from ..view import (
     BNB_FORK_PATTERN,
     FIRST_4BIT,
@@ -423,12 +423,15 @@ def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
         # or cannot be ruled out.
         if libs is not None and libs.cpu and lib_ok:
             return
-    yield ctx.finding(
+    f = ctx.finding(
         "bnb-known-bad-release",
         f"bitsandbytes {view.bnb}: {rel.known_bad}",
         bitsandbytes=str(view.bnb),
         kind=rel.known_bad_kind,
     )
+    # An 8-bit-only fault, or a crash whose triggering setups are UNCONFIRMED (0.49.0): a 4-bit
+    # setup may never meet it, so a warning; the release is still never planned (bnb_fits).
+    yield ctx.unconfirmed_or(f, rel.known_bad_kind not in BNB_KNOWN_BAD_WARN)
 
 
 def _libstdcxx_fits(view: View, rel: BnbRelease) -> bool:
