@@ -1074,6 +1074,15 @@ def _stale_toolkit_advice(
     shadowed = view.implied.cuda_lib_shadowed
     if not shadowed:
         return Manual("stale-toolkit-on-path", STALE_TOOLKIT_ADVICE, False)
+    env = view.facts.env
+    if env is not None and "LD_LIBRARY_PATH" in env and not env["LD_LIBRARY_PATH"]:
+        text = (
+            f"an older {shadowed} than torch's CUDA wheels need is found first, though "
+            "LD_LIBRARY_PATH is unset: look for it with `ldconfig -p | grep nvJitLink` (a system "
+            "CUDA listed in /etc/ld.so.conf.d) and check that the nvidia-nvjitlink wheel is as "
+            "new as nvidia-cusparse (`pip list | grep nvidia`)"
+        )
+        return Manual("stale-toolkit-on-path", text, True)
     text = (
         f"{STALE_TOOLKIT_ADVICE}: an older {shadowed} found there first is what torch's "
         f"libraries loaded (`unset LD_LIBRARY_PATH`, or put the venv's nvidia/*/lib first)"

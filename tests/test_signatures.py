@@ -785,6 +785,22 @@ def test_nvjitlink_symbol_is_a_toolkit_shadowing_torchs_wheels_with_a_required_s
     assert a.plan.torch_target is None  # torch's wheels are fine: the path is at fault
 
 
+def test_nvjitlink_shadowing_with_ld_library_path_unset_points_elsewhere():
+    """The facts show LD_LIBRARY_PATH unset: the older copy came another way (ld.so.conf, an
+    older nvidia-nvjitlink wheel), so a warning whose step says where to look."""
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={"torch": "2.1.0+cu121"},
+        torch=TorchBuild("2.1.0+cu121", "12.1"),
+        env={"LD_LIBRARY_PATH": None},
+    )
+    a = _analyse(facts, _NVJITLINK)
+    found = [f for f in a.diagnosis.findings if f.id == "stale-toolkit-on-path"]
+    assert found and found[0].severity.value == "warning"
+    manual = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
+    assert manual and "ldconfig -p" in manual[0].text and "nvidia-nvjitlink" in manual[0].text
+
+
 def test_an_undefined_symbol_of_another_library_is_not_a_shadowed_nvjitlink():
     assert (
         implied_by("libbitsandbytes_cpu.so: undefined symbol: cget_col_row_stats").cuda_lib_shadowed

@@ -48,15 +48,23 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
     shadowed = view.implied.cuda_lib_shadowed
     if shadowed and not view.rocm:
         # pytorch#111469, #152783, PR#141063 (S52): a CUDA library of torch's pip wheels found
-        # an older copy of its dependency first on LD_LIBRARY_PATH (a system toolkit).
-        yield ctx.finding(
+        # an older copy of its dependency first on LD_LIBRARY_PATH (a system toolkit). Where
+        # the facts show LD_LIBRARY_PATH unset, the older copy came from elsewhere (ld.so.conf,
+        # an older nvidia-nvjitlink wheel): a warning, and the step says what to check.
+        unset = _ld_library_path_unset(view)
+        f = ctx.finding(
             "stale-toolkit-on-path",
             f"a CUDA library of torch's own wheels resolved its {shadowed} against an older "
-            "copy found first on the loader path (LD_LIBRARY_PATH)",
+            + (
+                "copy found first, not through LD_LIBRARY_PATH (unset here)"
+                if unset
+                else "copy found first on the loader path (LD_LIBRARY_PATH)"
+            ),
             library=shadowed,
             LD_LIBRARY_PATH=(view.facts.env or {}).get("LD_LIBRARY_PATH"),
             source="error message",
         )
+        yield ctx.unconfirmed_or(f, not unset)
         return
     nvcc = parse_version(view.facts.toolkit_nvcc)
     old_loader = ctx.bnb_rel is None or ctx.bnb_rel.loader == "libcudart-search"
@@ -81,6 +89,12 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
             f"4-bit bitsandbytes (oldest: {floor})",
             nvcc=str(nvcc),
         )
+
+
+def _ld_library_path_unset(view: View) -> bool:
+    """Whether the facts show LD_LIBRARY_PATH unset or empty (a probe's env section names it)."""
+    env = view.facts.env
+    return env is not None and "LD_LIBRARY_PATH" in env and not env["LD_LIBRARY_PATH"]
 
 
 def _oldest_4bit_cuda(kb: Knowledge, platform: str) -> Version | None:
