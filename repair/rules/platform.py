@@ -108,7 +108,8 @@ def _refused_wheel(ctx: Context) -> Finding | None:
         f = ctx.finding(
             "bnb-platform-unsupported",
             f"pip refused bitsandbytes' {view.refused_tag} wheel here (read from the error "
-            "message): an older pip, another CPU or an older OS than the wheel's",
+            "message): a pip older than 20.3, a 32-bit Python, another CPU, musl instead of "
+            "glibc, or an older OS than the wheel's",
             refused_tag=view.refused_tag,
             source="error message",
         )
