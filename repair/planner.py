@@ -42,6 +42,7 @@ from .view import (
     cuda_from_tag,
     driver_fit,
     libstdcxx_misfit,
+    listed_installed,
     parse_version,
     pick_cuda_lib,
     public,
@@ -969,7 +970,7 @@ def _hf_steps(
             Step(
                 "install",
                 pkg,
-                None if have is None else str(have),
+                _from(listed_installed(view.facts, pkg), have),
                 spec,
                 None,
                 ("hf-stack-too-old",),
