@@ -1134,6 +1134,9 @@ def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) 
     runtime = runtime_manual(view, by_id)  # libcuda broken, a CUDA N runtime missing
     if runtime is not None:
         return runtime
+    unregistered = advice_for(view.implied, implying="libcuda_unregistered")
+    if unregistered:
+        return Manual("cuda-libs-not-found", unregistered, True)
     if view.facts.host and view.facts.host.wsl:
         return Manual(
             "cuda-libs-not-found",

@@ -57,6 +57,11 @@ FACT_KEYS: Mapping[str, type] = {
     # The platform tag of a py3-none bitsandbytes wheel pip refused here ("manylinux_2_24_x86_64"):
     # what it proves about the host's glibc or macOS is repair/wheeltags.py's.
     "wheel_tag_refused": str,
+    # The target's Python cannot import bitsandbytes at all (ModuleNotFoundError, metadata not
+    # found): where the facts do not say, it is not installed there.
+    "bnb_absent": bool,
+    # libcuda.so.1 (the driver's user-space library) is not in the loader cache.
+    "libcuda_unregistered": bool,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge")
@@ -92,6 +97,8 @@ class Implied:
     cuda_lib_shadowed: str | None = None
     hf_feature: str | None = None
     wheel_tag_refused: str | None = None
+    bnb_absent: bool = False
+    libcuda_unregistered: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:

@@ -1372,3 +1372,54 @@ def test_a_move_floor_that_needs_a_newer_bitsandbytes_is_a_choice_not_an_empty_r
             assert low in spec, step  # never ">=4.45.0,<4.45.0"
     manual = [m for m in a.plan.manual if m.id == "hf-stack-too-old"]
     assert manual and manual[0].required and "bitsandbytes" in manual[0].text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ModuleNotFoundError: No module named 'bitsandbytes'",
+        "importlib.metadata.PackageNotFoundError: No package metadata was found for The "
+        "'bitsandbytes>=0.37.0' distribution was not found and is required by this application.",
+    ],
+)
+def test_a_bitsandbytes_the_target_cannot_import_is_installed_by_the_plan(text):
+    """A report listing bitsandbytes without a version (the writer did not know it) gives way
+    to an error that shows the target cannot import it; a reported version never does."""
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={"bitsandbytes": None, "torch": "2.4.1+cu121"},
+        torch=TorchBuild("2.4.1+cu121", "12.1"),
+    )
+    a = _analyse(facts, text)
+    assert a.view.implied.bnb_absent and a.view.bnb_installed is False
+    assert "bnb-missing" in a.diagnosis.ids
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and step.from_ is None
+    reported = replace(
+        facts,
+        packages={"bitsandbytes": "0.45.0", "torch": "2.4.1+cu121"},
+        bitsandbytes=Bitsandbytes("0.45.0", None, 1),
+    )
+    assert _analyse(reported, text).view.bnb_installed is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AssertionError: libcuda.so cannot found!\nPlease make sure GPU is set up and then run "
+        '"/sbin/ldconfig" (requires sudo) to refresh the linker cache.',
+        "ImportError: Unsloth: CUDA is not linked properly.\nWe tried running `ldconfig "
+        "/usr/lib64-nvidia` ourselves, but it didn't work.",
+    ],
+)
+def test_libcuda_missing_from_the_loader_cache_gets_the_ldconfig_step(text):
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={"torch": "2.1.0+cu121"},
+        torch=TorchBuild("2.1.0+cu121", "12.1"),
+    )
+    a = _analyse(facts, text)
+    assert a.view.implied.libcuda_unregistered
+    manual = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert manual and manual[0].required and "ldconfig" in manual[0].text
+    assert _step(a.plan, "torch") is None  # torch is not at fault
