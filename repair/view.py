@@ -312,11 +312,12 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         if bnb_v is not None or (b is not None and b.native_libs)
         else listed_installed(facts, "bitsandbytes")
     )
-    if implied.bnb_absent and bnb_v is None and not (b is not None and b.native_libs):
-        # the target's Python could not import it (the error text): that wins over a report
-        # that lists bitsandbytes without a version, never over a probe's list or a version
-        if facts.extra.get("packages_source") != "probe":
-            bnb_installed = False
+    # the target's Python could not import it (the error text): that wins over a report that
+    # lists bitsandbytes without a version, never over a probe's list or a version
+    native = b is not None and bool(b.native_libs)
+    from_probe = facts.extra.get("packages_source") == "probe"
+    if implied.bnb_absent and bnb_v is None and not native and not from_probe:
+        bnb_installed = False
     runtimes = _runtimes(facts, kb, glibc)
     printed = None
     if torch.cuda is None and not torch.hip and torch.cpu_build is not True:
