@@ -274,3 +274,32 @@ def test_an_error_texts_range_lies_within_a_when_range_only_when_every_version_d
 
     assert _range_within(SpecifierSet(have), SpecifierSet(spec)) is within
     assert _range_within(None, SpecifierSet(spec)) is False
+
+
+def test_an_unknown_torch_on_a_gpu_that_only_newer_builds_carry_says_from_which_release():
+    """torch's version unknown is a range (issue 12 item 1): for a GPU whose SASS first appears
+    in a later series, the plan says from which release on, computed from plans/torch.toml; no
+    finding (nothing proves the installed torch is older), and nothing for an old GPU."""
+    from repair import pipeline
+    from repair.facts import Facts, Gpu, Host
+    from repair.view import arch_coverage, parse_version
+
+    def unknowns(cc: str) -> list[str]:
+        facts = Facts(
+            host=Host("Linux", "x86_64"),
+            gpus=(Gpu(0, "GPU", cc),),
+            packages={"torch": None},
+        )
+        a = pipeline.analyse(facts)
+        assert "gpu-arch-unsupported" not in a.diagnosis.ids
+        return [u for u in a.plan.unknown if u.startswith("torch's version: GPU")]
+
+    first = min(
+        (r.series, r.versions[0])
+        for r in KB.torch.releases
+        for v in r.variants_for("linux-x86_64")
+        if arch_coverage(v.arch_for("linux-x86_64") or (), parse_version("12.0")) == "sass"
+    )[1]
+    said = unknowns("12.0")
+    assert len(said) == 1 and f"torch >= {first} " in said[0]
+    assert unknowns("8.6") == []  # every series carries sm_80 code for it

@@ -59,6 +59,9 @@ def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
         return
     yield from _below_every_build(ctx)
     view = ctx.view
+    version_unknown = view.torch is None and view.torch_cuda is None
+    if view.ccs and version_unknown and view.torch_installed is not False and not view.rocm:
+        yield from _builds_for_unknown_torch(ctx)
     if not view.ccs or view.torch_cuda is None or view.rocm:
         return
     arch_list, source = torch_arch_list(view, ctx.kb)
@@ -78,6 +81,37 @@ def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
                 arch_list=list(arch_list),
                 arch_list_source=source,
             )
+
+
+def _builds_for_unknown_torch(ctx: Context) -> Iterator[Unknown]:
+    """torch's version is unknown: a range, not silence (issue 12 item 1). Where a GPU runs only
+    on the newer releases of the knowledge base (its SASS first appears in a later series), say
+    from which release on; the installed torch may be older. Not a finding: nothing proves it."""
+    view, kb = ctx.view, ctx.kb
+    releases = sorted(kb.torch.releases, key=lambda r: r.series)
+    for g in view.gpus or ():
+        cc = parse_version(g.compute_capability)
+        if cc is None:
+            continue
+        first = next(
+            (
+                (r, var)
+                for r in releases
+                for var in r.variants_for(view.platform or "")
+                if arch_coverage(var.arch_for(view.platform or "") or (), cc) == "sass"
+            ),
+            None,
+        )
+        if first is None or first[0] is releases[0]:
+            continue  # no build at all (a finding above), or every series has one
+        r, var = first
+        mark = "" if var.arch_confirmed_for(view.platform or "") else "; its arch list UNCONFIRMED"
+        yield Unknown(
+            "torch-version-for-gpu",
+            f"torch's version: GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) runs only "
+            f"on torch >= {r.versions[0]} builds that carry it (from {var.name}{mark}); an "
+            "older or other build fails with 'no kernel image is available'",
+        )
 
 
 def _below_every_build(ctx: Context) -> Iterator[Finding]:
