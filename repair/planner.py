@@ -48,6 +48,7 @@ from .view import (
     public,
     sass_ccs_cover,
     series,
+    wheel_misfits,
 )
 from .wheeltags import pip_may_not_know, tag_need
 
@@ -272,10 +273,7 @@ def bnb_fits(
     if build is None or not build.native:
         why.append(f"no native build for {view.platform}")
         return why
-    if view.glibc_short_of(build.glibc_min):
-        why.append(f"needs glibc >= {build.glibc_min}")
-    if view.macos_short_of(build.macos_min):
-        why.append(f"needs macOS >= {build.macos_min}")
+    why += wheel_misfits(view, build)
     if (
         view.python is not None
         and r.python is not None
@@ -1075,8 +1073,7 @@ def _stale_toolkit_advice(
     shadowed = view.implied.cuda_lib_shadowed
     if not shadowed:
         return Manual("stale-toolkit-on-path", STALE_TOOLKIT_ADVICE, False)
-    env = view.facts.env
-    if env is not None and "LD_LIBRARY_PATH" in env and not env["LD_LIBRARY_PATH"]:
+    if view.ld_library_path_unset:
         text = (
             f"an older {shadowed} than torch's CUDA wheels need is found first, though "
             "LD_LIBRARY_PATH is unset: look for it with `ldconfig -p | grep nvJitLink` (a system "
@@ -1282,15 +1279,12 @@ def _no_driver_advice(
     if "no-nvidia-driver" not in ids:
         return None
     if view.system == "Darwin":
-        first = next(
-            (
-                r.version
-                for r in kb.bnb.releases
-                if (b := r.builds.get(view.platform or "")) is not None and b.native
-            ),
-            None,
+        native = native_4bit_releases(kb, view.platform)
+        wheels = (
+            f"bitsandbytes >= {native[0].version} has macOS wheels that"
+            if native
+            else "bitsandbytes"
         )
-        wheels = f"bitsandbytes >= {first} has macOS wheels that" if first else "bitsandbytes"
         text = f"a Mac has no CUDA (no NVIDIA driver to install): {wheels} run 4-bit on the CPU"
         return Manual("no-nvidia-driver", text, False)
     text = (
@@ -1311,8 +1305,8 @@ def _refused_wheel_advice(
         return None
     need = tag_need(tag.split(".")[0])
     pip = parse_version(view.facts.package("pip"))
-    libc = (view.facts.host.libc or "") if view.facts.host else ""
-    if need is not None and need.kind == "glibc" and libc and not libc.startswith("glibc"):
+    libc = view.other_libc
+    if need is not None and need.kind == "glibc" and libc is not None:
         text = (
             f"pip refused bitsandbytes' {tag} wheel: this host's C library is {libc}, not "
             "glibc, and no manylinux wheel installs on it (an Alpine image): use a glibc-based "
@@ -1509,14 +1503,19 @@ def _untagged_floor(view: View, kb: Knowledge) -> str:
     )
 
 
+def native_4bit_releases(kb: Knowledge, platform: str | None) -> list[BnbRelease]:
+    """The bitsandbytes releases with 4-bit and a native build for ``platform``, oldest first."""
+    return [
+        r
+        for r in kb.bnb.releases
+        if r.has_4bit and (b := r.builds.get(platform or "")) is not None and b.native
+    ]
+
+
 def _python_or_platform_text(view: View, kb: Knowledge) -> str:
     """Why no release fits: the platform has native builds only for newer Pythons (macOS wheels
     from 0.49.0 need 3.10), or it has none at all."""
-    native = [
-        r
-        for r in kb.bnb.releases
-        if r.has_4bit and (b := r.builds.get(view.platform or "")) is not None and b.native
-    ]
+    native = native_4bit_releases(kb, view.platform)
     py = public(view.python) if view.python is not None else None
     if native and py is not None and not any(r.admits_python(py) for r in native):
         return (

@@ -190,6 +190,18 @@ class View:
         return need is not None and self.macos_below is not None and need >= self.macos_below
 
     @property
+    def ld_library_path_unset(self) -> bool:
+        """Whether the facts show LD_LIBRARY_PATH unset or empty (a probe's env section names
+        it; a report without it says nothing)."""
+        env = self.facts.env
+        return env is not None and "LD_LIBRARY_PATH" in env and not env["LD_LIBRARY_PATH"]
+
+    @property
+    def other_libc(self) -> str | None:
+        """The C library the facts name where it is not glibc ("musl"), else None."""
+        return other_libc(self.facts)
+
+    @property
     def glibc_said(self) -> str:
         """This host's glibc for explanations: "2.17 (inferred from CentOS 7)", or the bound a
         refused wheel proves."""
@@ -315,8 +327,8 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     # the target's Python could not import it (the error text): that wins over a report that
     # lists bitsandbytes without a version, never over a probe's list or a version
     native = b is not None and bool(b.native_libs)
-    from_probe = facts.extra.get("packages_source") == "probe"
-    if implied.bnb_absent and bnb_v is None and not native and not from_probe:
+    packages_complete = facts.extra.get("packages_source") == "probe"
+    if implied.bnb_absent and bnb_v is None and not native and not packages_complete:
         bnb_installed = False
     runtimes = _runtimes(facts, kb, glibc)
     printed = None
@@ -345,7 +357,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         torch_cpu_build=False if cuda_seen and torch.cpu_build is None else torch.cpu_build,
         bnb_installed=bnb_installed,
         bnb=bnb_v,
-        packages_complete=facts.extra.get("packages_source") == "probe",
+        packages_complete=packages_complete,
         implied=implied,
         driver_cuda_na=driver_cuda_unavailable(facts),
         **runtimes._asdict(),
@@ -369,8 +381,7 @@ def _refused_wheel(
     interp = facts.extra.get("interpreter")
     if isinstance(interp, dict) and interp.get("bits") == 32:
         return out  # a 32-bit Python on a 64-bit kernel reports the kernel's CPU
-    libc = (facts.host.libc or "").lower() if facts.host else ""
-    if libc and not libc.startswith("glibc"):
+    if other_libc(facts) is not None:
         return out  # musl (Alpine): pip refuses every manylinux tag, whatever the version
     bound = refused_bound(tag, facts.host.machine if facts.host else None)
     if bound is None:
@@ -380,6 +391,12 @@ def _refused_wheel(
     elif bound.kind == "macos" and system in (None, "Darwin"):
         out["macos_below"] = bound.version
     return out
+
+
+def other_libc(facts: Facts) -> str | None:
+    """The C library ``host.libc`` names where it is not glibc ("musl"), else None."""
+    libc = (facts.host.libc or "") if facts.host else ""
+    return libc if libc and not libc.lower().startswith("glibc") else None
 
 
 # From 0.40.1 bitsandbytes keys its library on torch.version.cuda (compat-facts C4, S24).
@@ -760,6 +777,17 @@ def tagged_glibc_floor(kb: Knowledge, platform: str) -> Version | None:
     return min(floors) if floors else None
 
 
+def wheel_misfits(view: View, build: BnbBuild) -> list[str]:
+    """Why ``build``'s wheel cannot install here by its platform tag: glibc or macOS below it
+    (reported, inferred, or bounded by a refused wheel)."""
+    why = []
+    if view.glibc_short_of(build.glibc_min):
+        why.append(f"needs glibc >= {build.glibc_min}")
+    if view.macos_short_of(build.macos_min):
+        why.append(f"needs macOS >= {build.macos_min}")
+    return why
+
+
 def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
     """Why ``build``'s libraries cannot load against the libstdc++ here, else None.
 
@@ -778,7 +806,7 @@ def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
             f"needs libstdc++ GLIBCXX_{need}; this host's is GLIBCXX_{view.glibcxx} "
             f"({view.glibcxx_said}, S37)"
         )
-    if build.dist == "any":
+    if build.dist == "any" and (view.glibc is not None or view.glibc_below is not None):
         floor = tagged_glibc_floor(kb, view.platform or "")
         if view.glibc_short_of(floor):
             return f"untagged wheel: does not work below glibc {floor} (S27)"

@@ -51,7 +51,7 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
         # an older copy of its dependency first on LD_LIBRARY_PATH (a system toolkit). Where
         # the facts show LD_LIBRARY_PATH unset, the older copy came from elsewhere (ld.so.conf,
         # an older nvidia-nvjitlink wheel): a warning, and the step says what to check.
-        unset = _ld_library_path_unset(view)
+        unset = view.ld_library_path_unset
         f = ctx.finding(
             "stale-toolkit-on-path",
             f"a CUDA library of torch's own wheels resolved its {shadowed} against an older "
@@ -89,12 +89,6 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
             f"4-bit bitsandbytes (oldest: {floor})",
             nvcc=str(nvcc),
         )
-
-
-def _ld_library_path_unset(view: View) -> bool:
-    """Whether the facts show LD_LIBRARY_PATH unset or empty (a probe's env section names it)."""
-    env = view.facts.env
-    return env is not None and "LD_LIBRARY_PATH" in env and not env["LD_LIBRARY_PATH"]
 
 
 def _oldest_4bit_cuda(kb: Knowledge, platform: str) -> Version | None:

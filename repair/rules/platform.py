@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..findings import Finding
 from ..knowledge import BnbBuild, Knowledge
-from ..view import View, libstdcxx_misfit, tagged_glibc_floor
+from ..view import View, libstdcxx_misfit, tagged_glibc_floor, wheel_misfits
 from .registry import Context, rule, ruled_out
 
 # The file type of a native library on each OS (bitsandbytes ships .so, .dll and .dylib files).
@@ -119,8 +119,7 @@ def _refused_wheel(ctx: Context) -> Finding | None:
         b = r.builds.get(view.platform or "")
         if not r.has_4bit or r.known_bad or b is None or not b.native:
             continue
-        fits = not view.glibc_short_of(b.glibc_min) and not view.macos_short_of(b.macos_min)
-        if fits and libstdcxx_misfit(view, kb, b) is None:
+        if not wheel_misfits(view, b) and libstdcxx_misfit(view, kb, b) is None:
             fitting.append(r.version)
     bound = (
         f"glibc is {view.glibc_said}"
