@@ -175,3 +175,18 @@ def test_a_32_bit_python_proves_no_glibc_bound():
     assert _analyse(facts, _refusal(version, tag)).view.glibc_below is None
     facts64 = replace(facts, extra={**facts.extra, "interpreter": {"bits": 64}})
     assert _analyse(facts64, _refusal(version, tag)).view.glibc_below is not None
+
+
+def test_an_unproven_refusal_names_the_causes_of_its_platform_and_asks_for_pip():
+    version, tag = _tagged("macos-arm64")
+    mac = Facts(host=Host("Darwin", "arm64"), packages={"bitsandbytes": None})
+    a = _analyse(mac, _refusal(version, tag))
+    warning = next(f for f in a.diagnosis.findings if f.id == "bnb-platform-unsupported")
+    assert "Rosetta" in warning.summary and "musl" not in warning.summary
+    assert any(u.startswith("pip's version") for u in a.plan.unknown)
+    version, tag = _tagged("linux-x86_64")
+    linux = _analyse(_linux(None), _refusal(version, tag))
+    warning = next(f for f in linux.diagnosis.findings if f.id == "bnb-platform-unsupported")
+    assert "musl" in warning.summary and "Rosetta" not in warning.summary
+    known = _analyse(_linux("23.0"), _refusal(version, tag))
+    assert not any(u.startswith("pip's version") for u in known.plan.unknown)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..findings import Finding
+from ..findings import Finding, Unknown
 from ..knowledge import BnbBuild, Knowledge
 from ..view import View, libstdcxx_misfit, tagged_glibc_floor, wheel_misfits
 from .registry import Context, rule, ruled_out
@@ -15,7 +15,7 @@ _LIB_SUFFIX = {"linux": ".so", "windows": ".dll", "macos": ".dylib"}
 
 
 @rule("bnb-platform-unsupported")
-def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
+def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
     """The first reason found, in order: no known platform, another OS's libraries, no native
     build, glibc below the build's, below every tagged wheel, a library's own glibc need."""
     view = ctx.view
@@ -47,6 +47,12 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding]:
     refused = _refused_wheel(ctx)
     if refused is not None:
         yield refused
+        if view.facts.package("pip") is None:
+            yield Unknown(
+                "pip-version",
+                "pip's version: one older than 20.3 refuses every manylinux_X_Y and macOS 11+ "
+                "wheel, so without it the refusal proves nothing about this host's OS",
+            )
         return
     rel = ctx.bnb_rel
     if view.bnb is None:
@@ -105,11 +111,16 @@ def _refused_wheel(ctx: Context) -> Finding | None:
     if view.glibc_below is None and view.macos_below is None:
         # pip may be older than 20.3 and not know the tag's form, or the wheel is for another
         # CPU than this Python's: a warning; the plan's manual step says how to tell them apart
+        causes = (
+            "an x86_64 Python (Rosetta) or a macOS older than the wheel's"
+            if view.system == "Darwin"
+            else "a 32-bit Python, another CPU, musl instead of glibc, or an older OS than "
+            "the wheel's"
+        )
         f = ctx.finding(
             "bnb-platform-unsupported",
             f"pip refused bitsandbytes' {view.refused_tag} wheel here (read from the error "
-            "message): a pip older than 20.3, a 32-bit Python, another CPU, musl instead of "
-            "glibc, or an older OS than the wheel's",
+            f"message): a pip older than 20.3, {causes}",
             refused_tag=view.refused_tag,
             source="error message",
         )
