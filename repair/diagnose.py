@@ -10,7 +10,7 @@ from __future__ import annotations
 from .catalogue import Catalogue
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .knowledge import Knowledge
-from .rules import EXCLUSIONS, RULES, make_context
+from .rules import EXCLUSIONS, RULES, SUSPECTS, make_context
 from .view import View
 
 __all__ = ["Diagnosis", "Finding", "Severity", "Unknown", "diagnose", "contradicted"]
@@ -51,6 +51,12 @@ def diagnose(
             )
         )
         proven.add(fid)
+    if not any(f.severity == Severity.ERROR for f in found):
+        for suspect in SUSPECTS.values():
+            suspected = list(suspect.run(ctx))
+            if suspected:
+                found.extend(suspected)
+                unknown = [u for u in unknown if u.key != suspect.replaces]
     return Diagnosis(_unique(found, cat), tuple(dict.fromkeys(unknown)), tuple(ruled_out))
 
 

@@ -253,9 +253,8 @@ def analyse(
         plan = make_plan(view, diag, kb, torch_index_base=base)
     if read_from_error:
         plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
+    unjudged = plan.healthy and unjudged_versions(view) or None
     thin = too_thin_to_judge(facts)
-    if thin is not None:
-        plan = replace(plan, healthy=False, cannot_tell=thin)
     if text is not None and plan.healthy and not set(reported) & set(diag.ids):
         # An error the facts do not explain is not "healthy": say so, and exit 1.
         plan = replace(
@@ -276,7 +275,37 @@ def analyse(
                 ),
             ),
         )
+    if thin is not None or unjudged is not None:
+        plan = replace(plan, healthy=False, cannot_tell=thin or unjudged)
     return Analysis(facts, view, diag, with_commands(plan, installed=facts.packages), kb, cat)
+
+
+def unjudged_versions(view: View) -> str | None:
+    """Why a plan with no finding still cannot say "healthy", or None. Every check of torch and
+    of bitsandbytes starts from a version or a build; where the facts give neither for a package
+    that is (or may be) installed, nothing about it was judged, so the verdict is "cannot tell"
+    (exit 7), with what to collect, never "healthy"."""
+    missing = []
+    torch_known = (
+        view.torch is not None
+        or view.torch_cuda is not None
+        or bool(view.torch_hip)
+        or view.torch_cpu_build is not None
+    )
+    if not torch_known and view.torch_installed is not False:
+        missing.append("torch")
+    bnb_known = view.bnb is not None or bool(
+        view.facts.bitsandbytes and view.facts.bitsandbytes.native_libs
+    )
+    if not bnb_known and view.bnb_installed is not False:
+        missing.append("bitsandbytes")
+    if not missing:
+        return None
+    return (
+        f"the facts give no version of {' or '.join(missing)}, and every check of "
+        f"{'them' if len(missing) > 1 else 'it'} starts from one; collect the facts with "
+        "`qfix detect --json` in the target environment"
+    )
 
 
 def too_thin_to_judge(facts: Facts) -> str | None:

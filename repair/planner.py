@@ -48,6 +48,7 @@ from .view import (
     public,
     sass_ccs_cover,
     series,
+    unreadable_versions,
     wheel_misfits,
 )
 from .wheeltags import pip_may_not_know, tag_need
@@ -688,6 +689,13 @@ def _assumptions(view: View) -> list[Unknown]:
         out.append(Unknown("platform", f"platform (assumed {view.platform})"))
     if view.torch_build_assumed:
         out.append(Unknown("torch-build", f"torch build: {view.torch_build_assumed}"))
+    for where, text in unreadable_versions(view.facts):
+        out.append(
+            Unknown(
+                "unreadable-version",
+                f"{where}: {text!r} is not a version (PEP 440); read as unknown",
+            )
+        )
     if view.python is None:
         out.append(
             Unknown(

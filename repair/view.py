@@ -270,6 +270,21 @@ class View:
         return listed_installed(self.facts, name)
 
 
+def unreadable_versions(facts: Facts) -> list[tuple[str, str]]:
+    """(where, text) of each version string in the facts that is not a version at all
+    ("latest", "not-a-version"): parse_version reads it as unknown, and the plan says so."""
+    found = [
+        (f"packages.{name}", text)
+        for name, text in (facts.packages or {}).items()
+        if isinstance(text, str) and parse_version(text) is None
+    ]
+    for name, section in (("torch", facts.torch), ("bitsandbytes", facts.bitsandbytes)):
+        text = section.version if section is not None else None
+        if isinstance(text, str) and parse_version(text) is None:
+            found.append((f"{name}.version", text))
+    return found
+
+
 def listed_installed(facts: Facts, name: str) -> bool | None:
     """True/False when the package list says; None when unknown. In a report, a package listed
     with a null version is installed (version not reported); in a probe's complete list, null

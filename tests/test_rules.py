@@ -16,7 +16,15 @@ from repair.diagnose import contradicted, diagnose
 from repair.facts import facts_from_dict
 from repair.findings import Finding, Severity, Unknown
 from repair.knowledge import load_knowledge
-from repair.rules import EXCLUSIONS, RULES, SIGNATURE_ONLY, make_context, rule, ruled_out
+from repair.rules import (
+    EXCLUSIONS,
+    RULES,
+    SIGNATURE_ONLY,
+    make_context,
+    rule,
+    ruled_out,
+    suspect,
+)
 from repair.view import make_view
 from tests.core_helpers import example_facts
 
@@ -46,6 +54,8 @@ def test_a_second_rule_for_a_class_is_refused():
         rule("bnb-no-4bit")(lambda ctx: ())
     with pytest.raises(ValueError, match="two ruled_out"):
         ruled_out("bnb-no-4bit")(lambda view, kb: False)
+    with pytest.raises(ValueError, match="two suspects"):
+        suspect("gpu-arch-unsupported", replaces="torch-version-for-gpu")(lambda ctx: ())
 
 
 @pytest.mark.parametrize("cls", RULED, ids=lambda c: c.id)
@@ -276,30 +286,66 @@ def test_an_error_texts_range_lies_within_a_when_range_only_when_every_version_d
     assert _range_within(None, SpecifierSet(spec)) is False
 
 
-def test_an_unknown_torch_on_a_gpu_that_only_newer_builds_carry_says_from_which_release():
-    """torch's version unknown is a range (issue 12 item 1): for a GPU whose SASS first appears
-    in a later series, the plan says from which release on, computed from plans/torch.toml; no
-    finding (nothing proves the installed torch is older), and nothing for an old GPU."""
+def _unknown_torch_on(cc: str, **packages: str | None):
     from repair import pipeline
     from repair.facts import Facts, Gpu, Host
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "GPU", cc),),
+        packages={"torch": None, **packages},
+    )
+    return pipeline.analyse(facts)
+
+
+def _first_release_with_sass(cc: str) -> str:
     from repair.view import arch_coverage, parse_version
 
-    def unknowns(cc: str) -> list[str]:
-        facts = Facts(
-            host=Host("Linux", "x86_64"),
-            gpus=(Gpu(0, "GPU", cc),),
-            packages={"torch": None},
-        )
-        a = pipeline.analyse(facts)
-        assert "gpu-arch-unsupported" not in a.diagnosis.ids
-        return [u for u in a.plan.unknown if u.startswith("torch's version: GPU")]
-
-    first = min(
-        (r.series, r.versions[0])
+    return min(
+        (r.series, str(r.versions[0]))
         for r in KB.torch.releases
         for v in r.variants_for("linux-x86_64")
-        if arch_coverage(v.arch_for("linux-x86_64") or (), parse_version("12.0")) == "sass"
+        if arch_coverage(v.arch_for("linux-x86_64") or (), parse_version(cc)) == "sass"
     )[1]
-    said = unknowns("12.0")
-    assert len(said) == 1 and f"torch >= {first} " in said[0]
-    assert unknowns("8.6") == []  # every series carries sm_80 code for it
+
+
+def test_an_unknown_torch_with_another_fault_says_from_which_release_a_new_gpu_runs():
+    """torch's version unknown is a range (issue 12 item 1): where another class explains the
+    failure (here bitsandbytes 0.38.0 has no 4-bit), a GPU whose SASS first appears in a later
+    series is an open question: the plan says from which release on, computed from
+    plans/torch.toml, and moves no torch for it; nothing for a GPU that every series carries."""
+    a = _unknown_torch_on("12.0", bitsandbytes="0.38.0")
+    assert "bnb-no-4bit" in a.diagnosis.ids and "gpu-arch-unsupported" not in a.diagnosis.ids
+    said = [u for u in a.plan.unknown if u.startswith("torch's version: GPU")]
+    assert len(said) == 1 and f"torch >= {_first_release_with_sass('12.0')} " in said[0]
+    old = _unknown_torch_on("8.6", bitsandbytes="0.38.0")
+    assert not [u for u in old.plan.unknown if u.startswith("torch's version: GPU")]
+
+
+def test_an_unknown_torch_on_a_gpu_only_newer_builds_carry_is_the_suspect_when_nothing_else_is():
+    """With no other fault, such a GPU and a torch of unknown version is not "healthy": most
+    releases of the range lack the GPU, so it is the likeliest cause, said as such (evidence
+    ``suspected``), and the plan moves torch to a build whose arch list has it. A GPU that every
+    series carries gets no suspicion, and a known torch never does."""
+    a = _unknown_torch_on("12.0")
+    [f] = [f for f in a.diagnosis.findings if f.id == "gpu-arch-unsupported"]
+    assert f.evidence["suspected"] is True
+    assert f.evidence["first_release"] == _first_release_with_sass("12.0")
+    assert "likeliest cause" in f.summary
+    assert not [u for u in a.plan.unknown if u.startswith("torch's version: GPU")]
+    assert a.plan.torch_arch_list is not None and "sm_120" in a.plan.torch_arch_list
+    assert not a.plan.healthy
+    assert "gpu-arch-unsupported" not in _unknown_torch_on("8.6").diagnosis.ids
+    known = _unknown_torch_on("12.0", bitsandbytes="0.45.0")
+    assert "gpu-arch-unsupported" in known.diagnosis.ids
+    from repair import pipeline
+    from repair.facts import Facts, Gpu, Host
+
+    fine = pipeline.analyse(
+        Facts(
+            host=Host("Linux", "x86_64"),
+            gpus=(Gpu(0, "GPU", "12.0"),),
+            packages={"torch": "2.7.0+cu128", "bitsandbytes": "0.46.0"},
+        )
+    )
+    assert "gpu-arch-unsupported" not in fine.diagnosis.ids

@@ -252,6 +252,47 @@ def test_facts_too_thin_are_cannot_tell(tmp_path: Path) -> None:
     assert doc["healthy"] is False and "qfix detect --json" in doc["cannot_tell"]
 
 
+@pytest.mark.parametrize(
+    ("packages", "missing"),
+    [
+        ({}, "torch or bitsandbytes"),  # a report that lists nothing
+        ({"torch": None, "bitsandbytes": None}, "torch or bitsandbytes"),
+        ({"torch": "2.5.1+cu121", "bitsandbytes": None}, "bitsandbytes"),
+        ({"torch": "not-a-version", "bitsandbytes": "0.45.0"}, "torch"),
+    ],
+)
+def test_facts_without_the_versions_every_check_needs_are_cannot_tell(
+    tmp_path: Path, packages: dict, missing: str
+) -> None:
+    """No finding is not "healthy" when torch's or bitsandbytes' version (or build) is missing:
+    no check of that package ran. Exit 7, what to collect, and an unreadable version named."""
+    facts = tmp_path / "report.json"
+    facts.write_text(json.dumps({"schema": "qfix.facts/1", "packages": packages}))
+    p = run("plan", "--facts", str(facts))
+    assert p.returncode == 7, (p.stdout, p.stderr)
+    assert p.stdout.startswith(f"Cannot tell: the facts give no version of {missing},")
+    assert "Healthy" not in p.stdout
+    if "not-a-version" in json.dumps(packages):
+        assert "packages.torch: 'not-a-version' is not a version (PEP 440)" in p.stdout
+    doc = json.loads(run("plan", "--json", "--facts", str(facts)).stdout)
+    assert doc["healthy"] is False and "qfix detect --json" in doc["cannot_tell"]
+
+
+def test_facts_with_both_versions_and_nothing_wrong_are_healthy(tmp_path: Path) -> None:
+    facts = tmp_path / "report.json"
+    facts.write_text(
+        json.dumps(
+            {
+                "schema": "qfix.facts/1",
+                "host": {"system": "Linux", "machine": "x86_64"},
+                "packages": {"torch": "2.5.1+cpu", "bitsandbytes": "0.46.0"},
+            }
+        )
+    )
+    p = run("plan", "--facts", str(facts))
+    assert p.returncode == 0 and p.stdout.startswith("Healthy"), (p.stdout, p.stderr)
+
+
 def test_a_program_that_is_no_python_gets_one_short_line() -> None:
     p = run("plan", "--python", "/bin/ls")
     assert p.returncode == 2

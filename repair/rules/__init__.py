@@ -25,20 +25,24 @@ from .registry import (
     EXCLUSIONS,
     RULES,
     SIGNATURE_ONLY,
+    SUSPECTS,
     Context,
     Exclusion,
     make_context,
     rule,
     ruled_out,
+    suspect,
 )
 
 __all__ = [
     "EXCLUSIONS",
     "RULES",
     "SIGNATURE_ONLY",
+    "SUSPECTS",
     "Context",
     "Exclusion",
     "make_context",
     "rule",
     "ruled_out",
+    "suspect",
 ]

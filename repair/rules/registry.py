@@ -96,6 +96,15 @@ RULES: dict[str, Rule] = {}
 
 
 @dataclass(frozen=True, slots=True)
+class Suspect:
+    run: Callable[[Context], Iterable[Finding]]
+    replaces: str  # the Unknown key whose doubt the finding states itself
+
+
+SUSPECTS: dict[str, Suspect] = {}
+
+
+@dataclass(frozen=True, slots=True)
 class Exclusion:
     check: RuledOut
     by_complete_probe: bool  # a full probe's facts rule the class out when no rule found it
@@ -111,6 +120,21 @@ def rule(fid: str) -> Callable[[Rule], Rule]:
         if fid in RULES:
             raise ValueError(f"two rules for failure class {fid!r}")
         RULES[fid] = fn
+        return fn
+
+    return register
+
+
+def suspect(fid: str, *, replaces: str) -> Callable[[Callable[[Context], Iterable[Finding]]], Any]:
+    """Register the likeliest cause of class ``fid`` where a version the class depends on is
+    unknown: it runs only when the facts and the error text show no error of any class, so a
+    report whose one open question decides it is not called healthy (issue 12 item 1: an
+    unknown version is a range). Its finding replaces the Unknown ``replaces``."""
+
+    def register(fn: Callable[[Context], Iterable[Finding]]) -> Any:
+        if fid in SUSPECTS:
+            raise ValueError(f"two suspects for failure class {fid!r}")
+        SUSPECTS[fid] = Suspect(fn, replaces)
         return fn
 
     return register

@@ -19,7 +19,7 @@ from ..view import (
     series,
     torch_arch_list,
 )
-from .registry import Context, absent_or_unknown, rule, ruled_out
+from .registry import Context, absent_or_unknown, rule, ruled_out, suspect
 
 
 @rule("torch-missing")
@@ -59,9 +59,7 @@ def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
         return
     yield from _below_every_build(ctx)
     view = ctx.view
-    version_unknown = view.torch is None and view.torch_cuda is None
-    if view.ccs and version_unknown and view.torch_installed is not False and not view.rocm:
-        yield from _builds_for_unknown_torch(ctx)
+    yield from _builds_for_unknown_torch(ctx)
     if not view.ccs or view.torch_cuda is None or view.rocm:
         return
     arch_list, source = torch_arch_list(view, ctx.kb)
@@ -83,12 +81,18 @@ def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
             )
 
 
-def _builds_for_unknown_torch(ctx: Context) -> Iterator[Unknown]:
-    """torch's version is unknown: a range, not silence (issue 12 item 1). Where a GPU runs only
-    on the newer releases of the knowledge base (its SASS first appears in a later series), say
-    from which release on; the installed torch may be older. Not a finding: nothing proves it."""
+def _first_builds_for_unknown_torch(ctx: Context) -> Iterator[tuple[Gpu, Version, str, str]]:
+    """torch's version is unknown: a range, not silence (issue 12 item 1). For each GPU that runs
+    only on the newer releases of the knowledge base (its SASS first appears in a later series):
+    (GPU, its compute capability, the first release, the variant that carries it + a mark when
+    that variant's arch list is UNCONFIRMED). Nothing here proves the installed torch older."""
     view, kb = ctx.view, ctx.kb
+    if ctx.jetson or view.rocm or view.torch_installed is False:
+        return
+    if view.torch is not None or view.torch_cuda is not None:
+        return
     releases = sorted(kb.torch.releases, key=lambda r: r.series)
+    platform = view.platform or ""
     for g in view.gpus or ():
         cc = parse_version(g.compute_capability)
         if cc is None:
@@ -97,20 +101,47 @@ def _builds_for_unknown_torch(ctx: Context) -> Iterator[Unknown]:
             (
                 (r, var)
                 for r in releases
-                for var in r.variants_for(view.platform or "")
-                if arch_coverage(var.arch_for(view.platform or "") or (), cc) == "sass"
+                for var in r.variants_for(platform)
+                if arch_coverage(var.arch_for(platform) or (), cc) == "sass"
             ),
             None,
         )
         if first is None or first[0] is releases[0]:
             continue  # no build at all (a finding above), or every series has one
         r, var = first
-        mark = "" if var.arch_confirmed_for(view.platform or "") else "; its arch list UNCONFIRMED"
+        mark = "" if var.arch_confirmed_for(platform) else "; its arch list UNCONFIRMED"
+        yield g, cc, str(r.versions[0]), f"{var.name}{mark}"
+
+
+def _builds_for_unknown_torch(ctx: Context) -> Iterator[Unknown]:
+    """Where a GPU runs only on later torch releases, say from which release on."""
+    for g, cc, first, variant in _first_builds_for_unknown_torch(ctx):
         yield Unknown(
             "torch-version-for-gpu",
             f"torch's version: GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) runs only "
-            f"on torch >= {r.versions[0]} builds that carry it (from {var.name}{mark}); an "
-            "older or other build fails with 'no kernel image is available'",
+            f"on torch >= {first} builds that carry it (from {variant}); an older or other "
+            "build fails with 'no kernel image is available'",
+        )
+
+
+@suspect("gpu-arch-unsupported", replaces="torch-version-for-gpu")
+def _torch_older_than_gpu(ctx: Context) -> Iterator[Finding]:
+    """With nothing else wrong, a GPU that only later torch releases carry (Blackwell's sm_120:
+    2.7.0 cu128 on) and a torch of unknown version: most releases of that range lack the GPU, so
+    that is the likeliest cause, and the plan moves torch to a build that has it."""
+    for g, cc, first, variant in _first_builds_for_unknown_torch(ctx):
+        yield ctx.finding(
+            "gpu-arch-unsupported",
+            f"GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) runs only on torch >= "
+            f"{first} builds that carry it (from {variant}); torch's version is not in the "
+            "facts and nothing else found explains a failure, so a torch without it is the "
+            'likeliest cause (check: `python -c "import torch; print(torch.__version__, '
+            'torch.cuda.get_arch_list())"`)',
+            gpu=g.index,
+            name=g.name,
+            compute_capability=str(cc),
+            first_release=first,
+            suspected=True,
         )
 
 
