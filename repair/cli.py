@@ -321,8 +321,8 @@ def explain(
     facts: FactsOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
-    """Match an error message or traceback against the failure catalogue. Exit 0 when explained,
-    1 when no class matched."""
+    """Match an error message or traceback against the failure catalogue and what `qfix plan
+    --error` reads from it. Exit 0 when explained, 1 when no class matched, 2 bad input."""
     from . import pipeline
     from .render import render_explain
 
@@ -335,9 +335,9 @@ def explain(
         text = sys.stdin.read()
     if not text.strip():
         raise BadInput("the error text is empty")
-    matches = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
-    _out(render_explain(matches, as_json=as_json))
-    return ExitCode.OK if matches else ExitCode.PROBLEMS
+    result = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
+    _out(render_explain(result, as_json=as_json))
+    return ExitCode.OK if result.matches else ExitCode.PROBLEMS
 
 
 @app.command()

@@ -17,7 +17,7 @@ from packaging.version import Version
 from . import shellquote
 from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, summary_line
 from .errors import QfixError
-from .explain import Match, explain_to_dict
+from .explain import Explanation, Match, explain_to_dict
 from .facts import Facts, facts_to_dict
 from .plan import Plan, StepAction
 from .settings import next_step_target
@@ -353,30 +353,51 @@ def _quote(arg: str) -> str:
     return shellquote.quote(arg)
 
 
-def render_explain(matches: tuple[Match, ...], *, as_json: bool = False) -> str:
-    """`qfix explain`: per class the matched lines, cause, how to confirm, fix."""
+def render_explain(result: Explanation | tuple[Match, ...], *, as_json: bool = False) -> str:
+    """`qfix explain`: per class the matched lines, what `qfix plan --error` says of it (its
+    manual steps lead: they fit this text, the class's general remedy may not), cause, how to
+    confirm, fix; then what the text proves about the facts."""
+    if not isinstance(result, Explanation):
+        result = Explanation(tuple(result))
     if as_json:
-        return to_json(explain_to_dict(matches))
+        return to_json(explain_to_dict(result))
     out: list[str] = []
-    for m in matches:
-        mark = ""
-        if m.confirmed_by_facts is True:
-            mark = "  (confirmed by the facts)"
-        elif m.confirmed_by_facts is False:
-            mark = "  (not confirmed by the facts)"
-        out.append(f"{m.id}: {m.title}{mark}")
-        for line in m.lines[:3]:
-            out.append(f"  matched: {line}")
+    for m in result.matches:
+        out.extend(_explain_match(m))
+        out.append("")
+    if not out:
+        out = ["No known failure class matches this text.", ""]
+    if result.read_from_error:
+        out.append("Read from the error message")
+        out.extend(f"  {line}" for line in result.read_from_error)
+    return "\n".join(out).rstrip()
+
+
+def _explain_match(m: Match) -> list[str]:
+    mark = ""
+    if m.confirmed_by_facts is True:
+        mark = "  (confirmed by the facts)"
+    elif m.confirmed_by_facts is False:
+        mark = "  (not confirmed by the facts)"
+    out = [f"{m.id}: {m.title}{mark}"]
+    out.extend(f"  matched: {line}" for line in m.lines[:3])
+    planned = m.planned
+    out.extend(f"  plan:    {summary}" for summary in (planned.findings if planned else ()))
+    if planned and planned.advice:
+        # The step the plan gives for this very text: the class's general cause and remedy
+        # cover its other forms (WSL's library path for a loader-cache miss) and stay in --json.
+        out.extend(f"  fix:     {text}" for text in planned.advice)
+    else:
         out.append(f"  cause:   {m.explanation}")
         out.append(f"  confirm: {m.confirm}")
         out.append(f"  fix:     {m.remedy}")
-        if m.sources:
-            out.append(f"  sources: {'; '.join(m.sources)}")
-            out.extend(f"    {line}" for line in m.reference_lines())
-        out.append("")
-    if not out:
-        return "No known failure class matches this text."
-    return "\n".join(out).rstrip()
+    if planned and planned.advice and planned.references:
+        out.append(f"  sources: {'; '.join(r.key for r in planned.references)}")
+        out.extend(f"    {r.key}: {r.text}" for r in planned.references)
+    elif m.sources:
+        out.append(f"  sources: {'; '.join(m.sources)}")
+        out.extend(f"    {line}" for line in m.reference_lines())
+    return out
 
 
 def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> str:
