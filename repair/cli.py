@@ -249,6 +249,10 @@ def plan(
         if facts == "-":
             raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
         error = sys.stdin.read()
+        if not error.strip():
+            raise BadInput("--error is empty: stdin gave no error text (pipe the failing output)")
+    elif error is not None and not error.strip():
+        raise BadInput("--error is empty: give the error message the user saw, or - for stdin")
     settings = pipeline.make_settings(
         python=python,
         facts_file=facts,
