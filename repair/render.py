@@ -128,13 +128,18 @@ def render_facts(f: Facts, *, as_json: bool = False) -> str:
                 ]
             )
         )
-        if d.error:
-            out.append(f"  reason: {d.error}")
+        reason = _distinct_reason(d.error, [str(a["error"]) for a in d.attempts if a.get("error")])
+        if reason:
+            out.append(f"  reason: {reason}")
+        tried: list[str] = []
         for a in d.attempts:
             ok = "ok" if a.get("ok") else "failed"
             gave = ", ".join(a.get("facts") or []) or "-"
             err = f" ({a.get('error')})" if a.get("error") else ""
-            out.append(f"    tried {a.get('source')}: {ok}; gave {gave}{err}")
+            line = f"    tried {a.get('source')}: {ok}; gave {gave}{err}"
+            if line not in tried:
+                tried.append(line)
+        out.extend(tried)
     out.append("\nGPUs")
     if f.gpus is None:
         out.append(
@@ -351,6 +356,19 @@ def render_resolved(run: DryRun | None) -> str:
 
 def _quote(arg: str) -> str:
     return shellquote.quote(arg)
+
+
+def _distinct_reason(error: str | None, shown: list[str]) -> str | None:
+    """The driver's reason less what its "tried" lines show anyway: the probe joins every
+    source's error into it ("no NVIDIA driver found: A; B; C"), each of which has its own line."""
+    if not error:
+        return None
+    rest = error
+    for part in sorted(set(shown), key=len, reverse=True):  # a longer error first: no partial cuts
+        rest = rest.replace(part, "")
+    parts = [p.strip() for p in rest.split("; ")]
+    rest = "; ".join(p for p in parts if p).strip().rstrip(":;").strip()
+    return rest or None
 
 
 def render_explain(result: Explanation | tuple[Match, ...], *, as_json: bool = False) -> str:
