@@ -24,7 +24,10 @@ TO_432 = (
     "the model as it is, since the model has already been set to the correct devices and casted "
     "to the correct `dtype`."
 )
-TO_430 = "ValueError: `.to` is not supported for `4-bit` or `8-bit` models. Please use the model as it is"
+TO_430 = (
+    "ValueError: `.to` is not supported for `4-bit` or `8-bit` models. Please use the model as "
+    "it is"
+)
 TO_445 = (
     "ValueError: Calling `to()` is not supported for `4-bit` quantized models with the installed "
     "version of bitsandbytes. The current device is `cuda:0`. If you intended to move the model, "
@@ -129,7 +132,12 @@ def test_detect_shows_each_driver_reason_once():
     attempts = (
         {"source": "nvml", "ok": False, "facts": [], "error": "NVML library not found (x)"},
         {"source": "sysfs", "ok": False, "facts": [], "error": "/sys/module/nvidia/version: gone"},
-        {"source": "procfs", "ok": False, "facts": [], "error": "/proc/driver/nvidia/version: gone"},
+        {
+            "source": "procfs",
+            "ok": False,
+            "facts": [],
+            "error": "/proc/driver/nvidia/version: gone",
+        },
     )
     error = "no NVIDIA driver found: " + "; ".join(str(a["error"]) for a in attempts)
     shown = render_facts(Facts(driver=Driver(found=False, error=error, attempts=attempts)))
