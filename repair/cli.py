@@ -249,6 +249,10 @@ def plan(
         if facts == "-":
             raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
         error = sys.stdin.read()
+        if not error.strip():
+            raise BadInput("--error is empty: stdin gave no error text (pipe the failing output)")
+    elif error is not None and not error.strip():
+        raise BadInput("--error is empty: give the error message the user saw, or - for stdin")
     settings = pipeline.make_settings(
         python=python,
         facts_file=facts,
@@ -321,8 +325,8 @@ def explain(
     facts: FactsOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
-    """Match an error message or traceback against the failure catalogue. Exit 0 when explained,
-    1 when no class matched."""
+    """Match an error message or traceback against the failure catalogue and what `qfix plan
+    --error` reads from it. Exit 0 when explained, 1 when no class matched, 2 bad input."""
     from . import pipeline
     from .render import render_explain
 
@@ -335,9 +339,9 @@ def explain(
         text = sys.stdin.read()
     if not text.strip():
         raise BadInput("the error text is empty")
-    matches = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
-    _out(render_explain(matches, as_json=as_json))
-    return ExitCode.OK if matches else ExitCode.PROBLEMS
+    result = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
+    _out(render_explain(result, as_json=as_json))
+    return ExitCode.OK if result.matches else ExitCode.PROBLEMS
 
 
 @app.command()

@@ -16,6 +16,11 @@ from .view import View
 __all__ = ["Diagnosis", "Finding", "Severity", "Unknown", "diagnose", "contradicted"]
 
 
+# The summary's tail of a class only an error message points to (the facts neither prove it nor
+# rule it out): such a finding adds nothing to the class's title.
+REPORTED = "(reported by the error message; the facts neither prove nor rule it out)"
+
+
 def diagnose(
     view: View, kb: Knowledge, cat: Catalogue, reported: tuple[str, ...] = ()
 ) -> Diagnosis:
@@ -45,8 +50,7 @@ def diagnose(
         found.append(
             ctx.finding(
                 fid,
-                f"{cat.get(fid).title} (reported by the error message; "
-                "the facts neither prove nor rule it out)",
+                f"{cat.get(fid).title} {REPORTED}",
                 source="error message",
             )
         )

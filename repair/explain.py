@@ -1,18 +1,23 @@
 """Match an error message or a whole traceback against the catalogue. Pure.
 
 Signatures come from plans/failures.toml. When facts are given too, the diagnosis of those facts
-confirms (or adds) classes, and the matches say which facts prove them.
+confirms (or adds) classes, and the matches say which facts prove them. What `qfix plan --error`
+makes of the same text (the constraints plans/signatures.toml reads from it, run through the
+rules by ``pipeline.analyse``) comes in as ``Planned`` per class: those classes match too, with
+the plan's finding and manual steps, so that `explain` and `plan --error` never disagree.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .catalogue import Catalogue
 from .findings import Diagnosis, Severity
 from .knowledge import Reference, Sources, load_sources
+from .signatures import Signature, load_signatures
 
 SCHEMA = "qfix.explain/1"
 
@@ -30,6 +35,9 @@ class Match:
     sources: tuple[str, ...]
     evidence: dict[str, Any]
     references: tuple[Reference, ...] = ()  # what the keys its sources cite stand for
+    # What `qfix plan --error` with this text says of the class (None: the plan names it not):
+    # its findings' summaries and its manual steps for it, which lead where there are any.
+    planned: Planned | None = None
 
     def reference_lines(self) -> tuple[str, ...]:
         """'KEY: text' for each key the sources cite (plans/sources.toml)."""
@@ -48,7 +56,34 @@ class Match:
             "sources": list(self.sources),
             "evidence": self.evidence,
             "references": [{"key": r.key, "kind": r.kind, "text": r.text} for r in self.references],
+            "named_by_plan": self.planned is not None,
+            "plan_findings": list(self.planned.findings) if self.planned else [],
+            "advice": list(self.planned.advice) if self.planned else [],
+            "advice_references": [
+                {"key": r.key, "kind": r.kind, "text": r.text}
+                for r in (self.planned.references if self.planned and self.planned.advice else ())
+            ],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What the plan for an error text (``pipeline.analyse``) says of one class."""
+
+    findings: tuple[str, ...] = ()  # the summaries of its findings, the error's own words
+    advice: tuple[str, ...] = ()  # its manual steps (outside the venv), in the plan's order
+    # What the advice rests on: the sources of the plans/signatures.toml entries the text matched
+    references: tuple[Reference, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """`qfix explain`: the matching classes and what the text proves about the facts."""
+
+    matches: tuple[Match, ...]
+    # What the text proves, as `qfix plan --error` lists it under "read from the error message"
+    read_from_error: tuple[str, ...] = ()
+    implied: Mapping[str, Any] = field(default_factory=dict)  # signatures.implied_to_dict
 
 
 def explain(
@@ -56,30 +91,25 @@ def explain(
     cat: Catalogue,
     diagnosis: Diagnosis | None = None,
     sources: Sources | None = None,
+    planned: Mapping[str, Planned] | None = None,
+    signatures: tuple[Signature, ...] | None = None,
 ) -> tuple[Match, ...]:
     """Classes whose signatures match ``text``, strongest first; with a diagnosis, classes the
-    facts prove are added (and those matches marked confirmed). Each match carries the text of
-    every key its sources cite (``sources``, default: the shipped plans/sources.toml)."""
+    facts prove are added (and those matches marked confirmed). ``planned``: the classes the plan
+    for this text names (``pipeline.analyse``), added where no catalogue signature matched, their
+    evidence the lines ``signatures`` (default: plans/signatures.toml) matched. Each match
+    carries the text of every key its sources cite (``sources``, default: plans/sources.toml)."""
     table = sources if sources is not None else load_sources()
-    # Each class scores by its most specific matching signature (the longest pattern): a precise
-    # line outranks boilerplate that many logs share.
-    found: dict[str, tuple[int, list[str]]] = {}
-    for cls in cat.classes:
-        if any(p.search(text) for p in cls.unless):
-            continue
-        hits: list[str] = []
-        score = 0
-        for pattern in cls.signatures:
-            for m in pattern.finditer(text):
-                score = max(score, len(pattern.pattern))
-                start = text.rfind("\n", 0, m.start()) + 1
-                end = text.find("\n", m.end())
-                line = text[start : end if end != -1 else len(text)].strip()
-                if line and line not in hits:
-                    hits.append(line[:300])
-        if hits:
-            found[cls.id] = (score, hits)
+    found = _catalogue_hits(text, cat)
+    planned = planned or {}
     fact_ids = set(diagnosis.ids) if diagnosis else set()
+    from_constraints = [i for i in planned if i not in found and i not in fact_ids]
+    if from_constraints:
+        # Classes the rules draw from what plans/signatures.toml reads in the text: the lines
+        # those signatures matched are the evidence.
+        hit = _signature_hits(text, load_signatures() if signatures is None else signatures)
+        for fid in from_constraints:
+            found[fid] = hit
     evidence: dict[str, dict[str, Any]] = {}
     if diagnosis:
         for f in diagnosis.findings:
@@ -105,10 +135,54 @@ def explain(
                     sources=cls.sources,
                     evidence=evidence.get(fid, {}),
                     references=table.resolve("; ".join(cls.sources)),
+                    planned=planned.get(fid),
                 ),
             )
         )
     return tuple(m for _, m in sorted(matches, key=lambda x: x[0]))
+
+
+def _line_at(text: str, start: int, end: int) -> str:
+    """The line of ``text`` that holds ``text[start:end]``, stripped (at most 300 characters)."""
+    first = text.rfind("\n", 0, start) + 1
+    last = text.find("\n", end)
+    return text[first : last if last != -1 else len(text)].strip()[:300]
+
+
+def _catalogue_hits(text: str, cat: Catalogue) -> dict[str, tuple[int, list[str]]]:
+    """Per class whose failures.toml signatures match: (score, matched lines). A class scores by
+    its most specific matching signature (the longest pattern): a precise line outranks
+    boilerplate that many logs share."""
+    found: dict[str, tuple[int, list[str]]] = {}
+    for cls in cat.classes:
+        if any(p.search(text) for p in cls.unless):
+            continue
+        hits: list[str] = []
+        score = 0
+        for pattern in cls.signatures:
+            for m in pattern.finditer(text):
+                score = max(score, len(pattern.pattern))
+                line = _line_at(text, m.start(), m.end())
+                if line and line not in hits:
+                    hits.append(line)
+        if hits:
+            found[cls.id] = (score, hits)
+    return found
+
+
+def _signature_hits(text: str, signatures: tuple[Signature, ...]) -> tuple[int, list[str]]:
+    """The lines plans/signatures.toml's patterns match in ``text``, scored like a class."""
+    hits: list[str] = []
+    score = 0
+    for sig in signatures:
+        m = sig.pattern.search(text)
+        if m is None:
+            continue
+        score = max(score, len(sig.pattern.pattern))
+        line = _line_at(text, m.start(), m.end())
+        if line and line not in hits:
+            hits.append(line)
+    return score, hits
 
 
 # torch's "The NVIDIA driver on your system is too old (found version 11060)": the CUDA version
@@ -125,6 +199,14 @@ def driver_cuda_from_error(text: str) -> str | None:
     return f"{n // 1000}.{(n % 1000) // 10}"
 
 
-def explain_to_dict(matches: tuple[Match, ...]) -> dict[str, Any]:
-    """The qfix.explain/1 document."""
-    return {"schema": SCHEMA, "matches": [m.to_dict() for m in matches]}
+def explain_to_dict(result: Explanation | tuple[Match, ...]) -> dict[str, Any]:
+    """The qfix.explain/1 document (``read_from_error`` and ``implied`` added in 0.x: what the
+    text proves, as `qfix plan --error` reads it; empty when it proves nothing)."""
+    if not isinstance(result, Explanation):
+        result = Explanation(tuple(result))
+    return {
+        "schema": SCHEMA,
+        "matches": [m.to_dict() for m in result.matches],
+        "read_from_error": list(result.read_from_error),
+        "implied": dict(result.implied),
+    }

@@ -18,18 +18,24 @@ from packaging.version import InvalidVersion, Version
 from . import settings as resolve
 from .catalogue import Catalogue, load_catalogue
 from .commands import build_commands, constraint_lines
-from .diagnose import Diagnosis, diagnose
+from .diagnose import REPORTED, Diagnosis, diagnose
 from .dryrun import DryRun, package_lines, space_estimate, summary_line
 from .errors import BadInput, FactsError
-from .explain import Match, explain
+from .explain import Explanation, Planned, explain
 from .facts import Facts, facts_from_json
 from .indexconfig import InstallerChoice
 from .jsonload import MAX_BYTES as MAX_JSON_BYTES
-from .knowledge import Knowledge, load_knowledge
+from .knowledge import Knowledge, load_knowledge, load_sources
 from .pins import ProjectPins, pins_from_facts
 from .plan import Plan
 from .planner import evaluate_variant, make_plan
 from .settings import DEFAULT_TORCH_INDEX, Settings
+from .signatures import (
+    implied_by,
+    implied_property_lines,
+    implied_to_dict,
+    load_signatures,
+)
 from .view import View, make_view
 
 # --------------------------------------------------------------------------- settings
@@ -212,6 +218,9 @@ class Analysis:
     plan: Plan
     knowledge: Knowledge
     catalogue: Catalogue
+    # What the error text proves where the facts lack it (the plan's "read from the error
+    # message" lines, also at the head of plan.unknown)
+    read_from_error: tuple[str, ...] = ()
 
 
 def analyse(
@@ -277,7 +286,8 @@ def analyse(
         )
     if thin is not None or unjudged is not None:
         plan = replace(plan, healthy=False, cannot_tell=thin or unjudged)
-    return Analysis(facts, view, diag, with_commands(plan, installed=facts.packages), kb, cat)
+    plan = with_commands(plan, installed=facts.packages)
+    return Analysis(facts, view, diag, plan, kb, cat, tuple(read_from_error))
 
 
 def unjudged_versions(view: View) -> str | None:
@@ -393,13 +403,40 @@ def with_commands(
     )
 
 
-def explain_text(text: str, facts: Facts | None) -> tuple[Match, ...]:
+def explain_text(text: str, facts: Facts | None) -> Explanation:
+    """`qfix explain`: the catalogue's signatures, and what `qfix plan --error` makes of the same
+    text with the same facts (none: an empty report) through the same ``analyse``: every class
+    that plan names is a match, with the plan's findings and manual steps for it, and what the
+    text proves is listed as that plan lists it. Only ``facts`` confirm a class."""
     cat = load_catalogue()
-    diag = None
-    if facts is not None:
-        kb = load_knowledge()
-        diag = diagnose(make_view(facts, kb), kb, cat)
-    return explain(text, cat, diag)
+    kb = load_knowledge()
+    base = facts if facts is not None else Facts()
+    alone = diagnose(make_view(base, kb), kb, cat)  # what the facts say without the text
+    analysis = analyse(base, error_text=text)
+    text_ids = set(analysis.diagnosis.ids) - (set() if facts is not None else set(alone.ids))
+    implied = implied_by(text)
+    sigs = {sig.id: sig for sig in load_signatures()}
+    references = load_sources().resolve(
+        "; ".join(src for sid in implied.signatures for src in sigs[sid].sources)
+    )
+    planned = {
+        fid: Planned(
+            findings=tuple(
+                f.summary
+                for f in analysis.diagnosis.findings
+                if f.id == fid and not f.summary.endswith(REPORTED)
+            ),
+            advice=tuple(m.text for m in analysis.plan.manual if m.id == fid),
+            references=references,
+        )
+        for fid in analysis.diagnosis.ids
+        if fid in text_ids
+    }
+    return Explanation(
+        explain(text, cat, alone if facts is not None else None, planned=planned),
+        read_from_error=(*analysis.read_from_error, *implied_property_lines(implied)),
+        implied=implied_to_dict(implied) if not implied.empty else {},
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from packaging.version import Version
 from . import shellquote
 from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, summary_line
 from .errors import QfixError
-from .explain import Match, explain_to_dict
+from .explain import Explanation, Match, explain_to_dict
 from .facts import Facts, facts_to_dict
 from .plan import Plan, StepAction
 from .settings import next_step_target
@@ -128,13 +128,18 @@ def render_facts(f: Facts, *, as_json: bool = False) -> str:
                 ]
             )
         )
-        if d.error:
-            out.append(f"  reason: {d.error}")
+        reason = _distinct_reason(d.error, [str(a["error"]) for a in d.attempts if a.get("error")])
+        if reason:
+            out.append(f"  reason: {reason}")
+        tried: list[str] = []
         for a in d.attempts:
             ok = "ok" if a.get("ok") else "failed"
             gave = ", ".join(a.get("facts") or []) or "-"
             err = f" ({a.get('error')})" if a.get("error") else ""
-            out.append(f"    tried {a.get('source')}: {ok}; gave {gave}{err}")
+            line = f"    tried {a.get('source')}: {ok}; gave {gave}{err}"
+            if line not in tried:
+                tried.append(line)
+        out.extend(tried)
     out.append("\nGPUs")
     if f.gpus is None:
         out.append(
@@ -353,30 +358,64 @@ def _quote(arg: str) -> str:
     return shellquote.quote(arg)
 
 
-def render_explain(matches: tuple[Match, ...], *, as_json: bool = False) -> str:
-    """`qfix explain`: per class the matched lines, cause, how to confirm, fix."""
+def _distinct_reason(error: str | None, shown: list[str]) -> str | None:
+    """The driver's reason less what its "tried" lines show anyway: the probe joins every
+    source's error into it ("no NVIDIA driver found: A; B; C"), each of which has its own line."""
+    if not error:
+        return None
+    rest = error
+    for part in sorted(set(shown), key=len, reverse=True):  # a longer error first: no partial cuts
+        rest = rest.replace(part, "")
+    parts = [p.strip() for p in rest.split("; ")]
+    rest = "; ".join(p for p in parts if p).strip().rstrip(":;").strip()
+    return rest or None
+
+
+def render_explain(result: Explanation | tuple[Match, ...], *, as_json: bool = False) -> str:
+    """`qfix explain`: per class the matched lines, what `qfix plan --error` says of it (its
+    manual steps lead: they fit this text, the class's general remedy may not), cause, how to
+    confirm, fix; then what the text proves about the facts."""
+    if not isinstance(result, Explanation):
+        result = Explanation(tuple(result))
     if as_json:
-        return to_json(explain_to_dict(matches))
+        return to_json(explain_to_dict(result))
     out: list[str] = []
-    for m in matches:
-        mark = ""
-        if m.confirmed_by_facts is True:
-            mark = "  (confirmed by the facts)"
-        elif m.confirmed_by_facts is False:
-            mark = "  (not confirmed by the facts)"
-        out.append(f"{m.id}: {m.title}{mark}")
-        for line in m.lines[:3]:
-            out.append(f"  matched: {line}")
+    for m in result.matches:
+        out.extend(_explain_match(m))
+        out.append("")
+    if not out:
+        out = ["No known failure class matches this text.", ""]
+    if result.read_from_error:
+        out.append("Read from the error message")
+        out.extend(f"  {line}" for line in result.read_from_error)
+    return "\n".join(out).rstrip()
+
+
+def _explain_match(m: Match) -> list[str]:
+    mark = ""
+    if m.confirmed_by_facts is True:
+        mark = "  (confirmed by the facts)"
+    elif m.confirmed_by_facts is False:
+        mark = "  (not confirmed by the facts)"
+    out = [f"{m.id}: {m.title}{mark}"]
+    out.extend(f"  matched: {line}" for line in m.lines[:3])
+    planned = m.planned
+    out.extend(f"  plan:    {summary}" for summary in (planned.findings if planned else ()))
+    if planned and planned.advice:
+        # The step the plan gives for this very text: the class's general cause and remedy
+        # cover its other forms (WSL's library path for a loader-cache miss) and stay in --json.
+        out.extend(f"  fix:     {text}" for text in planned.advice)
+    else:
         out.append(f"  cause:   {m.explanation}")
         out.append(f"  confirm: {m.confirm}")
         out.append(f"  fix:     {m.remedy}")
-        if m.sources:
-            out.append(f"  sources: {'; '.join(m.sources)}")
-            out.extend(f"    {line}" for line in m.reference_lines())
-        out.append("")
-    if not out:
-        return "No known failure class matches this text."
-    return "\n".join(out).rstrip()
+    if planned and planned.advice and planned.references:
+        out.append(f"  sources: {'; '.join(r.key for r in planned.references)}")
+        out.extend(f"    {r.key}: {r.text}" for r in planned.references)
+    elif m.sources:
+        out.append(f"  sources: {'; '.join(m.sources)}")
+        out.extend(f"    {line}" for line in m.reference_lines())
+    return out
 
 
 def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> str:

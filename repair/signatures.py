@@ -236,6 +236,19 @@ def implied_to_dict(implied: Implied) -> dict[str, Any]:
     return out
 
 
+def implied_property_lines(implied: Implied) -> tuple[str, ...]:
+    """One line per property (not a range, not the host's system: ``implied_facts`` lists those
+    where the facts lack them) that ``implied`` states, as `qfix explain` shows what a text
+    proves ("libcuda_unregistered: yes (read from the error message)")."""
+    out = []
+    for key, value in implied_to_dict(implied).items():
+        if key in ("signatures", "ranges", "system"):
+            continue
+        shown = "yes" if value is True else str(value)
+        out.append(f"{key}: {shown} (read from the error message)")
+    return tuple(out)
+
+
 def implied_from_facts(facts: Facts) -> Implied:
     """The constraints recorded in ``facts.extra["implied"]`` (by ``implied_facts``)."""
     raw = facts.extra.get("implied")

@@ -114,11 +114,23 @@ def test_plan_bad_torch_index_exit_2():
     assert_one_line_error(p)
 
 
+@pytest.mark.parametrize(("value", "stdin"), [("", None), (" \n\t", None), ("-", "\n  \n")])
+def test_plan_empty_error_exit_2(value, stdin):
+    p = run("plan", "--facts", "example:seed", "--error", value, stdin=stdin)
+    assert_one_line_error(p)
+    assert p.stderr.startswith("qfix: error: --error is empty")
+
+
 def test_explain_text_and_json():
     p = run("explain", "CUDA error: no kernel image is available for execution on the device")
     assert p.returncode == 0 and "gpu-arch-unsupported" in p.stdout
     p = run("explain", "-", "--json", stdin="RuntimeError: something unrelated\n")
-    assert p.returncode == 1 and json.loads(p.stdout) == {"schema": "qfix.explain/1", "matches": []}
+    assert p.returncode == 1 and json.loads(p.stdout) == {
+        "schema": "qfix.explain/1",
+        "matches": [],
+        "read_from_error": [],
+        "implied": {},
+    }
 
 
 def test_explain_with_facts_confirms():

@@ -1,0 +1,149 @@
+"""`qfix explain` and `qfix plan --error` read an error text alike (one analyse, no second table).
+
+The texts are the messages the tools print (plans/signatures.toml cites each: pip S69,
+transformers S25, triton S72, Unsloth S73).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from repair.facts import Facts, Host
+from repair.pipeline import analyse, explain_text
+from repair.render import render_explain, render_facts
+from tests.test_cli import run
+
+PIP_REFUSED = (
+    "ERROR: bitsandbytes-0.45.0-py3-none-manylinux_2_24_x86_64.whl is not a supported wheel "
+    "on this platform."
+)
+TO_432 = (
+    "ValueError: `.to` is not supported for `4-bit` or `8-bit` bitsandbytes models. Please use "
+    "the model as it is, since the model has already been set to the correct devices and casted "
+    "to the correct `dtype`."
+)
+TO_430 = (
+    "ValueError: `.to` is not supported for `4-bit` or `8-bit` models. Please use the model as "
+    "it is"
+)
+TO_445 = (
+    "ValueError: Calling `to()` is not supported for `4-bit` quantized models with the installed "
+    "version of bitsandbytes. The current device is `cuda:0`. If you intended to move the model, "
+    "please install bitsandbytes >= 0.43.2."
+)
+TRITON_LIBCUDA = (
+    '  File "/usr/local/lib/python3.10/dist-packages/triton/common/build.py", line 21, in '
+    "libcuda_dirs\n    assert any(os.path.exists(os.path.join(path, 'libcuda.so')) for path in "
+    "dirs), msg\nAssertionError: libcuda.so cannot found!\nPossible files are located at "
+    "['/usr/lib64-nvidia/libcuda.so.1'].Please create a symlink of libcuda.so to any of the file."
+)
+UNSLOTH = "RuntimeError: Unsloth: CUDA is not linked properly."
+TEXTS = (PIP_REFUSED, TO_432, TO_430, TO_445, TRITON_LIBCUDA, UNSLOTH)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_explain_names_every_class_the_plan_names(text):
+    plan = analyse(Facts(), error_text=text).plan
+    result = explain_text(text, None)
+    named = {m.id for m in result.matches if m.planned is not None}
+    assert named and named == {f.id for f in plan.findings}
+    # what the text proves: the plan's own "read from the error message" lines, first
+    read = [u for u in plan.unknown if "read from the error message" in u]
+    assert list(result.read_from_error[: len(read)]) == read
+    for m in result.matches:
+        if m.planned is not None:
+            assert m.lines, m.id  # the line of the text that proves it
+            assert m.planned.advice == tuple(x.text for x in plan.manual if x.id == m.id)
+
+
+def test_pip_refusal_names_the_platform_class_and_its_tag():
+    result = explain_text(PIP_REFUSED, None)
+    top = result.matches[0]
+    assert top.id == "bnb-platform-unsupported" and top.lines == (PIP_REFUSED,)
+    assert any("pip before 20.3" in a for a in top.planned.advice)
+    assert "wheel_tag_refused: manylinux_2_24_x86_64 (read from the error message)" in (
+        result.read_from_error
+    )
+    assert result.implied["wheel_tag_refused"] == "manylinux_2_24_x86_64"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (TO_432, "transformers <4.45.0,>=4.32.0 (read from the error message"),
+        (TO_430, "transformers <4.32.0,>=4.30.0 (read from the error message"),
+        (TO_445, "bitsandbytes <0.43.2 (read from the error message"),
+    ],
+)
+def test_refused_move_names_the_class_and_the_range(text, line):
+    result = explain_text(text, None)
+    assert result.matches and result.matches[0].planned is not None
+    assert any(x.startswith(line) for x in result.read_from_error), result.read_from_error
+    assert "hf_feature: 4bit-move (read from the error message)" in result.read_from_error
+    shown = render_explain(result)
+    assert "Read from the error message" in shown and line in shown
+
+
+@pytest.mark.parametrize("text", [TRITON_LIBCUDA, UNSLOTH])
+def test_libcuda_unregistered_leads_with_ldconfig_not_wsl(text):
+    result = explain_text(text, None)
+    top = result.matches[0]
+    assert top.id == "cuda-libs-not-found"
+    fix = [x for x in render_explain(result).splitlines() if x.startswith("  fix:")]
+    assert fix[0].startswith("  fix:     libcuda.so.1") and "ldconfig" in fix[0]
+    assert "--gpus all" in fix[0]
+    assert "wsl" not in render_explain(result).lower()
+    # --json keeps every field of qfix.explain/1 (the class's general remedy among them)
+    doc = json.loads(render_explain(result, as_json=True))["matches"][0]
+    assert {"id", "matched_lines", "confirmed_by_facts", "remedy", "sources", "references"} <= set(
+        doc
+    )
+    assert doc["named_by_plan"] is True and doc["advice"] == list(top.planned.advice)
+    assert {r["key"] for r in doc["advice_references"]} == {"S72", "S73"}
+
+
+def test_given_facts_confirm_and_keep_the_plan_advice():
+    facts = Facts(host=Host(system="Linux", wsl=False))
+    result = explain_text(TRITON_LIBCUDA, facts)
+    top = result.matches[0]
+    assert top.id == "cuda-libs-not-found" and top.confirmed_by_facts is False
+    assert top.planned is not None and top.planned.advice[0].startswith("libcuda.so.1")
+
+
+def test_cli_exit_codes_and_compatible_json():
+    p = run("explain", "--json", PIP_REFUSED)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["schema"] == "qfix.explain/1" and doc["matches"][0]["id"] == (
+        "bnb-platform-unsupported"
+    )
+    assert doc["implied"]["signatures"] == ["pip-refused-bnb-wheel"]
+    p = run("explain", "RuntimeError: something unrelated")
+    assert p.returncode == 1 and "No known failure class" in p.stdout
+    p = run("explain", "   ")
+    assert p.returncode == 2 and p.stderr.startswith("qfix: error: ")
+
+
+def test_detect_shows_each_driver_reason_once():
+    from repair.facts import Driver
+
+    attempts = (
+        {"source": "nvml", "ok": False, "facts": [], "error": "NVML library not found (x)"},
+        {"source": "sysfs", "ok": False, "facts": [], "error": "/sys/module/nvidia/version: gone"},
+        {
+            "source": "procfs",
+            "ok": False,
+            "facts": [],
+            "error": "/proc/driver/nvidia/version: gone",
+        },
+    )
+    error = "no NVIDIA driver found: " + "; ".join(str(a["error"]) for a in attempts)
+    shown = render_facts(Facts(driver=Driver(found=False, error=error, attempts=attempts)))
+    for a in attempts:
+        assert shown.count(str(a["error"])) == 1, shown
+    assert "  reason: no NVIDIA driver found\n" in shown
+    # a reason no tried line shows stays whole
+    other = render_facts(Facts(driver=Driver(found=False, error="NVML: permission denied")))
+    assert "  reason: NVML: permission denied" in other
