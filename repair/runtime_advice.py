@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .findings import Finding
-from .plan import TORCH_FAMILY, Manual
+from .plan import TORCH_FAMILY, Manual, normalize
 from .rules.environment import in_conda
 from .view import MODERN_BNB_LOADER, View
 
@@ -138,9 +138,12 @@ def _bundled_manual(view: View, f: Finding) -> Manual:
 
 
 def _installed_version(view: View, name: str) -> str | None:
+    """A package's reported version; the folder's name (foo_ext.libs) is the distribution's
+    with underscores (S79), so it is looked up normalized."""
     if name == "torch" and view.torch is not None:
         return str(view.torch)
-    return view.facts.package(name)
+    versions = {normalize(k): v for k, v in (view.facts.packages or {}).items()}
+    return versions.get(normalize(name))
 
 
 def _conda_search_manual(view: View) -> Manual | None:
