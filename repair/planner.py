@@ -448,13 +448,19 @@ def _bnb_must_change(view: View, ids: set[str], by_id: Mapping[str, list[Finding
         # F32: the override bug is fixed in 0.44.0 (PR#1318)
         or ("bnb-cuda-override" in ids and view.bnb is not None and view.bnb < Version("0.44.0"))
         # a bitsandbytes keyed on torch.version.cuda makes the libcudart search harmless
-        or (
-            bool(ids & {"cuda-libs-not-found", "stale-toolkit-on-path"})
-            and legacy
-            and bool(view.bnb_installed)
-        )
+        or (bool(_search_faults(ids, by_id)) and legacy and bool(view.bnb_installed))
         or ("bnb-platform-unsupported" in ids and view.bnb is None)
     )
+
+
+def _search_faults(ids: set[str], by_id: Mapping[str, list[Finding]]) -> set[str]:
+    """The library-search findings the legacy loader can be at fault for: a copy that a wheel
+    bundles (torchvision.libs/libcudart.<hash>.so.12) is that wheel's, not bitsandbytes'."""
+    out = ids & {"cuda-libs-not-found", "stale-toolkit-on-path"}
+    libs = by_id.get("cuda-libs-not-found", [])
+    if libs and all(f.evidence.get("bundled_by") for f in libs):
+        out.discard("cuda-libs-not-found")
+    return out
 
 
 def _pair(

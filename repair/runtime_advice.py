@@ -1,9 +1,11 @@
 """The manual steps for CUDA libraries that the loader cannot open (cuda-libs-not-found).
 
-Two states that the rules of repair/rules/environment.py prove, and that no venv change fixes by
+Three states that the rules of repair/rules/environment.py prove, and that no venv change fixes by
 itself: the driver's own user-space library (libcuda) is missing or broken ("CUDA Version: N/A"),
-and a CUDA runtime of one major (libcudart.so.N, cublas64_N.dll) is not on the loader path. In a
-conda environment the CUDA runtime is a conda package, so its fix is named on the conda side.
+a CUDA runtime of one major (libcudart.so.N, cublas64_N.dll) is not on the loader path, and a
+package's own hashed copy of a CUDA library (torchvision.libs/libcudart.<hash>.so.12) is gone. In
+a conda environment the CUDA runtime is a conda package, so its fix is named on the conda side; a
+package's own copy comes back only with that package.
 
 Pure: builds texts from the view and the findings; no process, no network.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .findings import Finding
-from .plan import Manual
+from .plan import TORCH_FAMILY, Manual, normalize
 from .rules.environment import in_conda
 from .view import MODERN_BNB_LOADER, View
 
@@ -46,7 +48,7 @@ def stays_required(view: View, by_id: Mapping[str, list[Finding]]) -> bool:
     """Whether the step holds whatever bitsandbytes is planned: a broken libcuda, or torch's own
     CUDA runtime missing (a bitsandbytes keyed on torch's CUDA only moots a library search)."""
     for f in runtime_findings(by_id):
-        if f.evidence.get("libcuda"):
+        if f.evidence.get("libcuda") or f.evidence.get("bundled_by"):
             return True
         major = f.evidence.get("cuda_major")
         if view.torch_cuda is not None and view.torch_cuda.major == major:
@@ -60,6 +62,8 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
     if not found:
         return _conda_search_manual(view) if "cuda-libs-not-found" in by_id else None
     f = found[0]
+    if f.evidence.get("bundled_by"):
+        return _bundled_manual(view, f)
     if f.evidence.get("libcuda"):
         text = _LIBCUDA_TEXT.format(driver=f.evidence.get("driver") or view.driver)
         return Manual("cuda-libs-not-found", text, True)
@@ -93,6 +97,53 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
         )
     )
     return Manual("cuda-libs-not-found", text, conda)
+
+
+def _bundled_manual(view: View, f: Finding) -> Manual:
+    """Reinstall the package whose wheel bundles the broken copy (with torch, torchvision and
+    torchaudio together at their installed versions: they are built against one another), pinned
+    where the version is known and a placeholder where it is not (none is guessed). --no-deps
+    keeps every other package as it is; the force makes pip rewrite files it believes present."""
+    owner = str(f.evidence["bundled_by"])
+    names = [owner]
+    if owner in TORCH_FAMILY:
+        # torchvision and torchaudio require torch (compat-facts B1): torch is there too
+        installed = view.facts.packages or {}
+        names = [p for p in TORCH_FAMILY if p in (owner, "torch") or p in installed]
+    pins, unknown = [], []
+    for name in names:
+        version = _installed_version(view, name)
+        pins.append(f"{name}=={version or '<installed version>'}")
+        if version is None:
+            unknown.append(name)
+    text = (
+        f"{owner}'s wheel bundles its own {f.evidence.get('library', 'cudart')} of CUDA "
+        f"{f.evidence.get('cuda_major')}, found through its RPATH, not the loader path: no CUDA "
+        "toolkit, LD_LIBRARY_PATH or ldconfig change brings it back. Reinstall "
+        + (f"{', '.join(names)} together" if len(names) > 1 else "it")
+        + " at the installed versions, from the index "
+        + ("they" if len(names) > 1 else "it")
+        + f" came from: `python -m pip install --force-reinstall --no-deps {' '.join(pins)}`"
+    )
+    if unknown:
+        text += f" (qfix does not know the installed versions: `pip show {' '.join(unknown)}`)"
+    if f.evidence.get("conda"):
+        text += f"; pip, in a conda env too: the hashed copy is {owner}'s pip wheel's"
+    if f.evidence.get("deleted"):
+        text += (
+            "; the path was marked '(deleted)': a running process (a notebook kernel, a "
+            "training or vLLM worker) still maps the removed file, so restart it afterwards"
+        )
+    return Manual("cuda-libs-not-found", text, True)
+
+
+def _installed_version(view: View, name: str) -> str | None:
+    """A package's reported version; the folder's name (foo_ext.libs) is the distribution's
+    with underscores (S79), so it is looked up normalized."""
+    if name == "torch" and view.torch is not None:
+        return str(view.torch)
+    versions = {normalize(k): v for k, v in (view.facts.packages or {}).items()}
+    return versions.get(normalize(name))
 
 
 def _conda_search_manual(view: View) -> Manual | None:

@@ -40,6 +40,12 @@ FACT_KEYS: Mapping[str, type] = {
     # the CUDA major N the failing library was built for (plans/signatures.toml).
     "cuda_lib": str,  # cudart | cublas | cublasLt | cusparse
     "cuda_lib_major": str,  # "11", "12"
+    # That library is a copy a wheel bundles under a hashed name (auditwheel's
+    # `<pkg>.libs/libcudart-<hash>.so.12`, torchvision's `libcudart.<hash>.so.12`, torch's
+    # `torch/lib/libcudart-<hash>.so.11.0`): the package whose folder holds it, and whether the
+    # loader marked the path "(deleted)" (removed while a process still maps it).
+    "cuda_lib_bundled_by": str,
+    "cuda_lib_deleted": bool,
     # The CUDA version as bitsandbytes printed it ("116" = 11.6): torch.version.cuda where the
     # message says so; the library tag its loader wanted otherwise (whose source is an era's).
     "torch_cuda_tag": str,
@@ -90,6 +96,8 @@ class Implied:
     libstdcxx: str | None = None
     cuda_lib: str | None = None
     cuda_lib_major: str | None = None
+    cuda_lib_bundled_by: str | None = None
+    cuda_lib_deleted: bool = False
     torch_cuda_tag: str | None = None
     loader_cuda_tag: str | None = None
     bnb_cuda_not_loaded: bool = False

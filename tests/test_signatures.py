@@ -1423,3 +1423,106 @@ def test_libcuda_missing_from_the_loader_cache_gets_the_ldconfig_step(text):
     manual = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
     assert manual and manual[0].required and "ldconfig" in manual[0].text
     assert _step(a.plan, "torch") is None  # torch is not at fault
+
+
+# ---------------------------------------------------------------- a wheel's own hashed CUDA copy
+
+# The text of unslothai/unsloth#1656 (the user's home directory shortened).
+_BUNDLED_DELETED = (
+    "RuntimeError: /home/u/miniconda3/envs/unsloth/lib/python3.11/site-packages/torchvision.libs/"
+    "libcudart.7ec1eba6.so.12 (deleted): cannot open shared object file: No such file or directory"
+)
+
+
+@pytest.mark.parametrize(
+    "text, owner, lib, major, deleted",
+    [
+        (_BUNDLED_DELETED, "torchvision", "cudart", 12, True),
+        # auditwheel's own scheme: <base>-<8 hex>.<rest> in <name>.libs (S79)
+        (
+            "OSError: /venv/lib/python3.10/site-packages/foo_ext.libs/libcublasLt-0a1b2c3d.so.11: "
+            "cannot open shared object file: No such file or directory",
+            "foo_ext",
+            "cublasLt",
+            11,
+            False,
+        ),
+        # PyTorch's wheel build: torch/lib/<base>-<8 hex>.<rest> (S80)
+        (
+            "OSError: /usr/local/lib/python3.8/dist-packages/torch/lib/libcudart-a7b20f6e.so.11.0:"
+            " cannot open shared object file: No such file or directory",
+            "torch",
+            "cudart",
+            11,
+            False,
+        ),
+    ],
+)
+def test_a_hashed_copy_names_the_package_that_bundles_it(text, owner, lib, major, deleted):
+    implied = implied_by(text)
+    assert (implied.cuda_lib_bundled_by, implied.cuda_lib, implied.wanted_cuda_major) == (
+        owner,
+        lib,
+        major,
+    )
+    assert implied.cuda_lib_deleted is deleted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "OSError: libcudart.so.12: cannot open shared object file: No such file or directory",
+        # a hashed name outside site-packages is no package's (a system lib directory)
+        "OSError: /usr/lib/libcudart-a7b20f6e.so.11.0: cannot open shared object file",
+        # a plain soname inside a package's lib folder carries no hash
+        "OSError: /x/site-packages/torch/lib/libcudart.so.12: cannot open shared object file",
+        # the copy was found: nothing failed
+        "/x/site-packages/torchvision.libs/libcudart.7ec1eba6.so.12 => loaded",
+    ],
+)
+def test_a_name_without_a_wheels_hash_is_not_a_bundled_copy(text):
+    implied = implied_by(text)
+    assert implied.cuda_lib_bundled_by is None and not implied.cuda_lib_deleted
+
+
+def test_a_system_runtime_without_a_hash_keeps_the_loader_path_step():
+    a = _analyse(_cuda_facts("12.1"), "libcudart.so.12: cannot open shared object file")
+    found = [f for f in a.diagnosis.findings if f.id == "cuda-libs-not-found"]
+    assert found and "bundled_by" not in found[0].evidence
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and "reinstall torch from the PyTorch index" in libs[0].text
+    assert "--force-reinstall" not in libs[0].text
+
+
+def test_a_deleted_bundled_copy_plans_a_reinstall_of_the_family_and_a_restart():
+    """torchvision's own libcudart is gone under a running process: reinstall torch and
+    torchvision together at their installed versions (none guessed), restart the process; no
+    toolkit, conda runtime or bitsandbytes change."""
+    facts = replace(
+        _cuda_facts("12.1", conda=True),
+        packages={"torch": "2.5.1+cu121", "torchvision": None, "bitsandbytes": "0.39.1"},
+        torch=TorchBuild("2.5.1+cu121", "12.1"),
+    )
+    a = _analyse(facts, _BUNDLED_DELETED)
+    found = [f for f in a.diagnosis.findings if f.id == "cuda-libs-not-found"]
+    assert len(found) == 1 and found[0].evidence["bundled_by"] == "torchvision"
+    assert "bnb-no-cuda-lib" not in a.diagnosis.ids
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and libs[0].required
+    text = libs[0].text
+    assert "--force-reinstall --no-deps torch==2.5.1+cu121 torchvision==<installed version>" in text
+    assert "torchaudio" not in text  # not installed: not reinstalled
+    assert "restart" in text
+    assert "conda install" not in text and "ldconfig change" in text
+    assert _step(a.plan, "bitsandbytes") is None  # the legacy loader is not at fault here
+    assert not a.plan.healthy
+
+
+def test_a_bundled_copy_of_another_package_reinstalls_that_package_alone():
+    facts = replace(_cuda_facts("12.1"), packages={"torch": "2.1.0+cu121", "foo-ext": "1.2.0"})
+    text = "OSError: /v/site-packages/foo_ext.libs/libcublas-0a1b2c3d.so.11: cannot open shared"
+    a = _analyse(facts, text + " object file")
+    libs = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert libs and libs[0].required
+    assert "--no-deps foo_ext==1.2.0" in libs[0].text  # the folder names foo-ext (S79)
+    assert "torch==" not in libs[0].text and "restart" not in libs[0].text

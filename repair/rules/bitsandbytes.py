@@ -201,6 +201,7 @@ def _library_of_other_major(ctx: Context) -> Iterator[Finding]:
         or torch_cuda is None
         or torch_cuda.major == major
         or view.rocm
+        or view.implied.cuda_lib_bundled_by is not None  # another wheel's own copy (S79, S80)
         or (view.facts.env or {}).get("BNB_CUDA_VERSION") is not None
         or (view.bnb is not None and view.bnb >= MODERN_BNB_LOADER)
     ):

@@ -17,6 +17,7 @@ WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's librari
 
 @rule("cuda-libs-not-found")
 def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
+    yield from _bundled_library_broken(ctx)
     yield from _runtime_of_major_missing(ctx)
     yield from _driver_library_broken(ctx)
     # F03: the legacy loader (< 0.43.1) searched LD_LIBRARY_PATH for libcuda; on WSL it is only
@@ -116,8 +117,8 @@ def _runtime_of_major_missing(ctx: Context) -> Iterator[Finding]:
     the loader path. Where torch carries CUDA N, it is torch's own runtime that is missing."""
     view = ctx.view
     major = view.implied.wanted_cuda_major
-    if major is None or view.rocm:
-        return
+    if major is None or view.rocm or view.implied.cuda_lib_bundled_by is not None:
+        return  # a wheel's own copy is _bundled_library_broken's
     lib = view.implied.cuda_lib or "cudart"
     torch_cuda = view.torch_cuda
     whose = (
@@ -131,6 +132,33 @@ def _runtime_of_major_missing(ctx: Context) -> Iterator[Finding]:
         cuda_major=major,
         library=lib,
         torch_cuda=str(torch_cuda) if torch_cuda is not None else None,
+        conda=in_conda(view) or None,
+        source="error message",
+    )
+
+
+def _bundled_library_broken(ctx: Context) -> Iterator[Finding]:
+    """A CUDA library that a wheel bundles under a hashed name (plans/signatures.toml, S79, S80)
+    could not be opened: the wheel finds it through its own RPATH, not the loader path, so it is
+    that package's installed files that are broken or were removed (a "(deleted)" path: under a
+    process that still maps them). No toolkit, LD_LIBRARY_PATH or ldconfig change brings it back;
+    reinstalling the package does (runtime_advice)."""
+    view = ctx.view
+    owner = view.implied.cuda_lib_bundled_by
+    major = view.implied.wanted_cuda_major
+    if owner is None or major is None or view.rocm:
+        return
+    lib = view.implied.cuda_lib or "cudart"
+    deleted = view.implied.cuda_lib_deleted
+    state = "was removed while a process still maps it" if deleted else "cannot be opened"
+    yield ctx.finding(
+        "cuda-libs-not-found",
+        f"{owner}'s own copy of {lib} (CUDA {major}), which its wheel bundles, {state}: "
+        f"{owner}'s installed files are broken",
+        cuda_major=major,
+        library=lib,
+        bundled_by=owner,
+        deleted=deleted or None,
         conda=in_conda(view) or None,
         source="error message",
     )
