@@ -322,8 +322,14 @@ def _plan_commands(plan: Plan) -> list[str]:
     ]
     for c in plan.commands:
         out.append("  $ " + " ".join(_quote(a) for a in c))
-    if plan.constraints and any("qfix-constraints.txt" in c for c in plan.commands):
-        out.append(f"  where qfix-constraints.txt holds: {'  '.join(plan.constraints)}")
+    if any("qfix-constraints.txt" in c for c in plan.commands):
+        # apply writes it from the versions installed then (repair/apply/transaction.py); a
+        # report without them leaves nothing to print, which must not read as "no pins"
+        held = "  ".join(plan.constraints) or (
+            "torch, torchvision and torchaudio at the versions installed when apply runs "
+            "(the facts do not give them)"
+        )
+        out.append(f"  where qfix-constraints.txt holds: {held}")
     return out
 
 

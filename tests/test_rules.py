@@ -349,3 +349,67 @@ def test_an_unknown_torch_on_a_gpu_only_newer_builds_carry_is_the_suspect_when_n
         )
     )
     assert "gpu-arch-unsupported" not in fine.diagnosis.ids
+
+
+def _bnb_unknown_on(system: str, machine: str, **packages: str | None):
+    from repair import pipeline
+    from repair.facts import Facts, Host
+
+    facts = Facts(host=Host(system, machine), packages={"bitsandbytes": None, **packages})
+    return pipeline.analyse(facts)
+
+
+def _first_native(platform: str) -> str:
+    return str(
+        min(
+            r.version
+            for r in KB.bnb.releases
+            if (b := r.builds.get(platform)) is not None and b.native
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("system", "machine", "platform"),
+    [("Windows", "AMD64", "windows-x86_64"), ("Darwin", "arm64", "macos-arm64")],
+)
+def test_an_unknown_bitsandbytes_on_a_platform_only_later_releases_build_for_is_the_suspect(
+    system: str, machine: str, platform: str
+) -> None:
+    """bitsandbytes listed without a version, on a platform whose native builds start later than
+    the knowledge base's first release, and nothing else wrong: bnb-platform-unsupported marked
+    suspected, from which release on (plans/bitsandbytes.toml), and a bitsandbytes step to a
+    release with a native build there."""
+    a = _bnb_unknown_on(system, machine)
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-platform-unsupported"]
+    assert f.evidence["suspected"] is True
+    assert f.evidence["first_release"] == _first_native(platform)
+    [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    target = next(r for r in KB.bnb.releases if str(r.version) == step.to)
+    assert target.builds[platform].native
+
+
+def test_no_bitsandbytes_suspect_where_every_release_builds_or_something_else_is_wrong() -> None:
+    assert "bnb-platform-unsupported" not in _bnb_unknown_on("Linux", "x86_64").diagnosis.ids
+    known = _bnb_unknown_on("Windows", "AMD64", bitsandbytes="0.45.0", torch="2.5.1+cu121")
+    assert "bnb-platform-unsupported" not in known.diagnosis.ids
+    # another class explains the failure: bitsandbytes 0.38.0 would be known; here torch is a
+    # CPU build on a host with an NVIDIA GPU
+    from repair import pipeline
+    from repair.facts import Facts, Gpu, Host, TorchBuild
+
+    other = pipeline.analyse(
+        Facts(
+            host=Host("Windows", "AMD64"),
+            gpus=(Gpu(0, "RTX 3090", "8.6"),),
+            packages={"bitsandbytes": None, "torch": "2.5.1+cpu"},
+            torch=TorchBuild("2.5.1+cpu", None, None),
+        )
+    )
+    assert "torch-cpu-build" in other.diagnosis.ids
+    assert not any(f.evidence.get("suspected") for f in other.diagnosis.findings)
+    # not listed at all: no sign that bitsandbytes is installed (cannot tell, not a suspect)
+    from repair.facts import Facts as F
+
+    unlisted = pipeline.analyse(F(host=Host("Windows", "AMD64"), packages={}))
+    assert unlisted.plan.cannot_tell and not unlisted.diagnosis.findings

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from packaging.version import Version
+
 from ..findings import Finding, Unknown
 from ..knowledge import BnbBuild, Knowledge
 from ..view import View, libstdcxx_misfit, tagged_glibc_floor, wheel_misfits
-from .registry import Context, rule, ruled_out
+from .registry import Context, rule, ruled_out, suspect
 
 # The file type of a native library on each OS (bitsandbytes ships .so, .dll and .dylib files).
 _LIB_SUFFIX = {"linux": ".so", "windows": ".dll", "macos": ".dylib"}
@@ -56,7 +58,8 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
         return
     rel = ctx.bnb_rel
     if view.bnb is None:
-        yield from _implied_findings(ctx)
+        implied = list(_implied_findings(ctx))
+        yield from implied or _bnb_version_for_platform(ctx)
         return
     if rel is None:
         return
@@ -99,6 +102,56 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
             platform=view.platform,
             source="error message",
         )
+
+
+def _first_native_for_unknown_bnb(ctx: Context) -> tuple[str, Version] | None:
+    """bitsandbytes' version is unknown (a range: the whole knowledge base, or what an error
+    text proves) and only later releases of it have a native build here (Windows from 0.43.0,
+    macOS from 0.49.0, plans/bitsandbytes.toml): (how to name the range, the first such
+    release). None where bitsandbytes is not known to be installed, or every or no release of
+    the range builds here (the rule's own cases)."""
+    view = ctx.view
+    if view.bnb is not None or view.bnb_installed is not True or view.platform is None:
+        return None
+    spec = view.implied.range("bitsandbytes")
+    inside = sorted(
+        (r for r in ctx.kb.bnb.releases if spec is None or r.version in spec),
+        key=lambda r: r.version,
+    )
+    native = [r for r in inside if (b := r.builds.get(view.platform)) is not None and b.native]
+    if not native or native[0] is inside[0]:
+        return None
+    said = f"bitsandbytes {spec} (read from the error message)" if spec else "bitsandbytes"
+    return said, native[0].version
+
+
+def _bnb_version_for_platform(ctx: Context) -> Iterator[Unknown]:
+    found = _first_native_for_unknown_bnb(ctx)
+    if found is not None:
+        yield Unknown(
+            "bnb-version-for-platform",
+            f"bitsandbytes' version: {found[0]} has native builds for {ctx.view.platform} only "
+            f"from {found[1]}; an older release fails to load its library here",
+        )
+
+
+@suspect("bnb-platform-unsupported", replaces="bnb-version-for-platform")
+def _bnb_older_than_platform(ctx: Context) -> Iterator[Finding]:
+    """With nothing else wrong, such a bitsandbytes is the likeliest cause: a release of its
+    range without a build here; the plan moves bitsandbytes to one that has it."""
+    found = _first_native_for_unknown_bnb(ctx)
+    if found is None:
+        return
+    said, first = found
+    yield ctx.finding(
+        "bnb-platform-unsupported",
+        f"{said} has native builds for {ctx.view.platform} only from {first}; its version is "
+        "not in the facts and nothing else found explains a failure, so an older release "
+        "without one is the likeliest cause (check: `pip show bitsandbytes`)",
+        platform=ctx.view.platform,
+        first_release=str(first),
+        suspected=True,
+    )
 
 
 def _refused_wheel(ctx: Context) -> Finding | None:
