@@ -40,8 +40,9 @@ SCENARIOS = [
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_golden_plan(name: str) -> None:
-    _, plan = analyse(example_facts(name))
-    plan = with_commands(plan)
+    facts = example_facts(name)
+    _, plan = analyse(facts)
+    plan = with_commands(plan, installed=facts.packages)  # as the pipeline calls it
     text = (
         render_plan(plan)
         + "\n\n--- json ---\n"
