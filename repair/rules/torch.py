@@ -81,18 +81,27 @@ def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
             )
 
 
-def _first_builds_for_unknown_torch(ctx: Context) -> Iterator[tuple[Gpu, Version, str, str]]:
-    """torch's version is unknown: a range, not silence (issue 12 item 1). For each GPU that runs
-    only on the newer releases of the knowledge base (its SASS first appears in a later series):
-    (GPU, its compute capability, the first release, the variant that carries it + a mark when
-    that variant's arch list is UNCONFIRMED). Nothing here proves the installed torch older."""
+def _gpus_unknown_torch_may_lack(
+    ctx: Context,
+) -> Iterator[tuple[Gpu, Version, str, dict[str, str]]]:
+    """torch's version is unknown: a range, not silence (issue 12 item 1). Each GPU that part of
+    the range cannot run, as (GPU, compute capability, why, evidence):
+
+    - a new GPU whose SASS first appears in a later series (sm_120: from 2.7.0 cu128);
+    - an old GPU that the build ``pip install torch`` gets today lacks (Pascal and Maxwell are
+      not in the PyPI default build of the newest release, cu132 on Linux), on a platform whose
+      default is a CUDA build.
+
+    Nothing here proves the installed torch is one of them."""
     view, kb = ctx.view, ctx.kb
     if ctx.jetson or view.rocm or view.torch_installed is False:
         return
-    if view.torch is not None or view.torch_cuda is not None:
+    if view.torch is not None or view.torch_cuda is not None or view.torch_cpu_build:
         return
     releases = sorted(kb.torch.releases, key=lambda r: r.series)
     platform = view.platform or ""
+    newest = releases[-1]
+    default = newest.pypi_variant(platform)
     for g in view.gpus or ():
         cc = parse_version(g.compute_capability)
         if cc is None:
@@ -106,42 +115,59 @@ def _first_builds_for_unknown_torch(ctx: Context) -> Iterator[tuple[Gpu, Version
             ),
             None,
         )
-        if first is None or first[0] is releases[0]:
-            continue  # no build at all (a finding above), or every series has one
+        if first is None:
+            continue  # no build at all: a finding of _below_every_build
         r, var = first
-        mark = "" if var.arch_confirmed_for(platform) else "; its arch list UNCONFIRMED"
-        yield g, cc, str(r.versions[0]), f"{var.name}{mark}"
+        if r is not releases[0]:
+            mark = "" if var.arch_confirmed_for(platform) else "; its arch list UNCONFIRMED"
+            yield (
+                g,
+                cc,
+                f"runs only on torch >= {r.versions[0]} builds that carry it (from "
+                f"{var.name}{mark})",
+                {"first_release": str(r.versions[0])},
+            )
+            continue
+        archs = default.arch_for(platform) if default is not None else None
+        if default is None or not default.cuda or not default.arch_confirmed_for(platform):
+            continue
+        if arch_coverage(archs or (), cc) is None:
+            yield (
+                g,
+                cc,
+                f"is not in the build that `pip install torch` gets today (torch "
+                f"{newest.latest} {default.name} from PyPI has {', '.join(archs or ())}); "
+                "an older release or another variant carries it",
+                {"newest_default": f"{newest.latest}+{default.name}"},
+            )
 
 
 def _builds_for_unknown_torch(ctx: Context) -> Iterator[Unknown]:
-    """Where a GPU runs only on later torch releases, say from which release on."""
-    for g, cc, first, variant in _first_builds_for_unknown_torch(ctx):
+    """Where part of torch's range cannot run a GPU, say which part."""
+    for g, cc, why, _ in _gpus_unknown_torch_may_lack(ctx):
         yield Unknown(
             "torch-version-for-gpu",
-            f"torch's version: GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) runs only "
-            f"on torch >= {first} builds that carry it (from {variant}); an older or other "
-            "build fails with 'no kernel image is available'",
+            f"torch's version: GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) {why}; "
+            "a build without it fails with 'no kernel image is available'",
         )
 
 
 @suspect("gpu-arch-unsupported", replaces="torch-version-for-gpu")
-def _torch_older_than_gpu(ctx: Context) -> Iterator[Finding]:
-    """With nothing else wrong, a GPU that only later torch releases carry (Blackwell's sm_120:
-    2.7.0 cu128 on) and a torch of unknown version: most releases of that range lack the GPU, so
-    that is the likeliest cause, and the plan moves torch to a build that has it."""
-    for g, cc, first, variant in _first_builds_for_unknown_torch(ctx):
+def _torch_without_gpu(ctx: Context) -> Iterator[Finding]:
+    """With nothing else wrong, a torch of unknown version on such a GPU: a build without it is
+    the likeliest cause, and the plan moves torch to a build that has it."""
+    for g, cc, why, evidence in _gpus_unknown_torch_may_lack(ctx):
         yield ctx.finding(
             "gpu-arch-unsupported",
-            f"GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) runs only on torch >= "
-            f"{first} builds that carry it (from {variant}); torch's version is not in the "
-            "facts and nothing else found explains a failure, so a torch without it is the "
-            'likeliest cause (check: `python -c "import torch; print(torch.__version__, '
-            'torch.cuda.get_arch_list())"`)',
+            f"GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) {why}; torch's version is "
+            "not in the facts and nothing else found explains a failure, so a torch without "
+            'it is the likeliest cause (check: `python -c "import torch; '
+            'print(torch.__version__, torch.cuda.get_arch_list())"`)',
             gpu=g.index,
             name=g.name,
             compute_capability=str(cc),
-            first_release=first,
             suspected=True,
+            **evidence,
         )
 
 
