@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "plans"
 FACTS = ROOT.parent / "shared" / "facts"  # the shared facts beside the checkout
 TSV = FACTS / "bnb-wheels.tsv"
+# 0.32.0-0.36.0.post2, surveyed the same way by tools/survey_bnb_wheels.py (S75), in the tree
+OLD_TSV = ROOT / "tools" / "data" / "bnb-wheels-0.32-0.36.tsv"
 # The dates plans/ was read: the survey of 2026-11-29 and the re-read of 2026-12-06
 # (tools/check_knowledge.py, docs/knowledge.md).
 CHECK_DATES = ("2026-11-29", "2026-12-06")
@@ -596,6 +598,7 @@ def test_4bit_history():
 def test_known_bad_releases():
     bad = {str(r.version): r.known_bad for r in KB.bnb.releases if r.known_bad}
     assert set(bad) == {
+        "0.36.0",
         "0.39.0",
         "0.40.0",
         "0.40.0.post1",
@@ -774,8 +777,11 @@ def test_runs_on():
 def _tsv_rows() -> list[dict[str, str]]:
     if not TSV.is_file():
         pytest.skip(f"{TSV} not present")
-    with TSV.open(newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+    rows: list[dict[str, str]] = []
+    for path in (OLD_TSV, TSV):
+        with path.open(newline="") as fh:
+            rows += csv.DictReader(fh, delimiter="\t")
+    return rows
 
 
 _TSV_PLATFORMS = {
@@ -790,7 +796,7 @@ _TSV_PLATFORMS = {
 def test_every_surveyed_release_is_known_with_the_same_libs():
     rows = _tsv_rows()
     releases = {r["release"] for r in rows}
-    assert len(releases) == 50
+    assert len(releases) == 50 + 11  # 0.37.0-0.50.2 (S21) and 0.32.0-0.36.0.post2 (S75)
     assert {str(r.version) for r in KB.bnb.releases} == releases
     compared = 0
     for row in rows:
@@ -815,8 +821,8 @@ def test_every_surveyed_release_is_known_with_the_same_libs():
         assert build.file == row["dist_file"] and build.size_bytes == int(row["size_bytes"])
         assert KB.bnb.release(row["release"]).has_4bit == (row["has_4bit"] == "yes"), where
         compared += 1
-    # 5 platforms x 50 releases = 250 rows, 51 of them without a distribution (sdist rows aside)
-    assert compared == 199
+    # 5 platforms x 61 releases = 305 rows, 51 of them without a distribution (sdist rows aside)
+    assert compared == 199 + 55
 
 
 def test_generated_file_is_up_to_date():
