@@ -496,6 +496,11 @@ def test_unconfirmed_torch_facts_keep_their_mark():
         ("0.45.5", "12.8", "windows-x86_64", "cuda128"),
         ("0.43.1", "12.4", "linux-x86_64", "cuda124"),
         ("0.43.1", "12.4", "windows-x86_64", None),  # win_amd64 0.43.1 stops at 12.3
+        ("0.34.0", "11.8", "linux-x86_64", None),  # S75: 110-117 up to 0.34.0
+        ("0.35.0", "11.8", "linux-x86_64", "cuda118"),
+        ("0.36.0", "11.8", "linux-x86_64", None),  # no full library at all
+        ("0.36.0.post2", "12.0", "linux-x86_64", "cuda120"),
+        ("0.35.0", "11.8", "windows-x86_64", None),  # .so files only
         ("0.39.0", "11.0", "linux-x86_64", None),  # missing cuda110
         ("0.39.1", "11.0", "linux-x86_64", "cuda110"),
         ("0.40.0", "12.2", "linux-x86_64", "cuda122"),  # F09
@@ -518,6 +523,26 @@ def test_nocublaslt_below_7_5():
     assert KB.bnb.release("0.45.0").nocublaslt_below is None
 
 
+def test_releases_0_32_to_0_36_from_their_wheels():
+    """S75: one py3-none-any wheel each, no Requires-Python or torch requirement, libstdc++
+    GLIBCXX_3.4.21; 0.36.0 ships only _nocublaslt libraries (known bad, S77)."""
+    old = [r for r in KB.bnb.releases if r.version < V("0.37.0")]
+    assert [str(r.version) for r in old] == [
+        "0.32.0", "0.32.2", "0.32.3", "0.33.0", "0.34.0",
+        "0.35.0", "0.35.2", "0.35.3", "0.35.4", "0.36.0", "0.36.0.post2",
+    ]  # fmt: skip
+    for r in old:
+        b = r.builds["linux-x86_64"]
+        assert (r.python, r.torch, r.override_env, r.sdist) == (None, None, None, True)
+        assert b.tag == "any" and b.native and b.cpu_lib and b.glibcxx_min == V("3.4.21")
+        assert not r.builds["windows-x86_64"].native and not r.builds["macos-x86_64"].native
+        assert r.checked == "2026-12-06" and "S75" in r.source
+    r360 = KB.bnb.release("0.36.0")
+    assert r360.builds["linux-x86_64"].cuda_libs == () and r360.known_bad_kind == "missing-lib"
+    assert r360.lib_for_cuda(V("11.8"), "linux-x86_64", cc=V("7.0")) == "cuda118_nocublaslt"
+    assert r360.lib_for_cuda(V("11.8"), "linux-x86_64", cc=V("7.5")) is None
+
+
 def test_rocm_libs():
     assert KB.bnb.release("0.49.2").lib_for_rocm(V("6.3"), "linux-x86_64") == "rocm63"
     assert KB.bnb.release("0.50.2").lib_for_rocm(V("6.3"), "linux-x86_64") == "rocm64"
@@ -528,6 +553,10 @@ def test_rocm_libs():
 @pytest.mark.parametrize(
     ("bnb", "loader", "env", "missing"),
     [
+        # S76: 0.32.x-0.35.x raise 'Setup Failed!'; 0.36.x load the CPU library instead
+        ("0.32.0", "libcudart-search", None, "import-error"),
+        ("0.35.4", "libcudart-search", None, "import-error"),
+        ("0.36.0.post2", "libcudart-search", None, "cpu-fallback"),
         ("0.37.0", "libcudart-search", None, "import-error"),
         ("0.40.0.post4", "libcudart-search", None, "import-error"),
         ("0.40.1", "torch-version", "CUDA_VERSION", "import-error"),
@@ -587,6 +616,8 @@ def test_admits_torch_strips_local_and_prerelease():
 
 
 def test_4bit_history():
+    assert KB.bnb.releases[0].version == V("0.32.0")  # the oldest surveyed (S75)
+    assert not any(r.has_4bit for r in KB.bnb.releases if r.version < V("0.39.0"))
     assert not KB.bnb.release("0.37.0").has_4bit
     assert not KB.bnb.release("0.38.1").has_4bit
     first = KB.bnb.first()

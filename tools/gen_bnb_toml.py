@@ -4,9 +4,10 @@ tools/data/bnb-wheels-0.32-0.36.tsv (0.32.0-0.36.0.post2).
 
 The TSVs (one row per bitsandbytes release x platform, read from the real PyPI wheels: file list,
 METADATA, platform tag; sources S21 and S75, the second written by tools/survey_bnb_wheels.py,
-which also reads each wheel's GLIBC_/GLIBCXX_ needs with objdump) give the packaging facts. What the wheels cannot tell
-(how each release picks its library, known-bad releases, the SASS targets of each CUDA library,
-the glibc 2.34 slip of 0.45.x) is kept below as cited data from compat-facts.md (C1-C6).
+which also reads each wheel's GLIBC_/GLIBCXX_ needs with objdump) give the packaging facts. What
+the wheels cannot tell (how each release picks its library, known-bad releases, the SASS targets
+of each CUDA library, the glibc 2.34 slip of 0.45.x) is kept below as cited data from
+compat-facts.md (C1-C6).
 
 Usage:  python tools/gen_bnb_toml.py [--tsv PATH] [--old-tsv PATH] [--out PATH] [--check]
   --check   exit 1 when the output file differs from what would be generated (for CI).

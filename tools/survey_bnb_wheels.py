@@ -29,12 +29,14 @@ from pathlib import Path
 
 from packaging.version import Version
 
+# the columns of bnb-wheels.tsv, then the objdump readings
 COLUMNS = (
-    "release platform pip_args dist_file dist_kind native_for_platform size_bytes cuda_versions "
-    "cuda_nocublaslt_versions other_native_libs native_libs requires_python requires_dist "
-    "torch_requirement has_4bit fourbit_grep_counts cpu_4bit lib_selector_file "
-    "bnb_cuda_version_env lib_selection_summary glibc_max glibcxx_max"
-).split()
+    *("release", "platform", "pip_args", "dist_file", "dist_kind", "native_for_platform"),
+    *("size_bytes", "cuda_versions", "cuda_nocublaslt_versions", "other_native_libs"),
+    *("native_libs", "requires_python", "requires_dist", "torch_requirement", "has_4bit"),
+    *("fourbit_grep_counts", "cpu_4bit", "lib_selector_file", "bnb_cuda_version_env"),
+    *("lib_selection_summary", "glibc_max", "glibcxx_max"),
+)
 # TSV platform -> pip's --platform arguments (as the 0.37.0+ survey, bnb-wheels.md)
 PLATFORMS = {
     "win_amd64": ["win_amd64"],
@@ -95,7 +97,7 @@ def read_wheel(path: Path) -> dict[str, str]:
                     ).stdout
         code = b"".join(z.read(n) for n in names if n.endswith(".py")).decode("utf-8", "replace")
     full = [m.group(1) for x in libs if (m := re.fullmatch(r"libbitsandbytes_cuda(\d+)\.so", x))]
-    nocub = [m.group(1) for x in libs if (m := re.match(r"libbitsandbytes_cuda(\d+)_nocublaslt", x))]
+    nocub = [m.group(1) for x in libs if (m := re.match(r"libbitsandbytes_cuda(\d+)_nocub", x))]
     other = [x for x in libs if not x.startswith("libbitsandbytes_cuda")]
     header = [line for line in meta.splitlines() if ":" in line]
     py = [h.split(":", 1)[1].strip() for h in header if h.startswith("Requires-Python:")]
