@@ -358,3 +358,13 @@ def test_the_planner_never_chooses_a_release_before_4bit():
     assert old[0].version == Version("0.32.0") and len(old) > 11
     for r in old:
         assert "no 4-bit" in bnb_fits(view, KB, r, Version("2.0.1"), Version("11.8"), False)
+
+
+def test_bnb_0_35_0_below_its_libstdcxx_floor_is_named():
+    from tests.core_helpers import analyse
+
+    doc = _pre_4bit_host("0.35.0")
+    doc["host"]["libstdcxx"]["glibcxx"] = "3.4.19"  # CentOS 7's GCC 4.8.5; S75 floor 3.4.21
+    diag, _ = analyse(facts_from_dict(doc, "test"))
+    f = next(x for x in diag.findings if x.id == "bnb-platform-unsupported")
+    assert "GLIBCXX_3.4.21" in f.summary and "bnb-no-4bit" in diag.ids
