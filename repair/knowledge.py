@@ -1428,7 +1428,7 @@ def _bnb_release(e: _Entry, bands: tuple[SassBand, ...]) -> BnbRelease:
         e.fail("builds is missing or empty")
     also = e.platforms("also_installs_on", optional=True)
     if also:
-        # 0.37.0-0.42.0: one py3-none-any file that pip installs everywhere; its .so files are
+        # 0.32.0-0.42.0: one py3-none-any file that pip installs everywhere; its .so files are
         # for Linux x86_64 only (bnb-wheels.md), so the copies elsewhere are not native.
         base = builds.get("linux-x86_64")
         if base is None or base.dist != "any":

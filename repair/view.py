@@ -45,6 +45,7 @@ JETSON_TEXT = re.compile(r"\b(orin|xavier|jetson|thor|tegra|nvgpu|l4t|jetpack)\b
 # release with 4-bit (compat-facts C1/C3, S24 CHANGELOG); only a source build serves it.
 KEPLER_BELOW = Version("5.0")
 FIRST_4BIT = Version("0.39.0")  # compat-facts C1 (S24): Linear4bit, NF4/FP4
+OBJDUMP_S37_FROM = Version("0.37.0")  # S37 read the wheels from 0.37.0, S75 the older ones
 FIRST_CPU_4BIT = Version("0.46.0")  # compat-facts C5 (S23 backends/cpu/ops.py)
 
 
@@ -806,12 +807,12 @@ def wheel_misfits(view: View, build: BnbBuild) -> list[str]:
 def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
     """Why ``build``'s libraries cannot load against the libstdc++ here, else None.
 
-    The untagged wheels (0.37.0-0.42.0) need GLIBCXX_3.4.21 (S37: objdump -T of each wheel), not
-    a glibc: against a known libstdc++ (measured in the target process, else inferred from the OS
-    release, plans/distros.toml) that floor decides. Where it is unknown (not measured and no OS
-    release; a conda env unmeasured, whose own libstdc++ comes first), a glibc below every
-    tagged wheel still rules them out as before (S27, F30: pip fell back to 0.42.0 on such a
-    host, in a conda env too, and it failed).
+    The untagged wheels (0.32.0-0.42.0) need GLIBCXX_3.4.21 (objdump -T of each wheel: S37 from
+    0.37.0, S75 before), not a glibc: against a known libstdc++ (measured in the target process,
+    else inferred from the OS release, plans/distros.toml) that floor decides. Where it is
+    unknown (not measured and no OS release; a conda env unmeasured, whose own libstdc++ comes
+    first), a glibc below every tagged wheel still rules them out as before (S27, F30: pip fell
+    back to 0.42.0 on such a host, in a conda env too, and it failed).
     """
     need = build.glibcxx_min
     if need is not None and view.glibcxx is not None:
@@ -819,7 +820,7 @@ def libstdcxx_misfit(view: View, kb: Knowledge, build: BnbBuild) -> str | None:
             return None
         return (
             f"needs libstdc++ GLIBCXX_{need}; this host's is GLIBCXX_{view.glibcxx} "
-            f"({view.glibcxx_said}, S37)"
+            f"({view.glibcxx_said}, {'S37' if build.release >= OBJDUMP_S37_FROM else 'S75'})"
         )
     if build.dist == "any" and (view.glibc is not None or view.glibc_below is not None):
         floor = tagged_glibc_floor(kb, view.platform or "")

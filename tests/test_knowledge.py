@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "plans"
 FACTS = ROOT.parent / "shared" / "facts"  # the shared facts beside the checkout
 TSV = FACTS / "bnb-wheels.tsv"
+# 0.32.0-0.36.0.post2, surveyed the same way by tools/survey_bnb_wheels.py (S75), in the tree
+OLD_TSV = ROOT / "tools" / "data" / "bnb-wheels-0.32-0.36.tsv"
 # The dates plans/ was read: the survey of 2026-11-29 and the re-read of 2026-12-06
 # (tools/check_knowledge.py, docs/knowledge.md).
 CHECK_DATES = ("2026-11-29", "2026-12-06")
@@ -494,6 +496,11 @@ def test_unconfirmed_torch_facts_keep_their_mark():
         ("0.45.5", "12.8", "windows-x86_64", "cuda128"),
         ("0.43.1", "12.4", "linux-x86_64", "cuda124"),
         ("0.43.1", "12.4", "windows-x86_64", None),  # win_amd64 0.43.1 stops at 12.3
+        ("0.34.0", "11.8", "linux-x86_64", None),  # S75: 110-117 up to 0.34.0
+        ("0.35.0", "11.8", "linux-x86_64", "cuda118"),
+        ("0.36.0", "11.8", "linux-x86_64", None),  # no full library at all
+        ("0.36.0.post2", "12.0", "linux-x86_64", "cuda120"),
+        ("0.35.0", "11.8", "windows-x86_64", None),  # .so files only
         ("0.39.0", "11.0", "linux-x86_64", None),  # missing cuda110
         ("0.39.1", "11.0", "linux-x86_64", "cuda110"),
         ("0.40.0", "12.2", "linux-x86_64", "cuda122"),  # F09
@@ -516,6 +523,26 @@ def test_nocublaslt_below_7_5():
     assert KB.bnb.release("0.45.0").nocublaslt_below is None
 
 
+def test_releases_0_32_to_0_36_from_their_wheels():
+    """S75: one py3-none-any wheel each, no Requires-Python or torch requirement, libstdc++
+    GLIBCXX_3.4.21; 0.36.0 ships only _nocublaslt libraries (known bad, S77)."""
+    old = [r for r in KB.bnb.releases if r.version < V("0.37.0")]
+    assert [str(r.version) for r in old] == [
+        "0.32.0", "0.32.2", "0.32.3", "0.33.0", "0.34.0",
+        "0.35.0", "0.35.2", "0.35.3", "0.35.4", "0.36.0", "0.36.0.post2",
+    ]  # fmt: skip
+    for r in old:
+        b = r.builds["linux-x86_64"]
+        assert (r.python, r.torch, r.override_env, r.sdist) == (None, None, None, True)
+        assert b.tag == "any" and b.native and b.cpu_lib and b.glibcxx_min == V("3.4.21")
+        assert not r.builds["windows-x86_64"].native and not r.builds["macos-x86_64"].native
+        assert r.checked == "2026-12-06" and "S75" in r.source
+    r360 = KB.bnb.release("0.36.0")
+    assert r360.builds["linux-x86_64"].cuda_libs == () and r360.known_bad_kind == "missing-lib"
+    assert r360.lib_for_cuda(V("11.8"), "linux-x86_64", cc=V("7.0")) == "cuda118_nocublaslt"
+    assert r360.lib_for_cuda(V("11.8"), "linux-x86_64", cc=V("7.5")) is None
+
+
 def test_rocm_libs():
     assert KB.bnb.release("0.49.2").lib_for_rocm(V("6.3"), "linux-x86_64") == "rocm63"
     assert KB.bnb.release("0.50.2").lib_for_rocm(V("6.3"), "linux-x86_64") == "rocm64"
@@ -526,6 +553,10 @@ def test_rocm_libs():
 @pytest.mark.parametrize(
     ("bnb", "loader", "env", "missing"),
     [
+        # S76: 0.32.x-0.35.x raise 'Setup Failed!'; 0.36.x load the CPU library instead
+        ("0.32.0", "libcudart-search", None, "import-error"),
+        ("0.35.4", "libcudart-search", None, "import-error"),
+        ("0.36.0.post2", "libcudart-search", None, "cpu-fallback"),
         ("0.37.0", "libcudart-search", None, "import-error"),
         ("0.40.0.post4", "libcudart-search", None, "import-error"),
         ("0.40.1", "torch-version", "CUDA_VERSION", "import-error"),
@@ -585,6 +616,8 @@ def test_admits_torch_strips_local_and_prerelease():
 
 
 def test_4bit_history():
+    assert KB.bnb.releases[0].version == V("0.32.0")  # the oldest surveyed (S75)
+    assert not any(r.has_4bit for r in KB.bnb.releases if r.version < V("0.39.0"))
     assert not KB.bnb.release("0.37.0").has_4bit
     assert not KB.bnb.release("0.38.1").has_4bit
     first = KB.bnb.first()
@@ -596,6 +629,7 @@ def test_4bit_history():
 def test_known_bad_releases():
     bad = {str(r.version): r.known_bad for r in KB.bnb.releases if r.known_bad}
     assert set(bad) == {
+        "0.36.0",
         "0.39.0",
         "0.40.0",
         "0.40.0.post1",
@@ -774,8 +808,11 @@ def test_runs_on():
 def _tsv_rows() -> list[dict[str, str]]:
     if not TSV.is_file():
         pytest.skip(f"{TSV} not present")
-    with TSV.open(newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+    rows: list[dict[str, str]] = []
+    for path in (OLD_TSV, TSV):
+        with path.open(newline="") as fh:
+            rows += csv.DictReader(fh, delimiter="\t")
+    return rows
 
 
 _TSV_PLATFORMS = {
@@ -790,7 +827,7 @@ _TSV_PLATFORMS = {
 def test_every_surveyed_release_is_known_with_the_same_libs():
     rows = _tsv_rows()
     releases = {r["release"] for r in rows}
-    assert len(releases) == 50
+    assert len(releases) == 50 + 11  # 0.37.0-0.50.2 (S21) and 0.32.0-0.36.0.post2 (S75)
     assert {str(r.version) for r in KB.bnb.releases} == releases
     compared = 0
     for row in rows:
@@ -815,8 +852,8 @@ def test_every_surveyed_release_is_known_with_the_same_libs():
         assert build.file == row["dist_file"] and build.size_bytes == int(row["size_bytes"])
         assert KB.bnb.release(row["release"]).has_4bit == (row["has_4bit"] == "yes"), where
         compared += 1
-    # 5 platforms x 50 releases = 250 rows, 51 of them without a distribution (sdist rows aside)
-    assert compared == 199
+    # 5 platforms x 61 releases = 305 rows, 51 of them without a distribution (sdist rows aside)
+    assert compared == 199 + 55
 
 
 def test_generated_file_is_up_to_date():

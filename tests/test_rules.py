@@ -413,3 +413,72 @@ def test_no_bitsandbytes_suspect_where_every_release_builds_or_something_else_is
 
     unlisted = pipeline.analyse(F(host=Host("Windows", "AMD64"), packages={}))
     assert unlisted.plan.cannot_tell and not unlisted.diagnosis.findings
+
+    said = unknowns("12.0")
+    assert len(said) == 1 and f"torch >= {first} " in said[0]
+    assert unknowns("8.6") == []  # every series carries sm_80 code for it
+
+
+# --------------------------------------------------------------------------- before 4-bit
+# bitsandbytes 0.32.0-0.38.1 have no 4-bit; 0.32.0-0.36.0.post2 are read from their wheels (S75).
+
+
+def _pre_4bit_host(bnb: str) -> dict:
+    """A T4 (compute capability 7.5) on Linux x86_64 with torch 2.0.1+cu118 and ``bnb``."""
+    doc = _bnb_host(bnb, "3.4.30", "2.0.1")
+    doc["packages"]["torch"] = doc["torch"]["version"] = "2.0.1+cu118"
+    doc["torch"]["cuda"] = "11.8"
+    doc["gpus"] = [{"index": 0, "name": "Tesla T4", "compute_capability": "7.5"}]
+    return doc
+
+
+def test_bnb_0_35_0_with_a_cu118_torch_lacks_4bit_not_its_cuda118_library():
+    from packaging.version import Version
+
+    from tests.core_helpers import analyse
+
+    # the 0.35.0 wheel carries libbitsandbytes_cuda118.so (S75): no missing library to report
+    assert KB.bnb.release("0.35.0").lib_for_cuda(Version("11.8"), "linux-x86_64") == "cuda118"
+    diag, plan = analyse(facts_from_dict(_pre_4bit_host("0.35.0"), "test"))
+    assert "bnb-no-4bit" in diag.ids
+    assert "bnb-no-cuda-lib" not in diag.ids and "bnb-known-bad-release" not in diag.ids
+    step = _bnb_step(plan)
+    assert step is not None and step.from_ == "0.35.0"
+    target = KB.bnb.release(step.to)
+    assert target is not None and target.has_4bit and not target.known_bad
+    assert target.version >= Version("0.39.0")
+
+
+def test_bnb_0_36_0_without_full_libraries_is_named_known_bad():
+    from tests.core_helpers import analyse
+
+    diag, plan = analyse(facts_from_dict(_pre_4bit_host("0.36.0"), "test"))
+    f = next(x for x in diag.findings if x.id == "bnb-known-bad-release")
+    assert f.evidence["kind"] == "missing-lib" and "use 0.36.0.post2" in f.summary
+    assert "bnb-no-4bit" in diag.ids
+    assert KB.bnb.release(_bnb_step(plan).to).has_4bit
+    # 0.36.0.post2 has the library: no known-bad finding, only the missing 4-bit
+    diag, _ = analyse(facts_from_dict(_pre_4bit_host("0.36.0.post2"), "test"))
+    assert "bnb-known-bad-release" not in diag.ids and "bnb-no-4bit" in diag.ids
+
+
+def test_the_planner_never_chooses_a_release_before_4bit():
+    from packaging.version import Version
+
+    from repair.planner import bnb_fits
+
+    view = make_view(facts_from_dict(_pre_4bit_host("0.35.0"), "test"), KB)
+    old = [r for r in KB.bnb.releases if r.version < Version("0.39.0")]
+    assert old[0].version == Version("0.32.0") and len(old) > 11
+    for r in old:
+        assert "no 4-bit" in bnb_fits(view, KB, r, Version("2.0.1"), Version("11.8"), False)
+
+
+def test_bnb_0_35_0_below_its_libstdcxx_floor_is_named():
+    from tests.core_helpers import analyse
+
+    doc = _pre_4bit_host("0.35.0")
+    doc["host"]["libstdcxx"]["glibcxx"] = "3.4.19"  # CentOS 7's GCC 4.8.5; S75 floor 3.4.21
+    diag, _ = analyse(facts_from_dict(doc, "test"))
+    f = next(x for x in diag.findings if x.id == "bnb-platform-unsupported")
+    assert "GLIBCXX_3.4.21" in f.summary and "bnb-no-4bit" in diag.ids

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Generate plans/bitsandbytes.toml from the wheel survey bnb-wheels.tsv.
+"""Generate plans/bitsandbytes.toml from the wheel surveys bnb-wheels.tsv (0.37.0+) and
+tools/data/bnb-wheels-0.32-0.36.tsv (0.32.0-0.36.0.post2).
 
-The TSV (one row per bitsandbytes release x platform, read from the real PyPI wheels: file list,
-METADATA, platform tag; source S21) gives the packaging facts. What the wheels cannot tell
-(how each release picks its library, known-bad releases, the SASS targets of each CUDA library,
-the glibc 2.34 slip of 0.45.x) is kept below as cited data from compat-facts.md (C1-C6).
+The TSVs (one row per bitsandbytes release x platform, read from the real PyPI wheels: file list,
+METADATA, platform tag; sources S21 and S75, the second written by tools/survey_bnb_wheels.py,
+which also reads each wheel's GLIBC_/GLIBCXX_ needs with objdump) give the packaging facts. What
+the wheels cannot tell (how each release picks its library, known-bad releases, the SASS targets
+of each CUDA library, the glibc 2.34 slip of 0.45.x) is kept below as cited data from
+compat-facts.md (C1-C6).
 
-Usage:  python tools/gen_bnb_toml.py [--tsv PATH] [--out PATH] [--check]
+Usage:  python tools/gen_bnb_toml.py [--tsv PATH] [--old-tsv PATH] [--out PATH] [--check]
   --check   exit 1 when the output file differs from what would be generated (for CI).
 Reproducible: the same TSV gives byte-identical output (no timestamps).
 """
@@ -25,7 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # the shared facts folder beside the checkout (override with --tsv)
 DEFAULT_TSV = ROOT.parent / "shared" / "facts" / "bnb-wheels.tsv"
 DEFAULT_OUT = ROOT / "plans" / "bitsandbytes.toml"
+# 0.32.0-0.36.0.post2, surveyed by tools/survey_bnb_wheels.py (S75), kept in the repository
+DEFAULT_OLD_TSV = ROOT / "tools" / "data" / "bnb-wheels-0.32-0.36.tsv"
+OLD_LAST = Version("0.36.0.post2")
 CHECKED = "2026-11-29"
+CHECKED_OLD = "2026-12-06"  # the 0.32.0-0.36.0.post2 survey (S75)
 
 # TSV platform column -> qfix platform key (repair.knowledge.PLATFORMS).
 PLATFORM_KEYS = {
@@ -45,6 +52,8 @@ PLATFORM_ORDER = (
 )
 
 S21 = "S21 PyPI wheels (bnb-wheels.tsv)"
+S75 = "S75 PyPI wheels 0.32.0-0.36.0.post2 (tools/data/bnb-wheels-0.32-0.36.tsv)"
+S76 = "S76 loader code in the wheels (cuda_setup/main.py, cextension.py)"
 
 
 def loader_of(v: Version) -> str:
@@ -74,6 +83,11 @@ def override_of(v: Version) -> tuple[str | None, str]:
 def missing_lib_of(v: Version) -> str:
     # bnb-wheels.md: <=0.43.0 import raises; 0.43.1-0.45.5 warning + CPU library;
     # 0.46.0+ error-raising placeholder (import succeeds, native calls raise).
+    # S76: 0.36.x loads libbitsandbytes_cpu.so in place of a missing CUDA library (warning
+    # 'compiled without GPU support', import succeeds); 0.32.0-0.35.4 try libbitsandbytes.so,
+    # which no wheel ships, and raise 'CUDA SETUP: Setup Failed!'.
+    if Version("0.36.0") <= v <= OLD_LAST:
+        return "cpu-fallback"
     if v <= Version("0.43.0"):
         return "import-error"
     if v < Version("0.46.0"):
@@ -92,6 +106,16 @@ _BIAS = (
 )
 _S66 = "S66 git history 0.48.0-0.50.1, PRs #1776/#1786/#1837, issue #1775, PyPI JSON"
 KNOWN_BAD = {
+    # S75: 0.36.0's wheel has the eleven _nocublaslt libraries and libbitsandbytes_cpu.so only;
+    # S77: 0.36.0.post2 (with cuda110-118 and cuda120) was uploaded 70 minutes later.
+    "0.36.0": (
+        "the wheel has no libbitsandbytes_cudaXY.so, only the _nocublaslt libraries: on a GPU "
+        "of compute capability >= 7.5 it loads libbitsandbytes_cpu.so instead ('Required "
+        "library version not found'; 'compiled without GPU support'), fixed by 0.36.0.post2, "
+        "uploaded 70 minutes later; use 0.36.0.post2",
+        "missing-lib",
+        "S77 PyPI upload times",
+    ),
     "0.39.0": (
         "the wheel lacks libbitsandbytes_cuda110 and cuda114 (restored in 0.39.1); use 0.39.1",
         "missing-lib",
@@ -170,6 +194,17 @@ GLIBCXX_FLOOR = "3.4.21"
 GLIBCXX_OTHER = {"0.41.3.post1": "3.4.26"}
 GLIBCXX_SOURCE = "S37 objdump -T of the wheel's libraries (GLIBCXX)"
 GLIBCXX_READ = Version("0.42.0")  # the newest untagged release; all older ones were read
+# 0.32.0-0.36.0.post2: the survey's own objdump reading (glibcxx_max column, S75)
+GLIBCXX_SOURCE_OLD = "S75 objdump -T of the wheel's libraries (GLIBCXX)"
+
+# What the wheels' loader code does beyond the loader text (S76, read in each wheel).
+OLD_LOADER_NOTE = {
+    "0.32": "its loader takes the compute capability of the last GPU listed (ccs[-1]), not the "
+    "highest, and loads libbitsandbytes_cudaXY.so only for 7.5, 8.0 or 8.6: any other, 8.9 "
+    "and 9.0 included, gets the _nocublaslt library (S76)",
+    "0.36": "its loader takes the compute capability of the last GPU listed (ccs[-1]), not the "
+    "highest (S76)",
+}
 
 
 X86_WIN = ["linux-x86_64", "windows-x86_64"]
@@ -390,9 +425,21 @@ def same_build(a: dict[str, str], b: dict[str, str]) -> bool:
     return all(a[k] == b[k] for k in keys)
 
 
-def generate(tsv: Path) -> str:
+def read_rows(tsv: Path, old_tsv: Path | None) -> list[dict[str, str]]:
+    """The survey rows: bnb-wheels.tsv (0.37.0+) and, when given, the 0.32-0.36 survey."""
     with tsv.open(newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
+    if old_tsv is not None:
+        with old_tsv.open(newline="") as fh:
+            old = list(csv.DictReader(fh, delimiter="\t"))
+        if any(Version(r["release"]) > OLD_LAST for r in old):
+            raise SystemExit(f"{old_tsv}: a release newer than {OLD_LAST}")
+        rows = old + rows
+    return rows
+
+
+def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
+    rows = read_rows(tsv, old_tsv)
     by_release: dict[str, dict[str, dict[str, str]]] = {}
     for row in rows:
         by_release.setdefault(row["release"], {})[row["platform"]] = row
@@ -401,7 +448,8 @@ def generate(tsv: Path) -> str:
     out: list[str] = [
         "# GENERATED FILE - do not edit by hand.",
         "# Generated by tools/gen_bnb_toml.py from ../shared/facts/bnb-wheels.tsv (one row per",
-        "# bitsandbytes release x platform, read from the real PyPI wheels on 2026-11-29, S21) and",
+        "# bitsandbytes release x platform, read from the real PyPI wheels on 2026-11-29, S21),",
+        "# tools/data/bnb-wheels-0.32-0.36.tsv (0.32.0-0.36.0.post2, read 2026-12-06, S75) and",
         "# the cited tables inside the generator (compat-facts.md C1-C6, failure case F27).",
         "# Regenerate: .venv/bin/python tools/gen_bnb_toml.py",
         "#",
@@ -412,7 +460,7 @@ def generate(tsv: Path) -> str:
         "# rocm, xpu) to keep the file fast to parse. The wheel file name is",
         "# bitsandbytes-<version>-py3-none-<tag>.whl.",
         "# also_installs_on: platforms where pip installs the same py3-none-any file although its",
-        "# Linux x86_64 .so files do not work there (native = false; 0.37.0-0.42.0).",
+        "# Linux x86_64 .so files do not work there (native = false; 0.32.0-0.42.0).",
         "",
         "format = 1",
         "",
@@ -477,7 +525,8 @@ def generate(tsv: Path) -> str:
         env, style = override_of(v)
         notes: list[str] = []
         unconfirmed: list[str] = []
-        sources = [S21, "S23 loader code at the tag (C4)"]
+        old = v <= OLD_LAST
+        sources = [S75, S76] if old else [S21, "S23 loader code at the tag (C4)"]
         lines = [
             "[[release]]",
             f"version = {q(rel)}",
@@ -512,7 +561,9 @@ def generate(tsv: Path) -> str:
             if not ok:
                 unconfirmed.append("builds.linux-x86_64.lib_glibc")
         if x86["dist_kind"] == "any_wheel" and v <= GLIBCXX_READ:
-            sources.append(GLIBCXX_SOURCE)
+            sources.append(GLIBCXX_SOURCE_OLD if old else GLIBCXX_SOURCE)
+        if old:
+            notes.append(OLD_LOADER_NOTE["0.36" if v >= Version("0.36.0") else "0.32"])
         if rel == "0.42.0":
             notes.append(
                 "last py3-none-any wheel: pip on macOS (before 0.49) or glibc < 2.24 silently "
@@ -531,7 +582,7 @@ def generate(tsv: Path) -> str:
             notes.append("win_amd64 0.43.1 stops at cuda123 (cuda124 on Linux only)")
         lines += [
             f"source = {q('; '.join(sources))}",
-            f"checked = {q(CHECKED)}",
+            f"checked = {q(CHECKED_OLD if old else CHECKED)}",
             "confirmed = true",  # the release and its wheels are read from PyPI
         ]
         if unconfirmed:
@@ -554,7 +605,8 @@ def generate(tsv: Path) -> str:
                 continue
             blines = build_lines(prow, key)
             if key == "linux-x86_64" and prow["dist_kind"] == "any_wheel" and v <= GLIBCXX_READ:
-                blines.append(f"glibcxx = {q(GLIBCXX_OTHER.get(rel, GLIBCXX_FLOOR))}")
+                floor = prow.get("glibcxx_max") or GLIBCXX_OTHER.get(rel, GLIBCXX_FLOOR)
+                blines.append(f"glibcxx = {q(floor)}")
             if key == "linux-x86_64" and rel in LIB_GLIBC:
                 libs, _, _ = LIB_GLIBC[rel]
                 inline = ", ".join(f"{q(k)} = {q(val)}" for k, val in libs.items())
@@ -575,10 +627,11 @@ def generate(tsv: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tsv", type=Path, default=DEFAULT_TSV)
+    ap.add_argument("--old-tsv", type=Path, default=DEFAULT_OLD_TSV)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
-    text = generate(args.tsv)
+    text = generate(args.tsv, args.old_tsv)
     if args.check:
         same = args.out.exists() and args.out.read_text() == text
         print(f"{args.out}: {'up to date' if same else 'differs from the generated text'}")

@@ -264,7 +264,7 @@ def _host_nvidia() -> dict[str, Any]:
 
 
 def _native_library(bnb: Any) -> dict[str, Any]:
-    """Which native library bitsandbytes loaded, across 0.37-0.50 (cextension.lib shapes)."""
+    """Which native library bitsandbytes loaded, across 0.32-0.50 (cextension.lib shapes)."""
     info: dict[str, Any] = {"file": None, "loaded": None, "error": None}
     try:
         ext = bnb.cextension
