@@ -147,3 +147,41 @@ def test_detect_shows_each_driver_reason_once():
     # a reason no tried line shows stays whole
     other = render_facts(Facts(driver=Driver(found=False, error="NVML: permission denied")))
     assert "  reason: NVML: permission denied" in other
+
+
+def _capability_warning(name: str, cc: str, code_ccs: list[str]) -> str:
+    """torch's _warn_unsupported_code text (S81), as the reports paste it."""
+    return "\n".join(
+        [
+            f"UserWarning: Found GPU0 {name} which is of compute capability (CC) {cc}.",
+            "The following list shows the CCs this version of PyTorch was built for and the "
+            "hardware CCs it supports:",
+            *(f"- {c} which supports hardware CC >={c}" for c in code_ccs),
+            "Please follow the instructions at https://pytorch.org/get-started/locally/ to "
+            "install a PyTorch release that supports one of these CUDA versions: 12.6",
+        ]
+    )
+
+
+def test_torchs_capability_warning_names_the_arch_class_and_plans_a_build_with_the_gpu():
+    text = _capability_warning("NVIDIA GeForce GTX 1070 Ti", "6.1", ["7.5", "8.0", "9.0"])
+    assert [m.id for m in explain_text(text, None).matches] == ["gpu-arch-unsupported"]
+    from repair.facts import Gpu
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "NVIDIA GeForce GTX 1070 Ti", "6.1"),),
+        packages={"torch": None, "bitsandbytes": "0.49.0"},
+    )
+    a = analyse(facts, error_text=text)
+    assert "gpu-arch-unsupported" in a.diagnosis.ids
+    from repair.view import arch_coverage, parse_version
+
+    assert arch_coverage(a.plan.torch_arch_list or (), parse_version("6.1")) is not None
+
+
+def test_torchs_capability_warning_on_a_jetson_igpu_is_not_read_as_a_missing_arch():
+    """On Orin (8.7) torch prints the same warning for sm_80 code that the board runs (S81:
+    DEVICE_REQUIREMENT singles out the integrated GPUs)."""
+    text = _capability_warning("Orin", "8.7", ["8.0", "9.0"])
+    assert "gpu-arch-unsupported" not in [m.id for m in explain_text(text, None).matches]

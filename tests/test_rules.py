@@ -322,6 +322,27 @@ def test_an_unknown_torch_with_another_fault_says_from_which_release_a_new_gpu_r
     assert not [u for u in old.plan.unknown if u.startswith("torch's version: GPU")]
 
 
+def test_an_unknown_torch_on_a_gpu_the_default_build_of_today_lacks_is_the_suspect():
+    """Pascal (sm_61): every series of the knowledge base has a build for it, but the build
+    ``pip install torch`` gets today on Linux (the newest release's PyPI default,
+    plans/torch.toml) does not. With torch's version unknown and nothing else wrong, that is the
+    likeliest cause, and the plan moves torch to a build whose arch list has sm_61."""
+    from repair.view import arch_coverage, parse_version
+
+    newest = max(KB.torch.releases, key=lambda r: r.series)
+    default = newest.pypi_variant("linux-x86_64")
+    assert default is not None and default.cuda is not None
+    assert arch_coverage(default.arch_for("linux-x86_64") or (), parse_version("6.1")) is None
+    a = _unknown_torch_on("6.1")
+    [f] = [f for f in a.diagnosis.findings if f.id == "gpu-arch-unsupported"]
+    assert f.evidence["suspected"] is True
+    assert f.evidence["newest_default"] == f"{newest.latest}+{default.name}"
+    assert a.plan.torch_arch_list is not None
+    assert arch_coverage(a.plan.torch_arch_list, parse_version("6.1")) is not None
+    # a GPU that build has: nothing to suspect
+    assert "gpu-arch-unsupported" not in _unknown_torch_on("8.6").diagnosis.ids
+
+
 def test_an_unknown_torch_on_a_gpu_only_newer_builds_carry_is_the_suspect_when_nothing_else_is():
     """With no other fault, such a GPU and a torch of unknown version is not "healthy": most
     releases of the range lack the GPU, so it is the likeliest cause, said as such (evidence
@@ -413,10 +434,6 @@ def test_no_bitsandbytes_suspect_where_every_release_builds_or_something_else_is
 
     unlisted = pipeline.analyse(F(host=Host("Windows", "AMD64"), packages={}))
     assert unlisted.plan.cannot_tell and not unlisted.diagnosis.findings
-
-    said = unknowns("12.0")
-    assert len(said) == 1 and f"torch >= {first} " in said[0]
-    assert unknowns("8.6") == []  # every series carries sm_80 code for it
 
 
 # --------------------------------------------------------------------------- before 4-bit
