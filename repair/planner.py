@@ -1280,8 +1280,37 @@ def _rocm_host_advice(
     if "rocm-host" not in ids:
         return None
     text = _rocm_advice(view, kb)
+    wrong = view.torch_without_rocm()
+    if wrong is not None:
+        text = f"{_rocm_torch_advice(view, kb, wrong)} Then, for 4-bit: {text}"
     hip = advice_for(view.implied, implying="rocm")
     return Manual("rocm-host", f"{hip} Then, for 4-bit: {text}" if hip else text, True)
+
+
+def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
+    """torch is a CUDA or CPU build on an AMD host: the ROCm builds of its release (or of the
+    newest release that has them here) from plans/torch.toml. Which ROCm version this GPU and
+    the host's amdgpu driver support is not in the knowledge base, so this stays a manual step."""
+    platform = view.platform or ""
+    installed = kb.torch.release(view.torch) if view.torch is not None else None
+    with_rocm = [
+        r
+        for r in sorted(kb.torch.releases, key=lambda r: r.series, reverse=True)
+        if any(v.rocm for v in r.variants_for(platform))
+    ]
+    rel = installed if installed in with_rocm else (with_rocm[0] if with_rocm else None)
+    if rel is None:
+        return f"replace torch ({wrong}) with a ROCm build of torch."
+    names = [v.name for v in rel.variants_for(platform) if v.rocm]
+    version = public(view.torch) if installed is rel and view.torch else rel.latest
+    return (
+        f"replace torch ({wrong}) with a ROCm build: torch {version} is on the PyTorch index "
+        f"as {', '.join(names)} (`pip install torch=={version} torchvision --index-url "
+        f"{DEFAULT_TORCH_INDEX}/{names[-1]}` or your mirror's folder; torchvision and torchaudio "
+        "from the same folder); pick the ROCm "
+        "version that this GPU and the host's amdgpu driver support (AMD's compatibility "
+        "matrix, not in the knowledge base)."
+    )
 
 
 def _no_driver_advice(

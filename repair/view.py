@@ -177,6 +177,18 @@ class View:
     glibc_below: Version | None = None
     macos_below: Version | None = None
 
+    def torch_without_rocm(self) -> str | None:
+        """ "a CUDA 12.1 build" / "a CPU-only build" where the facts show torch is not a ROCm
+        build (its CUDA version, or its CPU label), else None: on an AMD host such a torch
+        cannot use the GPU."""
+        if self.torch_hip:
+            return None
+        if self.torch_cuda is not None:
+            return f"a CUDA {self.torch_cuda} build"
+        if self.torch_cpu_build:
+            return "a CPU-only build"
+        return None
+
     def glibc_short_of(self, need: Version | None) -> bool:
         """Whether this host's glibc is known to be below ``need``: the reported or inferred
         glibc, else the bound a refused wheel proves."""

@@ -499,3 +499,50 @@ def test_bnb_0_35_0_below_its_libstdcxx_floor_is_named():
     diag, _ = analyse(facts_from_dict(doc, "test"))
     f = next(x for x in diag.findings if x.id == "bnb-platform-unsupported")
     assert "GLIBCXX_3.4.21" in f.summary and "bnb-no-4bit" in diag.ids
+
+
+@pytest.mark.parametrize(
+    ("torch", "cuda", "wrong"),
+    [("2.4.1+cu121", "12.1", "a CUDA 12.1 build"), ("2.4.1+cpu", None, "a CPU-only build")],
+)
+def test_a_cuda_or_cpu_torch_on_an_amd_host_is_an_error_with_its_rocm_builds(
+    torch: str, cuda: str | None, wrong: str
+) -> None:
+    """An installer's CUDA (or CPU) torch on an AMD host cannot use the GPU: rocm-host as an
+    error (not the class's note), and the manual step names the ROCm builds of that release
+    (plans/torch.toml); which ROCm fits the GPU is not known, so it stays manual."""
+    from repair import pipeline
+    from repair.facts import Facts, Gpu, Host, TorchBuild
+
+    a = pipeline.analyse(
+        Facts(
+            host=Host("Linux", "x86_64"),
+            gpus=(Gpu(0, "AMD Radeon RX 7600 XT", None, vendor="amd"),),
+            packages={"torch": torch, "bitsandbytes": "0.49.0"},
+            torch=TorchBuild(torch, cuda, None),
+        )
+    )
+    [f] = [f for f in a.diagnosis.findings if f.id == "rocm-host"]
+    assert f.severity == Severity.ERROR and f.evidence["torch_build"] == wrong
+    rocm = [v.name for v in KB.torch.release("2.4.1").variants_for("linux-x86_64") if v.rocm]
+    [step] = [m for m in a.plan.manual if m.id == "rocm-host"]
+    assert step.required and all(name in step.text for name in rocm)
+    assert f"--index-url https://download.pytorch.org/whl/{rocm[-1]}" in step.text
+    assert not a.plan.healthy and a.plan.torch_target is None
+
+
+def test_a_rocm_torch_on_an_amd_host_keeps_the_note() -> None:
+    from repair import pipeline
+    from repair.facts import Facts, Gpu, Host, TorchBuild
+
+    a = pipeline.analyse(
+        Facts(
+            host=Host("Linux", "x86_64"),
+            gpus=(Gpu(0, "AMD Radeon RX 7900 XTX", None, vendor="amd"),),
+            packages={"torch": "2.4.1+rocm6.1", "bitsandbytes": "0.49.0"},
+            torch=TorchBuild("2.4.1+rocm6.1", None, "6.1"),
+        )
+    )
+    [f] = [f for f in a.diagnosis.findings if f.id == "rocm-host"]
+    assert f.severity == Severity.WARNING
+    assert not any("replace torch" in m.text for m in a.plan.manual)

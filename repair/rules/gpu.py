@@ -88,13 +88,27 @@ def _one_architecture(view: View, kb: Knowledge) -> bool:
 @rule("rocm-host")
 def rocm_host(ctx: Context) -> Iterator[Finding]:
     view = ctx.view
-    if view.rocm:
-        yield ctx.finding(
+    if not view.rocm:
+        return
+    gpus = [g.name for g in (view.facts.gpus or ()) if g.amd]
+    wrong = view.torch_without_rocm()
+    if wrong is not None:
+        # An installer's CUDA (or CPU) torch on an AMD host: it cannot use the GPU at all, so
+        # this is an error, not the class's note that CUDA remedies do not apply.
+        yield Finding(
             "rocm-host",
-            "AMD GPU / ROCm torch: CUDA remedies do not apply",
-            torch_hip=view.torch_hip,
-            gpus=[g.name for g in (view.facts.gpus or ()) if g.amd],
+            Severity.ERROR,
+            f"torch {view.torch or '(version not reported)'} is {wrong} on an AMD host: it "
+            "cannot use the AMD GPU; only a ROCm build of torch can",
+            {"torch_build": wrong, "gpus": gpus},
         )
+        return
+    yield ctx.finding(
+        "rocm-host",
+        "AMD GPU / ROCm torch: CUDA remedies do not apply",
+        torch_hip=view.torch_hip,
+        gpus=gpus,
+    )
 
 
 @ruled_out("rocm-host")
