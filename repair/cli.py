@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -133,9 +134,16 @@ def _record(path: str | None, kind: str, doc: dict[str, Any], code: int) -> None
         write_record(path, kind, doc, code, _STARTED)
 
 
-def _out(text: str) -> None:
-    # credentials in any URL are masked in everything qfix prints, text and JSON (issue 16)
-    _write(sys.stdout, redact_text(text) + "\n")
+def _out(text: str, *, whole: bool = False) -> None:
+    """The result on stdout. Credentials in any URL are masked in everything qfix prints, text
+    and JSON (issue 16); text for a person at a terminal is wrapped to its width (a pipe and
+    JSON get it whole, and so does anything made to be pasted: ``whole``)."""
+    text = redact_text(text)
+    if not whole and sys.stdout.isatty():
+        from .terminal import fit_to_width
+
+        text = fit_to_width(text, max(40, shutil.get_terminal_size((100, 24)).columns - 1))
+    _write(sys.stdout, text + "\n")
 
 
 def _say_target(settings: Settings, as_json: bool, python: str | None = None) -> None:
@@ -210,7 +218,7 @@ def detect(
 
         _record(record, "detect", facts_to_dict(facts), ExitCode.OK)
     text = render_facts(facts, as_json=as_json)
-    _out(_json_target(text, settings) if as_json else text)
+    _out(_json_target(text, settings) if as_json else text, whole=as_json)
     return ExitCode.UNFINISHED if pending else ExitCode.OK
 
 
@@ -285,7 +293,7 @@ def plan(
         except OSError as exc:
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
     text = _plan_text(result, settings, as_json=as_json, resolve=resolve)
-    _out(_json_target(text, settings) if as_json else text)
+    _out(_json_target(text, settings) if as_json else text, whole=as_json)
     if not as_json:  # what a reviewer approves (JSON: "digest"); see docs/apply.md
         _out(f"\nPlan digest: {result.digest()}")
     if out is not None and not as_json:
@@ -340,7 +348,7 @@ def explain(
     if not text.strip():
         raise BadInput("the error text is empty")
     result = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
-    _out(render_explain(result, as_json=as_json))
+    _out(render_explain(result, as_json=as_json), whole=as_json)
     return ExitCode.OK if result.matches else ExitCode.PROBLEMS
 
 
@@ -358,7 +366,7 @@ def matrix(
     _say_target(settings, as_json)
     view, cells = pipeline.matrix(pipeline.get_facts(settings, facts))
     text = render_matrix(view, cells, as_json=as_json)
-    _out(_json_target(text, settings) if as_json else text)
+    _out(_json_target(text, settings) if as_json else text, whole=as_json)
     return ExitCode.OK
 
 
@@ -399,7 +407,7 @@ def verify(
         )
     _record(record, "verify", verdict_to_dict(verdict), int(verdict.exit_code))
     text = render_verdict(verdict, as_json=as_json)
-    _out(_json_target(text, settings) if as_json else text)
+    _out(_json_target(text, settings) if as_json else text, whole=as_json)
     return ExitCode.UNFINISHED if pending else int(verdict.exit_code)
 
 
@@ -531,7 +539,7 @@ def apply(
             if as_json
             else render_apply_plan(prep.plan, saved=prep.saved)
         )
-        _out(_json_target(text, settings, new_python) if as_json else text)
+        _out(_json_target(text, settings, new_python) if as_json else text, whole=as_json)
         return code
     if not as_json:
         _out(render_apply_plan(prep.plan, saved=prep.saved))
@@ -548,7 +556,7 @@ def apply(
         int(result.outcome.exit_code),
     )
     text = render_apply(result.plan, result.outcome, result.verdict, as_json=as_json)
-    _out(_json_target(text, settings, new_python) if as_json else text)
+    _out(_json_target(text, settings, new_python) if as_json else text, whole=as_json)
     return int(result.outcome.exit_code)
 
 
@@ -604,7 +612,10 @@ def _apply_expected(
             started=_STARTED,
             progress=term.progress,
         )
-    _out(render_expected_apply(done.plan, done.outcome, done.verdict, done.note, as_json=as_json))
+    _out(
+        render_expected_apply(done.plan, done.outcome, done.verdict, done.note, as_json=as_json),
+        whole=as_json,
+    )
     return done.exit_code
 
 
@@ -642,7 +653,7 @@ def rollback(
         settings, (lambda _line: None) if as_json else _progress, force=force
     )
     text = render_rollback(outcome, as_json=as_json)
-    _out(_json_target(text, settings) if as_json else text)
+    _out(_json_target(text, settings) if as_json else text, whole=as_json)
     return int(outcome.exit_code)
 
 
@@ -659,7 +670,10 @@ def report(
 
     settings = pipeline.make_settings(python=python, facts_file=facts)
     analysis = pipeline.analyse(pipeline.get_facts(settings, facts))
-    _out(render_report(analysis.facts, analysis.plan, version=__version__, as_json=as_json))
+    _out(
+        render_report(analysis.facts, analysis.plan, version=__version__, as_json=as_json),
+        whole=True,  # a ticket's text, pasted as it is
+    )
     return ExitCode.OK
 
 
@@ -705,7 +719,7 @@ def _fail(message: str, code: int, tip: str | None, as_json: bool) -> None:
     from .render import render_error, render_error_json
 
     if as_json:
-        _out(render_error_json(message, code, tip))
+        _out(render_error_json(message, code, tip), whole=True)
     else:
         _write(sys.stderr, redact_text(render_error(QfixError(message, tip=tip))))
     sys.exit(code)

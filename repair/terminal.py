@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import textwrap
 import threading
 import time
 import urllib.parse
@@ -30,6 +31,36 @@ TICK_EVERY_S = 0.5
 _PIP_DOWNLOAD = re.compile(r"^\s*Downloading\s+(?:\S*/)?(\S+?)\s+\(([^)]+)\)")
 _PIP_COLLECT = re.compile(r"^\s*Collecting\s+(\S+)")
 _UV_DOWNLOAD = re.compile(r"^\s*Downloading\s+(\S+)\s+\(([^)]+)\)")
+
+
+# The marker a list line starts with, after its indent ("✗ ", "? ", "[required] ", "- ", "~  "):
+# its continuation lines align under the text that follows it.
+_LIST_MARKER = re.compile(r"^(\s*(?:[✗!?~+\-•]|\[[a-z]+\]|\d+\.)\s+)")
+
+
+def fit_to_width(text: str, width: int) -> str:
+    """Text for a terminal ``width`` columns wide: each longer line wrapped at spaces, its
+    continuation indented under the text after its list marker. Commands (``$ ...``) and table
+    rows stay whole, to be copied as they are; words longer than the width (a URL, a path) are
+    never broken. A pipe gets the text unwrapped (the caller decides)."""
+    out = []
+    for line in text.split("\n"):
+        stripped = line.lstrip()
+        if len(line) <= width or stripped.startswith(("$ ", "~  ", "+  ", "-  ")):
+            out.append(line)
+            continue
+        m = _LIST_MARKER.match(line)
+        indent = " " * len(m.group(1)) if m else " " * (len(line) - len(stripped))
+        out.append(
+            textwrap.fill(
+                line,
+                width,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
 
 
 def installer_status(line: str) -> str | None:

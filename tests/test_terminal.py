@@ -387,3 +387,43 @@ def test_plan_and_verify_agree(name: str) -> None:
         assert fid in ids or plan.unknown, (name, fid, sorted(ids), verdict.summary)
     if not verdict.ok:
         assert not plan.healthy, (name, verdict.summary)
+
+
+def test_long_lines_fit_a_terminal_and_commands_and_table_rows_stay_whole() -> None:
+    """A person at an 80-column terminal gets each long line wrapped at spaces, continued under
+    the text after its list marker; commands and plan table rows stay whole to be copied; a word
+    longer than the width (a URL) is never broken."""
+    from repair.terminal import fit_to_width
+
+    finding = "  ✗ gpu-arch-unsupported: " + "word " * 30
+    manual = "  [required] " + "step " * 30
+    command = "  $ python -m pip install " + "x " * 60
+    row = "  ~  torch  2.5.1+cu121  2.7.1+cu126  " + "y" * 80
+    url = "  ? see https://example.org/" + "z" * 100
+    out = fit_to_width("\n".join([finding, manual, command, row, url]), 80)
+    lines = out.split("\n")
+    assert all(len(x) <= 80 for x in lines if not x.lstrip().startswith(("$", "~", "https")))
+    assert lines[1].startswith(" " * len("  ✗ ")) and not lines[1].startswith(" " * 5)
+    assert command in lines and row in lines
+    assert any(x.strip() == "https://example.org/" + "z" * 100 for x in lines)  # never broken
+    manual_lines = [x for x in lines if "step" in x]
+    assert manual_lines[1].startswith(" " * len("  [required] "))
+    assert " ".join(x.strip() for x in lines[:2]).startswith("✗ gpu-arch-unsupported: word")
+
+
+def test_piped_output_is_not_wrapped(tmp_path: Path) -> None:
+    facts = tmp_path / "f.json"
+    facts.write_text(
+        json.dumps(
+            {
+                "schema": "qfix.facts/1",
+                "host": {"system": "Windows", "machine": "AMD64"},
+                "gpus": [
+                    {"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}
+                ],
+                "packages": {"torch": None, "bitsandbytes": None},
+            }
+        )
+    )
+    p = run("plan", "--facts", str(facts))
+    assert max(len(x) for x in p.stdout.splitlines()) > 200  # a pipe gets whole lines

@@ -146,7 +146,7 @@ def _bnb_older_than_platform(ctx: Context) -> Iterator[Finding]:
     yield ctx.finding(
         "bnb-platform-unsupported",
         f"{said} has native builds for {ctx.view.platform} only from {first}; its version is "
-        "not in the facts and nothing else found explains a failure, so an older release "
+        "not in the facts and no fault the facts prove explains a failure, so an older release "
         "without one is the likeliest cause (check: `pip show bitsandbytes`)",
         platform=ctx.view.platform,
         first_release=str(first),

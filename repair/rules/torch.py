@@ -160,7 +160,7 @@ def _torch_without_gpu(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             "gpu-arch-unsupported",
             f"GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) {why}; torch's version is "
-            "not in the facts and nothing else found explains a failure, so a torch without "
+            "not in the facts and no fault the facts prove explains a failure, so a torch without "
             'it is the likeliest cause (check: `python -c "import torch; '
             'print(torch.__version__, torch.cuda.get_arch_list())"`)',
             gpu=g.index,
