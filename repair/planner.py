@@ -442,6 +442,9 @@ def _bnb_must_change(view: View, ids: set[str], by_id: Mapping[str, list[Finding
     platform = by_id.get("bnb-platform-unsupported", [])
     if platform and all(f.evidence.get("libstdcxx") for f in platform):
         ids = ids - {"bnb-platform-unsupported"}  # the C++ runtime, not the wheel, is at fault
+    gate = by_id.get("gpu-too-old-for-bnb", [])
+    if gate and all(f.evidence.get("serving_gate") for f in gate):
+        ids = ids - {"gpu-too-old-for-bnb"}  # vLLM's own gate: no bitsandbytes moves it
     return (
         bool(ids & BNB_FINDINGS)
         or _bnb_hf_floor(by_id)
@@ -1164,6 +1167,26 @@ def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) 
     return None
 
 
+def _serving_gate_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """vLLM's own compute-capability gate for bitsandbytes quantization: nothing in the
+    environment moves it (plans/signatures.toml vllm-quant-capability-gate)."""
+    gate = [f for f in by_id.get("gpu-too-old-for-bnb", []) if f.evidence.get("serving_gate")]
+    if not gate:
+        return None
+    need, have = gate[0].evidence["minimum"], gate[0].evidence["compute_capability"]
+    return Manual(
+        "gpu-too-old-for-bnb",
+        f"vLLM serves bitsandbytes-quantized models only on GPUs of compute capability >= "
+        f"{need} (this one: {have}); no torch or bitsandbytes build changes vLLM's check. Load "
+        "the model in 4-bit with transformers' BitsAndBytesConfig instead (bitsandbytes' own "
+        f"GPU floor then applies), use a quantization vLLM allows on a {have} GPU, or run on a "
+        f"GPU of compute capability >= {need}",
+        True,
+    )
+
+
 def _kepler_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
     if not any(f.evidence.get("kepler") for f in by_id.get("gpu-too-old-for-bnb", [])):
         return None
@@ -1386,6 +1409,7 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     _stale_toolkit_advice,
     _no_driver_advice,
     _kepler_advice,
+    _serving_gate_advice,
     _jetson_advice,
     _cuda_init_advice,
     _insufficient_driver_advice,

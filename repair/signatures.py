@@ -68,6 +68,11 @@ FACT_KEYS: Mapping[str, type] = {
     "bnb_absent": bool,
     # libcuda.so.1 (the driver's user-space library) is not in the loader cache.
     "libcuda_unregistered": bool,
+    # A serving engine's own compute-capability gate for bitsandbytes quantization refused the
+    # GPU (vLLM: "Minimum capability: 70. Current capability: 52."): its minimum and the GPU's,
+    # as the engine prints them (major*10 + minor).
+    "serving_min_cc": str,
+    "serving_cc": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge")
@@ -107,6 +112,8 @@ class Implied:
     wheel_tag_refused: str | None = None
     bnb_absent: bool = False
     libcuda_unregistered: bool = False
+    serving_min_cc: str | None = None
+    serving_cc: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:

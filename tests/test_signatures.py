@@ -1530,3 +1530,36 @@ def test_a_bundled_copy_of_another_package_reinstalls_that_package_alone():
     assert libs and libs[0].required
     assert "--no-deps foo_ext==1.2.0" in libs[0].text  # the folder names foo-ext (S79)
     assert "torch==" not in libs[0].text and "restart" not in libs[0].text
+
+
+# ---------------------------------------------------------------- serving engines (S82)
+
+VLLM_GATE = (
+    "ValueError: The quantization method bitsandbytes is not supported for the current GPU. "
+    "Minimum capability: 70. Current capability: 52."
+)
+
+
+def test_vllms_capability_gate_for_bitsandbytes_is_a_manual_step_not_a_package_move():
+    """vLLM's own gate (S82): the finding gives both compute capabilities from the text, and
+    the plan moves no package (no bitsandbytes or torch build changes vLLM's check)."""
+    from repair.facts import Facts, Gpu, Host
+    from repair.pipeline import analyse
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, None, "5.2"),),
+        packages={"torch": "2.5.1", "bitsandbytes": "0.45.0", "vllm": "0.7.3"},
+    )
+    a = analyse(facts, error_text=VLLM_GATE)
+    [f] = [f for f in a.diagnosis.findings if f.evidence.get("serving_gate")]
+    assert f.id == "gpu-too-old-for-bnb"
+    assert (f.evidence["minimum"], f.evidence["compute_capability"]) == ("7.0", "5.2")
+    assert not [s for s in a.plan.steps if s.package in ("bitsandbytes", "torch")]
+    [m] = [m for m in a.plan.manual if "vLLM" in m.text]
+    assert m.required and ">= 7.0" in m.text
+
+
+def test_vllms_gate_for_another_method_says_nothing_about_bitsandbytes():
+    text = VLLM_GATE.replace("bitsandbytes", "awq").replace("70", "75")
+    assert "vllm-quant-capability-gate" not in implied_by(text).signatures

@@ -374,6 +374,31 @@ def gpu_too_old_for_bnb(ctx: Context) -> Iterator[Finding]:
             kepler=True,
         )
     yield from _below_library_targets(ctx)
+    yield from _serving_gate(ctx)
+
+
+def _serving_gate(ctx: Context) -> Iterator[Finding]:
+    """A serving engine refused the GPU for bitsandbytes quantization by its own gate (vLLM's
+    get_min_capability, plans/signatures.toml): the text gives both numbers."""
+    implied = ctx.view.implied
+    if implied.serving_min_cc is None or implied.serving_cc is None:
+        return
+    need, have = (_cc_text(x) for x in (implied.serving_min_cc, implied.serving_cc))
+    yield ctx.finding(
+        "gpu-too-old-for-bnb",
+        f"vLLM refuses bitsandbytes quantization below compute capability {need} (its own "
+        f"check, read from the error message); this GPU is {have}",
+        serving_gate=True,
+        minimum=need,
+        compute_capability=have,
+        source="error message",
+    )
+
+
+def _cc_text(number: str) -> str:
+    """vLLM's capability integer as a compute capability: "52" -> "5.2", "100" -> "10.0"."""
+    n = int(number)
+    return f"{n // 10}.{n % 10}"
 
 
 def _below_library_targets(ctx: Context) -> Iterator[Finding]:
