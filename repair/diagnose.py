@@ -10,7 +10,7 @@ from __future__ import annotations
 from .catalogue import Catalogue
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .knowledge import Knowledge
-from .rules import EXCLUSIONS, RULES, SUSPECTS, make_context
+from .rules import EXCLUSIONS, RULES, SUSPECTS, Context, make_context
 from .view import View
 
 __all__ = ["Diagnosis", "Finding", "Severity", "Unknown", "diagnose", "contradicted"]
@@ -55,13 +55,34 @@ def diagnose(
             )
         )
         proven.add(fid)
-    if not any(f.severity == Severity.ERROR for f in found):
-        for suspect in SUSPECTS.values():
-            suspected = list(suspect.run(ctx))
-            if suspected:
-                found.extend(suspected)
-                unknown = [u for u in unknown if u.key != suspect.replaces]
+    found, unknown = _with_suspect(ctx, cat, found, unknown)
     return Diagnosis(_unique(found, cat), tuple(dict.fromkeys(unknown)), tuple(ruled_out))
+
+
+def _with_suspect(
+    ctx: Context, cat: Catalogue, found: list[Finding], unknown: list[Unknown]
+) -> tuple[list[Finding], list[Unknown]]:
+    """Where the facts and the error text show no fault at all (an info note aside), the first
+    suspect in catalogue order that fires: the likeliest cause of the one open question (issue
+    12 item 1). One at most: a second guess beside the first would contradict its "likeliest".
+    """
+    if any(f.severity != Severity.INFO for f in found):
+        return found, unknown
+    facts = ctx.view.facts
+    if facts.packages is None and facts.torch is None and facts.bitsandbytes is None:
+        return found, unknown  # nothing about the environment at all: "cannot tell"
+    for fid in cat.ids:
+        suspect = SUSPECTS.get(fid)
+        if suspect is None:
+            continue
+        suspected = [
+            Finding(f.id, Severity.WARNING, f.summary, {**f.evidence, "suspected": True})
+            for f in suspect.run(ctx)
+        ]
+        if suspected:
+            kept = [u for u in unknown if u.key != suspect.replaces]
+            return [*found, *suspected], [*kept, Unknown(suspect.replaces, suspect.instead)]
+    return found, unknown
 
 
 def _unique(found: list[Finding], cat: Catalogue) -> tuple[Finding, ...]:

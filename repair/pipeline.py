@@ -262,8 +262,10 @@ def analyse(
         plan = make_plan(view, diag, kb, torch_index_base=base)
     if read_from_error:
         plan = replace(plan, unknown=(*read_from_error, *plan.unknown))
+    # "cannot tell" is the verdict where nothing was found; a finding (from the facts or an
+    # error text) and its plan stand on their own, with what could not be known listed below
+    thin = too_thin_to_judge(facts) if plan.healthy else None
     unjudged = plan.healthy and unjudged_versions(view) or None
-    thin = too_thin_to_judge(facts)
     if text is not None and plan.healthy and not set(reported) & set(diag.ids):
         # An error the facts do not explain is not "healthy": say so, and exit 1.
         plan = replace(
@@ -301,6 +303,7 @@ def unjudged_versions(view: View) -> str | None:
         or view.torch_cuda is not None
         or bool(view.torch_hip)
         or view.torch_cpu_build is not None
+        or bool(view.facts.torch and view.facts.torch.arch_list)
     )
     if not torch_known and view.torch_installed is not False:
         missing.append("torch")

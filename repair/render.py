@@ -255,7 +255,8 @@ def render_plan(
     if plan.findings:
         out.append("Findings")
         for f in plan.findings:
-            out.append(f"  {SEVERITY_MARK.get(f.severity, '?')} {f.id}: {f.summary}")
+            said = " (suspected)" if f.evidence.get("suspected") else ""
+            out.append(f"  {SEVERITY_MARK.get(f.severity, '?')} {f.id}{said}: {f.summary}")
         out.append("")
     if plan.healthy:
         out.append("Healthy: nothing to repair" + (" (warnings only)." if plan.findings else "."))

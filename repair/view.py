@@ -273,7 +273,12 @@ class View:
 
     @property
     def rocm(self) -> bool:
-        return self.amd or bool(self.torch_hip)
+        """A ROCm host: torch is a HIP build, or an AMD GPU is the GPU there is. An AMD
+        integrated GPU beside an NVIDIA GPU or driver (a Ryzen laptop) with a torch that is not
+        a HIP build is an NVIDIA host."""
+        if self.torch_hip:
+            return True
+        return self.amd and not (self.gpus or self.driver_found)
 
     def package(self, name: str) -> Version | None:
         return parse_version(self.facts.package(name))

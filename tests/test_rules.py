@@ -55,7 +55,7 @@ def test_a_second_rule_for_a_class_is_refused():
     with pytest.raises(ValueError, match="two ruled_out"):
         ruled_out("bnb-no-4bit")(lambda view, kb: False)
     with pytest.raises(ValueError, match="two suspects"):
-        suspect("gpu-arch-unsupported", replaces="torch-version-for-gpu")(lambda ctx: ())
+        suspect("gpu-arch-unsupported", replaces="x", instead="y")(lambda ctx: ())
 
 
 @pytest.mark.parametrize("cls", RULED, ids=lambda c: c.id)
@@ -546,3 +546,80 @@ def test_a_rocm_torch_on_an_amd_host_keeps_the_note() -> None:
     [f] = [f for f in a.diagnosis.findings if f.id == "rocm-host"]
     assert f.severity == Severity.WARNING
     assert not any("replace torch" in m.text for m in a.plan.manual)
+
+
+def _plan_of(doc: dict):
+    from repair import pipeline
+
+    return pipeline.analyse(facts_from_dict({"schema": "qfix.facts/1", **doc}, "test"))
+
+
+def test_a_suspect_is_a_warning_one_at_most_and_its_question_stays_listed() -> None:
+    """Windows, an RTX 5090, torch and bitsandbytes both without versions: two suspects could
+    fire; only the first in catalogue order does (a second "likeliest cause" would contradict
+    it), as a warning, and what is not known stays under "Could not know"."""
+    a = _plan_of(
+        {
+            "host": {"system": "Windows", "machine": "AMD64"},
+            "gpus": [{"index": 0, "name": "RTX 5090", "compute_capability": "12.0"}],
+            "packages": {"torch": None, "bitsandbytes": None},
+        }
+    )
+    suspected = [f for f in a.diagnosis.findings if f.evidence.get("suspected")]
+    assert [f.id for f in suspected] == ["gpu-arch-unsupported"]
+    assert suspected[0].severity == Severity.WARNING
+    assert any(u.startswith("torch's version and build (not reported)") for u in a.plan.unknown)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        # bitsandbytes' Windows DLLs are known: a native build is there, whatever its version
+        {
+            "host": {"system": "Windows", "machine": "AMD64"},
+            "packages": {"torch": "2.5.1+cu121", "bitsandbytes": None},
+            "torch": {"version": "2.5.1+cu121", "cuda": "12.1"},
+            "bitsandbytes": {"native_libs": ["libbitsandbytes_cuda121.dll"]},
+        },
+        # torch's arch list is known and has the GPU, whatever its version
+        {
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "gpus": [{"index": 0, "name": "Tesla P100", "compute_capability": "6.0"}],
+            "packages": {"torch": None, "bitsandbytes": "0.45.0"},
+            "torch": {"arch_list": ["sm_50", "sm_60", "sm_70", "sm_80"]},
+        },
+        # a proven fault (a warning class) explains the failure
+        {
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "gpus": [
+                {"index": 0, "name": "RTX 5090", "compute_capability": "12.0"},
+                {"index": 1, "name": "GTX 1080", "compute_capability": "6.1"},
+            ],
+            "packages": {"torch": None, "bitsandbytes": "0.45.0"},
+        },
+        # nothing about the environment at all: cannot tell
+        {"gpus": [{"index": 0, "name": "RTX 5090", "compute_capability": "12.0"}]},
+    ],
+    ids=["bnb-dlls-known", "torch-arch-known", "proven-warning", "too-thin"],
+)
+def test_no_suspect_where_the_facts_settle_it_or_say_nothing(doc: dict) -> None:
+    a = _plan_of(doc)
+    assert not [f for f in a.diagnosis.findings if f.evidence.get("suspected")]
+
+
+def test_an_amd_igpu_beside_an_nvidia_gpu_is_an_nvidia_host() -> None:
+    """A Ryzen laptop: "AMD Radeon Graphics" beside an RTX 4090 with a CUDA torch is planned as
+    an NVIDIA host, not left alone as ROCm."""
+    a = _plan_of(
+        {
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "driver": {"found": True, "version": "550.54.14", "cuda": "12.4"},
+            "gpus": [
+                {"index": 0, "name": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9"},
+                {"index": 1, "name": "AMD Radeon Graphics", "vendor": "amd"},
+            ],
+            "packages": {"torch": "2.3.1+cu121", "bitsandbytes": "0.45.0"},
+            "torch": {"version": "2.3.1+cu121", "cuda": "12.1"},
+        }
+    )
+    assert "rocm-host" not in a.diagnosis.ids and a.plan.healthy

@@ -21,11 +21,16 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
     view = ctx.view
     if not view.rocm and view.has_nvidia_gpu is False:
         err = view.facts.driver.error if view.facts.driver else None
-        yield ctx.finding(
+        found = ctx.finding(
             "no-nvidia-driver",
             "no NVIDIA driver or GPU found: CUDA 4-bit cannot work here",
             driver_error=err,
         )
+        if view.system == "Darwin":
+            # A Mac has no CUDA at all (NVIDIA's CUDA 10.2 notes): a fact about the platform,
+            # nothing to repair, so a note; 4-bit there is the CPU backend's (bnb-no-cpu-4bit).
+            found = Finding(found.id, Severity.INFO, found.summary, found.evidence)
+        yield found
     elif not view.rocm and view.has_nvidia_gpu is None:
         yield Unknown("driver", "driver")
     if view.gpus is None and not view.rocm and view.has_nvidia_gpu is not False:

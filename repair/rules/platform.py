@@ -113,6 +113,9 @@ def _first_native_for_unknown_bnb(ctx: Context) -> tuple[str, Version] | None:
     view = ctx.view
     if view.bnb is not None or view.bnb_installed is not True or view.platform is None:
         return None
+    reported = view.facts.bitsandbytes
+    if reported is not None and reported.native_libs:
+        return None  # its libraries are known: the rule judges them, not the version's range
     spec = view.implied.range("bitsandbytes")
     inside = sorted(
         (r for r in ctx.kb.bnb.releases if spec is None or r.version in spec),
@@ -135,7 +138,12 @@ def _bnb_version_for_platform(ctx: Context) -> Iterator[Unknown]:
         )
 
 
-@suspect("bnb-platform-unsupported", replaces="bnb-version-for-platform")
+@suspect(
+    "bnb-platform-unsupported",
+    replaces="bnb-version-for-platform",
+    instead="bitsandbytes' version (installed, not reported): the suspected finding says "
+    "which releases have no build here",
+)
 def _bnb_older_than_platform(ctx: Context) -> Iterator[Finding]:
     """With nothing else wrong, such a bitsandbytes is the likeliest cause: a release of its
     range without a build here; the plan moves bitsandbytes to one that has it."""
@@ -150,7 +158,6 @@ def _bnb_older_than_platform(ctx: Context) -> Iterator[Finding]:
         "without one is the likeliest cause (check: `pip show bitsandbytes`)",
         platform=ctx.view.platform,
         first_release=str(first),
-        suspected=True,
     )
 
 

@@ -60,7 +60,8 @@ def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
     yield from _below_every_build(ctx)
     view = ctx.view
     yield from _builds_for_unknown_torch(ctx)
-    if not view.ccs or view.torch_cuda is None or view.rocm:
+    facts_arch = view.facts.torch is not None and bool(view.facts.torch.arch_list)
+    if not view.ccs or (view.torch_cuda is None and not facts_arch) or view.rocm:
         return
     arch_list, source = torch_arch_list(view, ctx.kb)
     if arch_list is None:
@@ -98,6 +99,8 @@ def _gpus_unknown_torch_may_lack(
         return
     if view.torch is not None or view.torch_cuda is not None or view.torch_cpu_build:
         return
+    if view.facts.torch is not None and view.facts.torch.arch_list:
+        return  # the build's own arch list is known: gpu_arch_unsupported checks it
     releases = sorted(kb.torch.releases, key=lambda r: r.series)
     platform = view.platform or ""
     newest = releases[-1]
@@ -131,6 +134,8 @@ def _gpus_unknown_torch_may_lack(
         archs = default.arch_for(platform) if default is not None else None
         if default is None or not default.cuda or not default.arch_confirmed_for(platform):
             continue
+        if driver_fit(view, kb, default.cuda).ok is False:
+            continue  # this driver cannot run today's default build: the torch here is older
         if arch_coverage(archs or (), cc) is None:
             yield (
                 g,
@@ -152,7 +157,12 @@ def _builds_for_unknown_torch(ctx: Context) -> Iterator[Unknown]:
         )
 
 
-@suspect("gpu-arch-unsupported", replaces="torch-version-for-gpu")
+@suspect(
+    "gpu-arch-unsupported",
+    replaces="torch-version-for-gpu",
+    instead="torch's version and build (not reported): the suspected finding says which "
+    "builds lack the GPU",
+)
 def _torch_without_gpu(ctx: Context) -> Iterator[Finding]:
     """With nothing else wrong, a torch of unknown version on such a GPU: a build without it is
     the likeliest cause, and the plan moves torch to a build that has it."""
@@ -166,7 +176,6 @@ def _torch_without_gpu(ctx: Context) -> Iterator[Finding]:
             gpu=g.index,
             name=g.name,
             compute_capability=str(cc),
-            suspected=True,
             **evidence,
         )
 
@@ -191,12 +200,17 @@ def _below_every_build(ctx: Context) -> Iterator[Finding]:
 def _not_covered(ctx: Context, arch_list: tuple[str, ...], g: Gpu) -> tuple[Version, str] | None:
     """(compute capability, why) when torch's ``arch_list`` cannot run on GPU ``g``, else None."""
     cc = parse_version(g.compute_capability)
-    if cc is None or ctx.view.torch_cuda is None:
+    if cc is None:
         return None
     cov = arch_coverage(arch_list, cc)
     # compat-facts A2 / S6: a driver that runs this CUDA only through minor-version compatibility
-    # cannot JIT-compile PTX of a newer CUDA.
-    if cov == "ptx" and driver_fit(ctx.view, ctx.kb, ctx.view.torch_cuda).mode == "minor-compat":
+    # cannot JIT-compile PTX of a newer CUDA (with torch's CUDA unknown this is not judged).
+    torch_cuda = ctx.view.torch_cuda
+    if (
+        cov == "ptx"
+        and torch_cuda is not None
+        and driver_fit(ctx.view, ctx.kb, torch_cuda).mode == "minor-compat"
+    ):
         return cc, (
             "only PTX covers it and the driver runs this CUDA through minor-version "
             "compatibility, which cannot JIT newer PTX"
