@@ -1313,7 +1313,9 @@ def _rocm_host_advice(
 def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
     """torch is a CUDA or CPU build on an AMD host: the ROCm builds of its release (or of the
     newest release that has them here) from plans/torch.toml. Which ROCm version this GPU and
-    the host's amdgpu driver support is not in the knowledge base, so this stays a manual step."""
+    the host's amdgpu driver support is not in the knowledge base, so this stays a manual step.
+    The command pins the local label (``2.9.0+rocm6.4``): ``==2.9.0`` alone is satisfied by the
+    installed ``2.9.0+cu128`` (PEP 440 ignores local labels), and pip would keep it."""
     platform = view.platform or ""
     installed = kb.torch.release(view.torch) if view.torch is not None else None
     with_rocm = [
@@ -1323,16 +1325,24 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
     ]
     rel = installed if installed in with_rocm else (with_rocm[0] if with_rocm else None)
     if rel is None:
-        return f"replace torch ({wrong}) with a ROCm build of torch."
+        return (
+            f"torch is {wrong}, and the knowledge base has no ROCm build of torch for "
+            f"{platform or 'this platform'} (PyTorch's ROCm wheels are for Linux): run on a "
+            "Linux host with ROCm, or use the CPU."
+        )
     names = [v.name for v in rel.variants_for(platform) if v.rocm]
     version = public(view.torch) if installed is rel and view.torch else rel.latest
+    family = rel.family_for(version)
+    vision = family.torchvision if family is not None else None
+    pins = f"torch=={version}+{names[-1]}" + (
+        f" torchvision=={vision}+{names[-1]}" if vision is not None else ""
+    )
     return (
         f"replace torch ({wrong}) with a ROCm build: torch {version} is on the PyTorch index "
-        f"as {', '.join(names)} (`pip install torch=={version} torchvision --index-url "
-        f"{DEFAULT_TORCH_INDEX}/{names[-1]}` or your mirror's folder; torchvision and torchaudio "
-        "from the same folder); pick the ROCm "
-        "version that this GPU and the host's amdgpu driver support (AMD's compatibility "
-        "matrix, not in the knowledge base)."
+        f"as {', '.join(names)} (`pip install {pins} --index-url "
+        f"{DEFAULT_TORCH_INDEX}/{names[-1]}`, or your mirror's folder; torchaudio from the same "
+        "folder); pick the ROCm version that this GPU and the host's amdgpu driver support "
+        "(AMD's compatibility matrix, not in the knowledge base)."
     )
 
 

@@ -33,33 +33,37 @@ _PIP_COLLECT = re.compile(r"^\s*Collecting\s+(\S+)")
 _UV_DOWNLOAD = re.compile(r"^\s*Downloading\s+(\S+)\s+\(([^)]+)\)")
 
 
-# The marker a list line starts with, after its indent ("✗ ", "? ", "[required] ", "- ", "~  "):
-# its continuation lines align under the text that follows it.
-_LIST_MARKER = re.compile(r"^(\s*(?:[✗!?~+\-•]|\[[a-z]+\]|\d+\.)\s+)")
+# The marker a list line starts with, after its indent ("✗ ", "? ", "[required] ", "- "): its
+# continuation lines align under the text that follows it.
+_LIST_MARKER = re.compile(r"^(\s*(?:[✗!?·•x\-]|\[[a-z]+\]|\d+\.)\s+)")
+# Lines to copy or to read as columns stay whole: commands, table rows and headers (runs of two
+# or more spaces between words), the apply line, the digest.
+_WHOLE = re.compile(r"^\s*(\$ |[~+\-]  |Apply with:|\(or save|Plan digest:)|\S {2,}\S")
+# A `quoted command` is one unbreakable word (its spaces become this mark while wrapping).
+_GLUE = "\ue000"
 
 
 def fit_to_width(text: str, width: int) -> str:
     """Text for a terminal ``width`` columns wide: each longer line wrapped at spaces, its
-    continuation indented under the text after its list marker. Commands (``$ ...``) and table
-    rows stay whole, to be copied as they are; words longer than the width (a URL, a path) are
-    never broken. A pipe gets the text unwrapped (the caller decides)."""
+    continuation indented under the text after its list marker. Commands, table rows, the apply
+    line and backquoted commands stay whole, to be copied as they are; words longer than the
+    width (a URL, a path) are never broken. A pipe gets the text unwrapped (the caller decides)."""
     out = []
     for line in text.split("\n"):
-        stripped = line.lstrip()
-        if len(line) <= width or stripped.startswith(("$ ", "~  ", "+  ", "-  ")):
+        if len(line) <= width or _WHOLE.search(line):
             out.append(line)
             continue
         m = _LIST_MARKER.match(line)
-        indent = " " * len(m.group(1)) if m else " " * (len(line) - len(stripped))
-        out.append(
-            textwrap.fill(
-                line,
-                width,
-                subsequent_indent=indent,
-                break_long_words=False,
-                break_on_hyphens=False,
-            )
+        indent = " " * len(m.group(1)) if m else " " * (len(line) - len(line.lstrip()))
+        glued = re.sub(r"`[^`]*`", lambda q: q.group(0).replace(" ", _GLUE), line)
+        wrapped = textwrap.fill(
+            glued,
+            width,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
         )
+        out.append(wrapped.replace(_GLUE, " "))
     return "\n".join(out)
 
 

@@ -185,3 +185,12 @@ def test_torchs_capability_warning_on_a_jetson_igpu_is_not_read_as_a_missing_arc
     DEVICE_REQUIREMENT singles out the integrated GPUs)."""
     text = _capability_warning("Orin", "8.7", ["8.0", "9.0"])
     assert "gpu-arch-unsupported" not in [m.id for m in explain_text(text, None).matches]
+
+
+def test_the_first_line_of_torchs_capability_warning_alone_is_enough():
+    line = (
+        "UserWarning: Found GPU0 NVIDIA GeForce GTX 1060 which is of compute capability (CC) 6.1."
+    )
+    assert [m.id for m in explain_text(line, None).matches] == ["gpu-arch-unsupported"]
+    orin = "UserWarning: Found GPU0 Orin which is of compute capability (CC) 8.7."
+    assert "gpu-arch-unsupported" not in [m.id for m in explain_text(orin, None).matches]

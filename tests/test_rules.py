@@ -528,6 +528,8 @@ def test_a_cuda_or_cpu_torch_on_an_amd_host_is_an_error_with_its_rocm_builds(
     [step] = [m for m in a.plan.manual if m.id == "rocm-host"]
     assert step.required and all(name in step.text for name in rocm)
     assert f"--index-url https://download.pytorch.org/whl/{rocm[-1]}" in step.text
+    # the local label is pinned: `torch==2.4.1` alone is satisfied by the installed CUDA build
+    assert f"torch==2.4.1+{rocm[-1]}" in step.text
     assert not a.plan.healthy and a.plan.torch_target is None
 
 

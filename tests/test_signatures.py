@@ -1563,3 +1563,15 @@ def test_vllms_capability_gate_for_bitsandbytes_is_a_manual_step_not_a_package_m
 def test_vllms_gate_for_another_method_says_nothing_about_bitsandbytes():
     text = VLLM_GATE.replace("bitsandbytes", "awq").replace("70", "75")
     assert "vllm-quant-capability-gate" not in implied_by(text).signatures
+
+
+def test_the_rocm_split_traceback_is_read_from_a_windows_path_too():
+    """The `torch.version.cuda.split` traceback of a CUDA-only bitsandbytes with a ROCm torch
+    names its frame with backslashes on Windows (a merge had dropped that form)."""
+    text = (
+        'File "C:\\env\\Lib\\site-packages\\bitsandbytes\\cuda_specs.py", line 12, in '
+        'get_cuda_version_tuple\n    major, minor = map(int, torch.version.cuda.split("."))\n'
+        "AttributeError: 'NoneType' object has no attribute 'split'"
+    )
+    posix = text.replace("\\", "/")
+    assert implied_by(text).rocm and implied_by(posix).rocm
