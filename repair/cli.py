@@ -34,13 +34,15 @@ app = typer.Typer(
     "environment, explains what is wrong, plans the smallest repair as a dry-run diff, applies it "
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
-    "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (facts too thin), 10 verified "
-    "on the CPU only, 11 an unfinished apply must be rolled back first, 12 no space/read-only/"
-    "permission, 13 changed by another process, 70 internal error (a bug). With --json, errors "
+    "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (a version or the facts "
+    "missing), 10 verified on the CPU only, 11 an unfinished apply must be rolled back first, "
+    "12 no space/read-only/permission, 13 changed by another process, 70 internal error (a "
+    "bug). With --json, errors "
     'are JSON on stdout too: {"error": ..., "exit_code": ...}.',
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(fleet_app, name="fleet")
 
@@ -247,7 +249,8 @@ def plan(
     requirements: RequirementsOpt = None,
     constraint: ConstraintOpt = None,
 ) -> int:
-    """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed."""
+    """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed,
+    7 cannot tell (the facts lack torch's or bitsandbytes' version), 11 an unfinished apply."""
     from . import pipeline
     from .render import render_plan
 
@@ -282,7 +285,7 @@ def plan(
     result = pipeline.with_commands(
         analysis.plan, installed=analysis.facts.packages, setup=settings.setup
     )
-    _record(record, "plan", result.to_dict(), ExitCode.OK if result.healthy else ExitCode.PROBLEMS)
+    _record(record, "plan", result.to_dict(), _verdict_code(result))
     if out is not None:
         try:
             # The saved plan keeps the index URLs as given (apply installs from them), so it is
@@ -294,15 +297,22 @@ def plan(
             raise BadInput(f"could not write the plan to {out}: {exc.strerror}") from None
     text = _plan_text(result, settings, as_json=as_json, resolve=resolve)
     _out(_json_target(text, settings) if as_json else text, whole=as_json)
-    if not as_json:  # what a reviewer approves (JSON: "digest"); see docs/apply.md
+    if not as_json and not result.cannot_tell:
+        # what a reviewer approves (JSON: "digest"); see docs/apply.md. "Cannot tell" has
+        # nothing to approve, and its empty plan's digest would read like a healthy one's.
         _out(f"\nPlan digest: {result.digest()}")
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
     if pending:
         return ExitCode.UNFINISHED
-    if result.cannot_tell:
+    return _verdict_code(result)
+
+
+def _verdict_code(plan: Any) -> ExitCode:
+    """A plan's exit code, and its node record's: 7 cannot tell, 0 healthy, 1 problems."""
+    if plan.cannot_tell:
         return ExitCode.CANNOT_TELL
-    return ExitCode.OK if result.healthy else ExitCode.PROBLEMS
+    return ExitCode.OK if plan.healthy else ExitCode.PROBLEMS
 
 
 def _plan_text(result: Any, settings: Settings, *, as_json: bool, resolve: bool) -> str:
@@ -532,7 +542,7 @@ def apply(
         term.wait(f"reading the environment of {settings.python}")
         prep = pipeline.prepare_apply(settings, venv_new=venv, plan_file=plan_file)
     if not prep.plan.steps:
-        code = ExitCode.OK if prep.plan.healthy else ExitCode.PROBLEMS
+        code = _verdict_code(prep.plan)
         _record(record, "apply", apply_to_dict(prep.plan, None, None), code)
         text = (
             render_apply(prep.plan, None, None, as_json=True)

@@ -415,6 +415,10 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
     kb = load_knowledge()
     base = facts if facts is not None else Facts()
     alone = diagnose(make_view(base, kb), kb, cat)  # what the facts say without the text
+    # a suspect is the facts' open question, not a class they confirm
+    alone = replace(
+        alone, findings=tuple(f for f in alone.findings if not f.evidence.get("suspected"))
+    )
     analysis = analyse(base, error_text=text)
     text_ids = set(analysis.diagnosis.ids) - (set() if facts is not None else set(alone.ids))
     implied = implied_by(text)

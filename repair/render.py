@@ -236,6 +236,20 @@ def _facts_stack(f: Facts) -> list[str]:
     return out
 
 
+def _healthy_line(plan: Plan) -> str:
+    """The healthy verdict, saying how far it reaches: the facts' open questions, listed below
+    under "Could not know", and warnings, bound it."""
+    if plan.unknown:
+        head = "Healthy as far as these facts go: nothing to repair"
+        tail = (
+            " (warnings, and what could not be known, below)."
+            if plan.findings
+            else (" (what could not be known is listed below).")
+        )
+        return head + tail
+    return "Healthy: nothing to repair" + (" (warnings only)." if plan.findings else ".")
+
+
 def render_plan(
     plan: Plan,
     *,
@@ -259,7 +273,7 @@ def render_plan(
             out.append(f"  {SEVERITY_MARK.get(f.severity, '?')} {f.id}{said}: {f.summary}")
         out.append("")
     if plan.healthy:
-        out.append("Healthy: nothing to repair" + (" (warnings only)." if plan.findings else "."))
+        out.append(_healthy_line(plan))
     if plan.steps:
         out.append(heading)
         rows = [["", "package", "from", "to", "index", "because"]]
