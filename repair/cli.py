@@ -322,7 +322,7 @@ def _plan_text(result: Any, settings: Settings, *, as_json: bool, resolve: bool)
     from .dryrun import dry_run_to_dict
     from .render import render_plan, render_resolved
 
-    text = render_plan(result, as_json=as_json)
+    text = render_plan(result, as_json=as_json, elsewhere=settings.python is None)
     if not resolve:
         return text
     with _terminal(as_json) as term:

@@ -256,10 +256,12 @@ def render_plan(
     hint: bool = True,
     as_json: bool = False,
     heading: str = "Plan (dry run: nothing was changed)",
+    elsewhere: bool = False,
 ) -> str:
     """`qfix plan`: findings, the dry-run diff, commands, manual steps, unknowns (JSON:
     qfix.plan/1, also the file `--out` writes). ``heading``: the title of the diff (apply shows
-    what it is about to do)."""
+    what it is about to do). ``elsewhere``: planned from another machine's facts (--facts), so
+    the next step says where to run it."""
     if as_json:
         return to_json(plan.to_dict())
     out: list[str] = []
@@ -310,8 +312,9 @@ def render_plan(
         out.extend(f"  ? {u}" for u in plan.unknown)
     if plan.steps and hint:
         # The next step names the target, so pasting it never acts on another environment.
+        where = "On the machine these facts come from, apply" if elsewhere else "Apply"
         out.append(
-            f"\nApply with: qfix apply{next_step_target(plan.python)}{_pin_flags(plan)} --yes"
+            f"\n{where} with: qfix apply{next_step_target(plan.python)}{_pin_flags(plan)} --yes"
             # its own line: the command above is pasted whole (a triple-click copies one line)
             "\n(or save this plan with --out FILE and apply that file with --plan FILE)"
         )
