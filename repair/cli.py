@@ -238,9 +238,8 @@ def plan(
         str | None,
         typer.Option(
             "--error",
-            help="An error message the user saw "
-            "('-' = stdin): the classes it points to count "
-            "where the facts cannot rule them out.",
+            help="An error message the user saw ('-' = stdin): the classes it points to "
+            "count where the facts cannot rule them out.",
             show_default=False,
         ),
     ] = None,

@@ -21,6 +21,7 @@ from .explain import Explanation, Match, explain_to_dict
 from .facts import Facts, facts_to_dict
 from .plan import Plan, StepAction
 from .settings import next_step_target
+from .view import listed_installed
 
 SEVERITY_MARK = {"error": "✗", "warning": "!", "info": "·"}
 
@@ -678,6 +679,15 @@ def render_outcome(outcome: Any, verdict: Any | None) -> str:
     return "\n".join(lines)
 
 
+def _absent_or_unreported(f: Facts, name: str) -> str:
+    """What a report's summary says of a package without its own section: the listed version
+    (build not reported), "not installed" where the facts say so, else "not reported"."""
+    listed = f.package(name)
+    if listed:
+        return f"{listed} (build not reported)"
+    return "not installed" if listed_installed(f, name) is False else "not reported"
+
+
 def render_report(f: Facts, plan: Plan, *, version: str, as_json: bool = False) -> str:
     """`qfix report`: a paste-ready Markdown block for a bug report (the facts that
     `python -m torch.utils.collect_env` and `python -m bitsandbytes` are asked for, plus qfix's
@@ -720,12 +730,12 @@ def _report_markdown(f: Facts, plan: Plan, version: str) -> str:
         if f.gpus is None
         else ", ".join(f"{g.name} (sm {_v(g.compute_capability)})" for g in f.gpus) or "none"
     )
-    torch = "not installed"
+    torch = _absent_or_unreported(f, "torch")
     if t is not None:
         torch = f"{_v(t.version)} (CUDA {_v(t.cuda)}, HIP {_v(t.hip)})"
         if t.arch_list is not None:
             torch += f", arch list {_v(t.arch_list)}"
-    bnb = "not installed"
+    bnb = _absent_or_unreported(f, "bitsandbytes")
     if b is not None:
         bnb = f"{_v(b.version)}, copies {_v(b.copies)}"
         if b.native_libs is not None:
@@ -749,7 +759,9 @@ def _report_markdown(f: Facts, plan: Plan, version: str) -> str:
     if f.packages is None:
         out.append("| (unknown) | |")
     else:
-        out.extend(f"| {k} | {v or 'not installed'} |" for k, v in f.packages.items())
+        probe = f.extra.get("packages_source") == "probe"
+        unset = "not installed" if probe else "version not reported"
+        out.extend(f"| {k} | {v or unset} |" for k, v in f.packages.items())
     out += ["", "### Diagnosis (`qfix plan`)", ""]
     if plan.cannot_tell:
         out.append(f"Cannot tell: {plan.cannot_tell}.")
