@@ -278,18 +278,20 @@ def test_facts_without_the_versions_every_check_needs_are_cannot_tell(
     assert doc["healthy"] is False and "qfix detect --json" in doc["cannot_tell"]
 
 
-def test_facts_with_both_versions_and_nothing_wrong_are_healthy(tmp_path: Path) -> None:
+def _report(tmp_path: Path, **doc: object) -> str:
+    """A hand-written qfix.facts/1 report in a file; its path."""
     facts = tmp_path / "report.json"
-    facts.write_text(
-        json.dumps(
-            {
-                "schema": "qfix.facts/1",
-                "host": {"system": "Linux", "machine": "x86_64"},
-                "packages": {"torch": "2.5.1+cpu", "bitsandbytes": "0.46.0"},
-            }
-        )
+    facts.write_text(json.dumps({"schema": "qfix.facts/1", **doc}))
+    return str(facts)
+
+
+def test_facts_with_both_versions_and_nothing_wrong_are_healthy(tmp_path: Path) -> None:
+    facts = _report(
+        tmp_path,
+        host={"system": "Linux", "machine": "x86_64"},
+        packages={"torch": "2.5.1+cpu", "bitsandbytes": "0.46.0"},
     )
-    p = run("plan", "--facts", str(facts))
+    p = run("plan", "--facts", facts)
     assert p.returncode == 0 and p.stdout.startswith("Healthy"), (p.stdout, p.stderr)
 
 
@@ -412,18 +414,11 @@ def test_long_lines_fit_a_terminal_and_commands_and_table_rows_stay_whole() -> N
 
 
 def test_piped_output_is_not_wrapped(tmp_path: Path) -> None:
-    facts = tmp_path / "f.json"
-    facts.write_text(
-        json.dumps(
-            {
-                "schema": "qfix.facts/1",
-                "host": {"system": "Windows", "machine": "AMD64"},
-                "gpus": [
-                    {"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}
-                ],
-                "packages": {"torch": None, "bitsandbytes": None},
-            }
-        )
+    facts = _report(
+        tmp_path,
+        host={"system": "Windows", "machine": "AMD64"},
+        gpus=[{"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}],
+        packages={"torch": None, "bitsandbytes": None},
     )
-    p = run("plan", "--facts", str(facts))
+    p = run("plan", "--facts", facts)
     assert max(len(x) for x in p.stdout.splitlines()) > 200  # a pipe gets whole lines
