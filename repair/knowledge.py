@@ -515,6 +515,25 @@ class SassBand(Cited):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BnbConflict(Cited):
+    """bitsandbytes releases that cannot import beside a torch range on some platforms although
+    their declared requirements admit it (plans/bitsandbytes.toml [[conflict]])."""
+
+    releases: SpecifierSet
+    platforms: frozenset[str]
+    torch: SpecifierSet
+    why: str
+
+    def applies(self, release: Version, platform: str | None, torch: Version | None) -> bool:
+        """Whether it bites for ``release`` with ``torch`` on ``platform`` (None: unknown, no)."""
+        if platform not in self.platforms or torch is None:
+            return False
+        return self.releases.contains(release, prereleases=True) and self.torch.contains(
+            Version(torch.base_version), prereleases=True
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BnbLoader(Cited):
     name: str
     text: str
@@ -702,6 +721,13 @@ class BnbTable:
     loaders: Mapping[str, BnbLoader]
     overrides: Mapping[str, BnbOverride]
     sass_bands: tuple[SassBand, ...]
+    conflicts: tuple[BnbConflict, ...] = ()
+
+    def conflict(
+        self, release: Version, platform: str | None, torch: Version | None
+    ) -> BnbConflict | None:
+        """The [[conflict]] that stops ``release`` importing beside ``torch`` here, or None."""
+        return next((c for c in self.conflicts if c.applies(release, platform, torch)), None)
 
     def release(self, version: Version | str) -> BnbRelease | None:
         """The release with exactly this version (local tags ignored), else None."""
@@ -1388,6 +1414,19 @@ def _load_bnb(path: Path) -> BnbTable:
         )
         e.done()
     band_tuple = tuple(bands)
+    conflicts: list[BnbConflict] = []
+    for i, t in enumerate(top.tables("conflict")):
+        e = top.child(f"conflict[{i}] '{t.get('releases', '?')}'", t)
+        conflicts.append(
+            BnbConflict(
+                releases=e.spec("releases"),
+                platforms=frozenset(e.platforms("platforms")),
+                torch=e.spec("torch"),
+                why=e.text("why"),
+                **e.cited(),
+            )
+        )
+        e.done()
     releases: list[BnbRelease] = []
     for i, t in enumerate(top.tables("release")):
         e = top.child(f"release '{t.get('version', i)}'", t)
@@ -1405,6 +1444,7 @@ def _load_bnb(path: Path) -> BnbTable:
         loaders=MappingProxyType(loaders),
         overrides=MappingProxyType(overrides),
         sass_bands=band_tuple,
+        conflicts=tuple(conflicts),
     )
 
 

@@ -625,3 +625,33 @@ def test_an_amd_igpu_beside_an_nvidia_gpu_is_an_nvidia_host() -> None:
         }
     )
     assert "rocm-host" not in a.diagnosis.ids and a.plan.healthy
+
+
+def _triton_host(bnb: str, torch: str, system: str = "Linux", machine: str = "x86_64"):
+    return _plan_of(
+        {
+            "host": {"system": system, "machine": machine},
+            "driver": {"found": True, "version": "550.54.14", "cuda": "12.4"},
+            "gpus": [{"index": 0, "name": "RTX 3090", "compute_capability": "8.6"}],
+            "python": {"version": "3.11.7"},
+            "packages": {"torch": torch, "bitsandbytes": bnb},
+            "torch": {"version": torch, "cuda": "12.4" if "cu124" in torch else "12.1"},
+        }
+    )
+
+
+def test_bitsandbytes_that_imports_triton_ops_beside_torch_2_6_is_a_mismatch() -> None:
+    """0.40.0-0.45.0 import triton.ops (S83), which the triton that torch >= 2.6 installs on Linux
+    x86_64 no longer has (S84): a mismatch the declared bounds do not show; the plan moves
+    bitsandbytes to a release outside the conflict and never pairs one inside it."""
+    from packaging.version import Version
+
+    a = _triton_host("0.43.3", "2.6.0+cu124")
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-torch-mismatch"]
+    assert "triton.ops" in f.summary and f.evidence["conflict"] == "<0.45.1,>=0.40.0"
+    [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    assert Version(step.to) >= Version("0.45.1")
+    for fine in (_triton_host("0.45.1", "2.6.0+cu124"), _triton_host("0.43.3", "2.5.1+cu121")):
+        assert "bnb-torch-mismatch" not in fine.diagnosis.ids
+    windows = _triton_host("0.43.3", "2.6.0+cu124", "Windows", "AMD64")
+    assert not any("triton.ops" in f.summary for f in windows.diagnosis.findings)

@@ -1575,3 +1575,33 @@ def test_the_rocm_split_traceback_is_read_from_a_windows_path_too():
     )
     posix = text.replace("\\", "/")
     assert implied_by(text).rocm and implied_by(posix).rocm
+
+
+TRITON_OPS = (
+    'File "/opt/conda/lib/python3.11/site-packages/bitsandbytes/triton/'
+    'int8_matmul_mixed_dequantize.py", line 12, in <module>\n'
+    "    from triton.ops.matmul_perf_model import early_config_prune, estimate_matmul_time\n"
+    "ModuleNotFoundError: No module named 'triton.ops'"
+)
+
+
+def test_triton_ops_missing_in_a_bitsandbytes_frame_bounds_bitsandbytes():
+    """S83: only 0.40.0-0.45.0 import triton.ops; with torch 2.6 on Linux the range is the
+    conflict, so the finding is proven, not only reported, and the plan leaves the range."""
+    from packaging.version import Version
+
+    from repair.facts import Facts, Gpu, Host
+    from repair.pipeline import analyse
+
+    assert str(implied_by(TRITON_OPS).range("bitsandbytes")) == "<0.45.1,>=0.40.0"
+    assert implied_by("ModuleNotFoundError: No module named 'triton.ops'").empty  # no anchor
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "RTX 3090", "8.6"),),
+        packages={"torch": "2.6.0", "bitsandbytes": None},
+    )
+    a = analyse(facts, error_text=TRITON_OPS)
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-torch-mismatch"]
+    assert "triton.ops" in f.summary and f.evidence["source"] == "error message"
+    [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    assert Version(step.to) >= Version("0.45.1")

@@ -95,6 +95,25 @@ def missing_lib_of(v: Version) -> str:
     return "error-mock"
 
 
+# (releases, platforms, torch, why, sources): bitsandbytes/triton/int8_matmul_*_dequantize.py
+# import triton.ops.matmul_perf_model whenever triton imports (0.40.0-0.45.0; 0.45.1 vendors
+# it, PR #1413, commit 032beb95: git grep at every tag, S83), `import bitsandbytes` reaches them
+# through nn/__init__.py, and triton 3.2.0 has no triton/ops (its wheel's file list), which torch
+# 2.6.0 requires on Linux x86_64 (Requires-Dist `triton==3.2.0`; 2.5.1: `triton==3.1.0`, S84).
+CHECKED_CONFLICTS = "2026-12-06"
+CONFLICTS = [
+    (
+        ">=0.40.0,<0.45.1",
+        ["linux-x86_64"],
+        ">=2.6.0",
+        "imports triton.ops.matmul_perf_model, which triton 3.2 removed; torch >= 2.6.0 installs "
+        "triton >= 3.2 on Linux x86_64: `import bitsandbytes` fails with \"No module named "
+        "'triton.ops'\" (0.45.1 carries its own copy)",
+        "S83 (git grep at every tag; PR #1413); S84 (torch 2.6.0 Requires-Dist triton==3.2.0, "
+        "triton 3.2.0 wheel without triton/ops)",
+    ),
+]
+
 # release -> (why, kind (repair.knowledge.BNB_KNOWN_BAD_KINDS), sources)
 _BIAS = (
     "4-bit inference one token at a time (matmul_4bit's gemv_4bit path: generation) drops "
@@ -505,6 +524,22 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
             f"checked = {q(CHECKED)}",
             "confirmed = false",
             f"note = {q(full_note)}",
+            "",
+        ]
+
+    out.append("# Releases that cannot import beside some torch releases although their declared")
+    out.append("# requirements admit them (repair.knowledge.BnbConflict): the planner never pairs")
+    out.append("# them, and an installed pair is bnb-torch-mismatch.")
+    for releases_spec, platforms, torch_spec, why, source in CONFLICTS:
+        out += [
+            "[[conflict]]",
+            f"releases = {q(releases_spec)}",
+            f"platforms = {qlist(platforms)}",
+            f"torch = {q(torch_spec)}",
+            f"why = {q(why)}",
+            f"source = {q(source)}",
+            f"checked = {q(CHECKED_CONFLICTS)}",
+            "confirmed = true",
             "",
         ]
 

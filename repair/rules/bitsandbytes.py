@@ -236,6 +236,8 @@ def _bnb_has_cuda_lib(view: View, kb: Knowledge) -> bool:
 @rule("bnb-torch-mismatch")
 def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
     view, rel = ctx.view, ctx.bnb_rel
+    if view.bnb is None and view.torch is not None:
+        yield from _range_conflict(ctx, view.torch)
     if view.bnb is None or view.torch is None or rel is None:
         return
     if not rel.admits_torch(public(view.torch)):
@@ -245,6 +247,35 @@ def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
             bitsandbytes=str(view.bnb),
             torch=str(view.torch),
             requirement=str(rel.torch),
+        )
+        return
+    clash = ctx.kb.bnb.conflict(rel.version, view.platform, view.torch)
+    if clash is not None:
+        # declared bounds admit the pair, but it cannot import (plans/bitsandbytes.toml)
+        yield ctx.finding(
+            "bnb-torch-mismatch",
+            f"bitsandbytes {view.bnb} with torch {view.torch}: {clash.why}",
+            bitsandbytes=str(view.bnb),
+            torch=str(view.torch),
+            conflict=str(clash.releases),
+        )
+
+
+def _range_conflict(ctx: Context, torch: Version) -> Iterator[Finding]:
+    """bitsandbytes' version unknown, a range an error text proves: every release in it
+    conflicts with the installed torch here (plans/bitsandbytes.toml [[conflict]])."""
+    spec = ctx.view.implied.range("bitsandbytes")
+    inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
+    clashes = [ctx.kb.bnb.conflict(r.version, ctx.view.platform, torch) for r in inside]
+    if inside and all(clashes) and clashes[0] is not None:
+        yield ctx.finding(
+            "bnb-torch-mismatch",
+            f"bitsandbytes {spec} (read from the error message) with torch {torch}: "
+            f"{clashes[0].why}",
+            bitsandbytes=str(spec),
+            torch=str(torch),
+            conflict=str(clashes[0].releases),
+            source="error message",
         )
 
 
