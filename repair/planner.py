@@ -1232,6 +1232,24 @@ CUDA_INIT_ADVICE = (
 )
 
 
+def _cuda_unavailable_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """torch.cuda.is_available() was False with torch's build unknown: the CUDA torch step
+    helps a CPU-only torch; for a CUDA torch that cannot initialise, this is the other way."""
+    if not any(f.evidence.get("or_cuda_init") for f in by_id.get("torch-cpu-build", [])):
+        return None
+    return Manual(
+        "torch-cpu-build",
+        'if torch already is a CUDA build (`python -c "import torch; '
+        'print(torch.version.cuda)"` prints a version), the torch step does not fix it: CUDA '
+        "cannot initialise in that process. In a container, start it with the GPU (`--gpus "
+        "all` and the NVIDIA Container Toolkit, or the GPU image of the platform); elsewhere "
+        "check `nvidia-smi`, CUDA_VISIBLE_DEVICES, and reboot after a driver update",
+        False,
+    )
+
+
 def _cuda_init_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1424,6 +1442,7 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     _serving_gate_advice,
     _jetson_advice,
     _cuda_init_advice,
+    _cuda_unavailable_advice,
     _insufficient_driver_advice,
     _libstdcxx_advice,
     _rocm_host_advice,

@@ -73,6 +73,11 @@ FACT_KEYS: Mapping[str, type] = {
     # as the engine prints them (major*10 + minor).
     "serving_min_cc": str,
     "serving_cc": str,
+    # torch.cuda.is_available() was False in the failing process (Unsloth's device check).
+    "torch_cuda_unavailable": bool,
+    # The bitsandbytes versions pip's index offered this interpreter ("from versions: ..."): pip
+    # lists only the releases with a file it can install here (S86).
+    "bnb_index_versions": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
 HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge")
@@ -114,6 +119,8 @@ class Implied:
     libcuda_unregistered: bool = False
     serving_min_cc: str | None = None
     serving_cc: str | None = None
+    torch_cuda_unavailable: bool = False
+    bnb_index_versions: str | None = None
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:

@@ -370,7 +370,12 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     # torch's CUDA printed by bitsandbytes, or torch.cuda.is_available() proven by its loader's
     # message (plans/signatures.toml): torch is installed and is a CUDA build
     cuda_seen = printed is not None or (implied.torch_cuda_available and not torch.hip)
-    refused = _refused_wheel(facts, implied, system, runtimes.glibc)
+    refused = _refused_wheel(
+        facts,
+        implied.wheel_tag_refused or _first_unoffered_tag(implied, kb, platform, facts),
+        system,
+        runtimes.glibc,
+    )
     return View(
         facts=facts,
         platform=platform,
@@ -399,13 +404,35 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     )
 
 
+def _first_unoffered_tag(
+    implied: Implied, kb: Knowledge | None, platform: str | None, facts: Facts
+) -> str | None:
+    """pip's index offered bitsandbytes only up to some version here (its "from versions:"
+    list, plans/signatures.toml): the platform tag of the first newer release of the knowledge
+    base, which pip then refused here as it would the wheel itself. None where that release's
+    Requires-Python may be the reason, or its file is untagged (S86)."""
+    offered = [parse_version(v) for v in (implied.bnb_index_versions or "").split(",")]
+    known = [v for v in offered if v is not None]
+    if not known or kb is None or platform is None:
+        return None
+    newest = max(known)
+    python = parse_version(facts.python.version) if facts.python else None
+    for r in kb.bnb.releases:
+        if r.version <= newest:
+            continue
+        if r.python is not None and (python is None or not r.admits_python(python)):
+            return None  # pip lists no release whose Requires-Python fails: not the tag, maybe
+        build = r.builds.get(platform)
+        return build.tag if build is not None and build.tag != "any" else None
+    return None
+
+
 def _refused_wheel(
-    facts: Facts, implied: Implied, system: str | None, glibc: Version | None
+    facts: Facts, tag: str | None, system: str | None, glibc: Version | None
 ) -> dict[str, Any]:
     """What a bitsandbytes wheel pip refused proves (repair/wheeltags.py): a bound on glibc or
     macOS, only where pip is known to know the tag's form (>= 20.3 for manylinux_X_Y and macOS
     11+, S71) and the tag is for this host's CPU; the reported glibc wins."""
-    tag = implied.wheel_tag_refused
     if not tag:
         return {}
     out: dict[str, Any] = {"refused_tag": tag}

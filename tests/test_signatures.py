@@ -1605,3 +1605,71 @@ def test_triton_ops_missing_in_a_bitsandbytes_frame_bounds_bitsandbytes():
     assert "triton.ops" in f.summary and f.evidence["source"] == "error message"
     [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
     assert Version(step.to) >= Version("0.45.1")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs.",
+        "NotImplementedError: Unsloth: No NVIDIA GPU found? Unsloth currently only supports GPUs!",
+    ],
+)
+def test_unsloths_device_check_means_torch_saw_no_cuda(text: str) -> None:
+    """S85: torch.cuda.is_available() was False. With an NVIDIA GPU and torch's build unknown:
+    torch-cpu-build (a CUDA torch step) and, as its alternative, the CUDA-cannot-initialise
+    step; with torch known to be a CUDA build, no CPU-build finding."""
+    from repair.facts import Driver, Facts, Gpu, Host, TorchBuild
+    from repair.pipeline import analyse
+
+    assert implied_by(text).torch_cuda_unavailable
+    gpu = dict(driver=Driver(True, None, None, "report"), gpus=(Gpu(0, "RTX 2060", "7.5"),))
+    a = analyse(
+        Facts(host=Host("Windows", "AMD64"), packages={"torch": None}, **gpu), error_text=text
+    )
+    [f] = [f for f in a.diagnosis.findings if f.id == "torch-cpu-build"]
+    assert f.evidence["or_cuda_init"] is True
+    assert [s for s in a.plan.steps if s.package == "torch"]
+    assert any("CUDA cannot initialise" in m.text and not m.required for m in a.plan.manual)
+    cuda = analyse(
+        Facts(
+            host=Host("Linux", "x86_64"),
+            packages={"torch": "2.5.1+cu121"},
+            torch=TorchBuild("2.5.1+cu121", "12.1", None),
+            **gpu,
+        ),
+        error_text=text,
+    )
+    assert not any(f.evidence.get("or_cuda_init") for f in cuda.diagnosis.findings)
+
+
+PIP_OFFERED = (
+    "ERROR: Could not find a version that satisfies the requirement bitsandbytes>=0.43.3; extra "
+    '== "colab-new" (from unsloth[colab-new]) (from versions: 0.31.8, 0.32.0, 0.41.3.post2, '
+    "0.42.0)\nERROR: No matching distribution found for bitsandbytes>=0.43.3"
+)
+
+
+def test_pips_list_of_offered_versions_is_a_refusal_of_the_next_tagged_wheel() -> None:
+    """S86: pip lists only what it can install here. Ending at 0.42.0, the last untagged wheel,
+    it refused 0.43.0's platform tag: the refused-wheel reading (S69-S71) applies, and with
+    pip's version unknown it proves no OS bound (the upgrade-pip step)."""
+    from repair.facts import Facts, Host
+    from repair.pipeline import analyse
+
+    assert implied_by(PIP_OFFERED).bnb_index_versions.endswith("0.42.0")
+    facts = Facts(host=Host("Linux", "x86_64"), packages={"torch": "2.5.1", "bitsandbytes": None})
+    a = analyse(facts, error_text=PIP_OFFERED)
+    first_tagged = (
+        next(r for r in KB.bnb.releases if r.version > Version("0.42.0")).builds["linux-x86_64"].tag
+    )
+    assert a.view.refused_tag == first_tagged != "any"
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-platform-unsupported"]
+    assert "only up to 0.42.0" in f.summary
+    # a list that ends where Requires-Python stops it says nothing about the platform tag
+    old_python = Facts(
+        host=Host("Linux", "x86_64"),
+        python=PythonInfo(None, "3.8.10"),
+        packages={"bitsandbytes": None},
+    )
+    text = PIP_OFFERED.replace("0.42.0)", "0.42.0, 0.43.0, 0.48.2)")
+    assert analyse(old_python, error_text=text).view.refused_tag is None

@@ -161,6 +161,19 @@ def _bnb_older_than_platform(ctx: Context) -> Iterator[Finding]:
     )
 
 
+def _refusal_said(view: View) -> str:
+    """How the error text showed the refusal: the wheel itself, or pip's list of the versions
+    it offered here (plans/signatures.toml pip-bnb-versions-offered)."""
+    offered = view.implied.bnb_index_versions
+    if offered and not view.implied.wheel_tag_refused:
+        newest = offered.split(",")[-1].strip()
+        return (
+            f"pip offered bitsandbytes here only up to {newest} (read from the error message), "
+            f"so it refuses the {view.refused_tag} wheels of the later releases"
+        )
+    return f"pip refused bitsandbytes' {view.refused_tag} wheel here (read from the error message)"
+
+
 def _refused_wheel(ctx: Context) -> Finding | None:
     """pip refused a bitsandbytes wheel here, which bounds this host's glibc or macOS (the view's
     glibc_below / macos_below, repair/wheeltags.py: S69-S71), and no 4-bit release has a build
@@ -179,8 +192,7 @@ def _refused_wheel(ctx: Context) -> Finding | None:
         )
         f = ctx.finding(
             "bnb-platform-unsupported",
-            f"pip refused bitsandbytes' {view.refused_tag} wheel here (read from the error "
-            f"message): a pip older than 20.3, {causes}",
+            f"{_refusal_said(view)}: a pip older than 20.3, {causes}",
             refused_tag=view.refused_tag,
             source="error message",
         )

@@ -45,6 +45,26 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
             "with an NVIDIA GPU",
             torch=str(view.torch),
         )
+    elif (
+        view.implied.torch_cuda_unavailable
+        and ctx.nvidia_here
+        and view.has_nvidia_gpu
+        and view.torch_cuda is None
+        and view.torch_cpu_build is None
+    ):
+        # torch.cuda.is_available() was False (an error text, plans/signatures.toml) on a host
+        # with an NVIDIA GPU or driver, torch's build unknown: a CPU-only torch (pip's default on
+        # Windows) is the venv-side cause; a CUDA torch that cannot initialise is the other one,
+        # which the plan names as its alternative (repair.planner).
+        yield ctx.finding(
+            "torch-cpu-build",
+            "torch.cuda.is_available() was False in the failing process (read from the error "
+            "message) on a host with an NVIDIA GPU: torch is a CPU-only build, or a CUDA build "
+            "that cannot initialise there",
+            torch=str(view.torch) if view.torch else None,
+            source="error message",
+            or_cuda_init=True,
+        )
 
 
 @ruled_out("torch-cpu-build")
