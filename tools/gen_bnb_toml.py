@@ -107,7 +107,7 @@ CONFLICTS = [
         ["linux-x86_64"],
         ">=2.6.0",
         "imports triton.ops.matmul_perf_model, which triton 3.2 removed; torch >= 2.6.0 installs "
-        "triton >= 3.2 on Linux x86_64: `import bitsandbytes` fails with \"No module named "
+        'triton >= 3.2 on Linux x86_64: `import bitsandbytes` fails with "No module named '
         "'triton.ops'\" (0.45.1 carries its own copy)",
         "S83 (git grep at every tag; PR #1413); S84 (torch 2.6.0 Requires-Dist triton==3.2.0, "
         "triton 3.2.0 wheel without triton/ops)",
