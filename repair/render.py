@@ -314,8 +314,15 @@ def render_plan(
     if plan.steps and hint:
         # The next step names the target, so pasting it never acts on another environment.
         where = "On the machine these facts come from, apply" if elsewhere else "Apply"
+        # pasted there: quoted for its shell (a Windows host's cmd.exe/PowerShell, shellquote)
+        there = (
+            ("nt" if (plan.platform or "").startswith("windows") else "posix")
+            if elsewhere
+            else None
+        )
+        target = next_step_target(plan.python, os_name=there)
         out.append(
-            f"\n{where} with: qfix apply{next_step_target(plan.python)}{_pin_flags(plan)} --yes"
+            f"\n{where} with: qfix apply{target}{_pin_flags(plan)} --yes"
             # its own line: the command above is pasted whole (a triple-click copies one line)
             "\n(or save this plan with --out FILE and apply that file with --plan FILE)"
         )

@@ -54,12 +54,17 @@ def is_tool_venv(prefix: str, base_prefix: str, root_files: frozenset[str]) -> b
     return prefix != base_prefix and bool(root_files & set(TOOL_VENV_MARKERS))
 
 
-def next_step_target(python: str | None) -> str:
+def next_step_target(python: str | None, *, os_name: str | None = None) -> str:
     """`` --python <python>`` for a command printed as a next step, so that pasting it acts on
-    the environment this one looked at (empty when no interpreter was read: ``--facts``)."""
+    the environment this one looked at (empty when no interpreter was read: ``--facts``).
+    ``os_name``: the shell it is pasted into when that is another machine's ("nt" for a
+    Windows host's facts); default this machine's."""
     if not python:
         return ""
-    return f" --python {shellquote.quote(python)}"
+    quoted = (
+        shellquote.quote(python) if os_name is None else shellquote.quote(python, os_name=os_name)
+    )
+    return f" --python {quoted}"
 
 
 @dataclass(frozen=True, slots=True)

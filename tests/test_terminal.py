@@ -422,3 +422,26 @@ def test_piped_output_is_not_wrapped(tmp_path: Path) -> None:
     )
     p = run("plan", "--facts", facts)
     assert max(len(x) for x in p.stdout.splitlines()) > 200  # a pipe gets whole lines
+
+
+def test_a_plan_from_another_machines_facts_says_where_to_apply_quoted_for_its_shell(
+    tmp_path: Path,
+) -> None:
+    """--facts describe another machine: the next step says to run it there, with the path
+    quoted for that machine's shell (double quotes for cmd.exe/PowerShell, shellquote)."""
+    facts = _report(
+        tmp_path,
+        host={"system": "Windows", "machine": "AMD64"},
+        python={
+            "executable": "C:\\Users\\Me Name\\.venv\\Scripts\\python.exe",
+            "version": "3.11.7",
+        },
+        driver={"found": True, "version": "560.94", "cuda": "12.6"},
+        gpus=[{"index": 0, "name": "GTX 1060", "compute_capability": "6.1"}],
+        packages={"torch": "2.8.0+cu128", "bitsandbytes": "0.47.0"},
+        torch={"version": "2.8.0+cu128", "cuda": "12.8"},
+    )
+    p = run("plan", "--facts", facts)
+    line = next(x for x in p.stdout.splitlines() if "apply with:" in x)
+    assert line.startswith("On the machine these facts come from, apply with:")
+    assert '--python "C:\\Users\\Me Name\\.venv\\Scripts\\python.exe" --yes' in line
