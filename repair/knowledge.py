@@ -522,11 +522,17 @@ class BnbConflict(Cited):
     releases: SpecifierSet
     platforms: frozenset[str]
     torch: SpecifierSet
+    torch_build: str | None  # "cuda": only a CUDA build of torch (its triton); None: any build
     why: str
 
-    def applies(self, release: Version, platform: str | None, torch: Version | None) -> bool:
-        """Whether it bites for ``release`` with ``torch`` on ``platform`` (None: unknown, no)."""
+    def applies(
+        self, release: Version, platform: str | None, torch: Version | None, cuda_build: bool
+    ) -> bool:
+        """Whether it bites for ``release`` with ``torch`` (a CUDA build or not) on
+        ``platform`` (None: unknown, no)."""
         if platform not in self.platforms or torch is None:
+            return False
+        if self.torch_build == "cuda" and not cuda_build:
             return False
         return self.releases.contains(release, prereleases=True) and self.torch.contains(
             Version(torch.base_version), prereleases=True
@@ -724,10 +730,17 @@ class BnbTable:
     conflicts: tuple[BnbConflict, ...] = ()
 
     def conflict(
-        self, release: Version, platform: str | None, torch: Version | None
+        self,
+        release: Version,
+        platform: str | None,
+        torch: Version | None,
+        *,
+        cuda_build: bool,
     ) -> BnbConflict | None:
         """The [[conflict]] that stops ``release`` importing beside ``torch`` here, or None."""
-        return next((c for c in self.conflicts if c.applies(release, platform, torch)), None)
+        return next(
+            (c for c in self.conflicts if c.applies(release, platform, torch, cuda_build)), None
+        )
 
     def release(self, version: Version | str) -> BnbRelease | None:
         """The release with exactly this version (local tags ignored), else None."""
@@ -1422,6 +1435,7 @@ def _load_bnb(path: Path) -> BnbTable:
                 releases=e.spec("releases"),
                 platforms=frozenset(e.platforms("platforms")),
                 torch=e.spec("torch"),
+                torch_build=_choice(e, "torch_build", ("cuda",)) if "torch_build" in t else None,
                 why=e.text("why"),
                 **e.cited(),
             )

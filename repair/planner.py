@@ -283,7 +283,9 @@ def bnb_fits(
         why.append(f"Python {view.python} outside {r.python}")
     if torch_v is not None and not r.admits_torch(public(torch_v)):
         why.append(f"torch {torch_v} outside {r.torch}")
-    elif (clash := kb.bnb.conflict(r.version, view.platform, torch_v)) is not None:
+    elif (
+        clash := kb.bnb.conflict(r.version, view.platform, torch_v, cuda_build=cuda is not None)
+    ) is not None:
         why.append(f"torch {torch_v}: {clash.why}")
     elif torch_v is None and r.torch and cuda is not None:
         # torch's version unknown, its CUDA known: bounds that admit no torch built for that

@@ -346,23 +346,8 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         assumed = True
     torch = _torch_view(facts, kb, platform)
     implied = implied_from_facts(facts)
-    b = facts.bitsandbytes
-    bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
-    if bnb_v is None and not listed_installed(facts, "bitsandbytes"):
-        # An obsolete fork as the only copy (bitsandbytes-windows 0.37.5): it provides the
-        # `bitsandbytes` module and follows upstream's numbering (failure-cases.md, stale forks).
-        bnb_v = _fork_version(facts)
-    bnb_installed = (
-        True
-        if bnb_v is not None or (b is not None and b.native_libs)
-        else listed_installed(facts, "bitsandbytes")
-    )
-    # the target's Python could not import it (the error text): that wins over a report that
-    # lists bitsandbytes without a version, never over a probe's list or a version
-    native = b is not None and bool(b.native_libs)
     packages_complete = facts.extra.get("packages_source") == "probe"
-    if implied.bnb_absent and bnb_v is None and not native and not packages_complete:
-        bnb_installed = False
+    bnb_v, bnb_installed = _bnb_view(facts, implied, packages_complete)
     runtimes = _runtimes(facts, kb, glibc)
     printed = None
     if torch.cuda is None and not torch.hip and torch.cpu_build is not True:
@@ -402,6 +387,25 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         torch_cuda_printed=printed is not None,
         **refused,
     )
+
+
+def _bnb_view(
+    facts: Facts, implied: Implied, packages_complete: bool
+) -> tuple[Version | None, bool | None]:
+    """bitsandbytes' version and whether it is installed (None: unknown)."""
+    b = facts.bitsandbytes
+    bnb_v = parse_version((b.version if b else None) or facts.package("bitsandbytes"))
+    if bnb_v is None and not listed_installed(facts, "bitsandbytes"):
+        # An obsolete fork as the only copy (bitsandbytes-windows 0.37.5): it provides the
+        # `bitsandbytes` module and follows upstream's numbering (failure-cases.md, stale forks).
+        bnb_v = _fork_version(facts)
+    native = b is not None and bool(b.native_libs)
+    installed = True if bnb_v is not None or native else listed_installed(facts, "bitsandbytes")
+    # the target's Python could not import it (the error text): that wins over a report that
+    # lists bitsandbytes without a version, never over a probe's list or a version
+    if implied.bnb_absent and bnb_v is None and not native and not packages_complete:
+        installed = False
+    return bnb_v, installed
 
 
 def _first_unoffered_tag(

@@ -635,7 +635,7 @@ def _triton_host(bnb: str, torch: str, system: str = "Linux", machine: str = "x8
             "gpus": [{"index": 0, "name": "RTX 3090", "compute_capability": "8.6"}],
             "python": {"version": "3.11.7"},
             "packages": {"torch": torch, "bitsandbytes": bnb},
-            "torch": {"version": torch, "cuda": "12.4" if "cu124" in torch else "12.1"},
+            "torch": {"version": torch, "cuda": None if "cpu" in torch else "12.4"},
         }
     )
 
@@ -655,3 +655,6 @@ def test_bitsandbytes_that_imports_triton_ops_beside_torch_2_6_is_a_mismatch() -
         assert "bnb-torch-mismatch" not in fine.diagnosis.ids
     windows = _triton_host("0.43.3", "2.6.0+cu124", "Windows", "AMD64")
     assert not any("triton.ops" in f.summary for f in windows.diagnosis.findings)
+    # a CPU build requires no triton (S84): it imports (docs/repairs.md, bnb-0.43 on 2.13+cpu)
+    cpu = _triton_host("0.43.3", "2.6.0+cpu")
+    assert not any("triton.ops" in f.summary for f in cpu.diagnosis.findings)

@@ -95,7 +95,8 @@ def missing_lib_of(v: Version) -> str:
     return "error-mock"
 
 
-# (releases, platforms, torch, why, sources): bitsandbytes/triton/int8_matmul_*_dequantize.py
+# (releases, platforms, torch, why, sources), for CUDA builds of torch (torch_build = "cuda": a
+# CPU build requires no triton, S84): bitsandbytes/triton/int8_matmul_*_dequantize.py
 # import triton.ops.matmul_perf_model whenever triton imports (0.40.0-0.45.0; 0.45.1 vendors
 # it, PR #1413, commit 032beb95: git grep at every tag, S83), `import bitsandbytes` reaches them
 # through nn/__init__.py, and triton 3.2.0 has no triton/ops (its wheel's file list), which torch
@@ -536,6 +537,7 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
             f"releases = {q(releases_spec)}",
             f"platforms = {qlist(platforms)}",
             f"torch = {q(torch_spec)}",
+            'torch_build = "cuda"',
             f"why = {q(why)}",
             f"source = {q(source)}",
             f"checked = {q(CHECKED_CONFLICTS)}",

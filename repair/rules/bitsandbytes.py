@@ -249,7 +249,9 @@ def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
             requirement=str(rel.torch),
         )
         return
-    clash = ctx.kb.bnb.conflict(rel.version, view.platform, view.torch)
+    clash = ctx.kb.bnb.conflict(
+        rel.version, view.platform, view.torch, cuda_build=view.torch_cuda is not None
+    )
     if clash is not None:
         # declared bounds admit the pair, but it cannot import (plans/bitsandbytes.toml)
         yield ctx.finding(
@@ -266,7 +268,10 @@ def _range_conflict(ctx: Context, torch: Version) -> Iterator[Finding]:
     conflicts with the installed torch here (plans/bitsandbytes.toml [[conflict]])."""
     spec = ctx.view.implied.range("bitsandbytes")
     inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
-    clashes = [ctx.kb.bnb.conflict(r.version, ctx.view.platform, torch) for r in inside]
+    cuda = ctx.view.torch_cuda is not None
+    clashes = [
+        ctx.kb.bnb.conflict(r.version, ctx.view.platform, torch, cuda_build=cuda) for r in inside
+    ]
     if inside and all(clashes) and clashes[0] is not None:
         yield ctx.finding(
             "bnb-torch-mismatch",
