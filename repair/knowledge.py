@@ -523,13 +523,23 @@ class BnbConflict(Cited):
     platforms: frozenset[str]
     torch: SpecifierSet
     torch_build: str | None  # "cuda": only a CUDA build of torch (its triton); None: any build
+    # an implied fact (plans/signatures.toml) that shows the clash itself (a triton without
+    # triton.ops beside it): then it holds for the release range whatever brought the triton
+    proven_by: str | None
     why: str
 
     def applies(
-        self, release: Version, platform: str | None, torch: Version | None, cuda_build: bool
+        self,
+        release: Version,
+        platform: str | None,
+        torch: Version | None,
+        cuda_build: bool,
+        proven: frozenset[str] = frozenset(),
     ) -> bool:
         """Whether it bites for ``release`` with ``torch`` (a CUDA build or not) on
-        ``platform`` (None: unknown, no)."""
+        ``platform`` (None: unknown, no); ``proven``: the implied facts an error text showed."""
+        if self.proven_by is not None and self.proven_by in proven:
+            return self.releases.contains(release, prereleases=True)
         if platform not in self.platforms or torch is None:
             return False
         if self.torch_build == "cuda" and not cuda_build:
@@ -736,10 +746,12 @@ class BnbTable:
         torch: Version | None,
         *,
         cuda_build: bool,
+        proven: frozenset[str] = frozenset(),
     ) -> BnbConflict | None:
         """The [[conflict]] that stops ``release`` importing beside ``torch`` here, or None."""
         return next(
-            (c for c in self.conflicts if c.applies(release, platform, torch, cuda_build)), None
+            (c for c in self.conflicts if c.applies(release, platform, torch, cuda_build, proven)),
+            None,
         )
 
     def release(self, version: Version | str) -> BnbRelease | None:
@@ -1436,6 +1448,7 @@ def _load_bnb(path: Path) -> BnbTable:
                 platforms=frozenset(e.platforms("platforms")),
                 torch=e.spec("torch"),
                 torch_build=_choice(e, "torch_build", ("cuda",)) if "torch_build" in t else None,
+                proven_by=e.text("proven_by") if "proven_by" in t else None,
                 why=e.text("why"),
                 **e.cited(),
             )

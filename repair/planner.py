@@ -27,7 +27,7 @@ from packaging.version import Version
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
-from .knowledge import BnbRelease, Knowledge, TorchRelease, TorchVariant
+from .knowledge import BnbConflict, BnbRelease, Knowledge, TorchRelease, TorchVariant
 from .plan import Manual, Plan, Step  # noqa: F401
 from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
@@ -256,6 +256,16 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
 # --------------------------------------------------------------------------- bitsandbytes
 
 
+def _conflict(
+    view: View, kb: Knowledge, r: BnbRelease, torch_v: Version | None, cuda: Version | None
+) -> BnbConflict | None:
+    """The [[conflict]] that stops ``r`` importing beside that torch here (an error text may
+    show it whatever the platform: Implied.shown)."""
+    return kb.bnb.conflict(
+        r.version, view.platform, torch_v, cuda_build=cuda is not None, proven=view.implied.shown
+    )
+
+
 def bnb_fits(
     view: View,
     kb: Knowledge,
@@ -283,9 +293,7 @@ def bnb_fits(
         why.append(f"Python {view.python} outside {r.python}")
     if torch_v is not None and not r.admits_torch(public(torch_v)):
         why.append(f"torch {torch_v} outside {r.torch}")
-    elif (
-        clash := kb.bnb.conflict(r.version, view.platform, torch_v, cuda_build=cuda is not None)
-    ) is not None:
+    elif (clash := _conflict(view, kb, r, torch_v, cuda)) is not None:
         why.append(f"torch {torch_v}: {clash.why}")
     elif torch_v is None and r.torch and cuda is not None:
         # torch's version unknown, its CUDA known: bounds that admit no torch built for that
@@ -1187,7 +1195,8 @@ def _serving_gate_advice(
         "the model in 4-bit with transformers' BitsAndBytesConfig instead (bitsandbytes' own "
         f"GPU floor then applies), use a quantization vLLM allows on a {have} GPU, or run on a "
         f"GPU of compute capability >= {need}",
-        True,
+        # the facts list other GPUs: the check saw another device, whose choice may be the fix
+        not gate[0].evidence.get("other_device"),
     )
 
 

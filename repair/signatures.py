@@ -75,6 +75,9 @@ FACT_KEYS: Mapping[str, type] = {
     "serving_cc": str,
     # torch.cuda.is_available() was False in the failing process (Unsloth's device check).
     "torch_cuda_unavailable": bool,
+    # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
+    # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
+    "triton_ops_missing": bool,
     # The bitsandbytes versions pip's index offered this interpreter ("from versions: ..."): pip
     # lists only the releases with a file it can install here (S86).
     "bnb_index_versions": str,
@@ -121,6 +124,7 @@ class Implied:
     serving_cc: str | None = None
     torch_cuda_unavailable: bool = False
     bnb_index_versions: str | None = None
+    triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:
@@ -131,6 +135,11 @@ class Implied:
     @property
     def empty(self) -> bool:
         return not self.signatures
+
+    @property
+    def shown(self) -> frozenset[str]:
+        """The yes/no facts the text showed ("triton_ops_missing"), by their FACT_KEYS name."""
+        return frozenset(k for k, kind in FACT_KEYS.items() if kind is bool and getattr(self, k))
 
     @property
     def wanted_cuda_major(self) -> int | None:

@@ -1673,3 +1673,64 @@ def test_pips_list_of_offered_versions_is_a_refusal_of_the_next_tagged_wheel() -
     )
     text = PIP_OFFERED.replace("0.42.0)", "0.42.0, 0.43.0, 0.48.2)")
     assert analyse(old_python, error_text=text).view.refused_tag is None
+
+
+def test_triton_ops_is_bitsandbytes_only_after_a_bitsandbytes_frame():
+    """DeepSpeed imported triton.ops too: a traceback through its files, with the user's
+    `BitsAndBytesConfig` above it, says nothing about bitsandbytes."""
+    deepspeed = (
+        "model = AutoModelForCausalLM.from_pretrained(m, quantization_config="
+        "BitsAndBytesConfig(load_in_4bit=True))\n"
+        '  File "/x/site-packages/deepspeed/ops/transformer/inference/triton/matmul_ext.py", '
+        "line 10, in <module>\n    from triton.ops.matmul_perf_model import early_config_prune\n"
+        "ModuleNotFoundError: No module named 'triton.ops'"
+    )
+    assert "bnb-triton-ops" not in implied_by(deepspeed).signatures
+
+
+def test_a_bitsandbytes_frame_failing_on_triton_ops_proves_the_clash_on_any_platform():
+    """The text shows a triton without triton.ops beside bitsandbytes 0.45.0 (triton-windows
+    installed by hand): the clash holds whatever brought that triton, and the plan moves
+    bitsandbytes out of the range."""
+    from repair.facts import Facts, Gpu, Host, TorchBuild
+    from repair.pipeline import analyse
+
+    text = TRITON_OPS.replace("/opt/conda/lib/python3.11/site-packages/", "C:\\env\\Lib\\").replace(
+        "bitsandbytes/triton/", "bitsandbytes\\triton\\"
+    )
+    facts = Facts(
+        host=Host("Windows", "AMD64"),
+        gpus=(Gpu(0, "RTX 3090", "8.6"),),
+        packages={"torch": "2.6.0+cu124", "bitsandbytes": "0.45.0"},
+        torch=TorchBuild("2.6.0+cu124", "12.4", None),
+    )
+    a = analyse(facts, error_text=text)
+    assert "bnb-torch-mismatch" in a.diagnosis.ids
+    [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    assert Version(step.to) >= Version("0.45.1")
+
+
+def test_vllms_gate_on_a_gpu_the_facts_do_not_list_is_not_a_required_new_gpu():
+    from repair.facts import Facts, Gpu, Host
+    from repair.pipeline import analyse
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "A10G", "8.6"),),
+        packages={"torch": "2.5.1", "bitsandbytes": "0.45.0"},
+    )
+    a = analyse(facts, error_text=VLLM_GATE)
+    [f] = [f for f in a.diagnosis.findings if f.evidence.get("serving_gate")]
+    assert f.evidence["other_device"] is True and "the facts list 8.6" in f.summary
+    assert not any(m.required and "vLLM" in m.text for m in a.plan.manual)
+
+
+def test_a_refused_win_amd64_wheel_names_only_the_windows_causes():
+    from repair.facts import Facts, Host
+    from repair.pipeline import analyse
+
+    facts = Facts(host=Host("Windows", "AMD64"), packages={"bitsandbytes": None})
+    a = analyse(facts, error_text=PIP_OFFERED)
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-platform-unsupported"]
+    assert "musl" not in f.summary and "pip older" not in f.summary
+    assert "32-bit or an ARM64 Python" in f.summary

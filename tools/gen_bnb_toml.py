@@ -538,6 +538,7 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
             f"platforms = {qlist(platforms)}",
             f"torch = {q(torch_spec)}",
             'torch_build = "cuda"',
+            'proven_by = "triton_ops_missing"',
             f"why = {q(why)}",
             f"source = {q(source)}",
             f"checked = {q(CHECKED_CONFLICTS)}",

@@ -236,11 +236,11 @@ def _bnb_has_cuda_lib(view: View, kb: Knowledge) -> bool:
 @rule("bnb-torch-mismatch")
 def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
     view, rel = ctx.view, ctx.bnb_rel
-    if view.bnb is None and view.torch is not None:
+    if view.bnb is None:
         yield from _range_conflict(ctx, view.torch)
-    if view.bnb is None or view.torch is None or rel is None:
+    if view.bnb is None or rel is None:
         return
-    if not rel.admits_torch(public(view.torch)):
+    if view.torch is not None and not rel.admits_torch(public(view.torch)):
         yield ctx.finding(
             "bnb-torch-mismatch",
             f"bitsandbytes {view.bnb} requires torch {rel.torch}; installed {view.torch}",
@@ -250,35 +250,41 @@ def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
         )
         return
     clash = ctx.kb.bnb.conflict(
-        rel.version, view.platform, view.torch, cuda_build=view.torch_cuda is not None
+        rel.version,
+        view.platform,
+        view.torch,
+        cuda_build=view.torch_cuda is not None,
+        proven=view.implied.shown,
     )
     if clash is not None:
         # declared bounds admit the pair, but it cannot import (plans/bitsandbytes.toml)
         yield ctx.finding(
             "bnb-torch-mismatch",
-            f"bitsandbytes {view.bnb} with torch {view.torch}: {clash.why}",
+            f"bitsandbytes {view.bnb} with torch {view.torch or '(version not reported)'}: "
+            f"{clash.why}",
             bitsandbytes=str(view.bnb),
             torch=str(view.torch),
             conflict=str(clash.releases),
         )
 
 
-def _range_conflict(ctx: Context, torch: Version) -> Iterator[Finding]:
+def _range_conflict(ctx: Context, torch: Version | None) -> Iterator[Finding]:
     """bitsandbytes' version unknown, a range an error text proves: every release in it
     conflicts with the installed torch here (plans/bitsandbytes.toml [[conflict]])."""
     spec = ctx.view.implied.range("bitsandbytes")
     inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
-    cuda = ctx.view.torch_cuda is not None
+    cuda, shown = ctx.view.torch_cuda is not None, ctx.view.implied.shown
     clashes = [
-        ctx.kb.bnb.conflict(r.version, ctx.view.platform, torch, cuda_build=cuda) for r in inside
+        ctx.kb.bnb.conflict(r.version, ctx.view.platform, torch, cuda_build=cuda, proven=shown)
+        for r in inside
     ]
     if inside and all(clashes) and clashes[0] is not None:
         yield ctx.finding(
             "bnb-torch-mismatch",
-            f"bitsandbytes {spec} (read from the error message) with torch {torch}: "
-            f"{clashes[0].why}",
+            f"bitsandbytes {spec} (read from the error message) with torch "
+            f"{torch or '(version not reported)'}: {clashes[0].why}",
             bitsandbytes=str(spec),
-            torch=str(torch),
+            torch=str(torch) if torch is not None else None,
             conflict=str(clashes[0].releases),
             source="error message",
         )
@@ -420,13 +426,22 @@ def _serving_gate(ctx: Context) -> Iterator[Finding]:
     if implied.serving_min_cc is None or implied.serving_cc is None:
         return
     need, have = (_cc_text(x) for x in (implied.serving_min_cc, implied.serving_cc))
+    listed = sorted({str(cc) for cc in ctx.view.ccs})
+    elsewhere = bool(listed) and have not in listed
     yield ctx.finding(
         "gpu-too-old-for-bnb",
         f"vLLM refuses bitsandbytes quantization below compute capability {need} (its own "
-        f"check, read from the error message); this GPU is {have}",
+        f"check, read from the error message); the GPU it saw is {have}"
+        + (
+            f", but the facts list {', '.join(listed)}: the text comes from another GPU or "
+            "machine, or CUDA_VISIBLE_DEVICES showed vLLM another device"
+            if elsewhere
+            else ""
+        ),
         serving_gate=True,
         minimum=need,
         compute_capability=have,
+        other_device=elsewhere or None,
         source="error message",
     )
 

@@ -184,15 +184,18 @@ def _refused_wheel(ctx: Context) -> Finding | None:
     if view.glibc_below is None and view.macos_below is None:
         # pip may be older than 20.3 and not know the tag's form, or the wheel is for another
         # CPU than this Python's: a warning; the plan's manual step says how to tell them apart
-        causes = (
-            "an x86_64 Python (Rosetta) or a macOS older than the wheel's"
-            if view.system == "Darwin"
-            else "a 32-bit Python, another CPU, musl instead of glibc, or an older OS than "
-            "the wheel's"
+        causes = {
+            "Darwin": "an x86_64 Python (Rosetta) or a macOS older than the wheel's",
+            # win_amd64 is no PEP 600 tag: any pip reads it; a 32-bit or ARM Python does not
+            "Windows": "a 32-bit or an ARM64 Python",
+        }.get(
+            view.system or "",
+            "a 32-bit Python, another CPU, musl instead of glibc, or an older OS than the wheel's",
         )
         f = ctx.finding(
             "bnb-platform-unsupported",
-            f"{_refusal_said(view)}: a pip older than 20.3, {causes}",
+            f"{_refusal_said(view)}: "
+            + (causes if view.system == "Windows" else f"a pip older than 20.3, {causes}"),
             refused_tag=view.refused_tag,
             source="error message",
         )

@@ -48,7 +48,7 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
     elif (
         view.implied.torch_cuda_unavailable
         and ctx.nvidia_here
-        and view.has_nvidia_gpu
+        and view.gpus  # a GPU the facts list (none listed: no torch build would see one)
         and view.torch_cuda is None
         and view.torch_cpu_build is None
     ):
