@@ -1424,36 +1424,20 @@ def _load_bnb(path: Path) -> BnbTable:
             **e.cited(),
         )
         e.done()
-    bands: list[SassBand] = []
-    for i, t in enumerate(top.tables("sass")):
-        e = top.child(f"sass[{i}] '{t.get('releases', '?')} {t.get('cuda', '?')}'", t)
-        bands.append(
-            SassBand(
-                releases=e.spec("releases"),
-                platforms=frozenset(e.platforms("platforms")),
-                cuda=e.spec("cuda"),
-                sass=_arch_list(e, "sass"),
-                ptx=_arch_list(e, "ptx"),
-                **e.cited(),
-            )
+    band_tuple = tuple(
+        SassBand(cuda=e.spec("cuda"), sass=_arch_list(e, "sass"), ptx=_arch_list(e, "ptx"), **sc)
+        for e, sc in _scoped(top, "sass")
+    )
+    conflicts = [
+        BnbConflict(
+            torch=e.spec("torch"),
+            torch_build=_choice(e, "torch_build", ("cuda",)) if "torch_build" in e.data else None,
+            proven_by=e.text("proven_by") if "proven_by" in e.data else None,
+            why=e.text("why"),
+            **sc,
         )
-        e.done()
-    band_tuple = tuple(bands)
-    conflicts: list[BnbConflict] = []
-    for i, t in enumerate(top.tables("conflict")):
-        e = top.child(f"conflict[{i}] '{t.get('releases', '?')}'", t)
-        conflicts.append(
-            BnbConflict(
-                releases=e.spec("releases"),
-                platforms=frozenset(e.platforms("platforms")),
-                torch=e.spec("torch"),
-                torch_build=_choice(e, "torch_build", ("cuda",)) if "torch_build" in t else None,
-                proven_by=e.text("proven_by") if "proven_by" in t else None,
-                why=e.text("why"),
-                **e.cited(),
-            )
-        )
-        e.done()
+        for e, sc in _scoped(top, "conflict")
+    ]
     releases: list[BnbRelease] = []
     for i, t in enumerate(top.tables("release")):
         e = top.child(f"release '{t.get('version', i)}'", t)
@@ -1473,6 +1457,23 @@ def _load_bnb(path: Path) -> BnbTable:
         sass_bands=band_tuple,
         conflicts=tuple(conflicts),
     )
+
+
+def _scoped(top: _Entry, key: str) -> Iterator[tuple[_Entry, dict[str, Any]]]:
+    """Each [[key]] table of plans/bitsandbytes.toml that applies to a range of releases on some
+    platforms ([[sass]], [[conflict]]), with those fields and its citation read; the caller reads
+    the rest, then the entry is checked for unknown keys."""
+    for i, t in enumerate(top.tables(key)):
+        e = top.child(f"{key}[{i}] '{t.get('releases', '?')}'", t)
+        yield (
+            e,
+            {
+                "releases": e.spec("releases"),
+                "platforms": frozenset(e.platforms("platforms")),
+                **e.cited(),
+            },
+        )
+        e.done()
 
 
 def _choice(e: _Entry, key: str, allowed: tuple[str, ...]) -> str:

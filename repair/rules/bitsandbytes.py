@@ -263,7 +263,7 @@ def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
             f"bitsandbytes {view.bnb} with torch {view.torch or '(version not reported)'}: "
             f"{clash.why}",
             bitsandbytes=str(view.bnb),
-            torch=str(view.torch),
+            torch=str(view.torch) if view.torch is not None else None,
             conflict=str(clash.releases),
         )
 
