@@ -68,8 +68,7 @@ def _with_suspect(
     """
     if any(f.severity != Severity.INFO for f in found):
         return found, unknown
-    facts = ctx.view.facts
-    if facts.packages is None and facts.torch is None and facts.bitsandbytes is None:
+    if ctx.view.facts.names_no_package:
         return found, unknown  # nothing about the environment at all: "cannot tell"
     for fid in cat.ids:
         suspect = SUSPECTS.get(fid)

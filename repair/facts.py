@@ -141,6 +141,12 @@ class Facts:
     # Anything else a probe reported (requirements of other dists on torch, deep probe output).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def names_no_package(self) -> bool:
+        """The document names neither the packages nor the torch or bitsandbytes build of the
+        target (``{"schema": "qfix.facts/1"}``): nothing about the environment to judge."""
+        return self.packages is None and self.torch is None and self.bitsandbytes is None
+
     def package(self, name: str) -> str | None:
         """The installed version of ``name`` (None when absent or unknown)."""
         if self.packages is None:

@@ -265,7 +265,7 @@ def analyse(
     # "cannot tell" is the verdict where nothing was found; a finding (from the facts or an
     # error text) and its plan stand on their own, with what could not be known listed below
     thin = too_thin_to_judge(facts) if plan.healthy else None
-    unjudged = plan.healthy and unjudged_versions(view) or None
+    unjudged = unjudged_versions(view) if plan.healthy else None
     if text is not None and plan.healthy and not set(reported) & set(diag.ids):
         # An error the facts do not explain is not "healthy": say so, and exit 1.
         plan = replace(
@@ -325,7 +325,7 @@ def too_thin_to_judge(facts: Facts) -> str | None:
     """Why the facts cannot carry a verdict, or None: a document that names neither the
     packages nor the torch or bitsandbytes build of the target (``{"schema": "qfix.facts/1"}``)
     is "cannot tell", never "healthy"."""
-    if facts.packages is None and facts.torch is None and facts.bitsandbytes is None:
+    if facts.names_no_package:
         return (
             "the facts name no packages and no torch or bitsandbytes build of the target; "
             "collect them with `qfix detect --json` on that machine"

@@ -139,13 +139,21 @@ class Implied:
     @property
     def shown(self) -> frozenset[str]:
         """The yes/no facts the text showed ("triton_ops_missing"), by their FACT_KEYS name."""
-        return frozenset(k for k, kind in FACT_KEYS.items() if kind is bool and getattr(self, k))
+        return _shown(self)
 
     @property
     def wanted_cuda_major(self) -> int | None:
         """The CUDA major of a runtime library the loader could not open, or None."""
         m = self.cuda_lib_major
         return int(m) if m is not None and m.isdigit() else None
+
+
+_BOOL_KEYS = tuple(k for k, kind in FACT_KEYS.items() if kind is bool)
+
+
+@lru_cache(maxsize=256)  # the planner asks for every release it judges (bnb_fits' conflicts)
+def _shown(implied: Implied) -> frozenset[str]:
+    return frozenset(k for k in _BOOL_KEYS if getattr(implied, k))
 
 
 def _parse(data: dict[str, Any], origin: str) -> tuple[Signature, ...]:

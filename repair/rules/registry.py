@@ -95,9 +95,12 @@ RuledOut = Callable[[View, Knowledge], bool]
 RULES: dict[str, Rule] = {}
 
 
+SuspectRule = Callable[[Context], Iterable[Finding]]
+
+
 @dataclass(frozen=True, slots=True)
 class Suspect:
-    run: Callable[[Context], Iterable[Finding]]
+    run: SuspectRule
     replaces: str  # the Unknown key whose range the finding states itself
     instead: str  # what stays under "Could not know" in its place (the version itself)
 
@@ -126,16 +129,14 @@ def rule(fid: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def suspect(
-    fid: str, *, replaces: str, instead: str
-) -> Callable[[Callable[[Context], Iterable[Finding]]], Any]:
+def suspect(fid: str, *, replaces: str, instead: str) -> Callable[[SuspectRule], SuspectRule]:
     """Register the likeliest cause of class ``fid`` where a version the class depends on is
     unknown: it runs only when the facts and the error text show no fault (repair.diagnose),
     so a report whose one open question decides it is not called healthy (issue 12 item 1: an
     unknown version is a range). Its findings are warnings marked ``suspected``: nothing proves
     them. The range they state replaces the Unknown ``replaces``; ``instead`` stays listed."""
 
-    def register(fn: Callable[[Context], Iterable[Finding]]) -> Any:
+    def register(fn: SuspectRule) -> SuspectRule:
         if fid in SUSPECTS:
             raise ValueError(f"two suspects for failure class {fid!r}")
         SUSPECTS[fid] = Suspect(fn, replaces, instead)
