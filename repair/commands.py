@@ -84,8 +84,15 @@ class Command(NamedTuple):
 
 # pip reads no configuration file at all with PIP_CONFIG_FILE=os.devnull
 # (pip/_internal/configuration.py, _load_config_files), and --isolated ignores PIP_* variables
-# and the user's files: together the torch step sees no index the user configured.
-_PIP_NO_CONFIG = (("PIP_CONFIG_FILE", os.devnull),)
+# and the user's files: together the torch step sees no index the user configured. os.devnull
+# is the target's: "nul" on Windows, "/dev/null" elsewhere (a plan may be made on another OS).
+_DEVNULL = {"nt": "nul", "posix": "/dev/null"}
+
+
+def _pip_no_config(os_name: str | None) -> tuple[tuple[str, str | None], ...]:
+    return (("PIP_CONFIG_FILE", os.devnull if os_name is None else _DEVNULL[os_name]),)
+
+
 # uv's index variables (https://docs.astral.sh/uv/reference/environment/); --no-config drops
 # uv.toml. The default index is passed explicitly instead.
 _UV_INDEX_VARS = ("UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_INDEX_URL")
@@ -244,6 +251,7 @@ def build_commands(
     uv: str = "uv",
     setup: InstallerChoice | None = None,
     break_system_packages: bool = False,
+    os_name: str | None = None,
 ) -> list[Command]:
     """The installer commands for ``steps``, in the order to run, each with its label.
 
@@ -252,6 +260,8 @@ def build_commands(
     ``torch_index_base`` overrides the base of the torch steps' index (None: use each step's
     ``index_url``); ``constraint_file`` is the path the caller writes ``constraint_lines`` to.
     Every name, version and URL is validated (BadInput) before it becomes an argument.
+    ``os_name``: the ``os.name`` of the target when the commands are for another machine (a
+    plan made from a Windows host's facts); None: this one.
     """
     install, uninstall = _base_argv(
         installer, python=python, uv=uv, break_system_packages=break_system_packages
@@ -267,7 +277,7 @@ def build_commands(
         env: tuple[tuple[str, str | None], ...] = ()
         if url is not None and installer == "pip":
             index = ["--isolated", *_pip_transport(setup), "--index-url", url]
-            env = _PIP_NO_CONFIG
+            env = _pip_no_config(os_name)
         elif url is not None:
             index = ["--no-config", *_uv_index(url)]
             if default is not None:

@@ -16,6 +16,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from . import settings as resolve
+from . import shellquote
 from .catalogue import Catalogue, load_catalogue
 from .commands import build_commands, constraint_lines
 from .diagnose import REPORTED, Diagnosis, diagnose
@@ -396,6 +397,7 @@ def with_commands(
         uv=uv,
         setup=setup,
         break_system_packages=break_system_packages,
+        os_name=shellquote.target_os_name(plan.platform, plan.python),
     )
     # Pins for what stays installed: only versions an installer could be given.
     valid = {k: v for k, v in (installed or {}).items() if v is not None and _is_version(v)}

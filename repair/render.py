@@ -315,11 +315,7 @@ def render_plan(
         # The next step names the target, so pasting it never acts on another environment.
         where = "On the machine these facts come from, apply" if elsewhere else "Apply"
         # pasted there: quoted for its shell (a Windows host's cmd.exe/PowerShell, shellquote)
-        there = (
-            ("nt" if (plan.platform or "").startswith("windows") else "posix")
-            if elsewhere
-            else None
-        )
+        there = shellquote.target_os_name(plan.platform, plan.python) if elsewhere else None
         target = next_step_target(plan.python, os_name=there)
         out.append(
             f"\n{where} with: qfix apply{target}{_pin_flags(plan)} --yes"
@@ -341,13 +337,18 @@ def _plan_commands(plan: Plan) -> list[str]:
     if not plan.commands:
         return []
     pinned = any(c.startswith("torch==") for c in plan.constraints)
+    # written for the shell of the machine they are pasted on (PowerShell on Windows)
+    there = shellquote.target_os_name(plan.platform, plan.python)
+    windows = shellquote.is_windows_shell(there)
     out = [
         "\nCommands"
+        + (" for PowerShell" if windows else "")
         + (f" (run by {plan.installer[0]}: {plan.installer[1]})" if plan.installer else "")
         + (" (torch stays pinned while the rest installs)" if pinned else "")
     ]
+    prompt = "  PS> " if windows else "  $ "
     for c in plan.commands:
-        out.append("  $ " + " ".join(_quote(a) for a in c))
+        out.append(prompt + shellquote.command_line(c, os_name=there))
     if any("qfix-constraints.txt" in c for c in plan.commands):
         # apply writes it from the versions installed then (repair/apply/transaction.py); a
         # report without them leaves nothing to print, which must not read as "no pins"
@@ -384,10 +385,6 @@ def render_resolved(run: DryRun | None) -> str:
     head = summary_line(run).removeprefix("download: ")
     lines = package_lines(run) if len(run.downloads) > 1 else []  # one: the summary names it
     return "\n".join([f"\n\nResolved by {run.installer}'s dry run: {head}", *lines])
-
-
-def _quote(arg: str) -> str:
-    return shellquote.quote(arg)
 
 
 def _distinct_reason(error: str | None, shown: list[str]) -> str | None:

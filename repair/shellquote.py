@@ -26,3 +26,72 @@ def quote(arg: str, *, os_name: str = os.name) -> str:
     if arg and not _WINDOWS_SPECIAL.search(arg):
         return arg
     return '"' + arg.replace('"', '\\"') + '"'
+
+
+# PowerShell reads a bare word as text only without its operators and separators
+# (about_Parsing: ``<>|&;,(){}@$#`'"`` and whitespace); a single-quoted string is literal, with
+# ``''`` for a quote inside (about_Quoting_Rules).
+_POWERSHELL_PLAIN = re.compile(r"^[A-Za-z0-9_.:/\\+=-]+\Z")
+# The drive-letter or UNC start of a Windows path: a plan whose interpreter is one is pasted on
+# Windows even when the facts do not name the system.
+_WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
+
+
+def target_os_name(platform: str | None, python: str | None) -> str | None:
+    """The ``os.name`` of the machine a plan's commands are pasted on: "nt" for a Windows target
+    (its platform key, else an interpreter path with a drive letter), "posix" for another known
+    platform, None when nothing says (this machine's)."""
+    if platform:
+        return "nt" if platform.startswith("windows") else "posix"
+    if python and _WINDOWS_PATH.match(python):
+        return "nt"
+    return None
+
+
+def is_windows_shell(os_name: str | None) -> bool:
+    """Whether a line for ``os_name``'s machine (None: this one's) is pasted on Windows."""
+    return (os.name if os_name is None else os_name) == "nt"
+
+
+def powershell_word(arg: str) -> str:
+    """``arg`` as one PowerShell argument: bare when plain, else single-quoted (literal)."""
+    if _POWERSHELL_PLAIN.match(arg):
+        return arg
+    return "'" + arg.replace("'", "''") + "'"
+
+
+def command_line(argv: tuple[str, ...] | list[str], *, os_name: str | None = None) -> str:
+    """A stored command (argv, environment changes as an ``env [-u NAME] [NAME=VALUE]`` prefix,
+    the form ``Command.shown`` writes) as one line for the shell of ``os_name``'s machine.
+
+    POSIX shells run the ``env`` form itself. Windows has no ``env``, and cmd.exe cannot set a
+    variable for one command, so a Windows line is PowerShell (the default shell of Windows 10
+    and 11): the variables are set, the command is called with ``&`` (a quoted path is otherwise
+    a string, not a command), and a variable set for it is removed afterwards; a variable the
+    command needs unset stays unset in that PowerShell session.
+    """
+    if not is_windows_shell(os_name):
+        return " ".join(quote(a, os_name="posix") for a in argv)
+    words = list(argv)
+    unset: list[str] = []
+    assign: list[tuple[str, str]] = []
+    if words and words[0] == "env":
+        words.pop(0)
+        while words:
+            if words[0] == "-u" and len(words) > 1:
+                unset.append(words[1])
+                del words[:2]
+            elif re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+                name, value = words.pop(0).split("=", 1)
+                assign.append((name, value))
+            else:
+                break
+    # the right side of an assignment is an expression: a bare word there would be a command
+    parts = [f"$env:{name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in assign]
+    if unset:
+        gone = ", ".join(f"Env:{name}" for name in unset)
+        parts.append(f"Remove-Item {gone} -ErrorAction Ignore")
+    parts.append("& " + " ".join(powershell_word(a) for a in words))
+    if assign:
+        parts.append("Remove-Item " + ", ".join(f"Env:{name}" for name, _ in assign))
+    return "; ".join(parts)

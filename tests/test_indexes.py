@@ -238,3 +238,14 @@ def test_missing_pin_is_refused_before_any_change(
         pipeline.run_apply(settings, prep, allow_conda=False, progress=lambda _l: None)
     assert freeze(python) == before
     assert not StateDir(tmp_path / "venv" / ".qfix").journal.exists()
+
+
+@pytest.mark.parametrize(("os_name", "devnull"), [("nt", "nul"), ("posix", "/dev/null")])
+def test_torch_step_reads_no_config_file_on_the_target(os_name: str, devnull: str) -> None:
+    """A plan made here for a Windows host names that host's null device ("nul"): pip compares
+    PIP_CONFIG_FILE with its own os.devnull to load no file at all."""
+    torch, _ = build_commands(
+        STEPS, python=PY, installer="pip", torch_index_base=None, constraint_file="c",
+        os_name=os_name,
+    )  # fmt: skip
+    assert torch.env == (("PIP_CONFIG_FILE", devnull),)

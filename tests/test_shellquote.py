@@ -37,3 +37,82 @@ def test_windows_words_use_double_quotes_only_where_needed(path: str) -> None:
 def test_next_steps_go_through_the_one_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shellquote, "quote", lambda arg, **_: f"<{arg}>")
     assert next_step_target(r"C:\A B\python.exe") == r" --python <C:\A B\python.exe>"
+
+
+# The target's shell: a plan made here from a Windows host's facts is pasted on that host.
+@pytest.mark.parametrize(
+    ("platform", "python", "expected"),
+    [
+        ("windows-x86_64", None, "nt"),
+        ("linux-x86_64", r"C:\odd\but\linux", "posix"),  # the platform key decides
+        (None, r"C:\Users\me\.venv\Scripts\python.exe", "nt"),
+        (None, r"\\server\share\python.exe", "nt"),
+        (None, "/home/a/.venv/bin/python", None),
+        (None, None, None),
+    ],
+)
+def test_target_os_name(platform: str | None, python: str | None, expected: str | None) -> None:
+    assert shellquote.target_os_name(platform, python) == expected
+
+
+ARGVS = [
+    ("env", "PIP_CONFIG_FILE=nul", r"C:\Users\A B\.venv\Scripts\python.exe", "-m", "pip",
+     "install", "--isolated", "--index-url", "https://download.pytorch.org/whl/cu124",
+     "torch==2.5.1+cu124"),
+    ("env", "-u", "UV_INDEX", "-u", "UV_EXTRA_INDEX_URL", "uv", "pip", "install", "--python",
+     r"C:\it's\python.exe", "transformers>=4.30.0", "-c", "qfix-constraints.txt"),
+    ("python", "-m", "pip", "install", "bitsandbytes==0.50.2", "x;y", "$HOME", "a,b", "@f"),
+]  # fmt: skip
+
+
+def _powershell_words(line: str) -> list[str]:
+    """PowerShell's reading of the call we print (about_Quoting_Rules): words separated by
+    spaces, each either bare (no operator character) or single-quoted with '' for a quote."""
+    words, i = [], 0
+    while i < len(line):
+        if line[i] == " ":
+            i += 1
+        elif line[i] == "'":
+            j, word = i + 1, ""
+            while True:
+                k = line.index("'", j)
+                word += line[j:k]
+                if line[k + 1 : k + 2] == "'":
+                    word, j = word + "'", k + 2
+                else:
+                    i = k + 1
+                    break
+            words.append(word)
+        else:
+            k = line.find(" ", i)
+            k = len(line) if k < 0 else k
+            bare = line[i:k]
+            assert not set(bare) & set("<>|&;,(){}@$#`'\""), bare
+            words.append(bare)
+            i = k
+    return words
+
+
+@pytest.mark.parametrize("argv", ARGVS)
+def test_posix_command_lines_are_the_argv(argv: tuple[str, ...]) -> None:
+    assert shlex.split(shellquote.command_line(argv, os_name="posix")) == list(argv)
+
+
+@pytest.mark.parametrize("argv", ARGVS)
+def test_windows_command_lines_are_powershell(argv: tuple[str, ...]) -> None:
+    line = shellquote.command_line(argv, os_name="nt")
+    assert "env " not in line  # Windows has no env(1)
+    statements = line.split("; ")
+    call = next(s for s in statements if s.startswith("& "))
+    command = [a for a in argv if a != "env"]
+    while command[0] == "-u" or "=" in command[0] and command[0].split("=")[0].isupper():
+        command = command[2:] if command[0] == "-u" else command[1:]
+    assert _powershell_words(call[2:]) == command
+    sets = [s for s in statements if s.startswith("$env:")]
+    removed = [s for s in statements if s.startswith("Remove-Item")]
+    if "PIP_CONFIG_FILE=nul" in argv:  # set for the command, removed after it
+        assert sets == ["$env:PIP_CONFIG_FILE = 'nul'"]
+        assert statements[-1] == "Remove-Item Env:PIP_CONFIG_FILE"
+    if "-u" in argv:  # unset before the command
+        assert removed[0] == "Remove-Item Env:UV_INDEX, Env:UV_EXTRA_INDEX_URL -ErrorAction Ignore"
+        assert statements.index(removed[0]) < statements.index(call)
