@@ -34,8 +34,8 @@ app = typer.Typer(
     "environment, explains what is wrong, plans the smallest repair as a dry-run diff, applies it "
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
-    "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (a version or the facts "
-    "missing), 10 verified on the CPU only, 11 an unfinished apply must be rolled back first, "
+    "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (nothing found, but a "
+    "version or the facts missing), 10 verified on the CPU only, 11 an unfinished apply must be rolled back first, "
     "12 no space/read-only/permission, 13 changed by another process, 70 internal error (a "
     "bug). With --json, errors "
     'are JSON on stdout too: {"error": ..., "exit_code": ...}.',
@@ -249,7 +249,8 @@ def plan(
     constraint: ConstraintOpt = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed,
-    7 cannot tell (the facts lack torch's or bitsandbytes' version), 11 an unfinished apply."""
+    7 cannot tell (nothing found, but the facts lack torch's or bitsandbytes' version: a
+    problem found exits 1 however much is missing), 11 an unfinished apply."""
     from . import pipeline
     from .render import render_plan
 
@@ -357,7 +358,7 @@ def explain(
     if not text.strip():
         raise BadInput("the error text is empty")
     result = pipeline.explain_text(text, pipeline.read_facts(facts) if facts else None)
-    _out(render_explain(result, as_json=as_json), whole=as_json)
+    _out(render_explain(result, as_json=as_json, facts_given=bool(facts)), whole=as_json)
     return ExitCode.OK if result.matches else ExitCode.PROBLEMS
 
 

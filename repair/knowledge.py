@@ -892,8 +892,10 @@ class Sources:
         repo = m.group(1) if "/" in m.group(1) else self.repositories.get(m.group(1))
         if repo is None:
             return None
+        url = f"https://github.com/{repo}/issues/{m.group(2)}"
+        # a short name (bnb#1610) is spelled out; a full one would only be said twice
         return Reference(
-            key, "issue", f"{repo}#{m.group(2)}: https://github.com/{repo}/issues/{m.group(2)}"
+            key, "issue", url if key == f"{repo}#{m.group(2)}" else f"{repo}#{m.group(2)}: {url}"
         )
 
     def resolve(self, text: str) -> tuple[Reference, ...]:

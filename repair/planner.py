@@ -780,6 +780,8 @@ def _bnb_side(
     target = torch_choice.target if torch_choice is not None else view.torch
     lowest = lowest_python(kb, target) if view.python is None else None
     if lowest is not None and any(s.package == "bitsandbytes" for s in steps):
+        # says what the general line says, for the release chosen: one line, not two
+        unknown[:] = [u for u in unknown if u.key != "python"]
         unknown.append(
             Unknown(
                 "python-bnb",

@@ -400,10 +400,13 @@ def _distinct_reason(error: str | None, shown: list[str]) -> str | None:
     return rest or None
 
 
-def render_explain(result: Explanation | tuple[Match, ...], *, as_json: bool = False) -> str:
+def render_explain(
+    result: Explanation | tuple[Match, ...], *, as_json: bool = False, facts_given: bool = False
+) -> str:
     """`qfix explain`: per class the matched lines, what `qfix plan --error` says of it (its
     manual steps lead: they fit this text, the class's general remedy may not), cause, how to
-    confirm, fix; then what the text proves about the facts."""
+    confirm, fix; then what the text proves about the facts. ``facts_given``: judged with
+    --facts (what a text proves without them may still name a class on the machine)."""
     if not isinstance(result, Explanation):
         result = Explanation(tuple(result))
     if as_json:
@@ -412,7 +415,16 @@ def render_explain(result: Explanation | tuple[Match, ...], *, as_json: bool = F
     for m in result.matches:
         out.extend(_explain_match(m))
         out.append("")
-    if not out:
+    if not out and result.read_from_error and not facts_given:
+        # "CUDA unavailable" is a CPU torch on a GPU machine and a fault of CUDA's on another:
+        # which, only that machine's facts say
+        out = [
+            "The text alone names no failure class: what it proves is below, and what that "
+            "means depends on the machine. Run `qfix plan --error` with it in the target "
+            "environment, or give that machine's facts with --facts.",
+            "",
+        ]
+    elif not out:
         out = ["No known failure class matches this text.", ""]
     if result.read_from_error:
         out.append("Read from the error message")
@@ -770,7 +782,7 @@ def _report_markdown(f: Facts, plan: Plan, version: str) -> str:
     if plan.cannot_tell:
         out.append(f"Cannot tell: {plan.cannot_tell}.")
     elif plan.healthy:
-        out.append("Healthy: nothing to repair" + (" (warnings only)." if plan.findings else "."))
+        out.append(_healthy_line(plan))  # how far the verdict reaches, as `qfix plan` says it
     out.extend(
         f"- `{x.id}` ({getattr(x.severity, 'value', x.severity)}): {x.summary}"
         for x in plan.findings

@@ -194,3 +194,13 @@ def test_the_first_line_of_torchs_capability_warning_alone_is_enough():
     assert [m.id for m in explain_text(line, None).matches] == ["gpu-arch-unsupported"]
     orin = "UserWarning: Found GPU0 Orin which is of compute capability (CC) 8.7."
     assert "gpu-arch-unsupported" not in [m.id for m in explain_text(orin, None).matches]
+
+
+def test_a_text_that_proves_a_fact_but_no_class_says_the_machine_decides():
+    """Unsloth's device check proves CUDA unavailable: a CPU torch on a GPU machine, a fault of
+    CUDA's elsewhere. Without facts no class follows, and explain says so, not "no match"."""
+    text = "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs."
+    p = run("explain", text)
+    assert p.returncode == 1
+    assert "No known failure class" not in p.stdout
+    assert "depends on the machine" in p.stdout and "torch_cuda_unavailable" in p.stdout

@@ -32,9 +32,9 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
             found = Finding(found.id, Severity.INFO, found.summary, found.evidence)
         yield found
     elif not view.rocm and view.has_nvidia_gpu is None:
-        yield Unknown("driver", "driver")
+        yield Unknown("driver", "driver: whether an NVIDIA driver is loaded, and its version")
     if view.gpus is None and not view.rocm and view.has_nvidia_gpu is not False:
-        yield Unknown("gpus", "gpus")
+        yield Unknown("gpus", "GPUs: which, and their compute capability")
 
 
 @ruled_out("no-nvidia-driver")

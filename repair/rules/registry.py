@@ -70,7 +70,7 @@ def absent_or_unknown(
     if installed is False:
         yield ctx.finding(fid, f"{name} is not installed in the target")
     elif installed is None:
-        yield Unknown(name, name)
+        yield Unknown(name, f"{name}: whether it is installed, and which version")
 
 
 def make_context(view: View, kb: Knowledge, cat: Catalogue) -> Context:
