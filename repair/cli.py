@@ -35,7 +35,8 @@ app = typer.Typer(
     "inside a virtual environment with rollback, and proves it with a real 4-bit load.\n\n"
     "Exit codes: 0 healthy/repaired, 1 problems found, 2 bad input, 3 apply failed (rolled "
     "back), 4 rollback failed, 5 locked, 6 refused, 7 cannot tell (nothing found, but a "
-    "version or the facts missing), 10 verified on the CPU only, 11 an unfinished apply must be rolled back first, "
+    "version or the facts missing), 10 verified on the CPU only, 11 an unfinished apply must "
+    "be rolled back first, "
     "12 no space/read-only/permission, 13 changed by another process, 70 internal error (a "
     "bug). With --json, errors "
     'are JSON on stdout too: {"error": ..., "exit_code": ...}.',
