@@ -1645,7 +1645,33 @@ def _python_or_platform_text(view: View, kb: Knowledge) -> str:
     where = view.platform or f"{h.system if h else '?'}/{h.machine if h else '?'}"
     return (
         f"no bitsandbytes release in the knowledge base fits {where}; build "
-        "bitsandbytes from source or change the platform"
+        "bitsandbytes from source or change the platform" + _source_build_below_cublaslt(view, kb)
+    )
+
+
+# The first bitsandbytes built with CMake (its NO_CUBLASLT option; earlier releases used a
+# Makefile), S88.
+CMAKE_BUILD = Version("0.43.0")
+
+
+def _source_build_below_cublaslt(view: View, kb: Knowledge) -> str:
+    """What a source build must know on a GPU below the cuBLASLt bound: the releases whose loader
+    looks for a separate ``_nocublaslt`` library there build it only with -DNO_CUBLASLT=ON; the
+    first release after them needs no flag (S88)."""
+    split = [r for r in kb.bnb.releases if r.nocublaslt_below is not None]
+    if not split or not view.ccs:
+        return ""
+    bound = split[-1].nocublaslt_below
+    if bound is None or min(view.ccs) >= bound:
+        return ""
+    after = next((r for r in kb.bnb.releases if r.version > split[-1].version), None)
+    low = min(view.ccs)
+    return (
+        f" (on this GPU, compute capability {low}, below {bound}, bitsandbytes up to "
+        f"{split[-1].version} looks for a separate `_nocublaslt` library, which a build of "
+        f"{CMAKE_BUILD}-{split[-1].version} makes only with `cmake -DNO_CUBLASLT=ON`"
+        + (f"; {after.version} and later need no such flag" if after is not None else "")
+        + ")"
     )
 
 

@@ -355,3 +355,24 @@ def test_torch_1_11_cu113_covers_an_rtx_30xx():
     )
     diag, _ = analyse(f)
     assert "gpu-arch-unsupported" not in diag.ids
+
+
+@pytest.mark.parametrize(("cc", "flag"), [("7.0", True), ("8.6", False)])
+def test_a_source_build_below_cublaslts_bound_is_told_its_flag(cc: str, flag: bool) -> None:
+    """S88: bitsandbytes up to 0.44.1 loads a `_nocublaslt` library on a GPU below 7.5, which a
+    CMake build makes only with -DNO_CUBLASLT=ON; 0.45.0 needs no flag. A platform with no
+    wheel (ppc64le) gets that with its build-from-source step, on such a GPU only."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "ppc64le"},
+        "driver": {"found": True, "version": "535.104.05", "cuda": "12.2"},
+        "gpus": [{"index": 0, "name": "Tesla V100", "compute_capability": cc}],
+        "python": {"version": "3.10"},
+        "packages": {"torch": "2.2.0", "bitsandbytes": "0.43.2.dev0"},
+        "bitsandbytes": {"version": "0.43.2.dev0", "source_build": True, "native_libs": []},
+    }
+    _, plan = analyse(facts_from_dict(doc))
+    [build] = [m.text for m in plan.manual if "build bitsandbytes from source" in m.text]
+    assert ("-DNO_CUBLASLT=ON" in build) is flag
+    if flag:
+        assert "0.45.0 and later need no such flag" in build and "compute capability 7.0" in build

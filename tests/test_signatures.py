@@ -1260,6 +1260,15 @@ def test_to_refusals_bound_transformers_from_its_4bit_floor_without_gaps():
     assert implied_by(cuda).range("bitsandbytes") == bnb
 
 
+@pytest.mark.parametrize("quote", ["", "'", '"'])
+def test_to_refusals_copied_from_a_rendered_page_keep_their_meaning(quote: str) -> None:
+    """Markdown renders `.to` as code: the text copied from an issue page has no backticks, or
+    quotes instead. It proves the same transformers range."""
+    for text in (_TO_430, _TO_432, _TO_445):
+        copied = text.replace("`", quote)
+        assert implied_by(copied).range("transformers") == implied_by(text).range("transformers")
+
+
 def test_to_refusal_ranges_are_read_where_unreported_and_never_override_a_report():
     facts = Facts(host=Host("Linux", "x86_64"), packages={"transformers": None})
     out, lines = implied_facts(facts, _TO_445)
@@ -1686,6 +1695,19 @@ def test_triton_ops_is_bitsandbytes_only_after_a_bitsandbytes_frame():
         "ModuleNotFoundError: No module named 'triton.ops'"
     )
     assert "bnb-triton-ops" not in implied_by(deepspeed).signatures
+
+
+def test_transformers_wrapper_of_the_bitsandbytes_import_counts_as_its_frame():
+    """S87: transformers.integrations.bitsandbytes imports bitsandbytes, torch and accelerate
+    only, so its lazy-import wrapper around `No module named 'triton.ops'` is bitsandbytes'
+    import failing; another integration's wrapper is not."""
+    wrapped = (
+        "RuntimeError: Failed to import transformers.integrations.bitsandbytes because of the "
+        "following error (look up to see its traceback):\nNo module named 'triton.ops'"
+    )
+    assert "bnb-triton-ops" in implied_by(wrapped).signatures
+    other = wrapped.replace("integrations.bitsandbytes", "integrations.deepspeed")
+    assert "bnb-triton-ops" not in implied_by(other).signatures
 
 
 def test_a_bitsandbytes_frame_failing_on_triton_ops_proves_the_clash_on_any_platform():
