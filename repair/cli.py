@@ -225,6 +225,19 @@ def detect(
     return ExitCode.UNFINISHED if pending else ExitCode.OK
 
 
+def _error_option(error: str | None, facts: str | None) -> str | None:
+    """`plan --error`: the text given, or stdin's for '-'; BadInput when it is empty."""
+    if error == "-":
+        if facts == "-":
+            raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
+        error = sys.stdin.read()
+        if not error.strip():
+            raise BadInput("--error is empty: stdin gave no error text (pipe the failing output)")
+    elif error is not None and not error.strip():
+        raise BadInput("--error is empty: give the error message the user saw, or - for stdin")
+    return error
+
+
 @app.command()
 def plan(
     python: PythonOpt = None,
@@ -250,21 +263,14 @@ def plan(
     constraint: ConstraintOpt = None,
 ) -> int:
     """Diagnose and show the smallest repair as a dry-run diff. Exit 0 healthy, 1 repair needed,
-    7 cannot tell (nothing found, but the facts lack torch's or bitsandbytes' version: a
-    problem found exits 1 however much is missing), 11 an unfinished apply."""
+    7 cannot tell (nothing found, but torch's or bitsandbytes' version missing), 11 an
+    unfinished apply."""
     from . import pipeline
     from .render import render_plan
 
     if resolve and facts is not None:
         raise BadInput("--resolve needs an environment to resolve for, not --facts")
-    if error == "-":
-        if facts == "-":
-            raise BadInput("--facts - and --error - cannot both read stdin; give one as a file")
-        error = sys.stdin.read()
-        if not error.strip():
-            raise BadInput("--error is empty: stdin gave no error text (pipe the failing output)")
-    elif error is not None and not error.strip():
-        raise BadInput("--error is empty: give the error message the user saw, or - for stdin")
+    error = _error_option(error, facts)
     settings = pipeline.make_settings(
         python=python,
         facts_file=facts,

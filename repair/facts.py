@@ -123,6 +123,9 @@ class Bitsandbytes:
     distributions: tuple[str, ...] = ()  # their names and versions, "bitsandbytes-cuda111 0.26.0"
     loaded: bool | None = None  # from --deep only: the native library loaded
     error: str | None = None
+    # built from a source tree or a VCS checkout (PEP 610 direct_url.json: dir_info/vcs_info, or
+    # a setuptools egg), not a wheel from an index: a build made for this machine on purpose
+    source_build: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +421,7 @@ def _bnb(b: _Reader | None) -> Bitsandbytes | None:
         b.strs("distributions") or (),
         b.bool_("loaded"),
         b.str_("error"),
+        b.bool_("source_build"),
     )
 
 
@@ -452,6 +456,7 @@ def _bnb_dict(b: Bitsandbytes) -> dict[str, Any]:
         "distributions": list(b.distributions),
         "loaded": b.loaded,
         "error": b.error,
+        "source_build": b.source_build,
     }
 
 

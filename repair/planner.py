@@ -518,6 +518,14 @@ def _choose_targets(
             "see the manual steps"
         )
         return None, None
+    if view.rocm and "jetson-l4t" not in ids and (rocm_bnb := rocm_bnb_target(view, kb)):
+        # torch's ROCm build stays (pinned); bitsandbytes moves to a PyPI release that ships a
+        # library for torch's ROCm version (issue 12 item 4)
+        notes.append(
+            f"ROCm host: torch stays ({view.torch or 'its ROCm build'}); bitsandbytes moves to "
+            f"{rocm_bnb.version}, which ships a library for torch's ROCm {_rocm_of(view)}"
+        )
+        return None, rocm_bnb
     if view.rocm or "jetson-l4t" in ids:
         # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
         notes.append(
@@ -586,6 +594,8 @@ def _bnb_steps(
     ):
         return
     because = sorted(ids & BNB_STEP_REASONS)
+    if not because and view.rocm and "rocm-host" in ids:
+        because = ["rocm-host"]  # the release with a library for torch's ROCm (rocm_bnb_target)
     if _bnb_hf_floor(by_id):
         because.append("hf-stack-too-old")
     if torch_choice is not None and not because:
@@ -1335,6 +1345,18 @@ def _rocm_host_advice(
     plans/signatures.toml) comes first with its advice, since no bitsandbytes fixes it."""
     if "rocm-host" not in ids:
         return None
+    if _rocm_bnb_fits(view, kb):
+        return None  # the installed release ships a library for torch's ROCm
+    if rocm_bnb_target(view, kb) is not None:
+        # the plan's bitsandbytes step; its library is built for a list of GPU targets (S89)
+        return Manual(
+            "rocm-host",
+            "if the 4-bit check still fails after this plan, the bitsandbytes library may not "
+            "be built for this GPU's target (`rocminfo | grep gfx`): build bitsandbytes from "
+            "source for it (`cmake -DCOMPUTE_BACKEND=hip -DBNB_ROCM_ARCH=<gfx target> .`); do "
+            "not install CUDA builds of torch here",
+            False,
+        )
     text = _rocm_advice(view, kb)
     wrong = view.torch_without_rocm()
     if wrong is not None:
@@ -1460,6 +1482,52 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     _libstdcxx_advice,
     _rocm_host_advice,
 )
+
+
+def _rocm_of(view: View) -> Version | None:
+    """torch's ROCm version (major.minor of torch.version.hip), or None."""
+    hip = parse_version(view.torch_hip) if view.torch_hip else None
+    return None if hip is None else Version(f"{hip.major}.{hip.minor}")
+
+
+def _rocm_bnb_fits(view: View, kb: Knowledge) -> bool:
+    """The installed bitsandbytes ships a library for torch's ROCm version here."""
+    rocm = _rocm_of(view)
+    cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    return (
+        rocm is not None
+        and cur is not None
+        and view.platform is not None
+        and cur.lib_for_rocm(rocm, view.platform) is not None
+    )
+
+
+def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
+    """The bitsandbytes to install on a ROCm host, torch kept: the newest release that ships a
+    library for torch's ROCm version (PyPI ROCm libraries from 0.49.0, compat-facts C1/C4) and
+    fits otherwise (Python, torch's bounds, the wheel's tags). None: nothing to do here -- torch's
+    ROCm version unknown (or torch not a ROCm build), the installed release serves, bitsandbytes
+    not reported, a build from source installed (built for this GPU's target on purpose: a
+    wheel may not target it), or the error text shows a fault of HIP's that no bitsandbytes
+    fixes."""
+    rocm = _rocm_of(view)
+    bnb = view.facts.bitsandbytes
+    if (
+        rocm is None
+        or view.platform is None
+        or view.bnb_installed is None
+        or (bnb is not None and bnb.source_build)
+        or _rocm_bnb_fits(view, kb)
+        or advice_for(view.implied, implying="rocm")
+    ):
+        return None
+    fits = [
+        r
+        for r in kb.bnb.releases
+        if r.lib_for_rocm(rocm, view.platform) is not None
+        and not bnb_fits(view, kb, r, view.torch, None, cpu_only=False)
+    ]
+    return fits[-1] if fits else None
 
 
 def _rocm_advice(view: View, kb: Knowledge) -> str:

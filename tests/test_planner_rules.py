@@ -376,3 +376,55 @@ def test_a_source_build_below_cublaslts_bound_is_told_its_flag(cc: str, flag: bo
     assert ("-DNO_CUBLASLT=ON" in build) is flag
     if flag:
         assert "0.45.0 and later need no such flag" in build and "compute capability 7.0" in build
+
+
+def _rocm_doc(bnb: dict | None, torch_version: str = "2.5.1+rocm6.2", hip: str = "6.2.41133"):
+    doc = copy.deepcopy(example_doc("rocm.json")["facts"])
+    doc["torch"] = {"version": torch_version, "cuda": None, "hip": hip}
+    doc["packages"]["torch"] = torch_version
+    doc["bitsandbytes"] = bnb
+    doc["packages"]["bitsandbytes"] = bnb["version"] if bnb else None
+    doc["packages_source"] = "probe"
+    return doc
+
+
+def test_a_rocm_host_gets_the_bitsandbytes_that_ships_its_rocm_library_torch_pinned():
+    """Issue 12 item 4: torch's ROCm build stays (pinned by the constraints file); bitsandbytes
+    moves to the newest release whose wheel has a library for torch's ROCm version."""
+    from repair.pipeline import with_commands
+
+    f = facts_from_dict(_rocm_doc({"version": "0.45.5", "native_libs": ["libbitsandbytes_cpu.so"]}))
+    _, plan = analyse(f)
+    [step] = plan.steps
+    assert step.package == "bitsandbytes" and step.because == ("rocm-host",)
+    rel = KB.bnb.release(step.to)
+    assert rel is not None and rel.lib_for_rocm(Version("6.2"), "linux-x86_64") is not None
+    newer = [r for r in KB.bnb.releases if r.version > rel.version]
+    assert not any(r.lib_for_rocm(Version("6.2"), "linux-x86_64") for r in newer)
+    assert not any(m.required for m in plan.manual)  # the source build is the fallback only
+    plan = with_commands(plan, installed=f.packages)
+    assert plan.constraints == ("torch==2.5.1+rocm6.2",)
+
+
+@pytest.mark.parametrize(
+    "bnb",
+    [
+        {"version": "0.50.2", "native_libs": ["libbitsandbytes_rocm64.so"]},  # it serves
+        {"version": "0.45.5", "native_libs": [], "source_build": True},  # built for this GPU
+    ],
+)
+def test_a_rocm_host_keeps_a_bitsandbytes_that_serves_or_was_built_here(bnb):
+    _, plan = analyse(facts_from_dict(_rocm_doc(bnb)))
+    assert not plan.steps
+    required = [m for m in plan.manual if m.required]
+    assert bool(required) is bool(bnb.get("source_build"))  # the build is the user's to redo
+
+
+def test_a_rocm_host_with_a_hip_fault_gets_no_bitsandbytes_step():
+    """No code object for the GPU's target: torch's build is at fault, no bitsandbytes fixes it."""
+    text = "RuntimeError: HIP error: invalid device function"
+    from repair import pipeline
+
+    f = facts_from_dict(_rocm_doc({"version": "0.45.5", "native_libs": []}))
+    plan = pipeline.analyse(f, error_text=text).plan
+    assert not plan.steps and any(m.required and m.id == "rocm-host" for m in plan.manual)

@@ -222,6 +222,7 @@ def test_torch_venv_plain_probe(torch_report: TargetReport, venv_torch213: Venv)
     assert b.native_libs is not None and "libbitsandbytes_cpu.so" in b.native_libs
     assert {"libbitsandbytes_cuda118.so", "libbitsandbytes_cuda128.so"} <= set(b.native_libs)
     assert b.loaded is None and b.error is None
+    assert b.source_build is False  # a wheel from an index (or a wheel file): no source build
 
     assert r.packages["transformers"] == "5.24.0"
     assert r.packages["torch"] == "2.13.0+cpu" and r.packages["bitsandbytes"] == "0.50.2"
@@ -710,3 +711,29 @@ def test_newest_glibcxx_compares_numbers_not_text() -> None:
     assert target_script._newest_glibcxx(data) == "3.4.30"
     assert target_script._newest_glibcxx(b"\0GLIBCXX_3.4\0CXXABI_1.3.9\0") == "3.4"
     assert target_script._newest_glibcxx(b"GLIBC_2.17\0") is None
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        ({"url": "file:///src/bitsandbytes", "dir_info": {}}, True),  # pip install .
+        ({"url": "file:///src/bnb", "dir_info": {"editable": True}}, True),  # pip install -e .
+        ({"url": "https://github.com/x/bitsandbytes", "vcs_info": {"vcs": "git"}}, True),
+        ({"url": "file:///d/bitsandbytes-0.45.5.tar.gz", "archive_info": {}}, True),  # sdist
+        ({"url": "file:///d/bitsandbytes-0.50.2-py3-none-any.whl", "archive_info": {}}, False),
+        (None, False),  # from an index: pip writes no direct_url.json (PEP 610)
+        ("not json", None),
+    ],
+)
+def test_source_build_is_read_from_pep_610(
+    tmp_path: Path, direct_url: object, expected: bool | None
+) -> None:
+    info = tmp_path / "bitsandbytes-0.45.5.dist-info"
+    info.mkdir()
+    if direct_url is not None:
+        raw = direct_url if isinstance(direct_url, str) else json.dumps(direct_url)
+        (info / "direct_url.json").write_text(raw)
+    dist = target_script._Dist("bitsandbytes", "0.45.5", str(info), [])
+    assert target_script._source_build(dist) is expected
+    egg = target_script._Dist("bitsandbytes", "0.43.2.dev0", str(tmp_path / "b.egg-info"), [])
+    assert target_script._source_build(egg) is True  # setup.py install: no wheel at all

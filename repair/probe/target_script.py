@@ -474,8 +474,35 @@ def _bnb_section(
         "distributions": sorted(f"{d.name} {d.version}" for d in providers),
         "loaded": None,
         "error": None,
+        "source_build": _source_build(providers[0]) if providers else None,
     }
     return section, folder, module_version
+
+
+def _source_build(dist: _Dist) -> bool | None:
+    """Whether ``dist`` was built from a source tree or a VCS checkout: PEP 610's
+    direct_url.json names ``dir_info`` or ``vcs_info`` (``pip install .``, ``pip install
+    git+...``) or an archive that is not a wheel (an sdist); a setuptools egg-info
+    (``setup.py install``/``develop``) has no wheel at all.
+    None: not known (no metadata folder)."""
+    if dist.info is None:
+        return None
+    if dist.info.endswith(".egg-info") or dist.info.endswith(".egg"):
+        return True
+    try:
+        raw = _text(os.path.join(dist.info, "direct_url.json"), 1 << 16)
+    except OSError:
+        return False  # installed from an index or a wheel file: pip writes no direct_url.json
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if "vcs_info" in data or "dir_info" in data:
+        return True
+    # an archive: a wheel file is a build like an index's; an sdist was built here
+    return not str(data.get("url", "")).endswith(".whl")
 
 
 def report(measure_libstdcxx: bool = True) -> dict[str, object]:
