@@ -1280,7 +1280,11 @@ def _cuda_init_advice(
     one (802, fabric manager, reboot)."""
     if "cuda-init-failed" not in ids:
         return None
-    text = advice_for(view.implied, implying="cuda_error") or CUDA_INIT_ADVICE
+    text = (
+        advice_for(view.implied, implying="cuda_forked")
+        or advice_for(view.implied, implying="cuda_error")
+        or CUDA_INIT_ADVICE
+    )
     if view.implied.cuda_error == 804 and view.torch_cuda is not None:
         need = kb.drivers.minor_compat_min(view.torch_cuda.major, view.driver_os)
         if need is not None:

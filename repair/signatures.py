@@ -34,6 +34,9 @@ FACT_KEYS: Mapping[str, type] = {
     "bnb_foreign_build": bool,  # the loaded bitsandbytes library is another platform's file
     "rocm": bool,  # a HIP/ROCm library or torch: an AMD host
     "cuda_error": int,  # the CUDA runtime error code the text shows (cudaError_t)
+    # a forked child needed CUDA after its parent initialised it (torch's own check, before any
+    # CUDA error code: the fork case of error 3)
+    "cuda_forked": bool,
     "driver_below_torch_cuda": bool,  # the driver cannot run torch's CUDA runtime
     "libstdcxx": str,  # a libstdc++ symbol version the loader's libstdc++ lacks
     # A CUDA library the loader could not open (libcudart.so.N, cublas64_N.dll): its name carries
@@ -105,6 +108,7 @@ class Implied:
     bnb_foreign_build: bool = False
     rocm: bool = False
     cuda_error: int | None = None
+    cuda_forked: bool = False
     driver_below_torch_cuda: bool = False
     libstdcxx: str | None = None
     cuda_lib: str | None = None

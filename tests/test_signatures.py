@@ -644,6 +644,18 @@ def test_setup_failed_with_torch_unknown_plans_a_bitsandbytes_with_torch_pinned(
     assert any("cannot pin it" in u for u in a.plan.unknown)  # ...and apply pins what it finds
 
 
+def test_the_legacy_loaders_failure_names_both_of_its_causes():
+    """Before 0.43.1 the loader chose its library by the CUDA runtime it found on its own search
+    path (C4): a text of that era cannot tell 'no runtime found' from 'no library for it', so the
+    finding names both; from 0.43.1 it follows torch's CUDA."""
+    text = "RuntimeError:\n        CUDA Setup failed despite GPU being available."
+    [legacy] = _from_loader(_analyse(_t4(None), text))
+    assert "found no CUDA runtime on its search path" in legacy.summary
+    modern = "The installed version of bitsandbytes was compiled without GPU support."
+    [found] = _from_loader(_analyse(_t4(TorchBuild("2.4.0+cu124", "12.4")), modern))
+    assert "no library for torch's CUDA" in found.summary
+
+
 def test_setup_failed_with_a_cuda_torch_plans_a_release_with_its_library():
     torch = TorchBuild("2.1.0+cu121", "12.1")
     a = _analyse(_t4(torch), "CUDA SETUP: Setup Failed!")
@@ -1756,3 +1768,31 @@ def test_a_refused_win_amd64_wheel_names_only_the_windows_causes():
     [f] = [f for f in a.diagnosis.findings if f.id == "bnb-platform-unsupported"]
     assert "musl" not in f.summary and "pip older" not in f.summary
     assert "32-bit or an ARM64 Python" in f.summary
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RuntimeError: Cannot re-initialize CUDA in forked subprocess. To use CUDA with "
+        "multiprocessing, you must use the 'spawn' start method",
+        "RuntimeError: CUDA has been initialized before the `notebook_launcher` could create a "
+        "forked subprocess. This likely stems from an outside import causing issues once the "
+        "`notebook_launcher()` is called.",
+    ],
+)
+def test_a_forked_worker_after_cuda_is_cuda_init_failed_with_its_own_advice(text: str) -> None:
+    """S90: torch's bad-fork check and accelerate's notebook_launcher rewording of it: the fault
+    is the launch, not a package, so the plan's step is the fork advice and no package moves."""
+    from repair.facts import Facts, Gpu, Host
+    from repair.pipeline import analyse
+
+    assert implied_by(text).cuda_forked and implied_by(text).cuda_error is None
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "A10G", "8.6"),),
+        packages={"torch": "2.5.1", "bitsandbytes": "0.45.0"},
+    )
+    a = analyse(facts, error_text=text)
+    assert "cuda-init-failed" in a.diagnosis.ids and not a.plan.steps
+    [step] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
+    assert "forked" in step.text and "spawn" in step.text

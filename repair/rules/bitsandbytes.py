@@ -153,10 +153,23 @@ def _library_not_loaded(ctx: Context) -> Iterator[Finding | Unknown]:
         if view.torch_cuda is not None
         else "torch sees the GPU (torch.cuda.is_available(), per the loader's message)"
     )
+    # The legacy loader (before 0.43.1) chose its library by the CUDA runtime it found on its own
+    # search path, not by torch's (compat-facts C4): there, no runtime found fits the text too.
+    legacy = (view.bnb is not None and view.bnb < MODERN_BNB_LOADER) or (
+        view.bnb is None
+        and spec is not None
+        and all(r.version < MODERN_BNB_LOADER for r in ctx.kb.bnb.releases if r.version in spec)
+    )
+    why = (
+        "its loader (before 0.43.1) found no CUDA runtime on its search path, or no library "
+        "for the CUDA version it detected"
+        if legacy
+        else "it has no library for torch's CUDA"
+    )
     yield ctx.finding(
         "bnb-no-cuda-lib",
         f"bitsandbytes {shown} loaded no CUDA library (read from its loader's message) while "
-        f"{torch_side}: it has no library for torch's CUDA",
+        f"{torch_side}: {why}",
         bitsandbytes=str(view.bnb) if view.bnb is not None else None,
         bitsandbytes_range=str(spec) if view.bnb is None and spec else None,
         cuda=str(view.torch_cuda) if view.torch_cuda is not None else None,
@@ -178,6 +191,7 @@ def _explained_otherwise(ctx: Context) -> bool:
         or view.system == "Darwin"
         or (view.facts.env or {}).get("BNB_CUDA_VERSION") is not None
         or implied.cuda_error is not None
+        or implied.cuda_forked
         or implied.driver_below_torch_cuda
         or implied.cuda_lib_major is not None
         or implied.bnb_foreign_build
