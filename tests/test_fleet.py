@@ -158,7 +158,8 @@ def test_digest_ignores_interpreter_and_fingerprint_but_not_decisions() -> None:
 def _records(tmp_path: Path) -> Path:
     d = tmp_path / "records"
     d.mkdir()
-    names = {"healthy": 3, "driver-too-old": 2, "bnb-0454": 2, "rocm": 1}
+    # gpu08: a ROCm host whose bitsandbytes was built from source: its repair is manual
+    names = {"healthy": 3, "driver-too-old": 2, "bnb-0454": 2, "F46": 1}
     n = 0
     for example, count in names.items():
         for _ in range(count):
