@@ -1255,6 +1255,17 @@ CUDA_INIT_ADVICE = (
 )
 
 
+# torch.cuda.is_available() was False for a CUDA torch with no CUDA error in the text
+# (rules/gpu.py cuda_unavailable_to_a_cuda_torch): where the GPU is most often lost.
+CUDA_UNAVAILABLE_ADVICE = (
+    "torch is a CUDA build, but this process sees no usable GPU: in a container, start it with "
+    "the GPU (`--gpus all` and the NVIDIA Container Toolkit, or the GPU image of the platform); "
+    "check `nvidia-smi` in the same shell, and CUDA_VISIBLE_DEVICES (an empty value or -1 "
+    "hides every GPU); on NVSwitch systems start nvidia-fabricmanager; after a driver update, "
+    "reboot. No package change fixes this."
+)
+
+
 def _cuda_unavailable_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1280,10 +1291,11 @@ def _cuda_init_advice(
     one (802, fabric manager, reboot)."""
     if "cuda-init-failed" not in ids:
         return None
+    unavailable = any(f.evidence.get("cuda_unavailable") for f in by_id["cuda-init-failed"])
     text = (
         advice_for(view.implied, implying="cuda_forked")
         or advice_for(view.implied, implying="cuda_error")
-        or CUDA_INIT_ADVICE
+        or (CUDA_UNAVAILABLE_ADVICE if unavailable else CUDA_INIT_ADVICE)
     )
     if view.implied.cuda_error == 804 and view.torch_cuda is not None:
         need = kb.drivers.minor_compat_min(view.torch_cuda.major, view.driver_os)

@@ -663,3 +663,28 @@ def test_bitsandbytes_that_imports_triton_ops_beside_torch_2_6_is_a_mismatch() -
     # a CPU build requires no triton (S84): it imports (docs/repairs.md, bnb-0.43 on 2.13+cpu)
     cpu = _triton_host("0.43.3", "2.6.0+cpu")
     assert not any("triton.ops" in f.summary for f in cpu.diagnosis.findings)
+
+
+def test_a_cuda_torch_that_sees_no_gpu_is_cuda_init_failed():
+    """The deep probe's torch.cuda.is_available() False, or Unsloth's device check, beside a CUDA
+    torch, a listed NVIDIA GPU and a driver that runs torch's CUDA: no package is at fault."""
+    from repair.facts import Driver, Facts, Gpu, Host, TorchBuild
+    from repair.pipeline import analyse
+
+    base = dict(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "550.54.15", "12.4", "nvml"),
+        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
+        packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.5"},
+    )
+    deep = Facts(**base, torch=TorchBuild("2.5.1+cu121", "12.1", None, cuda_available=False))
+    a = analyse(deep)
+    assert a.diagnosis.ids == ("cuda-init-failed",) and not a.plan.steps
+    [step] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
+    assert step.required and "--gpus all" in step.text and "CUDA_VISIBLE_DEVICES" in step.text
+    unsloth = "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs."
+    text = analyse(Facts(**base, torch=TorchBuild("2.5.1+cu121", "12.1")), error_text=unsloth)
+    assert "cuda-init-failed" in text.diagnosis.ids and "torch-cpu-build" not in text.diagnosis.ids
+    # a driver too old for torch's CUDA explains it: that class, not this one
+    old = Facts(**{**base, "driver": Driver(True, "470.82.01", "11.4", "nvml")}, torch=deep.torch)
+    assert "cuda-init-failed" not in analyse(old).diagnosis.ids

@@ -175,6 +175,38 @@ def _driver_new_enough(view: View, kb: Knowledge) -> bool:
     return view.torch_cuda is not None and driver_fit(view, kb, view.torch_cuda).ok is True
 
 
+@rule("cuda-init-failed")
+def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
+    """torch is a CUDA build, an NVIDIA GPU is listed and the driver runs torch's CUDA (or is not
+    known), yet torch.cuda.is_available() was False: the deep probe saw it (torch.cuda_available)
+    or an error text proves it (Unsloth's device check, plans/signatures.toml). No package is at
+    fault: CUDA cannot initialise in that process (a container started without the GPU, a
+    CUDA_VISIBLE_DEVICES that hides it, fabric manager, a driver updated without a reboot). The
+    other texts of this class (802, 803, 3, 999, ...) name it through their signatures."""
+    view = ctx.view
+    t = view.facts.torch
+    seen = (t is not None and t.cuda_available is False) or view.implied.torch_cuda_unavailable
+    if not (seen and view.torch_cuda is not None and ctx.nvidia_here and view.gpus):
+        return
+    if driver_fit(view, ctx.kb, view.torch_cuda).ok is False:
+        return  # driver-too-old explains it
+    where = (
+        "the deep probe"
+        if t is not None and t.cuda_available is False
+        else "read from the error message"
+    )
+    yield ctx.finding(
+        "cuda-init-failed",
+        f"torch {view.torch or '(version not reported)'} is a CUDA {view.torch_cuda} build on "
+        f"a host with an NVIDIA GPU, yet torch.cuda.is_available() was False ({where}): CUDA "
+        "cannot initialise in that process",
+        torch=str(view.torch) if view.torch else None,
+        torch_cuda=str(view.torch_cuda),
+        source="deep probe" if where == "the deep probe" else "error message",
+        cuda_unavailable=True,
+    )
+
+
 @ruled_out("cuda-init-failed", by_complete_probe=False)
 def _no_gpu_to_init(view: View, kb: Knowledge) -> bool:
     # A state of the running machine, which no probe of files can rule out -- unless no GPU.

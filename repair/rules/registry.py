@@ -29,7 +29,7 @@ from ..view import (
 
 # Failure classes that only an error message can show (``qfix explain``): no probe of files tells
 # them, so they have no rule, only signatures (and possibly a ruled_out check).
-SIGNATURE_ONLY = ("cuda-init-failed",)
+SIGNATURE_ONLY: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
