@@ -36,10 +36,10 @@ _UV_DOWNLOAD = re.compile(r"^\s*Downloading\s+(\S+)\s+\(([^)]+)\)")
 # The marker a list line starts with, after its indent ("✗ ", "? ", "[required] ", "- "): its
 # continuation lines align under the text that follows it.
 _LIST_MARKER = re.compile(r"^(\s*(?:[✗!?·•x\-]|\[[a-z]+\]|\d+\.)\s+)")
-# Lines to copy or to read as columns stay whole: commands, table rows and headers (runs of two
-# or more spaces between words), the apply line, the digest.
+# Lines to copy or to read as columns stay whole: commands (POSIX "$ ", PowerShell "PS> "),
+# table rows and headers (runs of two or more spaces between words), the apply line, the digest.
 _WHOLE = re.compile(
-    r"^\s*(\$ |[~+\-]  |Apply with:|On the machine|\(or save|Plan digest:)|\S {2,}\S"
+    r"^\s*(\$ |PS> |[~+\-]  |Apply with:|On the machine|\(or save|Plan digest:)|\S {2,}\S"
 )
 # A `quoted command` is one unbreakable word (its spaces become this mark while wrapping).
 _GLUE = "\ue000"

@@ -400,11 +400,13 @@ def test_long_lines_fit_a_terminal_and_commands_and_table_rows_stay_whole() -> N
     finding = "  ✗ gpu-arch-unsupported: " + "word " * 30
     manual = "  [required] " + "step " * 30
     command = "  $ python -m pip install " + "x " * 60
+    powershell = "  PS> $env:PIP_CONFIG_FILE = 'nul'; & python -m pip install " + "w " * 60
     row = "  ~  torch  2.5.1+cu121  2.7.1+cu126  " + "y" * 80
     url = "  ? see https://example.org/" + "z" * 100
-    out = fit_to_width("\n".join([finding, manual, command, row, url]), 80)
+    out = fit_to_width("\n".join([finding, manual, command, powershell, row, url]), 80)
     lines = out.split("\n")
-    assert all(len(x) <= 80 for x in lines if not x.lstrip().startswith(("$", "~", "https")))
+    assert powershell in lines  # a Windows target's command is pasted whole too
+    assert all(len(x) <= 80 for x in lines if not x.lstrip().startswith(("$", "PS>", "~", "https")))
     assert lines[1].startswith(" " * len("  ✗ ")) and not lines[1].startswith(" " * 5)
     assert command in lines and row in lines
     assert any(x.strip() == "https://example.org/" + "z" * 100 for x in lines)  # never broken
