@@ -521,11 +521,14 @@ def _choose_targets(
     if view.rocm and "jetson-l4t" not in ids and (rocm_bnb := rocm_bnb_target(view, kb)):
         # torch's ROCm build stays (pinned); bitsandbytes moves to a PyPI release that ships a
         # library for torch's ROCm version (issue 12 item 4)
-        notes.append(
-            f"ROCm host: torch stays ({view.torch or 'its ROCm build'}); bitsandbytes moves to "
-            f"{rocm_bnb.version}, which ships a library for torch's ROCm {_rocm_of(view)}"
-        )
+        notes.append(_rocm_bnb_note(view, rocm_bnb))
         return None, rocm_bnb
+    if view.rocm and "jetson-l4t" not in ids and _rocm_bnb_fits(view, kb):
+        notes.append(
+            f"ROCm host: torch and bitsandbytes {view.bnb} stay; it ships a library for torch's "
+            f"ROCm {_rocm_of(view)}"
+        )
+        return None, None
     if view.rocm or "jetson-l4t" in ids:
         # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
         notes.append(
@@ -1291,7 +1294,24 @@ def _cuda_init_advice(
     one (802, fabric manager, reboot)."""
     if "cuda-init-failed" not in ids:
         return None
-    unavailable = any(f.evidence.get("cuda_unavailable") for f in by_id["cuda-init-failed"])
+    found = by_id["cuda-init-failed"]
+    hidden = next(
+        (
+            f.evidence["cuda_visible_devices"]
+            for f in found
+            if f.evidence.get("cuda_visible_devices") is not None
+        ),
+        None,
+    )
+    if hidden is not None:
+        return Manual(
+            "cuda-init-failed",
+            f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU: unset it (`unset "
+            "CUDA_VISIBLE_DEVICES`), or set it to the GPUs to use (`CUDA_VISIBLE_DEVICES=0`), "
+            "where it is set (shell profile, job script, container environment)",
+            True,
+        )
+    unavailable = any(f.evidence.get("cuda_unavailable") for f in found)
     text = (
         advice_for(view.implied, implying="cuda_forked")
         or advice_for(view.implied, implying="cuda_error")
@@ -1507,7 +1527,8 @@ def _rocm_of(view: View) -> Version | None:
 
 
 def _rocm_bnb_fits(view: View, kb: Knowledge) -> bool:
-    """The installed bitsandbytes ships a library for torch's ROCm version here."""
+    """The installed bitsandbytes serves torch's ROCm: a release of the knowledge base that ships
+    a library for it and is not known bad."""
     rocm = _rocm_of(view)
     cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
     return (
@@ -1515,35 +1536,88 @@ def _rocm_bnb_fits(view: View, kb: Knowledge) -> bool:
         and cur is not None
         and view.platform is not None
         and cur.lib_for_rocm(rocm, view.platform) is not None
+        and not cur.known_bad
+    )
+
+
+def _bnb_built_here(view: View, kb: Knowledge) -> bool:
+    """The installed bitsandbytes is not a PyPI release qfix knows: built from source (the facts
+    say so, or a dev/local version), a release newer than the knowledge base, or a fork's ROCm
+    library (``libbitsandbytes_hip*``). Its owner chose it; a plan does not swap it."""
+    bnb = view.facts.bitsandbytes
+    if bnb is not None and bnb.source_build:
+        return True
+    if bnb is not None and any("hip" in lib for lib in bnb.native_libs or ()):
+        return True
+    v = view.bnb
+    return v is not None and (v.is_devrelease or bool(v.local) or kb.bnb.release(v) is None)
+
+
+def torches_for_rocm(kb: Knowledge, view: View, rocm: Version) -> tuple[Version, ...]:
+    """The torch versions an installed torch of unknown version but known ROCm can be: those of
+    the knowledge base with a build for that ROCm on this platform."""
+    want = f"{rocm.major}.{rocm.minor}"
+    return tuple(
+        v
+        for rel in kb.torch.releases
+        if any(var.rocm == want for var in rel.variants_for(view.platform or ""))
+        for v in rel.versions
     )
 
 
 def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
-    """The bitsandbytes to install on a ROCm host, torch kept: the newest release that ships a
-    library for torch's ROCm version (PyPI ROCm libraries from 0.49.0, compat-facts C1/C4) and
-    fits otherwise (Python, torch's bounds, the wheel's tags). None: nothing to do here -- torch's
-    ROCm version unknown (or torch not a ROCm build), the installed release serves, bitsandbytes
-    not reported, a build from source installed (built for this GPU's target on purpose: a
-    wheel may not target it), or the error text shows a fault of HIP's that no bitsandbytes
+    """The bitsandbytes to install on a ROCm host, torch kept: a release that ships a library
+    for torch's ROCm version (PyPI ROCm libraries from 0.49.0, compat-facts C1/C4) and fits
+    otherwise (Python, the wheel's tags, torch's bounds: with torch's version unknown, across
+    every torch that had a build for this ROCm, so the install cannot pull another torch). The
+    newest with the exact library wins; the loader's fallback to another library of the same
+    major counts only where no release has the exact one. None: nothing to do here -- torch's
+    ROCm version unknown, the installed release serves, bitsandbytes not reported, one built
+    here (``_bnb_built_here``), or the error text shows a fault of HIP's that no bitsandbytes
     fixes."""
     rocm = _rocm_of(view)
-    bnb = view.facts.bitsandbytes
     if (
         rocm is None
         or view.platform is None
         or view.bnb_installed is None
-        or (bnb is not None and bnb.source_build)
+        or _bnb_built_here(view, kb)
         or _rocm_bnb_fits(view, kb)
         or advice_for(view.implied, implying="rocm")
     ):
+        return None
+    torches = (view.torch,) if view.torch is not None else torches_for_rocm(kb, view, rocm)
+    if not torches:
         return None
     fits = [
         r
         for r in kb.bnb.releases
         if r.lib_for_rocm(rocm, view.platform) is not None
-        and not bnb_fits(view, kb, r, view.torch, None, cpu_only=False)
+        and all(not bnb_fits(view, kb, r, t, None, cpu_only=False) for t in torches)
     ]
-    return fits[-1] if fits else None
+    exact = [r for r in fits if r.lib_for_rocm(rocm, view.platform) == _rocm_tag(rocm)]
+    best = exact or fits
+    return best[-1] if best else None
+
+
+def _rocm_tag(rocm: Version) -> str:
+    """bitsandbytes' name of the library for ROCm ``rocm``: 6.2 -> "rocm62", 7.14 -> "rocm714"."""
+    return f"rocm{rocm.major}{rocm.minor}"
+
+
+def _rocm_bnb_note(view: View, target: BnbRelease) -> str:
+    """The plan's note for the ROCm step: which library the release loads for torch's ROCm."""
+    rocm = _rocm_of(view)
+    lib = target.lib_for_rocm(rocm, view.platform or "") if rocm is not None else None
+    how = (
+        f"which ships lib{'bitsandbytes_' + lib if lib else 'bitsandbytes'} for torch's ROCm {rocm}"
+        if lib == (_rocm_tag(rocm) if rocm is not None else None)
+        else f"whose loader takes its {lib} library for torch's ROCm {rocm} (no release ships "
+        "one for that version exactly)"
+    )
+    return (
+        f"ROCm host: torch stays ({view.torch or 'its ROCm build'}); bitsandbytes moves to "
+        f"{target.version}, {how}"
+    )
 
 
 def _rocm_advice(view: View, kb: Knowledge) -> str:
@@ -1558,7 +1632,16 @@ def _rocm_advice(view: View, kb: Knowledge) -> str:
             "one, or build bitsandbytes from source" + tail
         )
     rocm = Version(f"{hip.major}.{hip.minor}")
-    fits = [r for r in kb.bnb.releases if r.lib_for_rocm(rocm, view.platform) is not None]
+    py = public(view.python) if view.python is not None else None
+    shipping = [r for r in kb.bnb.releases if r.lib_for_rocm(rocm, view.platform) is not None]
+    fits = [r for r in shipping if py is None or r.admits_python(py)]
+    if shipping and not fits:
+        return (
+            f"ROCm {rocm}: bitsandbytes >= {shipping[0].version} ships a library for it, but "
+            f"needs Python {shipping[0].python}; this environment has Python {view.python}: "
+            "create a venv with a newer Python (torch's ROCm build in it) and re-run qfix plan "
+            "there" + tail
+        )
     if fits:
         return (
             f"ROCm {rocm}: bitsandbytes >= {fits[0].version} ships a library for it "

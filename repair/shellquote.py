@@ -66,9 +66,8 @@ def command_line(argv: tuple[str, ...] | list[str], *, os_name: str | None = Non
 
     POSIX shells run the ``env`` form itself. Windows has no ``env``, and cmd.exe cannot set a
     variable for one command, so a Windows line is PowerShell (the default shell of Windows 10
-    and 11): the variables are set, the command is called with ``&`` (a quoted path is otherwise
-    a string, not a command), and a variable set for it is removed afterwards; a variable the
-    command needs unset stays unset in that PowerShell session.
+    and 11): the variables are saved and set (or removed), the command is called with ``&`` (a
+    quoted path is otherwise a string, not a command), and the saved values are put back.
     """
     if not is_windows_shell(os_name):
         return " ".join(quote(a, os_name="posix") for a in argv)
@@ -86,12 +85,16 @@ def command_line(argv: tuple[str, ...] | list[str], *, os_name: str | None = Non
                 assign.append((name, value))
             else:
                 break
-    # the right side of an assignment is an expression: a bare word there would be a command
-    parts = [f"$env:{name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in assign]
+    # Each variable the command changes is saved first and put back after it (assigning $null
+    # removes a variable that was not set: about_Environment_Variables), so the session keeps
+    # what the user had. The right side of an assignment is an expression: a bare word there
+    # would be a command, so values are single-quoted.
+    changed = [*(name for name, _ in assign), *unset]
+    parts = [f"$qfix_{name} = $env:{name}" for name in changed]
+    parts += [f"$env:{name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in assign]
     if unset:
         gone = ", ".join(f"Env:{name}" for name in unset)
         parts.append(f"Remove-Item {gone} -ErrorAction Ignore")
     parts.append("& " + " ".join(powershell_word(a) for a in words))
-    if assign:
-        parts.append("Remove-Item " + ", ".join(f"Env:{name}" for name, _ in assign))
+    parts += [f"$env:{name} = $qfix_{name}" for name in changed]
     return "; ".join(parts)

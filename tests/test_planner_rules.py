@@ -398,9 +398,9 @@ def test_a_rocm_host_gets_the_bitsandbytes_that_ships_its_rocm_library_torch_pin
     [step] = plan.steps
     assert step.package == "bitsandbytes" and step.because == ("rocm-host",)
     rel = KB.bnb.release(step.to)
-    assert rel is not None and rel.lib_for_rocm(Version("6.2"), "linux-x86_64") is not None
-    newer = [r for r in KB.bnb.releases if r.version > rel.version]
-    assert not any(r.lib_for_rocm(Version("6.2"), "linux-x86_64") for r in newer)
+    assert rel is not None and rel.lib_for_rocm(Version("6.2"), "linux-x86_64") == "rocm62"
+    newer = [r for r in KB.bnb.releases if r.version > rel.version]  # the newest exact one
+    assert not any(r.lib_for_rocm(Version("6.2"), "linux-x86_64") == "rocm62" for r in newer)
     assert not any(m.required for m in plan.manual)  # the source build is the fallback only
     plan = with_commands(plan, installed=f.packages)
     assert plan.constraints == ("torch==2.5.1+rocm6.2",)
@@ -428,3 +428,68 @@ def test_a_rocm_host_with_a_hip_fault_gets_no_bitsandbytes_step():
     f = facts_from_dict(_rocm_doc({"version": "0.45.5", "native_libs": []}))
     plan = pipeline.analyse(f, error_text=text).plan
     assert not plan.steps and any(m.required and m.id == "rocm-host" for m in plan.manual)
+
+
+def test_a_rocm_step_with_torch_unknown_holds_for_every_torch_of_that_rocm():
+    """torch's version unknown, its ROCm 6.0: only some torch releases had such builds (2.3,
+    2.4), so a bitsandbytes whose torch bound excludes one of them could pull another torch."""
+    doc = _rocm_doc({"version": "0.45.5", "native_libs": []}, "2.3.1+rocm6.0", "6.0.32830")
+    doc["torch"]["version"] = None
+    doc["packages"]["torch"] = None
+    _, plan = analyse(facts_from_dict(doc))
+    from repair.planner import torches_for_rocm
+    from repair.view import make_view
+
+    view = make_view(facts_from_dict(doc), KB)
+    torches = torches_for_rocm(KB, view, Version("6.0"))
+    assert torches and Version("2.3.1") in torches and Version("2.5.1") not in torches
+    for step in plan.steps:
+        rel = KB.bnb.release(step.to)
+        assert rel is not None and all(rel.admits_torch(t) for t in torches)
+
+
+@pytest.mark.parametrize(
+    "bnb",
+    [
+        {"version": "0.51.0", "native_libs": ["libbitsandbytes_rocm62.so"]},  # newer than the KB
+        {"version": "0.43.3.dev0", "native_libs": ["libbitsandbytes_hip_nohipblaslt.so"]},  # fork
+        {"version": "0.45.5", "native_libs": ["libbitsandbytes_hip_nohipblaslt.so"]},  # fork lib
+    ],
+)
+def test_a_rocm_host_never_swaps_a_bitsandbytes_it_does_not_know(bnb):
+    _, plan = analyse(facts_from_dict(_rocm_doc(bnb)))
+    assert not any(s.package == "bitsandbytes" for s in plan.steps)
+
+
+def test_a_rocm_step_prefers_the_exact_library_and_says_which_it_loads():
+    _, plan = analyse(facts_from_dict(_rocm_doc({"version": "0.45.5", "native_libs": []})))
+    [step] = plan.steps
+    rel = KB.bnb.release(step.to)
+    assert rel.lib_for_rocm(Version("6.2"), "linux-x86_64") == "rocm62"
+    assert any("libbitsandbytes_rocm62" in n for n in plan.notes)
+
+
+def test_a_known_bad_rocm_release_moves_and_a_fitting_one_stays_without_a_dangling_note():
+    good = [
+        r
+        for r in KB.bnb.releases
+        if r.lib_for_rocm(Version("6.2"), "linux-x86_64") and not r.known_bad
+    ][-1]
+    _, plan = analyse(facts_from_dict(_rocm_doc({"version": str(good.version), "native_libs": []})))
+    assert not plan.steps and not plan.manual
+    assert not any("see the manual steps" in n for n in plan.notes)
+    bad = [r for r in KB.bnb.releases if r.lib_for_rocm(Version("6.2"), "linux-x86_64")]
+    bad = [r for r in bad if r.known_bad]
+    if bad:
+        doc = _rocm_doc({"version": str(bad[0].version), "native_libs": []})
+        _, plan = analyse(facts_from_dict(doc))
+        assert [s.package for s in plan.steps] == ["bitsandbytes"]
+
+
+def test_the_rocm_fallback_text_names_the_python_it_needs():
+    doc = _rocm_doc({"version": "0.45.5", "native_libs": []})
+    doc["python"]["version"] = "3.8.18"
+    _, plan = analyse(facts_from_dict(doc))
+    assert not plan.steps
+    [m] = [m for m in plan.manual if m.id == "rocm-host"]
+    assert "needs Python" in m.text and "3.8.18" in m.text

@@ -721,6 +721,9 @@ def test_newest_glibcxx_compares_numbers_not_text() -> None:
         ({"url": "https://github.com/x/bitsandbytes", "vcs_info": {"vcs": "git"}}, True),
         ({"url": "file:///d/bitsandbytes-0.45.5.tar.gz", "archive_info": {}}, True),  # sdist
         ({"url": "file:///d/bitsandbytes-0.50.2-py3-none-any.whl", "archive_info": {}}, False),
+        ({"url": "https://x/bitsandbytes-0.50.2-py3-none-any.whl?raw=true"}, False),
+        # a bare linux_* tag: PyPI refuses it, so the wheel was built on a machine like this one
+        ({"url": "file:///d/dist/bitsandbytes-0.43.3-cp310-cp310-linux_x86_64.whl"}, True),
         (None, False),  # from an index: pip writes no direct_url.json (PEP 610)
         ("not json", None),
     ],
@@ -735,5 +738,6 @@ def test_source_build_is_read_from_pep_610(
         (info / "direct_url.json").write_text(raw)
     dist = target_script._Dist("bitsandbytes", "0.45.5", str(info), [])
     assert target_script._source_build(dist) is expected
-    egg = target_script._Dist("bitsandbytes", "0.43.2.dev0", str(tmp_path / "b.egg-info"), [])
-    assert target_script._source_build(egg) is True  # setup.py install: no wheel at all
+    for folder in ("b.egg-info", "bitsandbytes-0.43.3.dev0-py3.10-linux-x86_64.egg/EGG-INFO"):
+        egg = target_script._Dist("bitsandbytes", "0.43.3.dev0", str(tmp_path / folder), [])
+        assert target_script._source_build(egg) is True  # setup.py install: no wheel at all

@@ -688,3 +688,29 @@ def test_a_cuda_torch_that_sees_no_gpu_is_cuda_init_failed():
     # a driver too old for torch's CUDA explains it: that class, not this one
     old = Facts(**{**base, "driver": Driver(True, "470.82.01", "11.4", "nvml")}, torch=deep.torch)
     assert "cuda-init-failed" not in analyse(old).diagnosis.ids
+
+
+def test_cuda_init_failed_from_facts_yields_to_what_the_facts_name():
+    """The deep probe's answer beats a text from another process; no driver loaded is its own
+    class; a CUDA_VISIBLE_DEVICES that hides every GPU is named, with its own step."""
+    from repair.facts import Driver, Facts, Gpu, Host, TorchBuild
+    from repair.pipeline import analyse
+
+    unsloth = "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs."
+    base = dict(
+        host=Host("Linux", "x86_64"),
+        driver=Driver(True, "550.54.15", "12.4", "nvml"),
+        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
+        packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.5"},
+    )
+    sees = Facts(**base, torch=TorchBuild("2.5.1+cu121", "12.1", None, cuda_available=True))
+    assert "cuda-init-failed" not in analyse(sees, error_text=unsloth).diagnosis.ids
+    blind = TorchBuild("2.5.1+cu121", "12.1", None, cuda_available=False)
+    no_driver = Facts(**{**base, "driver": Driver(False, None, None, None)}, torch=blind)
+    assert "cuda-init-failed" not in analyse(no_driver).diagnosis.ids
+    hidden = Facts(**base, torch=blind, env={"CUDA_VISIBLE_DEVICES": ""})
+    a = analyse(hidden)
+    [f] = [f for f in a.diagnosis.findings if f.id == "cuda-init-failed"]
+    assert "CUDA_VISIBLE_DEVICES=''" in f.summary
+    [m] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
+    assert m.required and "unset CUDA_VISIBLE_DEVICES" in m.text

@@ -108,11 +108,23 @@ def test_windows_command_lines_are_powershell(argv: tuple[str, ...]) -> None:
     while command[0] == "-u" or "=" in command[0] and command[0].split("=")[0].isupper():
         command = command[2:] if command[0] == "-u" else command[1:]
     assert _powershell_words(call[2:]) == command
-    sets = [s for s in statements if s.startswith("$env:")]
-    removed = [s for s in statements if s.startswith("Remove-Item")]
-    if "PIP_CONFIG_FILE=nul" in argv:  # set for the command, removed after it
-        assert sets == ["$env:PIP_CONFIG_FILE = 'nul'"]
-        assert statements[-1] == "Remove-Item Env:PIP_CONFIG_FILE"
-    if "-u" in argv:  # unset before the command
-        assert removed[0] == "Remove-Item Env:UV_INDEX, Env:UV_EXTRA_INDEX_URL -ErrorAction Ignore"
-        assert statements.index(removed[0]) < statements.index(call)
+    before = statements[: statements.index(call)]
+    after = statements[statements.index(call) + 1 :]
+    if "PIP_CONFIG_FILE=nul" in argv:  # saved, set for the command, put back after it
+        assert before == [
+            "$qfix_PIP_CONFIG_FILE = $env:PIP_CONFIG_FILE",
+            "$env:PIP_CONFIG_FILE = 'nul'",
+        ]
+        assert after == ["$env:PIP_CONFIG_FILE = $qfix_PIP_CONFIG_FILE"]
+    if "-u" in argv:  # saved, removed before the command, put back after it
+        assert before == [
+            "$qfix_UV_INDEX = $env:UV_INDEX",
+            "$qfix_UV_EXTRA_INDEX_URL = $env:UV_EXTRA_INDEX_URL",
+            "Remove-Item Env:UV_INDEX, Env:UV_EXTRA_INDEX_URL -ErrorAction Ignore",
+        ]
+        assert after == [
+            "$env:UV_INDEX = $qfix_UV_INDEX",
+            "$env:UV_EXTRA_INDEX_URL = $qfix_UV_EXTRA_INDEX_URL",
+        ]
+    if argv[0] != "env":
+        assert before == [] and after == []

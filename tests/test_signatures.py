@@ -1720,6 +1720,13 @@ def test_transformers_wrapper_of_the_bitsandbytes_import_counts_as_its_frame():
     assert "bnb-triton-ops" in implied_by(wrapped).signatures
     other = wrapped.replace("integrations.bitsandbytes", "integrations.deepspeed")
     assert "bnb-triton-ops" not in implied_by(other).signatures
+    # the wrapper's own cause must be the triton.ops error: here bitsandbytes is missing, and a
+    # DeepSpeed frame below fails on triton.ops
+    missing = wrapped.replace("triton.ops'", "bitsandbytes'") + (
+        '\n  File "/x/site-packages/deepspeed/ops/transformer/inference/triton/matmul_ext.py"'
+        "\nModuleNotFoundError: No module named 'triton.ops'"
+    )
+    assert "bnb-triton-ops" not in implied_by(missing).signatures
 
 
 def test_a_bitsandbytes_frame_failing_on_triton_ops_proves_the_clash_on_any_platform():

@@ -482,12 +482,15 @@ def _bnb_section(
 def _source_build(dist: _Dist) -> bool | None:
     """Whether ``dist`` was built from a source tree or a VCS checkout: PEP 610's
     direct_url.json names ``dir_info`` or ``vcs_info`` (``pip install .``, ``pip install
-    git+...``) or an archive that is not a wheel (an sdist); a setuptools egg-info
-    (``setup.py install``/``develop``) has no wheel at all.
+    git+...``), or an archive that is not a wheel (an sdist) or a wheel with a bare ``linux_*``
+    platform tag, which PyPI refuses (PEP 513/600: only manylinux/musllinux tags are uploaded),
+    so it was built on a machine like this one; a setuptools egg (``setup.py install``/
+    ``develop``: an .egg-info, or an .egg folder's EGG-INFO) has no wheel at all.
     None: not known (no metadata folder)."""
     if dist.info is None:
         return None
-    if dist.info.endswith(".egg-info") or dist.info.endswith(".egg"):
+    info = dist.info.rstrip("/\\")
+    if info.endswith((".egg-info", ".egg", "EGG-INFO")):
         return True
     try:
         raw = _text(os.path.join(dist.info, "direct_url.json"), 1 << 16)
@@ -501,8 +504,10 @@ def _source_build(dist: _Dist) -> bool | None:
         return None
     if "vcs_info" in data or "dir_info" in data:
         return True
-    # an archive: a wheel file is a build like an index's; an sdist was built here
-    return not str(data.get("url", "")).endswith(".whl")
+    url = str(data.get("url", "")).split("?", 1)[0].split("#", 1)[0]
+    if not url.endswith(".whl"):
+        return True  # an sdist, built here
+    return re.search(r"-linux_[^-]+\.whl$", url) is not None
 
 
 def report(measure_libstdcxx: bool = True) -> dict[str, object]:

@@ -185,25 +185,33 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
     other texts of this class (802, 803, 3, 999, ...) name it through their signatures."""
     view = ctx.view
     t = view.facts.torch
-    seen = (t is not None and t.cuda_available is False) or view.implied.torch_cuda_unavailable
+    probed = t.cuda_available if t is not None else None
+    # the deep probe's answer is this environment's; a text may come from another process
+    seen = probed is False or (probed is None and view.implied.torch_cuda_unavailable)
+    drv = view.facts.driver
     if not (seen and view.torch_cuda is not None and ctx.nvidia_here and view.gpus):
         return
-    if driver_fit(view, ctx.kb, view.torch_cuda).ok is False:
-        return  # driver-too-old explains it
-    where = (
-        "the deep probe"
-        if t is not None and t.cuda_available is False
-        else "read from the error message"
-    )
+    if (drv is not None and drv.found is False) or (
+        driver_fit(view, ctx.kb, view.torch_cuda).ok is False
+    ):
+        return  # no driver loaded, or one too old for torch's CUDA: their own classes say it
+    where = "the deep probe" if probed is False else "read from the error message"
+    hidden = (view.facts.env or {}).get("CUDA_VISIBLE_DEVICES")
+    hides = hidden is not None and hidden.strip() in ("", "-1")
     yield ctx.finding(
         "cuda-init-failed",
         f"torch {view.torch or '(version not reported)'} is a CUDA {view.torch_cuda} build on "
-        f"a host with an NVIDIA GPU, yet torch.cuda.is_available() was False ({where}): CUDA "
-        "cannot initialise in that process",
+        f"a host with an NVIDIA GPU, yet torch.cuda.is_available() was False ({where}): "
+        + (
+            f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU from the process"
+            if hides
+            else "CUDA cannot initialise in that process"
+        ),
         torch=str(view.torch) if view.torch else None,
         torch_cuda=str(view.torch_cuda),
-        source="deep probe" if where == "the deep probe" else "error message",
+        source="deep probe" if probed is False else "error message",
         cuda_unavailable=True,
+        cuda_visible_devices=hidden if hides else None,
     )
 
 
