@@ -665,51 +665,53 @@ def test_bitsandbytes_that_imports_triton_ops_beside_torch_2_6_is_a_mismatch() -
     assert not any("triton.ops" in f.summary for f in cpu.diagnosis.findings)
 
 
+UNSLOTH = "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs."
+CU121 = ("2.5.1+cu121", "12.1", None)
+
+
+def _a10g(**changes):
+    """An A10G host whose driver (550) runs torch 2.5.1+cu121, as ``Facts`` keyword arguments."""
+    from repair.facts import Driver, Gpu, Host
+
+    return {
+        "host": Host("Linux", "x86_64"),
+        "driver": Driver(True, "550.54.15", "12.4", "nvml"),
+        "gpus": (Gpu(0, "NVIDIA A10G", "8.6"),),
+        "packages": {"torch": "2.5.1+cu121", "bitsandbytes": "0.45.5"},
+        **changes,
+    }
+
+
 def test_a_cuda_torch_that_sees_no_gpu_is_cuda_init_failed():
     """The deep probe's torch.cuda.is_available() False, or Unsloth's device check, beside a CUDA
     torch, a listed NVIDIA GPU and a driver that runs torch's CUDA: no package is at fault."""
-    from repair.facts import Driver, Facts, Gpu, Host, TorchBuild
+    from repair.facts import Driver, Facts, TorchBuild
     from repair.pipeline import analyse
 
-    base = dict(
-        host=Host("Linux", "x86_64"),
-        driver=Driver(True, "550.54.15", "12.4", "nvml"),
-        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
-        packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.5"},
-    )
-    deep = Facts(**base, torch=TorchBuild("2.5.1+cu121", "12.1", None, cuda_available=False))
-    a = analyse(deep)
+    blind = TorchBuild(*CU121, cuda_available=False)
+    a = analyse(Facts(**_a10g(torch=blind)))
     assert a.diagnosis.ids == ("cuda-init-failed",) and not a.plan.steps
     [step] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
     assert step.required and "--gpus all" in step.text and "CUDA_VISIBLE_DEVICES" in step.text
-    unsloth = "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs."
-    text = analyse(Facts(**base, torch=TorchBuild("2.5.1+cu121", "12.1")), error_text=unsloth)
+    text = analyse(Facts(**_a10g(torch=TorchBuild(*CU121))), error_text=UNSLOTH)
     assert "cuda-init-failed" in text.diagnosis.ids and "torch-cpu-build" not in text.diagnosis.ids
     # a driver too old for torch's CUDA explains it: that class, not this one
-    old = Facts(**{**base, "driver": Driver(True, "470.82.01", "11.4", "nvml")}, torch=deep.torch)
+    old = Facts(**_a10g(driver=Driver(True, "470.82.01", "11.4", "nvml"), torch=blind))
     assert "cuda-init-failed" not in analyse(old).diagnosis.ids
 
 
 def test_cuda_init_failed_from_facts_yields_to_what_the_facts_name():
     """The deep probe's answer beats a text from another process; no driver loaded is its own
     class; a CUDA_VISIBLE_DEVICES that hides every GPU is named, with its own step."""
-    from repair.facts import Driver, Facts, Gpu, Host, TorchBuild
+    from repair.facts import Driver, Facts, TorchBuild
     from repair.pipeline import analyse
 
-    unsloth = "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs."
-    base = dict(
-        host=Host("Linux", "x86_64"),
-        driver=Driver(True, "550.54.15", "12.4", "nvml"),
-        gpus=(Gpu(0, "NVIDIA A10G", "8.6"),),
-        packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.5"},
-    )
-    sees = Facts(**base, torch=TorchBuild("2.5.1+cu121", "12.1", None, cuda_available=True))
-    assert "cuda-init-failed" not in analyse(sees, error_text=unsloth).diagnosis.ids
-    blind = TorchBuild("2.5.1+cu121", "12.1", None, cuda_available=False)
-    no_driver = Facts(**{**base, "driver": Driver(False, None, None, None)}, torch=blind)
+    sees = Facts(**_a10g(torch=TorchBuild(*CU121, cuda_available=True)))
+    assert "cuda-init-failed" not in analyse(sees, error_text=UNSLOTH).diagnosis.ids
+    blind = TorchBuild(*CU121, cuda_available=False)
+    no_driver = Facts(**_a10g(driver=Driver(False, None, None, None), torch=blind))
     assert "cuda-init-failed" not in analyse(no_driver).diagnosis.ids
-    hidden = Facts(**base, torch=blind, env={"CUDA_VISIBLE_DEVICES": ""})
-    a = analyse(hidden)
+    a = analyse(Facts(**_a10g(torch=blind, env={"CUDA_VISIBLE_DEVICES": ""})))
     [f] = [f for f in a.diagnosis.findings if f.id == "cuda-init-failed"]
     assert "CUDA_VISIBLE_DEVICES=''" in f.summary
     [m] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
