@@ -732,12 +732,69 @@ class BnbRelease(Cited):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RocmTargets(Cited):
+    """GPU targets (gfxNNNN) that the ROCm libraries of a release range are built for, for the
+    libraries built with a ROCm version in ``rocm`` (plans/bitsandbytes.toml [[rocm_targets]])."""
+
+    releases: SpecifierSet
+    platforms: frozenset[str]
+    rocm: SpecifierSet
+    targets: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuTarget(Cited):
+    """An AMD GPU product name and its LLVM target (plans/bitsandbytes.toml [[gpu_target]])."""
+
+    name: str
+    gfx: str
+
+
+# A target named in the GPU's own name or a report ("AMD Radeon (gfx1201, Navi 48)").
+_GFX_IN_NAME = re.compile(r"\b(gfx[0-9]{3,4}[a-z]?)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BnbTable:
     releases: tuple[BnbRelease, ...]  # ascending
     loaders: Mapping[str, BnbLoader]
     overrides: Mapping[str, BnbOverride]
     sass_bands: tuple[SassBand, ...]
     conflicts: tuple[BnbConflict, ...] = ()
+    rocm_targets: tuple[RocmTargets, ...] = ()
+    gpu_targets: tuple[GpuTarget, ...] = ()
+
+    def lib_targets(
+        self, release: Version, platform: str, lib_rocm: Version
+    ) -> frozenset[str] | None:
+        """The GPU targets the ROCm library of ``release`` built with ROCm ``lib_rocm`` has code
+        for; None when the knowledge base does not say for that release and platform."""
+        scoped = [
+            t
+            for t in self.rocm_targets
+            if t.releases.contains(release, prereleases=True) and platform in t.platforms
+        ]
+        if not scoped:
+            return None
+        return frozenset(
+            g for t in scoped if t.rocm.contains(lib_rocm, prereleases=True) for g in t.targets
+        )
+
+    def gfx_of(self, name: str | None) -> str | None:
+        """The LLVM target of an AMD GPU from its name: one the name carries ("gfx1201"), else
+        the longest product name of [[gpu_target]] it contains as whole words."""
+        if not name:
+            return None
+        m = _GFX_IN_NAME.search(name)
+        if m:
+            return m.group(1).lower()
+        text = " ".join(name.casefold().replace("(tm)", " ").replace("\u2122", " ").split())
+        best: GpuTarget | None = None
+        for t in self.gpu_targets:
+            pattern = rf"(?<!\w){re.escape(t.name.casefold())}(?!\w)"
+            if re.search(pattern, text) and (best is None or len(t.name) > len(best.name)):
+                best = t
+        return best.gfx if best else None
 
     def conflict(
         self,
@@ -1440,6 +1497,15 @@ def _load_bnb(path: Path) -> BnbTable:
         )
         for e, sc in _scoped(top, "conflict")
     ]
+    rocm_targets = tuple(
+        RocmTargets(rocm=e.spec("rocm"), targets=frozenset(e.strs("targets")), **sc)
+        for e, sc in _scoped(top, "rocm_targets")
+    )
+    gpu_targets: list[GpuTarget] = []
+    for i, t in enumerate(top.tables("gpu_target")):
+        e = top.child(f"gpu_target[{i}] '{t.get('name', '?')}'", t)
+        gpu_targets.append(GpuTarget(name=e.text("name"), gfx=e.text("gfx"), **e.cited()))
+        e.done()
     releases: list[BnbRelease] = []
     for i, t in enumerate(top.tables("release")):
         e = top.child(f"release '{t.get('version', i)}'", t)
@@ -1458,6 +1524,8 @@ def _load_bnb(path: Path) -> BnbTable:
         overrides=MappingProxyType(overrides),
         sass_bands=band_tuple,
         conflicts=tuple(conflicts),
+        rocm_targets=rocm_targets,
+        gpu_targets=tuple(gpu_targets),
     )
 
 

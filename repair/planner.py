@@ -27,7 +27,14 @@ from packaging.version import Version
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
-from .knowledge import BnbConflict, BnbRelease, Knowledge, TorchRelease, TorchVariant
+from .knowledge import (
+    BnbConflict,
+    BnbRelease,
+    Knowledge,
+    TorchRelease,
+    TorchVariant,
+    lib_rocm,
+)
 from .plan import Manual, Plan, Step  # noqa: F401
 from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
@@ -1384,13 +1391,17 @@ def _rocm_host_advice(
     if _rocm_bnb_fits(view, kb):
         return None  # the installed release ships a library for torch's ROCm
     if rocm_bnb_target(view, kb) is not None:
-        # the plan's bitsandbytes step; its library is built for a list of GPU targets (S89)
+        # the plan's bitsandbytes step; its library is built for a list of GPU targets (S89),
+        # which this GPU's is in, or not known to be outside
+        gfx = amd_gfx(view, kb)
+        target = gfx[0] if gfx else "<gfx target>"
         return Manual(
             "rocm-host",
             "if the 4-bit check still fails after this plan, the bitsandbytes library may not "
-            "be built for this GPU's target (`rocminfo | grep gfx`): build bitsandbytes from "
-            "source for it (`cmake -DCOMPUTE_BACKEND=hip -DBNB_ROCM_ARCH=<gfx target> .`); do "
-            "not install CUDA builds of torch here",
+            "be built for this GPU's target"
+            + ("" if gfx else " (`rocminfo | grep gfx`)")
+            + ": build bitsandbytes from source for it (`cmake -DCOMPUTE_BACKEND=hip "
+            f"-DBNB_ROCM_ARCH={target} .`); do not install CUDA builds of torch here",
             False,
         )
     text = _rocm_advice(view, kb)
@@ -1592,11 +1603,32 @@ def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
         r
         for r in kb.bnb.releases
         if r.lib_for_rocm(rocm, view.platform) is not None
+        and not _rocm_gpus_uncovered(view, kb, r, rocm)
         and all(not bnb_fits(view, kb, r, t, None, cpu_only=False) for t in torches)
     ]
     exact = [r for r in fits if r.lib_for_rocm(rocm, view.platform) == _rocm_tag(rocm)]
     best = exact or fits
     return best[-1] if best else None
+
+
+def amd_gfx(view: View, kb: Knowledge) -> tuple[str, ...]:
+    """The LLVM targets of the AMD GPUs the facts list, where their names tell (S91)."""
+    gpus = view.facts.gpus or ()
+    return tuple(
+        dict.fromkeys(g for gpu in gpus if gpu.vendor == "amd" and (g := kb.bnb.gfx_of(gpu.name)))
+    )
+
+
+def _rocm_gpus_uncovered(view: View, kb: Knowledge, r: BnbRelease, rocm: Version) -> list[str]:
+    """The listed AMD GPUs' targets that the ROCm library ``r`` loads for ``rocm`` has no code
+    for (S89); [] when they are covered or when either side is not known."""
+    lib = r.lib_for_rocm(rocm, view.platform or "")
+    if lib is None:
+        return []
+    targets = kb.bnb.lib_targets(r.version, view.platform or "", lib_rocm(lib))
+    if targets is None:
+        return []
+    return [g for g in amd_gfx(view, kb) if g not in targets]
 
 
 def _rocm_tag(rocm: Version) -> str:
@@ -1635,6 +1667,16 @@ def _rocm_advice(view: View, kb: Knowledge) -> str:
     py = public(view.python) if view.python is not None else None
     shipping = [r for r in kb.bnb.releases if r.lib_for_rocm(rocm, view.platform) is not None]
     fits = [r for r in shipping if py is None or r.admits_python(py)]
+    uncovered = {g for r in fits for g in _rocm_gpus_uncovered(view, kb, r, rocm)}
+    if fits and all(_rocm_gpus_uncovered(view, kb, r, rocm) for r in fits):
+        gfx = ", ".join(sorted(uncovered))
+        return (
+            f"ROCm {rocm}: the PyPI bitsandbytes libraries that serve it are not built for this "
+            f"GPU's target {gfx} (S89: each library's list grows with the ROCm version it was "
+            "built with): build bitsandbytes from source for it (`cmake -DCOMPUTE_BACKEND=hip "
+            f"-DBNB_ROCM_ARCH={gfx.split(', ')[0]} .`), or move torch to a ROCm build whose "
+            "bitsandbytes library includes it" + tail
+        )
     if shipping and not fits:
         return (
             f"ROCm {rocm}: bitsandbytes >= {shipping[0].version} ships a library for it, but "

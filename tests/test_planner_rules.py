@@ -8,7 +8,7 @@ import pytest
 from packaging.version import Version
 
 from repair.facts import facts_from_dict
-from repair.knowledge import load_knowledge
+from repair.knowledge import lib_rocm, load_knowledge
 from repair.view import arch_coverage
 from tests.core_helpers import analyse, example_doc
 
@@ -493,3 +493,38 @@ def test_the_rocm_fallback_text_names_the_python_it_needs():
     assert not plan.steps
     [m] = [m for m in plan.manual if m.id == "rocm-host"]
     assert "needs Python" in m.text and "3.8.18" in m.text
+
+
+@pytest.mark.parametrize(
+    ("name", "step"),
+    [
+        ("AMD Radeon RX 6700 XT", False),  # gfx1031: RDNA2 only in libraries of ROCm >= 7.14
+        ("AMD Radeon RX 7900 XTX", True),  # gfx1100: in every ROCm library
+        ("AMD Radeon (gfx1201, Navi 48)", True),  # a target in the name: 0.50's rocm64 has it
+    ],
+)
+def test_a_rocm_step_only_for_a_library_built_for_the_gpus_target(name, step):
+    """S89: each PyPI ROCm library is built for a list of GPU targets that grows with the ROCm
+    version it was built with; S91 names each GPU's target. A GPU outside the list gets no
+    step, and the required step says to build for its target."""
+    doc = _rocm_doc({"version": "0.45.5", "native_libs": []})
+    doc["gpus"][0]["name"] = name
+    _, plan = analyse(facts_from_dict(doc))
+    assert any(s.package == "bitsandbytes" for s in plan.steps) is step
+    if step:
+        target = KB.bnb.release(plan.steps[0].to)
+        lib = target.lib_for_rocm(Version("6.2"), "linux-x86_64")
+        gfx = KB.bnb.gfx_of(name)
+        assert gfx in KB.bnb.lib_targets(target.version, "linux-x86_64", lib_rocm(lib))
+        assert any(f"-DBNB_ROCM_ARCH={gfx}" in m.text and not m.required for m in plan.manual)
+    else:
+        [m] = [m for m in plan.manual if m.id == "rocm-host"]
+        assert m.required and "-DBNB_ROCM_ARCH=gfx1031" in m.text
+
+
+def test_amd_gpu_names_map_to_their_targets():
+    assert KB.bnb.gfx_of("AMD Radeon RX 7900 XT") == "gfx1100"
+    assert KB.bnb.gfx_of("AMD Radeon RX 7600 XT") == "gfx1102"  # not the RX 7600 entry's name
+    assert KB.bnb.gfx_of("Radeon RX 6700S") is None  # a laptop part the table does not name
+    assert KB.bnb.gfx_of("AMD Instinct MI300X") == "gfx942"
+    assert KB.bnb.gfx_of(None) is None

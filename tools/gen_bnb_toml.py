@@ -115,6 +115,71 @@ CONFLICTS = [
     ),
 ]
 
+# The GPU targets each PyPI ROCm library is built for (BNB_ROCM_ARCH in
+# .github/scripts/build-rocm.sh, read with `git show <tag>:...` at 0.49.0-0.50.1, S89): per
+# release range, per ROCm version of the library (the ROCm it was built with, its tag), the
+# targets added. (releases, rocm, targets, confirmed, note)
+CHECKED_ROCM = "2026-12-07"
+_ROCM_049 = ">=0.49.0,<0.50.0"
+_ROCM_050 = ">=0.50.0,<=0.50.1"
+_ROCM_0502 = "==0.50.2"
+_NOTE_0502 = (
+    "UNCONFIRMED: 0.50.2 has no tag in the source read; taken as 0.50.1's lists (a patch "
+    "release), used only to withhold a step"
+)
+ROCM_TARGETS = [
+    (_ROCM_049, ">=0", "gfx90a gfx942 gfx1100 gfx1101", True, None),
+    (_ROCM_049, ">=6.4", "gfx1150 gfx1151 gfx1200 gfx1201", True, None),
+    (_ROCM_049, ">=7.0", "gfx950", True, None),
+] + [
+    (releases, rocm, targets, releases == _ROCM_050, None if releases == _ROCM_050 else _NOTE_0502)
+    for releases in (_ROCM_050, _ROCM_0502)
+    for rocm, targets in (
+        (">=0", "gfx90a gfx942 gfx1100 gfx1101 gfx1102 gfx1103"),
+        (">=6.4", "gfx1150 gfx1151 gfx1152 gfx1153 gfx1200 gfx1201"),
+        (">=7.0", "gfx950"),
+        (">=7.14", "gfx908 gfx1030 gfx1031 gfx1032 gfx1033 gfx1034 gfx1035 gfx1036 gfx1250"),
+    )
+]
+# AMD GPUs by product name -> LLVM target (ROCm's GPU architecture specifications table, and
+# LLVM's AMDGPUUsage for the names it lacks, S91): what `rocminfo` calls the GPU.
+GPU_TARGETS = [
+    ("Instinct MI300X", "gfx942"),
+    ("Instinct MI300A", "gfx942"),
+    ("Instinct MI250X", "gfx90a"),
+    ("Instinct MI250", "gfx90a"),
+    ("Instinct MI210", "gfx90a"),
+    ("Instinct MI100", "gfx908"),
+    ("Instinct MI60", "gfx906"),
+    ("Instinct MI50", "gfx906"),
+    ("Radeon PRO W7900", "gfx1100"),
+    ("Radeon PRO W7800", "gfx1100"),
+    ("Radeon PRO W7700", "gfx1101"),
+    ("Radeon PRO W6800", "gfx1030"),
+    ("Radeon PRO W6600", "gfx1032"),
+    ("Radeon PRO V620", "gfx1030"),
+    ("Radeon Pro VII", "gfx906"),
+    ("Radeon RX 7900 XTX", "gfx1100"),
+    ("Radeon RX 7900 XT", "gfx1100"),
+    ("Radeon RX 7900 GRE", "gfx1100"),
+    ("Radeon RX 7800 XT", "gfx1101"),
+    ("Radeon RX 7700 XT", "gfx1101"),
+    ("Radeon RX 7700", "gfx1101"),
+    ("Radeon RX 7600 XT", "gfx1102"),
+    ("Radeon RX 7600", "gfx1102"),
+    ("Radeon RX 6950 XT", "gfx1030"),
+    ("Radeon RX 6900 XT", "gfx1030"),
+    ("Radeon RX 6800 XT", "gfx1030"),
+    ("Radeon RX 6800", "gfx1030"),
+    ("Radeon RX 6750 XT", "gfx1031"),
+    ("Radeon RX 6700 XT", "gfx1031"),
+    ("Radeon RX 6700", "gfx1031"),
+    ("Radeon RX 6650 XT", "gfx1032"),
+    ("Radeon RX 6600 XT", "gfx1032"),
+    ("Radeon RX 6600", "gfx1032"),
+    ("Radeon VII", "gfx906"),
+]
+
 # release -> (why, kind (repair.knowledge.BNB_KNOWN_BAD_KINDS), sources)
 _BIAS = (
     "4-bit inference one token at a time (matmul_4bit's gemv_4bit path: generation) drops "
@@ -525,6 +590,33 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
             f"checked = {q(CHECKED)}",
             "confirmed = false",
             f"note = {q(full_note)}",
+            "",
+        ]
+
+    out.append("# The GPU targets each PyPI ROCm library is built for, by the ROCm version it was")
+    out.append("# built with (repair.knowledge.RocmTargets); a GPU outside them gets no kernel.")
+    for releases_spec, rocm, targets, confirmed, note in ROCM_TARGETS:
+        out += [
+            "[[rocm_targets]]",
+            f"releases = {q(releases_spec)}",
+            'platforms = ["linux-x86_64"]',
+            f"rocm = {q(rocm)}",
+            f"targets = {qlist(targets.split())}",
+            'source = "S89 (BNB_ROCM_ARCH in .github/scripts/build-rocm.sh at 0.49.0-0.50.1)"',
+            f"checked = {q(CHECKED_ROCM)}",
+            f"confirmed = {str(confirmed).lower()}",
+            *([f"note = {q(note)}"] if note else []),
+            "",
+        ]
+    out.append("# AMD GPUs by product name: their LLVM target (repair.knowledge.GpuTarget).")
+    for name, gfx in GPU_TARGETS:
+        out += [
+            "[[gpu_target]]",
+            f"name = {q(name)}",
+            f"gfx = {q(gfx)}",
+            'source = "S91"',
+            f"checked = {q(CHECKED_ROCM)}",
+            "confirmed = true",
             "",
         ]
 
