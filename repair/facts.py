@@ -74,6 +74,7 @@ class Gpu:
     memory_mib: int | None = None
     mig: bool | None = None
     vendor: str = "nvidia"
+    gfx: str | None = None  # an AMD GPU's LLVM target ("gfx1100"), as ROCm's torch reports it
 
     @property
     def amd(self) -> bool:
@@ -379,6 +380,7 @@ def _gpus(r: _Reader, raw_gpus: Any, origin: str) -> tuple[Gpu, ...] | None:
                 memory_mib=gr.int_("memory_mib"),
                 mig=gr.bool_("mig"),
                 vendor=gr.str_("vendor") or gpu_vendor(gr.str_("name")),
+                gfx=gr.str_("gfx"),
             )
         )
     return tuple(items)
@@ -501,6 +503,7 @@ def facts_to_dict(f: Facts) -> dict[str, Any]:
                 "memory_mib": g.memory_mib,
                 "mig": g.mig,
                 "vendor": g.vendor,
+                **({"gfx": g.gfx} if g.gfx else {}),
             }
             for g in f.gpus
         ]

@@ -751,7 +751,8 @@ class GpuTarget(Cited):
 
 
 # A target named in the GPU's own name or a report ("AMD Radeon (gfx1201, Navi 48)").
-_GFX_IN_NAME = re.compile(r"\b(gfx[0-9]{3,4}[a-z]?)\b", re.IGNORECASE)
+# ROCm's gcnArchName adds feature flags after a colon ("gfx90a:sramecc+:xnack-").
+_GFX_IN_NAME = re.compile(r"\b(gfx[0-9][0-9a-f]{2,3})(?![0-9a-z])", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,7 @@ from .diagnose import REPORTED, Diagnosis, diagnose
 from .dryrun import DryRun, package_lines, space_estimate, summary_line
 from .errors import BadInput, FactsError
 from .explain import Explanation, Planned, explain
-from .facts import Facts, facts_from_json
+from .facts import Facts, Gpu, facts_from_json
 from .indexconfig import InstallerChoice
 from .jsonload import MAX_BYTES as MAX_JSON_BYTES
 from .knowledge import Knowledge, load_knowledge, load_sources
@@ -147,7 +147,7 @@ def detect(settings: Settings, *, deep: bool = False, prefetch: bool = False) ->
     return Facts(
         host=merged_host,
         driver=driver,
-        gpus=gpus,
+        gpus=gpus or hip_devices(extra) or gpus,
         python=report.python,
         packages=report.packages,
         torch=report.torch,
@@ -155,6 +155,25 @@ def detect(settings: Settings, *, deep: bool = False, prefetch: bool = False) ->
         env=report.env,
         toolkit_nvcc=nvcc,
         extra=extra,
+    )
+
+
+def hip_devices(extra: Mapping[str, Any]) -> tuple[Gpu, ...] | None:
+    """The AMD GPUs a ROCm build of torch saw in the deep probe (name and LLVM target), for a
+    host where NVML lists none; None when the probe did not report them."""
+    steps = (extra.get("deep") or {}).get("steps") or {}
+    devices = (steps.get("cuda") or {}).get("devices")
+    if not isinstance(devices, list) or not devices:
+        return None
+    return tuple(
+        Gpu(
+            index=i,
+            name=d.get("name") if isinstance(d.get("name"), str) else None,
+            vendor="amd",
+            gfx=d.get("gfx") if isinstance(d.get("gfx"), str) else None,
+        )
+        for i, d in enumerate(devices)
+        if isinstance(d, dict)
     )
 
 

@@ -1612,10 +1612,15 @@ def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
 
 
 def amd_gfx(view: View, kb: Knowledge) -> tuple[str, ...]:
-    """The LLVM targets of the AMD GPUs the facts list, where their names tell (S91)."""
+    """The LLVM targets of the AMD GPUs the facts list: as ROCm's torch reported them (the deep
+    probe), else where their names tell (S91)."""
     gpus = view.facts.gpus or ()
     return tuple(
-        dict.fromkeys(g for gpu in gpus if gpu.vendor == "amd" and (g := kb.bnb.gfx_of(gpu.name)))
+        dict.fromkeys(
+            g
+            for gpu in gpus
+            if gpu.amd and (g := kb.bnb.gfx_of(gpu.gfx) or kb.bnb.gfx_of(gpu.name))
+        )
     )
 
 

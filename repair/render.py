@@ -156,7 +156,8 @@ def render_facts(f: Facts, *, as_json: bool = False) -> str:
                     [
                         str(g.index),
                         _v(g.name),
-                        _v(g.compute_capability),
+                        # an AMD GPU has no compute capability: its LLVM target says the same
+                        _v(g.compute_capability or g.gfx),
                         _v(g.memory_mib),
                         _v(g.mig),
                     ]

@@ -528,3 +528,30 @@ def test_amd_gpu_names_map_to_their_targets():
     assert KB.bnb.gfx_of("Radeon RX 6700S") is None  # a laptop part the table does not name
     assert KB.bnb.gfx_of("AMD Instinct MI300X") == "gfx942"
     assert KB.bnb.gfx_of(None) is None
+
+
+def test_the_deep_probe_names_amd_gpus_and_their_targets():
+    """On an AMD host NVML lists no GPU; ROCm's torch does (name, gcnArchName), and the target
+    it reports decides the ROCm step as a name would (gfx1031: no library before ROCm 7.14)."""
+    from types import SimpleNamespace
+
+    from repair.pipeline import hip_devices
+    from repair.probe import target_script
+
+    props = [
+        SimpleNamespace(name="AMD Radeon RX 6700 XT", gcnArchName="gfx1031"),
+        SimpleNamespace(name="AMD Instinct MI250X", gcnArchName="gfx90a:sramecc+:xnack-"),
+    ]
+    fake = SimpleNamespace(
+        cuda=SimpleNamespace(device_count=lambda: 2, get_device_properties=lambda i: props[i])
+    )
+    devices = target_script._hip_devices(fake)
+    assert [d["gfx"] for d in devices] == ["gfx1031", "gfx90a"]
+    gpus = hip_devices({"deep": {"steps": {"cuda": {"available": True, "devices": devices}}}})
+    assert gpus is not None and [g.gfx for g in gpus] == ["gfx1031", "gfx90a"]
+    assert all(g.amd for g in gpus) and hip_devices({}) is None
+    doc = _rocm_doc({"version": "0.45.5", "native_libs": []})
+    doc["gpus"] = [{"index": 0, "name": "AMD Radeon Graphics", "vendor": "amd", "gfx": "gfx1031"}]
+    _, plan = analyse(facts_from_dict(doc))
+    assert not plan.steps  # the target, not the unhelpful name, decided
+    assert KB.bnb.gfx_of("gfx90a:sramecc+:xnack-") == "gfx90a"

@@ -479,6 +479,23 @@ def _bnb_section(
     return section, folder, module_version
 
 
+def _hip_devices(torch: object) -> list[dict[str, object]]:
+    """The GPUs a ROCm build of torch sees: name and LLVM target (``gcnArchName``,
+    "gfx90a:sramecc+:xnack-"), which NVML cannot report on an AMD host."""
+    cuda = getattr(torch, "cuda")  # noqa: B009 - torch is typed as object here
+    out: list[dict[str, object]] = []
+    for i in range(min(int(cuda.device_count()), 16)):
+        props = cuda.get_device_properties(i)
+        arch = getattr(props, "gcnArchName", None)
+        out.append(
+            {
+                "name": str(getattr(props, "name", "") or "") or None,
+                "gfx": str(arch).split(":")[0] if arch else None,
+            }
+        )
+    return out
+
+
 def _source_build(dist: _Dist) -> bool | None:
     """Whether ``dist`` was built from a source tree or a VCS checkout: PEP 610's
     direct_url.json names ``dir_info`` or ``vcs_info`` (``pip install .``, ``pip install
@@ -640,6 +657,8 @@ def _deep(proto: io.TextIOWrapper) -> None:
         }
         try:
             step["available"] = bool(torch.cuda.is_available())
+            if step["available"] and getattr(version, "hip", None):
+                step["devices"] = _hip_devices(torch)
         except BaseException:
             step["error"] = _exception_text()
         try:
