@@ -142,11 +142,20 @@ def _out(text: str, *, whole: bool = False) -> None:
     and JSON (issue 16); text for a person at a terminal is wrapped to its width (a pipe and
     JSON get it whole, and so does anything made to be pasted: ``whole``)."""
     text = redact_text(text)
-    if not whole and sys.stdout.isatty():
+    width = _columns()
+    if not whole and width is not None:
         from .terminal import fit_to_width
 
-        text = fit_to_width(text, max(40, shutil.get_terminal_size((100, 24)).columns - 1))
+        text = fit_to_width(text, width)
     _write(sys.stdout, text + "\n")
+
+
+def _columns() -> int | None:
+    """The columns text for a person may use: the terminal's on stdout, else None (a pipe, a
+    file: whole lines, tables as tables)."""
+    if not sys.stdout.isatty():
+        return None
+    return max(40, shutil.get_terminal_size((100, 24)).columns - 1)
 
 
 def _say_target(settings: Settings, as_json: bool, python: str | None = None) -> None:
@@ -329,7 +338,12 @@ def _plan_text(result: Any, settings: Settings, *, as_json: bool, resolve: bool)
     from .dryrun import dry_run_to_dict
     from .render import render_plan, render_resolved
 
-    text = render_plan(result, as_json=as_json, elsewhere=settings.python is None)
+    text = render_plan(
+        result,
+        as_json=as_json,
+        elsewhere=settings.python is None,
+        width=None if as_json else _columns(),
+    )
     if not resolve:
         return text
     with _terminal(as_json) as term:
@@ -554,12 +568,12 @@ def apply(
         text = (
             render_apply(prep.plan, None, None, as_json=True)
             if as_json
-            else render_apply_plan(prep.plan, saved=prep.saved)
+            else render_apply_plan(prep.plan, saved=prep.saved, width=_columns())
         )
         _out(_json_target(text, settings, new_python) if as_json else text, whole=as_json)
         return code
     if not as_json:
-        _out(render_apply_plan(prep.plan, saved=prep.saved))
+        _out(render_apply_plan(prep.plan, saved=prep.saved, width=_columns()))
     if not yes:
         _confirm(prep.python)
     with _terminal(as_json) as term:

@@ -259,11 +259,13 @@ def render_plan(
     as_json: bool = False,
     heading: str = "Plan (dry run: nothing was changed)",
     elsewhere: bool = False,
+    width: int | None = None,
 ) -> str:
     """`qfix plan`: findings, the dry-run diff, commands, manual steps, unknowns (JSON:
     qfix.plan/1, also the file `--out` writes). ``heading``: the title of the diff (apply shows
     what it is about to do). ``elsewhere``: planned from another machine's facts (--facts), so
-    the next step says where to run it."""
+    the next step says where to run it. ``width``: a terminal's columns; a diff table wider than
+    that is printed as a list, one step per item (a pipe gets the table)."""
     if as_json:
         return to_json(plan.to_dict())
     out: list[str] = []
@@ -280,22 +282,7 @@ def render_plan(
         out.append(_healthy_line(plan))
     if plan.steps:
         out.append(heading)
-        rows = [["", "package", "from", "to", "index", "because"]]
-        for s in plan.steps:
-            removal = s.action is StepAction.UNINSTALL
-            sign = "-" if removal else ("+" if s.from_ is None else "~")
-            index = "-" if removal else s.index_url or "(default index)"
-            rows.append(
-                [
-                    sign,
-                    s.package,
-                    s.from_ or "(none)",
-                    s.to or "(removed)",
-                    index,
-                    ", ".join(s.because),
-                ]
-            )
-        out.append(table(rows))
+        out.append(_steps_text(plan, width))
         out.extend(_plan_commands(plan))
         out.extend(_plan_download(plan))
     if plan.manual:
@@ -324,6 +311,30 @@ def render_plan(
             "\n(or save this plan with --out FILE and apply that file with --plan FILE)"
         )
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+
+
+def _steps_text(plan: Plan, width: int | None) -> str:
+    """The dry-run diff: a table of the steps (sign, package, from, to, index, because), or, where
+    that table is wider than a terminal of ``width`` columns, one list item per step with its
+    index and reasons on a line of their own, so that a narrow terminal does not break rows."""
+    rows = [["", "package", "from", "to", "index", "because"]]
+    for s in plan.steps:
+        removal = s.action is StepAction.UNINSTALL
+        sign = "-" if removal else ("+" if s.from_ is None else "~")
+        index = "-" if removal else s.index_url or "(default index)"
+        rows.append(
+            [sign, s.package, s.from_ or "(none)", s.to or "(removed)", index, ", ".join(s.because)]
+        )
+    text = table(rows)
+    if width is None or max(len(line) for line in text.split("\n")) <= width:
+        return text
+    items = []
+    for sign, package, from_, to, index, because in rows[1:]:
+        items.append(f"  {sign} {package} {from_} -> {to}")
+        where = {"-": "", "(default index)": "the default index"}.get(index, index)
+        source = f"from {where}; " if where else ""
+        items.append(f"      {source}because {because}")
+    return "\n".join(items)
 
 
 def _pin_flags(plan: Plan) -> str:
@@ -551,14 +562,15 @@ def render_saved_plan(plan: Plan) -> str:
     return "Saved plan\n" + table(rows)
 
 
-def render_apply_plan(plan: Plan, *, saved: bool) -> str:
-    """What `qfix apply` is about to change (or that there is nothing to change), as text."""
+def render_apply_plan(plan: Plan, *, saved: bool, width: int | None = None) -> str:
+    """What `qfix apply` is about to change (or that there is nothing to change), as text
+    (``width``: a terminal's columns, as for render_plan)."""
     if not plan.steps:
-        shown = "The plan has no steps." if saved else render_plan(plan)
+        shown = "The plan has no steps." if saved else render_plan(plan, width=width)
         return shown + "\n\nNothing to apply."
     if saved:
         return render_saved_plan(plan).replace("Saved plan", "Saved plan (will be applied)", 1)
-    return render_plan(plan, hint=False, heading="Plan (will be applied)")
+    return render_plan(plan, hint=False, heading="Plan (will be applied)", width=width)
 
 
 def render_apply(

@@ -447,3 +447,25 @@ def test_a_plan_from_another_machines_facts_says_where_to_apply_quoted_for_its_s
     line = next(x for x in p.stdout.splitlines() if "apply with:" in x)
     assert line.startswith("On the machine these facts come from, apply with:")
     assert '--python "C:\\Users\\Me Name\\.venv\\Scripts\\python.exe" --yes' in line
+
+
+def test_a_plan_table_wider_than_the_terminal_is_a_list() -> None:
+    """At 80 columns the diff table of a torch move (its index URL is a column) would break
+    across lines: it becomes one item per step; a wide terminal and a pipe keep the table."""
+    from pathlib import Path
+
+    from repair.facts import facts_from_json
+    from repair.pipeline import analyse, with_commands
+    from repair.render import render_plan
+
+    doc = Path(__file__).parent / "data" / "windows-venv-facts.json"
+    facts = facts_from_json(doc.read_text())
+    plan = with_commands(analyse(facts).plan, installed=facts.packages)
+    narrow = render_plan(plan, width=80)
+    diff = narrow.split("Plan (dry run: nothing was changed)\n")[1].split("\n\n")[0]
+    assert all(len(line) <= 80 for line in diff.split("\n"))
+    assert "  ~ torch 2.5.1+cpu -> 2.5.1+cu124" in diff
+    assert "from https://download.pytorch.org/whl/cu124; because torch-cpu-build" in diff
+    assert "from the default index; because bnb-missing" in diff
+    for wide in (render_plan(plan, width=200), render_plan(plan)):
+        assert "     package       from       to" in wide
