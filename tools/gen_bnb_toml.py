@@ -596,29 +596,26 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
     out.append("# The GPU targets each PyPI ROCm library is built for, by the ROCm version it was")
     out.append("# built with (repair.knowledge.RocmTargets); a GPU outside them gets no kernel.")
     for releases_spec, rocm, targets, confirmed, note in ROCM_TARGETS:
-        out += [
-            "[[rocm_targets]]",
-            f"releases = {q(releases_spec)}",
-            'platforms = ["linux-x86_64"]',
-            f"rocm = {q(rocm)}",
-            f"targets = {qlist(targets.split())}",
-            'source = "S89 (BNB_ROCM_ARCH in .github/scripts/build-rocm.sh at 0.49.0-0.50.1)"',
-            f"checked = {q(CHECKED_ROCM)}",
-            f"confirmed = {str(confirmed).lower()}",
-            *([f"note = {q(note)}"] if note else []),
-            "",
-        ]
+        out += _cited_table(
+            "rocm_targets",
+            [
+                ("releases", q(releases_spec)),
+                ("platforms", '["linux-x86_64"]'),
+                ("rocm", q(rocm)),
+                ("targets", qlist(targets.split())),
+                (
+                    "source",
+                    q("S89 (BNB_ROCM_ARCH in .github/scripts/build-rocm.sh at 0.49.0-0.50.1)"),
+                ),
+            ],
+            confirmed,
+            note,
+        )
     out.append("# AMD GPUs by product name: their LLVM target (repair.knowledge.GpuTarget).")
     for name, gfx in GPU_TARGETS:
-        out += [
-            "[[gpu_target]]",
-            f"name = {q(name)}",
-            f"gfx = {q(gfx)}",
-            'source = "S91"',
-            f"checked = {q(CHECKED_ROCM)}",
-            "confirmed = true",
-            "",
-        ]
+        out += _cited_table(
+            "gpu_target", [("name", q(name)), ("gfx", q(gfx)), ("source", q("S91"))], True, None
+        )
 
     out.append("# Releases that cannot import beside some torch releases although their declared")
     out.append("# requirements admit them (repair.knowledge.BnbConflict): the planner never pairs")
@@ -752,6 +749,21 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
                 out += builds[key]
                 out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _cited_table(
+    kind: str, fields: list[tuple[str, str]], confirmed: bool, note: str | None
+) -> list[str]:
+    """One [[kind]] table of ROCm knowledge: its fields (already TOML values), then its check
+    date, whether it is confirmed, and the note that says why not."""
+    return [
+        f"[[{kind}]]",
+        *(f"{key} = {value}" for key, value in fields),
+        f"checked = {q(CHECKED_ROCM)}",
+        f"confirmed = {str(confirmed).lower()}",
+        *([f"note = {q(note)}"] if note else []),
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
