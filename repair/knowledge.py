@@ -750,6 +750,13 @@ class GpuTarget(Cited):
     gfx: str
 
 
+@functools.lru_cache(maxsize=256)
+def _product_name(name: str) -> re.Pattern[str]:
+    """A product name as whole words of a casefolded GPU name ("radeon rx 7600" is not in
+    "radeon rx 7600s")."""
+    return re.compile(rf"(?<!\w){re.escape(name.casefold())}(?!\w)")
+
+
 # A target named in the GPU's own name or a report ("AMD Radeon (gfx1201, Navi 48)").
 # ROCm's gcnArchName adds feature flags after a colon ("gfx90a:sramecc+:xnack-").
 _GFX_IN_NAME = re.compile(r"\b(gfx[0-9][0-9a-f]{2,3})(?![0-9a-z])", re.IGNORECASE)
@@ -790,12 +797,8 @@ class BnbTable:
         if m:
             return m.group(1).lower()
         text = " ".join(name.casefold().replace("(tm)", " ").replace("\u2122", " ").split())
-        best: GpuTarget | None = None
-        for t in self.gpu_targets:
-            pattern = rf"(?<!\w){re.escape(t.name.casefold())}(?!\w)"
-            if re.search(pattern, text) and (best is None or len(t.name) > len(best.name)):
-                best = t
-        return best.gfx if best else None
+        named = [t for t in self.gpu_targets if _product_name(t.name).search(text)]
+        return max(named, key=lambda t: len(t.name)).gfx if named else None
 
     def conflict(
         self,

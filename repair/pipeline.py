@@ -147,7 +147,8 @@ def detect(settings: Settings, *, deep: bool = False, prefetch: bool = False) ->
     return Facts(
         host=merged_host,
         driver=driver,
-        gpus=gpus or hip_devices(extra) or gpus,
+        # NVML lists no AMD GPU: there, those ROCm's torch saw in the deep probe, if any
+        gpus=gpus if gpus else hip_devices(extra) or gpus,
         python=report.python,
         packages=report.packages,
         torch=report.torch,

@@ -390,17 +390,20 @@ def torch_range(kb: Knowledge, view: View, cuda: Version | None) -> tuple[Versio
     those of the knowledge base with a build for that CUDA on this platform (none: unknown)."""
     if cuda is None:
         return ()
-    return tuple(
-        v
-        for rel in kb.torch.releases
-        if any(
+    return _torches_with(
+        kb,
+        lambda var: (
             var.cuda is not None
             and (var.cuda.major, var.cuda.minor) == (cuda.major, cuda.minor)
             and (view.platform is None or view.platform in var.platforms)
-            for var in rel.variants
-        )
-        for v in rel.versions
+        ),
     )
+
+
+def _torches_with(kb: Knowledge, has: Callable[[TorchVariant], bool]) -> tuple[Version, ...]:
+    """Every torch version of the releases with a build that ``has`` accepts."""
+    releases = [rel for rel in kb.torch.releases if any(has(var) for var in rel.variants)]
+    return tuple(v for rel in releases for v in rel.versions)
 
 
 # The CPython minor releases the knowledge base's torch releases span (plans/torch.toml).
@@ -1568,12 +1571,7 @@ def torches_for_rocm(kb: Knowledge, view: View, rocm: Version) -> tuple[Version,
     """The torch versions an installed torch of unknown version but known ROCm can be: those of
     the knowledge base with a build for that ROCm on this platform."""
     want = f"{rocm.major}.{rocm.minor}"
-    return tuple(
-        v
-        for rel in kb.torch.releases
-        if any(var.rocm == want for var in rel.variants_for(view.platform or ""))
-        for v in rel.versions
-    )
+    return _torches_with(kb, lambda var: var.rocm == want and var.available_on(view.platform or ""))
 
 
 def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
@@ -1644,10 +1642,11 @@ def _rocm_tag(rocm: Version) -> str:
 def _rocm_bnb_note(view: View, target: BnbRelease) -> str:
     """The plan's note for the ROCm step: which library the release loads for torch's ROCm."""
     rocm = _rocm_of(view)
-    lib = target.lib_for_rocm(rocm, view.platform or "") if rocm is not None else None
+    assert rocm is not None  # rocm_bnb_target chose it for torch's ROCm
+    lib = target.lib_for_rocm(rocm, view.platform or "")
     how = (
-        f"which ships lib{'bitsandbytes_' + lib if lib else 'bitsandbytes'} for torch's ROCm {rocm}"
-        if lib == (_rocm_tag(rocm) if rocm is not None else None)
+        f"which ships libbitsandbytes_{lib} for torch's ROCm {rocm}"
+        if lib == _rocm_tag(rocm)
         else f"whose loader takes its {lib} library for torch's ROCm {rocm} (no release ships "
         "one for that version exactly)"
     )
@@ -1661,20 +1660,19 @@ def _rocm_advice(view: View, kb: Knowledge) -> str:
     """What to do on a ROCm host, from the ROCm libraries the knowledge base says each
     bitsandbytes release ships (compat-facts C1/C4: PyPI ROCm builds from 0.49.0)."""
     tail = "; do not install CUDA builds of torch here"
-    hip = parse_version(view.torch_hip) if view.torch_hip else None
-    if hip is None or view.platform is None:
+    rocm = _rocm_of(view)
+    if rocm is None or view.platform is None:
         return (
             "ROCm: use a bitsandbytes release that ships a library for torch's ROCm version "
             "(PyPI ROCm libraries from 0.49.0), set BNB_ROCM_VERSION (0.50+) to a shipped "
             "one, or build bitsandbytes from source" + tail
         )
-    rocm = Version(f"{hip.major}.{hip.minor}")
     py = public(view.python) if view.python is not None else None
     shipping = [r for r in kb.bnb.releases if r.lib_for_rocm(rocm, view.platform) is not None]
     fits = [r for r in shipping if py is None or r.admits_python(py)]
-    uncovered = {g for r in fits for g in _rocm_gpus_uncovered(view, kb, r, rocm)}
-    if fits and all(_rocm_gpus_uncovered(view, kb, r, rocm) for r in fits):
-        gfx = ", ".join(sorted(uncovered))
+    uncovered = [_rocm_gpus_uncovered(view, kb, r, rocm) for r in fits]
+    if fits and all(uncovered):
+        gfx = ", ".join(sorted({g for missing in uncovered for g in missing}))
         return (
             f"ROCm {rocm}: the PyPI bitsandbytes libraries that serve it are not built for this "
             f"GPU's target {gfx} (S89: each library's list grows with the ROCm version it was "

@@ -55,9 +55,12 @@ def is_windows_shell(os_name: str | None) -> bool:
 
 def powershell_word(arg: str) -> str:
     """``arg`` as one PowerShell argument: bare when plain, else single-quoted (literal)."""
-    if _POWERSHELL_PLAIN.match(arg):
-        return arg
-    return "'" + arg.replace("'", "''") + "'"
+    return arg if _POWERSHELL_PLAIN.match(arg) else _powershell_literal(arg)
+
+
+def _powershell_literal(text: str) -> str:
+    """``text`` as a PowerShell single-quoted string: literal, ``''`` for a quote inside."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def command_line(argv: tuple[str, ...] | list[str], *, os_name: str | None = None) -> str:
@@ -88,10 +91,10 @@ def command_line(argv: tuple[str, ...] | list[str], *, os_name: str | None = Non
     # Each variable the command changes is saved first and put back after it (assigning $null
     # removes a variable that was not set: about_Environment_Variables), so the session keeps
     # what the user had. The right side of an assignment is an expression: a bare word there
-    # would be a command, so values are single-quoted.
+    # would be a command, so values are always literals.
     changed = [*(name for name, _ in assign), *unset]
     parts = [f"$qfix_{name} = $env:{name}" for name in changed]
-    parts += [f"$env:{name} = '{value.replace(chr(39), chr(39) * 2)}'" for name, value in assign]
+    parts += [f"$env:{name} = {_powershell_literal(value)}" for name, value in assign]
     if unset:
         gone = ", ".join(f"Env:{name}" for name in unset)
         parts.append(f"Remove-Item {gone} -ErrorAction Ignore")

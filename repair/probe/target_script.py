@@ -36,6 +36,7 @@ import json
 import os
 import re
 import sys
+import types
 
 MARK_REPORT = "QFIX-TARGET "
 MARK_DEEP = "QFIX-DEEP "
@@ -479,13 +480,12 @@ def _bnb_section(
     return section, folder, module_version
 
 
-def _hip_devices(torch: object) -> list[dict[str, object]]:
+def _hip_devices(torch: types.ModuleType) -> list[dict[str, object]]:
     """The GPUs a ROCm build of torch sees: name and LLVM target (``gcnArchName``,
     "gfx90a:sramecc+:xnack-"), which NVML cannot report on an AMD host."""
-    cuda = getattr(torch, "cuda")  # noqa: B009 - torch is typed as object here
     out: list[dict[str, object]] = []
-    for i in range(min(int(cuda.device_count()), 16)):
-        props = cuda.get_device_properties(i)
+    for i in range(min(int(torch.cuda.device_count()), 16)):
+        props = torch.cuda.get_device_properties(i)
         arch = getattr(props, "gcnArchName", None)
         out.append(
             {
