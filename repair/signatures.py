@@ -288,8 +288,40 @@ def implied_property_lines(implied: Implied) -> tuple[str, ...]:
         if key in ("signatures", "ranges", "system"):
             continue
         shown = "yes" if value is True else str(value)
-        out.append(f"{key}: {shown} (read from the error message)")
+        words = _PROPERTY_WORDS.get(key)
+        said = f"{words.format(value=value)}; " if words else ""
+        out.append(f"{key}: {shown} ({said}read from the error message)")
     return tuple(out)
+
+
+# What each property means, in the words `qfix explain` prints after its key (the key stays, as
+# --json and --facts name it): a reader should not need this module to read "cuda_forked: yes".
+_PROPERTY_WORDS: Mapping[str, str] = {
+    "bnb_foreign_build": "the bitsandbytes library that loaded is another platform's file",
+    "rocm": "an AMD host: a HIP/ROCm library or torch",
+    "cuda_error": "CUDA runtime error {value}",
+    "cuda_forked": "a forked process needed CUDA after its parent had initialised it",
+    "driver_below_torch_cuda": "the driver cannot run torch's CUDA runtime",
+    "libstdcxx": "the loader's libstdc++ lacks symbol version {value}",
+    "cuda_lib": "the loader could not open CUDA's {value} library",
+    "cuda_lib_major": "that library was built for CUDA {value}",
+    "cuda_lib_bundled_by": "the copy the {value} wheel bundles",
+    "cuda_lib_deleted": "that file was removed while a process still mapped it",
+    "torch_cuda_tag": "the CUDA version bitsandbytes printed for torch",
+    "loader_cuda_tag": "the CUDA library tag bitsandbytes' loader looked for",
+    "bnb_cuda_not_loaded": "bitsandbytes did not load a CUDA library",
+    "torch_cuda_available": "torch.cuda.is_available() was True in that process",
+    "cuda_lib_shadowed": "another copy of {value} came first on the loader path",
+    "hf_feature": "a Hugging Face feature with its own floors",
+    "wheel_tag_refused": "pip refused a bitsandbytes wheel for this platform tag",
+    "bnb_absent": "bitsandbytes could not be imported: not installed there",
+    "libcuda_unregistered": "the driver's libcuda.so.1 is not in the loader cache",
+    "serving_min_cc": "the serving engine's minimum compute capability for bitsandbytes",
+    "serving_cc": "the GPU's compute capability as the engine printed it",
+    "torch_cuda_unavailable": "torch.cuda.is_available() was False in that process",
+    "triton_ops_missing": "bitsandbytes imported triton.ops, which triton 3.2 and later lack",
+    "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
+}
 
 
 def implied_from_facts(facts: Facts) -> Implied:

@@ -63,9 +63,10 @@ def test_pip_refusal_names_the_platform_class_and_its_tag():
     top = result.matches[0]
     assert top.id == "bnb-platform-unsupported" and top.lines == (PIP_REFUSED,)
     assert any("pip before 20.3" in a for a in top.planned.advice)
-    assert "wheel_tag_refused: manylinux_2_24_x86_64 (read from the error message)" in (
-        result.read_from_error
-    )
+    assert (
+        "wheel_tag_refused: manylinux_2_24_x86_64 (pip refused a bitsandbytes wheel for this"
+        " platform tag; read from the error message)"
+    ) in result.read_from_error
     assert result.implied["wheel_tag_refused"] == "manylinux_2_24_x86_64"
 
 
@@ -81,7 +82,7 @@ def test_refused_move_names_the_class_and_the_range(text, line):
     result = explain_text(text, None)
     assert result.matches and result.matches[0].planned is not None
     assert any(x.startswith(line) for x in result.read_from_error), result.read_from_error
-    assert "hf_feature: 4bit-move (read from the error message)" in result.read_from_error
+    assert any(x.startswith("hf_feature: 4bit-move (") for x in result.read_from_error)
     shown = render_explain(result)
     assert "Read from the error message" in shown and line in shown
 
@@ -204,3 +205,13 @@ def test_a_text_that_proves_a_fact_but_no_class_says_the_machine_decides():
     assert p.returncode == 1
     assert "No known failure class" not in p.stdout
     assert "depends on the machine" in p.stdout and "torch_cuda_unavailable" in p.stdout
+
+
+def test_every_property_a_text_proves_is_said_in_words():
+    # explain prints the key (as --json and --facts name it) and what it means
+    from repair.signatures import _PROPERTY_WORDS, FACT_KEYS
+
+    assert set(_PROPERTY_WORDS) == set(FACT_KEYS) - {"system"}
+    result = explain_text("Unsloth currently only works on NVIDIA GPUs and Intel GPUs.", None)
+    line = next(x for x in result.read_from_error if x.startswith("torch_cuda_unavailable"))
+    assert "torch.cuda.is_available() was False" in line
