@@ -1393,26 +1393,43 @@ def _rocm_host_advice(
         return None
     if _rocm_bnb_fits(view, kb):
         return None  # the installed release ships a library for torch's ROCm
-    if rocm_bnb_target(view, kb) is not None:
-        # the plan's bitsandbytes step; its library is built for a list of GPU targets (S89),
-        # which this GPU's is in, or not known to be outside
-        gfx = amd_gfx(view, kb)
-        target = gfx[0] if gfx else "<gfx target>"
-        return Manual(
-            "rocm-host",
-            "if the 4-bit check still fails after this plan, the bitsandbytes library may not "
-            "be built for this GPU's target"
-            + ("" if gfx else " (`rocminfo | grep gfx`)")
-            + ": build bitsandbytes from source for it (`cmake -DCOMPUTE_BACKEND=hip "
-            f"-DBNB_ROCM_ARCH={target} .`); do not install CUDA builds of torch here",
-            False,
-        )
+    if (chosen := rocm_bnb_target(view, kb)) is not None:
+        return _rocm_fallback(view, kb, chosen)
     text = _rocm_advice(view, kb)
     wrong = view.torch_without_rocm()
     if wrong is not None:
         text = f"{_rocm_torch_advice(view, kb, wrong)} Then, for 4-bit: {text}"
     hip = advice_for(view.implied, implying="rocm")
     return Manual("rocm-host", f"{hip} Then, for 4-bit: {text}" if hip else text, True)
+
+
+def _rocm_fallback(view: View, kb: Knowledge, chosen: BnbRelease) -> Manual:
+    """The optional step beside the plan's ROCm bitsandbytes step: its library is built for a
+    list of GPU targets (S89), which this GPU's is in, or not known to be outside. Known to be
+    in, the source build is the last resort, not the likely fix."""
+    gfx = amd_gfx(view, kb)
+    rocm = _rocm_of(view)
+    lib = chosen.lib_for_rocm(rocm, view.platform or "") if rocm is not None else None
+    targets = (
+        kb.bnb.lib_targets(chosen.version, view.platform or "", lib_rocm(lib)) if lib else None
+    )
+    cmake = f"`cmake -DCOMPUTE_BACKEND=hip -DBNB_ROCM_ARCH={gfx[0] if gfx else '<gfx target>'} .`"
+    tail = "; do not install CUDA builds of torch here"
+    if gfx and targets is not None and all(g in targets for g in gfx):
+        text = (
+            f"bitsandbytes {chosen.version}'s {lib} library is built for this GPU's target "
+            f"{', '.join(gfx)} (S89): if the 4-bit check still fails after this plan, the cause "
+            "is elsewhere -- give its error text to `qfix explain`; the last resort is "
+            f"building bitsandbytes from source for it ({cmake})"
+        )
+    else:
+        text = (
+            "if the 4-bit check still fails after this plan, the bitsandbytes library may not "
+            "be built for this GPU's target"
+            + ("" if gfx else " (`rocminfo | grep gfx`)")
+            + f": build bitsandbytes from source for it ({cmake})"
+        )
+    return Manual("rocm-host", text + tail, False)
 
 
 def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:

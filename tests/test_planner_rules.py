@@ -407,6 +407,24 @@ def test_a_rocm_host_gets_the_bitsandbytes_that_ships_its_rocm_library_torch_pin
 
 
 @pytest.mark.parametrize(
+    ("gpu_name", "covered"),
+    [("AMD Instinct MI300X", True), ("AMD Radeon Graphics", False)],  # gfx942; name tells none
+)
+def test_the_rocm_fallback_says_whether_the_library_covers_the_gpu(gpu_name, covered):
+    """Known to cover the GPU's target (S89), the library is not blamed for a later failure:
+    the source build is the last resort, not the likely fix."""
+    doc = _rocm_doc({"version": "0.45.5", "native_libs": ["libbitsandbytes_cpu.so"]})
+    doc["gpus"][0]["name"] = gpu_name
+    _, plan = analyse(facts_from_dict(doc))
+    assert [s.package for s in plan.steps] == ["bitsandbytes"]
+    [m] = [m for m in plan.manual if m.id == "rocm-host"]
+    assert not m.required
+    assert ("is built for this GPU's target gfx942" in m.text) is covered
+    assert ("may not be built for this GPU's target" in m.text) is not covered
+    assert "-DBNB_ROCM_ARCH=" in m.text
+
+
+@pytest.mark.parametrize(
     "bnb",
     [
         {"version": "0.50.2", "native_libs": ["libbitsandbytes_rocm64.so"]},  # it serves
