@@ -5,8 +5,9 @@ cmd.exe keeps them as part of the word, so ``'C:\\Users\\A B\\.venv\\Scripts\\py
 would name no file. Double quotes are read by both cmd.exe and PowerShell
 (https://learn.microsoft.com/en-us/cpp/c-language/parsing-c-command-line-arguments), and a
 Windows path cannot contain ``"`` itself, so a word with a space or a shell metacharacter is
-wrapped in double quotes there. The shell is the one of the machine qfix runs on: a printed
-command is pasted where it was printed.
+wrapped in double quotes there; one with ``$`` or a backtick, which PowerShell expands inside
+double quotes, is a PowerShell single-quoted literal. The shell is the one of the machine qfix
+runs on: a printed command is pasted where it was printed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shlex
 
 # cmd.exe's and PowerShell's metacharacters, and whitespace: a word with none is printed bare
 _WINDOWS_SPECIAL = re.compile(r"[\s\"&|<>^%(),;=!'`$@{}]")
+_POWERSHELL_EXPANDS = re.compile(r"[$`]")
 
 
 def quote(arg: str, *, os_name: str = os.name) -> str:
@@ -25,6 +27,11 @@ def quote(arg: str, *, os_name: str = os.name) -> str:
         return shlex.quote(arg)
     if arg and not _WINDOWS_SPECIAL.search(arg):
         return arg
+    if _POWERSHELL_EXPANDS.search(arg):
+        # PowerShell expands $name and `x inside double quotes (about_Quoting_Rules): a folder
+        # such as C:\Users\a$b would lose its $b. Such a word is a PowerShell literal, the shell
+        # of the other Windows lines qfix prints (command_line); cmd.exe has no form both read.
+        return _powershell_literal(arg)
     return '"' + arg.replace('"', '\\"') + '"'
 
 

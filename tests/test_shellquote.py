@@ -34,6 +34,18 @@ def test_windows_words_use_double_quotes_only_where_needed(path: str) -> None:
     assert word == (path if plain else f'"{path}"')
 
 
+@pytest.mark.parametrize(
+    ("path", "word"),
+    [
+        (r"C:\Users\a$b\.venv\Scripts\python.exe", r"'C:\Users\a$b\.venv\Scripts\python.exe'"),
+        (r"C:\it's `x\python.exe", r"'C:\it''s `x\python.exe'"),
+    ],
+)
+def test_windows_words_powershell_would_expand_are_literals(path: str, word: str) -> None:
+    # inside double quotes PowerShell reads $b as a variable and `x as an escape
+    assert shellquote.quote(path, os_name="nt") == word
+
+
 def test_next_steps_go_through_the_one_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shellquote, "quote", lambda arg, **_: f"<{arg}>")
     assert next_step_target(r"C:\A B\python.exe") == r" --python <C:\A B\python.exe>"
