@@ -1615,7 +1615,8 @@ def test_triton_ops_missing_in_a_bitsandbytes_frame_bounds_bitsandbytes():
     from repair.pipeline import analyse
 
     assert str(implied_by(TRITON_OPS).range("bitsandbytes")) == "<0.45.1,>=0.40.0"
-    assert implied_by("ModuleNotFoundError: No module named 'triton.ops'").empty  # no anchor
+    bare = implied_by("ModuleNotFoundError: No module named 'triton.ops'")
+    assert bare.range("bitsandbytes") is None and bare.triton_ops_missing  # no importer named
     facts = Facts(
         host=Host("Linux", "x86_64"),
         gpus=(Gpu(0, "RTX 3090", "8.6"),),
@@ -1707,6 +1708,39 @@ def test_triton_ops_is_bitsandbytes_only_after_a_bitsandbytes_frame():
         "ModuleNotFoundError: No module named 'triton.ops'"
     )
     assert "bnb-triton-ops" not in implied_by(deepspeed).signatures
+    assert "triton-ops-missing" not in implied_by(deepspeed).signatures  # DeepSpeed imported it
+
+
+BARE_TRITON_OPS = "ModuleNotFoundError: No module named 'triton.ops'"
+
+
+def _bare_triton(bnb: str | None):
+    from repair.facts import Facts, Gpu, Host
+    from repair.pipeline import analyse
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "RTX 3090", "8.6"),),
+        packages={"torch": "2.5.1", "bitsandbytes": bnb},
+    )
+    return analyse(facts, error_text=BARE_TRITON_OPS)
+
+
+def test_a_bare_triton_ops_error_proves_a_triton_without_it():
+    """Without a frame the text names no importer (S92: Python names the first missing part, so
+    triton itself imported): a bitsandbytes of unknown version is the suspect, a known release
+    in 0.40.0-0.45.0 cannot import beside that triton whatever torch is (S83), a later one is
+    not at fault."""
+    unknown = _bare_triton(None)
+    [f] = [f for f in unknown.diagnosis.findings if f.id == "bnb-torch-mismatch"]
+    assert f.evidence["suspected"] is True and f.evidence["conflict"] == "<0.45.1,>=0.40.0"
+    [step] = [s for s in unknown.plan.steps if s.package == "bitsandbytes"]
+    assert Version(step.to) >= Version("0.45.1") and not unknown.plan.healthy
+    assert not [s for s in unknown.plan.steps if s.package == "torch"]
+    known = _bare_triton("0.44.1")  # torch 2.5.1 brings triton 3.1: the text shows another one
+    [f] = [f for f in known.diagnosis.findings if f.id == "bnb-torch-mismatch"]
+    assert "suspected" not in f.evidence
+    assert "bnb-torch-mismatch" not in _bare_triton("0.45.1").diagnosis.ids
 
 
 def test_transformers_wrapper_of_the_bitsandbytes_import_counts_as_its_frame():

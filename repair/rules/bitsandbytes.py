@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from packaging.version import Version
 
 from ..findings import Finding, Unknown
-from ..knowledge import BNB_KNOWN_BAD_WARN, BnbRelease, Knowledge
+from ..knowledge import BNB_KNOWN_BAD_WARN, BnbConflict, BnbRelease, Knowledge
 from ..view import (
     BNB_FORK_PATTERN,
     FIRST_4BIT,
@@ -25,7 +25,7 @@ from ..view import (
     sass_ccs_cover,
 )
 from .platform import bnb_platform_unsupported
-from .registry import Context, absent_or_unknown, rule, ruled_out
+from .registry import Context, absent_or_unknown, rule, ruled_out, suspect
 
 
 @rule("bnb-missing")
@@ -248,10 +248,16 @@ def _bnb_has_cuda_lib(view: View, kb: Knowledge) -> bool:
 
 
 @rule("bnb-torch-mismatch")
-def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
+def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding | Unknown]:
     view, rel = ctx.view, ctx.bnb_rel
     if view.bnb is None:
         yield from _range_conflict(ctx, view.torch)
+        proven = _proven_conflict(ctx)
+        if proven is not None:
+            yield Unknown(
+                "bnb-version-for-triton",
+                f"bitsandbytes' version: {proven.releases} cannot import here ({proven.why})",
+            )
     if view.bnb is None or rel is None:
         return
     if view.torch is not None and not rel.admits_torch(public(view.torch)):
@@ -280,6 +286,47 @@ def bnb_torch_mismatch(ctx: Context) -> Iterator[Finding]:
             torch=str(view.torch) if view.torch is not None else None,
             conflict=str(clash.releases),
         )
+
+
+def _proven_conflict(ctx: Context) -> BnbConflict | None:
+    """bitsandbytes installed, its version unknown, and the error text shows a clash by itself
+    (a triton without triton.ops: plans/signatures.toml triton-ops-missing) but names no
+    importer and no bitsandbytes range: the [[conflict]] that text proves, or None."""
+    view = ctx.view
+    if (
+        view.bnb is not None
+        or view.bnb_installed is not True
+        or view.implied.range("bitsandbytes") is not None
+    ):
+        return None
+    shown = view.implied.shown
+    return next(
+        (c for c in ctx.kb.bnb.conflicts if c.proven_by is not None and c.proven_by in shown),
+        None,
+    )
+
+
+@suspect(
+    "bnb-torch-mismatch",
+    replaces="bnb-version-for-triton",
+    instead="bitsandbytes' version (installed, not reported): the suspected finding says which "
+    "releases cannot import beside what the error text shows",
+)
+def _bnb_that_cannot_import(ctx: Context) -> Iterator[Finding]:
+    """With nothing else wrong, an installed bitsandbytes of unknown version is the likeliest
+    importer of what the text shows missing (triton.ops): the plan moves it out of the range."""
+    clash = _proven_conflict(ctx)
+    if clash is None:
+        return
+    yield ctx.finding(
+        "bnb-torch-mismatch",
+        f"bitsandbytes (version not reported) with what the error message shows: releases "
+        f"{clash.releases} cannot import here ({clash.why}); its version is not in the facts "
+        "and no fault the facts prove explains a failure, so such a release is the likeliest "
+        "cause (check: `pip show bitsandbytes`)",
+        conflict=str(clash.releases),
+        source="error message",
+    )
 
 
 def _range_conflict(ctx: Context, torch: Version | None) -> Iterator[Finding]:
