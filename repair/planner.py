@@ -24,6 +24,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from .diagnose import REPORTED
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
@@ -683,8 +684,17 @@ def make_plan(
             + "; the facts rule that out"
         )
     bnb_change = _bnb_must_change(view, ids, by_id)
+    # a torch move needs a GPU to cover: one the facts do not show is no reason for one
+    chooses_from = ids - {"gpu-arch-unsupported"} if arch_unseen(view, by_id) else ids
     torch_choice, bnb_choice = _choose_targets(
-        view, kb, ids, bnb_change, _keep_bnb(view, kb, ids, bnb_change), notes, manual, unknown
+        view,
+        kb,
+        chooses_from,
+        bnb_change,
+        _keep_bnb(view, kb, ids, bnb_change),
+        notes,
+        manual,
+        unknown,
     )
     _torch_side(view, kb, diag, torch_choice, base, steps, manual, unknown)
     if bnb_choice is not None:
@@ -1533,7 +1543,42 @@ def _refused_wheel_advice(
     return Manual("bnb-platform-unsupported", text, True)
 
 
+def arch_unseen(view: View, by_id: FindingsById) -> bool:
+    """gpu-arch-unsupported only as an error text reports it ("no kernel image is available"),
+    with neither the GPUs' compute capability nor torch's build in the facts: which kernel lacks
+    the GPU -- torch's, bitsandbytes', or a model's own CUDA extension -- nothing here says, so
+    no torch build is chosen for it (issue 12 item 5: no change that the facts cannot justify)."""
+    found = by_id.get("gpu-arch-unsupported", [])
+    torch_arch = view.facts.torch.arch_list if view.facts.torch else None
+    return (
+        bool(found)
+        and all(f.summary.endswith(REPORTED) for f in found)
+        and not view.ccs
+        and view.torch is None
+        and not torch_arch
+    )
+
+
+def _arch_unseen_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    if not arch_unseen(view, by_id):
+        return None
+    return Manual(
+        "gpu-arch-unsupported",
+        "a CUDA kernel has no code for this GPU, and the facts show neither the GPU nor torch's "
+        "build: compare the GPU's compute capability (`nvidia-smi --query-gpu=name,compute_cap "
+        "--format=csv`) with torch's (`python -c \"import torch; print(torch.__version__, "
+        'torch.cuda.get_arch_list())"`). If torch lacks it, run `qfix plan` in that environment '
+        "for a torch build that has it (it checks bitsandbytes' build too); if both have it, the "
+        "kernel is another extension's (a model's own quantization kernels): it needs a build "
+        "for this GPU, or a newer GPU",
+        True,
+    )
+
+
 _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
+    _arch_unseen_advice,
     _refused_wheel_advice,
     _override_advice,
     _mixed_gpus_advice,

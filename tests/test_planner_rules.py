@@ -573,3 +573,37 @@ def test_the_deep_probe_names_amd_gpus_and_their_targets():
     _, plan = analyse(facts_from_dict(doc))
     assert not plan.steps  # the target, not the unhelpful name, decided
     assert KB.bnb.gfx_of("gfx90a:sramecc+:xnack-") == "gfx90a"
+
+
+NO_KERNEL = "RuntimeError: CUDA error: no kernel image is available for execution on the device"
+
+
+@pytest.mark.parametrize(
+    ("gpus", "torch_moves"),
+    [
+        (None, False),  # nothing says which kernel lacks which GPU
+        ([{"index": 0, "name": "RTX 5070", "compute_capability": "12.0"}], True),
+    ],
+)
+def test_a_kernel_image_error_moves_torch_only_for_a_gpu_the_facts_show(gpus, torch_moves):
+    """Issue 12 item 5: "no kernel image" alone, with neither the GPU nor torch's build known,
+    may be torch's, bitsandbytes' or a model's own kernel: no torch build is chosen for it, and
+    the required step says how to tell them apart. With the GPU known, torch moves to a build
+    that has it."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "570.86.10", "cuda": "12.8"},
+        "packages": {"torch": None},
+    }
+    if gpus is not None:
+        doc["gpus"] = gpus
+    from repair.pipeline import analyse as analyse_text
+
+    plan = analyse_text(facts_from_dict(doc), error_text=NO_KERNEL).plan
+    assert "gpu-arch-unsupported" in {f.id for f in plan.findings}
+    assert any(s.package == "torch" for s in plan.steps) is torch_moves
+    required = [m for m in plan.manual if m.id == "gpu-arch-unsupported" and m.required]
+    assert bool(required) is not torch_moves
+    if required:
+        assert "compute_cap" in required[0].text and "get_arch_list" in required[0].text
