@@ -1837,3 +1837,34 @@ def test_a_forked_worker_after_cuda_is_cuda_init_failed_with_its_own_advice(text
     assert "cuda-init-failed" in a.diagnosis.ids and not a.plan.steps
     [step] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
     assert "forked" in step.text and "spawn" in step.text
+
+
+REMOTE_CODE = (
+    "ImportError: This modeling file requires the following packages that were not found in "
+    "your environment: bitsandbytes. Run `pip install bitsandbytes`"
+)
+
+
+def test_transformers_remote_code_check_naming_bitsandbytes_is_an_import_that_failed():
+    """S95: check_imports names the packages whose import raised ImportError, which includes a
+    bitsandbytes that is installed but whose own import failed (0.39.1-0.41.0 import scipy
+    undeclared): bnb-missing says both, and the plan installs a current release."""
+    from repair.facts import Facts, Host
+    from repair.pipeline import analyse
+
+    assert implied_by(REMOTE_CODE).bnb_absent
+    assert not implied_by(REMOTE_CODE.replace("bitsandbytes", "einops")).bnb_absent
+    a = analyse(
+        Facts(host=Host("Linux", "x86_64"), packages={"torch": "2.5.1"}), error_text=REMOTE_CODE
+    )
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-missing"]
+    assert "or its own import failed" in f.summary
+    [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    assert Version(step.to) >= Version("0.42.0")
+    # a probe's list that shows it installed wins over the text
+    shown = Facts(
+        host=Host("Linux", "x86_64"),
+        packages={"torch": "2.5.1", "bitsandbytes": "0.41.0"},
+        extra={"packages_source": "probe"},
+    )
+    assert "bnb-missing" not in analyse(shown, error_text=REMOTE_CODE).diagnosis.ids

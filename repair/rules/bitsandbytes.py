@@ -31,6 +31,18 @@ from .registry import Context, absent_or_unknown, rule, ruled_out, suspect
 @rule("bnb-missing")
 def bnb_missing(ctx: Context) -> Iterator[Finding | Unknown]:
     view = ctx.view
+    if view.bnb_installed is False and "hf-remote-code-missing-bnb" in view.implied.signatures:
+        # transformers names a package whose import raised ImportError (S95): also one whose own
+        # import failed on a module it needs
+        yield ctx.finding(
+            "bnb-missing",
+            "bitsandbytes cannot be imported in the target (read from the error message): it "
+            "is not installed, or its own import failed on a module it needs (bitsandbytes "
+            '0.39.1-0.41.0 import scipy without declaring it; `python -c "import bitsandbytes"` '
+            "shows which)",
+            source="error message",
+        )
+        return
     yield from absent_or_unknown(ctx, "bnb-missing", view.bnb_installed, "bitsandbytes")
     if view.bnb is not None and ctx.bnb_rel is None:
         yield Unknown("bnb-release", f"bitsandbytes {view.bnb} (not in the knowledge base)")
