@@ -1331,6 +1331,21 @@ def _cuda_init_advice(
             "where it is set (shell profile, job script, container environment)",
             True,
         )
+    mig = next((f.evidence["mig_gpus"] for f in found if f.evidence.get("mig_gpus")), None)
+    if mig is not None:
+        # the MIG User Guide's commands (S94): create GPU instances with their compute
+        # instances, or leave MIG mode
+        gpus = ",".join(map(str, mig))
+        return Manual(
+            "cuda-init-failed",
+            f"GPU {gpus} {'is' if len(mig) == 1 else 'are'} in MIG mode: CUDA sees only its MIG "
+            "instances (`nvidia-smi -L` lists them as `MIG ... Device`). Create them (`sudo "
+            "nvidia-smi mig -lgip` lists the profiles; `sudo nvidia-smi mig -cgi <profile> -C`), "
+            f"or leave MIG mode (`sudo nvidia-smi -i {gpus} -mig 0`, then reset the GPU or "
+            "reboot); in a container or a Slurm job, ask for a MIG device. No package change "
+            "fixes this.",
+            True,
+        )
     unavailable = any(f.evidence.get("cuda_unavailable") for f in found)
     text = (
         advice_for(view.implied, implying="cuda_forked")

@@ -716,3 +716,23 @@ def test_cuda_init_failed_from_facts_yields_to_what_the_facts_name():
     assert "CUDA_VISIBLE_DEVICES=''" in f.summary
     [m] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
     assert m.required and "unset CUDA_VISIBLE_DEVICES" in m.text
+
+
+def test_cuda_init_failed_names_mig_mode_with_its_own_step():
+    """S94: in MIG mode CUDA sees MIG instances, not the GPU: where every listed GPU is in it,
+    the finding says so and the step creates instances or leaves MIG mode; one GPU outside MIG
+    mode leaves the general step."""
+    from repair.facts import Facts, Gpu, TorchBuild
+    from repair.pipeline import analyse
+
+    blind = TorchBuild(*CU121, cuda_available=False)
+    mig = Gpu(0, "NVIDIA A100-SXM4-80GB", "8.0", mig=True)
+    a = analyse(Facts(**_a10g(torch=blind, gpus=(mig,))))
+    [f] = [f for f in a.diagnosis.findings if f.id == "cuda-init-failed"]
+    assert "MIG mode" in f.summary and f.evidence["mig_gpus"] == [0]
+    [m] = [m for m in a.plan.manual if m.id == "cuda-init-failed"]
+    assert m.required and "nvidia-smi mig -cgi" in m.text and "-i 0 -mig 0" in m.text
+    plain = Gpu(1, "NVIDIA A100-SXM4-80GB", "8.0", mig=False)
+    mixed = analyse(Facts(**_a10g(torch=blind, gpus=(mig, plain))))
+    [m] = [m for m in mixed.plan.manual if m.id == "cuda-init-failed"]
+    assert "MIG" not in m.text and "--gpus all" in m.text

@@ -198,20 +198,29 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
     where = "the deep probe" if probed is False else "read from the error message"
     hidden = (view.facts.env or {}).get("CUDA_VISIBLE_DEVICES")
     hides = hidden is not None and hidden.strip() in ("", "-1")
+    # In MIG mode CUDA enumerates a GPU's MIG devices (one per GPU instance), not the GPU: with
+    # no instance created it sees none there (S94). Every listed GPU in it explains the loss.
+    mig = [g.index for g in view.gpus if g.mig is True]
+    all_mig = len(mig) == len(view.gpus)
+    if hides:
+        why = f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU from the process"
+    elif all_mig:
+        why = (
+            f"GPU {', '.join(map(str, mig))} {'is' if len(mig) == 1 else 'are'} in MIG mode, "
+            "where CUDA sees only MIG instances: none may be created"
+        )
+    else:
+        why = "CUDA cannot initialise in that process"
     yield ctx.finding(
         "cuda-init-failed",
         f"torch {view.torch or '(version not reported)'} is a CUDA {view.torch_cuda} build on "
-        f"a host with an NVIDIA GPU, yet torch.cuda.is_available() was False ({where}): "
-        + (
-            f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU from the process"
-            if hides
-            else "CUDA cannot initialise in that process"
-        ),
+        f"a host with an NVIDIA GPU, yet torch.cuda.is_available() was False ({where}): {why}",
         torch=str(view.torch) if view.torch else None,
         torch_cuda=str(view.torch_cuda),
         source="deep probe" if probed is False else "error message",
         cuda_unavailable=True,
         cuda_visible_devices=hidden if hides else None,
+        mig_gpus=mig if all_mig and not hides else None,
     )
 
 
