@@ -51,6 +51,7 @@ BNB_KNOWN_BAD_KINDS = ("missing-lib", "libstdcxx", "wrong-output", "crash", "8bi
 BNB_KNOWN_BAD_WARN = ("crash", "8bit-only")
 
 _ARCH_RE = re.compile(r"^(sm|compute)_(\d{2,3})\Z")
+_GFX_RE = re.compile(r"^gfx[0-9a-f]{3,4}\Z")  # an AMD GPU target (LLVM processor name), S91
 _LIB_RE = re.compile(r"^\d{2,4}\Z")  # CUDA "118", "132"; ROCm "62", "714"
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 _MANYLINUX_LEGACY = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
@@ -344,6 +345,8 @@ class TorchVariant(Cited):
     arch_measured: bool  # read from the wheel itself (S20)
     arch_source: str | None
     arch_aarch64: tuple[str, ...] | None  # the Linux aarch64 build's list; None = unknown
+    gfx: tuple[str, ...] | None = None  # ROCm builds: the GPU targets compiled for; None = unknown
+    gfx_source: str | None = None
 
     @property
     def kind(self) -> str:
@@ -1111,6 +1114,18 @@ class _Entry:
             self.fail(f"{key} must be a list of 'sm_XY' strings")
         return tuple(v)
 
+    def gfx(self, key: str) -> tuple[str, ...] | None:
+        v = self.get(key, None)
+        if v is None:
+            return None
+        if (
+            not isinstance(v, list)
+            or not v
+            or not all(isinstance(x, str) and _GFX_RE.match(x) for x in v)
+        ):
+            self.fail(f"{key} must be a non-empty list of 'gfxNNN' strings (gfx + hex digits)")
+        return tuple(v)
+
     def words(self, key: str) -> tuple[str, ...]:
         """A space-separated string ("118 121 124") as a tuple; absent: ()."""
         v = self.get(key, "")
@@ -1446,6 +1461,10 @@ def _torch_variant(e: _Entry) -> TorchVariant:
     arch_measured = e.flag("arch_measured", False)
     if arch_list is None and (arch_confirmed or arch_measured):
         e.fail("arch_confirmed / arch_measured without an arch_list")
+    gfx = e.gfx("gfx")
+    gfx_source = e.opt_text("gfx_source")
+    if gfx is not None and (rocm is None or gfx_source is None):
+        e.fail("gfx is for a ROCm variant (rocm = 'X.Y') and needs a gfx_source")
     cited = e.cited()
     for part in cited["unconfirmed"]:
         kind, _, platform = part.partition(".")
@@ -1461,6 +1480,8 @@ def _torch_variant(e: _Entry) -> TorchVariant:
         arch_measured=arch_measured,
         arch_source=e.opt_text("arch_source"),
         arch_aarch64=e.archs("arch_aarch64"),
+        gfx=gfx,
+        gfx_source=gfx_source,
         **cited,
     )
 

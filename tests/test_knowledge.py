@@ -407,6 +407,42 @@ def test_cu129_has_ptx():
     assert cu129.ptx() == (V("12.0"),) and V("12.0") in cu129.sass()
 
 
+_GFX = re.compile(r"^gfx[0-9a-f]{3,4}\Z")
+
+
+def test_rocm_gfx_lists_are_well_formed_and_cited():
+    """Every ROCm variant's GPU target list (where known) holds LLVM processor names and cites a
+    source key of plans/sources.toml; only ROCm variants have one."""
+    sources = load_sources()
+    known = 0
+    for release in KB.torch.releases:
+        for variant in release.variants:
+            if variant.gfx is None:
+                continue
+            known += 1
+            assert variant.rocm is not None, (release.series, variant.name)
+            assert variant.gfx and all(_GFX.match(g) for g in variant.gfx), variant.gfx
+            assert len(set(variant.gfx)) == len(variant.gfx), variant.gfx
+            keys = cited_keys(variant.gfx_source or "")
+            assert keys and all(sources.get(k) is not None for k in keys), variant.gfx_source
+    assert known >= 16
+
+
+def test_rocm_gfx_as_read_from_the_release_branches():
+    """S93: pytorch/builder manywheel/build_docker.sh at each release branch."""
+    five = ("gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030")
+    assert KB.torch.release("1.11").variant("rocm4.5.2").gfx == five
+    assert KB.torch.release("2.0").variant("rocm5.4.2").gfx == five
+    assert KB.torch.release("2.1").variant("rocm5.6").gfx == (*five, "gfx1100")
+    # release/2.3 adds gfx942 from ROCm 6.0 only
+    assert "gfx942" not in (KB.torch.release("2.3").variant("rocm5.7").gfx or ())
+    assert KB.torch.release("2.3").variant("rocm6.0").gfx == (*five, "gfx1100", "gfx942")
+    assert KB.torch.release("2.4").variant("rocm6.1").gfx_source == "S93 at release/2.4 4ce1afeb"
+    # not read: 1.10 (the script sets no list) and 2.5 onwards (not in pytorch/builder)
+    assert KB.torch.release("1.10").variant("rocm4.2").gfx is None
+    assert KB.torch.release("2.5").variant("rocm6.2").gfx is None
+
+
 def test_glibc_floor():
     assert KB.torch.release("2.6").glibc_min == V("2.5")  # manylinux1 tag
     assert KB.torch.release("2.6").glibc_build == V("2.28")
@@ -982,6 +1018,24 @@ BROKEN = [
         r"^plans/torch\.toml: release '2\.7' variant 'cu128': arch_list must be a list of "
         r"'sm_XY' strings$",
         id="wrong-type",
+    ),
+    pytest.param(
+        "torch.toml",
+        ['series = "2.4"', 'name = "rocm6.1"'],
+        "gfx =",
+        'gfx = ["gfx90a", "sm_90"]',
+        r"^plans/torch\.toml: release '2\.4' variant 'rocm6\.1': gfx must be a non-empty list of "
+        r"'gfxNNN' strings",
+        id="gfx-bad-name",
+    ),
+    pytest.param(
+        "torch.toml",
+        ['series = "2.4"', 'name = "rocm6.1"'],
+        "gfx_source =",
+        None,
+        r"^plans/torch\.toml: release '2\.4' variant 'rocm6\.1': gfx is for a ROCm variant "
+        r"\(rocm = 'X\.Y'\) and needs a gfx_source$",
+        id="gfx-without-source",
     ),
     pytest.param(
         "torch.toml",
