@@ -86,7 +86,7 @@ FACT_KEYS: Mapping[str, type] = {
     "bnb_index_versions": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
-HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge")
+HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge", "4bit-dora")
 
 
 @dataclass(frozen=True, slots=True)

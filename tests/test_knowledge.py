@@ -49,7 +49,7 @@ TSV = FACTS / "bnb-wheels.tsv"
 OLD_TSV = ROOT / "tools" / "data" / "bnb-wheels-0.32-0.36.tsv"
 # The dates plans/ was read: the survey of 2026-11-29 and the re-read of 2026-12-06
 # (tools/check_knowledge.py, docs/knowledge.md).
-CHECK_DATES = ("2026-11-29", "2026-12-06")
+CHECK_DATES = ("2026-11-29", "2026-12-06", "2026-12-07")
 KB = load_knowledge()
 V = Version
 

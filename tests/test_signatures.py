@@ -1868,3 +1868,34 @@ def test_transformers_remote_code_check_naming_bitsandbytes_is_an_import_that_fa
         extra={"packages_source": "probe"},
     )
     assert "bnb-missing" not in analyse(shown, error_text=REMOTE_CODE).diagnosis.ids
+
+
+@pytest.mark.parametrize(
+    ("text", "peft"),
+    [
+        (
+            "ValueError: Linear4bit does not support DoRA yet, please set it to False",
+            "<0.10.0,>=0.9.0",
+        ),
+        (
+            "TypeError: LoraConfig.__init__() got an unexpected keyword argument 'use_dora'",
+            "<0.9.0",
+        ),
+    ],
+)
+def test_dora_refusals_bound_peft_below_its_4bit_dora_floor(text: str, peft: str) -> None:
+    """S96: peft 0.9.0 brought DoRA and refused it in its bitsandbytes layers; 0.10.0 takes it
+    there. The text bounds peft and shows the job's feature, so its floor applies."""
+    from repair.facts import Facts, Host
+    from repair.pipeline import analyse
+
+    implied = implied_by(text)
+    assert str(implied.range("peft")) == peft and implied.hf_feature == "4bit-dora"
+    a = analyse(Facts(host=Host("Linux", "x86_64"), packages={"torch": "2.5.1"}), error_text=text)
+    [f] = [f for f in a.diagnosis.findings if f.id == "hf-stack-too-old"]
+    assert f.evidence["minimum"] == "0.10.0"
+    [step] = [s for s in a.plan.steps if s.package == "peft"]
+    assert "0.10.0" in step.to
+    # a known peft that has it: the floor holds, nothing to do for peft
+    fine = Facts(host=Host("Linux", "x86_64"), packages={"torch": "2.5.1", "peft": "0.10.0"})
+    assert not [s for s in analyse(fine, error_text=text).plan.steps if s.package == "peft"]
