@@ -267,8 +267,13 @@ def build_commands(
         installer, python=python, uv=uv, break_system_packages=break_system_packages
     )
     removals, torch_by_index, rest_by_index = _sort_steps(steps, torch_index_base)
+    # pip's own upgrade runs first and alone, so the commands after it run the new pip; uv reads
+    # every wheel tag itself and leaves the target's pip alone
+    own = [requirement(s) for s in steps if _group(s) is StepGroup.INSTALLER]
 
     commands: list[Command] = []
+    if own and installer == "pip":
+        commands.append(Command(_label(own, None), (*install, *own)))
     if removals:
         commands.append(Command(f"uninstall {' '.join(removals)}", (*uninstall, *removals)))
     default = None if setup is None else setup.uv_default_index
@@ -342,6 +347,8 @@ def _sort_steps(
         if group is StepGroup.UNINSTALL:
             removals.append(name)
             continue
+        if group is StepGroup.INSTALLER:
+            continue  # build_commands runs it first, on its own
         req = requirement(step)
         if group is StepGroup.TORCH:
             torch_by_index.setdefault(torch_step_index(step, torch_index_base), []).append(req)

@@ -50,6 +50,9 @@ class StepGroup(_Word):
     TORCH = "torch"
     PYPI = "pypi"
     UNINSTALL = "uninstall"
+    # pip itself, upgraded in a command of its own before the others, which it then runs: an
+    # old pip cannot read the tags of the wheels they install (wheeltags, S71)
+    INSTALLER = "installer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from .view import BNB_FORK_PATTERN
 
 SCHEMA = PLAN_SCHEMA
 ACTIONS = ("install", "uninstall")
-GROUPS = ("torch", "pypi", "uninstall")
+GROUPS = ("torch", "pypi", "uninstall", "installer")
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 MAX_BYTES = 4 << 20  # a plan is a few KiB; refuse to read something absurd
 MAX_DEPTH = 16  # qfix writes 4 levels (plan > steps > step > because)
@@ -221,7 +221,9 @@ def check_fingerprint(plan: Plan, current_fingerprint: str) -> None:
 
 # --------------------------------------------------------------------------- scope
 
-_SCOPE_TEXT = "the torch family, bitsandbytes and its forks, the Hugging Face stack"
+_SCOPE_TEXT = (
+    "the torch family, bitsandbytes and its forks, the Hugging Face stack, and pip's own upgrade"
+)
 
 
 def repair_scope(kb: Knowledge) -> frozenset[str]:
@@ -248,11 +250,21 @@ def in_scope(name: str, kb: Knowledge, providers: Iterable[str] = ()) -> bool:
     )
 
 
+def _installer_upgrade(step: Step) -> bool:
+    """pip installed by its own first command (group "installer"): the upgrade an old pip needs
+    to read the wheels' tags."""
+    return (
+        normalize(step.package) == "pip" and step.action == "install" and step.group == "installer"
+    )
+
+
 def check_scope(plan: Plan, kb: Knowledge, providers: Iterable[str] = ()) -> None:
     """Refuse (ApplyRefused, exit 6) a plan with a step about any other package: a saved plan
     that uninstalls pip or installs an unrelated package is never run, whatever else it says."""
     shown = tuple(providers)
     for i, step in enumerate(plan.steps):
+        if _installer_upgrade(step):
+            continue  # pip's own upgrade before the rest (planner._installer_step), never removal
         if not in_scope(step.package, kb, shown):
             raise ApplyRefused(
                 f"saved plan: steps[{i}] would {step.action} {step.package}, a package qfix "

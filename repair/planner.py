@@ -59,7 +59,7 @@ from .view import (
     unreadable_versions,
     wheel_misfits,
 )
-from .wheeltags import pip_may_not_know, tag_need
+from .wheeltags import PIP_KNOWS_NEW_TAGS, needs_new_pip, pip_may_not_know, tag_need
 
 SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
@@ -709,6 +709,9 @@ def make_plan(
         else (public(view.bnb) if view.bnb is not None else None)
     )
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
+    installer = _installer_step(view, kb, steps)
+    if installer is not None:
+        steps.insert(0, installer)
     # What the planned bitsandbytes makes moot: the legacy loader's library search (WSL).
     if bnb_final is not None and bnb_final >= MODERN_BNB_LOADER and not stays_required(view, by_id):
         manual = [
@@ -1517,6 +1520,38 @@ def _no_driver_advice(
     return Manual("no-nvidia-driver", text, False)
 
 
+def _installer_step(view: View, kb: Knowledge, steps: list[Step]) -> Step | None:
+    """pip itself, where the target's pip is known to be older than 20.3 and so cannot read
+    the manylinux_X_Y or macOS 11+ tags (S71) of a bitsandbytes wheel the plan installs, or of
+    one the error text shows it refused: upgraded first, in a command of its own."""
+    pip = parse_version(view.facts.package("pip"))
+    if pip is None or pip >= PIP_KNOWS_NEW_TAGS:
+        return None
+    needing = [s for s in steps if _wheel_needs_new_pip(view, kb, s)]
+    refused = view.refused_tag is not None and needs_new_pip(view.refused_tag)
+    if not needing and not refused:
+        return None
+    because = tuple(dict.fromkeys(b for s in needing for b in s.because))
+    return Step(
+        "install",
+        "pip",
+        str(pip),
+        f">={PIP_KNOWS_NEW_TAGS}",
+        None,
+        because or ("bnb-platform-unsupported",),
+        "installer",
+    )
+
+
+def _wheel_needs_new_pip(view: View, kb: Knowledge, step: Step) -> bool:
+    """Whether the bitsandbytes wheel ``step`` installs has a tag only pip 20.3+ reads."""
+    if step.package != "bitsandbytes" or step.to is None:
+        return False
+    r = kb.bnb.release(step.to)
+    build = r.builds.get(view.platform or "") if r is not None else None
+    return build is not None and needs_new_pip(build.tag)
+
+
 def _refused_wheel_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1537,14 +1572,21 @@ def _refused_wheel_advice(
         )
         return Manual("bnb-platform-unsupported", text, True)
     if pip_may_not_know(tag, pip):
-        have = f" (this environment has pip {pip})" if pip is not None else ""
         what = "glibc" if need is not None and need.kind == "glibc" else "macOS"
         floor = f" {need.version}" if need is not None else ""
+        below = f"this host's {what} is below{floor} and no bitsandbytes wheel for it installs"
+        if pip is not None:
+            # the plan's first step upgrades it (_installer_step)
+            text = (
+                f"pip refused bitsandbytes' {tag} wheel: pip before 20.3 does not know this "
+                f"tag's form (this environment has pip {pip}), and the plan upgrades pip first. "
+                f"If pip 20.3 or later refuses it too, {below}"
+            )
+            return Manual("bnb-platform-unsupported", text, False)
         text = (
             f"pip refused bitsandbytes' {tag} wheel: pip before 20.3 does not know this tag's "
-            f"form{have}. Upgrade pip (`python -m pip install -U pip`) and install again; if a "
-            f"current pip refuses it too, this host's {what} is below{floor} and no bitsandbytes "
-            "wheel for it installs"
+            "form. Upgrade pip (`python -m pip install -U pip`) and install again; if a current "
+            f"pip refuses it too, {below}"
         )
         return Manual("bnb-platform-unsupported", text, True)
     machine = view.facts.host.machine if view.facts.host else None

@@ -614,3 +614,42 @@ def test_installer_errors_come_first() -> None:
         "found for torch==9.9\nWARNING: later noise\n",
     )
     assert _tail(done).startswith("ERROR: No matching distribution found for torch==9.9")
+
+
+def test_pips_own_upgrade_runs_first_and_alone_with_pip_only() -> None:
+    """An "installer" step (pip itself, wheeltags S71) is its own first command, without the
+    constraints file; uv reads every wheel tag, so it has no such command."""
+    upgrade = {
+        "action": "install",
+        "package": "pip",
+        "from": "20.0.2",
+        "to": ">=20.3",
+        "index_url": None,
+        "because": ["bnb-platform-unsupported"],
+        "group": "installer",
+    }
+    steps = [*BRIEF_STEPS, upgrade]
+    pip = build_commands(
+        steps, python=PY, installer="pip", torch_index_base=None, constraint_file="/c.txt"
+    )
+    assert pip[0] == [
+        PY,
+        "-m",
+        "pip",
+        "install",
+        "--no-input",
+        "--disable-pip-version-check",
+        "pip>=20.3",
+    ]
+    assert pip[1:] == build_commands(
+        BRIEF_STEPS, python=PY, installer="pip", torch_index_base=None, constraint_file="/c.txt"
+    )
+    uv = build_commands(
+        steps,
+        python=PY,
+        installer="uv",
+        torch_index_base=None,
+        constraint_file="/c.txt",
+        uv="/bin/uv",
+    )
+    assert not any("pip>=20.3" in c for c in uv)

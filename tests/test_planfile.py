@@ -188,6 +188,14 @@ def test_uninstalling_pip_or_touching_another_package_is_out_of_scope() -> None:
     doc["steps"][0] = dict(doc["steps"][0], package="six")
     with pytest.raises(ApplyRefused, match="would install six"):
         check_scope(Plan.from_dict(doc), kb)
+    # pip only as its own upgrade, in the "installer" group (an old pip and new wheel tags)
+    upgrade = {"action": "install", "package": "pip", "from": "20.0.2", "to": ">=20.3"}
+    doc = saved(plan)
+    doc["steps"].insert(0, dict(upgrade, group="installer"))
+    check_scope(Plan.from_dict(doc), kb)
+    doc["steps"][0] = dict(upgrade, group="pypi")
+    with pytest.raises(ApplyRefused, match="would install pip"):
+        check_scope(Plan.from_dict(doc), kb)
 
 
 # --------------------------------------------------------------------------- same as qfix's own

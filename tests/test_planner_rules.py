@@ -607,3 +607,41 @@ def test_a_kernel_image_error_moves_torch_only_for_a_gpu_the_facts_show(gpus, to
     assert bool(required) is not torch_moves
     if required:
         assert "compute_cap" in required[0].text and "get_arch_list" in required[0].text
+
+
+REFUSED_2_24 = (
+    "ERROR: bitsandbytes-0.45.0-py3-none-manylinux_2_24_x86_64.whl is not a supported wheel on "
+    "this platform."
+)
+
+
+@pytest.mark.parametrize(("pip", "pip_step"), [("20.0.2", True), ("23.0", False), (None, False)])
+def test_a_pip_known_too_old_for_the_wheel_tag_is_upgraded_first(pip, pip_step):
+    """S71: pip before 20.3 cannot read manylinux_X_Y tags, so a plan that installs such a
+    bitsandbytes wheel upgrades a pip known to be older first, in a command of its own; with
+    pip's version unknown the upgrade stays the required manual step; pip 23 needs none (and
+    there the refusal proves the host's glibc, so no bitsandbytes step either)."""
+    from repair.pipeline import analyse as analyse_text
+    from repair.pipeline import with_commands
+
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "python": {"version": "3.10.12"},
+        "driver": {"found": True, "version": "535.104.05", "cuda": "12.2"},
+        "gpus": [{"index": 0, "name": "NVIDIA A10G", "compute_capability": "8.6"}],
+        "torch": {"version": "2.1.2+cu121", "cuda": "12.1"},
+        "packages": {"torch": "2.1.2+cu121", "bitsandbytes": "0.41.1", "pip": pip},
+    }
+    plan = analyse_text(facts_from_dict(doc), error_text=REFUSED_2_24).plan
+    first = plan.steps[0] if plan.steps else None
+    assert (first is not None and first.package == "pip") is pip_step
+    [m] = [m for m in plan.manual if m.id == "bnb-platform-unsupported"]
+    if pip_step:
+        assert first.to == ">=20.3" and first.group == "installer" and not m.required
+        assert "the plan upgrades pip first" in m.text
+        commands = with_commands(plan, installed=None).commands
+        assert commands[0][-1] == "pip>=20.3" and "-c" not in commands[0]
+        assert commands[1][-1].startswith("bitsandbytes==")
+    elif pip is None:
+        assert m.required and "Upgrade pip" in m.text
