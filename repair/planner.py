@@ -1544,12 +1544,29 @@ def _installer_step(view: View, kb: Knowledge, steps: list[Step]) -> Step | None
 
 
 def _wheel_needs_new_pip(view: View, kb: Knowledge, step: Step) -> bool:
-    """Whether the bitsandbytes wheel ``step`` installs has a tag only pip 20.3+ reads."""
-    if step.package != "bitsandbytes" or step.to is None:
+    """Whether the wheel ``step`` installs has a tag only pip 20.3+ reads: a bitsandbytes
+    release's (every platform's tag is known), or torch's where the target is the PyPI wheel
+    whose tag the knowledge base holds (the series' latest, in its PyPI default build)."""
+    platform = view.platform or ""
+    parsed = parse_version(step.to)
+    if parsed is None:
         return False
-    r = kb.bnb.release(step.to)
-    build = r.builds.get(view.platform or "") if r is not None else None
-    return build is not None and needs_new_pip(build.tag)
+    if step.package == "bitsandbytes":
+        r = kb.bnb.release(parsed)
+        build = r.builds.get(platform) if r is not None else None
+        return build is not None and needs_new_pip(build.tag)
+    if step.package == "torch":
+        t = kb.torch.release(parsed)
+        tag = t.wheel_tags.get(platform) if t is not None else None
+        variant = parsed.local or ""
+        return (
+            t is not None
+            and tag is not None
+            and Version(parsed.public) == t.latest
+            and variant == t.pypi_default.get(platform)
+            and needs_new_pip(tag)
+        )
+    return False
 
 
 def _refused_wheel_advice(

@@ -645,3 +645,23 @@ def test_a_pip_known_too_old_for_the_wheel_tag_is_upgraded_first(pip, pip_step):
         assert commands[1][-1].startswith("bitsandbytes==")
     elif pip is None:
         assert m.required and "Upgrade pip" in m.text
+
+
+def test_a_torch_move_with_an_old_pip_upgrades_pip_first():
+    """torch 2.7 and later ship manylinux_2_28 wheels (S20), which pip 20.0.2 cannot read: the
+    pip step comes first and names the finding the moves are for."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "python": {"version": "3.10.12"},
+        "driver": {"found": True, "version": "580.65.06", "cuda": "13.0"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}],
+        "torch": {"version": "2.1.2+cu121", "cuda": "12.1"},
+        "packages": {"torch": "2.1.2+cu121", "bitsandbytes": "0.45.5", "pip": "20.0.2"},
+    }
+    _, plan = analyse(facts_from_dict(doc))
+    assert [s.package for s in plan.steps][:2] == ["pip", "torch"]
+    assert plan.steps[0].because == ("gpu-arch-unsupported",)
+    doc["packages"]["pip"] = "24.0"
+    _, plan = analyse(facts_from_dict(doc))
+    assert "pip" not in [s.package for s in plan.steps]
