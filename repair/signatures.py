@@ -314,12 +314,16 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "cuda_lib_shadowed": "another copy of {value} came first on the loader path",
     "hf_feature": "a Hugging Face feature with its own floors",
     "wheel_tag_refused": "pip refused a bitsandbytes wheel for this platform tag",
-    "bnb_absent": "bitsandbytes could not be imported: not installed there",
+    # bnb-not-importable and hf-remote-code-missing-bnb (S95: also an import that failed)
+    "bnb_absent": "bitsandbytes could not be imported there: not installed, or its own import "
+    "failed",
     "libcuda_unregistered": "the driver's libcuda.so.1 is not in the loader cache",
     "serving_min_cc": "the serving engine's minimum compute capability for bitsandbytes",
     "serving_cc": "the GPU's compute capability as the engine printed it",
     "torch_cuda_unavailable": "torch.cuda.is_available() was False in that process",
-    "triton_ops_missing": "bitsandbytes imported triton.ops, which triton 3.2 and later lack",
+    # triton-ops-missing proves no importer (S92): bitsandbytes 0.40.0-0.45.0 or older DeepSpeed
+    "triton_ops_missing": "an import of triton.ops failed: the triton there has none (triton "
+    "3.2 and later lack it)",
     "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
 }
 

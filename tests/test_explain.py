@@ -215,3 +215,18 @@ def test_every_property_a_text_proves_is_said_in_words():
     result = explain_text("Unsloth currently only works on NVIDIA GPUs and Intel GPUs.", None)
     line = next(x for x in result.read_from_error if x.startswith("torch_cuda_unavailable"))
     assert "torch.cuda.is_available() was False" in line
+
+
+def test_property_words_claim_no_more_than_the_text_proves():
+    # a bare triton.ops error names no importer (triton-ops-missing: DeepSpeed imported it too),
+    # and transformers' remote-code check also names a bitsandbytes whose own import failed (S95)
+    bare = explain_text("ModuleNotFoundError: No module named 'triton.ops'", None)
+    [line] = [x for x in bare.read_from_error if x.startswith("triton_ops_missing")]
+    assert "bitsandbytes" not in line and "triton 3.2 and later" in line
+    remote = explain_text(
+        "ImportError: This modeling file requires the following packages that were not found in "
+        "your environment: bitsandbytes. Run `pip install bitsandbytes`",
+        None,
+    )
+    [line] = [x for x in remote.read_from_error if x.startswith("bnb_absent")]
+    assert "not installed, or its own import failed" in line
