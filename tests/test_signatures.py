@@ -1899,3 +1899,17 @@ def test_dora_refusals_bound_peft_below_its_4bit_dora_floor(text: str, peft: str
     # a known peft that has it: the floor holds, nothing to do for peft
     fine = Facts(host=Host("Linux", "x86_64"), packages={"torch": "2.5.1", "peft": "0.10.0"})
     assert not [s for s in analyse(fine, error_text=text).plan.steps if s.package == "peft"]
+
+
+@pytest.mark.parametrize(
+    ("text", "peft"),
+    [
+        ("TypeError: __init__() got an unexpected keyword argument 'use_dora'", "<0.9.0"),
+        ("TypeError: QuantLinear.__init__() got an unexpected keyword argument 'use_dora'", None),
+        ("TypeError: Linear.__init__() got an unexpected keyword argument 'use_dora'", None),
+    ],
+)
+def test_only_loraconfig_refusing_use_dora_bounds_peft(text: str, peft: str | None) -> None:
+    # Python before 3.10 names no class; another class's __init__ is not peft's LoraConfig
+    implied = implied_by(text)
+    assert (str(implied.range("peft")) if implied.range("peft") else None) == peft
