@@ -38,7 +38,7 @@ def bnb_missing(ctx: Context) -> Iterator[Finding | Unknown]:
             "bnb-missing",
             "bitsandbytes cannot be imported in the target (read from the error message): it "
             "is not installed, or its own import failed on a module it needs (bitsandbytes "
-            "0.39.0-0.41.3.post2 import scipy without declaring it; `python -c \"import "
+            '0.39.0-0.41.3.post2 import scipy without declaring it; `python -c "import '
             'bitsandbytes"` shows which)',
             source="error message",
         )
