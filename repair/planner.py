@@ -1341,7 +1341,8 @@ def _cuda_init_advice(
         gpus = ",".join(map(str, mig))
         return Manual(
             "cuda-init-failed",
-            f"GPU {gpus} {'is' if len(mig) == 1 else 'are'} in MIG mode: CUDA sees only its MIG "
+            f"{'GPU' if len(mig) == 1 else 'GPUs'} {gpus} {'is' if len(mig) == 1 else 'are'} in "
+            "MIG mode: CUDA sees only its MIG "
             "instances (`nvidia-smi -L` lists them as `MIG ... Device`). Create them (`sudo "
             "nvidia-smi mig -lgip` lists the profiles; `sudo nvidia-smi mig -cgi <profile> -C`), "
             f"or leave MIG mode (`sudo nvidia-smi -i {gpus} -mig 0`, then reset the GPU or "

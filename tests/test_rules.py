@@ -736,3 +736,8 @@ def test_cuda_init_failed_names_mig_mode_with_its_own_step():
     mixed = analyse(Facts(**_a10g(torch=blind, gpus=(mig, plain))))
     [m] = [m for m in mixed.plan.manual if m.id == "cuda-init-failed"]
     assert "MIG" not in m.text and "--gpus all" in m.text
+    both = analyse(Facts(**_a10g(torch=blind, gpus=(mig, Gpu(1, "NVIDIA A100", "8.0", mig=True)))))
+    [f] = [f for f in both.diagnosis.findings if f.id == "cuda-init-failed"]
+    assert "GPUs 0, 1 are in MIG mode" in f.summary and "may have been created" in f.summary
+    [m] = [m for m in both.plan.manual if m.id == "cuda-init-failed"]
+    assert m.text.startswith("GPUs 0,1 are in MIG mode") and "-i 0,1 -mig 0" in m.text

@@ -206,8 +206,9 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
         why = f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU from the process"
     elif all_mig:
         why = (
-            f"GPU {', '.join(map(str, mig))} {'is' if len(mig) == 1 else 'are'} in MIG mode, "
-            "where CUDA sees only MIG instances: none may be created"
+            f"{'GPU' if len(mig) == 1 else 'GPUs'} {', '.join(map(str, mig))} "
+            f"{'is' if len(mig) == 1 else 'are'} in MIG mode, where CUDA sees only MIG "
+            "instances, and none may have been created"
         )
     else:
         why = "CUDA cannot initialise in that process"
