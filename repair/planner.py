@@ -1523,8 +1523,9 @@ def _no_driver_advice(
 
 def _installer_step(view: View, kb: Knowledge, steps: list[Step]) -> Step | None:
     """pip itself, where the target's pip is known to be older than 20.3 and so cannot read
-    the manylinux_X_Y or macOS 11+ tags (S71) of a bitsandbytes wheel the plan installs, or of
-    one the error text shows it refused: upgraded first, in a command of its own."""
+    the manylinux_X_Y or macOS 11+ tags (S71) of a wheel the plan installs (bitsandbytes', or
+    torch's PyPI wheel: _wheel_needs_new_pip), or of the bitsandbytes wheel the error text shows
+    it refused: upgraded first, in a command of its own (pip's; uv skips it)."""
     pip = parse_version(view.facts.package("pip"))
     if pip is None or pip >= PIP_KNOWS_NEW_TAGS:
         return None
