@@ -1598,8 +1598,9 @@ def _refused_wheel_advice(
             # the plan's first step upgrades it (_installer_step)
             text = (
                 f"pip refused bitsandbytes' {tag} wheel: pip before 20.3 does not know this "
-                f"tag's form (this environment has pip {pip}), and the plan upgrades pip first. "
-                f"If pip 20.3 or later refuses it too, {below}"
+                f"tag's form (this environment has pip {pip}), and the plan upgrades pip "
+                "first (uv, where it installs, needs no upgrade). If pip 20.3 or later refuses "
+                f"it too, {below}"
             )
             return Manual("bnb-platform-unsupported", text, False)
         text = (
