@@ -615,6 +615,19 @@ REFUSED_2_24 = (
 )
 
 
+def _torch_21_host(driver: tuple[str, str], gpu: tuple[str, str], bnb: str, pip: str | None):
+    """Facts of a Linux host with torch 2.1.2+cu121, one NVIDIA GPU and pip at ``pip``."""
+    return {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "python": {"version": "3.10.12"},
+        "driver": {"found": True, "version": driver[0], "cuda": driver[1]},
+        "gpus": [{"index": 0, "name": gpu[0], "compute_capability": gpu[1]}],
+        "torch": {"version": "2.1.2+cu121", "cuda": "12.1"},
+        "packages": {"torch": "2.1.2+cu121", "bitsandbytes": bnb, "pip": pip},
+    }
+
+
 @pytest.mark.parametrize(("pip", "pip_step"), [("20.0.2", True), ("23.0", False), (None, False)])
 def test_a_pip_known_too_old_for_the_wheel_tag_is_upgraded_first(pip, pip_step):
     """S71: pip before 20.3 cannot read manylinux_X_Y tags, so a plan that installs such a
@@ -624,15 +637,7 @@ def test_a_pip_known_too_old_for_the_wheel_tag_is_upgraded_first(pip, pip_step):
     from repair.pipeline import analyse as analyse_text
     from repair.pipeline import with_commands
 
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Linux", "machine": "x86_64"},
-        "python": {"version": "3.10.12"},
-        "driver": {"found": True, "version": "535.104.05", "cuda": "12.2"},
-        "gpus": [{"index": 0, "name": "NVIDIA A10G", "compute_capability": "8.6"}],
-        "torch": {"version": "2.1.2+cu121", "cuda": "12.1"},
-        "packages": {"torch": "2.1.2+cu121", "bitsandbytes": "0.41.1", "pip": pip},
-    }
+    doc = _torch_21_host(("535.104.05", "12.2"), ("NVIDIA A10G", "8.6"), "0.41.1", pip)
     plan = analyse_text(facts_from_dict(doc), error_text=REFUSED_2_24).plan
     first = plan.steps[0] if plan.steps else None
     assert (first is not None and first.package == "pip") is pip_step
@@ -650,15 +655,9 @@ def test_a_pip_known_too_old_for_the_wheel_tag_is_upgraded_first(pip, pip_step):
 def test_a_torch_move_with_an_old_pip_upgrades_pip_first():
     """torch 2.7 and later ship manylinux_2_28 wheels (S20), which pip 20.0.2 cannot read: the
     pip step comes first and names the finding the moves are for."""
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Linux", "machine": "x86_64"},
-        "python": {"version": "3.10.12"},
-        "driver": {"found": True, "version": "580.65.06", "cuda": "13.0"},
-        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}],
-        "torch": {"version": "2.1.2+cu121", "cuda": "12.1"},
-        "packages": {"torch": "2.1.2+cu121", "bitsandbytes": "0.45.5", "pip": "20.0.2"},
-    }
+    doc = _torch_21_host(
+        ("580.65.06", "13.0"), ("NVIDIA GeForce RTX 5090", "12.0"), "0.45.5", "20.0.2"
+    )
     _, plan = analyse(facts_from_dict(doc))
     assert [s.package for s in plan.steps][:2] == ["pip", "torch"]
     assert plan.steps[0].because == ("gpu-arch-unsupported",)
