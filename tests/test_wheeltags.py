@@ -121,7 +121,11 @@ def test_a_pip_that_may_not_know_the_tag_proves_no_bound_and_is_upgraded_first(p
     a = _analyse(_linux(pip), _refusal(version, tag))
     assert a.view.glibc_below is None
     manual = [m for m in a.plan.manual if m.id == "bnb-platform-unsupported"]
-    assert manual and manual[0].required and "pip install -U pip" in manual[0].text
+    if pip is None:  # the upgrade is the user's, before anything else
+        assert manual and manual[0].required and "pip install -U pip" in manual[0].text
+    else:  # a pip known to be old: the plan's first step upgrades it, in a command of its own
+        assert manual and not manual[0].required and "the plan upgrades pip first" in manual[0].text
+        assert a.plan.steps[0].package == "pip" and a.plan.steps[0].group == "installer"
     assert all(
         f.severity.value == "warning"
         for f in a.diagnosis.findings
