@@ -32,6 +32,9 @@ WATCHED_PACKAGES = (
     "trl",
     "diffusers",
     "safetensors",
+    # the installer: before 20.3 it cannot read the manylinux_X_Y tags of current wheels (S71),
+    # which the plan's first step then upgrades
+    "pip",
 )
 ENV_VARS = ("BNB_CUDA_VERSION", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
 

@@ -228,6 +228,8 @@ def test_torch_venv_plain_probe(torch_report: TargetReport, venv_torch213: Venv)
     assert r.packages["torch"] == "2.13.0+cpu" and r.packages["bitsandbytes"] == "0.50.2"
     assert r.packages["peft"] is None and r.packages["xformers"] is None
     assert set(facts.WATCHED_PACKAGES) <= set(r.packages)
+    # the installer's own version: a pip before 20.3 gets the plan's upgrade step
+    assert r.packages["pip"] == venv_pip_version(r.python.executable)
     # bitsandbytes 0.50.2 requires torch<3,>=2.4; transformers wants torch only in extras.
     assert r.extra["torch_dependents"] == {"bitsandbytes": "torch<3,>=2.4"}
     assert "transformers" in r.extra["torch_optional_dependents"]
@@ -378,6 +380,15 @@ def test_missing_torch_version_py_is_a_fact(broken_torch_venv: Venv) -> None:
 
 
 @pytest.mark.venv
+def venv_pip_version(python: str | None) -> str:
+    """pip's version in ``python``'s environment, as pip itself says it."""
+    assert python is not None
+    out = subprocess.run(
+        [python, "-m", "pip", "--version"], capture_output=True, text=True, check=True, timeout=120
+    )
+    return out.stdout.split()[1]
+
+
 def test_two_copies_of_bitsandbytes(venv_bnb_dup: Venv) -> None:
     r = probe_target(str(venv_bnb_dup.python))
     b = r.bitsandbytes

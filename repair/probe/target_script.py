@@ -56,6 +56,7 @@ WATCHED = (
     "trl",
     "diffusers",
     "safetensors",
+    "pip",
 )
 ENV_VARS = ("BNB_CUDA_VERSION", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
 
