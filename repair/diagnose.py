@@ -13,12 +13,25 @@ from .knowledge import Knowledge
 from .rules import EXCLUSIONS, RULES, SUSPECTS, Context, make_context
 from .view import View
 
-__all__ = ["Diagnosis", "Finding", "Severity", "Unknown", "diagnose", "contradicted"]
+__all__ = [
+    "Diagnosis",
+    "Finding",
+    "Severity",
+    "Unknown",
+    "diagnose",
+    "contradicted",
+    "only_reported",
+]
 
 
 # The summary's tail of a class only an error message points to (the facts neither prove it nor
 # rule it out): such a finding adds nothing to the class's title.
 REPORTED = "(reported by the error message; the facts neither prove nor rule it out)"
+
+
+def only_reported(finding: Finding) -> bool:
+    """Whether ``finding`` is a class only an error message points to (no rule proved it)."""
+    return finding.evidence.get("reported") is True
 
 
 def diagnose(
@@ -52,6 +65,7 @@ def diagnose(
                 fid,
                 f"{cat.get(fid).title} {REPORTED}",
                 source="error message",
+                reported=True,
             )
         )
         proven.add(fid)

@@ -19,7 +19,7 @@ from . import settings as resolve
 from . import shellquote
 from .catalogue import Catalogue, load_catalogue
 from .commands import build_commands, constraint_lines
-from .diagnose import REPORTED, Diagnosis, diagnose
+from .diagnose import Diagnosis, diagnose, only_reported
 from .dryrun import DryRun, package_lines, space_estimate, summary_line
 from .errors import BadInput, FactsError
 from .explain import Explanation, Planned, explain
@@ -453,7 +453,7 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
             findings=tuple(
                 f.summary
                 for f in analysis.diagnosis.findings
-                if f.id == fid and not f.summary.endswith(REPORTED)
+                if f.id == fid and not only_reported(f)
             ),
             advice=tuple(m.text for m in analysis.plan.manual if m.id == fid),
             references=references,

@@ -24,7 +24,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .diagnose import REPORTED
+from .diagnose import only_reported
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
@@ -1629,7 +1629,7 @@ def arch_unseen(view: View, by_id: FindingsById) -> bool:
     torch_arch = view.facts.torch.arch_list if view.facts.torch else None
     return (
         bool(found)
-        and all(f.summary.endswith(REPORTED) for f in found)
+        and all(only_reported(f) for f in found)
         and not view.ccs
         and view.torch is None
         and not torch_arch
