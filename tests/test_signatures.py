@@ -1913,3 +1913,29 @@ def test_only_loraconfig_refusing_use_dora_bounds_peft(text: str, peft: str | No
     # Python before 3.10 names no class; another class's __init__ is not peft's LoraConfig
     implied = implied_by(text)
     assert (str(implied.range("peft")) if implied.range("peft") else None) == peft
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("RuntimeError: No CUDA GPUs are available", "cuda_error", 100),
+        (
+            "RuntimeError: CUDA driver initialization failed, you might not have a CUDA gpu.",
+            "cuda_error",
+            3,
+        ),
+        (
+            "ImportError: libcuda.so.1: cannot open shared object file: No such file or directory",
+            "libcuda_unregistered",
+            True,
+        ),
+    ],
+)
+def test_torchs_own_words_for_cuda_errors_and_the_loaders_refusal_of_libcuda(text, key, value):
+    """S97: torch's device count words error 100 "No CUDA GPUs are available" and error 3 "CUDA
+    driver initialization failed"; the dynamic loader's refusal of libcuda.so.1 is the driver
+    library missing from the loader's view, as triton's message says (S72). Each names its
+    class, with the step of its fault."""
+    assert getattr(implied_by(text), key) == value
+    ids = {m.id for m in pipeline.explain_text(text, None).matches}
+    assert ids == {"cuda-libs-not-found" if key == "libcuda_unregistered" else "cuda-init-failed"}
