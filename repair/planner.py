@@ -547,7 +547,9 @@ def _choose_targets(
             + ": torch and bitsandbytes are left alone; see the manual steps"
         )
         return None, None
-    if ids & TORCH_FINDINGS or (view.facts.torch is not None and view.facts.torch.error):
+    # a torch that cannot import is reinstalled, unless the fault is Windows' own runtime
+    broken = view.facts.torch is not None and bool(view.facts.torch.error)
+    if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids):
         cands = torch_candidates(view, kb)
         pair = _pair(view, kb, cands, keep_bnb, modern_only=False)
         if pair is not None:
@@ -1124,6 +1126,16 @@ def _fixed_advice(fid: str, text: str, *, required: bool) -> Advice:
     return advise
 
 
+# torch's Windows loader could not load its DLLs (rules/torch.py, S98): the runtime it names
+TORCH_DLL_ADVICE = (
+    "install the latest Microsoft Visual C++ Redistributable (x64), the one torch's own message "
+    "links (https://aka.ms/vs/17/release/vc_redist.x64.exe), then open a new shell and import "
+    "torch again; reinstalling torch does not bring it. With torch 2.4.0 and fbgemm.dll, the "
+    "missing DLL was reported to be libomp140.x86_64.dll (pytorch/pytorch#131662), which later "
+    "releases do not need (UNCONFIRMED which)"
+)
+
+
 STALE_TOOLKIT_ADVICE = (
     "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
     "from LD_LIBRARY_PATH; torch brings its own CUDA runtime"
@@ -1655,6 +1667,7 @@ def _arch_unseen_advice(
 
 
 _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
+    _fixed_advice("torch-dll-load-failed", TORCH_DLL_ADVICE, required=True),
     _arch_unseen_advice,
     _refused_wheel_advice,
     _override_advice,

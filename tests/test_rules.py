@@ -741,3 +741,25 @@ def test_cuda_init_failed_names_mig_mode_with_its_own_step():
     assert "GPUs 0, 1 are in MIG mode" in f.summary and "may have been created" in f.summary
     [m] = [m for m in both.plan.manual if m.id == "cuda-init-failed"]
     assert m.text.startswith("GPUs 0,1 are in MIG mode") and "-i 0,1 -mig 0" in m.text
+
+
+def test_torch_dlls_that_cannot_load_on_windows_ask_for_the_vc_runtime_not_a_reinstall():
+    """S98: torch's Windows loader raises WinError 126 for a torch\\lib DLL whose dependency is
+    missing, most often Microsoft's Visual C++ runtime: a required manual step, no torch step.
+    A torch broken in another way (a partial install) is still reinstalled."""
+    import json
+
+    from repair.facts import facts_from_dict
+    from repair.knowledge import plans_directory
+    from repair.pipeline import analyse
+
+    doc = json.loads((plans_directory() / "examples" / "torch-dll-windows.json").read_text())
+    a = analyse(facts_from_dict(doc["facts"]))
+    assert "torch-dll-load-failed" in a.diagnosis.ids
+    assert not [s for s in a.plan.steps if s.package == "torch"]
+    [m] = [m for m in a.plan.manual if m.id == "torch-dll-load-failed"]
+    assert m.required and "vc_redist.x64.exe" in m.text
+    doc["facts"]["torch"]["error"] = "torch/version.py is missing (broken or partial torch install)"
+    b = analyse(facts_from_dict(doc["facts"]))
+    assert "torch-dll-load-failed" not in b.diagnosis.ids
+    assert [s for s in b.plan.steps if s.package == "torch"]
