@@ -920,7 +920,7 @@ def _load(directory: Path) -> Knowledge:
 # A citation key: a source of compat-facts (S1..S29, S18b), a section key with a number (A1..C6)
 # or a failure case (F02..F49). Bare section letters (A..D) count only right after
 # "compat-facts", because torch.toml also uses single letters as its own arch_source legend.
-_CITED_KEY = re.compile(r"(?<![\w#/.-])(S\d{1,2}b?|[A-D]\d|F\d{2})(?!\w)")
+_CITED_KEY = re.compile(r"(?<![\w#/.-])(S\d{1,3}b?|[A-D]\d|F\d{2})(?!\w)")
 _COMPAT_RUN = re.compile(r"compat-facts((?:(?:[ ,/]+|\s+and\s+)[A-D]\d?(?![\w.]))+)")
 _SECTION = re.compile(r"[A-D]\d?")
 # An issue or pull request: owner/name#N, or short#N with a short name of [repositories].

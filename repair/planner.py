@@ -1526,9 +1526,11 @@ def _no_driver_advice(
         )
         text = f"a Mac has no CUDA (no NVIDIA driver to install): {wheels} run 4-bit on the CPU"
         return Manual("no-nvidia-driver", text, False)
+    cpu = [r.minimum for r in kb.hf if r.feature == "4bit-cpu" and r.package == "transformers"]
+    floor = f" with transformers >= {max(cpu)}" if cpu else ""
     text = (
         "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-        "bitsandbytes >= 0.46.0 runs 4-bit on the CPU"
+        f"bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
     )
     return Manual("no-nvidia-driver", text, False)
 

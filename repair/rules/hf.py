@@ -16,6 +16,10 @@ from .registry import Context, rule, ruled_out
 # The features a QLoRA job needs (plans/huggingface.toml `feature`); 4-bit saving, moving and
 # quant_storage are needs of some jobs only, and 8-bit merges are not 4-bit at all.
 HF_FEATURES = ("4bit-load", "kbit-training")
+# A 4-bit load with no CUDA: bitsandbytes' CPU backend, which transformers accepts from its own
+# floor on (S100). Not on macOS: there torch also lists "mps", so transformers 4.45 to 4.52 keep
+# "cpu" (the devices are not {"cpu"} alone) and the gate S100 reads does not hold as it does.
+CPU_FEATURE = "4bit-cpu"
 
 
 def _applies(view: View, hf: HfRule) -> bool:
@@ -54,10 +58,14 @@ def _range_within(have: SpecifierSet | None, spec: SpecifierSet) -> bool:
 
 
 def features(view: View) -> tuple[str, ...]:
-    """The plans/huggingface.toml features the job needs: a QLoRA job's, and one an error text
-    shows it uses (a refused .to() on a 4-bit model: `4bit-move`)."""
+    """The plans/huggingface.toml features the job needs: a QLoRA job's, `4bit-cpu` where the
+    host has no NVIDIA GPU (not a Mac), and one an error text shows it uses (a refused .to() on
+    a 4-bit model: `4bit-move`)."""
+    wanted = HF_FEATURES
+    if view.has_nvidia_gpu is False and view.system != "Darwin":
+        wanted += (CPU_FEATURE,)
     extra = view.implied.hf_feature
-    return HF_FEATURES + ((extra,) if extra and extra not in HF_FEATURES else ())
+    return wanted + ((extra,) if extra and extra not in wanted else ())
 
 
 @rule("hf-stack-too-old")
