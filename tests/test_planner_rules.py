@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from repair.facts import facts_from_dict
@@ -664,3 +665,49 @@ def test_a_torch_move_with_an_old_pip_upgrades_pip_first():
     doc["packages"]["pip"] = "24.0"
     _, plan = analyse(facts_from_dict(doc))
     assert "pip" not in [s.package for s in plan.steps]
+
+
+def _cpu_4bit_floor() -> Version:
+    return next(r.minimum for r in KB.hf if r.feature == "4bit-cpu")
+
+
+def _no_gpu(transformers: str, gpu: bool = False):
+    doc = copy.deepcopy(example_doc("healthy.json")["facts"])
+    doc["packages"]["transformers"] = transformers
+    doc["packages"]["bitsandbytes"] = "0.50.2"
+    doc["bitsandbytes"] = {"version": "0.50.2"}
+    if not gpu:
+        doc["driver"] = {"found": False}
+        doc["gpus"] = []
+        doc["packages"]["torch"] = doc["torch"]["version"] = "2.5.1+cpu"
+        doc["torch"]["cuda"] = None
+    return facts_from_dict(doc, "test")
+
+
+def _cpu_findings(diag):
+    return [
+        f
+        for f in diag.findings
+        if f.id == "hf-stack-too-old" and f.evidence.get("minimum") == str(_cpu_4bit_floor())
+    ]
+
+
+def test_no_gpu_raises_transformers_to_the_cpu_4bit_floor():
+    # transformers 4.45 to 4.52 refuse a 4-bit load on the CPU without IPEX (S100)
+    floor = _cpu_4bit_floor()
+    assert floor == Version("4.53.0")
+    diag, plan = analyse(_no_gpu("4.52.4"))
+    assert _cpu_findings(diag) and "no-nvidia-driver" in diag.ids
+    step = next(s for s in plan.steps if s.package == "transformers")
+    assert SpecifierSet(step.to).contains(floor) and not SpecifierSet(step.to).contains("4.52.4")
+    advice = next(m for m in plan.manual if m.id == "no-nvidia-driver")
+    assert f"transformers >= {floor}" in advice.text
+
+
+def test_the_cpu_4bit_floor_holds_at_it_and_not_on_a_gpu_host():
+    diag, plan = analyse(_no_gpu("4.53.0"))
+    assert not _cpu_findings(diag)
+    assert not any(s.package == "transformers" for s in plan.steps)
+    diag, plan = analyse(_no_gpu("4.52.4", gpu=True))
+    assert not _cpu_findings(diag)
+    assert not any(s.package == "transformers" for s in plan.steps)
