@@ -923,6 +923,8 @@ def _load(directory: Path) -> Knowledge:
 _CITED_KEY = re.compile(r"(?<![\w#/.-])(S\d{1,3}b?|[A-D]\d|F\d{2})(?!\w)")
 _COMPAT_RUN = re.compile(r"compat-facts((?:(?:[ ,/]+|\s+and\s+)[A-D]\d?(?![\w.]))+)")
 _SECTION = re.compile(r"[A-D]\d?")
+# a linter's code list (`# noqa: S603, BLE001`): its S-codes are rule names, not citations
+_NOQA = re.compile(r"#\s*noqa:\s*[A-Z]+\d+(?:\s*,\s*[A-Z]+\d+)*")
 # An issue or pull request: owner/name#N, or short#N with a short name of [repositories].
 _ISSUE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)?[a-z][\w.-]*)#(\d+)")
 REFERENCE_KINDS = ("source", "section", "case")
@@ -976,6 +978,7 @@ class Sources:
 
 def cited_keys(text: str) -> tuple[str, ...]:
     """The citation keys in ``text``, in the order they appear (see _CITED_KEY, _ISSUE)."""
+    text = _NOQA.sub(lambda m: " " * len(m.group()), text)
     found: list[tuple[int, str]] = [(m.start(), m.group(1)) for m in _CITED_KEY.finditer(text)]
     for run in _COMPAT_RUN.finditer(text):
         found += [(run.start(1) + m.start(), m.group()) for m in _SECTION.finditer(run.group(1))]
