@@ -59,9 +59,9 @@ def _range_within(have: SpecifierSet | None, spec: SpecifierSet) -> bool:
 
 def features(view: View) -> tuple[str, ...]:
     """The plans/huggingface.toml features the job needs: a QLoRA job's, `4bit-cpu` where the
-    host has no NVIDIA GPU (not a Mac, and not a ROCm host: torch.cuda is its GPU), and one an error text shows it uses (a refused .to() on
-    a 4-bit model: `4bit-move`)."""
-    wanted = HF_FEATURES
+    host has no NVIDIA GPU (not a Mac, and not a ROCm host: torch.cuda is its GPU), and one an
+    error text shows it uses (a refused .to() on a 4-bit model: `4bit-move`)."""
+    wanted: tuple[str, ...] = HF_FEATURES
     if view.has_nvidia_gpu is False and view.system != "Darwin" and not view.rocm:
         wanted += (CPU_FEATURE,)
     extra = view.implied.hf_feature
