@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from ..findings import Finding
+from ..findings import Finding, Severity
 from ..knowledge import HfRule, Knowledge
 from ..view import View, public
 from .registry import Context, rule, ruled_out
@@ -81,7 +82,7 @@ def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
             continue
         if not _applies(view, hf) or public(have) >= hf.minimum:
             continue
-        yield ctx.finding(
+        found = ctx.finding(
             "hf-stack-too-old",
             f"{hf.package} {have} is below {hf.minimum}: {hf.reason}",
             package=hf.package,
@@ -89,6 +90,9 @@ def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
             minimum=str(hf.minimum),
             when={k: str(s) for k, s in hf.when.items()},
         )
+        # CPU 4-bit is the way on a host without a GPU, not a fault of it: a warning, as
+        # bnb-no-cpu-4bit is for bitsandbytes (the plan still carries the step)
+        yield replace(found, severity=Severity.WARNING) if hf.feature == CPU_FEATURE else found
 
 
 def _implied_below(ctx: Context, hf: HfRule) -> Iterator[Finding]:
