@@ -342,7 +342,7 @@ def _plan_text(result: Any, settings: Settings, *, as_json: bool, resolve: bool)
         result,
         as_json=as_json,
         elsewhere=settings.python is None,
-        width=None if as_json else _columns(),
+        width=_columns(),
     )
     if not resolve:
         return text

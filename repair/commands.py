@@ -266,12 +266,11 @@ def build_commands(
     install, uninstall = _base_argv(
         installer, python=python, uv=uv, break_system_packages=break_system_packages
     )
-    removals, torch_by_index, rest_by_index = _sort_steps(steps, torch_index_base)
-    # pip's own upgrade runs first and alone, so the commands after it run the new pip; uv reads
-    # every wheel tag itself and leaves the target's pip alone
-    own = [requirement(s) for s in steps if _group(s) is StepGroup.INSTALLER]
+    own, removals, torch_by_index, rest_by_index = _sort_steps(steps, torch_index_base)
 
     commands: list[Command] = []
+    # pip's own upgrade runs first and alone, so the commands after it run the new pip; uv reads
+    # every wheel tag itself and leaves the target's pip alone
     if own and installer == "pip":
         commands.append(Command(_label(own, None), (*install, *own)))
     if removals:
@@ -335,9 +334,10 @@ def _base_argv(
 
 def _sort_steps(
     steps: Sequence[Step], torch_index_base: str | None
-) -> tuple[list[str], dict[str | None, list[str]], dict[str | None, list[str]]]:
-    """The names to remove, then the torch and the other requirements by (validated) index URL,
-    in the steps' order."""
+) -> tuple[list[str], list[str], dict[str | None, list[str]], dict[str | None, list[str]]]:
+    """The installer's own requirements (pip's upgrade), the names to remove, then the torch and
+    the other requirements by (validated) index URL, in the steps' order."""
+    own: list[str] = []
     removals: list[str] = []
     torch_by_index: dict[str | None, list[str]] = {}
     rest_by_index: dict[str | None, list[str]] = {}
@@ -347,17 +347,17 @@ def _sort_steps(
         if group is StepGroup.UNINSTALL:
             removals.append(name)
             continue
-        if group is StepGroup.INSTALLER:
-            continue  # build_commands runs it first, on its own
         req = requirement(step)
-        if group is StepGroup.TORCH:
+        if group is StepGroup.INSTALLER:
+            own.append(req)  # build_commands runs it first, on its own
+        elif group is StepGroup.TORCH:
             torch_by_index.setdefault(torch_step_index(step, torch_index_base), []).append(req)
         else:
             url = step.index_url
             rest_by_index.setdefault(None if url is None else validate_index_url(url), []).append(
                 req
             )
-    return removals, torch_by_index, rest_by_index
+    return own, removals, torch_by_index, rest_by_index
 
 
 def _pip_transport(setup: InstallerChoice | None) -> list[str]:

@@ -50,6 +50,9 @@ BNB_KNOWN_BAD_KINDS = ("missing-lib", "libstdcxx", "wrong-output", "crash", "8bi
 # Kinds whose fault a 4-bit setup may never meet: reported as a warning, still never planned.
 BNB_KNOWN_BAD_WARN = ("crash", "8bit-only")
 
+# The plans/huggingface.toml feature of a 4-bit load with no CUDA: bitsandbytes' CPU backend,
+# which transformers accepts from its own floor on (S100).
+CPU_4BIT = "4bit-cpu"
 _ARCH_RE = re.compile(r"^(sm|compute)_(\d{2,3})\Z")
 _GFX_RE = re.compile(r"^gfx[0-9a-f]{3,4}\Z")  # an AMD GPU target (LLVM processor name), S91
 _LIB_RE = re.compile(r"^\d{2,4}\Z")  # CUDA "118", "132"; ROCm "62", "714"
@@ -1110,23 +1113,27 @@ class _Entry:
         return tuple(v)
 
     def archs(self, key: str) -> tuple[str, ...] | None:
-        v = self.get(key, None)
-        if v is None:
-            return None
-        if not isinstance(v, list) or not all(isinstance(x, str) and _ARCH_RE.match(x) for x in v):
-            self.fail(f"{key} must be a list of 'sm_XY' strings")
-        return tuple(v)
+        return self._names(key, _ARCH_RE, "a list of 'sm_XY' strings", nonempty=False)
 
     def gfx(self, key: str) -> tuple[str, ...] | None:
+        return self._names(
+            key, _GFX_RE, "a non-empty list of 'gfxNNN' strings (gfx + hex digits)", nonempty=True
+        )
+
+    def _names(
+        self, key: str, form: re.Pattern[str], what: str, *, nonempty: bool
+    ) -> tuple[str, ...] | None:
+        """An optional list of names of one ``form`` (None: absent); else a failure naming
+        ``what`` the key must be."""
         v = self.get(key, None)
         if v is None:
             return None
         if (
             not isinstance(v, list)
-            or not v
-            or not all(isinstance(x, str) and _GFX_RE.match(x) for x in v)
+            or (nonempty and not v)
+            or not all(isinstance(x, str) and form.match(x) for x in v)
         ):
-            self.fail(f"{key} must be a non-empty list of 'gfxNNN' strings (gfx + hex digits)")
+            self.fail(f"{key} must be {what}")
         return tuple(v)
 
     def words(self, key: str) -> tuple[str, ...]:

@@ -148,7 +148,7 @@ def detect(settings: Settings, *, deep: bool = False, prefetch: bool = False) ->
         host=merged_host,
         driver=driver,
         # NVML lists no AMD GPU: there, those ROCm's torch saw in the deep probe, if any
-        gpus=gpus if gpus else hip_devices(extra) or gpus,
+        gpus=gpus or hip_devices(extra) or gpus,
         python=report.python,
         packages=report.packages,
         torch=report.torch,

@@ -32,12 +32,12 @@ from .digest import first_difference, is_digest
 from .errors import ApplyRefused, BadInput, PlanFileError
 from .findings import Severity
 from .knowledge import Knowledge
-from .plan import PLAN_SCHEMA, TORCH_FAMILY, Plan, Step, normalize
+from .plan import PLAN_SCHEMA, TORCH_FAMILY, Plan, Step, StepAction, StepGroup, normalize
 from .view import BNB_FORK_PATTERN
 
 SCHEMA = PLAN_SCHEMA
-ACTIONS = ("install", "uninstall")
-GROUPS = ("torch", "pypi", "uninstall", "installer")
+ACTIONS = tuple(a.value for a in StepAction)
+GROUPS = tuple(g.value for g in StepGroup)
 _FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 MAX_BYTES = 4 << 20  # a plan is a few KiB; refuse to read something absurd
 MAX_DEPTH = 16  # qfix writes 4 levels (plan > steps > step > because)
@@ -254,7 +254,9 @@ def _installer_upgrade(step: Step) -> bool:
     """pip installed by its own first command (group "installer"): the upgrade an old pip needs
     to read the wheels' tags."""
     return (
-        normalize(step.package) == "pip" and step.action == "install" and step.group == "installer"
+        normalize(step.package) == "pip"
+        and step.action is StepAction.INSTALL
+        and step.group is StepGroup.INSTALLER
     )
 
 

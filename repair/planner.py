@@ -29,6 +29,7 @@ from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown
 from .fingerprint import fingerprint
 from .knowledge import (
+    CPU_4BIT,
     BnbConflict,
     BnbRelease,
     Knowledge,
@@ -529,17 +530,18 @@ def _choose_targets(
             "see the manual steps"
         )
         return None, None
-    if view.rocm and "jetson-l4t" not in ids and (rocm_bnb := rocm_bnb_target(view, kb)):
-        # torch's ROCm build stays (pinned); bitsandbytes moves to a PyPI release that ships a
-        # library for torch's ROCm version (issue 12 item 4)
-        notes.append(_rocm_bnb_note(view, rocm_bnb))
-        return None, rocm_bnb
-    if view.rocm and "jetson-l4t" not in ids and _rocm_bnb_fits(view, kb):
-        notes.append(
-            f"ROCm host: torch and bitsandbytes {view.bnb} stay; it ships a library for torch's "
-            f"ROCm {_rocm_of(view)}"
-        )
-        return None, None
+    if view.rocm and "jetson-l4t" not in ids:
+        if rocm_bnb := rocm_bnb_target(view, kb):
+            # torch's ROCm build stays (pinned); bitsandbytes moves to a PyPI release that ships
+            # a library for torch's ROCm version (issue 12 item 4)
+            notes.append(_rocm_bnb_note(view, rocm_bnb))
+            return None, rocm_bnb
+        if _rocm_bnb_fits(view, kb):
+            notes.append(
+                f"ROCm host: torch and bitsandbytes {view.bnb} stay; it ships a library for "
+                f"torch's ROCm {_rocm_of(view)}"
+            )
+            return None, None
     if view.rocm or "jetson-l4t" in ids:
         # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
         notes.append(
@@ -1445,18 +1447,16 @@ def _rocm_host_advice(
 
 
 def _rocm_fallback(view: View, kb: Knowledge, chosen: BnbRelease) -> Manual:
-    """The optional step beside the plan's ROCm bitsandbytes step: its library is built for a
-    list of GPU targets (S89), which this GPU's is in, or not known to be outside. Known to be
-    in, the source build is the last resort, not the likely fix."""
+    """The optional step beside the plan's ROCm bitsandbytes step: ``chosen`` (rocm_bnb_target,
+    which covers every GPU target the knowledge base knows for it) loads a library built for a
+    list of GPU targets (S89). Known to hold this GPU's, the source build is the last resort,
+    not the likely fix."""
     gfx = amd_gfx(view, kb)
     rocm = _rocm_of(view)
-    lib = chosen.lib_for_rocm(rocm, view.platform or "") if rocm is not None else None
-    targets = (
-        kb.bnb.lib_targets(chosen.version, view.platform or "", lib_rocm(lib)) if lib else None
-    )
+    assert rocm is not None  # rocm_bnb_target chose it for torch's ROCm
+    lib, targets = _rocm_lib(view, kb, chosen, rocm)
     cmake = f"`cmake -DCOMPUTE_BACKEND=hip -DBNB_ROCM_ARCH={gfx[0] if gfx else '<gfx target>'} .`"
-    tail = "; do not install CUDA builds of torch here"
-    if gfx and targets is not None and all(g in targets for g in gfx):
+    if gfx and targets is not None:
         text = (
             f"bitsandbytes {chosen.version}'s {lib} library is built for this GPU's target "
             f"{', '.join(gfx)} (S89): if the 4-bit check still fails after this plan, the cause "
@@ -1470,7 +1470,7 @@ def _rocm_fallback(view: View, kb: Knowledge, chosen: BnbRelease) -> Manual:
             + ("" if gfx else " (`rocminfo | grep gfx`)")
             + f": build bitsandbytes from source for it ({cmake})"
         )
-    return Manual("rocm-host", text + tail, False)
+    return Manual("rocm-host", text + "; do not install CUDA builds of torch here", False)
 
 
 def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
@@ -1526,7 +1526,7 @@ def _no_driver_advice(
         )
         text = f"a Mac has no CUDA (no NVIDIA driver to install): {wheels} run 4-bit on the CPU"
         return Manual("no-nvidia-driver", text, False)
-    cpu = [r.minimum for r in kb.hf if r.feature == "4bit-cpu" and r.package == "transformers"]
+    cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
     text = (
         "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
@@ -1540,7 +1540,7 @@ def _installer_step(view: View, kb: Knowledge, steps: list[Step]) -> Step | None
     the manylinux_X_Y or macOS 11+ tags (S71) of a wheel the plan installs (bitsandbytes', or
     torch's PyPI wheel: _wheel_needs_new_pip), or of the bitsandbytes wheel the error text shows
     it refused: upgraded first, in a command of its own (pip's; uv skips it)."""
-    pip = parse_version(view.facts.package("pip"))
+    pip = view.package("pip")
     if pip is None or pip >= PIP_KNOWS_NEW_TAGS:
         return None
     needing = [s for s in steps if _wheel_needs_new_pip(view, kb, s)]
@@ -1574,12 +1574,11 @@ def _wheel_needs_new_pip(view: View, kb: Knowledge, step: Step) -> bool:
     if step.package == "torch":
         t = kb.torch.release(parsed)
         tag = t.wheel_tags.get(platform) if t is not None else None
-        variant = parsed.local or ""
         return (
             t is not None
             and tag is not None
-            and Version(parsed.public) == t.latest
-            and variant == t.pypi_default.get(platform)
+            and public(parsed) == t.latest
+            and (parsed.local or "") == t.pypi_default.get(platform)
             and needs_new_pip(tag)
         )
     return False
@@ -1751,15 +1750,16 @@ def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
     torches = (view.torch,) if view.torch is not None else torches_for_rocm(kb, view, rocm)
     if not torches:
         return None
+    gfx = amd_gfx(view, kb)
     fits = [
-        r
+        (r, lib)
         for r in kb.bnb.releases
-        if r.lib_for_rocm(rocm, view.platform) is not None
-        and not _rocm_gpus_uncovered(view, kb, r, rocm)
+        if (lib := r.lib_for_rocm(rocm, view.platform)) is not None
+        and not _rocm_gpus_uncovered(view, kb, r, rocm, gfx)
         and all(not bnb_fits(view, kb, r, t, None, cpu_only=False) for t in torches)
     ]
-    exact = [r for r in fits if r.lib_for_rocm(rocm, view.platform) == _rocm_tag(rocm)]
-    best = exact or fits
+    exact = [r for r, lib in fits if lib_rocm(lib) == rocm]
+    best = exact or [r for r, _ in fits]
     return best[-1] if best else None
 
 
@@ -1776,21 +1776,24 @@ def amd_gfx(view: View, kb: Knowledge) -> tuple[str, ...]:
     )
 
 
-def _rocm_gpus_uncovered(view: View, kb: Knowledge, r: BnbRelease, rocm: Version) -> list[str]:
-    """The listed AMD GPUs' targets that the ROCm library ``r`` loads for ``rocm`` has no code
-    for (S89); [] when they are covered or when either side is not known."""
+def _rocm_lib(
+    view: View, kb: Knowledge, r: BnbRelease, rocm: Version
+) -> tuple[str | None, frozenset[str] | None]:
+    """The ROCm library ``r`` loads for ``rocm`` ("rocm64") and the GPU targets it has code for
+    (S89); None for either where the knowledge base does not say."""
     lib = r.lib_for_rocm(rocm, view.platform or "")
     if lib is None:
-        return []
-    targets = kb.bnb.lib_targets(r.version, view.platform or "", lib_rocm(lib))
-    if targets is None:
-        return []
-    return [g for g in amd_gfx(view, kb) if g not in targets]
+        return None, None
+    return lib, kb.bnb.lib_targets(r.version, view.platform or "", lib_rocm(lib))
 
 
-def _rocm_tag(rocm: Version) -> str:
-    """bitsandbytes' name of the library for ROCm ``rocm``: 6.2 -> "rocm62", 7.14 -> "rocm714"."""
-    return f"rocm{rocm.major}{rocm.minor}"
+def _rocm_gpus_uncovered(
+    view: View, kb: Knowledge, r: BnbRelease, rocm: Version, gfx: tuple[str, ...]
+) -> list[str]:
+    """The listed AMD GPUs' targets ``gfx`` (amd_gfx) that the ROCm library ``r`` loads for
+    ``rocm`` has no code for; [] when they are covered or when either side is not known."""
+    _, targets = _rocm_lib(view, kb, r, rocm)
+    return [] if targets is None else [g for g in gfx if g not in targets]
 
 
 def _rocm_bnb_note(view: View, target: BnbRelease) -> str:
@@ -1800,7 +1803,7 @@ def _rocm_bnb_note(view: View, target: BnbRelease) -> str:
     lib = target.lib_for_rocm(rocm, view.platform or "")
     how = (
         f"which ships libbitsandbytes_{lib} for torch's ROCm {rocm}"
-        if lib == _rocm_tag(rocm)
+        if lib is not None and lib_rocm(lib) == rocm
         else f"whose loader takes its {lib} library for torch's ROCm {rocm} (no release ships "
         "one for that version exactly)"
     )
@@ -1824,7 +1827,8 @@ def _rocm_advice(view: View, kb: Knowledge) -> str:
     py = public(view.python) if view.python is not None else None
     shipping = [r for r in kb.bnb.releases if r.lib_for_rocm(rocm, view.platform) is not None]
     fits = [r for r in shipping if py is None or r.admits_python(py)]
-    uncovered = [_rocm_gpus_uncovered(view, kb, r, rocm) for r in fits]
+    gpus = amd_gfx(view, kb)
+    uncovered = [_rocm_gpus_uncovered(view, kb, r, rocm, gpus) for r in fits]
     if fits and all(uncovered):
         gfx = ", ".join(sorted({g for missing in uncovered for g in missing}))
         return (

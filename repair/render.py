@@ -318,22 +318,19 @@ def _steps_text(plan: Plan, width: int | None) -> str:
     that table is wider than a terminal of ``width`` columns, one list item per step with its
     index and reasons on a line of their own, so that a narrow terminal does not break rows."""
     rows = [["", "package", "from", "to", "index", "because"]]
+    items = []
     for s in plan.steps:
         removal = s.action is StepAction.UNINSTALL
         sign = "-" if removal else ("+" if s.from_ is None else "~")
+        from_, to, because = s.from_ or "(none)", s.to or "(removed)", ", ".join(s.because)
         index = "-" if removal else s.index_url or "(default index)"
-        rows.append(
-            [sign, s.package, s.from_ or "(none)", s.to or "(removed)", index, ", ".join(s.because)]
-        )
+        rows.append([sign, s.package, from_, to, index, because])
+        items.append(f"  {sign} {s.package} {from_} -> {to}")
+        where = "" if removal else s.index_url or "the default index"
+        items.append(f"      {f'from {where}; ' if where else ''}because {because}")
     text = table(rows)
     if width is None or max(len(line) for line in text.split("\n")) <= width:
         return text
-    items = []
-    for sign, package, from_, to, index, because in rows[1:]:
-        items.append(f"  {sign} {package} {from_} -> {to}")
-        where = {"-": "", "(default index)": "the default index"}.get(index, index)
-        source = f"from {where}; " if where else ""
-        items.append(f"      {source}because {because}")
     return "\n".join(items)
 
 

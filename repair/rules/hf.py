@@ -10,17 +10,17 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ..findings import Finding, Severity
-from ..knowledge import HfRule, Knowledge
+from ..knowledge import CPU_4BIT, HfRule, Knowledge
 from ..view import View, public
 from .registry import Context, rule, ruled_out
 
 # The features a QLoRA job needs (plans/huggingface.toml `feature`); 4-bit saving, moving and
 # quant_storage are needs of some jobs only, and 8-bit merges are not 4-bit at all.
 HF_FEATURES = ("4bit-load", "kbit-training")
-# A 4-bit load with no CUDA: bitsandbytes' CPU backend, which transformers accepts from its own
-# floor on (S100). Not on macOS: there torch also lists "mps", so transformers 4.45 to 4.52 keep
-# "cpu" (the devices are not {"cpu"} alone) and the gate S100 reads does not hold as it does.
-CPU_FEATURE = "4bit-cpu"
+# CPU 4-bit (knowledge.CPU_4BIT) is not asked on macOS: there torch also lists "mps", so
+# transformers 4.45 to 4.52 keep "cpu" (the devices are not {"cpu"} alone) and the gate S100
+# reads does not hold as it does.
+CPU_FEATURE = CPU_4BIT
 
 
 def _applies(view: View, hf: HfRule) -> bool:

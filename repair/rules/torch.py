@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from packaging.version import Version
@@ -36,20 +35,14 @@ def _torch_installed(view: View, kb: Knowledge) -> bool:
     return view.torch_installed is True
 
 
-# torch's own Windows loader (S98): its check of the Visual C++ runtime, and a DLL of torch\lib
-# that did not load because one it needs was not found (WinError 126)
-_TORCH_DLL_FAILED = re.compile(
-    r"Visual C\+\+ Redistributable is not installed"
-    r"|\[WinError 126\][^\n]*[\\/]torch[\\/]lib[\\/][^\"\n]+\.dll\"? or one of its dependencies"
-)
-
-
 @rule("torch-dll-load-failed")
 def torch_dll_load_failed(ctx: Context) -> Iterator[Finding]:
     """`import torch` failed in the target because a DLL torch needs is missing: on Windows,
     most often Microsoft's Visual C++ runtime, which no package brings (S98)."""
     t = ctx.view.facts.torch
-    if t is None or not t.error or not _TORCH_DLL_FAILED.search(t.error):
+    # the class's own texts (plans/failures.toml): torch's loader messages, S98
+    texts = ctx.cat.get("torch-dll-load-failed").signatures
+    if t is None or not t.error or not any(p.search(t.error) for p in texts):
         return
     yield ctx.finding(
         "torch-dll-load-failed",
