@@ -41,6 +41,9 @@ _LIST_MARKER = re.compile(r"^(\s*(?:[✗!?·•x\-]|\[[a-z]+\]|\d+\.)\s+)")
 _WHOLE = re.compile(
     r"^\s*(\$ |PS> |[~+\-]  |Apply with:|On the machine|\(or save|Plan digest:)|\S {2,}\S"
 )
+# A labelled line ("  cause:   ...", `qfix explain`): the spaces that align its text after the label
+# are no table's columns, so it wraps like any other line.
+_LABEL_GAP = re.compile(r"^(\s*[a-z]+:) {2,}")
 # A `quoted command` is one unbreakable word (its spaces become this mark while wrapping).
 _GLUE = "\ue000"
 
@@ -52,7 +55,7 @@ def fit_to_width(text: str, width: int) -> str:
     width (a URL, a path) are never broken. A pipe gets the text unwrapped (the caller decides)."""
     out = []
     for line in text.split("\n"):
-        if len(line) <= width or _WHOLE.search(line):
+        if len(line) <= width or _WHOLE.search(_LABEL_GAP.sub(r"\1 ", line)):
             out.append(line)
             continue
         m = _LIST_MARKER.match(line)

@@ -469,3 +469,20 @@ def test_a_plan_table_wider_than_the_terminal_is_a_list() -> None:
     assert "from the default index; because bnb-missing" in diff
     for wide in (render_plan(plan, width=200), render_plan(plan)):
         assert "     package       from       to" in wide
+
+
+DORA_REFUSED = "ValueError: Linear4bit does not support DoRA yet, please set it to False"
+
+
+def test_explain_wraps_its_labelled_lines_like_matched_on_a_terminal_only() -> None:
+    """`qfix explain` at an 80-column terminal: the cause, confirm and fix lines (aligned after
+    their label) wrap as the matched line does, continued under the label's indent; a pipe gets
+    every line whole."""
+    chunks, code = in_pty([*QFIX, "explain", DORA_REFUSED], env=_env(COLUMNS="80"))
+    assert code == 0
+    lines = screen(chunks).replace("\r\n", "\n").split("\n")
+    assert all(len(x) <= 79 for x in lines if "://" not in x), [x for x in lines if len(x) > 79]
+    cause = next(i for i, x in enumerate(lines) if x.startswith("  cause:   "))
+    assert lines[cause + 1].startswith("  ") and not lines[cause + 1].startswith("   ")
+    piped = run("explain", DORA_REFUSED, env=_env(COLUMNS="80"))
+    assert any(x.startswith("  cause:   ") and len(x) > 80 for x in piped.stdout.splitlines())
