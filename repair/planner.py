@@ -713,7 +713,7 @@ def make_plan(
         else (public(view.bnb) if view.bnb is not None else None)
     )
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
-    installer = _installer_step(view, kb, steps)
+    installer = _installer_step(view, kb, steps, notes)
     if installer is not None:
         steps.insert(0, installer)
     # What the planned bitsandbytes makes moot: the legacy loader's library search (WSL).
@@ -1535,19 +1535,29 @@ def _no_driver_advice(
     return Manual("no-nvidia-driver", text, False)
 
 
-def _installer_step(view: View, kb: Knowledge, steps: list[Step]) -> Step | None:
+def _installer_step(view: View, kb: Knowledge, steps: list[Step], notes: list[str]) -> Step | None:
     """pip itself, where the target's pip is known to be older than 20.3 and so cannot read
     the manylinux_X_Y or macOS 11+ tags (S71) of a wheel the plan installs (bitsandbytes', or
-    torch's PyPI wheel: _wheel_needs_new_pip), or of the bitsandbytes wheel the error text shows
-    it refused: upgraded first, in a command of its own (pip's; uv skips it)."""
+    torch's PyPI wheel: _wheel_tag_for_new_pip), or of the bitsandbytes wheel the error text
+    shows it refused: upgraded first, in a command of its own (pip's; uv skips it). Its why (the
+    step's `because` names the finding it serves) is one line of ``notes``."""
     pip = view.package("pip")
     if pip is None or pip >= PIP_KNOWS_NEW_TAGS:
         return None
-    needing = [s for s in steps if _wheel_needs_new_pip(view, kb, s)]
+    needing = [(s, t) for s in steps if (t := _wheel_tag_for_new_pip(view, kb, s)) is not None]
     refused = view.refused_tag is not None and needs_new_pip(view.refused_tag)
     if not needing and not refused:
         return None
-    because = tuple(dict.fromkeys(b for s in needing for b in s.because))
+    because = tuple(dict.fromkeys(b for s, _ in needing for b in s.because))
+    if needing:
+        step, tag = needing[0]
+        wheel = f"the {tag} tag of the {step.package} {step.to} wheel"
+    else:
+        wheel = f"the {view.refused_tag} tag of the bitsandbytes wheel it refused"
+    notes.append(
+        f"pip {pip} is older than {PIP_KNOWS_NEW_TAGS} and cannot read {wheel} (S71), so pip "
+        "is upgraded first, in a command of its own"
+    )
     return Step(
         "install",
         "pip",
@@ -1559,29 +1569,29 @@ def _installer_step(view: View, kb: Knowledge, steps: list[Step]) -> Step | None
     )
 
 
-def _wheel_needs_new_pip(view: View, kb: Knowledge, step: Step) -> bool:
-    """Whether the wheel ``step`` installs has a tag only pip 20.3+ reads: a bitsandbytes
-    release's (every platform's tag is known), or torch's where the target is the PyPI wheel
-    whose tag the knowledge base holds (the series' latest, in its PyPI default build)."""
+def _wheel_tag_for_new_pip(view: View, kb: Knowledge, step: Step) -> str | None:
+    """The tag of the wheel ``step`` installs where only pip 20.3+ reads it (None: an older pip
+    reads it, or the tag is unknown): a bitsandbytes release's (every platform's tag is known),
+    or torch's where the target is the PyPI wheel whose tag the knowledge base holds (the
+    series' latest, in its PyPI default build)."""
     platform = view.platform or ""
     parsed = parse_version(step.to)
     if parsed is None:
-        return False
+        return None
+    tag: str | None = None
     if step.package == "bitsandbytes":
         r = kb.bnb.release(parsed)
         build = r.builds.get(platform) if r is not None else None
-        return build is not None and needs_new_pip(build.tag)
-    if step.package == "torch":
+        tag = build.tag if build is not None else None
+    elif step.package == "torch":
         t = kb.torch.release(parsed)
-        tag = t.wheel_tags.get(platform) if t is not None else None
-        return (
+        if (
             t is not None
-            and tag is not None
             and public(parsed) == t.latest
             and (parsed.local or "") == t.pypi_default.get(platform)
-            and needs_new_pip(tag)
-        )
-    return False
+        ):
+            tag = t.wheel_tags.get(platform)
+    return tag if tag is not None and needs_new_pip(tag) else None
 
 
 def _refused_wheel_advice(

@@ -667,6 +667,27 @@ def test_a_torch_move_with_an_old_pip_upgrades_pip_first():
     assert "pip" not in [s.package for s in plan.steps]
 
 
+def test_the_pip_step_says_why_pip_goes_first():
+    """The pip step's `because` names the finding it serves (bnb-missing); its why is one note:
+    the installed pip's version is below 20.3, which cannot read the wheel's manylinux_X_Y tag
+    (S71). The JSON keeps its keys; the note is one more line of `notes`."""
+    doc = _torch_21_host(("535.104.05", "12.2"), ("NVIDIA A10G", "8.6"), None, "20.0.2")
+    doc["packages"].pop("bitsandbytes")
+    doc["packages_source"] = "probe"  # a probe's list: bitsandbytes is absent
+    _, plan = analyse(facts_from_dict(doc))
+    pip, bnb = plan.steps[:2]
+    assert pip.package == "pip" and pip.because == ("bnb-missing",)
+    [note] = [n for n in plan.notes if n.startswith("pip ")]
+    assert note.startswith("pip 20.0.2 is older than 20.3 and cannot read the manylinux_2_")
+    assert f"bitsandbytes {bnb.to} wheel" in note and "pip is upgraded first" in note
+    assert set(plan.to_dict()["steps"][0]) == {
+        "action", "package", "from", "to", "index_url", "because", "group"
+    }  # fmt: skip
+    doc["packages"]["pip"] = "24.0"
+    _, plan = analyse(facts_from_dict(doc))
+    assert not any(n.startswith("pip ") for n in plan.notes)
+
+
 def _cpu_4bit_floor() -> Version:
     return next(r.minimum for r in KB.hf if r.feature == "4bit-cpu")
 
