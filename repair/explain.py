@@ -74,6 +74,9 @@ class Planned:
     advice: tuple[str, ...] = ()  # its manual steps (outside the venv), in the plan's order
     # What the advice rests on: the sources of the plans/signatures.toml entries the text matched
     references: tuple[Reference, ...] = ()
+    # The cause the text proves where it is narrower than the class's general one (a feature
+    # floor of plans/huggingface.toml: peft >= 0.10.0 for 4-bit DoRA); None: the class's
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

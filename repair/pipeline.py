@@ -24,14 +24,16 @@ from .dryrun import DryRun, package_lines, space_estimate, summary_line
 from .errors import BadInput, FactsError
 from .explain import Explanation, Planned, explain
 from .facts import Facts, Gpu, facts_from_json
+from .findings import Finding
 from .indexconfig import InstallerChoice
 from .jsonload import MAX_BYTES as MAX_JSON_BYTES
-from .knowledge import Knowledge, load_knowledge, load_sources
+from .knowledge import HfRule, Knowledge, load_knowledge, load_sources
 from .pins import ProjectPins, pins_from_facts
 from .plan import Plan
 from .planner import evaluate_variant, make_plan
 from .settings import DEFAULT_TORCH_INDEX, Settings
 from .signatures import (
+    HF_FEATURE_WORDS,
     implied_by,
     implied_property_lines,
     implied_to_dict,
@@ -457,6 +459,7 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
             ),
             advice=tuple(m.text for m in analysis.plan.manual if m.id == fid),
             references=references,
+            cause=_feature_cause(analysis.diagnosis, fid, kb, implied.hf_feature, cat),
         )
         for fid in analysis.diagnosis.ids
         if fid in text_ids
@@ -466,6 +469,44 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
         read_from_error=(*analysis.read_from_error, *implied_property_lines(implied)),
         implied=implied_to_dict(implied) if not implied.empty else {},
     )
+
+
+def _feature_cause(
+    diagnosis: Diagnosis, fid: str, kb: Knowledge, feature: str | None, cat: Catalogue
+) -> str | None:
+    """The cause of class ``fid`` where the text proves a feature with floors of its own
+    (plans/huggingface.toml; signatures' ``hf_feature``) and the class's findings name them:
+    those floors lead, and the class's general cause follows only where another of its
+    findings is one of the general floors (None: the class's cause stands)."""
+    if feature is None:
+        return None
+    found = [f for f in diagnosis.findings if f.id == fid]
+
+    def floor_of(f: Finding) -> HfRule | None:
+        return next(
+            (
+                r
+                for r in kb.hf
+                if r.feature == feature
+                and f.evidence.get("package") == r.package
+                and f.evidence.get("minimum") == str(r.minimum)
+            ),
+            None,
+        )
+
+    mine: list[HfRule] = []
+    for r in (floor_of(f) for f in found):
+        if r is not None and r not in mine:
+            mine.append(r)
+    if not mine:
+        return None
+    words = HF_FEATURE_WORDS.get(feature, feature)
+    # the floor and its source key; the plan line above it gives the floor's reason
+    cause = "; ".join(
+        f"{words} needs {r.package} >= {r.minimum} ({r.source.split()[0]})" for r in mine
+    )
+    others = any(floor_of(f) is None for f in found)
+    return f"{cause}." + (f" Also: {cat.get(fid).explanation}" if others else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -456,7 +456,7 @@ def _explain_match(m: Match) -> list[str]:
         # cover its other forms (WSL's library path for a loader-cache miss) and stay in --json.
         out.extend(f"  fix:     {text}" for text in planned.advice)
     else:
-        out.append(f"  cause:   {m.explanation}")
+        out.append(f"  cause:   {(planned.cause if planned else None) or m.explanation}")
         out.append(f"  confirm: {m.confirm}")
         out.append(f"  fix:     {m.remedy}")
     if planned and planned.advice and planned.references:

@@ -86,7 +86,15 @@ FACT_KEYS: Mapping[str, type] = {
     "bnb_index_versions": str,
 }
 _SYSTEMS = ("Linux", "Windows", "Darwin")
-HF_FEATURE_NAMES = ("4bit-save", "4bit-move", "quant-storage", "8bit-merge", "4bit-dora")
+# The features a signature may prove (plans/huggingface.toml `feature`), in a user's words.
+HF_FEATURE_WORDS = {
+    "4bit-save": "save_pretrained of a 4-bit model",
+    "4bit-move": ".to() or .cuda() on a 4-bit model",
+    "quant-storage": "BitsAndBytesConfig(bnb_4bit_quant_storage=...) (FSDP with QLoRA)",
+    "8bit-merge": "merging 8-bit adapters",
+    "4bit-dora": "DoRA (LoraConfig(use_dora=True)) on a 4-bit or 8-bit model",
+}
+HF_FEATURE_NAMES = tuple(HF_FEATURE_WORDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,3 +230,34 @@ def test_property_words_claim_no_more_than_the_text_proves():
     )
     [line] = [x for x in remote.read_from_error if x.startswith("bnb_absent")]
     assert "not installed, or its own import failed" in line
+
+
+DORA_REFUSED = "ValueError: Linear4bit does not support DoRA yet, please set it to False"
+DORA_UNKNOWN = "TypeError: LoraConfig.__init__() got an unexpected keyword argument 'use_dora'"
+
+
+@pytest.mark.parametrize("text", [DORA_REFUSED, DORA_UNKNOWN])
+def test_a_proven_feature_floor_is_the_cause_not_the_classes_general_floors(text):
+    """peft's DoRA refusal proves the 4bit-dora floor (plans/huggingface.toml: peft >= 0.10.0,
+    S96): the cause line names it, not hf-stack-too-old's general 4-bit floors (peft >= 0.4.0)."""
+    from repair.knowledge import load_knowledge
+
+    [floor] = [r for r in load_knowledge().hf if r.feature == "4bit-dora"]
+    shown = render_explain(explain_text(text, None))
+    [cause] = [x for x in shown.splitlines() if x.startswith("  cause:")]
+    assert f"needs peft >= {floor.minimum}" in cause and "DoRA" in cause
+    assert "0.4.0" not in cause and "prepare_model_for_kbit_training" not in cause
+
+
+def test_a_feature_floor_beside_a_general_one_names_both():
+    """With facts below the general floors too, the general cause follows the feature's."""
+    facts = Facts(packages={"transformers": "4.20.0", "peft": "0.9.0", "accelerate": "0.20.0"})
+    shown = render_explain(explain_text(DORA_REFUSED, facts))
+    [cause] = [x for x in shown.splitlines() if x.startswith("  cause:")]
+    assert cause.index("needs peft >= 0.10.0") < cause.index("transformers >= 4.30.0")
+
+
+def test_a_class_without_a_proven_feature_keeps_its_cause():
+    shown = render_explain(explain_text("cannot import name 'BitsAndBytesConfig'", None))
+    [cause] = [x for x in shown.splitlines() if x.startswith("  cause:")]
+    assert "transformers >= 4.30.0" in cause
