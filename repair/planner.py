@@ -1132,9 +1132,10 @@ def _fixed_advice(fid: str, text: str, *, required: bool) -> Advice:
 TORCH_DLL_ADVICE = (
     "install the latest Microsoft Visual C++ Redistributable (x64), the one torch's own message "
     "links (https://aka.ms/vs/17/release/vc_redist.x64.exe), then open a new shell and import "
-    "torch again; reinstalling torch does not bring it. With torch 2.4.0 and fbgemm.dll, the "
-    "missing DLL was reported to be libomp140.x86_64.dll (pytorch/pytorch#131662), which later "
-    "releases do not need (UNCONFIRMED which)"
+    "torch again. The Visual C++ runtime is a part of Windows that reinstalling torch does not "
+    "install. With torch 2.4.0 and fbgemm.dll, the missing DLL was reported to be "
+    "libomp140.x86_64.dll (pytorch/pytorch#131662); UNCONFIRMED: which later torch release no "
+    "longer needs it"
 )
 
 
