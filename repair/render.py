@@ -437,8 +437,23 @@ def render_explain(
         out = ["No known failure class matches this text.", ""]
     if result.read_from_error:
         out.append("Read from the error message")
-        out.extend(f"  {line}" for line in result.read_from_error)
+        out.extend(f"  {_unrepeated(line)}" for line in result.read_from_error)
     return "\n".join(out).rstrip()
+
+
+# Under the heading "Read from the error message" each line's own "(read from the error
+# message...)" says it again: dropped there (the JSON and the plan's lists keep it).
+_READ_AGAIN = (
+    (re.compile(r" \(read from the error message\)$"), ""),
+    (re.compile(r"\(read from the error message; "), "("),
+    (re.compile(r"; read from the error message\)"), ")"),
+)
+
+
+def _unrepeated(line: str) -> str:
+    for rx, by in _READ_AGAIN:
+        line = rx.sub(by, line)
+    return line
 
 
 def _explain_match(m: Match) -> list[str]:

@@ -84,7 +84,9 @@ def test_refused_move_names_the_class_and_the_range(text, line):
     assert any(x.startswith(line) for x in result.read_from_error), result.read_from_error
     assert any(x.startswith("hf_feature: 4bit-move (") for x in result.read_from_error)
     shown = render_explain(result)
-    assert "Read from the error message" in shown and line in shown
+    # under that heading, without saying "read from the error message" again
+    under = shown[shown.index("Read from the error message\n") :]
+    assert line.removesuffix(" (read from the error message") + " (" in under
 
 
 @pytest.mark.parametrize("text", [TRITON_LIBCUDA, UNSLOTH])
@@ -261,3 +263,16 @@ def test_a_class_without_a_proven_feature_keeps_its_cause():
     shown = render_explain(explain_text("cannot import name 'BitsAndBytesConfig'", None))
     [cause] = [x for x in shown.splitlines() if x.startswith("  cause:")]
     assert "transformers >= 4.30.0" in cause
+
+
+@pytest.mark.parametrize("text", [DORA_REFUSED, TO_432, PIP_REFUSED])
+def test_lines_under_read_from_the_error_message_do_not_say_it_again(text):
+    """Under the heading "Read from the error message" a line does not end with it again; what
+    else its parentheses say stays, and the JSON keeps each line as it is."""
+    result = explain_text(text, None)
+    shown = render_explain(result)
+    under = shown[shown.index("Read from the error message\n") :].splitlines()[1:]
+    assert under and not any("read from the error message" in x for x in under), under
+    assert all(x.endswith(")") for x in under)  # "(its version is not known)", a property's words
+    doc = json.loads(render_explain(result, as_json=True))
+    assert all("read from the error message" in x for x in doc["read_from_error"])
