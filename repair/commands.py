@@ -42,11 +42,12 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier
 from packaging.version import InvalidVersion, Version
 
 from .errors import BadInput
 from .indexconfig import InstallerChoice
+from .knowledge import Range
 from .plan import TORCH_FAMILY, Step, StepAction, StepGroup, normalize
 
 __all__ = [
@@ -150,7 +151,7 @@ def requirement(step: Step) -> str:
     if not _SPEC_CHARS.match(to):
         raise BadInput(f"step for {name}: not a version or version specifier: {to!r}")
     try:
-        spec = SpecifierSet(to)
+        spec = Range(to)  # printed lower bound first: transformers>=4.53.0,<5
     except InvalidSpecifier:
         raise BadInput(f"step for {name}: not a version or version specifier: {to!r}") from None
     if not str(spec):

@@ -84,6 +84,20 @@ class DriverVersion(Version):
         return self._text
 
 
+class Range(SpecifierSet):
+    """A version range: compares like ``packaging.specifiers.SpecifierSet`` but prints as a
+    person reads a range, lower bound first (">=0.40.0,<0.45.1"; a plain SpecifierSet sorts its
+    clauses as strings: "<0.45.1,>=0.40.0")."""
+
+    __slots__ = ()
+    # lower bounds, then exact and excluded versions, then upper bounds
+    _SIDE = {">=": 0, ">": 0, "~=": 0, "==": 1, "===": 1, "!=": 2, "<=": 3, "<": 3}
+
+    def __str__(self) -> str:
+        clauses = sorted(self, key=lambda c: (self._SIDE.get(c.operator, 1), str(c)))
+        return ",".join(str(c) for c in clauses)
+
+
 @functools.lru_cache(maxsize=1024)
 def parsed_version(text: str) -> Version:
     """``Version(text)``, parsed once per distinct text (raises InvalidVersion as Version does).
@@ -1102,7 +1116,7 @@ class _Entry:
 
     def to_spec(self, key: str, raw: str) -> SpecifierSet:
         try:
-            return SpecifierSet(raw)
+            return Range(raw)
         except InvalidSpecifier:
             self.fail(f"{key} is not a version specifier: {raw!r}")
 

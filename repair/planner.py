@@ -33,6 +33,7 @@ from .knowledge import (
     BnbConflict,
     BnbRelease,
     Knowledge,
+    Range,
     TorchRelease,
     TorchVariant,
     lib_rocm,
@@ -1053,8 +1054,8 @@ def _hf_range(view: View, package: str, minimum: Version) -> SpecifierSet:
     the installed one (when the floor itself stays below it)."""
     have = view.package(package)
     if have is not None and minimum < Version(f"{have.major + 1}"):
-        return SpecifierSet(f">={minimum},<{have.major + 1}")
-    return SpecifierSet(f">={minimum}")
+        return Range(f">={minimum},<{have.major + 1}")
+    return Range(f">={minimum}")
 
 
 def _hf_floors_for(

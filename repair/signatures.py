@@ -24,7 +24,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from .errors import KnowledgeError
 from .facts import Facts, Host
-from .knowledge import plans_directory, read_toml
+from .knowledge import Range, plans_directory, read_toml
 
 # The packages whose version an error text may bound (a range, a PEP 440 specifier).
 RANGE_KEYS = ("bitsandbytes", "transformers", "accelerate", "peft", "torch")
@@ -142,7 +142,7 @@ class Implied:
     def range(self, package: str) -> SpecifierSet | None:
         """The range an error text proves for ``package`` (all its bounds together), or None."""
         specs = [s for p, s in self.ranges if p == package]
-        return SpecifierSet(",".join(specs)) if specs else None
+        return Range(",".join(specs)) if specs else None
 
     @property
     def empty(self) -> bool:

@@ -203,3 +203,14 @@ def test_settings_resolve_every_input_once() -> None:
     assert apply_index_base(flagged, prep) == "https://cli.example/whl"
     fresh = ApplyPrep(sys.executable, replace(saved, torch_index_base=s.torch_index_base), False)
     assert apply_index_base(s, fresh) == "https://env.example/whl"
+
+
+def test_explain_help_says_dash_reads_stdin():
+    """The argument's help shows (typer < 0.20 with click >= 8.5 dropped it, cli.py) and says
+    that '-' reads the text from stdin; fleet's argument help shows too."""
+    p = run("explain", "--help", env={"COLUMNS": "200"})
+    assert p.returncode == 0, p.stderr
+    [row] = [x for x in p.stdout.splitlines() if "[TEXT]" in x and "text" in x]
+    assert "'-' (or no TEXT) reads it from stdin" in row
+    p = run("fleet", "report", "--help", env={"COLUMNS": "200"})
+    assert "Record files (qfix.node/1" in p.stdout

@@ -73,8 +73,8 @@ def test_pip_refusal_names_the_platform_class_and_its_tag():
 @pytest.mark.parametrize(
     ("text", "line"),
     [
-        (TO_432, "transformers <4.45.0,>=4.32.0 (read from the error message"),
-        (TO_430, "transformers <4.32.0,>=4.30.0 (read from the error message"),
+        (TO_432, "transformers >=4.32.0,<4.45.0 (read from the error message"),
+        (TO_430, "transformers >=4.30.0,<4.32.0 (read from the error message"),
         (TO_445, "bitsandbytes <0.43.2 (read from the error message"),
     ],
 )
@@ -276,3 +276,18 @@ def test_lines_under_read_from_the_error_message_do_not_say_it_again(text):
     assert all(x.endswith(")") for x in under)  # "(its version is not known)", a property's words
     doc = json.loads(render_explain(result, as_json=True))
     assert all("read from the error message" in x for x in doc["read_from_error"])
+
+
+def test_a_version_range_prints_its_lower_bound_first():
+    """packaging's str(SpecifierSet) sorts clauses as strings ("<0.10.0,>=0.9.0"); qfix prints
+    a range lower bound first (knowledge.Range), in explain, a finding and a command."""
+    from packaging.specifiers import SpecifierSet
+
+    from repair.knowledge import Range
+
+    assert str(Range("<0.45.1,>=0.40.0")) == ">=0.40.0,<0.45.1"
+    assert str(Range("<3,!=2.5.0,>=2.4")) == ">=2.4,!=2.5.0,<3"
+    assert Range("<3,>=2.4") == SpecifierSet(">=2.4,<3") and "2.5.1" in Range("<3,>=2.4")
+    shown = render_explain(explain_text(DORA_REFUSED, None))
+    assert "peft >=0.9.0,<0.10.0 (its version is not known)" in shown
+    assert "<0.10.0,>=0.9.0" not in shown

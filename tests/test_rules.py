@@ -653,7 +653,7 @@ def test_bitsandbytes_that_imports_triton_ops_beside_torch_2_6_is_a_mismatch() -
 
     a = _triton_host("0.43.3", "2.6.0+cu124")
     [f] = [f for f in a.diagnosis.findings if f.id == "bnb-torch-mismatch"]
-    assert "triton.ops" in f.summary and f.evidence["conflict"] == "<0.45.1,>=0.40.0"
+    assert "triton.ops" in f.summary and f.evidence["conflict"] == ">=0.40.0,<0.45.1"
     [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
     assert Version(step.to) >= Version("0.45.1")
     for fine in (_triton_host("0.45.1", "2.6.0+cu124"), _triton_host("0.43.3", "2.5.1+cu121")):

@@ -1614,7 +1614,7 @@ def test_triton_ops_missing_in_a_bitsandbytes_frame_bounds_bitsandbytes():
     from repair.facts import Facts, Gpu, Host
     from repair.pipeline import analyse
 
-    assert str(implied_by(TRITON_OPS).range("bitsandbytes")) == "<0.45.1,>=0.40.0"
+    assert str(implied_by(TRITON_OPS).range("bitsandbytes")) == ">=0.40.0,<0.45.1"
     bare = implied_by("ModuleNotFoundError: No module named 'triton.ops'")
     assert bare.range("bitsandbytes") is None and bare.triton_ops_missing  # no importer named
     facts = Facts(
@@ -1733,7 +1733,7 @@ def test_a_bare_triton_ops_error_proves_a_triton_without_it():
     not at fault."""
     unknown = _bare_triton(None)
     [f] = [f for f in unknown.diagnosis.findings if f.id == "bnb-torch-mismatch"]
-    assert f.evidence["suspected"] is True and f.evidence["conflict"] == "<0.45.1,>=0.40.0"
+    assert f.evidence["suspected"] is True and f.evidence["conflict"] == ">=0.40.0,<0.45.1"
     [step] = [s for s in unknown.plan.steps if s.package == "bitsandbytes"]
     assert Version(step.to) >= Version("0.45.1") and not unknown.plan.healthy
     assert not [s for s in unknown.plan.steps if s.package == "torch"]
@@ -1875,7 +1875,7 @@ def test_transformers_remote_code_check_naming_bitsandbytes_is_an_import_that_fa
     [
         (
             "ValueError: Linear4bit does not support DoRA yet, please set it to False",
-            "<0.10.0,>=0.9.0",
+            ">=0.9.0,<0.10.0",
         ),
         (
             "TypeError: LoraConfig.__init__() got an unexpected keyword argument 'use_dora'",
