@@ -1609,11 +1609,42 @@ def _no_driver_advice(
         return Manual("no-nvidia-driver", text, False)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
-    text = (
-        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-        f"bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
-    )
+    until = f"until then bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
+    container = view.facts.host.container if view.facts.host else None
+    if container and view.system == "Linux":
+        visible = (view.facts.env or {}).get("NVIDIA_VISIBLE_DEVICES")
+        # NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES (S105), and a CUDA torch was
+        # installed for a GPU: either way the GPU was meant to be there
+        meant = visible is not None or view.torch_cuda is not None
+        return Manual(
+            "no-nvidia-driver", f"{_container_gpu_text(container, visible)}; {until}", meant
+        )
+    text = f"for CUDA 4-bit, install an NVIDIA driver and GPU; {until}"
     return Manual("no-nvidia-driver", text, False)
+
+
+def _container_gpu_text(container: str, visible: str | None) -> str:
+    """How a container gets the host's NVIDIA GPU and driver (S105: the NVIDIA Container
+    Toolkit mounts the driver's libraries and devices into a container started with the GPU)."""
+    how = {
+        "docker": "start it with `docker run --gpus all ...`",
+        "podman": "start it with `podman run --device nvidia.com/gpu=all ...` (CDI: "
+        "`sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` on the host)",
+        "kubernetes": "request the GPU in the pod spec (`resources: limits: nvidia.com/gpu: 1`; "
+        "NVIDIA's device plugin or GPU Operator on the node)",
+    }.get(container, "start it with the host's GPU")
+    text = (
+        f"this {container} container has no NVIDIA driver in it: the host's driver and GPUs "
+        f"reach a container only when it is started with them -- {how}, with the NVIDIA "
+        "Container Toolkit installed on the host; then `nvidia-smi` inside the container lists "
+        "the GPU"
+    )
+    if visible is not None and visible.strip().lower() in ("", "void", "none"):
+        text += (
+            f" (NVIDIA_VISIBLE_DEVICES={visible!r} here exposes no GPU to the NVIDIA runtime: "
+            "unset it or set it to `all`)"
+        )
+    return text
 
 
 def _installer_step(view: View, kb: Knowledge, steps: list[Step]) -> Step | None:
@@ -1861,7 +1892,7 @@ def rocm_torch_target(view: View, kb: Knowledge) -> tuple[TorchChoice, BnbReleas
     version kept), then the newest release's; within a release the lowest ROCm: which ROCm the
     host's amdgpu driver runs is not in the facts, so the smallest demand on it, as for CUDA
     builds under an unknown driver. torch's ROCm wheels carry the ROCm libraries they use
-    (S101), so the venv change needs nothing else from the host. None: torch is a ROCm build or
+    (S103), so the venv change needs nothing else from the host. None: torch is a ROCm build or
     of unknown build, the GPUs' targets are unknown, the error text shows a HIP fault, or no
     known build covers them."""
     if (
@@ -1887,9 +1918,13 @@ def rocm_torch_target(view: View, kb: Knowledge) -> tuple[TorchChoice, BnbReleas
         r = r or _rocm_bnb_for(view, kb, rocm, (c.target,))
         if r is not None:
             pairs.append((c, None if r is cur else r, _exact_rocm_lib(view, r, rocm)))
-    # a library built for torch's ROCm exactly before one the loader takes for a neighbour
-    best = [p for p in pairs if p[2]] or pairs
-    return (best[0][0], best[0][1]) if best else (cands[0], None)
+    if not pairs:
+        return cands[0], None
+    # within the first release that pairs: a library built for torch's ROCm exactly before one
+    # the loader takes for a neighbour
+    first = [p for p in pairs if p[0].release is pairs[0][0].release]
+    best = next((p for p in first if p[2]), first[0])
+    return best[0], best[1]
 
 
 def _exact_rocm_lib(view: View, r: BnbRelease, rocm: Version) -> bool:
@@ -1952,8 +1987,9 @@ def _rocm_torch_note(view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease 
     kept = view.torch is not None and c.target == public(view.torch)
     text = (
         f"AMD GPU ({gfx}) with torch {view.torch or ''} ({view.torch_without_rocm()}): torch "
-        f"moves to {c.version}, a build of the {'installed' if kept else 'newest'} release "
-        f"compiled for {gfx} ({c.variant.gfx_source or 'plans/torch.toml'})"
+        f"moves to {c.version}, "
+        + ("a build of the installed release" if kept else "from the newest release with a build")
+        + f" known to be compiled for {gfx}: {c.variant.gfx_source or 'plans/torch.toml'}"
     )
     if bnb is not None:
         rocm = _rocm_mm(c.variant.rocm)
