@@ -36,7 +36,14 @@ WATCHED_PACKAGES = (
     # which the plan's first step then upgrades
     "pip",
 )
-ENV_VARS = ("BNB_CUDA_VERSION", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
+ENV_VARS = (
+    "BNB_CUDA_VERSION",
+    "LD_LIBRARY_PATH",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_HOME",
+    # set in NVIDIA's CUDA images ("all"); the NVIDIA container runtime reads it (S105)
+    "NVIDIA_VISIBLE_DEVICES",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,9 @@ class Host:
     os_release: str | None = None  # PRETTY_NAME of /etc/os-release, when known
     l4t: str | None = None  # NVIDIA Jetson: the first line of /etc/nv_tegra_release
     libstdcxx: Libstdcxx | None = None  # measured in the target process (Linux), when known
+    # The container qfix runs in: docker | podman | kubernetes | another engine's name from
+    # systemd's `container` variable; None: none seen, or not reported (probe/system.py)
+    container: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +340,7 @@ def _host(h: _Reader | None) -> Host | None:
         h.str_("os_release"),
         h.str_("l4t"),
         libstdcxx=_libstdcxx(h.obj("libstdcxx")),
+        container=h.str_("container"),
     )
 
 
@@ -481,6 +492,7 @@ def facts_to_dict(f: Facts) -> dict[str, Any]:
             "libstdcxx": None
             if f.host.libstdcxx is None
             else {"path": f.host.libstdcxx.path, "glibcxx": f.host.libstdcxx.glibcxx},
+            "container": f.host.container,
         }
     )
     out["driver"] = (

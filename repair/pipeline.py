@@ -144,6 +144,7 @@ def detect(settings: Settings, *, deep: bool = False, prefetch: bool = False) ->
         wsl=host.wsl if report.host.wsl is None else report.host.wsl,
         os_release=report.host.os_release or host.os_release,
         l4t=host.l4t,
+        container=host.container,
     )
     extra: dict[str, Any] = {"packages_source": "probe", **report.extra}
     return Facts(

@@ -90,7 +90,7 @@ class TorchChoice:
     release: TorchRelease
     variant: TorchVariant
     driver_mode: str | None  # full | minor-compat | None (driver unknown)
-    coverage: str  # sass | ptx | unknown | n/a
+    coverage: str  # sass | ptx | gfx (an AMD GPU's target) | unknown | n/a
     pin_conflicts: tuple[str, ...]
     target: Version  # the torch version: the installed one when its release stays, else latest
 
@@ -156,12 +156,14 @@ def evaluate_variant(
         reasons.append(f"needs glibc >= {rel.glibc_min}")
     nvidia = view.has_nvidia_gpu is not False and not view.rocm
     if view.rocm:
-        # On an AMD host only ROCm builds apply; which ROCm release fits the GPU is not in the
-        # knowledge base, so they are shown as possible, not proven.
-        if var.rocm is None:
-            reasons.append("an AMD/ROCm host: only ROCm builds apply")
+        # On an AMD host only ROCm builds apply, and only those compiled for the GPUs' targets
+        # (plans/torch.toml `gfx`, S93/S101); which ROCm the host's amdgpu driver runs is not in
+        # the facts, so a build that fits is possible, not proven.
+        coverage = _rocm_variant_fit(view, kb, var, reasons)
         return (
-            (None, reasons) if reasons else (TorchChoice(rel, var, None, "n/a", (), rel.latest), [])
+            (None, reasons)
+            if reasons
+            else (TorchChoice(rel, var, None, coverage, (), _target(view, rel)), [])
         )
     mode: str | None = None
     coverage = "n/a"
@@ -172,11 +174,7 @@ def evaluate_variant(
             reasons.append("a CPU build on a host with an NVIDIA GPU")
     else:
         mode, coverage = _cuda_variant_fit(view, kb, var, var.cuda, reasons)
-    # A variant change keeps the installed version when the release has it (smallest change; a
-    # pin such as xformers' torch==2.5.0 keeps holding).
-    target = rel.latest
-    if view.torch is not None and public(view.torch) in rel.versions:
-        target = public(view.torch)
+    target = _target(view, rel)
     conflicts = tuple(
         f"{name} requires torch{spec}"
         for name, spec in torch_dependents(view.facts).items()
@@ -185,6 +183,33 @@ def evaluate_variant(
     if reasons:
         return None, reasons
     return TorchChoice(rel, var, mode, coverage, conflicts, target), []
+
+
+def _target(view: View, rel: TorchRelease) -> Version:
+    """The torch version to install from ``rel``: a variant change keeps the installed version
+    when the release has it (smallest change; a pin such as xformers' torch==2.5.0 keeps
+    holding), else the release's latest."""
+    if view.torch is not None and public(view.torch) in rel.versions:
+        return public(view.torch)
+    return rel.latest
+
+
+def _rocm_variant_fit(view: View, kb: Knowledge, var: TorchVariant, reasons: list[str]) -> str:
+    """The GPU coverage of a build on an AMD host: "gfx" (compiled for every listed AMD GPU's
+    target), "unknown" (the build's targets are not known) or "n/a" (the GPUs' targets are not
+    known); adds why it cannot work to ``reasons``."""
+    if var.rocm is None:
+        reasons.append("an AMD/ROCm host: only ROCm builds apply")
+        return "n/a"
+    gfx = amd_gfx(view, kb)
+    if not gfx:
+        return "n/a"
+    if var.gfx is None:
+        return "unknown"
+    missing = [g for g in gfx if g not in var.gfx]
+    if missing:
+        reasons.append(f"no code for {', '.join(missing)} in its GPU targets ({' '.join(var.gfx)})")
+    return "gfx"
 
 
 def _cuda_variant_fit(
@@ -531,25 +556,8 @@ def _choose_targets(
             "see the manual steps"
         )
         return None, None
-    if view.rocm and "jetson-l4t" not in ids:
-        if rocm_bnb := rocm_bnb_target(view, kb):
-            # torch's ROCm build stays (pinned); bitsandbytes moves to a PyPI release that ships
-            # a library for torch's ROCm version (issue 12 item 4)
-            notes.append(_rocm_bnb_note(view, rocm_bnb))
-            return None, rocm_bnb
-        if _rocm_bnb_fits(view, kb):
-            notes.append(
-                f"ROCm host: torch and bitsandbytes {view.bnb} stay; it ships a library for "
-                f"torch's ROCm {_rocm_of(view)}"
-            )
-            return None, None
     if view.rocm or "jetson-l4t" in ids:
-        # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
-        notes.append(
-            ("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
-            + ": torch and bitsandbytes are left alone; see the manual steps"
-        )
-        return None, None
+        return _rocm_or_jetson_targets(view, kb, ids, notes)
     # a torch that cannot import is reinstalled, unless the fault is Windows' own runtime
     broken = view.facts.torch is not None and bool(view.facts.torch.error)
     if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids):
@@ -594,6 +602,34 @@ def _choose_targets(
             )
             return pair
     return None, current
+
+
+def _rocm_or_jetson_targets(
+    view: View, kb: Knowledge, ids: set[str], notes: list[str]
+) -> tuple[TorchChoice | None, BnbRelease | None]:
+    """_choose_targets on an AMD host or a Jetson: torch's ROCm build for a CUDA or CPU torch
+    (rocm_torch_target), else bitsandbytes for torch's ROCm (rocm_bnb_target), else hands off."""
+    if view.rocm and "jetson-l4t" not in ids:
+        if rocm_torch := rocm_torch_target(view, kb):
+            notes.append(_rocm_torch_note(view, kb, *rocm_torch))
+            return rocm_torch
+        if rocm_bnb := rocm_bnb_target(view, kb):
+            # torch's ROCm build stays (pinned); bitsandbytes moves to a PyPI release that ships
+            # a library for torch's ROCm version (issue 12 item 4)
+            notes.append(_rocm_bnb_note(view, rocm_bnb))
+            return None, rocm_bnb
+        if _rocm_bnb_fits(view, kb):
+            notes.append(
+                f"ROCm host: torch and bitsandbytes {view.bnb} stay; it ships a library for "
+                f"torch's ROCm {_rocm_of(view)}"
+            )
+            return None, None
+    # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
+    notes.append(
+        ("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
+        + ": torch and bitsandbytes are left alone; see the manual steps"
+    )
+    return None, None
 
 
 def _bnb_steps(
@@ -917,8 +953,10 @@ def _torch_steps(
     kb: Knowledge,
 ) -> None:
     # torch moves for its own findings, else for bitsandbytes' (no current bitsandbytes serves it)
-    because = tuple(i for i in diag.ids if i in TORCH_FINDINGS) or tuple(
-        i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"}
+    because = (
+        tuple(i for i in diag.ids if i in TORCH_FINDINGS)
+        or (("rocm-host",) if c.variant.rocm else ())  # rocm_torch_target
+        or tuple(i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"})
     )
     index = f"{base}/{c.variant.name}"
     steps.append(
@@ -1438,6 +1476,8 @@ def _rocm_host_advice(
         return None
     if _rocm_bnb_fits(view, kb):
         return None  # the installed release ships a library for torch's ROCm
+    if (moved := rocm_torch_target(view, kb)) is not None:
+        return _rocm_torch_fallback(view, kb, moved[0])
     if (chosen := rocm_bnb_target(view, kb)) is not None:
         return _rocm_fallback(view, kb, chosen)
     text = _rocm_advice(view, kb)
@@ -1475,27 +1515,68 @@ def _rocm_fallback(view: View, kb: Knowledge, chosen: BnbRelease) -> Manual:
     return Manual("rocm-host", text + "; do not install CUDA builds of torch here", False)
 
 
+def _rocm_torch_fallback(view: View, kb: Knowledge, c: TorchChoice) -> Manual:
+    """The optional step beside the plan's move to torch's ROCm build: the other builds of that
+    release compiled for the GPUs' targets, should the host's amdgpu driver not run the chosen
+    ROCm (not in the facts)."""
+    gfx = amd_gfx(view, kb)
+    others = [
+        v.name
+        for v in c.release.variants_for(view.platform or "")
+        if v.rocm and v.gfx is not None and set(gfx) <= set(v.gfx) and v.name != c.variant.name
+    ]
+    text = (
+        f"the plan installs torch {c.version}; its wheel carries the ROCm libraries, but the "
+        "host's amdgpu kernel driver must support that ROCm version (AMD's ROCm compatibility "
+        "matrix; not in the facts). If the 4-bit check fails with a HIP error, "
+        + (
+            f"torch {c.target} is also built for {', '.join(gfx)} as {', '.join(others)} "
+            f"(`pip install torch=={c.target}+{others[-1]} --index-url "
+            f"{DEFAULT_TORCH_INDEX}/{others[-1]}`, or your mirror's folder; torchvision and "
+            "torchaudio from the same folder)"
+            if others
+            else "update the amdgpu driver (AMD's amdgpu-install) and run `qfix apply` again"
+        )
+    )
+    return Manual("rocm-host", text + "; do not install CUDA builds of torch here", False)
+
+
 def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
     """torch is a CUDA or CPU build on an AMD host: the ROCm builds of its release (or of the
     newest release that has them here) from plans/torch.toml. Which ROCm version this GPU and
-    the host's amdgpu driver support is not in the knowledge base, so this stays a manual step.
-    The command pins the local label (``2.9.0+rocm6.4``): ``==2.9.0`` alone is satisfied by the
-    installed ``2.9.0+cu128`` (PEP 440 ignores local labels), and pip would keep it."""
+    the host's amdgpu driver support is not in the knowledge base, so this stays a manual step
+    (rocm_torch_target plans one where a build is known to be compiled for the GPU's target);
+    builds known to lack it are left out. The command pins the local label
+    (``2.9.0+rocm6.4``): ``==2.9.0`` alone is satisfied by the installed ``2.9.0+cu128``
+    (PEP 440 ignores local labels), and pip would keep it."""
     platform = view.platform or ""
     installed = kb.torch.release(view.torch) if view.torch is not None else None
-    with_rocm = [
-        r
-        for r in sorted(kb.torch.releases, key=lambda r: r.series, reverse=True)
-        if any(v.rocm for v in r.variants_for(platform))
+    gfx = set(amd_gfx(view, kb))
+
+    def may_cover(v: TorchVariant) -> bool:
+        return v.rocm is not None and (v.gfx is None or gfx <= set(v.gfx))
+
+    by_series = sorted(kb.torch.releases, key=lambda r: r.series, reverse=True)
+    with_rocm = [r for r in by_series if any(may_cover(v) for v in r.variants_for(platform))]
+    lacking = [
+        str(r.series)
+        for r in by_series
+        if r not in with_rocm and any(v.rocm for v in r.variants_for(platform))
     ]
     rel = installed if installed in with_rocm else (with_rocm[0] if with_rocm else None)
+    lack = (
+        f"torch's ROCm builds of {lacking[-1]}-{lacking[0]} are not compiled for this GPU's "
+        f"target {', '.join(sorted(gfx))} (plans/torch.toml); "
+        if lacking
+        else ""
+    )
     if rel is None:
         return (
             f"torch is {wrong}, and the knowledge base has no ROCm build of torch for "
             f"{platform or 'this platform'} (PyTorch's ROCm wheels are for Linux): run on a "
             "Linux host with ROCm, or use the CPU."
         )
-    names = [v.name for v in rel.variants_for(platform) if v.rocm]
+    names = [v.name for v in rel.variants_for(platform) if may_cover(v)]
     version = public(view.torch) if installed is rel and view.torch else rel.latest
     family = rel.family_for(version)
     vision = family.torchvision if family is not None else None
@@ -1503,7 +1584,7 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
         f" torchvision=={vision}+{names[-1]}" if vision is not None else ""
     )
     return (
-        f"replace torch ({wrong}) with a ROCm build: torch {version} is on the PyTorch index "
+        f"replace torch ({wrong}) with a ROCm build: {lack}torch {version} is on the PyTorch index "
         f"as {', '.join(names)} (`pip install {pins} --index-url "
         f"{DEFAULT_TORCH_INDEX}/{names[-1]}`, or your mirror's folder; torchaudio from the same "
         "folder); pick the ROCm version that this GPU and the host's amdgpu driver support "
@@ -1530,11 +1611,42 @@ def _no_driver_advice(
         return Manual("no-nvidia-driver", text, False)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
-    text = (
-        "for CUDA 4-bit, install an NVIDIA driver and GPU; until then "
-        f"bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
-    )
+    until = f"until then bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
+    container = view.facts.host.container if view.facts.host else None
+    if container and view.system == "Linux":
+        visible = (view.facts.env or {}).get("NVIDIA_VISIBLE_DEVICES")
+        # NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES (S105), and a CUDA torch was
+        # installed for a GPU: either way the GPU was meant to be there
+        meant = visible is not None or view.torch_cuda is not None
+        return Manual(
+            "no-nvidia-driver", f"{_container_gpu_text(container, visible)}; {until}", meant
+        )
+    text = f"for CUDA 4-bit, install an NVIDIA driver and GPU; {until}"
     return Manual("no-nvidia-driver", text, False)
+
+
+def _container_gpu_text(container: str, visible: str | None) -> str:
+    """How a container gets the host's NVIDIA GPU and driver (S105: the NVIDIA Container
+    Toolkit mounts the driver's libraries and devices into a container started with the GPU)."""
+    how = {
+        "docker": "start it with `docker run --gpus all ...`",
+        "podman": "start it with `podman run --device nvidia.com/gpu=all ...` (CDI: "
+        "`sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` on the host)",
+        "kubernetes": "request the GPU in the pod spec (`resources: limits: nvidia.com/gpu: 1`; "
+        "NVIDIA's device plugin or GPU Operator on the node)",
+    }.get(container, "start it with the host's GPU")
+    text = (
+        f"this {container} container has no NVIDIA driver in it: the host's driver and GPUs "
+        f"reach a container only when it is started with them -- {how}, with the NVIDIA "
+        "Container Toolkit installed on the host; then `nvidia-smi` inside the container lists "
+        "the GPU"
+    )
+    if visible is not None and visible.strip().lower() in ("", "void", "none"):
+        text += (
+            f" (NVIDIA_VISIBLE_DEVICES={visible!r} here exposes no GPU to the NVIDIA runtime: "
+            "unset it or set it to `all`)"
+        )
+    return text
 
 
 def _installer_step(view: View, kb: Knowledge, steps: list[Step], notes: list[str]) -> Step | None:
@@ -1760,7 +1872,15 @@ def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
     ):
         return None
     torches = (view.torch,) if view.torch is not None else torches_for_rocm(kb, view, rocm)
-    if not torches:
+    return _rocm_bnb_for(view, kb, rocm, torches)
+
+
+def _rocm_bnb_for(
+    view: View, kb: Knowledge, rocm: Version, torches: tuple[Version, ...]
+) -> BnbRelease | None:
+    """The newest release with a library for ``rocm`` built for the GPUs' targets and whose
+    torch bounds admit every one of ``torches`` (rocm_bnb_target)."""
+    if not torches or view.platform is None:
         return None
     gfx = amd_gfx(view, kb)
     fits = [
@@ -1773,6 +1893,71 @@ def rocm_bnb_target(view: View, kb: Knowledge) -> BnbRelease | None:
     exact = [r for r, lib in fits if lib_rocm(lib) == rocm]
     best = exact or [r for r, _ in fits]
     return best[-1] if best else None
+
+
+def rocm_torch_target(view: View, kb: Knowledge) -> tuple[TorchChoice, BnbRelease | None] | None:
+    """A CUDA or CPU torch on an AMD host (issue 12 item 4): the ROCm build of torch to move to,
+    and, where bitsandbytes is installed and does not serve that ROCm, the release that ships a
+    library for it (torch pinned). Only builds compiled for every listed AMD GPU's target
+    qualify (plans/torch.toml `gfx`; a build whose targets are unknown is no repair, as a CUDA
+    build with an unknown arch list is none). The installed release's builds come first (its
+    version kept), then the newest release's; within a release the lowest ROCm: which ROCm the
+    host's amdgpu driver runs is not in the facts, so the smallest demand on it, as for CUDA
+    builds under an unknown driver. torch's ROCm wheels carry the ROCm libraries they use
+    (S103), so the venv change needs nothing else from the host. None: torch is a ROCm build or
+    of unknown build, the GPUs' targets are unknown, the error text shows a HIP fault, or no
+    known build covers them."""
+    if (
+        view.torch_without_rocm() is None
+        or not amd_gfx(view, kb)
+        or advice_for(view.implied, implying="rocm")
+    ):
+        return None
+    cands = [c for c in torch_candidates(view, kb) if c.coverage == "gfx"]
+    rank: dict[Version, int] = {}
+    for i, c in enumerate(cands):
+        rank.setdefault(c.release.series, i)
+    cands.sort(key=lambda c: (rank[c.release.series], _rocm_mm(c.variant.rocm)))
+    if not cands:
+        return None
+    if view.bnb_installed is None or _bnb_built_here(view, kb):
+        return cands[0], None
+    cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    pairs: list[tuple[TorchChoice, BnbRelease | None, bool]] = []
+    for c in cands:
+        rocm = _rocm_mm(c.variant.rocm)
+        r = cur if cur is not None and _rocm_bnb_serves(view, kb, cur, rocm) else None
+        r = r or _rocm_bnb_for(view, kb, rocm, (c.target,))
+        if r is not None:
+            pairs.append((c, None if r is cur else r, _exact_rocm_lib(view, r, rocm)))
+    if not pairs:
+        return cands[0], None
+    # within the first release that pairs: a library built for torch's ROCm exactly before one
+    # the loader takes for a neighbour
+    first = [p for p in pairs if p[0].release is pairs[0][0].release]
+    best = next((p for p in first if p[2]), first[0])
+    return best[0], best[1]
+
+
+def _exact_rocm_lib(view: View, r: BnbRelease, rocm: Version) -> bool:
+    lib = r.lib_for_rocm(rocm, view.platform or "")
+    return lib is not None and lib_rocm(lib) == rocm
+
+
+def _rocm_mm(rocm: str | None) -> Version:
+    """A ROCm version as its major.minor ("6.2.4" -> 6.2): bitsandbytes' libraries are named so."""
+    v = Version(rocm or "0")
+    return Version(f"{v.major}.{v.minor}")
+
+
+def _rocm_bnb_serves(view: View, kb: Knowledge, r: BnbRelease, rocm: Version) -> bool:
+    """Release ``r`` ships a library for ``rocm`` built for the GPUs' targets, and is not known
+    bad."""
+    return (
+        r.lib_for_rocm(rocm, view.platform or "") is not None
+        and not r.known_bad
+        and not _rocm_gpus_uncovered(view, kb, r, rocm, amd_gfx(view, kb))
+    )
 
 
 def amd_gfx(view: View, kb: Knowledge) -> tuple[str, ...]:
@@ -1806,6 +1991,25 @@ def _rocm_gpus_uncovered(
     ``rocm`` has no code for; [] when they are covered or when either side is not known."""
     _, targets = _rocm_lib(view, kb, r, rocm)
     return [] if targets is None else [g for g in gfx if g not in targets]
+
+
+def _rocm_torch_note(view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease | None) -> str:
+    """The plan's note for a move to torch's ROCm build (rocm_torch_target)."""
+    gfx = ", ".join(amd_gfx(view, kb))
+    kept = view.torch is not None and c.target == public(view.torch)
+    text = (
+        f"AMD GPU ({gfx}) with torch {view.torch or ''} ({view.torch_without_rocm()}): torch "
+        f"moves to {c.version}, "
+        + ("a build of the installed release" if kept else "from the newest release with a build")
+        + f" known to be compiled for {gfx}: {c.variant.gfx_source or 'plans/torch.toml'}"
+    )
+    if bnb is not None:
+        rocm = _rocm_mm(c.variant.rocm)
+        lib = bnb.lib_for_rocm(rocm, view.platform or "")
+        text += (
+            f"; bitsandbytes moves to {bnb.version}, which loads its {lib} library for ROCm {rocm}"
+        )
+    return text
 
 
 def _rocm_bnb_note(view: View, target: BnbRelease) -> str:

@@ -112,7 +112,12 @@ def render_facts(f: Facts, *, as_json: bool = False) -> str:
             [
                 ["system", _v(h.system if h else None), "machine", _v(h.machine if h else None)],
                 ["libc", _v(h.libc if h else None), "WSL", _v(h.wsl if h else None)],
-                ["os", _v(h.os_release if h else None), "", ""],
+                [
+                    "os",
+                    _v(h.os_release if h else None),
+                    "container",
+                    _v(h.container if h else None),
+                ],
             ]
         )
     )
@@ -757,6 +762,7 @@ def _report_markdown(f: Facts, plan: Plan, version: str) -> str:
             h and h.libc,
             h and h.os_release,
             "WSL" if h and h.wsl else None,
+            f"in a {h.container} container" if h and h.container else None,
         )
         if x
     )

@@ -35,6 +35,7 @@ SCENARIOS = [
     "family-mismatch.json",
     "bnb-torch-mismatch.json",
     "rocm.json",
+    "rocm-cuda-torch.json",
     "torch-dll-windows.json",
 ]
 

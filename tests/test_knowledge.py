@@ -425,7 +425,7 @@ def test_rocm_gfx_lists_are_well_formed_and_cited():
             assert len(set(variant.gfx)) == len(variant.gfx), variant.gfx
             keys = cited_keys(variant.gfx_source or "")
             assert keys and all(sources.get(k) is not None for k in keys), variant.gfx_source
-    assert known >= 16
+    assert known >= 19
 
 
 def test_rocm_gfx_as_read_from_the_release_branches():
@@ -438,9 +438,23 @@ def test_rocm_gfx_as_read_from_the_release_branches():
     assert "gfx942" not in (KB.torch.release("2.3").variant("rocm5.7").gfx or ())
     assert KB.torch.release("2.3").variant("rocm6.0").gfx == (*five, "gfx1100", "gfx942")
     assert KB.torch.release("2.4").variant("rocm6.1").gfx_source == "S93 at release/2.4 4ce1afeb"
-    # not read: 1.10 (the script sets no list) and 2.5 onwards (not in pytorch/builder)
+    # not read: 1.10 (the script sets no list)
     assert KB.torch.release("1.10").variant("rocm4.2").gfx is None
-    assert KB.torch.release("2.5").variant("rocm6.2").gfx is None
+
+
+def test_rocm_gfx_as_the_2_5_and_later_wheels_report_it():
+    """S101: torch.cuda.get_arch_list() of 2.5.1+rocm6.2 and 2.7.1+rocm6.2.4 / +rocm6.3. The RX
+    9070 XT (gfx1201) and RX 7800 XT (gfx1101) have no kernels in 2.5, both have them in 2.7;
+    series whose wheels were not read stay unknown (S102 dates are no evidence)."""
+    seven = ("gfx900", "gfx906", "gfx908", "gfx90a", "gfx1030", "gfx1100", "gfx942")
+    assert KB.torch.release("2.5").variant("rocm6.2").gfx == seven
+    for name in ("rocm6.2.4", "rocm6.3"):
+        gfx = KB.torch.release("2.7").variant(name).gfx or ()
+        assert {"gfx1101", "gfx1102", "gfx1200", "gfx1201"} <= set(gfx) and len(gfx) == 11
+        assert "gfx950" not in gfx
+    assert KB.torch.release("2.5").variant("rocm6.1").gfx is None
+    assert KB.torch.release("2.6").variant("rocm6.2.4").gfx is None
+    assert KB.torch.release("2.8").variant("rocm6.4").gfx is None
 
 
 def test_glibc_floor():

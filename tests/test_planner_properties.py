@@ -174,3 +174,71 @@ def test_plan_invariants_with_unknown_versions(f: Facts) -> None:
         assert a.plan.torch_variant is None or not a.plan.torch_variant.startswith(
             f"cu{a.view.torch_cuda.major}{a.view.torch_cuda.minor}"
         )
+
+
+AMD_NAMES = [None, "AMD Radeon Graphics"] + [t.name for t in KB.bnb.gpu_targets]
+AMD_GFX = [None] + sorted({t.gfx for t in KB.bnb.gpu_targets})
+AMD_TORCH = [None] + [
+    f"{r.latest}+{v.name}" for r in KB.torch.releases for v in r.variants if v.kind != "xpu"
+]
+
+
+@st.composite
+def amd_facts(draw) -> Facts:
+    """An AMD host: the GPU by name, by the target ROCm's torch reports, or unknown; any torch
+    build (an installer's CUDA or CPU one, or a ROCm one) and bitsandbytes release."""
+    gpus = draw(
+        st.lists(st.tuples(st.sampled_from(AMD_NAMES), st.sampled_from(AMD_GFX)), max_size=2)
+    )
+    torch = draw(st.sampled_from(AMD_TORCH))
+    bnb = draw(st.sampled_from(BNBS))
+    py = draw(st.sampled_from([None, "3.10.14", "3.11.7", "3.12.4", "3.13.1"]))
+    tv = Version(torch) if torch else None
+    local = (tv.local or "") if tv else ""
+    cuda = f"{local[2:-1]}.{local[-1]}" if local.startswith("cu") else None
+    hip = f"{local[4:]}.0" if local.startswith("rocm") else None
+    return Facts(
+        host=Host("Linux", "x86_64", "glibc 2.35", False),
+        driver=Driver(False, None, None, None),
+        gpus=tuple(
+            Gpu(i, name or "AMD Radeon", None, vendor="amd", gfx=gfx)
+            for i, (name, gfx) in enumerate(gpus)
+        )
+        or (Gpu(0, "AMD Radeon Graphics", None, vendor="amd"),),
+        python=PythonInfo("/v/bin/python", py, True, False, False) if py else None,
+        packages={k: v for k, v in (("torch", torch), ("bitsandbytes", bnb)) if v},
+        torch=TorchBuild(torch, cuda, hip) if torch else None,
+        bitsandbytes=Bitsandbytes(bnb, None, 1) if bnb else None,
+        env={},
+        extra={"packages_source": "probe"},
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(amd_facts())
+def test_amd_plan_invariants(f: Facts) -> None:
+    """On an AMD host no plan installs a CUDA or CPU torch, nor a ROCm build not known to be
+    compiled for every listed GPU's target; a bitsandbytes step ships a library for the final
+    torch's ROCm, built for those targets where the knowledge base lists them."""
+    from repair.knowledge import lib_rocm
+    from repair.planner import amd_gfx
+
+    a = pipeline.analyse(f, torch_index=INDEX)  # never raises
+    view, plan = a.view, a.plan
+    gfx = set(amd_gfx(view, KB))
+    torch_step = next((s for s in plan.steps if s.package == "torch"), None)
+    rocm = None
+    if torch_step is not None:
+        var = KB.torch.release(Version(torch_step.to)).variant(plan.torch_variant)
+        assert var is not None and var.rocm is not None and var.gfx is not None
+        assert gfx and gfx <= set(var.gfx), (torch_step.to, gfx)
+        rocm = Version(var.rocm)
+    elif view.torch_hip:
+        rocm = Version(view.torch_hip)
+    bnb_step = next((s for s in plan.steps if s.package == "bitsandbytes"), None)
+    if bnb_step is not None and rocm is not None:
+        r = KB.bnb.release(bnb_step.to)
+        lib = r.lib_for_rocm(Version(f"{rocm.major}.{rocm.minor}"), "linux-x86_64")
+        assert lib is not None and not r.known_bad, (bnb_step.to, rocm)
+        targets = KB.bnb.lib_targets(r.version, "linux-x86_64", lib_rocm(lib))
+        assert targets is None or gfx <= set(targets)

@@ -11,7 +11,7 @@ from packaging.version import Version
 from repair.facts import facts_from_dict
 from repair.knowledge import lib_rocm, load_knowledge
 from repair.view import arch_coverage
-from tests.core_helpers import analyse, example_doc
+from tests.core_helpers import INDEX, analyse, example_doc
 
 KB = load_knowledge()
 
@@ -734,3 +734,94 @@ def test_the_cpu_4bit_floor_holds_at_it_and_not_on_a_gpu_host():
     diag, plan = analyse(_no_gpu("4.52.4", gpu=True))
     assert not _cpu_findings(diag)
     assert not any(s.package == "transformers" for s in plan.steps)
+
+
+def _amd_cuda_torch_doc(gpu: str, bnb: str | None = None) -> dict:
+    """A Linux venv with an installer's CUDA torch 2.4.1 (and torchvision) on an AMD GPU."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64", "libc": "glibc 2.35"},
+        "driver": {"found": False},
+        "gpus": [{"index": 0, "name": gpu, "vendor": "amd"}],
+        "python": {"version": "3.11.7", "in_venv": True},
+        "packages": {"torch": "2.4.1+cu121", "torchvision": "0.19.1+cu121"},
+        "torch": {"version": "2.4.1+cu121", "cuda": "12.1"},
+    }
+    if bnb is not None:
+        doc["packages"]["bitsandbytes"] = bnb
+        doc["bitsandbytes"] = {"version": bnb, "native_libs": []}
+    return doc
+
+
+def _rocm_builds_for(series: str, gfx: str) -> list:
+    rel = KB.torch.release(Version(series + ".0"))
+    assert rel is not None
+    return sorted(
+        (v for v in rel.variants_for("linux-x86_64") if v.rocm and v.gfx and gfx in v.gfx),
+        key=lambda v: Version(v.rocm),
+    )
+
+
+def test_a_cuda_torch_on_an_amd_gpu_moves_to_a_rocm_build_compiled_for_its_target():
+    """Issue 12 item 4: a CUDA torch on an RX 7900 XTX (gfx1100). torch 2.4's ROCm builds are
+    compiled for gfx1100 (S93), so the plan moves torch and torchvision to one of them, the
+    installed version kept, and the lowest ROCm (the host's amdgpu driver is not in the facts):
+    the optional step says so and names the release's other builds for that target."""
+    fits = _rocm_builds_for("2.4", "gfx1100")
+    assert len(fits) >= 2  # S93: rocm6.0 and rocm6.1 both list gfx1100
+    _, plan = analyse(facts_from_dict(_amd_cuda_torch_doc("AMD Radeon RX 7900 XTX")))
+    torch, vision = plan.steps
+    assert (torch.package, torch.to, torch.because) == (
+        "torch",
+        f"2.4.1+{fits[0].name}",
+        ("rocm-host",),
+    )
+    assert torch.index_url == f"{INDEX}/{fits[0].name}"
+    assert (vision.package, vision.to) == ("torchvision", f"0.19.1+{fits[0].name}")
+    assert vision.index_url == torch.index_url
+    [m] = [m for m in plan.manual if m.id == "rocm-host"]
+    assert not m.required and "amdgpu" in m.text and f"torch==2.4.1+{fits[-1].name}" in m.text
+    assert any("gfx1100" in n and "S93" in n for n in plan.notes)
+
+
+def test_a_cuda_torch_on_an_amd_gpu_pairs_with_a_bitsandbytes_for_the_new_rocm():
+    """With bitsandbytes installed (0.45.5: no ROCm library), it moves with torch to a release
+    that ships a library for the chosen build's ROCm, built for the GPU's target (S89), and
+    admits that torch; a build whose ROCm has an exact library comes first."""
+    _, plan = analyse(facts_from_dict(_amd_cuda_torch_doc("AMD Radeon RX 7900 XTX", "0.45.5")))
+    steps = {s.package: s for s in plan.steps}
+    torch = Version(steps["torch"].to)
+    rocm = Version(torch.local.removeprefix("rocm"))
+    rocm = Version(f"{rocm.major}.{rocm.minor}")
+    bnb = KB.bnb.release(Version(steps["bitsandbytes"].to))
+    assert bnb is not None and steps["bitsandbytes"].because == ("rocm-host",)
+    lib = bnb.lib_for_rocm(rocm, "linux-x86_64")
+    assert lib is not None
+    targets = KB.bnb.lib_targets(bnb.version, "linux-x86_64", lib_rocm(lib))
+    assert targets is None or "gfx1100" in targets
+    assert Version(torch.public) in bnb.torch
+    exact = [
+        v
+        for v in _rocm_builds_for("2.4", "gfx1100")
+        if any(
+            (lb := r.lib_for_rocm(Version(v.rocm), "linux-x86_64"))
+            and lib_rocm(lb) == Version(v.rocm)
+            for r in KB.bnb.releases
+        )
+    ]
+    if exact:
+        assert torch.local == exact[0].name
+    assert plan.constraints[0] == f"torch=={torch}"
+
+
+def test_no_rocm_build_is_planned_for_a_target_no_known_build_has():
+    """A GPU target that no torch ROCm build of the knowledge base lists: no torch step (a build
+    whose list lacks the target cannot use the GPU); the manual step says which releases'
+    builds lack it and leaves them out of its command."""
+    listed = {g for r in KB.torch.releases for v in r.variants if v.gfx for g in v.gfx}
+    unlisted = [t for t in KB.bnb.gpu_targets if t.gfx not in listed]
+    assert unlisted, "every known AMD target is in some torch build: pick another test GPU"
+    _, plan = analyse(facts_from_dict(_amd_cuda_torch_doc(unlisted[0].name)))
+    assert not any(s.package == "torch" for s in plan.steps)
+    [m] = [m for m in plan.manual if m.id == "rocm-host"]
+    assert m.required and f"not compiled for this GPU's target {unlisted[0].gfx}" in m.text

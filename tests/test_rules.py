@@ -514,15 +514,16 @@ def test_a_cuda_or_cpu_torch_on_an_amd_host_is_an_error_with_its_rocm_builds(
     torch: str, cuda: str | None, wrong: str
 ) -> None:
     """An installer's CUDA (or CPU) torch on an AMD host cannot use the GPU: rocm-host as an
-    error (not the class's note), and the manual step names the ROCm builds of that release
-    (plans/torch.toml); which ROCm fits the GPU is not known, so it stays manual."""
+    error (not the class's note). With the GPU's target unknown (a name that does not tell it),
+    no build is known to fit: the manual step names the ROCm builds of that release
+    (plans/torch.toml)."""
     from repair import pipeline
     from repair.facts import Facts, Gpu, Host, TorchBuild
 
     a = pipeline.analyse(
         Facts(
             host=Host("Linux", "x86_64"),
-            gpus=(Gpu(0, "AMD Radeon RX 7600 XT", None, vendor="amd"),),
+            gpus=(Gpu(0, "AMD Radeon Graphics", None, vendor="amd"),),
             packages={"torch": torch, "bitsandbytes": "0.49.0"},
             torch=TorchBuild(torch, cuda, None),
         )

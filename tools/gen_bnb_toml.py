@@ -178,6 +178,12 @@ GPU_TARGETS = [
     ("Radeon RX 6600 XT", "gfx1032"),
     ("Radeon RX 6600", "gfx1032"),
     ("Radeon VII", "gfx906"),
+    # RDNA 4: LLVM's AMDGPUUsage.rst product names (llvm/llvm-project PR 155577, S91)
+    ("Radeon RX 9070 XT", "gfx1201"),
+    ("Radeon RX 9070 GRE", "gfx1201"),
+    ("Radeon RX 9070", "gfx1201"),
+    ("Radeon RX 9060 XT", "gfx1200"),
+    ("Radeon RX 9060", "gfx1200"),
 ]
 
 # release -> (why, kind (repair.knowledge.BNB_KNOWN_BAD_KINDS), sources)

@@ -423,14 +423,42 @@ def read_l4t(path: str | os.PathLike[str] = NV_TEGRA_RELEASE) -> str | None:
     return line or None
 
 
+# What each engine leaves in its containers (S105): Docker creates /.dockerenv (moby's
+# daemon/initlayer), Podman /run/.containerenv (podman-run(1)); Kubernetes sets
+# KUBERNETES_SERVICE_HOST in every pod; systemd's container interface names the engine in
+# `container` (podman, lxc, systemd-nspawn, ...).
+DOCKERENV = "/.dockerenv"
+CONTAINERENV = "/run/.containerenv"
+
+
+def container_kind(
+    environ: Mapping[str, str] | None = None,
+    dockerenv: str | os.PathLike[str] = DOCKERENV,
+    containerenv: str | os.PathLike[str] = CONTAINERENV,
+) -> str | None:
+    """The container engine this process runs under, or None where none leaves a mark."""
+    env = os.environ if environ is None else environ
+    if os.path.exists(dockerenv):
+        return "docker"
+    if os.path.exists(containerenv):
+        return "podman"
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return "kubernetes"
+    named = (env.get("container") or "").strip()
+    return named[:40] or None
+
+
 def probe_host(
     *,
     os_release: Sequence[str | os.PathLike[str]] = OS_RELEASE,
     proc_version: str | os.PathLike[str] = PROC_VERSION,
     environ: Mapping[str, str] | None = None,
     nv_tegra_release: str | os.PathLike[str] = NV_TEGRA_RELEASE,
+    dockerenv: str | os.PathLike[str] = DOCKERENV,
+    containerenv: str | os.PathLike[str] = CONTAINERENV,
 ) -> Host:
-    """The OS, CPU architecture, C library, WSL and distribution of the machine qfix runs on."""
+    """The OS, CPU architecture, C library, WSL, distribution and container of the machine qfix
+    runs on."""
     system = platform.system() or None
     machine = platform.machine() or None
     if system != "Linux":
@@ -442,6 +470,7 @@ def probe_host(
         wsl=is_wsl(proc_version, environ),
         os_release=read_os_release(os_release),
         l4t=read_l4t(nv_tegra_release),
+        container=container_kind(environ, dockerenv, containerenv),
     )
 
 

@@ -58,7 +58,13 @@ WATCHED = (
     "safetensors",
     "pip",
 )
-ENV_VARS = ("BNB_CUDA_VERSION", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
+ENV_VARS = (
+    "BNB_CUDA_VERSION",
+    "LD_LIBRARY_PATH",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_HOME",
+    "NVIDIA_VISIBLE_DEVICES",
+)
 
 NATIVE_EXTS = (".so", ".dll", ".dylib")
 _NAME_RE = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")

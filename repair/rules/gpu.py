@@ -21,10 +21,15 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
     view = ctx.view
     if not view.rocm and view.has_nvidia_gpu is False:
         err = view.facts.driver.error if view.facts.driver else None
+        container = view.facts.host.container if view.facts.host else None
+        where = {"container": container} if container else {}
         found = ctx.finding(
             "no-nvidia-driver",
-            "no NVIDIA driver or GPU found: CUDA 4-bit cannot work here",
+            "no NVIDIA driver or GPU found"
+            + (f" in this {container} container" if container else "")
+            + ": CUDA 4-bit cannot work here",
             driver_error=err,
+            **where,
         )
         if view.system == "Darwin":
             # A Mac has no CUDA at all (NVIDIA's CUDA 10.2 notes): a fact about the platform,

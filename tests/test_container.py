@@ -1,0 +1,101 @@
+"""A container without the host's GPU: how qfix sees the container (probe/system.py) and what
+it asks of the user (S105: the NVIDIA Container Toolkit gives a container the driver and GPUs
+only when it is started with them; NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repair.facts import facts_from_dict, facts_to_dict
+from repair.probe.system import container_kind, probe_host
+from tests.core_helpers import analyse
+
+
+def _kind(tmp_path: Path, files: tuple[str, ...] = (), env: dict[str, str] | None = None):
+    for name in files:
+        (tmp_path / name).write_text("")
+    return container_kind(env or {}, tmp_path / ".dockerenv", tmp_path / ".containerenv")
+
+
+def test_each_engine_is_named_by_the_mark_it_leaves(tmp_path: Path) -> None:
+    assert _kind(tmp_path) is None
+    assert _kind(tmp_path, env={"container": "lxc"}) == "lxc"
+    assert _kind(tmp_path, env={"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) == "kubernetes"
+    assert _kind(tmp_path, (".containerenv",), {"container": "podman"}) == "podman"
+    assert _kind(tmp_path, (".dockerenv",)) == "docker"
+
+
+def test_the_host_probe_reports_the_container(tmp_path: Path) -> None:
+    (tmp_path / ".dockerenv").write_text("")
+    host = probe_host(
+        environ={},
+        dockerenv=tmp_path / ".dockerenv",
+        containerenv=tmp_path / "none",
+        proc_version=tmp_path / "none",
+        nv_tegra_release=tmp_path / "none",
+    )
+    import platform
+
+    assert host.container == ("docker" if platform.system() == "Linux" else None)
+
+
+def _container_doc(env: dict | None, torch_cuda: str | None, container: str | None = "docker"):
+    torch = "2.5.1+cu121" if torch_cuda else "2.5.1+cpu"
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64", "libc": "glibc 2.35"},
+        "driver": {"found": False, "error": "NVML Shared Library Not Found"},
+        "python": {"version": "3.11.7", "in_venv": False},
+        "packages": {"torch": torch, "bitsandbytes": "0.45.0"},
+        "torch": {"version": torch, "cuda": torch_cuda},
+        "env": env or {},
+    }
+    if container:
+        doc["host"]["container"] = container
+    return doc
+
+
+def _driver_step(doc: dict):
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
+    [f] = [f for f in plan.findings if f.id == "no-nvidia-driver"]
+    return m, f
+
+
+@pytest.mark.parametrize(
+    ("env", "torch_cuda", "required"),
+    [
+        ({"NVIDIA_VISIBLE_DEVICES": "all"}, None, True),  # NVIDIA's CUDA image
+        ({}, "12.1", True),  # a CUDA torch installed for a GPU
+        ({}, None, False),  # nothing says a GPU was meant: CPU 4-bit is as likely
+    ],
+)
+def test_a_container_without_the_driver_is_told_how_to_get_the_gpu(env, torch_cuda, required):
+    m, f = _driver_step(_container_doc(env, torch_cuda))
+    assert m.required is required
+    assert "`docker run --gpus all ...`" in m.text and "NVIDIA Container Toolkit" in m.text
+    assert "4-bit on the CPU" in m.text  # the alternative stays
+    assert f.evidence["container"] == "docker" and "docker container" in f.summary
+
+
+def test_a_hidden_gpu_and_other_engines_are_named() -> None:
+    m, _ = _driver_step(_container_doc({"NVIDIA_VISIBLE_DEVICES": "void"}, None))
+    assert "NVIDIA_VISIBLE_DEVICES='void'" in m.text and m.required
+    m, _ = _driver_step(_container_doc({}, "12.1", "kubernetes"))
+    assert "nvidia.com/gpu: 1" in m.text
+    m, _ = _driver_step(_container_doc({}, "12.1", "podman"))
+    assert "--device nvidia.com/gpu=all" in m.text
+
+
+def test_outside_a_container_the_driver_step_is_as_before() -> None:
+    m, f = _driver_step(_container_doc({}, "12.1", None))
+    assert not m.required and "install an NVIDIA driver" in m.text
+    assert "container" not in f.evidence
+
+
+def test_the_container_round_trips_in_the_facts_json() -> None:
+    f = facts_from_dict(_container_doc({}, None, "podman"))
+    assert f.host is not None and f.host.container == "podman"
+    assert facts_to_dict(f)["host"]["container"] == "podman"
