@@ -852,6 +852,66 @@ class BnbTable:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NvidiaGpu(Cited):
+    """An NVIDIA GPU product name and its compute capability, as NVIDIA's tables list them
+    (plans/gpus.toml [[nvidia_gpu]], S106)."""
+
+    name: str
+    cc: Version
+
+
+# Words of an NVIDIA GPU's name that do not tell the product: NVML prints "Tesla T4" and "NVIDIA
+# GeForce RTX 4090" where NVIDIA's table says "NVIDIA T4" and "GeForce RTX 4090".
+_NVIDIA_BRAND = re.compile(r"(?<!\w)(?:nvidia|tesla)(?!\w)")
+# A mark of another model right after a product name: "GeForce RTX 4070 SUPER" and "GeForce RTX
+# 4090 D" are not the 4070 and the 4090 (a table row names such a model itself, if it lists it).
+_OTHER_MODEL_AFTER = re.compile(r"\s*(?:ti|super|d)(?!\w)")
+
+
+def gpu_words(name: str) -> str:
+    """An NVIDIA GPU name casefolded, without trade marks, "NVIDIA" and "Tesla", and with one
+    space between words: the form the table lookup compares."""
+    text = name.casefold()
+    for mark in ("(tm)", "(r)", "\u2122", "\u00ae"):
+        text = text.replace(mark, " ")
+    return " ".join(_NVIDIA_BRAND.sub(" ", text).split())
+
+
+@dataclass(frozen=True, slots=True)
+class NvidiaGpus:
+    """NVIDIA's GPU names and compute capabilities (plans/gpus.toml)."""
+
+    rows: tuple[NvidiaGpu, ...] = ()
+
+    def lookup(self, name: str | None) -> NvidiaGpu | None:
+        """The row of the GPU called ``name`` (as NVML or torch print it: "NVIDIA A100-SXM4-80GB",
+        "NVIDIA GeForce RTX 3060 Laptop GPU"): the longest table name it contains as whole words,
+        not followed by a mark of another model (Ti, SUPER, D); None when no row names it."""
+        if not name:
+            return None
+        text = gpu_words(name)
+        best: tuple[int, NvidiaGpu] | None = None
+        for row in self.rows:
+            key = gpu_words(row.name)
+            if best is not None and len(key) <= best[0]:
+                continue
+            if any(
+                not _OTHER_MODEL_AFTER.match(text, m.end())
+                for m in _product_name(key).finditer(text)
+            ):
+                best = (len(key), row)
+        return best[1] if best else None
+
+    def cc_of(self, name: str | None, *, confirmed_only: bool = False) -> Version | None:
+        """The compute capability NVIDIA's table lists for the GPU called ``name`` (see
+        :meth:`lookup`); with ``confirmed_only``, None for a row marked unconfirmed."""
+        row = self.lookup(name)
+        if row is None or (confirmed_only and not row.confirmed):
+            return None
+        return row.cc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HfRule(Cited):
     """``package >= minimum`` whenever every ``when`` package is at a version in its specifier."""
 
@@ -880,6 +940,7 @@ class Knowledge:
     bnb: BnbTable
     hf: tuple[HfRule, ...]
     directory: Path
+    gpus: NvidiaGpus = NvidiaGpus()
 
 
 # --------------------------------------------------------------------------- loading
@@ -929,6 +990,7 @@ def _load(directory: Path) -> Knowledge:
         bnb=_load_bnb(directory / "bitsandbytes.toml"),
         hf=_load_hf(directory / "huggingface.toml"),
         directory=directory,
+        gpus=_load_gpus(directory / "gpus.toml"),
     )
 
 
@@ -1508,6 +1570,22 @@ def _torch_variant(e: _Entry) -> TorchVariant:
         gfx_source=gfx_source,
         **cited,
     )
+
+
+def _load_gpus(path: Path) -> NvidiaGpus:
+    top = _top(path)
+    rows: list[NvidiaGpu] = []
+    seen: set[str] = set()
+    for i, t in enumerate(top.tables("nvidia_gpu")):
+        e = top.child(f"nvidia_gpu[{i}] '{t.get('name', '?')}'", t)
+        name = e.text("name")
+        if gpu_words(name) in seen:
+            e.fail("name is repeated")
+        seen.add(gpu_words(name))
+        rows.append(NvidiaGpu(name=name, cc=e.version("cc"), **e.cited()))
+        e.done()
+    top.done()
+    return NvidiaGpus(tuple(rows))
 
 
 def _load_bnb(path: Path) -> BnbTable:
