@@ -787,6 +787,13 @@ def _assumptions(view: View) -> list[Unknown]:
         out.append(Unknown("platform", f"platform (assumed {view.platform})"))
     if view.torch_build_assumed:
         out.append(Unknown("torch-build", f"torch build: {view.torch_build_assumed}"))
+    for name, cc in view.cc_inferred:
+        out.append(
+            Unknown(
+                "compute-capability",
+                f"compute capability of {name}: {cc}, from NVIDIA's table (S106), not measured",
+            )
+        )
     for where, text in unreadable_versions(view.facts):
         out.append(
             Unknown(

@@ -7,6 +7,7 @@ Pure: no process, no network, no torch import.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -176,6 +177,9 @@ class View:
     refused_tag: str | None = None
     glibc_below: Version | None = None
     macos_below: Version | None = None
+    # GPUs the facts gave by name only, whose compute capability comes from NVIDIA's table
+    # (plans/gpus.toml, S106): (name, compute capability) each, said in plan.unknown
+    cc_inferred: tuple[tuple[str, str], ...] = ()
 
     def torch_without_rocm(self) -> str | None:
         """ "a CUDA 12.1 build" / "a CPU-only build" where the facts show torch is not a ROCm
@@ -336,6 +340,9 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         # An AMD GPU by its vendor or, in a report without one, by its name (facts.gpu_vendor).
         gpus = tuple(g for g in facts.gpus if g.vendor == "nvidia" and not g.amd)
         amd = amd or any(g.amd for g in facts.gpus)
+    inferred: tuple[tuple[str, str], ...] = ()
+    if gpus and kb is not None:
+        gpus, inferred = infer_ccs(gpus, kb)
     platform = platform_key(system, host.machine if host else None)
     assumed = False
     if platform is None and (host is None or host.machine is None):
@@ -385,8 +392,27 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         driver_cuda_na=driver_cuda_unavailable(facts),
         **runtimes._asdict(),
         torch_cuda_printed=printed is not None,
+        cc_inferred=inferred,
         **refused,
     )
+
+
+def infer_ccs(
+    gpus: tuple[Gpu, ...], kb: Knowledge
+) -> tuple[tuple[Gpu, ...], tuple[tuple[str, str], ...]]:
+    """NVIDIA GPUs with a name and no compute capability get the one NVIDIA's table lists for
+    that name (plans/gpus.toml, S106; confirmed rows only); a reported value always wins. Returns
+    the GPUs and the (name, compute capability) pairs that were inferred."""
+    out: list[Gpu] = []
+    said: list[tuple[str, str]] = []
+    for g in gpus:
+        if not g.compute_capability and g.name:
+            cc = kb.gpus.cc_of(g.name, confirmed_only=True)
+            if cc is not None:
+                g = dataclasses.replace(g, compute_capability=str(cc))
+                said.append((g.name or "", str(cc)))
+        out.append(g)
+    return tuple(out), tuple(said)
 
 
 def _bnb_view(

@@ -967,6 +967,7 @@ def _entries(kb: Knowledge) -> list[Cited]:
     out += kb.bnb.releases + kb.bnb.sass_bands
     out += tuple(kb.bnb.loaders.values()) + tuple(kb.bnb.overrides.values())
     out += kb.hf
+    out += kb.gpus.rows
     return out
 
 

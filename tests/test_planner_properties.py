@@ -133,6 +133,12 @@ ERROR_TEXTS = [
     "CUDA SETUP: Required library version not found: libbitsandbytes_cuda116.so.",
 ]
 CUDAS = [None, "11.8", "12.1", "12.4", "12.8", "13.0"]
+# GPUs a report gives by name only: names of NVIDIA's table (plans/gpus.toml), confirmed rows
+# (the view takes their compute capability) and unconfirmed ones (it does not)
+NAMED = (
+    sorted({r.name for r in KB.gpus.rows if r.confirmed})[::7]
+    + [r.name for r in KB.gpus.rows if not r.confirmed][::5]
+)
 
 
 @st.composite
@@ -141,7 +147,16 @@ def partial_facts(draw) -> Facts:
     system, machine = draw(st.sampled_from(HOSTS))
     drv = draw(st.sampled_from([None, *DRIVERS]))
     drv_cuda = draw(st.sampled_from([None, "11.4", "12.2", "12.8", "13.0"])) if not drv else None
-    gpus = draw(st.lists(st.sampled_from(CCS), min_size=0, max_size=2))
+    gpus = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.none(), st.sampled_from(CCS)),
+                st.tuples(st.sampled_from(NAMED), st.none()),
+            ),
+            min_size=0,
+            max_size=2,
+        )
+    )
     py = draw(st.sampled_from([None, "3.9", "3.10", "3.12"]))
     torch_cuda = draw(st.sampled_from(CUDAS))
     torch_listed = draw(st.booleans())
@@ -153,7 +168,7 @@ def partial_facts(draw) -> Facts:
     return Facts(
         host=Host(system, machine, None, None),
         driver=Driver(True, drv, drv_cuda, "report"),
-        gpus=tuple(Gpu(i, None, cc) for i, cc in enumerate(gpus)) or None,
+        gpus=tuple(Gpu(i, name, cc) for i, (name, cc) in enumerate(gpus)) or None,
         python=PythonInfo(None, py) if py else None,
         packages=packages,
         # a CPU-only torch (cuda null) or a CUDA one, its version not given
@@ -170,6 +185,15 @@ def test_plan_invariants_with_unknown_versions(f: Facts) -> None:
     driver (as far as the facts and the message tell) cannot run or that lacks a GPU's arch."""
     a = pipeline.analyse(f, torch_index=INDEX)  # never raises
     _check_invariants(f, a.diagnosis, a.plan, a.view)
+    # a GPU given by name only has the compute capability NVIDIA's table lists (confirmed rows),
+    # and the plan says it was inferred
+    for g, seen in zip(f.gpus or (), a.view.gpus or (), strict=True):
+        if g.compute_capability is None:
+            row = KB.gpus.lookup(g.name)
+            want = str(row.cc) if row is not None and row.confirmed else None
+            assert seen.compute_capability == want, (g.name, seen)
+            if want is not None:
+                assert any(g.name in u and "S106" in u for u in a.plan.unknown), a.plan.unknown
     if a.view.implied.driver_below_torch_cuda and a.view.torch_cuda is not None:
         assert a.plan.torch_variant is None or not a.plan.torch_variant.startswith(
             f"cu{a.view.torch_cuda.major}{a.view.torch_cuda.minor}"
