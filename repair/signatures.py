@@ -93,6 +93,10 @@ HF_FEATURE_WORDS = {
     "quant-storage": "BitsAndBytesConfig(bnb_4bit_quant_storage=...) (FSDP with QLoRA)",
     "8bit-merge": "merging 8-bit adapters",
     "4bit-dora": "DoRA (LoraConfig(use_dora=True)) on a 4-bit or 8-bit model",
+    "paged-optim": (
+        'the Trainer option optim="paged_adamw_32bit" (or another of bitsandbytes\' paged, '
+        "8-bit and Lion optimizers)"
+    ),
 }
 HF_FEATURE_NAMES = tuple(HF_FEATURE_WORDS)
 

@@ -165,6 +165,13 @@ _TORCH_803 = (
             "kernel module",
         ),
         ("Error 802: system not yet initialized", 802, "nvidia-fabricmanager"),
+        (
+            "RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda "
+            "functions before calling NumCudaDevices() that might have already set an error? "
+            "Error 500: named symbol not found",
+            500,
+            "libnvdxgdmal.so.1",
+        ),
         ("RuntimeError: CUDA error: initialization error", 3, "spawn"),
         (
             "RuntimeError: cuda runtime error (3) : initialization error at "
@@ -1939,3 +1946,69 @@ def test_torchs_own_words_for_cuda_errors_and_the_loaders_refusal_of_libcuda(tex
     assert getattr(implied_by(text), key) == value
     ids = {m.id for m in pipeline.explain_text(text, None).matches}
     assert ids == {"cuda-libs-not-found" if key == "libcuda_unregistered" else "cuda-init-failed"}
+
+
+def _report(system: str, torch: dict, *, gpus: list | None = None, driver: bool | None = True):
+    doc: dict = {
+        "schema": "qfix.facts/1",
+        "host": {"system": system, "machine": "AMD64" if system == "Windows" else "x86_64"},
+        "packages": {"torch": torch.get("version")},
+        "torch": torch,
+    }
+    if driver is not None:
+        doc["driver"] = {"found": driver, "source": "report"}
+    if gpus is not None:
+        doc["gpus"] = gpus
+    return facts_from_dict(doc)
+
+
+@pytest.mark.parametrize("system", ["Windows", "Linux"])
+def test_cuda_unavailable_in_the_facts_with_the_build_unreported_is_a_cpu_torch_or_init(system):
+    """Issue 12 item 1: `cuda_available: false` in a report (no build, no version) on a host
+    with an NVIDIA driver is read as the error text saying so is: a CPU-only torch (pip's default
+    on Windows) or a CUDA one that cannot initialise; the plan moves torch to a CUDA build."""
+    a = _analyse(_report(system, {"cuda_available": False}), None)
+    [f] = [f for f in a.diagnosis.findings if f.id == "torch-cpu-build"]
+    assert f.evidence["source"] == "the facts" and f.evidence["or_cuda_init"] is True
+    assert ("pip's default torch on Windows" in f.summary) is (system == "Windows")
+    assert a.plan.torch_variant is not None and a.plan.torch_variant.startswith("cu")
+    # no driver found: no torch build would see a GPU, so the CPU build is no fault
+    quiet = _analyse(_report(system, {"cuda_available": False}, driver=False), None)
+    assert "torch-cpu-build" not in quiet.diagnosis.ids
+
+
+def test_a_cpu_torch_asked_for_cuda_on_a_machine_of_unknown_gpus_is_named():
+    """transformers' "No GPU found. A GPU is needed for quantization." follows `if not
+    torch.cuda.is_available()` (S25): with torch 2.3.0 on Windows (the CPU-only PyPI build), the
+    build is the fault wherever there is a GPU; the finding says the GPU is not known."""
+    text = "RuntimeError: No GPU found. A GPU is needed for quantization."
+    facts = _report("Windows", {"version": "2.3.0"}, driver=None)
+    a = _analyse(facts, text)
+    assert a.view.implied.torch_cuda_unavailable
+    [f] = [f for f in a.diagnosis.findings if f.id == "torch-cpu-build"]
+    assert f.evidence["gpu_unknown"] is True and "not known" in f.summary
+    assert "torch-cpu-build" not in _analyse(facts, None).diagnosis.ids
+
+
+@pytest.mark.parametrize("name", ["paged_adamw_32bit", "paged_lion_8bit", "adamw_8bit"])
+def test_an_optimizer_name_transformers_lacks_proves_a_transformers_below_4_30(name):
+    """S108: the bitsandbytes optimizer names of TrainingArguments(optim=...) first appear in
+    transformers 4.30.0; OptimizerNames refuses them before with "is not a valid"."""
+    text = f"ValueError: {name} is not a valid OptimizerNames, please select one of ['adamw_hf']"
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "packages": {"transformers": None},
+        }
+    )
+    a = _analyse(facts, text)
+    assert a.view.implied.range("transformers") == SpecifierSet("<4.30.0")
+    assert "hf-stack-too-old" in a.diagnosis.ids
+    step = _step(a.plan, "transformers")
+    assert step is not None and Version("4.30.0") in SpecifierSet(step.to)
+    # a name transformers has always had proves nothing
+    assert (
+        implied_by("ValueError: adamw_torch is not a valid OptimizerNames").range("transformers")
+        is None
+    )

@@ -64,25 +64,47 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
             torch=str(view.torch),
         )
     elif (
-        view.implied.torch_cuda_unavailable
+        (unavailable := _cuda_unavailable(view))
         and ctx.nvidia_here
-        and view.gpus  # a GPU the facts list (none listed: no torch build would see one)
+        # a GPU the facts list, or a driver found with the GPUs unreported (an empty list: no
+        # torch build would see one)
+        and (view.gpus or (view.gpus is None and view.has_nvidia_gpu))
         and view.torch_cuda is None
         and view.torch_cpu_build is None
     ):
-        # torch.cuda.is_available() was False (an error text, plans/signatures.toml) on a host
-        # with an NVIDIA GPU or driver, torch's build unknown: a CPU-only torch (pip's default on
-        # Windows) is the venv-side cause; a CUDA torch that cannot initialise is the other one,
-        # which the plan names as its alternative (repair.planner).
+        # torch.cuda.is_available() was False (the facts, or an error text: plans/signatures.toml)
+        # on a host with an NVIDIA GPU or driver, torch's build unknown: a CPU-only torch (pip's
+        # default on Windows) is the venv-side cause; a CUDA torch that cannot initialise is the
+        # other one, which the plan names as its alternative (repair.planner).
+        default = " (pip's default torch on Windows)" if view.system == "Windows" else ""
         yield ctx.finding(
             "torch-cpu-build",
-            "torch.cuda.is_available() was False in the failing process (read from the error "
-            "message) on a host with an NVIDIA GPU: torch is a CPU-only build, or a CUDA build "
+            f"torch.cuda.is_available() was False in the failing process ({unavailable}) on a "
+            f"host with an NVIDIA GPU: torch is a CPU-only build{default}, or a CUDA build "
             "that cannot initialise there",
             torch=str(view.torch) if view.torch else None,
-            source="error message",
+            source=unavailable,
             or_cuda_init=True,
         )
+    elif view.torch_cpu_build and view.has_nvidia_gpu is None and _cuda_unavailable(view):
+        # A CPU-only torch, and the failing code wanted CUDA (an error text), on a machine whose
+        # GPUs the facts do not give: the build is the fault wherever there is an NVIDIA GPU.
+        yield ctx.finding(
+            "torch-cpu-build",
+            f"torch {view.torch or '(version not reported)'} is a CPU-only build and the failing "
+            "code wanted a CUDA GPU; whether this machine has an NVIDIA GPU is not known",
+            torch=str(view.torch),
+            gpu_unknown=True,
+        )
+
+
+def _cuda_unavailable(view: View) -> str | None:
+    """Where torch.cuda.is_available() was False: the facts (a deep probe or a report) or an
+    error text that proves it (plans/signatures.toml); None where neither says so."""
+    t = view.facts.torch
+    if t is not None and t.cuda_available is False:
+        return "the facts"
+    return "read from the error message" if view.implied.torch_cuda_unavailable else None
 
 
 @ruled_out("torch-cpu-build")
