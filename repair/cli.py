@@ -28,26 +28,6 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 
-def _keep_argument_help() -> None:
-    """An argument's help shows in --help again: typer < 0.20 sets it on its TyperArgument and
-    then calls click's Parameter.__init__ without it, which from click 8.5.0 (where Argument
-    gained ``help``) sets it back to None, so the Arguments panel showed the name alone."""
-    from typer.core import TyperArgument
-
-    init = TyperArgument.__init__
-    if getattr(init, "keeps_help", False):
-        return
-
-    def keep(self: TyperArgument, *args: Any, help: str | None = None, **kw: Any) -> None:
-        init(self, *args, help=help, **kw)
-        self.help = help
-
-    keep.keeps_help = True  # type: ignore[attr-defined]
-    TyperArgument.__init__ = keep  # type: ignore[method-assign]
-
-
-_keep_argument_help()
-
 app = typer.Typer(
     name="qfix",
     help="Diagnose and repair torch + bitsandbytes 4-bit (QLoRA) setups.\n\n"

@@ -868,6 +868,7 @@ _NVIDIA_BRAND = re.compile(r"(?<!\w)(?:nvidia|tesla)(?!\w)")
 _OTHER_MODEL_AFTER = re.compile(r"\s*(?:ti|super|d)(?!\w)")
 
 
+@functools.lru_cache(maxsize=1024)
 def gpu_words(name: str) -> str:
     """An NVIDIA GPU name casefolded, without trade marks, "NVIDIA" and "Tesla", and with one
     space between words: the form the table lookup compares."""
@@ -1002,7 +1003,7 @@ def _load(directory: Path) -> Knowledge:
 _CITED_KEY = re.compile(r"(?<![\w#/.-])(S\d{1,3}b?|[A-D]\d|F\d{2})(?!\w)")
 _COMPAT_RUN = re.compile(r"compat-facts((?:(?:[ ,/]+|\s+and\s+)[A-D]\d?(?![\w.]))+)")
 _SECTION = re.compile(r"[A-D]\d?")
-# a linter's code list (`# noqa: S603, BLE001`): its S-codes are rule names, not citations
+# a linter's code list after "noqa:": its S-codes are rule names, not citations
 _NOQA = re.compile(r"#\s*noqa:\s*[A-Z]+\d+(?:\s*,\s*[A-Z]+\d+)*")
 # An issue or pull request: owner/name#N, or short#N with a short name of [repositories].
 _ISSUE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)?[a-z][\w.-]*)#(\d+)")

@@ -45,6 +45,7 @@ from .view import (
     KEPLER_BELOW,
     MODERN_BNB_LOADER,
     View,
+    amd_targets,
     arch_coverage,
     bnb_available_libs,
     bnb_forks,
@@ -1484,7 +1485,7 @@ def _rocm_host_advice(
     if _rocm_bnb_fits(view, kb):
         return None  # the installed release ships a library for torch's ROCm
     if (moved := rocm_torch_target(view, kb)) is not None:
-        return _rocm_torch_fallback(view, kb, moved[0])
+        return _rocm_torch_fallback(view, kb, *moved)
     if (chosen := rocm_bnb_target(view, kb)) is not None:
         return _rocm_fallback(view, kb, chosen)
     text = _rocm_advice(view, kb)
@@ -1522,30 +1523,61 @@ def _rocm_fallback(view: View, kb: Knowledge, chosen: BnbRelease) -> Manual:
     return Manual("rocm-host", text + "; do not install CUDA builds of torch here", False)
 
 
-def _rocm_torch_fallback(view: View, kb: Knowledge, c: TorchChoice) -> Manual:
-    """The optional step beside the plan's move to torch's ROCm build: the other builds of that
-    release compiled for the GPUs' targets, should the host's amdgpu driver not run the chosen
-    ROCm (not in the facts)."""
+def _rocm_torch_fallback(
+    view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease | None
+) -> Manual:
+    """The step beside the plan's move to torch's ROCm build (rocm_torch_target). Optional: the
+    other builds of that release compiled for the GPUs' targets (those a bitsandbytes library
+    serves too), should the host's amdgpu driver not run the chosen ROCm (not in the facts).
+    Required where an installed or missing bitsandbytes has no PyPI release with a library for
+    the new ROCm built for the GPU's target: 4-bit still needs it."""
     gfx = amd_gfx(view, kb)
+    rocm = _rocm_mm(c.variant.rocm)
+    cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    kept = cur if bnb is None and cur is not None else bnb
+    serves = kept is not None and _rocm_bnb_usable(view, kb, kept, rocm, (c.target,))
     others = [
-        v.name
+        v
         for v in c.release.variants_for(view.platform or "")
-        if v.rocm and v.gfx is not None and set(gfx) <= set(v.gfx) and v.name != c.variant.name
+        if v.rocm
+        and v.gfx is not None
+        and set(gfx) <= set(v.gfx)
+        and v.name != c.variant.name
+        and (not serves or kept is None or kept.lib_for_rocm(_rocm_mm(v.rocm), view.platform or ""))
     ]
     text = (
         f"the plan installs torch {c.version}; its wheel carries the ROCm libraries, but the "
         "host's amdgpu kernel driver must support that ROCm version (AMD's ROCm compatibility "
         "matrix; not in the facts). If the 4-bit check fails with a HIP error, "
         + (
-            f"torch {c.target} is also built for {', '.join(gfx)} as {', '.join(others)} "
-            f"(`pip install torch=={c.target}+{others[-1]} --index-url "
-            f"{DEFAULT_TORCH_INDEX}/{others[-1]}`, or your mirror's folder; torchvision and "
-            "torchaudio from the same folder)"
+            f"torch {c.target} is also built for {', '.join(gfx)} as "
+            f"{', '.join(v.name for v in others)} (`pip install "
+            f"{_rocm_pins(c.release, c.target, others[-1].name)} --index-url "
+            f"{DEFAULT_TORCH_INDEX}/{others[-1].name}`, or your mirror's folder; torchaudio "
+            "from the same folder)"
             if others
             else "update the amdgpu driver (AMD's amdgpu-install) and run `qfix apply` again"
         )
+        + "; do not install CUDA builds of torch here"
     )
-    return Manual("rocm-host", text + "; do not install CUDA builds of torch here", False)
+    gap = view.bnb_installed is not None and not _bnb_built_here(view, kb) and not serves
+    if gap:
+        need = _rocm_advice(view, kb, rocm).removesuffix(
+            "; do not install CUDA builds of torch here"
+        )
+        text = f"for 4-bit with torch {c.version}: {need}. Also, {text}"
+    return Manual("rocm-host", text, gap)
+
+
+def _rocm_pins(rel: TorchRelease, version: Version, variant: str) -> str:
+    """``torch==2.9.0+rocm6.4 torchvision==0.24.0+rocm6.4``: the local label pinned, since
+    ``==2.9.0`` alone is satisfied by an installed ``2.9.0+cu128`` (PEP 440 ignores local
+    labels), and pip would keep it."""
+    family = rel.family_for(version)
+    vision = family.torchvision if family is not None else None
+    return f"torch=={version}+{variant}" + (
+        f" torchvision=={vision}+{variant}" if vision is not None else ""
+    )
 
 
 def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
@@ -1565,14 +1597,11 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
 
     by_series = sorted(kb.torch.releases, key=lambda r: r.series, reverse=True)
     with_rocm = [r for r in by_series if any(may_cover(v) for v in r.variants_for(platform))]
-    lacking = [
-        str(r.series)
-        for r in by_series
-        if r not in with_rocm and any(v.rocm for v in r.variants_for(platform))
-    ]
+    rocm_series = [r for r in reversed(by_series) if any(v.rocm for v in r.variants_for(platform))]
+    lacking = _runs([(str(r.series), r not in with_rocm) for r in rocm_series])
     rel = installed if installed in with_rocm else (with_rocm[0] if with_rocm else None)
     lack = (
-        f"torch's ROCm builds of {lacking[-1]}-{lacking[0]} are not compiled for this GPU's "
+        f"torch's ROCm builds of {', '.join(lacking)} are not compiled for this GPU's "
         f"target {', '.join(sorted(gfx))} (plans/torch.toml); "
         if lacking
         else ""
@@ -1585,11 +1614,7 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
         )
     names = [v.name for v in rel.variants_for(platform) if may_cover(v)]
     version = public(view.torch) if installed is rel and view.torch else rel.latest
-    family = rel.family_for(version)
-    vision = family.torchvision if family is not None else None
-    pins = f"torch=={version}+{names[-1]}" + (
-        f" torchvision=={vision}+{names[-1]}" if vision is not None else ""
-    )
+    pins = _rocm_pins(rel, version, names[-1])
     return (
         f"replace torch ({wrong}) with a ROCm build: {lack}torch {version} is on the PyTorch index "
         f"as {', '.join(names)} (`pip install {pins} --index-url "
@@ -1597,6 +1622,20 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
         "folder); pick the ROCm version that this GPU and the host's amdgpu driver support "
         "(AMD's compatibility matrix, not in the knowledge base)."
     )
+
+
+def _runs(flags: list[tuple[str, bool]]) -> list[str]:
+    """The runs of consecutive flagged names, oldest first: ["1.11-2.4", "2.7"]."""
+    runs: list[list[str]] = []
+    prev = False
+    for name, flagged in flags:
+        if flagged:
+            if prev:
+                runs[-1].append(name)
+            else:
+                runs.append([name])
+        prev = flagged
+    return [r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
 
 
 def _no_driver_advice(
@@ -1625,8 +1664,11 @@ def _no_driver_advice(
         # NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES (S105), and a CUDA torch was
         # installed for a GPU: either way the GPU was meant to be there
         meant = visible is not None or view.torch_cuda is not None
+        text = _container_gpu_text(container, visible)
         return Manual(
-            "no-nvidia-driver", f"{_container_gpu_text(container, visible)}; {until}", meant
+            "no-nvidia-driver",
+            f"{text if meant else 'if the host has an NVIDIA GPU: ' + text}; {until}",
+            meant,
         )
     text = f"for CUDA 4-bit, install an NVIDIA driver and GPU; {until}"
     return Manual("no-nvidia-driver", text, False)
@@ -1821,7 +1863,7 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
 def _rocm_of(view: View) -> Version | None:
     """torch's ROCm version (major.minor of torch.version.hip), or None."""
     hip = parse_version(view.torch_hip) if view.torch_hip else None
-    return None if hip is None else Version(f"{hip.major}.{hip.minor}")
+    return None if hip is None else _rocm_mm(str(hip))
 
 
 def _rocm_bnb_fits(view: View, kb: Knowledge) -> bool:
@@ -1889,16 +1931,8 @@ def _rocm_bnb_for(
     torch bounds admit every one of ``torches`` (rocm_bnb_target)."""
     if not torches or view.platform is None:
         return None
-    gfx = amd_gfx(view, kb)
-    fits = [
-        (r, lib)
-        for r in kb.bnb.releases
-        if (lib := r.lib_for_rocm(rocm, view.platform)) is not None
-        and not _rocm_gpus_uncovered(view, kb, r, rocm, gfx)
-        and all(not bnb_fits(view, kb, r, t, None, cpu_only=False) for t in torches)
-    ]
-    exact = [r for r, lib in fits if lib_rocm(lib) == rocm]
-    best = exact or [r for r, _ in fits]
+    fits = [r for r in kb.bnb.releases if _rocm_bnb_usable(view, kb, r, rocm, torches)]
+    best = [r for r in fits if _exact_rocm_lib(view, r, rocm)] or fits
     return best[-1] if best else None
 
 
@@ -1928,21 +1962,26 @@ def rocm_torch_target(view: View, kb: Knowledge) -> tuple[TorchChoice, BnbReleas
     if not cands:
         return None
     if view.bnb_installed is None or _bnb_built_here(view, kb):
-        return cands[0], None
+        return cands[0], None  # bitsandbytes unreported, or its owner's build: not touched
     cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
     pairs: list[tuple[TorchChoice, BnbRelease | None, bool]] = []
     for c in cands:
         rocm = _rocm_mm(c.variant.rocm)
-        r = cur if cur is not None and _rocm_bnb_serves(view, kb, cur, rocm) else None
-        r = r or _rocm_bnb_for(view, kb, rocm, (c.target,))
+        r = _rocm_bnb_for(view, kb, rocm, (c.target,))
+        exact = r is not None and _exact_rocm_lib(view, r, rocm)
+        # the installed release stays where it serves, unless only a release with the exact
+        # library would
+        keeps = cur is not None and _rocm_bnb_usable(view, kb, cur, rocm, (c.target,))
+        if keeps and cur is not None and (_exact_rocm_lib(view, cur, rocm) or not exact):
+            pairs.append((c, None, _exact_rocm_lib(view, cur, rocm)))
+            continue
         if r is not None:
-            pairs.append((c, None if r is cur else r, _exact_rocm_lib(view, r, rocm)))
+            pairs.append((c, r, exact))
     if not pairs:
-        return cands[0], None
-    # within the first release that pairs: a library built for torch's ROCm exactly before one
-    # the loader takes for a neighbour
-    first = [p for p in pairs if p[0].release is pairs[0][0].release]
-    best = next((p for p in first if p[2]), first[0])
+        return cands[0], None  # _rocm_host_advice makes bitsandbytes' side a required step
+    # a library built for that ROCm exactly before one the loader takes for a neighbour (one
+    # built with ROCm 6.4 may need what a 6.0 runtime lacks), then the order above
+    best = ([p for p in pairs if p[2]] or pairs)[0]
     return best[0], best[1]
 
 
@@ -1957,27 +1996,22 @@ def _rocm_mm(rocm: str | None) -> Version:
     return Version(f"{v.major}.{v.minor}")
 
 
-def _rocm_bnb_serves(view: View, kb: Knowledge, r: BnbRelease, rocm: Version) -> bool:
-    """Release ``r`` ships a library for ``rocm`` built for the GPUs' targets, and is not known
-    bad."""
+def _rocm_bnb_usable(
+    view: View, kb: Knowledge, r: BnbRelease, rocm: Version, torches: tuple[Version, ...]
+) -> bool:
+    """Release ``r`` ships a library for ``rocm`` built for the GPUs' targets where known, is not
+    known bad, and its torch bounds admit each of ``torches``."""
     return (
         r.lib_for_rocm(rocm, view.platform or "") is not None
         and not r.known_bad
         and not _rocm_gpus_uncovered(view, kb, r, rocm, amd_gfx(view, kb))
+        and all(not bnb_fits(view, kb, r, t, None, cpu_only=False) for t in torches)
     )
 
 
 def amd_gfx(view: View, kb: Knowledge) -> tuple[str, ...]:
-    """The LLVM targets of the AMD GPUs the facts list: as ROCm's torch reported them (the deep
-    probe), else where their names tell (S91)."""
-    gpus = view.facts.gpus or ()
-    return tuple(
-        dict.fromkeys(
-            g
-            for gpu in gpus
-            if gpu.amd and (g := kb.bnb.gfx_of(gpu.gfx) or kb.bnb.gfx_of(gpu.name))
-        )
-    )
+    """The LLVM targets of the AMD GPUs the facts list (view.amd_targets, read once)."""
+    return view.amd_targets if view.amd_targets is not None else amd_targets(view.facts, kb)
 
 
 def _rocm_lib(
@@ -2007,14 +2041,15 @@ def _rocm_torch_note(view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease 
     text = (
         f"AMD GPU ({gfx}) with torch {view.torch or ''} ({view.torch_without_rocm()}): torch "
         f"moves to {c.version}, "
-        + ("a build of the installed release" if kept else "from the newest release with a build")
+        + ("a build of the installed release" if kept else f"torch {c.release.series}'s build")
         + f" known to be compiled for {gfx}: {c.variant.gfx_source or 'plans/torch.toml'}"
     )
     if bnb is not None:
         rocm = _rocm_mm(c.variant.rocm)
         lib = bnb.lib_for_rocm(rocm, view.platform or "")
+        verb = "moves to" if view.bnb is not None else "installs as"
         text += (
-            f"; bitsandbytes moves to {bnb.version}, which loads its {lib} library for ROCm {rocm}"
+            f"; bitsandbytes {verb} {bnb.version}, which loads its {lib} library for ROCm {rocm}"
         )
     return text
 
@@ -2036,11 +2071,11 @@ def _rocm_bnb_note(view: View, target: BnbRelease) -> str:
     )
 
 
-def _rocm_advice(view: View, kb: Knowledge) -> str:
+def _rocm_advice(view: View, kb: Knowledge, rocm: Version | None = None) -> str:
     """What to do on a ROCm host, from the ROCm libraries the knowledge base says each
     bitsandbytes release ships (compat-facts C1/C4: PyPI ROCm builds from 0.49.0)."""
     tail = "; do not install CUDA builds of torch here"
-    rocm = _rocm_of(view)
+    rocm = rocm or _rocm_of(view)
     if rocm is None or view.platform is None:
         return (
             "ROCm: use a bitsandbytes release that ships a library for torch's ROCm version "

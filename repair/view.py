@@ -180,6 +180,9 @@ class View:
     # GPUs the facts gave by name only, whose compute capability comes from NVIDIA's table
     # (plans/gpus.toml, S106): (name, compute capability) each, said in plan.unknown
     cc_inferred: tuple[tuple[str, str], ...] = ()
+    # the listed AMD GPUs' LLVM targets (repair.planner.amd_gfx), read once; None: not read (a
+    # view made without the knowledge base)
+    amd_targets: tuple[str, ...] | None = None
 
     def torch_without_rocm(self) -> str | None:
         """ "a CUDA 12.1 build" / "a CPU-only build" where the facts show torch is not a ROCm
@@ -393,7 +396,20 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         **runtimes._asdict(),
         torch_cuda_printed=printed is not None,
         cc_inferred=inferred,
+        amd_targets=None if kb is None else amd_targets(facts, kb),
         **refused,
+    )
+
+
+def amd_targets(facts: Facts, kb: Knowledge) -> tuple[str, ...]:
+    """The LLVM targets of the AMD GPUs the facts list: as ROCm's torch reported them (the deep
+    probe), else where their names tell (S91)."""
+    return tuple(
+        dict.fromkeys(
+            g
+            for gpu in facts.gpus or ()
+            if gpu.amd and (g := kb.bnb.gfx_of(gpu.gfx) or kb.bnb.gfx_of(gpu.name))
+        )
     )
 
 

@@ -25,6 +25,8 @@ def test_each_engine_is_named_by_the_mark_it_leaves(tmp_path: Path) -> None:
     assert _kind(tmp_path, env={"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) == "kubernetes"
     assert _kind(tmp_path, (".containerenv",), {"container": "podman"}) == "podman"
     assert _kind(tmp_path, (".dockerenv",)) == "docker"
+    # a pod on a node with Docker's runtime has /.dockerenv too: the pod spec is what asks
+    assert _kind(tmp_path, env={"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) == "kubernetes"
 
 
 def test_the_host_probe_reports_the_container(tmp_path: Path) -> None:
@@ -76,6 +78,7 @@ def test_a_container_without_the_driver_is_told_how_to_get_the_gpu(env, torch_cu
     m, f = _driver_step(_container_doc(env, torch_cuda))
     assert m.required is required
     assert "`docker run --gpus all ...`" in m.text and "NVIDIA Container Toolkit" in m.text
+    assert m.text.startswith("if the host has an NVIDIA GPU") is (not required)
     assert "4-bit on the CPU" in m.text  # the alternative stays
     assert f.evidence["container"] == "docker" and "docker container" in f.summary
 

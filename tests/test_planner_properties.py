@@ -264,5 +264,8 @@ def test_amd_plan_invariants(f: Facts) -> None:
         r = KB.bnb.release(bnb_step.to)
         lib = r.lib_for_rocm(Version(f"{rocm.major}.{rocm.minor}"), "linux-x86_64")
         assert lib is not None and not r.known_bad, (bnb_step.to, rocm)
+        final = Version(torch_step.to) if torch_step is not None else view.torch
+        if final is not None:
+            assert r.admits_torch(public(final)), (bnb_step.to, final)
         targets = KB.bnb.lib_targets(r.version, "linux-x86_64", lib_rocm(lib))
         assert targets is None or gfx <= set(targets)

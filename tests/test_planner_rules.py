@@ -825,3 +825,37 @@ def test_no_rocm_build_is_planned_for_a_target_no_known_build_has():
     assert not any(s.package == "torch" for s in plan.steps)
     [m] = [m for m in plan.manual if m.id == "rocm-host"]
     assert m.required and f"not compiled for this GPU's target {unlisted[0].gfx}" in m.text
+
+
+def test_an_amd_gpu_no_bitsandbytes_library_covers_gets_a_required_step_beside_the_torch_move():
+    """gfx1030 (RX 6800 XT): torch's ROCm builds have it, but no PyPI bitsandbytes ROCm library
+    below ROCm 7.14 does (S89). torch still moves (the GPU becomes usable), and bitsandbytes' side
+    is a required step that names the source build for the target."""
+    _, plan = analyse(facts_from_dict(_amd_cuda_torch_doc("AMD Radeon RX 6800 XT", "0.45.5")))
+    assert any(s.package == "torch" for s in plan.steps)
+    assert not any(s.package == "bitsandbytes" for s in plan.steps)
+    [m] = [m for m in plan.manual if m.id == "rocm-host"]
+    assert m.required and "-DBNB_ROCM_ARCH=gfx1030" in m.text
+    assert m.text.count("do not install CUDA builds of torch here") == 1
+
+
+def test_an_installed_bitsandbytes_stays_only_where_its_torch_bounds_admit_the_new_torch():
+    """bitsandbytes 0.50.2 requires torch >= 2.4: with torch 2.3.1 on an RX 7900 XTX, the plan's
+    ROCm torch and the bitsandbytes it ends with must agree (no bnb-torch-mismatch left)."""
+    doc = _amd_cuda_torch_doc("AMD Radeon RX 7900 XTX", "0.50.2")
+    doc["packages"].update({"torch": "2.3.1+cu121", "torchvision": "0.18.1+cu121"})
+    doc["torch"] = {"version": "2.3.1+cu121", "cuda": "12.1"}
+    _, plan = analyse(facts_from_dict(doc))
+    steps = {s.package: s for s in plan.steps}
+    torch = Version(steps["torch"].to)
+    final = Version(steps["bitsandbytes"].to) if "bitsandbytes" in steps else Version("0.50.2")
+    rel = KB.bnb.release(final)
+    assert rel is not None and rel.admits_torch(Version(torch.public))
+
+
+def test_lacking_builds_are_named_in_runs():
+    from repair.planner import _runs
+
+    flags = [("1.11", True), ("1.12", True), ("2.5", False), ("2.6", False), ("2.7", True)]
+    assert _runs(flags) == ["1.11-1.12", "2.7"]
+    assert _runs([("2.0", False)]) == []

@@ -2012,3 +2012,33 @@ def test_an_optimizer_name_transformers_lacks_proves_a_transformers_below_4_30(n
         implied_by("ValueError: adamw_torch is not a valid OptimizerNames").range("transformers")
         is None
     )
+
+
+def test_a_kernel_symbol_missing_from_a_module_is_not_cuda_failing_to_start():
+    """CUDA_ERROR_NOT_FOUND (500) names cuda-init-failed only as CUDA starts (S107); a kernel
+    missing from a loaded module (cuModuleGetFunction) is another fault."""
+    start = implied_by(
+        'CUDA initialization will return error 500 "named symbol not found" (CUDA_ERROR_NOT_FOUND).'
+    )
+    assert start.cuda_error == 500
+    kernel = implied_by("triton kernel cuModuleGetFunction failed: CUDA_ERROR_NOT_FOUND")
+    assert kernel.cuda_error is None
+    facts = _report(
+        "Linux",
+        {"version": "2.5.1+cu121", "cuda": "12.1"},
+        gpus=[{"index": 0, "name": "RTX 4090", "compute_capability": "8.9"}],
+    )
+    assert (
+        "cuda-init-failed"
+        not in _analyse(
+            facts, "RuntimeError: triton cuModuleGetFunction failed: CUDA_ERROR_NOT_FOUND"
+        ).diagnosis.ids
+    )
+
+
+def test_a_cuda_torch_that_sees_no_gpu_with_the_gpus_unreported_is_cuda_init_failed():
+    """A driver found, the GPUs not listed, torch a CUDA build and cuda_available false: CUDA
+    cannot start in that process (the GPUs unreported do not make it healthy)."""
+    facts = _report("Linux", {"version": "2.5.1+cu121", "cuda": "12.1", "cuda_available": False})
+    a = _analyse(facts, None)
+    assert "cuda-init-failed" in a.diagnosis.ids and not a.plan.healthy

@@ -438,12 +438,12 @@ def container_kind(
 ) -> str | None:
     """The container engine this process runs under, or None where none leaves a mark."""
     env = os.environ if environ is None else environ
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return "kubernetes"  # first: a pod on a node with Docker's runtime has /.dockerenv too
     if os.path.exists(dockerenv):
         return "docker"
     if os.path.exists(containerenv):
         return "podman"
-    if env.get("KUBERNETES_SERVICE_HOST"):
-        return "kubernetes"
     named = (env.get("container") or "").strip()
     return named[:40] or None
 

@@ -13,7 +13,7 @@ from ..view import (
     driver_fit,
     is_jetson,
 )
-from .registry import Context, rule, ruled_out
+from .registry import Context, gpu_for_torch, rule, ruled_out
 
 
 @rule("no-nvidia-driver")
@@ -194,7 +194,7 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
     # the deep probe's answer is this environment's; a text may come from another process
     seen = probed is False or (probed is None and view.implied.torch_cuda_unavailable)
     drv = view.facts.driver
-    if not (seen and view.torch_cuda is not None and ctx.nvidia_here and view.gpus):
+    if not (seen and view.torch_cuda is not None and ctx.nvidia_here and gpu_for_torch(view)):
         return
     if (drv is not None and drv.found is False) or (
         driver_fit(view, ctx.kb, view.torch_cuda).ok is False
@@ -205,8 +205,9 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
     hides = hidden is not None and hidden.strip() in ("", "-1")
     # In MIG mode CUDA enumerates a GPU's MIG devices (one per GPU instance), not the GPU: with
     # no instance created it sees none there (S94). Every listed GPU in it explains the loss.
-    mig = [g.index for g in view.gpus if g.mig is True]
-    all_mig = len(mig) == len(view.gpus)
+    gpus = view.gpus or ()
+    mig = [g.index for g in gpus if g.mig is True]
+    all_mig = bool(gpus) and len(mig) == len(gpus)
     if hides:
         why = f"CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU from the process"
     elif all_mig:

@@ -89,6 +89,12 @@ def make_context(view: View, kb: Knowledge, cat: Catalogue) -> Context:
     )
 
 
+def gpu_for_torch(view: View) -> bool:
+    """An NVIDIA GPU that a CUDA torch would see: one the facts list, or a driver found with
+    the GPUs unreported (an empty list means none: no torch build would see one)."""
+    return bool(view.gpus) or (view.gpus is None and view.has_nvidia_gpu is True)
+
+
 Rule = Callable[[Context], Iterable[Finding | Unknown]]
 RuledOut = Callable[[View, Knowledge], bool]
 

@@ -19,7 +19,7 @@ from ..view import (
     series,
     torch_arch_list,
 )
-from .registry import Context, absent_or_unknown, rule, ruled_out, suspect
+from .registry import Context, absent_or_unknown, gpu_for_torch, rule, ruled_out, suspect
 
 
 @rule("torch-missing")
@@ -66,9 +66,7 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
     elif (
         (unavailable := _cuda_unavailable(view))
         and ctx.nvidia_here
-        # a GPU the facts list, or a driver found with the GPUs unreported (an empty list: no
-        # torch build would see one)
-        and (view.gpus or (view.gpus is None and view.has_nvidia_gpu))
+        and gpu_for_torch(view)
         and view.torch_cuda is None
         and view.torch_cpu_build is None
     ):
