@@ -941,7 +941,13 @@ class Knowledge:
     bnb: BnbTable
     hf: tuple[HfRule, ...]
     directory: Path
-    gpus: NvidiaGpus = NvidiaGpus()
+
+    @property
+    def gpus(self) -> NvidiaGpus:
+        """NVIDIA's GPU names (plans/gpus.toml), read on first use: only facts that give a GPU by
+        its name alone need them, and a fleet plan of probed nodes never does (the table is a
+        third of the knowledge base's load time; bench/bench_fleet.py)."""
+        return _load_gpus_once(self.directory / "gpus.toml")
 
 
 # --------------------------------------------------------------------------- loading
@@ -991,7 +997,6 @@ def _load(directory: Path) -> Knowledge:
         bnb=_load_bnb(directory / "bitsandbytes.toml"),
         hf=_load_hf(directory / "huggingface.toml"),
         directory=directory,
-        gpus=_load_gpus(directory / "gpus.toml"),
     )
 
 
@@ -1571,6 +1576,11 @@ def _torch_variant(e: _Entry) -> TorchVariant:
         gfx_source=gfx_source,
         **cited,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _load_gpus_once(path: Path) -> NvidiaGpus:
+    return _load_gpus(path)
 
 
 def _load_gpus(path: Path) -> NvidiaGpus:
