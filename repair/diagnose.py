@@ -8,7 +8,7 @@ then reports what it could not know as an ``Unknown``.
 from __future__ import annotations
 
 from .catalogue import Catalogue
-from .findings import Diagnosis, Finding, Severity, Unknown
+from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .knowledge import Knowledge
 from .rules import EXCLUSIONS, RULES, SUSPECTS, Context, make_context
 from .view import View
@@ -27,11 +27,6 @@ __all__ = [
 # The summary's tail of a class only an error message points to (the facts neither prove it nor
 # rule it out): such a finding adds nothing to the class's title.
 REPORTED = "(reported by the error message; the facts neither prove nor rule it out)"
-
-
-def only_reported(finding: Finding) -> bool:
-    """Whether ``finding`` is a class only an error message points to (no rule proved it)."""
-    return finding.evidence.get("reported") is True
 
 
 def diagnose(

@@ -55,6 +55,11 @@ class Finding:
         }
 
 
+def only_reported(finding: Finding) -> bool:
+    """Whether ``finding`` is a class only an error message points to (no rule proved it)."""
+    return finding.evidence.get("reported") is True
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     """All findings, what could not be known, and error-message classes the facts rule out."""

@@ -883,6 +883,15 @@ class NvidiaGpus:
     """NVIDIA's GPU names and compute capabilities (plans/gpus.toml)."""
 
     rows: tuple[NvidiaGpu, ...] = ()
+    # each row's name as a whole-words pattern of its normalised form, longest first (a stable
+    # sort: among names of one length, table order), worked out once with the table
+    _patterns: tuple[tuple[re.Pattern[str], NvidiaGpu], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+
+    def __post_init__(self) -> None:
+        keyed = sorted(((gpu_words(r.name), r) for r in self.rows), key=lambda k: -len(k[0]))
+        object.__setattr__(self, "_patterns", tuple((_product_name(k), r) for k, r in keyed))
 
     def lookup(self, name: str | None) -> NvidiaGpu | None:
         """The row of the GPU called ``name`` (as NVML or torch print it: "NVIDIA A100-SXM4-80GB",
@@ -891,17 +900,10 @@ class NvidiaGpus:
         if not name:
             return None
         text = gpu_words(name)
-        best: tuple[int, NvidiaGpu] | None = None
-        for row in self.rows:
-            key = gpu_words(row.name)
-            if best is not None and len(key) <= best[0]:
-                continue
-            if any(
-                not _OTHER_MODEL_AFTER.match(text, m.end())
-                for m in _product_name(key).finditer(text)
-            ):
-                best = (len(key), row)
-        return best[1] if best else None
+        for pattern, row in self._patterns:
+            if any(not _OTHER_MODEL_AFTER.match(text, m.end()) for m in pattern.finditer(text)):
+                return row
+        return None
 
     def cc_of(self, name: str | None, *, confirmed_only: bool = False) -> Version | None:
         """The compute capability NVIDIA's table lists for the GPU called ``name`` (see
@@ -1061,9 +1063,13 @@ class Sources:
         return tuple(out.values())
 
 
+def cited_keys_in_code(text: str) -> tuple[str, ...]:
+    """:func:`cited_keys` of a source file, its linters' code lists (``# noqa: S603``) left out."""
+    return cited_keys(_NOQA.sub(lambda m: " " * len(m.group()), text))
+
+
 def cited_keys(text: str) -> tuple[str, ...]:
     """The citation keys in ``text``, in the order they appear (see _CITED_KEY, _ISSUE)."""
-    text = _NOQA.sub(lambda m: " " * len(m.group()), text)
     found: list[tuple[int, str]] = [(m.start(), m.group(1)) for m in _CITED_KEY.finditer(text)]
     for run in _COMPAT_RUN.finditer(text):
         found += [(run.start(1) + m.start(), m.group()) for m in _SECTION.finditer(run.group(1))]
@@ -1590,9 +1596,10 @@ def _load_gpus(path: Path) -> NvidiaGpus:
     for i, t in enumerate(top.tables("nvidia_gpu")):
         e = top.child(f"nvidia_gpu[{i}] '{t.get('name', '?')}'", t)
         name = e.text("name")
-        if gpu_words(name) in seen:
+        key = gpu_words(name)
+        if key in seen:
             e.fail("name is repeated")
-        seen.add(gpu_words(name))
+        seen.add(key)
         rows.append(NvidiaGpu(name=name, cc=e.version("cc"), **e.cited()))
         e.done()
     top.done()

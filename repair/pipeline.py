@@ -495,8 +495,9 @@ def _feature_cause(
             None,
         )
 
+    floors = [floor_of(f) for f in found]
     mine: list[HfRule] = []
-    for r in (floor_of(f) for f in found):
+    for r in floors:
         if r is not None and r not in mine:
             mine.append(r)
     if not mine:
@@ -506,7 +507,7 @@ def _feature_cause(
     cause = "; ".join(
         f"{words} needs {r.package} >= {r.minimum} ({r.source.split()[0]})" for r in mine
     )
-    others = any(floor_of(f) is None for f in found)
+    others = None in floors
     return f"{cause}." + (f" Also: {cat.get(fid).explanation}" if others else "")
 
 

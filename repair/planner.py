@@ -17,16 +17,17 @@ What a venv cannot fix becomes a manual step with the exact minimum.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .diagnose import only_reported
 from .facts import Facts
-from .findings import Diagnosis, Finding, Severity, Unknown
+from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
 from .knowledge import (
     CPU_4BIT,
@@ -50,6 +51,7 @@ from .view import (
     bnb_available_libs,
     bnb_forks,
     bnb_loader,
+    bnb_release,
     cuda_from_tag,
     driver_fit,
     libstdcxx_misfit,
@@ -67,6 +69,7 @@ from .wheeltags import PIP_KNOWS_NEW_TAGS, needs_new_pip, pip_may_not_know, tag_
 SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
 UNCONFIRMED = "(UNCONFIRMED)"  # marks a reason that rests on an unconfirmed fact
+NO_CUDA_TORCH = "; do not install CUDA builds of torch here"  # ends every ROCm step
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 # Distributions known to pin exact torch releases (the issue's examples: xformers, vllm).
 TORCH_PINNERS = ("xformers", "vllm")
@@ -205,12 +208,19 @@ def _rocm_variant_fit(view: View, kb: Knowledge, var: TorchVariant, reasons: lis
     gfx = amd_gfx(view, kb)
     if not gfx:
         return "n/a"
-    if var.gfx is None:
+    missing = _gfx_missing(var, gfx)
+    if missing is None:
         return "unknown"
-    missing = [g for g in gfx if g not in var.gfx]
     if missing:
-        reasons.append(f"no code for {', '.join(missing)} in its GPU targets ({' '.join(var.gfx)})")
+        reasons.append(
+            f"no code for {', '.join(missing)} in its GPU targets ({' '.join(var.gfx or ())})"
+        )
     return "gfx"
+
+
+def _gfx_missing(var: TorchVariant, gfx: Iterable[str]) -> list[str] | None:
+    """The GPU targets of ``gfx`` a ROCm build has no code for; None where its list is unknown."""
+    return None if var.gfx is None else [g for g in gfx if g not in var.gfx]
 
 
 def _cuda_variant_fit(
@@ -1520,7 +1530,7 @@ def _rocm_fallback(view: View, kb: Knowledge, chosen: BnbRelease) -> Manual:
             + ("" if gfx else " (`rocminfo | grep gfx`)")
             + f": build bitsandbytes from source for it ({cmake})"
         )
-    return Manual("rocm-host", text + "; do not install CUDA builds of torch here", False)
+    return Manual("rocm-host", text + NO_CUDA_TORCH, False)
 
 
 def _rocm_torch_fallback(
@@ -1533,17 +1543,17 @@ def _rocm_torch_fallback(
     the new ROCm built for the GPU's target: 4-bit still needs it."""
     gfx = amd_gfx(view, kb)
     rocm = _rocm_mm(c.variant.rocm)
-    cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
-    kept = cur if bnb is None and cur is not None else bnb
+    kept = bnb if bnb is not None else bnb_release(view, kb)
     serves = kept is not None and _rocm_bnb_usable(view, kb, kept, rocm, (c.target,))
+    # with a bitsandbytes that serves the chosen build, only builds it serves too
+    lib_of = kept.lib_for_rocm if serves and kept is not None else None
     others = [
         v
         for v in c.release.variants_for(view.platform or "")
         if v.rocm
-        and v.gfx is not None
-        and set(gfx) <= set(v.gfx)
+        and _gfx_missing(v, gfx) == []
         and v.name != c.variant.name
-        and (not serves or kept is None or kept.lib_for_rocm(_rocm_mm(v.rocm), view.platform or ""))
+        and (lib_of is None or lib_of(_rocm_mm(v.rocm), view.platform or ""))
     ]
     text = (
         f"the plan installs torch {c.version}; its wheel carries the ROCm libraries, but the "
@@ -1558,13 +1568,11 @@ def _rocm_torch_fallback(
             if others
             else "update the amdgpu driver (AMD's amdgpu-install) and run `qfix apply` again"
         )
-        + "; do not install CUDA builds of torch here"
+        + NO_CUDA_TORCH
     )
     gap = view.bnb_installed is not None and not _bnb_built_here(view, kb) and not serves
     if gap:
-        need = _rocm_advice(view, kb, rocm).removesuffix(
-            "; do not install CUDA builds of torch here"
-        )
+        need = _rocm_advice(view, kb, rocm, tail="")
         text = f"for 4-bit with torch {c.version}: {need}. Also, {text}"
     return Manual("rocm-host", text, gap)
 
@@ -1592,13 +1600,14 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
     installed = kb.torch.release(view.torch) if view.torch is not None else None
     gfx = set(amd_gfx(view, kb))
 
-    def may_cover(v: TorchVariant) -> bool:
-        return v.rocm is not None and (v.gfx is None or gfx <= set(v.gfx))
+    def may_cover(r: TorchRelease) -> bool:  # a ROCm build not known to lack the targets
+        return any(v.rocm and not _gfx_missing(v, gfx) for v in r.variants_for(platform))
 
     by_series = sorted(kb.torch.releases, key=lambda r: r.series, reverse=True)
-    with_rocm = [r for r in by_series if any(may_cover(v) for v in r.variants_for(platform))]
+    covers = {r.series: may_cover(r) for r in by_series}
+    with_rocm = [r for r in by_series if covers[r.series]]
     rocm_series = [r for r in reversed(by_series) if any(v.rocm for v in r.variants_for(platform))]
-    lacking = _runs([(str(r.series), r not in with_rocm) for r in rocm_series])
+    lacking = _runs([(str(r.series), not covers[r.series]) for r in rocm_series])
     rel = installed if installed in with_rocm else (with_rocm[0] if with_rocm else None)
     lack = (
         f"torch's ROCm builds of {', '.join(lacking)} are not compiled for this GPU's "
@@ -1612,7 +1621,7 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
             f"{platform or 'this platform'} (PyTorch's ROCm wheels are for Linux): run on a "
             "Linux host with ROCm, or use the CPU."
         )
-    names = [v.name for v in rel.variants_for(platform) if may_cover(v)]
+    names = [v.name for v in rel.variants_for(platform) if v.rocm and not _gfx_missing(v, gfx)]
     version = public(view.torch) if installed is rel and view.torch else rel.latest
     pins = _rocm_pins(rel, version, names[-1])
     return (
@@ -1626,15 +1635,9 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
 
 def _runs(flags: list[tuple[str, bool]]) -> list[str]:
     """The runs of consecutive flagged names, oldest first: ["1.11-2.4", "2.7"]."""
-    runs: list[list[str]] = []
-    prev = False
-    for name, flagged in flags:
-        if flagged:
-            if prev:
-                runs[-1].append(name)
-            else:
-                runs.append([name])
-        prev = flagged
+    runs = [
+        [name for name, _ in run] for flagged, run in groupby(flags, key=itemgetter(1)) if flagged
+    ]
     return [r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
 
 
@@ -1863,7 +1866,7 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
 def _rocm_of(view: View) -> Version | None:
     """torch's ROCm version (major.minor of torch.version.hip), or None."""
     hip = parse_version(view.torch_hip) if view.torch_hip else None
-    return None if hip is None else _rocm_mm(str(hip))
+    return None if hip is None else Version(f"{hip.major}.{hip.minor}")
 
 
 def _rocm_bnb_fits(view: View, kb: Knowledge) -> bool:
@@ -1955,15 +1958,15 @@ def rocm_torch_target(view: View, kb: Knowledge) -> tuple[TorchChoice, BnbReleas
     ):
         return None
     cands = [c for c in torch_candidates(view, kb) if c.coverage == "gfx"]
+    if not cands:
+        return None
     rank: dict[Version, int] = {}
     for i, c in enumerate(cands):
         rank.setdefault(c.release.series, i)
     cands.sort(key=lambda c: (rank[c.release.series], _rocm_mm(c.variant.rocm)))
-    if not cands:
-        return None
     if view.bnb_installed is None or _bnb_built_here(view, kb):
         return cands[0], None  # bitsandbytes unreported, or its owner's build: not touched
-    cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    cur = bnb_release(view, kb)
     pairs: list[tuple[TorchChoice, BnbRelease | None, bool]] = []
     for c in cands:
         rocm = _rocm_mm(c.variant.rocm)
@@ -1971,10 +1974,11 @@ def rocm_torch_target(view: View, kb: Knowledge) -> tuple[TorchChoice, BnbReleas
         exact = r is not None and _exact_rocm_lib(view, r, rocm)
         # the installed release stays where it serves, unless only a release with the exact
         # library would
-        keeps = cur is not None and _rocm_bnb_usable(view, kb, cur, rocm, (c.target,))
-        if keeps and cur is not None and (_exact_rocm_lib(view, cur, rocm) or not exact):
-            pairs.append((c, None, _exact_rocm_lib(view, cur, rocm)))
-            continue
+        if cur is not None and _rocm_bnb_usable(view, kb, cur, rocm, (c.target,)):
+            cur_exact = _exact_rocm_lib(view, cur, rocm)
+            if cur_exact or not exact:
+                pairs.append((c, None, cur_exact))
+                continue
         if r is not None:
             pairs.append((c, r, exact))
     if not pairs:
@@ -2061,7 +2065,7 @@ def _rocm_bnb_note(view: View, target: BnbRelease) -> str:
     lib = target.lib_for_rocm(rocm, view.platform or "")
     how = (
         f"which ships libbitsandbytes_{lib} for torch's ROCm {rocm}"
-        if lib is not None and lib_rocm(lib) == rocm
+        if _exact_rocm_lib(view, target, rocm)
         else f"whose loader takes its {lib} library for torch's ROCm {rocm} (no release ships "
         "one for that version exactly)"
     )
@@ -2071,10 +2075,11 @@ def _rocm_bnb_note(view: View, target: BnbRelease) -> str:
     )
 
 
-def _rocm_advice(view: View, kb: Knowledge, rocm: Version | None = None) -> str:
+def _rocm_advice(
+    view: View, kb: Knowledge, rocm: Version | None = None, *, tail: str = NO_CUDA_TORCH
+) -> str:
     """What to do on a ROCm host, from the ROCm libraries the knowledge base says each
     bitsandbytes release ships (compat-facts C1/C4: PyPI ROCm builds from 0.49.0)."""
-    tail = "; do not install CUDA builds of torch here"
     rocm = rocm or _rocm_of(view)
     if rocm is None or view.platform is None:
         return (

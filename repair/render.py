@@ -448,17 +448,13 @@ def render_explain(
 
 # Under the heading "Read from the error message" each line's own "(read from the error
 # message...)" says it again: dropped there (the JSON and the plan's lists keep it).
-_READ_AGAIN = (
-    (re.compile(r" \(read from the error message\)$"), ""),
-    (re.compile(r"\(read from the error message; "), "("),
-    (re.compile(r"; read from the error message\)"), ")"),
-)
+_READ = "read from the error message"
 
 
 def _unrepeated(line: str) -> str:
-    for rx, by in _READ_AGAIN:
-        line = rx.sub(by, line)
-    return line
+    """A line under the heading "Read from the error message", without saying it again."""
+    line = line.removesuffix(f" ({_READ})")
+    return line.replace(f"({_READ}; ", "(").replace(f"; {_READ})", ")")
 
 
 def _explain_match(m: Match) -> list[str]:

@@ -20,7 +20,6 @@ HF_FEATURES = ("4bit-load", "kbit-training")
 # CPU 4-bit (knowledge.CPU_4BIT) is not asked on macOS: there torch also lists "mps", so
 # transformers 4.45 to 4.52 keep "cpu" (the devices are not {"cpu"} alone) and the gate S100
 # reads does not hold as it does.
-CPU_FEATURE = CPU_4BIT
 
 
 def _applies(view: View, hf: HfRule) -> bool:
@@ -64,7 +63,7 @@ def features(view: View) -> tuple[str, ...]:
     error text shows it uses (a refused .to() on a 4-bit model: `4bit-move`)."""
     wanted: tuple[str, ...] = HF_FEATURES
     if view.has_nvidia_gpu is False and view.system != "Darwin" and not view.rocm:
-        wanted += (CPU_FEATURE,)
+        wanted += (CPU_4BIT,)
     extra = view.implied.hf_feature
     return wanted + ((extra,) if extra and extra not in wanted else ())
 
@@ -92,7 +91,7 @@ def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
         )
         # CPU 4-bit is the way on a host without a GPU, not a fault of it: a warning, as
         # bnb-no-cpu-4bit is for bitsandbytes (the plan still carries the step)
-        yield replace(found, severity=Severity.WARNING) if hf.feature == CPU_FEATURE else found
+        yield replace(found, severity=Severity.WARNING) if hf.feature == CPU_4BIT else found
 
 
 def _implied_below(ctx: Context, hf: HfRule) -> Iterator[Finding]:

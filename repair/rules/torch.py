@@ -40,9 +40,10 @@ def torch_dll_load_failed(ctx: Context) -> Iterator[Finding]:
     """`import torch` failed in the target because a DLL torch needs is missing: on Windows,
     most often Microsoft's Visual C++ runtime, which no package brings (S98)."""
     t = ctx.view.facts.torch
+    if t is None or not t.error:
+        return
     # the class's own texts (plans/failures.toml): torch's loader messages, S98
-    texts = ctx.cat.get("torch-dll-load-failed").signatures
-    if t is None or not t.error or not any(p.search(t.error) for p in texts):
+    if not any(p.search(t.error) for p in ctx.cat.get("torch-dll-load-failed").signatures):
         return
     yield ctx.finding(
         "torch-dll-load-failed",
