@@ -59,6 +59,11 @@ class Match:
             "named_by_plan": self.planned is not None,
             "plan_findings": list(self.planned.findings) if self.planned else [],
             "advice": list(self.planned.advice) if self.planned else [],
+            "cause": self.planned.cause if self.planned else None,
+            "cause_references": [
+                {"key": r.key, "kind": r.kind, "text": r.text}
+                for r in (self.planned.cause_references if self.planned else ())
+            ],
             "advice_references": [
                 {"key": r.key, "kind": r.kind, "text": r.text}
                 for r in (self.planned.references if self.planned and self.planned.advice else ())
@@ -77,6 +82,8 @@ class Planned:
     # The cause the text proves where it is narrower than the class's general one (a feature
     # floor of plans/huggingface.toml: peft >= 0.10.0 for 4-bit DoRA); None: the class's
     cause: str | None = None
+    # what that cause rests on: the sources of those floors (plans/huggingface.toml `source`)
+    cause_references: tuple[Reference, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -460,7 +460,8 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
             ),
             advice=tuple(m.text for m in analysis.plan.manual if m.id == fid),
             references=references,
-            cause=_feature_cause(analysis.diagnosis, fid, kb, implied.hf_feature, cat),
+            cause=(cause := _feature_cause(analysis.diagnosis, fid, kb, implied.hf_feature, cat)),
+            cause_references=load_sources().resolve(cause) if cause else (),
         )
         for fid in analysis.diagnosis.ids
         if fid in text_ids
@@ -518,6 +519,8 @@ class MatrixCell:
     ok: bool
     reasons: tuple[str, ...]
     mode: str | None
+    # sass | ptx | gfx | unknown | n/a (planner.TorchChoice.coverage); None where it cannot work
+    coverage: str | None = None
 
 
 def matrix(facts: Facts) -> tuple[View, tuple[MatrixCell, ...]]:
@@ -539,6 +542,7 @@ def matrix(facts: Facts) -> tuple[View, tuple[MatrixCell, ...]]:
                     choice is not None,
                     tuple(reasons),
                     choice.driver_mode if choice else None,
+                    choice.coverage if choice else None,
                 )
             )
     return view, tuple(cells)

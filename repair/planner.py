@@ -26,6 +26,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from .containers import gpu_how, start_with_gpu
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
@@ -1355,13 +1356,14 @@ CUDA_INIT_ADVICE = (
 
 # torch.cuda.is_available() was False for a CUDA torch with no CUDA error in the text
 # (rules/gpu.py cuda_unavailable_to_a_cuda_torch): where the GPU is most often lost.
-CUDA_UNAVAILABLE_ADVICE = (
-    "torch is a CUDA build, but this process sees no usable GPU: in a container, start it with "
-    "the GPU (`--gpus all` and the NVIDIA Container Toolkit, or the GPU image of the platform); "
-    "check `nvidia-smi` in the same shell, and CUDA_VISIBLE_DEVICES (an empty value or -1 "
-    "hides every GPU); on NVSwitch systems start nvidia-fabricmanager; after a driver update, "
-    "reboot. No package change fixes this."
-)
+def cuda_unavailable_advice(container: str | None) -> str:
+    """The advice for a CUDA torch that sees no GPU (``container``: host.container)."""
+    return (
+        f"torch is a CUDA build, but this process sees no usable GPU: {start_with_gpu(container)}; "
+        "check `nvidia-smi` in the same shell, and CUDA_VISIBLE_DEVICES (an empty value or -1 "
+        "hides every GPU); on NVSwitch systems start nvidia-fabricmanager; after a driver "
+        "update, reboot. No package change fixes this."
+    )
 
 
 def _cuda_unavailable_advice(
@@ -1375,9 +1377,8 @@ def _cuda_unavailable_advice(
         "torch-cpu-build",
         'if torch already is a CUDA build (`python -c "import torch; '
         'print(torch.version.cuda)"` prints a version), the torch step does not fix it: CUDA '
-        "cannot initialise in that process. In a container, start it with the GPU (`--gpus "
-        "all` and the NVIDIA Container Toolkit, or the GPU image of the platform); elsewhere "
-        "check `nvidia-smi`, CUDA_VISIBLE_DEVICES, and reboot after a driver update",
+        f"cannot initialise in that process. {_capital(start_with_gpu(_container(view)))}; "
+        "elsewhere check `nvidia-smi`, CUDA_VISIBLE_DEVICES, and reboot after a driver update",
         False,
     )
 
@@ -1426,7 +1427,7 @@ def _cuda_init_advice(
     text = (
         advice_for(view.implied, implying="cuda_forked")
         or advice_for(view.implied, implying="cuda_error")
-        or (CUDA_UNAVAILABLE_ADVICE if unavailable else CUDA_INIT_ADVICE)
+        or (cuda_unavailable_advice(_container(view)) if unavailable else CUDA_INIT_ADVICE)
     )
     if view.implied.cuda_error == 804 and view.torch_cuda is not None:
         need = kb.drivers.minor_compat_min(view.torch_cuda.major, view.driver_os)
@@ -1661,34 +1662,39 @@ def _no_driver_advice(
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
     until = f"until then bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
-    container = view.facts.host.container if view.facts.host else None
+    container = _container(view)
     if container and view.system == "Linux":
         visible = (view.facts.env or {}).get("NVIDIA_VISIBLE_DEVICES")
         # NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES (S105), and a CUDA torch was
         # installed for a GPU: either way the GPU was meant to be there
         meant = visible is not None or view.torch_cuda is not None
-        text = _container_gpu_text(container, visible)
-        return Manual(
-            "no-nvidia-driver",
-            f"{text if meant else 'if the host has an NVIDIA GPU: ' + text}; {until}",
-            meant,
-        )
+        text = _container_gpu_text(container, visible, meant=meant)
+        return Manual("no-nvidia-driver", f"{text}; {until}", meant)
     text = f"for CUDA 4-bit, install an NVIDIA driver and GPU; {until}"
     return Manual("no-nvidia-driver", text, False)
 
 
-def _container_gpu_text(container: str, visible: str | None) -> str:
+def _container(view: View) -> str | None:
+    """The container engine the host probe named (host.container), None where none is known."""
+    return view.facts.host.container if view.facts.host else None
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _container_gpu_text(container: str, visible: str | None, *, meant: bool) -> str:
     """How a container gets the host's NVIDIA GPU and driver (S105: the NVIDIA Container
-    Toolkit mounts the driver's libraries and devices into a container started with the GPU)."""
-    how = {
-        "docker": "start it with `docker run --gpus all ...`",
-        "podman": "start it with `podman run --device nvidia.com/gpu=all ...` (CDI: "
-        "`sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` on the host)",
-        "kubernetes": "request the GPU in the pod spec (`resources: limits: nvidia.com/gpu: 1`; "
-        "NVIDIA's device plugin or GPU Operator on the node)",
-    }.get(container, "start it with the host's GPU")
+    Toolkit mounts the driver's libraries and devices into a container started with the GPU);
+    ``meant``: the facts show a GPU was meant to be there, else the text is conditional."""
+    how = gpu_how(container)
+    lead = (
+        f"this {container} container has no NVIDIA driver in it"
+        if meant
+        else f"if the host has an NVIDIA GPU, this {container} container does not see it"
+    )
     text = (
-        f"this {container} container has no NVIDIA driver in it: the host's driver and GPUs "
+        f"{lead}: the host's driver and GPUs "
         f"reach a container only when it is started with them -- {how}, with the NVIDIA "
         "Container Toolkit installed on the host; then `nvidia-smi` inside the container lists "
         "the GPU"
@@ -2044,7 +2050,7 @@ def _rocm_torch_note(view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease 
     kept = view.torch is not None and c.target == public(view.torch)
     text = (
         f"AMD GPU ({gfx}) with torch {view.torch or ''} ({view.torch_without_rocm()}): torch "
-        f"moves to {c.version}, "
+        f"moves to {c.version}{_rocm_downgrade(view, kb, c)}, "
         + ("a build of the installed release" if kept else f"torch {c.release.series}'s build")
         + f" known to be compiled for {gfx}: {c.variant.gfx_source or 'plans/torch.toml'}"
     )
@@ -2056,6 +2062,24 @@ def _rocm_torch_note(view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease 
             f"; bitsandbytes {verb} {bnb.version}, which loads its {lib} library for ROCm {rocm}"
         )
     return text
+
+
+def _rocm_downgrade(view: View, kb: Knowledge, c: TorchChoice) -> str:
+    """Why the move takes torch below the installed version, said where it does: the installed
+    release has no ROCm build known to hold the GPUs' targets (its lists unknown, or lacking)."""
+    if view.torch is None or c.target >= public(view.torch):
+        return ""
+    rel = kb.torch.release(view.torch)
+    builds = [v for v in rel.variants_for(view.platform or "") if v.rocm] if rel else []
+    gfx = amd_gfx(view, kb)
+    why = (
+        "has no ROCm build"
+        if not builds
+        else "has ROCm builds, whose GPU targets are not known"
+        if any(_gfx_missing(v, gfx) is None for v in builds)
+        else f"has no ROCm build compiled for {', '.join(gfx)}"
+    )
+    return f" (down from {public(view.torch)}: torch {series(view.torch)} {why})"
 
 
 def _rocm_bnb_note(view: View, target: BnbRelease) -> str:

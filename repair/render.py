@@ -466,7 +466,7 @@ def _explain_match(m: Match) -> list[str]:
     out = [f"{m.id}: {m.title}{mark}"]
     out.extend(f"  matched: {line}" for line in m.lines[:3])
     planned = m.planned
-    out.extend(f"  plan:    {summary}" for summary in (planned.findings if planned else ()))
+    out.extend(f"  plan:    {summary}" for summary in _merged(planned.findings if planned else ()))
     if planned and planned.advice:
         # The step the plan gives for this very text: the class's general cause and remedy
         # cover its other forms (WSL's library path for a loader-cache miss) and stay in --json.
@@ -478,10 +478,25 @@ def _explain_match(m: Match) -> list[str]:
     if planned and planned.advice and planned.references:
         out.append(f"  sources: {'; '.join(r.key for r in planned.references)}")
         out.extend(f"    {r.key}: {r.text}" for r in planned.references)
+    elif planned and planned.cause and planned.cause_references:
+        # the narrower cause's own sources lead; the class's general ones follow
+        refs = {r.key: r for r in (*planned.cause_references, *m.references)}
+        out.append(f"  sources: {'; '.join(refs)}")
+        out.extend(f"    {r.key}: {r.text}" for r in refs.values())
     elif m.sources:
         out.append(f"  sources: {'; '.join(m.sources)}")
         out.extend(f"    {line}" for line in m.reference_lines())
     return out
+
+
+def _merged(summaries: Sequence[str]) -> list[str]:
+    """Findings' summaries with one subject said once: "transformers <4.30.0 is below 4.30.0: A"
+    and "...: B" become "...: A; B" (two floors of one package at one version)."""
+    out: dict[str, list[str]] = {}
+    for line in summaries:
+        head, sep, tail = line.partition(": ")
+        out.setdefault(head if sep else line, []).append(tail if sep else "")
+    return [f"{head}: {'; '.join(tails)}" if any(tails) else head for head, tails in out.items()]
 
 
 def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> str:
@@ -498,6 +513,7 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
                         "ok": c.ok,
                         "driver_mode": c.mode,
                         "reasons": list(c.reasons),
+                        "coverage": c.coverage,
                     }
                     for c in cells
                 ],
@@ -523,25 +539,24 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
         if c.release not in releases:
             releases.append(c.release)
     grid = {(c.release, c.variant): c for c in cells}
+    gpus_known = bool(view.ccs or view.amd_targets)
+    unsure = any(_matrix_mark(c, gpus_known) == "ok?" for c in cells)
     head = ["torch"] + variants
     rows = [head]
     for r in releases:
         row = [r]
         for v in variants:
             c = grid.get((r, v))
-            row.append(
-                " "
-                if c is None
-                else ("ok" if c.ok and c.mode != "minor-compat" else "ok*" if c.ok else "x")
-            )
+            row.append(" " if c is None else _matrix_mark(c, gpus_known))
         rows.append(row)
-    gpus = ", ".join(f"{g.name} ({g.compute_capability})" for g in view.gpus or ()) or "none known"
     drv = view.facts.driver
     lines = [
         f"Driver: {drv.version if drv and drv.version else '?'} (CUDA "
-        f"{drv.cuda if drv and drv.cuda else '?'}); GPUs: {gpus}; platform: {view.platform}",
+        f"{drv.cuda if drv and drv.cuda else '?'}); GPUs: {_matrix_gpus(view)}; "
+        f"platform: {view.platform}",
         "ok = works; ok* = through NVIDIA minor-version compatibility (no newer PTX JIT); "
-        "x = would not work; blank = no such build",
+        "x = would not work; blank = no such build"
+        + ("\nok? = fits, but which GPUs the build has code for is not known" if unsure else ""),
         "",
         table(rows, indent=""),
     ]
@@ -556,6 +571,28 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
             shown = ", ".join(where[:6]) + (f" (+{len(where) - 6})" if len(where) > 6 else "")
             lines.append(f"  {why}: {shown}")
     return "\n".join(lines)
+
+
+def _matrix_mark(cell: Any, gpus_known: bool) -> str:
+    """A matrix cell's mark: ok, ok* (minor-version compatibility), ok? (works, but whether the
+    build has code for the known GPUs is not known: its arch or gfx list is not in plans/) or x."""
+    if not cell.ok:
+        return "x"
+    if cell.mode == "minor-compat":
+        return "ok*"
+    return "ok?" if gpus_known and cell.coverage == "unknown" else "ok"
+
+
+def _matrix_gpus(view: Any) -> str:
+    """The GPUs the facts list, with what decides their builds: an NVIDIA GPU's compute
+    capability, the AMD GPUs' LLVM targets (gfx, where the facts or the names tell)."""
+    shown = [
+        f"{g.name} ({g.compute_capability or 'compute capability ?'})" for g in view.gpus or ()
+    ]
+    amd = [g.name or "AMD GPU" for g in view.facts.gpus or () if g.amd]
+    if amd:
+        shown.append(", ".join(amd) + f" ({' '.join(view.amd_targets or ()) or 'gfx ?'})")
+    return ", ".join(shown) or "none known"
 
 
 def render_saved_plan(plan: Plan) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .containers import start_with_gpu
 from .findings import Finding
 from .plan import TORCH_FAMILY, Manual, normalize
 from .rules.environment import in_conda
@@ -30,8 +31,7 @@ _LIBCUDA_TEXT = (
     "N/A'): its user-space library libcuda.so.1 is missing or does not match the kernel module. "
     "Reinstall the driver {driver} completely (the same version for the kernel module and its "
     "user-space libraries), check that `ldconfig -p | grep libcuda.so.1` lists it, then reboot; "
-    "in a container, start it with the GPUs (`--gpus all` and the NVIDIA container toolkit) so "
-    "that the host's libcuda is mounted. No package in the venv fixes this."
+    "{container}, so that the host's libcuda is mounted. No package in the venv fixes this."
 )
 
 
@@ -65,7 +65,10 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
     if f.evidence.get("bundled_by"):
         return _bundled_manual(view, f)
     if f.evidence.get("libcuda"):
-        text = _LIBCUDA_TEXT.format(driver=f.evidence.get("driver") or view.driver)
+        text = _LIBCUDA_TEXT.format(
+            driver=f.evidence.get("driver") or view.driver,
+            container=start_with_gpu(view.facts.host.container if view.facts.host else None),
+        )
         return Manual("cuda-libs-not-found", text, True)
     major = int(f.evidence["cuda_major"])
     conda = bool(f.evidence.get("conda"))  # the rule's reading of in_conda

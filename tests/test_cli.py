@@ -154,6 +154,22 @@ def test_matrix_json():
     assert ("2.7", "cu126") in ok and ("2.7", "cu128") not in ok
 
 
+def test_matrix_on_an_amd_host_names_its_gpu_and_builds_of_unknown_targets():
+    """An AMD GPU is listed with its target, and a ROCm build whose GPU targets plans/ does not
+    hold is "ok?" (fits, unproven), not "ok" as the builds read from their wheels (S101)."""
+    facts = str(EXAMPLES / "rocm-cuda-torch.json")
+    p = run("matrix", "--facts", facts, env={"COLUMNS": "300"})
+    assert p.returncode == 0, p.stderr
+    head, legend, unsure = p.stdout.splitlines()[:3]
+    assert "GPUs: AMD Radeon RX 7900 XTX (gfx1100)" in head and "ok? = " in unsure
+    rows = {ln.split()[0]: ln.split()[1:] for ln in p.stdout.splitlines() if ln[:1].isdigit()}
+    assert rows["2.7"] == ["x", "ok", "ok"] and rows["2.8"] == ["x", "ok?", "ok?"]
+    doc = json.loads(run("matrix", "--facts", facts, "--json").stdout)
+    cov = {(c["torch"], c["variant"]): c["coverage"] for c in doc["cells"]}
+    assert cov[("2.7", "rocm6.3")] == "gfx" and cov[("2.8", "rocm6.4")] == "unknown"
+    assert cov[("2.0", "rocm5.4.2")] is None  # cannot work: no gfx1100 in its list
+
+
 def test_unknown_option_exit_2():
     p = run("plan", "--bogus")
     assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -102,3 +102,24 @@ def test_the_container_round_trips_in_the_facts_json() -> None:
     f = facts_from_dict(_container_doc({}, None, "podman"))
     assert f.host is not None and f.host.container == "podman"
     assert facts_to_dict(f)["host"]["container"] == "podman"
+
+
+@pytest.mark.parametrize(
+    ("container", "how"),
+    [
+        ("kubernetes", "nvidia.com/gpu: 1"),
+        ("podman", "--device nvidia.com/gpu=all"),
+        (None, "`--gpus all` and the NVIDIA Container Toolkit"),  # engine unknown: Docker's way
+    ],
+)
+def test_a_cuda_torch_that_sees_no_gpu_is_told_its_engines_way(container, how) -> None:
+    """A driver on the node, a CUDA torch, and torch.cuda.is_available() False: the advice
+    names how this engine gives a container the GPU (S105), not Docker's flag everywhere."""
+    doc = _container_doc({}, "12.1", container)
+    doc["driver"] = {"found": True, "version": "550.54.15", "cuda": "12.4"}
+    doc["gpus"] = [{"index": 0, "name": "NVIDIA A10G", "compute_capability": "8.6"}]
+    doc["torch"]["cuda_available"] = False
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if "sees no usable GPU" in m.text]
+    assert how in m.text
+    assert (f"this {container} container" in m.text) is (container is not None)

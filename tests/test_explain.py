@@ -259,6 +259,22 @@ def test_a_feature_floor_beside_a_general_one_names_both():
     assert cause.index("needs peft >= 0.10.0") < cause.index("transformers >= 4.30.0")
 
 
+def test_one_packages_floors_at_one_version_are_one_plan_line_and_the_cause_cites_its_source():
+    """bitsandbytes' optimizer names refused by OptimizerNames prove transformers < 4.30.0
+    (S108), which is below two floors at 4.30.0 (4-bit loading and the paged optimizers): one
+    "plan:" line says the subject once, and "sources:" leads with the cause's S108."""
+    text = "ValueError: paged_adamw_8bit is not a valid OptimizerNames, please select one of []"
+    shown = render_explain(explain_text(text, None)).splitlines()
+    [plan] = [x for x in shown if x.startswith("  plan:")]
+    assert plan.count("is below 4.30.0") == 1
+    assert "4-bit loading" in plan and "optimizer names" in plan
+    [sources] = [x for x in shown if x.startswith("  sources:")]
+    assert sources.split()[1].rstrip(";") == "S108"
+    [m] = [m for m in explain_text(text, None).matches if m.id == "hf-stack-too-old"]
+    doc = m.to_dict()
+    assert "S108" in doc["cause"] and [r["key"] for r in doc["cause_references"]] == ["S108"]
+
+
 def test_a_class_without_a_proven_feature_keeps_its_cause():
     shown = render_explain(explain_text("cannot import name 'BitsAndBytesConfig'", None))
     [cause] = [x for x in shown.splitlines() if x.startswith("  cause:")]

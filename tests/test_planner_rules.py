@@ -814,6 +814,25 @@ def test_a_cuda_torch_on_an_amd_gpu_pairs_with_a_bitsandbytes_for_the_new_rocm()
     assert plan.constraints[0] == f"torch=={torch}"
 
 
+def test_a_rocm_move_below_the_installed_torch_says_why():
+    """A CUDA torch 2.8.0 on an RX 7900 XTX: where no 2.8 ROCm build is known to hold gfx1100
+    (their lists are not read, S102), the plan takes an older release's build, and its note
+    says that torch goes down and why, instead of a bare "moves to"."""
+    doc = _amd_cuda_torch_doc("AMD Radeon RX 7900 XTX")
+    doc["packages"].update(torch="2.8.0+cu128", torchvision="0.23.0+cu128")
+    doc["torch"].update(version="2.8.0+cu128", cuda="12.8")
+    builds = [v for v in KB.torch.release("2.8").variants_for("linux-x86_64") if v.rocm]
+    _, plan = analyse(facts_from_dict(doc))
+    torch = next(s for s in plan.steps if s.package == "torch")
+    [note] = [n for n in plan.notes if n.startswith("AMD GPU")]
+    if Version(Version(torch.to).public) < Version("2.8.0"):
+        assert builds and any(v.gfx is None for v in builds)
+        why = "torch 2.8 has ROCm builds, whose GPU targets are not known"
+        assert f"moves to {torch.to} (down from 2.8.0: {why})" in note
+    else:  # once plans/ holds a 2.8 list with gfx1100, the installed release is kept
+        assert "down from" not in note
+
+
 def test_no_rocm_build_is_planned_for_a_target_no_known_build_has():
     """A GPU target that no torch ROCm build of the knowledge base lists: no torch step (a build
     whose list lacks the target cannot use the GPU); the manual step says which releases'

@@ -1,0 +1,40 @@
+"""How a container gets the host's NVIDIA GPU, by engine (S105).
+
+The NVIDIA Container Toolkit mounts the host driver's user-space libraries (libcuda.so.1) and the
+GPU devices into a container only when the container is started with the GPU; each engine asks
+for it its own way. The host probe names the engine (``host.container``, from the mark it leaves);
+where it is not known, the advice names Docker's way and the toolkit, as most reports are Docker.
+
+Pure: texts only.
+"""
+
+from __future__ import annotations
+
+# S105: NVIDIA Container Toolkit, "Specialized Configurations with Docker" and "Support for
+# Container Device Interface"; NVIDIA's Kubernetes device plugin (the nvidia.com/gpu resource)
+HOW_BY_ENGINE = {
+    "docker": "start it with `docker run --gpus all ...`",
+    "podman": "start it with `podman run --device nvidia.com/gpu=all ...` (CDI: "
+    "`sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` on the host)",
+    "kubernetes": "request the GPU in the pod spec (`resources: limits: nvidia.com/gpu: 1`; "
+    "NVIDIA's device plugin or GPU Operator on the node)",
+}
+
+
+def gpu_how(container: str) -> str:
+    """How a container of this engine is started with the host's GPU."""
+    return HOW_BY_ENGINE.get(container, "start it with the host's GPU")
+
+
+def start_with_gpu(container: str | None) -> str:
+    """The container clause of a "this process sees no GPU" advice: this engine's way where the
+    probe named one, else the general words (`--gpus all` and the toolkit)."""
+    if container:
+        return (
+            f"this {container} container must be started with the GPU ({gpu_how(container)}, "
+            "with the NVIDIA Container Toolkit on the host)"
+        )
+    return (
+        "in a container, start it with the GPU (`--gpus all` and the NVIDIA Container Toolkit, "
+        "or the GPU image of the platform)"
+    )
