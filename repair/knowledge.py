@@ -488,6 +488,17 @@ class DomainRelease(Cited):
 class TorchTable:
     releases: tuple[TorchRelease, ...]  # ascending
     domain: tuple[DomainRelease, ...]
+    # platform -> the torch versions whose CPU wheels on the PyTorch index carry no "+cpu" label
+    # (plans/torch.toml [cpu_unlabelled])
+    cpu_unlabelled: Mapping[str, SpecifierSet] = field(default_factory=dict)
+
+    def local_label(self, variant: str, platform: str | None, version: Version) -> str | None:
+        """The local version label of torch ``version``'s ``variant`` wheel on ``platform``
+        ("cu121", "cpu"), None where its wheels have none (macOS; Linux aarch64 before 2.6)."""
+        unlabelled = self.cpu_unlabelled.get(platform or "")
+        if variant == "cpu" and unlabelled is not None and version in unlabelled:
+            return None
+        return variant
 
     def release(self, version: Version | str) -> TorchRelease | None:
         """The release of torch ``version``'s major.minor series.
@@ -1470,8 +1481,20 @@ def _load_torch(path: Path) -> TorchTable:
             )
         pe.done()
     de.done()
+    ue = top.child("cpu_unlabelled", top.table("cpu_unlabelled"))
+    ue.cited()
+    unlabelled: dict[str, SpecifierSet] = {}
+    for platform in [k for k in ue.data if k not in ue.used]:
+        if platform not in PLATFORMS:
+            ue.fail(f"unknown platform {platform!r}")
+        unlabelled[platform] = ue.to_spec(platform, ue.text(platform))
+    ue.done()
     top.done()
-    return TorchTable(releases=tuple(releases), domain=tuple(domain))
+    return TorchTable(
+        releases=tuple(releases),
+        domain=tuple(domain),
+        cpu_unlabelled=MappingProxyType(unlabelled),
+    )
 
 
 def _torch_release(e: _Entry) -> TorchRelease:

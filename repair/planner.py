@@ -98,10 +98,13 @@ class TorchChoice:
     coverage: str  # sass | ptx | gfx (an AMD GPU's target) | unknown | n/a
     pin_conflicts: tuple[str, ...]
     target: Version  # the torch version: the installed one when its release stays, else latest
+    # its wheels' local label on this platform (the variant's name; None: the macOS CPU wheels
+    # and others that carry none, plans/torch.toml [cpu_unlabelled])
+    label: str | None
 
     @property
     def version(self) -> str:
-        return f"{self.target}+{self.variant.name}"
+        return f"{self.target}+{self.label}" if self.label else str(self.target)
 
 
 # --------------------------------------------------------------------------- torch candidates
@@ -168,7 +171,7 @@ def evaluate_variant(
         return (
             (None, reasons)
             if reasons
-            else (TorchChoice(rel, var, None, coverage, (), _target(view, rel)), [])
+            else (TorchChoice(rel, var, None, coverage, (), *_target_of(view, kb, rel, var)), [])
         )
     mode: str | None = None
     coverage = "n/a"
@@ -179,7 +182,7 @@ def evaluate_variant(
             reasons.append("a CPU build on a host with an NVIDIA GPU")
     else:
         mode, coverage = _cuda_variant_fit(view, kb, var, var.cuda, reasons)
-    target = _target(view, rel)
+    target, label = _target_of(view, kb, rel, var)
     conflicts = tuple(
         f"{name} requires torch{spec}"
         for name, spec in torch_dependents(view.facts).items()
@@ -187,7 +190,15 @@ def evaluate_variant(
     )
     if reasons:
         return None, reasons
-    return TorchChoice(rel, var, mode, coverage, conflicts, target), []
+    return TorchChoice(rel, var, mode, coverage, conflicts, target, label), []
+
+
+def _target_of(
+    view: View, kb: Knowledge, rel: TorchRelease, var: TorchVariant
+) -> tuple[Version, str | None]:
+    """The torch version to install from ``rel`` x ``var`` and its wheels' local label here."""
+    target = _target(view, rel)
+    return target, kb.torch.local_label(var.name, view.platform, target)
 
 
 def _target(view: View, rel: TorchRelease) -> Version:
@@ -989,7 +1000,7 @@ def _torch_steps(
             "torch",
         )
     )
-    _family_steps(view, c.release, c.target, c.variant.name, index, because, diag, steps, unknown)
+    _family_steps(view, c.release, c.target, c.label, index, because, diag, steps, unknown)
     if c.driver_mode is None and c.variant.cuda is not None and view.has_nvidia_gpu is not False:
         need = kb.drivers.minor_compat_min(c.variant.cuda.major, view.driver_os)
         unknown.append(

@@ -878,3 +878,49 @@ def test_lacking_builds_are_named_in_runs():
     flags = [("1.11", True), ("1.12", True), ("2.5", False), ("2.6", False), ("2.7", True)]
     assert _runs(flags) == ["1.11-1.12", "2.7"]
     assert _runs([("2.0", False)]) == []
+
+
+@pytest.mark.parametrize(
+    ("platform_doc", "torch_from", "labelled"),
+    [
+        ({"system": "Darwin", "machine": "arm64"}, "2.1.2", False),  # S109: macOS, no +cpu
+        ({"system": "Linux", "machine": "aarch64", "libc": "glibc 2.35"}, "2.1.2", None),
+        ({"system": "Windows", "machine": "AMD64"}, "2.1.2", True),
+    ],
+)
+def test_a_cpu_torch_step_names_the_wheel_as_the_index_labels_it(
+    platform_doc, torch_from, labelled
+):
+    """bitsandbytes' current releases need a newer torch than 2.1.2 on a machine without CUDA:
+    the CPU torch it moves to is pinned as that platform's wheels are named on the PyTorch
+    index (S109), or `pip install torch==X+cpu` finds nothing: macOS wheels carry no label,
+    Linux aarch64 ones only from 2.6, Windows ones always."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": platform_doc,
+        "driver": {"found": False},
+        "gpus": [],
+        "python": {"version": "3.11.7", "in_venv": True},
+        "packages": {"torch": torch_from, "torchvision": "0.16.2", "bitsandbytes": "0.41.1"},
+        "torch": {"version": torch_from, "cuda": None},
+    }
+    _, plan = analyse(facts_from_dict(doc))
+    steps = {s.package: s for s in plan.steps}
+    torch, vision = steps["torch"], steps["torchvision"]
+    to = Version(torch.to)
+    if labelled is None:  # Linux aarch64: labelled from 2.6 on
+        labelled = to >= Version("2.6")
+    assert (to.local == "cpu") is labelled and (Version(vision.to).local == "cpu") is labelled
+    assert to.local in (None, "cpu") and torch.index_url == f"{INDEX}/cpu"
+
+
+def test_cpu_labels_by_platform_and_release():
+    """plans/torch.toml [cpu_unlabelled] (S109), read through the knowledge base."""
+    label = KB.torch.local_label
+    assert label("cpu", "macos-arm64", Version("2.5.1")) is None
+    assert label("cpu", "macos-x86_64", Version("2.2.2")) is None
+    assert label("cpu", "linux-aarch64", Version("2.5.1")) is None
+    assert label("cpu", "linux-aarch64", Version("2.6.0")) == "cpu"
+    assert label("cpu", "linux-x86_64", Version("2.5.1")) == "cpu"
+    assert label("cpu", "windows-x86_64", Version("2.13.0")) == "cpu"
+    assert label("cu121", "linux-x86_64", Version("2.5.1")) == "cu121"
