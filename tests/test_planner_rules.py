@@ -924,3 +924,25 @@ def test_cpu_labels_by_platform_and_release():
     assert label("cpu", "linux-x86_64", Version("2.5.1")) == "cpu"
     assert label("cpu", "windows-x86_64", Version("2.13.0")) == "cpu"
     assert label("cu121", "linux-x86_64", Version("2.5.1")) == "cu121"
+
+
+@pytest.mark.parametrize(("transformers", "moves"), [("4.40.0", True), ("4.50.0", False)])
+def test_a_mac_with_a_transformers_that_refuses_without_cuda_moves_it(transformers, moves):
+    """transformers up to 4.44.2 raise "No GPU found. A GPU is needed for quantization."
+    whenever CUDA is unavailable, a Mac included (S100): there the CPU 4-bit floor applies; 4.45
+    to 4.52 pass on a Mac (torch lists mps beside cpu), so they stay."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Darwin", "machine": "arm64"},
+        "driver": {"found": False},
+        "gpus": [],
+        "python": {"version": "3.11.7", "in_venv": True},
+        "packages": {"torch": "2.5.1", "bitsandbytes": "0.49.1", "transformers": transformers},
+        "torch": {"version": "2.5.1", "cuda": None},
+    }
+    _, plan = analyse(facts_from_dict(doc))
+    steps = {s.package: s for s in plan.steps}
+    assert ("transformers" in steps) is moves
+    if moves:
+        [floor] = [r for r in KB.hf if r.feature == "4bit-cpu" and r.package == "transformers"]
+        assert SpecifierSet(steps["transformers"].to).contains(floor.minimum)

@@ -19,7 +19,10 @@ from .registry import Context, rule, ruled_out
 HF_FEATURES = ("4bit-load", "kbit-training")
 # CPU 4-bit (knowledge.CPU_4BIT) is not asked on macOS: there torch also lists "mps", so
 # transformers 4.45 to 4.52 keep "cpu" (the devices are not {"cpu"} alone) and the gate S100
-# reads does not hold as it does.
+# reads does not hold as it does. Releases up to 4.44.2 refuse everywhere, a Mac included: they
+# raise "No GPU found. A GPU is needed for quantization." whenever torch.cuda.is_available() is
+# False (S100 read 4.44.2; S25 the older ones), so there the floor is asked all the same.
+REFUSED_WITHOUT_CUDA_UP_TO = Version("4.44.2")
 
 
 def _applies(view: View, hf: HfRule) -> bool:
@@ -57,12 +60,28 @@ def _range_within(have: SpecifierSet | None, spec: SpecifierSet) -> bool:
     return True
 
 
+def _refused_without_cuda(view: View) -> bool:
+    """transformers is known (or proven by an error text) to be a release that refuses a 4-bit
+    load whenever CUDA is unavailable (<= 4.44.2, S100)."""
+    have = view.package("transformers")
+    if have is not None:
+        return public(have) <= REFUSED_WITHOUT_CUDA_UP_TO
+    spec = view.implied.range("transformers")
+    uppers = [Version(c.version) for c in spec or () if c.operator in ("<", "<=")]
+    return bool(uppers) and min(uppers) <= REFUSED_WITHOUT_CUDA_UP_TO
+
+
 def features(view: View) -> tuple[str, ...]:
     """The plans/huggingface.toml features the job needs: a QLoRA job's, `4bit-cpu` where the
-    host has no NVIDIA GPU (not a Mac, and not a ROCm host: torch.cuda is its GPU), and one an
+    host has no NVIDIA GPU (not a ROCm host: torch.cuda is its GPU; on a Mac only for the
+    releases that refuse without CUDA anywhere), and one an
     error text shows it uses (a refused .to() on a 4-bit model: `4bit-move`)."""
     wanted: tuple[str, ...] = HF_FEATURES
-    if view.has_nvidia_gpu is False and view.system != "Darwin" and not view.rocm:
+    if (
+        view.has_nvidia_gpu is False
+        and not view.rocm
+        and (view.system != "Darwin" or _refused_without_cuda(view))
+    ):
         wanted += (CPU_4BIT,)
     extra = view.implied.hf_feature
     return wanted + ((extra,) if extra and extra not in wanted else ())
