@@ -46,7 +46,14 @@ BNB_OVERRIDES = ("none", "suffix", "regex", "digits")
 BNB_MISSING_LIB = ("import-error", "cpu-fallback", "error-mock")
 # What makes a known-bad release bad, so the rule reports it only where it can bite:
 # a library missing from the wheel, a libstdc++ floor above its neighbours', or wrong results.
-BNB_KNOWN_BAD_KINDS = ("missing-lib", "libstdcxx", "wrong-output", "crash", "8bit-only")
+BNB_KNOWN_BAD_KINDS = (
+    "missing-lib",
+    "libstdcxx",
+    "wrong-output",
+    "crash",
+    "8bit-only",
+    "old-gpu-crash",  # fails only on a GPU below `known_bad_below_cc`
+)
 # Kinds whose fault a 4-bit setup may never meet: reported as a warning, still never planned.
 BNB_KNOWN_BAD_WARN = ("crash", "8bit-only")
 
@@ -698,6 +705,8 @@ class BnbRelease(Cited):
     sdist: bool
     known_bad: str | None  # why it must not be chosen
     known_bad_kind: str | None = None  # BNB_KNOWN_BAD_KINDS; set exactly when known_bad is
+    # bad only on a GPU below this compute capability (None: wherever it runs)
+    known_bad_below_cc: Version | None = None
 
     @property
     def lib_glibc_min(self) -> Mapping[str, Version]:
@@ -1767,6 +1776,9 @@ def _bnb_release(e: _Entry, bands: tuple[SassBand, ...]) -> BnbRelease:
         e.fail("known_bad and known_bad_kind go together")
     if kind is not None and kind not in BNB_KNOWN_BAD_KINDS:
         e.fail(f"known_bad_kind must be one of {', '.join(BNB_KNOWN_BAD_KINDS)}, not {kind!r}")
+    below_cc = e.opt_version("known_bad_below_cc")
+    if (below_cc is not None) != (kind == "old-gpu-crash"):
+        e.fail('known_bad_below_cc goes with known_bad_kind = "old-gpu-crash", and only with it')
     return BnbRelease(
         version=version,
         python=e.opt_spec("python"),
@@ -1782,6 +1794,7 @@ def _bnb_release(e: _Entry, bands: tuple[SassBand, ...]) -> BnbRelease:
         sdist=e.flag("sdist"),
         known_bad=known_bad,
         known_bad_kind=kind,
+        known_bad_below_cc=below_cc,
         **e.cited(),
     )
 

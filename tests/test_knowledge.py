@@ -681,6 +681,8 @@ def test_known_bad_releases():
     bad = {str(r.version): r.known_bad for r in KB.bnb.releases if r.known_bad}
     assert set(bad) == {
         "0.36.0",
+        "0.36.0.post2",
+        "0.37.0",
         "0.39.0",
         "0.40.0",
         "0.40.0.post1",
@@ -698,6 +700,12 @@ def test_known_bad_releases():
     assert KB.bnb.release("0.49.0").known_bad_kind == "crash"
     assert "UNCONFIRMED" in bad["0.49.0"] and bad["0.49.0"].endswith("use 0.49.1")
     assert "UNCONFIRMED" in bad["0.41.3.post1"]  # no record says why it was republished
+    # S110: the NameError of 0.36.0-0.37.0 on GPUs below 7.5, fixed in 0.37.1
+    for v in ("0.36.0.post2", "0.37.0"):
+        r = KB.bnb.release(v)
+        assert r.known_bad_kind == "old-gpu-crash" and r.known_bad_below_cc == V("7.5")
+        assert "NameError: name 'cuda_setup'" in bad[v] and bad[v].endswith("use 0.37.1")
+    assert "NameError" in bad["0.36.0"] and KB.bnb.release("0.36.0").known_bad_below_cc is None
     r = KB.bnb.release("0.45.4")
     assert not r.builds["linux-x86_64"].cpu_lib and r.builds["windows-x86_64"].cpu_lib
 

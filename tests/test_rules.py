@@ -478,7 +478,7 @@ def test_bnb_0_36_0_without_full_libraries_is_named_known_bad():
 
     diag, plan = analyse(facts_from_dict(_pre_4bit_host("0.36.0"), "test"))
     f = next(x for x in diag.findings if x.id == "bnb-known-bad-release")
-    assert f.evidence["kind"] == "missing-lib" and "use 0.36.0.post2" in f.summary
+    assert f.evidence["kind"] == "missing-lib" and "fixed by 0.36.0.post2" in f.summary
     assert "bnb-no-4bit" in diag.ids
     assert KB.bnb.release(_bnb_step(plan).to).has_4bit
     # 0.36.0.post2 has the library: no known-bad finding, only the missing 4-bit
@@ -775,3 +775,30 @@ def test_torch_dlls_that_cannot_load_on_windows_ask_for_the_vc_runtime_not_a_rei
     b = analyse(facts_from_dict(doc["facts"]))
     assert "torch-dll-load-failed" not in b.diagnosis.ids
     assert [s for s in b.plan.steps if s.package == "torch"]
+
+
+@pytest.mark.parametrize(
+    ("gpu", "found"),
+    [
+        ({"name": "NVIDIA GeForce GTX 1080 Ti", "compute_capability": "6.1"}, "error"),
+        ({"name": "Tesla T4", "compute_capability": "7.5"}, None),
+        (None, "warning"),  # GPUs not reported: the fault cannot be ruled in or out
+    ],
+)
+def test_the_old_gpu_nameerror_of_0_37_0_is_named_where_the_gpu_is_below_7_5(gpu, found):
+    """S110: bitsandbytes 0.36.0.post2 and 0.37.0 raise NameError 'cuda_setup' at import on a
+    GPU below compute capability 7.5; fixed in 0.37.1. Never planned either way."""
+    from packaging.version import Version as V
+
+    from tests.core_helpers import analyse
+
+    doc = _pre_4bit_host("0.37.0")
+    if gpu is None:
+        doc.pop("gpus")
+    else:
+        doc["gpus"] = [{"index": 0, **gpu}]
+    diag, plan = analyse(facts_from_dict(doc, "test"))
+    bad = [f for f in diag.findings if f.id == "bnb-known-bad-release"]
+    assert [f.severity for f in bad] == ([found] if found else [])
+    target = KB.bnb.release(_bnb_step(plan).to)
+    assert target is not None and not target.known_bad and target.version >= V("0.37.1")

@@ -2042,3 +2042,19 @@ def test_a_cuda_torch_that_sees_no_gpu_with_the_gpus_unreported_is_cuda_init_fai
     facts = _report("Linux", {"version": "2.5.1+cu121", "cuda": "12.1", "cuda_available": False})
     a = _analyse(facts, None)
     assert "cuda-init-failed" in a.diagnosis.ids and not a.plan.healthy
+
+
+def test_the_cuda_setup_nameerror_proves_a_known_bad_range_and_moves_past_it():
+    """S110: "NameError: name 'cuda_setup' is not defined" is printed only by bitsandbytes
+    0.36.0-0.37.0 (on a GPU below 7.5): every release of the range is known bad, so the text
+    alone names bnb-known-bad-release and the plan moves to a good release above it."""
+    text = (
+        "  File \".../cuda_setup/main.py\", line 153\nNameError: name 'cuda_setup' is not defined"
+    )
+    implied = implied_by(text)
+    assert implied.range("bitsandbytes") == SpecifierSet(">=0.36.0,<0.37.1")
+    a = pipeline.analyse(Facts(), error_text=text)
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-known-bad-release"]
+    assert f.severity == "error" and "use 0.37.1" in f.summary
+    [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    assert Version(step.to) >= Version("0.37.1") and not KB.bnb.release(step.to).known_bad

@@ -196,6 +196,15 @@ _BIAS = (
     "S46 git history and the wheels' autograd/_functions.py",
 )
 _S66 = "S66 git history 0.48.0-0.50.1, PRs #1776/#1786/#1837, issue #1775, PyPI JSON"
+# S110: cuda_setup/main.py of 0.36.0, 0.36.0.post2 and 0.37.0 logs "Compute capability < 7.5
+# detected!" through `cuda_setup`, a name is_cublasLt_compatible() never defines, so on a GPU
+# below 7.5 the import raises NameError; 0.37.1 calls CUDASetup.get_instance() (commit 59bf8fcf,
+# "fix CUDASetup call"). 0.35.4 has no such call.
+_OLD_GPU_NAMEERROR = (
+    "on a GPU of compute capability below 7.5 its import raises \"NameError: name 'cuda_setup' "
+    'is not defined" (cuda_setup/main.py logs through a name it never defines; fixed in 0.37.1, '
+    "commit 59bf8fcf 'fix CUDASetup call')"
+)
 KNOWN_BAD = {
     # S75: 0.36.0's wheel has the eleven _nocublaslt libraries and libbitsandbytes_cpu.so only;
     # S77: 0.36.0.post2 (with cuda110-118 and cuda120) was uploaded 70 minutes later.
@@ -203,9 +212,21 @@ KNOWN_BAD = {
         "the wheel has no libbitsandbytes_cudaXY.so, only the _nocublaslt libraries: on a GPU "
         "of compute capability >= 7.5 it loads libbitsandbytes_cpu.so instead ('Required "
         "library version not found'; 'compiled without GPU support'), fixed by 0.36.0.post2, "
-        "uploaded 70 minutes later; use 0.36.0.post2",
+        f"uploaded 70 minutes later; and {_OLD_GPU_NAMEERROR}; use 0.37.1",
         "missing-lib",
-        "S77 PyPI upload times",
+        "S77 PyPI upload times; S110 cuda_setup/main.py of the wheels",
+    ),
+    "0.36.0.post2": (
+        f"{_OLD_GPU_NAMEERROR}; use 0.37.1",
+        "old-gpu-crash",
+        "S110 cuda_setup/main.py of the wheels 0.35.4-0.37.2 and commit 59bf8fcf",
+        "7.5",
+    ),
+    "0.37.0": (
+        f"{_OLD_GPU_NAMEERROR}; use 0.37.1",
+        "old-gpu-crash",
+        "S110 cuda_setup/main.py of the wheels 0.35.4-0.37.2 and commit 59bf8fcf",
+        "7.5",
     ),
     "0.39.0": (
         "the wheel lacks libbitsandbytes_cuda110 and cuda114 (restored in 0.39.1); use 0.39.1",
@@ -683,9 +704,11 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
         sdist = plats.get("sdist", {}).get("dist_kind") == "sdist"
         lines.append(f"sdist = {str(sdist).lower()}")
         if rel in KNOWN_BAD:
-            why, kind, src = KNOWN_BAD[rel]
+            why, kind, src, *below = KNOWN_BAD[rel]
             lines.append(f"known_bad = {q(why)}")
             lines.append(f"known_bad_kind = {q(kind)}")
+            if below:  # bad only on a GPU below this compute capability
+                lines.append(f"known_bad_below_cc = {q(below[0])}")
             sources.append(src)
         if rel in LIB_GLIBC:
             _, ok, why = LIB_GLIBC[rel]

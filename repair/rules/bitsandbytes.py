@@ -561,7 +561,13 @@ def _below_library_targets(ctx: Context) -> Iterator[Finding]:
 @rule("bnb-known-bad-release")
 def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
     view, rel, libs = ctx.view, ctx.bnb_rel, ctx.bnb_libs
+    if view.bnb is None:
+        yield from _known_bad_range(ctx)
+        return
     if rel is None or not rel.known_bad or _libstdcxx_fits(view, rel):
+        return
+    below = _below_the_gpu_floor(view, rel)
+    if below is False:
         return
     if rel.known_bad_kind == "missing-lib":
         lib_ok = (
@@ -580,8 +586,40 @@ def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
         kind=rel.known_bad_kind,
     )
     # An 8-bit-only fault, or a crash whose triggering setups are UNCONFIRMED (0.49.0): a 4-bit
-    # setup may never meet it, so a warning; the release is still never planned (bnb_fits).
-    yield ctx.unconfirmed_or(f, rel.known_bad_kind not in BNB_KNOWN_BAD_WARN)
+    # setup may never meet it, so a warning; the release is still never planned (bnb_fits). A
+    # fault of GPUs below a compute capability is proven only where the facts list one.
+    # (an error text whose range holds the release shows the fault happened: proven)
+    spec = view.implied.range("bitsandbytes")
+    shown = below is not None or (spec is not None and rel.version in spec)
+    yield ctx.unconfirmed_or(f, rel.known_bad_kind not in BNB_KNOWN_BAD_WARN and shown)
+
+
+def _known_bad_range(ctx: Context) -> Iterator[Finding]:
+    """bitsandbytes' version unknown, a range an error text proves (NameError 'cuda_setup':
+    0.36.0-0.37.0, S110): every release in it is known bad in one way, so the text proves it."""
+    spec = ctx.view.implied.range("bitsandbytes")
+    inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
+    if not inside or any(r.known_bad is None for r in inside):
+        return
+    newest = max(inside, key=lambda r: r.version)
+    yield ctx.finding(
+        "bnb-known-bad-release",
+        f"bitsandbytes {spec} (read from the error message): {newest.known_bad}",
+        bitsandbytes=str(spec),
+        kind=newest.known_bad_kind,
+        source="error message",
+    )
+
+
+def _below_the_gpu_floor(view: View, rel: BnbRelease) -> bool | None:
+    """For a release bad only on GPUs below a compute capability (0.36.0.post2 and 0.37.0:
+    NameError below 7.5, S110): whether a GPU of the facts is below it (None: the GPUs are not
+    known); True for a release bad everywhere."""
+    if rel.known_bad_below_cc is None:
+        return True
+    if not view.ccs:
+        return None
+    return min(view.ccs) < rel.known_bad_below_cc
 
 
 def _libstdcxx_fits(view: View, rel: BnbRelease) -> bool:
@@ -600,4 +638,9 @@ def _libstdcxx_fits(view: View, rel: BnbRelease) -> bool:
 @ruled_out("bnb-known-bad-release")
 def _not_known_bad(view: View, kb: Knowledge) -> bool:
     rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
-    return view.bnb is not None and (rel is None or not rel.known_bad or _libstdcxx_fits(view, rel))
+    return view.bnb is not None and (
+        rel is None
+        or not rel.known_bad
+        or _libstdcxx_fits(view, rel)
+        or _below_the_gpu_floor(view, rel) is False
+    )
