@@ -57,6 +57,9 @@ FACT_KEYS: Mapping[str, type] = {
     # what its loader messages prove (S38); torch.cuda.is_available() was True in that process.
     "bnb_cuda_not_loaded": bool,
     "torch_cuda_available": bool,
+    # bitsandbytes' own CUDA_CHECK_RETURN (csrc/ops.cuh) printed that a kernel it launched has no
+    # code for this GPU: its library, not torch, lacks the GPU's architecture.
+    "bnb_kernel_missing": bool,
     # A CUDA library of torch's own (pip nvidia-*) resolved a versioned symbol against another
     # copy of its dependency found first on the loader path (nvJitLink): the copy's library name.
     "cuda_lib_shadowed": str,
@@ -131,6 +134,7 @@ class Implied:
     loader_cuda_tag: str | None = None
     bnb_cuda_not_loaded: bool = False
     torch_cuda_available: bool = False
+    bnb_kernel_missing: bool = False
     cuda_lib_shadowed: str | None = None
     hf_feature: str | None = None
     wheel_tag_refused: str | None = None
@@ -323,6 +327,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "loader_cuda_tag": "the CUDA library tag bitsandbytes' loader looked for",
     "bnb_cuda_not_loaded": "bitsandbytes did not load a CUDA library",
     "torch_cuda_available": "torch.cuda.is_available() was True in that process",
+    "bnb_kernel_missing": "a bitsandbytes kernel had no code for the GPU it ran on",
     "cuda_lib_shadowed": "another copy of {value} came first on the loader path",
     "hf_feature": "a Hugging Face feature with its own floors",
     "wheel_tag_refused": "pip refused a bitsandbytes wheel for this platform tag",

@@ -2058,3 +2058,46 @@ def test_the_cuda_setup_nameerror_proves_a_known_bad_range_and_moves_past_it():
     assert f.severity == "error" and "use 0.37.1" in f.summary
     [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
     assert Version(step.to) >= Version("0.37.1") and not KB.bnb.release(step.to).known_bad
+
+
+BNB_OPS_CU = (
+    '  File "C:\\sd\\venv\\lib\\site-packages\\bitsandbytes\\functional.py", line 1436\n'
+    "Error no kernel image is available for execution on the device at line 167 in file "
+    "D:\\ai\\tool\\bitsandbytes\\csrc\\ops.cu"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        (BNB_OPS_CU, {"gpu-too-old-for-bnb"}),
+        (
+            "Error invalid device function at line 49 in file /src/csrc/ops.cu",
+            {"gpu-too-old-for-bnb"},
+        ),
+        # torch's own words: its build lacks the GPU (nothing says bitsandbytes' library)
+        (
+            "RuntimeError: CUDA error: no kernel image is available for execution on the device",
+            {"gpu-arch-unsupported"},
+        ),
+    ],
+)
+def test_whose_kernel_is_missing_is_read_from_who_printed_it(text, ids):
+    """bitsandbytes' CUDA_CHECK_RETURN prints "Error <cudaGetErrorString> at line N in file
+    <.cu>" (S111): there the missing kernel is its library's, not torch's, so the plan moves
+    bitsandbytes and names no torch arch fault; torch's RuntimeError form stays torch's."""
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Windows", "machine": "AMD64"},
+            "driver": {"found": True},
+            "gpus": [{"index": 0, "name": "NVIDIA GeForce GTX 1060", "compute_capability": "6.1"}],
+            "python": {"in_venv": True},
+            "packages": {"bitsandbytes": None},
+        }
+    )
+    a = _analyse(facts, text)
+    found = set(a.diagnosis.ids) & {"gpu-too-old-for-bnb", "gpu-arch-unsupported"}
+    assert found == ids
+    if ids == {"gpu-too-old-for-bnb"}:
+        assert [s.package for s in a.plan.steps] == ["bitsandbytes"]

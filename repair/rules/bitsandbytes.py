@@ -488,8 +488,33 @@ def gpu_too_old_for_bnb(ctx: Context) -> Iterator[Finding]:
             gpus=[g.index for g in kepler],
             kepler=True,
         )
-    yield from _below_library_targets(ctx)
+    below = list(_below_library_targets(ctx))
+    yield from below
+    if not below and not kepler:
+        yield from _kernel_missing_from_text(ctx)
     yield from _serving_gate(ctx)
+
+
+def _kernel_missing_from_text(ctx: Context) -> Iterator[Finding]:
+    """bitsandbytes' own CUDA check printed that a kernel of its library has no code for the
+    GPU (plans/signatures.toml bnb-kernel-missing, S111): its library lacks the GPU's
+    architecture, whatever the facts say of its version."""
+    view = ctx.view
+    if not view.implied.bnb_kernel_missing:
+        return
+    gpus = ", ".join(
+        f"{g.name or 'GPU ' + str(g.index)} ({g.compute_capability})"
+        for g in view.gpus or ()
+        if g.compute_capability
+    )
+    yield ctx.finding(
+        "gpu-too-old-for-bnb",
+        f"bitsandbytes{' ' + str(view.bnb) if view.bnb else ''}: a kernel of its CUDA library has "
+        f"no code for {gpus or 'the GPU'} (read from the error message: its own CUDA check "
+        "reported it, so torch's build is not the cause)",
+        compute_capability=[str(cc) for cc in view.ccs],
+        source="error message",
+    )
 
 
 def _serving_gate(ctx: Context) -> Iterator[Finding]:

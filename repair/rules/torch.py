@@ -281,6 +281,10 @@ def _not_covered(ctx: Context, arch_list: tuple[str, ...], g: Gpu) -> tuple[Vers
 
 @ruled_out("gpu-arch-unsupported")
 def _every_gpu_covered(view: View, kb: Knowledge) -> bool:
+    """Every GPU is in torch's arch list, or the text shows bitsandbytes' own CUDA check
+    reporting the missing kernel (bnb-kernel-missing, S111): the same words, another library."""
+    if view.implied.bnb_kernel_missing:
+        return True
     arch, _ = torch_arch_list(view, kb)
     return (
         arch is not None
