@@ -745,7 +745,7 @@ def make_plan(
         notes.append(
             "the error message also points to "
             + ", ".join(diag.ruled_out)
-            + "; the facts rule that out"
+            + "; the facts, with what the message itself proves, rule that out"
         )
     bnb_change = _bnb_must_change(view, ids, by_id)
     # a torch move needs a GPU to cover: one the facts do not show is no reason for one
