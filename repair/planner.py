@@ -1663,12 +1663,12 @@ def _no_driver_advice(
         return None
     if view.system == "Darwin":
         native = native_4bit_releases(kb, view.platform)
-        wheels = (
-            f"bitsandbytes >= {native[0].version} has macOS wheels that"
+        text = "a Mac has no CUDA (no NVIDIA driver to install): " + (
+            f"bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
             if native
-            else "bitsandbytes"
+            else f"no bitsandbytes release has a build for {view.platform or 'this Mac'}, so "
+            "4-bit needs another machine (an NVIDIA GPU, or an Apple silicon Mac)"
         )
-        text = f"a Mac has no CUDA (no NVIDIA driver to install): {wheels} run 4-bit on the CPU"
         return Manual("no-nvidia-driver", text, False)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""

@@ -946,3 +946,25 @@ def test_a_mac_with_a_transformers_that_refuses_without_cuda_moves_it(transforme
     if moves:
         [floor] = [r for r in KB.hf if r.feature == "4bit-cpu" and r.package == "transformers"]
         assert SpecifierSet(steps["transformers"].to).contains(floor.minimum)
+
+
+def test_an_intel_mac_is_not_told_that_macos_wheels_run_4bit():
+    """bitsandbytes' macOS wheels are for Apple silicon only (plans/bitsandbytes.toml): on an
+    Intel Mac the optional no-driver step says no release has a build there, instead of a
+    sentence that promises CPU 4-bit."""
+    assert not any(
+        (b := r.builds.get("macos-x86_64")) is not None and b.native for r in KB.bnb.releases
+    )
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Darwin", "machine": "x86_64"},
+        "driver": {"found": False},
+        "gpus": [],
+        "python": {"version": "3.11.7", "in_venv": True},
+        "packages": {"torch": "2.2.2", "bitsandbytes": "0.42.0"},
+        "torch": {"version": "2.2.2", "cuda": None},
+    }
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
+    assert "no bitsandbytes release has a build for macos-x86_64" in m.text
+    assert "run 4-bit on the CPU" not in m.text
