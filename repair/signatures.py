@@ -100,6 +100,7 @@ HF_FEATURE_WORDS = {
         'the Trainer option optim="paged_adamw_32bit" (or another of bitsandbytes\' paged, '
         "8-bit and Lion optimizers)"
     ),
+    "8bit-training": "the Trainer on a model loaded in 8-bit (with adapters)",
 }
 HF_FEATURE_NAMES = tuple(HF_FEATURE_WORDS)
 

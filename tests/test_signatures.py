@@ -2101,3 +2101,27 @@ def test_whose_kernel_is_missing_is_read_from_who_printed_it(text, ids):
     assert found == ids
     if ids == {"gpu-too-old-for-bnb"}:
         assert [s.package for s in a.plan.steps] == ["bitsandbytes"]
+
+
+@pytest.mark.parametrize("gap", [" ", "  "])
+def test_the_trainers_8bit_refusal_proves_transformers_4_26_and_plans_its_floor(gap):
+    """transformers 4.26.0 and 4.26.1 refuse every 8-bit model in Trainer.__init__ ("Training
+    an 8-bit model is not supported yet"; absent in 4.25.1, replaced in 4.27.0: S112): the text
+    proves that range, and the plan moves transformers to at least 4.27.0 (the 8bit-training
+    floor), the 4-bit floors included."""
+    text = (
+        "ValueError: The model you want to train is loaded in 8-bit precision. "
+        f"Training{gap}an 8-bit model is not supported yet."
+    )
+    implied = implied_by(text)
+    assert implied.range("transformers") == SpecifierSet(">=4.26.0,<4.27.0")
+    assert implied.hf_feature == "8bit-training"
+    [floor] = [r for r in KB.hf if r.feature == "8bit-training"]
+    assert floor.package == "transformers" and floor.minimum == Version("4.27.0")
+    a = _analyse(
+        facts_from_dict({"schema": "qfix.facts/1", "packages": {"transformers": None}}), text
+    )
+    found = [f for f in a.diagnosis.findings if f.id == "hf-stack-too-old"]
+    assert any(f.evidence.get("minimum") == "4.27.0" for f in found)
+    [step] = [s for s in a.plan.steps if s.package == "transformers"]
+    assert SpecifierSet(step.to).contains("4.30.0") and not SpecifierSet(step.to).contains("4.26.1")
