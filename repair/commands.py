@@ -212,11 +212,21 @@ def torch_step_index(step: Step, torch_index_base: str | None) -> str | None:
     label, the step's own ``index_url`` (None = the user's default index).
     """
     version = validate_version(step.to)
-    if torch_index_base is not None and version.local:
-        # Version.local is normalised to [a-z0-9.] (PEP 440), so it is a safe path segment.
-        return f"{validate_index_url(torch_index_base)}/{version.local}"
     url = step.index_url
+    # Version.local is normalised to [a-z0-9.] (PEP 440), so it is a safe path segment; a CPU
+    # wheel pinned without its label (macOS, plans/torch.toml [cpu_unlabelled]) keeps the
+    # variant folder its planned index names
+    variant = version.local or (_variant_folder(url) if url is not None else None)
+    if torch_index_base is not None and variant:
+        return f"{validate_index_url(torch_index_base)}/{variant}"
     return None if url is None else validate_index_url(url)
+
+
+def _variant_folder(url: str) -> str | None:
+    """The last path segment of a PyTorch-style index URL (``.../whl/cpu`` -> ``cpu``) where it
+    has the form of a variant name, else None."""
+    last = url.rstrip("/").rsplit("/", 1)[-1]
+    return last if re.fullmatch(r"(?:cpu|cu\d+|rocm[\d.]+|xpu)", last) else None
 
 
 def constraint_lines(steps: Sequence[Step], installed: Mapping[str, str | None]) -> list[str]:

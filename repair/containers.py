@@ -27,14 +27,22 @@ def gpu_how(container: str) -> str:
 
 
 def start_with_gpu(container: str | None) -> str:
-    """The container clause of a "this process sees no GPU" advice: this engine's way where the
-    probe named one, else the general words (`--gpus all` and the toolkit)."""
-    if container:
+    """The clause that tells how to give a container the GPU: this engine's way where the probe
+    named one the toolkit documents, else the general words (`--gpus all` and the toolkit)."""
+    if container in HOW_BY_ENGINE:
         return (
-            f"this {container} container must be started with the GPU ({gpu_how(container)}, "
-            "with the NVIDIA Container Toolkit on the host)"
+            f"give this {container} container the GPU: {gpu_how(container)}, with the NVIDIA "
+            "Container Toolkit on the host"
         )
     return (
         "in a container, start it with the GPU (`--gpus all` and the NVIDIA Container Toolkit, "
         "or the GPU image of the platform)"
     )
+
+
+def gpu_not_reaching(container: str | None, *, driver_seen: bool) -> str | None:
+    """The container clause of a "this process sees no GPU" advice; None where the probe ran
+    inside a named container and the driver answered there: it was started with the GPU."""
+    if container and driver_seen:
+        return None
+    return start_with_gpu(container)

@@ -10,7 +10,7 @@ the plan's finding and manual steps, so that `explain` and `plan --error` never 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,9 @@ class Explanation:
     # What the text proves, as `qfix plan --error` lists it under "read from the error message"
     read_from_error: tuple[str, ...] = ()
     implied: Mapping[str, Any] = field(default_factory=dict)  # signatures.implied_to_dict
+    # Classes a catalogue signature matches that the facts, with what the text proves, rule
+    # out (the plan's "also points to ...; ... rule that out"): not listed as matches
+    ruled_out: tuple[str, ...] = ()
 
 
 def explain(
@@ -103,6 +106,7 @@ def explain(
     sources: Sources | None = None,
     planned: Mapping[str, Planned] | None = None,
     signatures: tuple[Signature, ...] | None = None,
+    ruled_out: Iterable[str] = (),
 ) -> tuple[Match, ...]:
     """Classes whose signatures match ``text``, strongest first; with a diagnosis, classes the
     facts prove are added (and those matches marked confirmed). ``planned``: the classes the plan
@@ -111,6 +115,8 @@ def explain(
     carries the text of every key its sources cite (``sources``, default: plans/sources.toml)."""
     table = sources if sources is not None else load_sources()
     found = _catalogue_hits(text, cat)
+    for fid in ruled_out:
+        found.pop(fid, None)
     planned = planned or {}
     fact_ids = set(diagnosis.ids) if diagnosis else set()
     from_constraints = [i for i in planned if i not in found and i not in fact_ids]
@@ -219,4 +225,5 @@ def explain_to_dict(result: Explanation | tuple[Match, ...]) -> dict[str, Any]:
         "matches": [m.to_dict() for m in result.matches],
         "read_from_error": list(result.read_from_error),
         "implied": dict(result.implied),
+        "ruled_out": list(result.ruled_out),
     }

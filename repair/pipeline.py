@@ -451,8 +451,12 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
     references = load_sources().resolve(
         "; ".join(src for sid in implied.signatures for src in sigs[sid].sources)
     )
-    planned = {
-        fid: Planned(
+    planned: dict[str, Planned] = {}
+    for fid in analysis.diagnosis.ids:
+        if fid not in text_ids:
+            continue
+        cause = _feature_cause(analysis.diagnosis, fid, kb, implied.hf_feature, cat)
+        planned[fid] = Planned(
             findings=tuple(
                 f.summary
                 for f in analysis.diagnosis.findings
@@ -460,16 +464,17 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
             ),
             advice=tuple(m.text for m in analysis.plan.manual if m.id == fid),
             references=references,
-            cause=(cause := _feature_cause(analysis.diagnosis, fid, kb, implied.hf_feature, cat)),
+            cause=cause,
             cause_references=load_sources().resolve(cause) if cause else (),
         )
-        for fid in analysis.diagnosis.ids
-        if fid in text_ids
-    }
+    ruled_out = analysis.diagnosis.ruled_out
     return Explanation(
-        explain(text, cat, alone if facts is not None else None, planned=planned),
+        explain(
+            text, cat, alone if facts is not None else None, planned=planned, ruled_out=ruled_out
+        ),
         read_from_error=(*analysis.read_from_error, *implied_property_lines(implied)),
         implied=implied_to_dict(implied) if not implied.empty else {},
+        ruled_out=tuple(ruled_out),
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .containers import gpu_how, start_with_gpu
+from .containers import gpu_how, gpu_not_reaching
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
@@ -1367,11 +1367,14 @@ CUDA_INIT_ADVICE = (
 
 # torch.cuda.is_available() was False for a CUDA torch with no CUDA error in the text
 # (rules/gpu.py cuda_unavailable_to_a_cuda_torch): where the GPU is most often lost.
-def cuda_unavailable_advice(container: str | None) -> str:
-    """The advice for a CUDA torch that sees no GPU (``container``: host.container)."""
+def cuda_unavailable_advice(view: View) -> str:
+    """The advice for a CUDA torch that sees no GPU (in a container: how it gets one, unless the
+    driver answered inside it)."""
+    clause = gpu_not_reaching(view.container, driver_seen=view.driver_found is True)
     return (
-        f"torch is a CUDA build, but this process sees no usable GPU: {start_with_gpu(container)}; "
-        "check `nvidia-smi` in the same shell, and CUDA_VISIBLE_DEVICES (an empty value or -1 "
+        "torch is a CUDA build, but this process sees no usable GPU: "
+        + (f"{clause}; " if clause else "")
+        + "check `nvidia-smi` in the same shell, and CUDA_VISIBLE_DEVICES (an empty value or -1 "
         "hides every GPU); on NVSwitch systems start nvidia-fabricmanager; after a driver "
         "update, reboot. No package change fixes this."
     )
@@ -1388,9 +1391,35 @@ def _cuda_unavailable_advice(
         "torch-cpu-build",
         'if torch already is a CUDA build (`python -c "import torch; '
         'print(torch.version.cuda)"` prints a version), the torch step does not fix it: CUDA '
-        f"cannot initialise in that process. {_capital(start_with_gpu(_container(view)))}; "
-        "elsewhere check `nvidia-smi`, CUDA_VISIBLE_DEVICES, and reboot after a driver update",
+        "cannot initialise in that process. " + _init_checks(view),
         False,
+    )
+
+
+def _bnb_other_build_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """bitsandbytes' own CUDA check reported a kernel missing for the GPU, yet the PyPI wheel of
+    the installed release has code for it in the library its loader takes (S111, plans/
+    bitsandbytes.toml SASS bands): the library that ran is not that wheel's."""
+    lib = next(
+        (
+            f.evidence["pypi_library_covers"]
+            for f in by_id.get("gpu-too-old-for-bnb", ())
+            if f.evidence.get("pypi_library_covers")
+        ),
+        None,
+    )
+    if lib is None:
+        return None
+    return Manual(
+        "gpu-too-old-for-bnb",
+        f"bitsandbytes {view.bnb}'s PyPI wheel has code for this GPU in its {lib} library, so "
+        "the library that ran is another build (built from source for other GPUs, a copied "
+        "file, or one BNB_CUDA_VERSION chose): reinstall the wheel "
+        f"(`pip install --force-reinstall --no-deps bitsandbytes=={view.bnb}`) with "
+        "BNB_CUDA_VERSION unset",
+        True,
     )
 
 
@@ -1438,7 +1467,7 @@ def _cuda_init_advice(
     text = (
         advice_for(view.implied, implying="cuda_forked")
         or advice_for(view.implied, implying="cuda_error")
-        or (cuda_unavailable_advice(_container(view)) if unavailable else CUDA_INIT_ADVICE)
+        or (cuda_unavailable_advice(view) if unavailable else CUDA_INIT_ADVICE)
     )
     if view.implied.cuda_error == 804 and view.torch_cuda is not None:
         need = kb.drivers.minor_compat_min(view.torch_cuda.major, view.driver_os)
@@ -1673,7 +1702,7 @@ def _no_driver_advice(
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
     until = f"until then bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
-    container = _container(view)
+    container = view.container
     if container and view.system == "Linux":
         visible = (view.facts.env or {}).get("NVIDIA_VISIBLE_DEVICES")
         # NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES (S105), and a CUDA torch was
@@ -1685,13 +1714,16 @@ def _no_driver_advice(
     return Manual("no-nvidia-driver", text, False)
 
 
-def _container(view: View) -> str | None:
-    """The container engine the host probe named (host.container), None where none is known."""
-    return view.facts.host.container if view.facts.host else None
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
+def _init_checks(view: View) -> str:
+    """What to check where CUDA cannot initialise in a process: the container's GPU (unless the
+    driver answered inside it), then the host's side."""
+    checks = "check `nvidia-smi`, CUDA_VISIBLE_DEVICES, and reboot after a driver update"
+    clause = gpu_not_reaching(view.container, driver_seen=view.driver_found is True)
+    if clause is None:
+        return checks[:1].upper() + checks[1:]
+    if view.container is None:
+        return f"In a container, {clause.removeprefix('in a container, ')}; elsewhere {checks}"
+    return f"{clause[:1].upper()}{clause[1:]}; also {checks}"
 
 
 def _container_gpu_text(container: str, visible: str | None, *, meant: bool) -> str:
@@ -1871,6 +1903,7 @@ _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
     _no_driver_advice,
     _kepler_advice,
     _serving_gate_advice,
+    _bnb_other_build_advice,
     _jetson_advice,
     _cuda_init_advice,
     _cuda_unavailable_advice,
@@ -2081,7 +2114,9 @@ def _rocm_downgrade(view: View, kb: Knowledge, c: TorchChoice) -> str:
     if view.torch is None or c.target >= public(view.torch):
         return ""
     rel = kb.torch.release(view.torch)
-    builds = [v for v in rel.variants_for(view.platform or "") if v.rocm] if rel else []
+    if rel is None:
+        return f" (down from {public(view.torch)}: torch {series(view.torch)} is not in plans/)"
+    builds = [v for v in rel.variants_for(view.platform or "") if v.rocm]
     gfx = amd_gfx(view, kb)
     why = (
         "has no ROCm build"

@@ -440,6 +440,12 @@ def render_explain(
         ]
     elif not out:
         out = ["No known failure class matches this text.", ""]
+    if result.ruled_out:
+        out.append(
+            f"Also matched, but ruled out by the facts and what the message itself proves: "
+            f"{', '.join(result.ruled_out)}"
+        )
+        out.append("")
     if result.read_from_error:
         out.append("Read from the error message")
         out.extend(f"  {_unrepeated(line)}" for line in result.read_from_error)

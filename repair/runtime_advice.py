@@ -67,7 +67,7 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
     if f.evidence.get("libcuda"):
         text = _LIBCUDA_TEXT.format(
             driver=f.evidence.get("driver") or view.driver,
-            container=start_with_gpu(view.facts.host.container if view.facts.host else None),
+            container=start_with_gpu(view.container),
         )
         return Manual("cuda-libs-not-found", text, True)
     major = int(f.evidence["cuda_major"])

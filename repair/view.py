@@ -184,6 +184,12 @@ class View:
     # view made without the knowledge base)
     amd_targets: tuple[str, ...] | None = None
 
+    @property
+    def container(self) -> str | None:
+        """The container engine the host probe named (host.container: docker, podman,
+        kubernetes, lxc, ...), None where none is known."""
+        return self.facts.host.container if self.facts.host else None
+
     def torch_without_rocm(self) -> str | None:
         """ "a CUDA 12.1 build" / "a CPU-only build" where the facts show torch is not a ROCm
         build (its CUDA version, or its CPU label), else None: on an AMD host such a torch

@@ -653,3 +653,25 @@ def test_pips_own_upgrade_runs_first_and_alone_with_pip_only() -> None:
         uv="/bin/uv",
     )
     assert not any("pip>=20.3" in c for c in uv)
+
+
+@pytest.mark.parametrize(
+    ("to", "index", "expected"),
+    [
+        (
+            "2.7.1+cu126",
+            "https://download.pytorch.org/whl/cu126",
+            "https://mirror.example/whl/cu126",
+        ),
+        # a macOS CPU wheel is pinned without its label (plans/torch.toml [cpu_unlabelled]): the
+        # mirror still gets the variant folder the planned index names
+        ("2.14.1", "https://download.pytorch.org/whl/cpu", "https://mirror.example/whl/cpu"),
+        ("2.14.1", None, None),  # PyPI: no folder to move
+        ("2.14.1", "https://pypi.example/simple", "https://pypi.example/simple"),  # not a variant
+    ],
+)
+def test_a_torch_step_moves_to_the_mirror_by_its_variant(to, index, expected):
+    from repair.commands import torch_step_index
+
+    step = Step("install", "torch", "2.1.2", to, index, ("torch-cpu-build",), "torch")
+    assert torch_step_index(step, "https://mirror.example/whl") == expected

@@ -130,6 +130,7 @@ def test_explain_text_and_json():
         "matches": [],
         "read_from_error": [],
         "implied": {},
+        "ruled_out": [],
     }
 
 

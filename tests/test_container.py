@@ -109,17 +109,33 @@ def test_the_container_round_trips_in_the_facts_json() -> None:
     [
         ("kubernetes", "nvidia.com/gpu: 1"),
         ("podman", "--device nvidia.com/gpu=all"),
+        ("lxc", "`--gpus all` and the NVIDIA Container Toolkit"),  # an engine S105 has no way for
         (None, "`--gpus all` and the NVIDIA Container Toolkit"),  # engine unknown: Docker's way
     ],
 )
 def test_a_cuda_torch_that_sees_no_gpu_is_told_its_engines_way(container, how) -> None:
-    """A driver on the node, a CUDA torch, and torch.cuda.is_available() False: the advice
-    names how this engine gives a container the GPU (S105), not Docker's flag everywhere."""
+    """A CUDA torch, torch.cuda.is_available() False, and the driver not read in this process:
+    the advice names how this engine gives a container the GPU (S105), not Docker's flag
+    everywhere."""
     doc = _container_doc({}, "12.1", container)
-    doc["driver"] = {"found": True, "version": "550.54.15", "cuda": "12.4"}
+    doc["driver"] = {"found": None}
     doc["gpus"] = [{"index": 0, "name": "NVIDIA A10G", "compute_capability": "8.6"}]
     doc["torch"]["cuda_available"] = False
     _, plan = analyse(facts_from_dict(doc))
     [m] = [m for m in plan.manual if "sees no usable GPU" in m.text]
     assert how in m.text
-    assert (f"this {container} container" in m.text) is (container is not None)
+    named = container in ("kubernetes", "podman")
+    assert (f"give this {container} container the GPU" in m.text) is named
+
+
+def test_a_container_whose_driver_answers_is_not_told_to_start_with_the_gpu() -> None:
+    """NVML answered inside the container (the probe runs there): it was started with the GPU,
+    so the advice goes straight to the checks instead of a clause the facts contradict."""
+    doc = _container_doc({}, "12.1", "docker")
+    doc["driver"] = {"found": True, "version": "550.54.15", "cuda": "12.4"}
+    doc["gpus"] = [{"index": 0, "name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}]
+    doc["torch"]["cuda_available"] = False
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if "sees no usable GPU" in m.text]
+    assert "--gpus all" not in m.text and "this docker container" not in m.text
+    assert "check `nvidia-smi`" in m.text

@@ -814,23 +814,37 @@ def test_a_cuda_torch_on_an_amd_gpu_pairs_with_a_bitsandbytes_for_the_new_rocm()
     assert plan.constraints[0] == f"torch=={torch}"
 
 
-def test_a_rocm_move_below_the_installed_torch_says_why():
-    """A CUDA torch 2.8.0 on an RX 7900 XTX: where no 2.8 ROCm build is known to hold gfx1100
-    (their lists are not read, S102), the plan takes an older release's build, and its note
-    says that torch goes down and why, instead of a bare "moves to"."""
+def _amd_torch_from(version: str, cuda: str) -> dict:
     doc = _amd_cuda_torch_doc("AMD Radeon RX 7900 XTX")
-    doc["packages"].update(torch="2.8.0+cu128", torchvision="0.23.0+cu128")
-    doc["torch"].update(version="2.8.0+cu128", cuda="12.8")
-    builds = [v for v in KB.torch.release("2.8").variants_for("linux-x86_64") if v.rocm]
-    _, plan = analyse(facts_from_dict(doc))
+    label = "cu" + cuda.replace(".", "")
+    doc["packages"].update(torch=f"{version}+{label}")
+    doc["packages"].pop("torchvision")
+    doc["torch"].update(version=f"{version}+{label}", cuda=cuda)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("version", "cuda", "why"),
+    [
+        # S102: 2.8's ROCm lists were not read (plans/torch.toml keeps no gfx for them)
+        ("2.8.0", "12.8", "torch 2.8 has ROCm builds, whose GPU targets are not known"),
+        # a release plans/ does not hold (a future one)
+        ("2.99.0", "13.0", "torch 2.99 is not in plans/"),
+    ],
+)
+def test_a_rocm_move_below_the_installed_torch_says_why(version, cuda, why):
+    """A CUDA torch on an RX 7900 XTX (gfx1100) whose release has no ROCm build known to hold
+    the target: the plan takes an older release's build, and its note says that torch goes
+    down and why, instead of a bare "moves to"."""
+    rel = KB.torch.release(version)
+    if rel is not None:  # the knowledge this case rests on
+        builds = [v for v in rel.variants_for("linux-x86_64") if v.rocm]
+        assert builds and all(v.gfx is None for v in builds)
+    _, plan = analyse(facts_from_dict(_amd_torch_from(version, cuda)))
     torch = next(s for s in plan.steps if s.package == "torch")
+    assert Version(Version(torch.to).public) < Version(version)
     [note] = [n for n in plan.notes if n.startswith("AMD GPU")]
-    if Version(Version(torch.to).public) < Version("2.8.0"):
-        assert builds and any(v.gfx is None for v in builds)
-        why = "torch 2.8 has ROCm builds, whose GPU targets are not known"
-        assert f"moves to {torch.to} (down from 2.8.0: {why})" in note
-    else:  # once plans/ holds a 2.8 list with gfx1100, the installed release is kept
-        assert "down from" not in note
+    assert f"moves to {torch.to} (down from {version}: {why})" in note
 
 
 def test_no_rocm_build_is_planned_for_a_target_no_known_build_has():
@@ -884,7 +898,6 @@ def test_lacking_builds_are_named_in_runs():
     ("platform_doc", "torch_from", "labelled"),
     [
         ({"system": "Darwin", "machine": "arm64"}, "2.1.2", False),  # S109: macOS, no +cpu
-        ({"system": "Linux", "machine": "aarch64", "libc": "glibc 2.35"}, "2.1.2", None),
         ({"system": "Windows", "machine": "AMD64"}, "2.1.2", True),
     ],
 )
@@ -908,10 +921,31 @@ def test_a_cpu_torch_step_names_the_wheel_as_the_index_labels_it(
     steps = {s.package: s for s in plan.steps}
     torch, vision = steps["torch"], steps["torchvision"]
     to = Version(torch.to)
-    if labelled is None:  # Linux aarch64: labelled from 2.6 on
-        labelled = to >= Version("2.6")
     assert (to.local == "cpu") is labelled and (Version(vision.to).local == "cpu") is labelled
     assert to.local in (None, "cpu") and torch.index_url == f"{INDEX}/cpu"
+
+
+@pytest.mark.parametrize(("series", "labelled"), [("2.5", False), ("2.6", True)])
+def test_a_linux_aarch64_cpu_build_is_pinned_as_its_release_names_it(series, labelled):
+    """On Linux aarch64 the CPU build of 2.5 is pinned without "+cpu" (unlabelled wheels exist
+    there; a pin without a label matches either form), of 2.6 with it (S109)."""
+    from repair.planner import evaluate_variant
+    from repair.view import make_view
+
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "aarch64", "libc": "glibc 2.35"},
+        "driver": {"found": False},
+        "gpus": [],
+        "python": {"version": "3.11.7", "in_venv": True},
+        "packages": {},
+    }
+    view = make_view(facts_from_dict(doc), KB)
+    rel = KB.torch.release(series)
+    [cpu] = [v for v in rel.variants_for("linux-aarch64") if v.name == "cpu"]
+    choice, reasons = evaluate_variant(view, KB, rel, cpu)
+    assert choice is not None, reasons
+    assert choice.version == (f"{rel.latest}+cpu" if labelled else str(rel.latest))
 
 
 def test_cpu_labels_by_platform_and_release():
@@ -968,3 +1002,30 @@ def test_an_intel_mac_is_not_told_that_macos_wheels_run_4bit():
     [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
     assert "no bitsandbytes release has a build for macos-x86_64" in m.text
     assert "run 4-bit on the CPU" not in m.text
+    # nor a CPU 4-bit floor for transformers that no bitsandbytes could serve here
+    doc["packages"]["transformers"] = "4.40.0"
+    diag, plan = analyse(facts_from_dict(doc))
+    assert "hf-stack-too-old" not in diag.ids
+    assert not any("transformers" in m.text for m in plan.manual)
+
+
+def test_a_mac_whose_error_text_proves_a_refusing_transformers_gets_the_floor():
+    """transformers' "`.to` is not supported for 4-bit or 8-bit bitsandbytes models" proves
+    4.32.0 <= transformers < 4.45.0 (plans/signatures.toml): every release there refuses a
+    4-bit load without CUDA, a Mac included (S100), so the CPU 4-bit floor applies."""
+    from repair import pipeline
+
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Darwin", "machine": "arm64"},
+        "driver": {"found": False},
+        "gpus": [],
+        "python": {"version": "3.11.7", "in_venv": True},
+        "packages": {"torch": "2.5.1", "bitsandbytes": "0.49.1", "transformers": None},
+        "torch": {"version": "2.5.1", "cuda": None},
+    }
+    text = ".to is not supported for 4-bit or 8-bit bitsandbytes models"
+    a = pipeline.analyse(facts_from_dict(doc), error_text=text, torch_index=INDEX)
+    [floor] = [r for r in KB.hf if r.feature == "4bit-cpu" and r.package == "transformers"]
+    [step] = [s for s in a.plan.steps if s.package == "transformers"]
+    assert SpecifierSet(step.to).contains(floor.minimum)

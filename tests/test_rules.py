@@ -777,28 +777,39 @@ def test_torch_dlls_that_cannot_load_on_windows_ask_for_the_vc_runtime_not_a_rei
     assert [s for s in b.plan.steps if s.package == "torch"]
 
 
+_GTX_1080_TI = {"name": "NVIDIA GeForce GTX 1080 Ti", "compute_capability": "6.1"}
+_T4 = {"name": "Tesla T4", "compute_capability": "7.5"}
+
+
 @pytest.mark.parametrize(
-    ("gpu", "found"),
+    ("gpus", "text", "found"),
     [
-        ({"name": "NVIDIA GeForce GTX 1080 Ti", "compute_capability": "6.1"}, "error"),
-        ({"name": "Tesla T4", "compute_capability": "7.5"}, None),
-        (None, "warning"),  # GPUs not reported: the fault cannot be ruled in or out
+        ([_GTX_1080_TI], None, "error"),
+        ([_T4], None, None),
+        (None, None, "warning"),  # GPUs not reported: the fault cannot be ruled in or out
+        # GPUs on both sides of 7.5: the loader reads the last in CUDA's order, not the facts'
+        ([_GTX_1080_TI, _T4], None, "warning"),
+        # the text shows the NameError happened, whatever GPUs the facts list
+        ([_T4], "NameError: name 'cuda_setup' is not defined", "error"),
     ],
 )
-def test_the_old_gpu_nameerror_of_0_37_0_is_named_where_the_gpu_is_below_7_5(gpu, found):
+def test_the_old_gpu_nameerror_of_0_37_0_is_named_where_the_gpu_is_below_7_5(gpus, text, found):
     """S110: bitsandbytes 0.36.0.post2 and 0.37.0 raise NameError 'cuda_setup' at import on a
-    GPU below compute capability 7.5; fixed in 0.37.1. Never planned either way."""
-    from packaging.version import Version as V
-
-    from tests.core_helpers import analyse
+    GPU below compute capability 7.5; fixed in 0.37.1, and never planned."""
+    from repair import pipeline
+    from tests.core_helpers import INDEX
 
     doc = _pre_4bit_host("0.37.0")
-    if gpu is None:
+    if gpus is None:
         doc.pop("gpus")
     else:
-        doc["gpus"] = [{"index": 0, **gpu}]
-    diag, plan = analyse(facts_from_dict(doc, "test"))
-    bad = [f for f in diag.findings if f.id == "bnb-known-bad-release"]
+        doc["gpus"] = [{"index": i, **g} for i, g in enumerate(gpus)]
+    a = pipeline.analyse(facts_from_dict(doc, "test"), torch_index=INDEX, error_text=text)
+    bad = [f for f in a.diagnosis.findings if f.id == "bnb-known-bad-release"]
     assert [f.severity for f in bad] == ([found] if found else [])
-    target = KB.bnb.release(_bnb_step(plan).to)
-    assert target is not None and not target.known_bad and target.version >= V("0.37.1")
+    for f in bad:
+        assert f.evidence["kind"] == "old-gpu-crash" and f.evidence["bitsandbytes"] == "0.37.0"
+        assert "NameError: name 'cuda_setup'" in f.summary
+    assert all(
+        not KB.bnb.release(s.to).known_bad for s in a.plan.steps if s.package == "bitsandbytes"
+    )

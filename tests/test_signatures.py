@@ -2056,6 +2056,9 @@ def test_the_cuda_setup_nameerror_proves_a_known_bad_range_and_moves_past_it():
     a = pipeline.analyse(Facts(), error_text=text)
     [f] = [f for f in a.diagnosis.findings if f.id == "bnb-known-bad-release"]
     assert f.severity == "error" and "use 0.37.1" in f.summary
+    assert (
+        f.evidence["kind"] == "old-gpu-crash" and f.evidence["bitsandbytes"] == ">=0.36.0,<0.37.1"
+    )
     [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
     assert Version(step.to) >= Version("0.37.1") and not KB.bnb.release(step.to).known_bad
 
@@ -2125,3 +2128,48 @@ def test_the_trainers_8bit_refusal_proves_transformers_4_26_and_plans_its_floor(
     assert any(f.evidence.get("minimum") == "4.27.0" for f in found)
     [step] = [s for s in a.plan.steps if s.package == "transformers"]
     assert SpecifierSet(step.to).contains("4.30.0") and not SpecifierSet(step.to).contains("4.26.1")
+
+
+OPS_CU_LINE = (
+    "Error no kernel image is available for execution on the device at line 49 in file "
+    "/src/csrc/ops.cu"
+)
+
+
+def test_explain_lists_what_the_text_rules_out_apart_from_its_matches():
+    """bitsandbytes' own ops.cu line matches torch's arch class by its words, but proves the
+    kernel was bitsandbytes' (S111): explain shows it as ruled out, as the plan's note does,
+    not as a match with torch's fix."""
+    from repair.pipeline import explain_text
+    from repair.render import render_explain
+
+    result = explain_text(OPS_CU_LINE, None)
+    assert [m.id for m in result.matches] == ["gpu-too-old-for-bnb"]
+    assert result.ruled_out == ("gpu-arch-unsupported",)
+    assert "ruled out by the facts and what the message itself proves: gpu-arch-unsupported" in (
+        render_explain(result)
+    )
+
+
+def test_a_kernel_missing_from_a_wheel_that_has_it_asks_to_reinstall_that_wheel():
+    """bitsandbytes 0.50.2's cuda121 library has SASS for sm_60 (plans/bitsandbytes.toml), which
+    a GTX 1060 (6.1) runs: its ops.cu reporting no kernel means another build ran, so the plan
+    asks for the wheel again (a required step) instead of an error with nothing to do."""
+    lib = KB.bnb.release("0.50.2").builds["linux-x86_64"].sass("121")
+    assert lib and any(v.major == 6 and v <= Version("6.1") for v in lib)
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64", "libc": "glibc 2.35"},
+            "driver": {"found": True, "version": "550.54.15", "cuda": "12.4"},
+            "gpus": [{"index": 0, "name": "NVIDIA GeForce GTX 1060", "compute_capability": "6.1"}],
+            "python": {"version": "3.11.7", "in_venv": True},
+            "packages": {"torch": "2.5.1+cu121", "bitsandbytes": "0.50.2"},
+            "torch": {"version": "2.5.1+cu121", "cuda": "12.1"},
+        }
+    )
+    a = _analyse(facts, OPS_CU_LINE)
+    [f] = [f for f in a.diagnosis.findings if f.id == "gpu-too-old-for-bnb"]
+    assert f.evidence["pypi_library_covers"] == "cuda121"
+    [m] = [m for m in a.plan.manual if m.id == "gpu-too-old-for-bnb"]
+    assert m.required and "--force-reinstall --no-deps bitsandbytes==0.50.2" in m.text

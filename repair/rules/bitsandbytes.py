@@ -507,6 +507,7 @@ def _kernel_missing_from_text(ctx: Context) -> Iterator[Finding]:
         for g in view.gpus or ()
         if g.compute_capability
     )
+    covering = _library_covering(ctx)
     yield ctx.finding(
         "gpu-too-old-for-bnb",
         f"bitsandbytes{' ' + str(view.bnb) if view.bnb else ''}: a kernel of its CUDA library has "
@@ -514,7 +515,23 @@ def _kernel_missing_from_text(ctx: Context) -> Iterator[Finding]:
         "reported it, so torch's build is not the cause)",
         compute_capability=[str(cc) for cc in view.ccs],
         source="error message",
+        **({"pypi_library_covers": covering} if covering else {}),
     )
+
+
+def _library_covering(ctx: Context) -> str | None:
+    """The library of the installed release's PyPI wheel that the loader takes for torch's CUDA,
+    where plans/ lists SASS for every GPU of the facts in it (a kernel missing there means
+    another build ran: a source build, a copied file, BNB_CUDA_VERSION); else None."""
+    view, rel, libs, cuda = ctx.view, ctx.bnb_rel, ctx.bnb_libs, ctx.bnb_cuda
+    if rel is None or libs is None or cuda is None or not view.ccs or view.platform is None:
+        return None
+    chosen = installed_cuda_lib(view, rel, libs, cuda)
+    build = rel.builds.get(view.platform)
+    sass = build.sass(chosen) if build and chosen else None
+    if not sass or not all(sass_ccs_cover(sass, cc) for cc in view.ccs):
+        return None
+    return f"cuda{chosen}"
 
 
 def _serving_gate(ctx: Context) -> Iterator[Finding]:
@@ -591,8 +608,11 @@ def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
         return
     if rel is None or not rel.known_bad or _libstdcxx_fits(view, rel):
         return
-    below = _below_the_gpu_floor(view, rel)
-    if below is False:
+    # an error text whose range holds the release shows the fault happened here
+    spec = view.implied.range("bitsandbytes")
+    text_shows = spec is not None and rel.version in spec
+    gpus = _gpu_gate(view, rel)
+    if gpus == "not here" and not text_shows:
         return
     if rel.known_bad_kind == "missing-lib":
         lib_ok = (
@@ -612,11 +632,9 @@ def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
     )
     # An 8-bit-only fault, or a crash whose triggering setups are UNCONFIRMED (0.49.0): a 4-bit
     # setup may never meet it, so a warning; the release is still never planned (bnb_fits). A
-    # fault of GPUs below a compute capability is proven only where the facts list one.
-    # (an error text whose range holds the release shows the fault happened: proven)
-    spec = view.implied.range("bitsandbytes")
-    shown = below is not None or (spec is not None and rel.version in spec)
-    yield ctx.unconfirmed_or(f, rel.known_bad_kind not in BNB_KNOWN_BAD_WARN and shown)
+    # fault of GPUs below a compute capability is proven where the GPUs show it or the text does.
+    proven = gpus in ("everywhere", "here") or text_shows
+    yield ctx.unconfirmed_or(f, rel.known_bad_kind not in BNB_KNOWN_BAD_WARN and proven)
 
 
 def _known_bad_range(ctx: Context) -> Iterator[Finding]:
@@ -636,15 +654,18 @@ def _known_bad_range(ctx: Context) -> Iterator[Finding]:
     )
 
 
-def _below_the_gpu_floor(view: View, rel: BnbRelease) -> bool | None:
-    """For a release bad only on GPUs below a compute capability (0.36.0.post2 and 0.37.0:
-    NameError below 7.5, S110): whether a GPU of the facts is below it (None: the GPUs are not
-    known); True for a release bad everywhere."""
+def _gpu_gate(view: View, rel: BnbRelease) -> str:
+    """Where a known-bad release fails: "everywhere" (no GPU condition), else for a release bad
+    only on GPUs below a compute capability (0.36.0.post2 and 0.37.0: NameError below 7.5,
+    S110) "here", "not here" or "unknown". Their loader reads the compute capability of the
+    last GPU in CUDA's order (ccs[-1], S76), which by default is not the facts' order: GPUs on
+    both sides of the floor leave it unknown, as do GPUs not reported."""
     if rel.known_bad_below_cc is None:
-        return True
-    if not view.ccs:
-        return None
-    return min(view.ccs) < rel.known_bad_below_cc
+        return "everywhere"
+    below = {cc < rel.known_bad_below_cc for cc in view.ccs}
+    if below == {True}:
+        return "here"
+    return "not here" if below == {False} else "unknown"
 
 
 def _libstdcxx_fits(view: View, rel: BnbRelease) -> bool:
@@ -667,5 +688,5 @@ def _not_known_bad(view: View, kb: Knowledge) -> bool:
         rel is None
         or not rel.known_bad
         or _libstdcxx_fits(view, rel)
-        or _below_the_gpu_floor(view, rel) is False
+        or _gpu_gate(view, rel) == "not here"
     )

@@ -21,7 +21,7 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
     view = ctx.view
     if not view.rocm and view.has_nvidia_gpu is False:
         err = view.facts.driver.error if view.facts.driver else None
-        container = view.facts.host.container if view.facts.host else None
+        container = view.container
         where = {"container": container} if container else {}
         found = ctx.finding(
             "no-nvidia-driver",

@@ -22,7 +22,8 @@ HF_FEATURES = ("4bit-load", "kbit-training")
 # reads does not hold as it does. Releases up to 4.44.2 refuse everywhere, a Mac included: they
 # raise "No GPU found. A GPU is needed for quantization." whenever torch.cuda.is_available() is
 # False (S100 read 4.44.2; S25 the older ones), so there the floor is asked all the same.
-REFUSED_WITHOUT_CUDA_UP_TO = Version("4.44.2")
+# 4.44.2 is the last 4.44 release (PyPI): every release below 4.45.0 is read as refusing
+REFUSED_WITHOUT_CUDA = SpecifierSet("<4.45.0")
 
 
 def _applies(view: View, hf: HfRule) -> bool:
@@ -62,25 +63,34 @@ def _range_within(have: SpecifierSet | None, spec: SpecifierSet) -> bool:
 
 def _refused_without_cuda(view: View) -> bool:
     """transformers is known (or proven by an error text) to be a release that refuses a 4-bit
-    load whenever CUDA is unavailable (<= 4.44.2, S100)."""
+    load whenever CUDA is unavailable (4.44.2 and older, S100)."""
     have = view.package("transformers")
     if have is not None:
-        return public(have) <= REFUSED_WITHOUT_CUDA_UP_TO
-    spec = view.implied.range("transformers")
-    uppers = [Version(c.version) for c in spec or () if c.operator in ("<", "<=")]
-    return bool(uppers) and min(uppers) <= REFUSED_WITHOUT_CUDA_UP_TO
+        return public(have) in REFUSED_WITHOUT_CUDA
+    return _range_within(view.implied.range("transformers"), REFUSED_WITHOUT_CUDA)
 
 
-def features(view: View) -> tuple[str, ...]:
+def _cpu_4bit_buildable(view: View, kb: Knowledge) -> bool:
+    """Some bitsandbytes release runs 4-bit on the CPU with a native build for this platform
+    (none for an Intel Mac): else a CPU 4-bit floor asks for a step no one can take."""
+    platform = view.platform or ""
+    return any(
+        r.cpu_4bit and (b := r.builds.get(platform)) is not None and b.native
+        for r in kb.bnb.releases
+    )
+
+
+def features(view: View, kb: Knowledge) -> tuple[str, ...]:
     """The plans/huggingface.toml features the job needs: a QLoRA job's, `4bit-cpu` where the
-    host has no NVIDIA GPU (not a ROCm host: torch.cuda is its GPU; on a Mac only for the
-    releases that refuse without CUDA anywhere), and one an
-    error text shows it uses (a refused .to() on a 4-bit model: `4bit-move`)."""
+    host has no NVIDIA GPU and some bitsandbytes runs 4-bit on its CPU (not a ROCm host:
+    torch.cuda is its GPU; on a Mac only for the releases that refuse without CUDA anywhere),
+    and one an error text shows it uses (a refused .to() on a 4-bit model: `4bit-move`)."""
     wanted: tuple[str, ...] = HF_FEATURES
     if (
         view.has_nvidia_gpu is False
         and not view.rocm
         and (view.system != "Darwin" or _refused_without_cuda(view))
+        and (view.platform is None or _cpu_4bit_buildable(view, kb))
     ):
         wanted += (CPU_4BIT,)
     extra = view.implied.hf_feature
@@ -90,7 +100,7 @@ def features(view: View) -> tuple[str, ...]:
 @rule("hf-stack-too-old")
 def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
     view = ctx.view
-    wanted = features(view)
+    wanted = features(view, ctx.kb)
     for hf in ctx.kb.hf:
         if hf.feature not in wanted:
             continue
