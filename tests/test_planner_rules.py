@@ -960,20 +960,25 @@ def test_cpu_labels_by_platform_and_release():
     assert label("cu121", "linux-x86_64", Version("2.5.1")) == "cu121"
 
 
+def _mac_doc(machine: str, torch: str, **packages: str | None) -> dict:
+    """A Mac's facts (no NVIDIA driver, no GPU listed), torch a CPU build of ``torch``."""
+    return {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Darwin", "machine": machine},
+        "driver": {"found": False},
+        "gpus": [],
+        "python": {"version": "3.11.7", "in_venv": True},
+        "packages": {"torch": torch, **packages},
+        "torch": {"version": torch, "cuda": None},
+    }
+
+
 @pytest.mark.parametrize(("transformers", "moves"), [("4.40.0", True), ("4.50.0", False)])
 def test_a_mac_with_a_transformers_that_refuses_without_cuda_moves_it(transformers, moves):
     """transformers up to 4.44.2 raise "No GPU found. A GPU is needed for quantization."
     whenever CUDA is unavailable, a Mac included (S100): there the CPU 4-bit floor applies; 4.45
     to 4.52 pass on a Mac (torch lists mps beside cpu), so they stay."""
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Darwin", "machine": "arm64"},
-        "driver": {"found": False},
-        "gpus": [],
-        "python": {"version": "3.11.7", "in_venv": True},
-        "packages": {"torch": "2.5.1", "bitsandbytes": "0.49.1", "transformers": transformers},
-        "torch": {"version": "2.5.1", "cuda": None},
-    }
+    doc = _mac_doc("arm64", "2.5.1", bitsandbytes="0.49.1", transformers=transformers)
     _, plan = analyse(facts_from_dict(doc))
     steps = {s.package: s for s in plan.steps}
     assert ("transformers" in steps) is moves
@@ -989,15 +994,7 @@ def test_an_intel_mac_is_not_told_that_macos_wheels_run_4bit():
     assert not any(
         (b := r.builds.get("macos-x86_64")) is not None and b.native for r in KB.bnb.releases
     )
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Darwin", "machine": "x86_64"},
-        "driver": {"found": False},
-        "gpus": [],
-        "python": {"version": "3.11.7", "in_venv": True},
-        "packages": {"torch": "2.2.2", "bitsandbytes": "0.42.0"},
-        "torch": {"version": "2.2.2", "cuda": None},
-    }
+    doc = _mac_doc("x86_64", "2.2.2", bitsandbytes="0.42.0")
     _, plan = analyse(facts_from_dict(doc))
     [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
     assert "no bitsandbytes release has a build for macos-x86_64" in m.text
@@ -1015,15 +1012,7 @@ def test_a_mac_whose_error_text_proves_a_refusing_transformers_gets_the_floor():
     4-bit load without CUDA, a Mac included (S100), so the CPU 4-bit floor applies."""
     from repair import pipeline
 
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Darwin", "machine": "arm64"},
-        "driver": {"found": False},
-        "gpus": [],
-        "python": {"version": "3.11.7", "in_venv": True},
-        "packages": {"torch": "2.5.1", "bitsandbytes": "0.49.1", "transformers": None},
-        "torch": {"version": "2.5.1", "cuda": None},
-    }
+    doc = _mac_doc("arm64", "2.5.1", bitsandbytes="0.49.1", transformers=None)
     text = ".to is not supported for 4-bit or 8-bit bitsandbytes models"
     a = pipeline.analyse(facts_from_dict(doc), error_text=text, torch_index=INDEX)
     [floor] = [r for r in KB.hf if r.feature == "4bit-cpu" and r.package == "transformers"]
