@@ -744,6 +744,39 @@ def test_known_bad_needs_its_kind(tmp_path):
         load_knowledge(plans)
 
 
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        (
+            "bitsandbytes.toml",
+            'known_bad_below_cc = "7.5"\n',
+            "",
+            r'known_bad_below_cc goes with known_bad_kind = "old-gpu-crash"',
+        ),
+        (
+            "bitsandbytes.toml",
+            'known_bad_below_cc = "7.5"',
+            'known_bad_below_cc = "seven"',
+            r"known_bad_below_cc",
+        ),
+        ("torch.toml", 'macos-x86_64 = ">=0"', 'macos-sparc = ">=0"', r"unknown platform"),
+        ("torch.toml", 'linux-aarch64 = "<2.6"', 'linux-aarch64 = "below 2.6"', r"specifier"),
+    ],
+)
+def test_the_gpu_gate_and_the_cpu_labels_are_checked_on_load(tmp_path, file, old, new, message):
+    """A malformed known_bad_below_cc or [cpu_unlabelled] entry is one KnowledgeError naming
+    the file and the key, never a half-read knowledge base."""
+    plans = tmp_path / "plans"
+    shutil.copytree(ROOT / "plans", plans)
+    path = plans / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(KnowledgeError, match=message) as err:
+        load_knowledge(plans)
+    assert file in str(err.value) and "\n" not in str(err.value)
+
+
 def test_f27_glibc_2_34():
     for v in ("0.45.3", "0.45.4", "0.45.5"):
         r = KB.bnb.release(v)
