@@ -286,6 +286,12 @@ class Drivers:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    def arch_gone(self, cuda: Version, arch: str) -> ArchChange | None:
+        """The A3 change by which CUDA ``cuda`` has no code for ``arch`` ("sm_61"), else None."""
+        return next(
+            (ch for ch in self.arch_changes if arch in ch.removed and ch.cuda <= cuda), None
+        )
+
     def toolkit_row(self, cuda: Version) -> ToolkitRow | None:
         """The GA row of CUDA X.Y (None when the table has no such release)."""
         want = (cuda.major, cuda.minor)

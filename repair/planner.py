@@ -247,6 +247,15 @@ def _cuda_variant_fit(
         need = fit.compat_min or fit.full_min
         reasons.append(f"driver too old for CUDA {cuda} (needs >= {need})")
     arch = var.arch_for(view.platform) if view.platform else var.arch_list
+    if arch is None:
+        # the build's list is unknown, but a CUDA release that removed an architecture (A3:
+        # 13.0 removed Maxwell, Pascal and Volta) builds no code for it
+        for cc in view.ccs:
+            gone = kb.drivers.arch_gone(cuda, f"sm_{cc.major}{cc.minor}")
+            if gone is not None:
+                reasons.append(
+                    f"no code for sm_{cc.major}{cc.minor}: CUDA {gone.cuda} removed it (A3)"
+                )
     if not view.ccs or arch is None:
         return fit.mode, "unknown"
     covs = []
@@ -1402,25 +1411,32 @@ def _bnb_other_build_advice(
     """bitsandbytes' own CUDA check reported a kernel missing for the GPU, yet the PyPI wheel of
     the installed release has code for it in the library its loader takes (S111, plans/
     bitsandbytes.toml SASS bands): the library that ran is not that wheel's."""
-    lib = next(
-        (
-            f.evidence["pypi_library_covers"]
-            for f in by_id.get("gpu-too-old-for-bnb", ())
-            if f.evidence.get("pypi_library_covers")
-        ),
+    found = next(
+        (f for f in by_id.get("gpu-too-old-for-bnb", ()) if f.evidence.get("pypi_library_covers")),
         None,
     )
-    if lib is None:
+    if found is None:
         return None
-    return Manual(
-        "gpu-too-old-for-bnb",
-        f"bitsandbytes {view.bnb}'s PyPI wheel has code for this GPU in its {lib} library, so "
-        "the library that ran is another build (built from source for other GPUs, a copied "
-        "file, or one BNB_CUDA_VERSION chose): reinstall the wheel "
-        f"(`pip install --force-reinstall --no-deps bitsandbytes=={view.bnb}`) with "
-        "BNB_CUDA_VERSION unset",
-        True,
-    )
+    lib = found.evidence["pypi_library_covers"]
+    reinstall = f"`pip install --force-reinstall --no-deps bitsandbytes=={view.bnb}`"
+    if found.evidence.get("pypi_targets_confirmed"):
+        text = (
+            f"bitsandbytes {view.bnb}'s PyPI wheel has code for this GPU in its {lib} library, "
+            "so the library that ran is another build (built from source for other GPUs, a "
+            f"copied file, or one BNB_CUDA_VERSION chose): reinstall the wheel ({reinstall}) "
+            "with BNB_CUDA_VERSION unset"
+        )
+    else:
+        cc = min(view.ccs)
+        text = (
+            f"plans/ lists code for this GPU in bitsandbytes {view.bnb}'s {lib} library from its "
+            "build scripts only (UNCONFIRMED: the wheel's SASS was not inspected), and the "
+            "library's own check found none: if another build replaced the wheel's, reinstall "
+            f"it ({reinstall}, BNB_CUDA_VERSION unset); if the wheel itself lacks it, build "
+            "bitsandbytes from source for this GPU (cmake -DCOMPUTE_BACKEND=cuda "
+            f"-DCOMPUTE_CAPABILITY={cc.major}{cc.minor}; see bitsandbytes' installation docs)"
+        )
+    return Manual("gpu-too-old-for-bnb", text, True)
 
 
 def _cuda_init_advice(

@@ -546,7 +546,6 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
             releases.append(c.release)
     grid = {(c.release, c.variant): c for c in cells}
     gpus_known = bool(view.ccs or view.amd_targets)
-    unsure = any(_matrix_mark(c, gpus_known) == "ok?" for c in cells)
     head = ["torch"] + variants
     rows = [head]
     for r in releases:
@@ -555,14 +554,9 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
             c = grid.get((r, v))
             row.append(" " if c is None else _matrix_mark(c, gpus_known))
         rows.append(row)
-    drv = view.facts.driver
+    marks = {_matrix_mark(c, gpus_known) for c in cells}
     lines = [
-        f"Driver: {drv.version if drv and drv.version else '?'} (CUDA "
-        f"{drv.cuda if drv and drv.cuda else '?'}); GPUs: {_matrix_gpus(view)}; "
-        f"platform: {view.platform}",
-        "ok = works; ok* = through NVIDIA minor-version compatibility (no newer PTX JIT); "
-        "x = would not work; blank = no such build"
-        + ("\nok? = fits, but which GPUs the build has code for is not known" if unsure else ""),
+        *_matrix_head(view, marks),
         "",
         table(rows, indent=""),
     ]
@@ -579,14 +573,37 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
     return "\n".join(lines)
 
 
+def _matrix_head(view: Any, marks: set[str]) -> list[str]:
+    """The matrix's first lines: the driver (an AMD host has none to show), the GPUs and the
+    platform; then the legend of the marks the grid uses."""
+    drv = view.facts.driver
+    driver = (
+        "AMD host"
+        if view.rocm
+        else f"NVIDIA driver: {drv.version if drv and drv.version else '?'} (CUDA "
+        f"{drv.cuda if drv and drv.cuda else '?'})"
+    )
+    legend = "ok = works; "
+    if "ok*" in marks:
+        legend += "ok* = through NVIDIA minor-version compatibility (no newer PTX JIT); "
+    legend += "x = would not work; blank = no such build"
+    if "ok?" in marks:
+        legend += (
+            "\nok? = fits what is known: the driver, or which GPUs the build has code for, is not"
+        )
+    return [f"{driver}; GPUs: {_matrix_gpus(view)}; platform: {view.platform}", legend]
+
+
 def _matrix_mark(cell: Any, gpus_known: bool) -> str:
-    """A matrix cell's mark: ok, ok* (minor-version compatibility), ok? (works, but whether the
-    build has code for the known GPUs is not known: its arch or gfx list is not in plans/) or x."""
+    """A matrix cell's mark: ok, ok* (minor-version compatibility), ok? (fits what is known: the
+    driver is unknown for a CUDA build, or its arch or gfx list is not in plans/ while the GPUs
+    are known) or x."""
     if not cell.ok:
         return "x"
     if cell.mode == "minor-compat":
         return "ok*"
-    return "ok?" if gpus_known and cell.coverage == "unknown" else "ok"
+    driver_unknown = cell.mode is None and cell.variant.startswith("cu")
+    return "ok?" if driver_unknown or (gpus_known and cell.coverage == "unknown") else "ok"
 
 
 def _matrix_gpus(view: Any) -> str:

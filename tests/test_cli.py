@@ -171,6 +171,20 @@ def test_matrix_on_an_amd_host_names_its_gpu_and_builds_of_unknown_targets():
     assert cov[("2.0", "rocm5.4.2")] is None  # cannot work: no gfx1100 in its list
 
 
+def test_matrix_does_not_say_works_where_the_driver_is_unknown():
+    """F06 gives no driver version or CUDA level: a CUDA build that fits everything else is
+    "ok?" (fits what is known), not "ok"; the legend says so."""
+    p = run("matrix", "--facts", str(EXAMPLES / "F06.json"), env={"COLUMNS": "300"})
+    assert p.returncode == 0, p.stderr
+    head = p.stdout.splitlines()[0]
+    assert head.startswith("NVIDIA driver: ? (CUDA ?)")
+    assert "ok? = fits what is known: the driver" in p.stdout
+    cells = [ln.split()[1:] for ln in p.stdout.splitlines() if ln[:1].isdigit()]
+    assert "ok?" in {c for row in cells for c in row} and "ok" not in {
+        c for row in cells for c in row
+    }
+
+
 def test_unknown_option_exit_2():
     p = run("plan", "--bogus")
     assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -1018,3 +1018,42 @@ def test_a_mac_whose_error_text_proves_a_refusing_transformers_gets_the_floor():
     [floor] = [r for r in KB.hf if r.feature == "4bit-cpu" and r.package == "transformers"]
     [step] = [s for s in a.plan.steps if s.package == "transformers"]
     assert SpecifierSet(step.to).contains(floor.minimum)
+
+
+def test_a_cuda_build_whose_arch_list_is_unknown_still_lacks_what_its_cuda_removed():
+    """A3 (S1): CUDA 13.0 removed offline compilation for Maxwell, Pascal and Volta, so a cu13x
+    build has no code for a GTX 1060 (6.1) even where plans/ holds no arch list for it."""
+    from repair.planner import evaluate_variant
+    from repair.view import make_view
+
+    unknown = [
+        (r, v)
+        for r in KB.torch.releases
+        for v in r.variants_for("linux-x86_64")
+        if v.cuda is not None and v.cuda.major >= 13 and v.arch_for("linux-x86_64") is None
+    ]
+    assert unknown, "every CUDA 13 build has a known arch list: pick another test"
+    rel, var = unknown[0]
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64", "libc": "glibc 2.35"},
+        "driver": {"found": True, "version": "580.65.06", "cuda": "13.0"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce GTX 1060", "compute_capability": "6.1"}],
+        "python": {"version": "3.12.7", "in_venv": True},
+        "packages": {},
+    }
+    choice, reasons = evaluate_variant(make_view(facts_from_dict(doc), KB), KB, rel, var)
+    assert choice is None
+    assert any("no code for sm_61: CUDA 13.0 removed it" in r for r in reasons)
+
+
+def test_a_mac_loader_message_is_not_a_missing_cuda_library():
+    """bitsandbytes' "compiled without GPU support" on a Mac (no NVIDIA driver or GPU): there is
+    no CUDA version to lack a library for, so bnb-no-cuda-lib is ruled out, not reported."""
+    from repair import pipeline
+
+    doc = _mac_doc("arm64", "2.1.2", bitsandbytes=None)
+    text = "The installed version of bitsandbytes was compiled without GPU support."
+    a = pipeline.analyse(facts_from_dict(doc), error_text=text, torch_index=INDEX)
+    assert "bnb-no-cuda-lib" not in a.diagnosis.ids
+    assert "bnb-no-cuda-lib" in a.diagnosis.ruled_out

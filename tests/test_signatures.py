@@ -2152,9 +2152,10 @@ def test_explain_lists_what_the_text_rules_out_apart_from_its_matches():
 
 
 def test_a_kernel_missing_from_a_wheel_that_has_it_asks_to_reinstall_that_wheel():
-    """bitsandbytes 0.50.2's cuda121 library has SASS for sm_60 (plans/bitsandbytes.toml), which
-    a GTX 1060 (6.1) runs: its ops.cu reporting no kernel means another build ran, so the plan
-    asks for the wheel again (a required step) instead of an error with nothing to do."""
+    """bitsandbytes 0.50.2's cuda121 library is listed with SASS for sm_60 (plans/
+    bitsandbytes.toml), which a GTX 1060 (6.1) runs: its ops.cu reporting no kernel means
+    another build ran, or the list is wrong, so the plan asks for the wheel again or a source
+    build (a required step) instead of an error with nothing to do."""
     lib = KB.bnb.release("0.50.2").builds["linux-x86_64"].sass("121")
     assert lib and any(v.major == 6 and v <= Version("6.1") for v in lib)
     facts = facts_from_dict(
@@ -2173,3 +2174,8 @@ def test_a_kernel_missing_from_a_wheel_that_has_it_asks_to_reinstall_that_wheel(
     assert f.evidence["pypi_library_covers"] == "cuda121"
     [m] = [m for m in a.plan.manual if m.id == "gpu-too-old-for-bnb"]
     assert m.required and "--force-reinstall --no-deps bitsandbytes==0.50.2" in m.text
+    # a list read from build scripts only keeps its mark, and the source build is named too
+    band = KB.bnb.release("0.50.2").builds["linux-x86_64"].sass_band("121")
+    assert ("UNCONFIRMED" in m.text) is (not band.confirmed)
+    if not band.confirmed:
+        assert "-DCOMPUTE_CAPABILITY=61" in m.text

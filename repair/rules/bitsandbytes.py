@@ -247,6 +247,10 @@ def _library_of_other_major(ctx: Context) -> Iterator[Finding]:
 
 @ruled_out("bnb-no-cuda-lib")
 def _bnb_has_cuda_lib(view: View, kb: Knowledge) -> bool:
+    # no NVIDIA driver or GPU at all (a Mac, a CPU host): no CUDA version to lack a library for,
+    # whatever a loader message ("compiled without GPU support") says
+    if view.has_nvidia_gpu is False and not view.rocm:
+        return True
     # the same test as the rule, with the same CUDA source
     rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
     libs = bnb_available_libs(view, kb)
@@ -515,14 +519,19 @@ def _kernel_missing_from_text(ctx: Context) -> Iterator[Finding]:
         "reported it, so torch's build is not the cause)",
         compute_capability=[str(cc) for cc in view.ccs],
         source="error message",
-        **({"pypi_library_covers": covering} if covering else {}),
+        **(
+            {"pypi_library_covers": covering[0], "pypi_targets_confirmed": covering[1]}
+            if covering
+            else {}
+        ),
     )
 
 
-def _library_covering(ctx: Context) -> str | None:
+def _library_covering(ctx: Context) -> tuple[str, bool] | None:
     """The library of the installed release's PyPI wheel that the loader takes for torch's CUDA,
-    where plans/ lists SASS for every GPU of the facts in it (a kernel missing there means
-    another build ran: a source build, a copied file, BNB_CUDA_VERSION); else None."""
+    where plans/ lists SASS for every GPU of the facts in it, and whether that list is confirmed
+    (a kernel missing from a confirmed list means another build ran: a source build, a copied
+    file, BNB_CUDA_VERSION); else None."""
     view, rel, libs, cuda = ctx.view, ctx.bnb_rel, ctx.bnb_libs, ctx.bnb_cuda
     if rel is None or libs is None or cuda is None or not view.ccs or view.platform is None:
         return None
@@ -531,7 +540,8 @@ def _library_covering(ctx: Context) -> str | None:
     sass = build.sass(chosen) if build and chosen else None
     if not sass or not all(sass_ccs_cover(sass, cc) for cc in view.ccs):
         return None
-    return f"cuda{chosen}"
+    band = build.sass_band(chosen) if build and chosen else None
+    return f"cuda{chosen}", band is not None and band.confirmed
 
 
 def _serving_gate(ctx: Context) -> Iterator[Finding]:
