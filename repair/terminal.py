@@ -44,6 +44,8 @@ _WHOLE = re.compile(
 # A labelled line ("  cause:   ...", `qfix explain`): the spaces that align its text after the label
 # are no table's columns, so it wraps like any other line.
 _LABEL_GAP = re.compile(r"^(\s*[a-z]+:) {2,}")
+# ... and its continuation lines align under the text after the label and its gap
+_LABEL = re.compile(r"^(\s*[a-z]+: {2,})")
 # A `quoted command` is one unbreakable word (its spaces become this mark while wrapping).
 _GLUE = "\ue000"
 
@@ -58,7 +60,7 @@ def fit_to_width(text: str, width: int) -> str:
         if len(line) <= width or _WHOLE.search(_LABEL_GAP.sub(r"\1 ", line)):
             out.append(line)
             continue
-        m = _LIST_MARKER.match(line)
+        m = _LIST_MARKER.match(line) or _LABEL.match(line)
         indent = " " * len(m.group(1)) if m else " " * (len(line) - len(line.lstrip()))
         glued = re.sub(r"`[^`]*`", lambda q: q.group(0).replace(" ", _GLUE), line)
         wrapped = textwrap.fill(

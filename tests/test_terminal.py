@@ -476,13 +476,15 @@ DORA_REFUSED = "ValueError: Linear4bit does not support DoRA yet, please set it 
 
 def test_explain_wraps_its_labelled_lines_like_matched_on_a_terminal_only() -> None:
     """`qfix explain` at an 80-column terminal: the cause, confirm and fix lines (aligned after
-    their label) wrap as the matched line does, continued under the label's indent; a pipe gets
-    every line whole."""
+    their label) wrap as the matched line does, continued under the text after the label, so a
+    continuation does not read as a line of its own; a pipe gets every line whole."""
     chunks, code = in_pty([*QFIX, "explain", DORA_REFUSED], env=_env(COLUMNS="80"))
     assert code == 0
     lines = screen(chunks).replace("\r\n", "\n").split("\n")
     assert all(len(x) <= 79 for x in lines if "://" not in x), [x for x in lines if len(x) > 79]
     cause = next(i for i, x in enumerate(lines) if x.startswith("  cause:   "))
-    assert lines[cause + 1].startswith("  ") and not lines[cause + 1].startswith("   ")
+    value = len("  cause:   ")
+    nxt = lines[cause + 1]
+    assert nxt.startswith(" " * value) and not nxt.startswith(" " * (value + 1)), nxt
     piped = run("explain", DORA_REFUSED, env=_env(COLUMNS="80"))
     assert any(x.startswith("  cause:   ") and len(x) > 80 for x in piped.stdout.splitlines())
