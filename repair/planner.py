@@ -1708,11 +1708,12 @@ def _no_driver_advice(
         return None
     if view.system == "Darwin":
         native = native_4bit_releases(kb, view.platform)
-        text = "a Mac has no CUDA (no NVIDIA driver to install): " + (
-            f"bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
+        # with no native build for this Mac, the required step of bnb-platform-unsupported says
+        # what is left; this one only says there is no driver to install
+        text = "a Mac has no CUDA (no NVIDIA driver to install)" + (
+            f": bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
             if native
-            else f"no bitsandbytes release has a build for {view.platform or 'this Mac'}, so "
-            "4-bit needs another machine (an NVIDIA GPU, or an Apple silicon Mac)"
+            else ""
         )
         return Manual("no-nvidia-driver", text, False)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]

@@ -989,16 +989,18 @@ def test_a_mac_with_a_transformers_that_refuses_without_cuda_moves_it(transforme
 
 def test_an_intel_mac_is_not_told_that_macos_wheels_run_4bit():
     """bitsandbytes' macOS wheels are for Apple silicon only (plans/bitsandbytes.toml): on an
-    Intel Mac the optional no-driver step says no release has a build there, instead of a
-    sentence that promises CPU 4-bit."""
+    Intel Mac the optional no-driver step promises no CPU 4-bit, and the required step of the
+    platform finding says, once, that no release fits."""
     assert not any(
         (b := r.builds.get("macos-x86_64")) is not None and b.native for r in KB.bnb.releases
     )
     doc = _mac_doc("x86_64", "2.2.2", bitsandbytes="0.42.0")
     _, plan = analyse(facts_from_dict(doc))
     [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
-    assert "no bitsandbytes release has a build for macos-x86_64" in m.text
-    assert "run 4-bit on the CPU" not in m.text
+    assert m.text == "a Mac has no CUDA (no NVIDIA driver to install)" and not m.required
+    # what is left is said once, in the required step of the platform finding
+    [req] = [m for m in plan.manual if m.required]
+    assert "fits macos-x86_64" in req.text
     # nor a CPU 4-bit floor for transformers that no bitsandbytes could serve here
     doc["packages"]["transformers"] = "4.40.0"
     diag, plan = analyse(facts_from_dict(doc))
@@ -1057,3 +1059,26 @@ def test_a_mac_loader_message_is_not_a_missing_cuda_library():
     a = pipeline.analyse(facts_from_dict(doc), error_text=text, torch_index=INDEX)
     assert "bnb-no-cuda-lib" not in a.diagnosis.ids
     assert "bnb-no-cuda-lib" in a.diagnosis.ruled_out
+
+
+@pytest.mark.parametrize(
+    ("machine", "said"), [("arm64", "on macos-arm64 from 0.49.0"), ("x86_64", None)]
+)
+def test_no_cpu_4bit_names_the_first_release_that_builds_here(machine, said):
+    """bitsandbytes runs 4-bit on the CPU from 0.46.0, but its macOS wheels start at 0.49.0
+    (plans/bitsandbytes.toml): the finding says so on Apple silicon, and on an Intel Mac, where
+    no release builds, it leaves the point to bnb-platform-unsupported."""
+    native = [
+        r.version
+        for r in KB.bnb.releases
+        if r.cpu_4bit and (b := r.builds.get("macos-arm64")) is not None and b.native
+    ]
+    assert min(native) == Version("0.49.0")
+    diag, _ = analyse(facts_from_dict(_mac_doc(machine, "2.1.2", bitsandbytes="0.42.0")))
+    found = [f for f in diag.findings if f.id == "bnb-no-cpu-4bit"]
+    assert "bnb-platform-unsupported" in diag.ids
+    if said is None:
+        assert not found
+    else:
+        [f] = found
+        assert said in f.summary

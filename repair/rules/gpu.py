@@ -52,12 +52,23 @@ def bnb_no_cpu_4bit(ctx: Context) -> Iterator[Finding]:
     # compat-facts C5: without a GPU only the CPU backend (from 0.46.0) can load 4-bit.
     view = ctx.view
     no_gpu = not view.rocm and view.has_nvidia_gpu is False
-    if no_gpu and view.bnb is not None and view.bnb < FIRST_CPU_4BIT:
-        yield ctx.finding(
-            "bnb-no-cpu-4bit",
-            f"bitsandbytes {view.bnb} has no CPU 4-bit (first in {FIRST_CPU_4BIT})",
-            bitsandbytes=str(view.bnb),
-        )
+    if not no_gpu or view.bnb is None or view.bnb >= FIRST_CPU_4BIT:
+        return
+    # the first release that runs 4-bit on the CPU with a native build here (macOS wheels start
+    # later, 0.49.0); none at all (an Intel Mac): bnb-platform-unsupported says what is left
+    here = [
+        r.version
+        for r in ctx.kb.bnb.releases
+        if r.cpu_4bit and (b := r.builds.get(view.platform or "")) is not None and b.native
+    ]
+    if view.platform is not None and not here:
+        return
+    later = f"; on {view.platform} from {min(here)}" if here and min(here) > FIRST_CPU_4BIT else ""
+    yield ctx.finding(
+        "bnb-no-cpu-4bit",
+        f"bitsandbytes {view.bnb} has no CPU 4-bit (first in {FIRST_CPU_4BIT}{later})",
+        bitsandbytes=str(view.bnb),
+    )
 
 
 @rule("mixed-gpus")
