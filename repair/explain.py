@@ -59,6 +59,7 @@ class Match:
             "named_by_plan": self.planned is not None,
             "plan_findings": list(self.planned.findings) if self.planned else [],
             "advice": list(self.planned.advice) if self.planned else [],
+            "plan_steps": list(self.planned.steps) if self.planned else [],
             "cause": self.planned.cause if self.planned else None,
             "cause_references": [
                 {"key": r.key, "kind": r.kind, "text": r.text}
@@ -84,6 +85,8 @@ class Planned:
     cause: str | None = None
     # what that cause rests on: the sources of those floors (plans/huggingface.toml `source`)
     cause_references: tuple[Reference, ...] = ()
+    # the plan's steps for this class, "package from -> to" (its `because` names the class)
+    steps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

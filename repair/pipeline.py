@@ -466,6 +466,13 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
             references=references,
             cause=cause,
             cause_references=load_sources().resolve(cause) if cause else (),
+            steps=tuple(
+                f"{st.package} "
+                + (f"{st.from_} -> " if st.from_ and st.from_ != "unknown" else "to ")
+                + (st.to or "(removed)")
+                for st in analysis.plan.steps
+                if fid in st.because
+            ),
         )
     ruled_out = analysis.diagnosis.ruled_out
     return Explanation(

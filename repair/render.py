@@ -480,7 +480,8 @@ def _explain_match(m: Match) -> list[str]:
     else:
         out.append(f"  cause:   {(planned.cause if planned else None) or m.explanation}")
         out.append(f"  confirm: {m.confirm}")
-        out.append(f"  fix:     {m.remedy}")
+        fix = _plan_fix(planned.steps) if planned and planned.steps else m.remedy
+        out.append(f"  fix:     {fix}")
     if planned and planned.advice and planned.references:
         out.append(f"  sources: {'; '.join(r.key for r in planned.references)}")
         out.extend(f"    {r.key}: {r.text}" for r in planned.references)
@@ -493,6 +494,13 @@ def _explain_match(m: Match) -> list[str]:
         out.append(f"  sources: {'; '.join(m.sources)}")
         out.extend(f"    {line}" for line in m.reference_lines())
     return out
+
+
+def _plan_fix(steps: Sequence[str]) -> str:
+    """The fix line of a class the plan has steps for: those steps (torch pinned while the rest
+    installs, unless torch itself moves)."""
+    moves_torch = any(st.split()[0] in ("torch", "torchvision", "torchaudio") for st in steps)
+    return f"the plan: {'; '.join(steps)}" + ("" if moves_torch else " (torch pinned)")
 
 
 def _merged(summaries: Sequence[str]) -> list[str]:

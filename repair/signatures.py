@@ -384,7 +384,7 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     if implied.system is not None and (host is None or host.system is None):
         host = replace(host, system=implied.system) if host else Host(system=implied.system)
     lines = [
-        f"{pkg} {spec} (read from the error message; its version is not known)"
+        f"{pkg} {spec} (read from the error message; the facts give no version)"
         for pkg, spec in (implied_to_dict(implied).get("ranges") or {}).items()
         if _reported_version(facts, pkg) is None
     ]

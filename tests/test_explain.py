@@ -289,7 +289,7 @@ def test_lines_under_read_from_the_error_message_do_not_say_it_again(text):
     shown = render_explain(result)
     under = shown[shown.index("Read from the error message\n") :].splitlines()[1:]
     assert under and not any("read from the error message" in x for x in under), under
-    assert all(x.endswith(")") for x in under)  # "(its version is not known)", a property's words
+    assert all(x.endswith(")") for x in under)  # "(the facts give no version)", a property's words
     doc = json.loads(render_explain(result, as_json=True))
     assert all("read from the error message" in x for x in doc["read_from_error"])
 
@@ -305,5 +305,21 @@ def test_a_version_range_prints_its_lower_bound_first():
     assert str(Range("<3,!=2.5.0,>=2.4")) == ">=2.4,!=2.5.0,<3"
     assert Range("<3,>=2.4") == SpecifierSet(">=2.4,<3") and "2.5.1" in Range("<3,>=2.4")
     shown = render_explain(explain_text(DORA_REFUSED, None))
-    assert "peft >=0.9.0,<0.10.0 (its version is not known)" in shown
+    assert "peft >=0.9.0,<0.10.0 (the facts give no version)" in shown
     assert "<0.10.0,>=0.9.0" not in shown
+
+
+def test_the_fix_line_names_the_plans_steps_for_the_class():
+    """Where `qfix plan --error` has steps for a class, explain's fix line names them (the
+    package and its target), not the class's general remedy; --json carries them as
+    plan_steps."""
+    text = (
+        "ValueError: The model you want to train is loaded in 8-bit precision. "
+        "Training an 8-bit model is not supported yet."
+    )
+    result = explain_text(text, None)
+    [m] = [m for m in result.matches if m.id == "hf-stack-too-old"]
+    assert m.planned is not None and m.planned.steps
+    [fix] = [x for x in render_explain(result).splitlines() if x.startswith("  fix:")]
+    assert fix.startswith("  fix:     the plan: transformers to >=") and "(torch pinned)" in fix
+    assert m.to_dict()["plan_steps"] == list(m.planned.steps)
