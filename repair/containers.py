@@ -38,11 +38,3 @@ def start_with_gpu(container: str | None) -> str:
         "in a container, start it with the GPU (`--gpus all` and the NVIDIA Container Toolkit, "
         "or the GPU image of the platform)"
     )
-
-
-def gpu_not_reaching(container: str | None, *, driver_seen: bool) -> str | None:
-    """The container clause of a "this process sees no GPU" advice; None where the probe ran
-    inside a named container and the driver answered there: it was started with the GPU."""
-    if container and driver_seen:
-        return None
-    return start_with_gpu(container)

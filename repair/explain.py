@@ -44,6 +44,7 @@ class Match:
         return tuple(f"{r.key}: {r.text}" for r in self.references)
 
     def to_dict(self) -> dict[str, Any]:
+        p = self.planned or Planned()  # not named by the plan: its parts empty
         return {
             "id": self.id,
             "title": self.title,
@@ -55,21 +56,20 @@ class Match:
             "remedy": self.remedy,
             "sources": list(self.sources),
             "evidence": self.evidence,
-            "references": [{"key": r.key, "kind": r.kind, "text": r.text} for r in self.references],
+            "references": _refs(self.references),
             "named_by_plan": self.planned is not None,
-            "plan_findings": list(self.planned.findings) if self.planned else [],
-            "advice": list(self.planned.advice) if self.planned else [],
-            "plan_steps": list(self.planned.steps) if self.planned else [],
-            "cause": self.planned.cause if self.planned else None,
-            "cause_references": [
-                {"key": r.key, "kind": r.kind, "text": r.text}
-                for r in (self.planned.cause_references if self.planned else ())
-            ],
-            "advice_references": [
-                {"key": r.key, "kind": r.kind, "text": r.text}
-                for r in (self.planned.references if self.planned and self.planned.advice else ())
-            ],
+            "plan_findings": list(p.findings),
+            "advice": list(p.advice),
+            "plan_steps": list(p.steps),
+            "cause": p.cause,
+            "cause_references": _refs(p.cause_references),
+            "advice_references": _refs(p.references if p.advice else ()),
         }
+
+
+def _refs(refs: Iterable[Reference]) -> list[dict[str, str]]:
+    """References as JSON: key, kind and text."""
+    return [{"key": r.key, "kind": r.kind, "text": r.text} for r in refs]
 
 
 @dataclass(frozen=True, slots=True)

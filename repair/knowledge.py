@@ -275,7 +275,6 @@ class Drivers:
     toolkit: tuple[ToolkitRow, ...]
     minor_compat: Mapping[int, MinorCompat]
     arch_changes: tuple[ArchChange, ...]
-    arch_removed: Mapping[int, tuple[str, ...]]  # CUDA major -> sm archs removed
     branches: tuple[DriverBranch, ...]
     caveat: Cited  # source of minor_compat_caveat
     minor_compat_caveat: str  # the PTX caveat text with its source
@@ -286,8 +285,19 @@ class Drivers:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    def arch_gone(self, cuda: Version, arch: str) -> ArchChange | None:
-        """The A3 change by which CUDA ``cuda`` has no code for ``arch`` ("sm_61"), else None."""
+    @property
+    def arch_removed(self) -> Mapping[int, tuple[str, ...]]:
+        """CUDA major -> the sm archs the releases of that major removed (A3)."""
+        removed: dict[int, tuple[str, ...]] = {}
+        for ch in self.arch_changes:
+            if ch.removed:
+                removed[ch.cuda.major] = removed.get(ch.cuda.major, ()) + ch.removed
+        return removed
+
+    def arch_gone(self, cuda: Version, cc: Version) -> ArchChange | None:
+        """The A3 change by which CUDA ``cuda`` has no code for a GPU of compute capability
+        ``cc``, else None."""
+        arch = f"sm_{cc.major}{cc.minor}"
         return next(
             (ch for ch in self.arch_changes if arch in ch.removed and ch.cuda <= cuda), None
         )
@@ -817,6 +827,26 @@ class BnbTable:
     conflicts: tuple[BnbConflict, ...] = ()
     rocm_targets: tuple[RocmTargets, ...] = ()
     gpu_targets: tuple[GpuTarget, ...] = ()
+    # native_on's answers by (platform, cpu_4bit): the rules ask for every view (fleet groups)
+    _native_memo: dict[tuple[str, bool], tuple[BnbRelease, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def native_on(self, platform: str | None, *, cpu_4bit: bool = False) -> tuple[BnbRelease, ...]:
+        """The releases with 4-bit (``cpu_4bit``: 4-bit on the CPU) and a native build for
+        ``platform``, oldest first."""
+        key = (platform or "", cpu_4bit)
+        found = self._native_memo.get(key)
+        if found is None:
+            found = tuple(
+                r
+                for r in self.releases
+                if (r.cpu_4bit if cpu_4bit else r.has_4bit)
+                and (b := r.builds.get(key[0])) is not None
+                and b.native
+            )
+            self._native_memo[key] = found
+        return found
 
     def lib_targets(
         self, release: Version, platform: str, lib_rocm: Version
@@ -1355,10 +1385,6 @@ def _load_drivers(path: Path) -> Drivers:
     caveat = Cited(**caveat_e.cited())
     caveat_e.done()
     changes = _arch_changes(top)
-    removed: dict[int, tuple[str, ...]] = {}
-    for ch in changes:
-        if ch.removed:
-            removed[ch.cuda.major] = removed.get(ch.cuda.major, ()) + ch.removed
     branches = [
         DriverBranch(
             last=e.integer("last"),
@@ -1377,7 +1403,6 @@ def _load_drivers(path: Path) -> Drivers:
         toolkit=rows,
         minor_compat=MappingProxyType(minor),
         arch_changes=changes,
-        arch_removed=MappingProxyType(removed),
         branches=tuple(branches),
         caveat=caveat,
         minor_compat_caveat=f"{caveat_text} (source: {caveat.source})",

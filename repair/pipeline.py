@@ -448,7 +448,8 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
     text_ids = set(analysis.diagnosis.ids) - (set() if facts is not None else set(alone.ids))
     implied = implied_by(text)
     sigs = {sig.id: sig for sig in load_signatures()}
-    references = load_sources().resolve(
+    sources = load_sources()
+    references = sources.resolve(
         "; ".join(src for sid in implied.signatures for src in sigs[sid].sources)
     )
     planned: dict[str, Planned] = {}
@@ -465,7 +466,7 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
             advice=tuple(m.text for m in analysis.plan.manual if m.id == fid),
             references=references,
             cause=cause,
-            cause_references=load_sources().resolve(cause) if cause else (),
+            cause_references=sources.resolve(cause) if cause else (),
             steps=tuple(
                 f"{st.package} "
                 + (f"{st.from_} -> " if st.from_ and st.from_ != "unknown" else "to ")

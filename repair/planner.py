@@ -26,7 +26,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .containers import gpu_how, gpu_not_reaching
+from .containers import gpu_how, start_with_gpu
 from .facts import Facts
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
@@ -40,7 +40,7 @@ from .knowledge import (
     TorchVariant,
     lib_rocm,
 )
-from .plan import Manual, Plan, Step  # noqa: F401
+from .plan import TORCH_FAMILY, Manual, Plan, Step  # noqa: F401
 from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
 from .view import (
@@ -71,7 +71,6 @@ SCHEMA = "qfix.plan/1"
 DEFAULT_TORCH_INDEX = "https://download.pytorch.org/whl"
 UNCONFIRMED = "(UNCONFIRMED)"  # marks a reason that rests on an unconfirmed fact
 NO_CUDA_TORCH = "; do not install CUDA builds of torch here"  # ends every ROCm step
-TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 # Distributions known to pin exact torch releases (the issue's examples: xformers, vllm).
 TORCH_PINNERS = ("xformers", "vllm")
 TORCH_FINDINGS = {"torch-missing", "torch-cpu-build", "driver-too-old", "gpu-arch-unsupported"}
@@ -251,12 +250,12 @@ def _cuda_variant_fit(
         # the build's list is unknown, but a CUDA release that removed an architecture (A3:
         # 13.0 removed Maxwell, Pascal and Volta) builds no code for it
         for cc in view.ccs:
-            gone = kb.drivers.arch_gone(cuda, f"sm_{cc.major}{cc.minor}")
-            if gone is not None:
+            if (gone := kb.drivers.arch_gone(cuda, cc)) is not None:
                 reasons.append(
                     f"no code for sm_{cc.major}{cc.minor}: CUDA {gone.cuda} removed it (A3)"
                 )
-    if not view.ccs or arch is None:
+        return fit.mode, "unknown"
+    if not view.ccs:
         return fit.mode, "unknown"
     covs = []
     for cc in view.ccs:
@@ -1379,7 +1378,7 @@ CUDA_INIT_ADVICE = (
 def cuda_unavailable_advice(view: View) -> str:
     """The advice for a CUDA torch that sees no GPU (in a container: how it gets one, unless the
     driver answered inside it)."""
-    clause = gpu_not_reaching(view.container, driver_seen=view.driver_found is True)
+    clause = _container_clause(view)
     return (
         "torch is a CUDA build, but this process sees no usable GPU: "
         + (f"{clause}; " if clause else "")
@@ -1657,11 +1656,11 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
     installed = kb.torch.release(view.torch) if view.torch is not None else None
     gfx = set(amd_gfx(view, kb))
 
-    def may_cover(r: TorchRelease) -> bool:  # a ROCm build not known to lack the targets
-        return any(v.rocm and not _gfx_missing(v, gfx) for v in r.variants_for(platform))
+    def fits(v: TorchVariant) -> bool:  # a ROCm build not known to lack the targets
+        return v.rocm is not None and not _gfx_missing(v, gfx)
 
     by_series = sorted(kb.torch.releases, key=lambda r: r.series, reverse=True)
-    covers = {r.series: may_cover(r) for r in by_series}
+    covers = {r.series: any(map(fits, r.variants_for(platform))) for r in by_series}
     with_rocm = [r for r in by_series if covers[r.series]]
     rocm_series = [r for r in reversed(by_series) if any(v.rocm for v in r.variants_for(platform))]
     lacking = _runs([(str(r.series), not covers[r.series]) for r in rocm_series])
@@ -1678,7 +1677,7 @@ def _rocm_torch_advice(view: View, kb: Knowledge, wrong: str) -> str:
             f"{platform or 'this platform'} (PyTorch's ROCm wheels are for Linux): run on a "
             "Linux host with ROCm, or use the CPU."
         )
-    names = [v.name for v in rel.variants_for(platform) if v.rocm and not _gfx_missing(v, gfx)]
+    names = [v.name for v in rel.variants_for(platform) if fits(v)]
     version = public(view.torch) if installed is rel and view.torch else rel.latest
     pins = _rocm_pins(rel, version, names[-1])
     return (
@@ -1707,7 +1706,7 @@ def _no_driver_advice(
     if "no-nvidia-driver" not in ids:
         return None
     if view.system == "Darwin":
-        native = native_4bit_releases(kb, view.platform)
+        native = kb.bnb.native_on(view.platform)
         # with no native build for this Mac, the required step of bnb-platform-unsupported says
         # what is left; this one only says there is no driver to install
         text = "a Mac has no CUDA (no NVIDIA driver to install)" + (
@@ -1735,12 +1734,20 @@ def _init_checks(view: View) -> str:
     """What to check where CUDA cannot initialise in a process: the container's GPU (unless the
     driver answered inside it), then the host's side."""
     checks = "check `nvidia-smi`, CUDA_VISIBLE_DEVICES, and reboot after a driver update"
-    clause = gpu_not_reaching(view.container, driver_seen=view.driver_found is True)
+    clause = _container_clause(view)
     if clause is None:
         return checks[:1].upper() + checks[1:]
-    if view.container is None:
-        return f"In a container, {clause.removeprefix('in a container, ')}; elsewhere {checks}"
-    return f"{clause[:1].upper()}{clause[1:]}; also {checks}"
+    # the general clause is for "in a container": the checks are for elsewhere
+    then = "elsewhere" if view.container is None else "also"
+    return f"{clause[:1].upper()}{clause[1:]}; {then} {checks}"
+
+
+def _container_clause(view: View) -> str | None:
+    """The container clause of a "this process sees no GPU" advice; None where the probe ran
+    inside a named container and the driver answered there (it was started with the GPU)."""
+    if view.container and view.driver_found is True:
+        return None
+    return start_with_gpu(view.container)
 
 
 def _container_gpu_text(container: str, visible: str | None, *, meant: bool) -> str:
@@ -1940,7 +1947,7 @@ def _rocm_bnb_fits(view: View, kb: Knowledge) -> bool:
     """The installed bitsandbytes serves torch's ROCm: a release of the knowledge base that ships
     a library for it and is not known bad."""
     rocm = _rocm_of(view)
-    cur = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    cur = bnb_release(view, kb)
     return (
         rocm is not None
         and cur is not None
@@ -2334,19 +2341,10 @@ def _untagged_floor(view: View, kb: Knowledge) -> str:
     )
 
 
-def native_4bit_releases(kb: Knowledge, platform: str | None) -> list[BnbRelease]:
-    """The bitsandbytes releases with 4-bit and a native build for ``platform``, oldest first."""
-    return [
-        r
-        for r in kb.bnb.releases
-        if r.has_4bit and (b := r.builds.get(platform or "")) is not None and b.native
-    ]
-
-
 def _python_or_platform_text(view: View, kb: Knowledge) -> str:
     """Why no release fits: the platform has native builds only for newer Pythons (macOS wheels
     from 0.49.0 need 3.10), or it has none at all."""
-    native = native_4bit_releases(kb, view.platform)
+    native = kb.bnb.native_on(view.platform)
     py = public(view.python) if view.python is not None else None
     if native and py is not None and not any(r.admits_python(py) for r in native):
         return (

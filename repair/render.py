@@ -19,7 +19,7 @@ from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, su
 from .errors import QfixError
 from .explain import Explanation, Match, explain_to_dict
 from .facts import Facts, facts_to_dict
-from .plan import Plan, StepAction
+from .plan import TORCH_FAMILY, Plan, StepAction
 from .settings import next_step_target
 from .view import listed_installed
 
@@ -499,7 +499,7 @@ def _explain_match(m: Match) -> list[str]:
 def _plan_fix(steps: Sequence[str]) -> str:
     """The fix line of a class the plan has steps for: those steps (torch pinned while the rest
     installs, unless torch itself moves)."""
-    moves_torch = any(st.split()[0] in ("torch", "torchvision", "torchaudio") for st in steps)
+    moves_torch = any(st.split()[0] in TORCH_FAMILY for st in steps)
     return f"the plan: {'; '.join(steps)}" + ("" if moves_torch else " (torch pinned)")
 
 
@@ -552,17 +552,11 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
     for c in cells:
         if c.release not in releases:
             releases.append(c.release)
-    grid = {(c.release, c.variant): c for c in cells}
     gpus_known = bool(view.ccs or view.amd_targets)
-    head = ["torch"] + variants
-    rows = [head]
-    for r in releases:
-        row = [r]
-        for v in variants:
-            c = grid.get((r, v))
-            row.append(" " if c is None else _matrix_mark(c, gpus_known))
-        rows.append(row)
-    marks = {_matrix_mark(c, gpus_known) for c in cells}
+    grid = {(c.release, c.variant): _matrix_mark(c, gpus_known) for c in cells}
+    rows = [["torch"] + variants]
+    rows += [[r] + [grid.get((r, v), " ") for v in variants] for r in releases]
+    marks = set(grid.values())
     lines = [
         *_matrix_head(view, marks),
         "",

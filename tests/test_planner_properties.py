@@ -269,3 +269,61 @@ def test_amd_plan_invariants(f: Facts) -> None:
             assert r.admits_torch(public(final)), (bnb_step.to, final)
         targets = KB.bnb.lib_targets(r.version, "linux-x86_64", lib_rocm(lib))
         assert targets is None or gfx <= set(targets)
+
+
+MAC_HOSTS = [("Darwin", "arm64", "macos-arm64"), ("Darwin", "x86_64", "macos-x86_64")]
+CPU_TORCH = [None] + [str(r.latest) for r in KB.torch.releases]
+CPU_TEXTS = [
+    None,
+    "The installed version of bitsandbytes was compiled without GPU support.",
+    "RuntimeError: No GPU found. A GPU is needed for quantization.",
+]
+
+
+@st.composite
+def mac_facts(draw) -> Facts:
+    """A Mac (no NVIDIA driver, no GPU): any torch release (its CPU build), bitsandbytes release
+    and transformers, with or without a loader's or transformers' error text."""
+    system, machine, _ = draw(st.sampled_from(MAC_HOSTS))
+    torch = draw(st.sampled_from(CPU_TORCH))
+    bnb = draw(st.sampled_from(BNBS))
+    tf = draw(st.sampled_from([None, "4.40.0", "4.46.3", "4.53.0"]))
+    py = draw(st.sampled_from([None, "3.9.19", "3.11.7", "3.12.4"]))
+    packages = {k: v for k, v in (("torch", torch), ("bitsandbytes", bnb), ("transformers", tf))}
+    return Facts(
+        host=Host(system, machine, None, False),
+        driver=Driver(False, None, None, None),
+        gpus=(),
+        python=PythonInfo("/v/bin/python", py, True, False, False) if py else None,
+        packages={k: v for k, v in packages.items() if v},
+        torch=TorchBuild(torch, None, None) if torch else None,
+        bitsandbytes=Bitsandbytes(bnb, None, 1) if bnb else None,
+        env={},
+        extra={"packages_source": "probe", "error": draw(st.sampled_from(CPU_TEXTS))},
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mac_facts())
+def test_mac_plan_invariants(f: Facts) -> None:
+    """On a Mac a torch-family step pins a version the PyTorch CPU index has there: no local
+    label (its macOS wheels carry none, S109), a release with a build for that Mac; a
+    bitsandbytes step has a native build for it and admits the final torch."""
+    a = pipeline.analyse(f, torch_index=INDEX, error_text=f.extra.get("error"))  # never raises
+    platform = a.view.platform
+    assert platform in ("macos-arm64", "macos-x86_64")
+    final = a.view.torch
+    for step in a.plan.steps:
+        if step.package in ("torch", "torchvision", "torchaudio"):
+            assert Version(step.to).local is None, step.to
+        if step.package == "torch":
+            rel = KB.torch.release(step.to)
+            assert rel is not None and rel.variants_for(platform), (step.to, platform)
+            final = Version(step.to)
+    bnb_step = next((s for s in a.plan.steps if s.package == "bitsandbytes"), None)
+    if bnb_step is not None:
+        r = KB.bnb.release(bnb_step.to)
+        build = r.builds.get(platform) if r is not None else None
+        assert build is not None and build.native, (bnb_step.to, platform)
+        if final is not None:
+            assert r.admits_torch(public(final)), (bnb_step.to, final)

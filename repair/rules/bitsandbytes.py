@@ -17,6 +17,7 @@ from ..view import (
     View,
     bnb_available_libs,
     bnb_forks,
+    bnb_release,
     bnb_runtime_cuda,
     cuda_from_tag,
     installed_cuda_lib,
@@ -63,9 +64,8 @@ def bnb_no_4bit(ctx: Context) -> Iterator[Finding]:
             bitsandbytes=str(bnb),
         )
         return
-    spec = ctx.view.implied.range("bitsandbytes")
-    inside = [r.version for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
-    if bnb is None and inside and max(inside) < FIRST_4BIT:
+    spec, inside = ctx.bnb_text_spec, ctx.bnb_in_text
+    if bnb is None and inside and inside[-1].version < FIRST_4BIT:
         # an error message proves a range wholly below the first 4-bit release
         yield ctx.finding(
             "bnb-no-4bit",
@@ -252,7 +252,7 @@ def _bnb_has_cuda_lib(view: View, kb: Knowledge) -> bool:
     if view.has_nvidia_gpu is False and not view.rocm:
         return True
     # the same test as the rule, with the same CUDA source
-    rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    rel = bnb_release(view, kb)
     libs = bnb_available_libs(view, kb)
     cuda, _ = bnb_runtime_cuda(view, kb)
     return (
@@ -348,8 +348,7 @@ def _bnb_that_cannot_import(ctx: Context) -> Iterator[Finding]:
 def _range_conflict(ctx: Context, torch: Version | None) -> Iterator[Finding]:
     """bitsandbytes' version unknown, a range an error text proves: every release in it
     conflicts with the installed torch here (plans/bitsandbytes.toml [[conflict]])."""
-    spec = ctx.view.implied.range("bitsandbytes")
-    inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
+    spec, inside = ctx.bnb_text_spec, ctx.bnb_in_text
     cuda, shown = ctx.view.torch_cuda is not None, ctx.view.implied.shown
     clashes = [
         ctx.kb.bnb.conflict(r.version, ctx.view.platform, torch, cuda_build=cuda, proven=shown)
@@ -532,16 +531,30 @@ def _library_covering(ctx: Context) -> tuple[str, bool] | None:
     where plans/ lists SASS for every GPU of the facts in it, and whether that list is confirmed
     (a kernel missing from a confirmed list means another build ran: a source build, a copied
     file, BNB_CUDA_VERSION); else None."""
+    loaded = _loaded_sass(ctx)
+    if loaded is None:
+        return None
+    chosen, sass, confirmed = loaded
+    if not all(sass_ccs_cover(sass, cc) for cc in ctx.view.ccs):
+        return None
+    return f"cuda{chosen}", confirmed
+
+
+def _loaded_sass(ctx: Context) -> tuple[str, tuple[Version, ...], bool] | None:
+    """The CUDA library tag the installed release loads here, the SASS targets plans/ lists for
+    it, and whether that list is confirmed (C2); None where any of it, or the GPUs, is unknown."""
     view, rel, libs, cuda = ctx.view, ctx.bnb_rel, ctx.bnb_libs, ctx.bnb_cuda
     if rel is None or libs is None or cuda is None or not view.ccs or view.platform is None:
         return None
     chosen = installed_cuda_lib(view, rel, libs, cuda)
     build = rel.builds.get(view.platform)
-    sass = build.sass(chosen) if build and chosen else None
-    if not sass or not all(sass_ccs_cover(sass, cc) for cc in view.ccs):
+    if chosen is None or build is None:
         return None
-    band = build.sass_band(chosen) if build and chosen else None
-    return f"cuda{chosen}", band is not None and band.confirmed
+    sass = build.sass(chosen)
+    if not sass:
+        return None
+    band = build.sass_band(chosen)
+    return chosen, sass, band is not None and band.confirmed
 
 
 def _serving_gate(ctx: Context) -> Iterator[Finding]:
@@ -578,18 +591,11 @@ def _cc_text(number: str) -> str:
 
 
 def _below_library_targets(ctx: Context) -> Iterator[Finding]:
-    view, rel, libs, cuda = ctx.view, ctx.bnb_rel, ctx.bnb_libs, ctx.bnb_cuda
-    if not _library_check_applies(ctx) or libs is None or cuda is None:
+    view = ctx.view
+    loaded = _loaded_sass(ctx) if _library_check_applies(ctx) else None
+    if loaded is None:
         return
-    chosen = installed_cuda_lib(view, rel, libs, cuda)
-    if chosen is None or not view.ccs or rel is None or view.platform is None:
-        return
-    build = rel.builds.get(view.platform)
-    sass = build.sass(chosen) if build else None
-    if not build or not sass:
-        return
-    band = build.sass_band(chosen)
-    confirmed = band is not None and band.confirmed
+    chosen, sass, confirmed = loaded
     for g in view.gpus or ():
         cc = parse_version(g.compute_capability)
         # Above the highest target the PTX copy covers it (CMake adds PTX for the highest arch
@@ -619,8 +625,7 @@ def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
     if rel is None or not rel.known_bad or _libstdcxx_fits(view, rel):
         return
     # an error text whose range holds the release shows the fault happened here
-    spec = view.implied.range("bitsandbytes")
-    text_shows = spec is not None and rel.version in spec
+    text_shows = ctx.bnb_text_spec is not None and rel.version in ctx.bnb_text_spec
     gpus = _gpu_gate(view, rel)
     if gpus == "not here" and not text_shows:
         return
@@ -650,11 +655,10 @@ def bnb_known_bad_release(ctx: Context) -> Iterator[Finding]:
 def _known_bad_range(ctx: Context) -> Iterator[Finding]:
     """bitsandbytes' version unknown, a range an error text proves (NameError 'cuda_setup':
     0.36.0-0.37.0, S110): every release in it is known bad in one way, so the text proves it."""
-    spec = ctx.view.implied.range("bitsandbytes")
-    inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
+    spec, inside = ctx.bnb_text_spec, ctx.bnb_in_text
     if not inside or any(r.known_bad is None for r in inside):
         return
-    newest = max(inside, key=lambda r: r.version)
+    newest = inside[-1]
     yield ctx.finding(
         "bnb-known-bad-release",
         f"bitsandbytes {spec} (read from the error message): {newest.known_bad}",
@@ -693,7 +697,7 @@ def _libstdcxx_fits(view: View, rel: BnbRelease) -> bool:
 
 @ruled_out("bnb-known-bad-release")
 def _not_known_bad(view: View, kb: Knowledge) -> bool:
-    rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    rel = bnb_release(view, kb)
     return view.bnb is not None and (
         rel is None
         or not rel.known_bad

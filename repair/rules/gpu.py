@@ -56,14 +56,11 @@ def bnb_no_cpu_4bit(ctx: Context) -> Iterator[Finding]:
         return
     # the first release that runs 4-bit on the CPU with a native build here (macOS wheels start
     # later, 0.49.0); none at all (an Intel Mac): bnb-platform-unsupported says what is left
-    here = [
-        r.version
-        for r in ctx.kb.bnb.releases
-        if r.cpu_4bit and (b := r.builds.get(view.platform or "")) is not None and b.native
-    ]
+    here = ctx.kb.bnb.native_on(view.platform, cpu_4bit=True)
     if view.platform is not None and not here:
         return
-    later = f"; on {view.platform} from {min(here)}" if here and min(here) > FIRST_CPU_4BIT else ""
+    first = here[0].version if here else None
+    later = f"; on {view.platform} from {first}" if first and first > FIRST_CPU_4BIT else ""
     yield ctx.finding(
         "bnb-no-cpu-4bit",
         f"bitsandbytes {view.bnb} has no CPU 4-bit (first in {FIRST_CPU_4BIT}{later})",

@@ -70,16 +70,6 @@ def _refused_without_cuda(view: View) -> bool:
     return _range_within(view.implied.range("transformers"), REFUSED_WITHOUT_CUDA)
 
 
-def _cpu_4bit_buildable(view: View, kb: Knowledge) -> bool:
-    """Some bitsandbytes release runs 4-bit on the CPU with a native build for this platform
-    (none for an Intel Mac): else a CPU 4-bit floor asks for a step no one can take."""
-    platform = view.platform or ""
-    return any(
-        r.cpu_4bit and (b := r.builds.get(platform)) is not None and b.native
-        for r in kb.bnb.releases
-    )
-
-
 def features(view: View, kb: Knowledge) -> tuple[str, ...]:
     """The plans/huggingface.toml features the job needs: a QLoRA job's, `4bit-cpu` where the
     host has no NVIDIA GPU and some bitsandbytes runs 4-bit on its CPU (not a ROCm host:
@@ -90,7 +80,9 @@ def features(view: View, kb: Knowledge) -> tuple[str, ...]:
         view.has_nvidia_gpu is False
         and not view.rocm
         and (view.system != "Darwin" or _refused_without_cuda(view))
-        and (view.platform is None or _cpu_4bit_buildable(view, kb))
+        # some release runs 4-bit on this CPU (none on an Intel Mac: a floor for it would ask
+        # for a step no one can take)
+        and (view.platform is None or bool(kb.bnb.native_on(view.platform, cpu_4bit=True)))
     ):
         wanted += (CPU_4BIT,)
     extra = view.implied.hf_feature

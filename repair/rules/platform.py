@@ -9,7 +9,7 @@ from packaging.version import Version
 
 from ..findings import Finding, Unknown
 from ..knowledge import BnbBuild, Knowledge
-from ..view import View, libstdcxx_misfit, tagged_glibc_floor, wheel_misfits
+from ..view import View, bnb_release, libstdcxx_misfit, tagged_glibc_floor, wheel_misfits
 from .registry import Context, rule, ruled_out, suspect
 
 # The file type of a native library on each OS (bitsandbytes ships .so, .dll and .dylib files).
@@ -89,8 +89,7 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
             source="error message",
         )
         return
-    spec = implied.range("bitsandbytes")
-    inside = [r for r in ctx.kb.bnb.releases if spec is not None and r.version in spec]
+    spec, inside = ctx.bnb_text_spec, ctx.bnb_in_text
     if inside and not any(
         (b := r.builds.get(view.platform or "")) is not None and b.native for r in inside
     ):
@@ -116,11 +115,8 @@ def _first_native_for_unknown_bnb(ctx: Context) -> tuple[str, Version] | None:
     reported = view.facts.bitsandbytes
     if reported is not None and reported.native_libs:
         return None  # its libraries are known: the rule judges them, not the version's range
-    spec = view.implied.range("bitsandbytes")
-    inside = sorted(
-        (r for r in ctx.kb.bnb.releases if spec is None or r.version in spec),
-        key=lambda r: r.version,
-    )
+    spec = ctx.bnb_text_spec
+    inside = ctx.kb.bnb.releases if spec is None else ctx.bnb_in_text  # ascending
     native = [r for r in inside if (b := r.builds.get(view.platform)) is not None and b.native]
     if not native or native[0] is inside[0]:
         return None
@@ -327,7 +323,7 @@ def _library_glibc(ctx: Context, build: BnbBuild) -> Iterator[Finding]:
 def _bnb_build_fits(view: View, kb: Knowledge) -> bool:
     if view.implied.bnb_foreign_build or view.implied.libstdcxx:
         return False  # the message itself shows a library that does not load here
-    rel = kb.bnb.release(view.bnb) if view.bnb is not None else None
+    rel = bnb_release(view, kb)
     build = rel.builds.get(view.platform or "") if rel is not None else None
     return (
         build is not None

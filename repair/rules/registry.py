@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ..catalogue import Catalogue
@@ -46,6 +47,10 @@ class Context:
     bnb_libs: BnbLibs | None  # the native libraries it has
     bnb_cuda: Version | None  # the CUDA version it keys its library on
     bnb_cuda_source: str  # where that came from
+    # the range of bitsandbytes versions an error text proves (None: none) and the releases of
+    # the knowledge base inside it, ascending (() without a range)
+    bnb_text_spec: SpecifierSet | None
+    bnb_in_text: tuple[BnbRelease, ...]
 
     def finding(self, fid: str, summary: str, **evidence: Any) -> Finding:
         """A finding of class ``fid`` with the catalogue's severity; None evidence is left out."""
@@ -76,6 +81,7 @@ def absent_or_unknown(
 def make_context(view: View, kb: Knowledge, cat: Catalogue) -> Context:
     jetson = is_jetson(view)
     cuda, source = bnb_runtime_cuda(view, kb)
+    spec = view.implied.range("bitsandbytes")
     return Context(
         view=view,
         kb=kb,
@@ -86,6 +92,8 @@ def make_context(view: View, kb: Knowledge, cat: Catalogue) -> Context:
         bnb_libs=bnb_available_libs(view, kb),
         bnb_cuda=cuda,
         bnb_cuda_source=source,
+        bnb_text_spec=spec,
+        bnb_in_text=() if spec is None else tuple(r for r in kb.bnb.releases if r.version in spec),
     )
 
 
