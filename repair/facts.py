@@ -171,6 +171,20 @@ class Facts:
         return self.packages.get(name)
 
 
+def listed_installed(facts: Facts, name: str) -> bool | None:
+    """True/False when the package list says; None when unknown. In a report, a package listed
+    with a null version is installed (version not reported); in a probe's complete list, null
+    means absent."""
+    pk = facts.packages
+    if pk is not None and pk.get(name):
+        return True
+    if facts.extra.get("packages_source") == "probe":
+        return False
+    if pk is not None and name in pk:
+        return True
+    return None
+
+
 # --------------------------------------------------------------------------- parsing
 
 

@@ -27,7 +27,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from .containers import gpu_how, start_with_gpu
-from .facts import Facts
+from .facts import Facts, listed_installed
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
 from .knowledge import (
@@ -56,7 +56,6 @@ from .view import (
     cuda_from_tag,
     driver_fit,
     libstdcxx_misfit,
-    listed_installed,
     parse_version,
     pick_cuda_lib,
     public,
@@ -428,17 +427,19 @@ def choose_bnb(
     """The newest bitsandbytes that fits, preferring the current loader (see module doc) and
     releases against which only UNCONFIRMED facts speak least."""
     scored = []
-    lowest = lowest_python(kb, torch_v) if view.python is None else None
     torches = torch_range(kb, view, cuda) if torch_v is None else ()
+    lowest = lowest_python(kb, torch_v, torches) if view.python is None else None
     for r in kb.bnb.releases:
         why = bnb_fits(view, kb, r, torch_v, cuda, cpu_only)
         if all(w.endswith(UNCONFIRMED) for w in why):
             # Python unknown: prefer a release whose Requires-Python holds across every Python
             # the torch target supports; torch's version unknown but its CUDA known: one whose
-            # torch bounds hold for every torch release built for that CUDA, so that installing
-            # it cannot need another torch (module doc, conservative choice; issue 12 item 5)
+            # torch bounds hold for every torch release built for that CUDA, and that imports
+            # beside each of them (a [[conflict]]: 0.45.0 with the cu124 torch 2.6.0), so that
+            # installing it cannot need another torch (module doc, conservative choice; issue
+            # 12 item 5)
             safe = (lowest is None or r.admits_python(lowest)) and all(
-                r.admits_torch(t) for t in torches
+                r.admits_torch(t) and _conflict(view, kb, r, t, cuda) is None for t in torches
             )
             scored.append((r.version >= MODERN_BNB_LOADER, not why, safe, r.version, r))
     return max(scored, key=lambda x: x[:4])[4] if scored else None
@@ -469,11 +470,18 @@ def _torches_with(kb: Knowledge, has: Callable[[TorchVariant], bool]) -> tuple[V
 _PYTHONS = tuple(Version(f"3.{m}") for m in range(7, 16))
 
 
-def lowest_python(kb: Knowledge, torch_v: Version | None) -> Version | None:
-    """The oldest Python the torch release of ``torch_v`` supports (torch unknown: the oldest
-    any torch release of the knowledge base supports)."""
-    rel = kb.torch.release(torch_v) if torch_v is not None else None
-    rels = [rel] if rel is not None else list(kb.torch.releases)
+def lowest_python(
+    kb: Knowledge, torch_v: Version | None, torches: tuple[Version, ...] = ()
+) -> Version | None:
+    """The oldest Python the torch release of ``torch_v`` supports; torch unknown: the oldest
+    one of the releases it can be (``torches``, torch_range: those built for its CUDA), or of
+    any torch release of the knowledge base when even that is unknown."""
+    if torch_v is not None:
+        found = kb.torch.release(torch_v)
+        rels = [found] if found is not None else list(kb.torch.releases)
+    else:
+        rels = [r for r in kb.torch.releases if any(v in torches for v in r.versions)]
+        rels = rels or list(kb.torch.releases)
     return next((p for p in _PYTHONS if any(r.admits_python(p) for r in rels)), None)
 
 
@@ -893,7 +901,9 @@ def _bnb_side(
     """The steps for the chosen bitsandbytes, and what a legacy one asks of the driver."""
     _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
     target = torch_choice.target if torch_choice is not None else view.torch
-    lowest = lowest_python(kb, target) if view.python is None else None
+    # torch's version unknown, its CUDA known: the releases built for that CUDA (choose_bnb)
+    torches = torch_range(kb, view, view.torch_cuda) if target is None else ()
+    lowest = lowest_python(kb, target, torches) if view.python is None else None
     if lowest is not None and any(s.package == "bitsandbytes" for s in steps):
         # says what the general line says, for the release chosen: one line, not two
         unknown[:] = [u for u in unknown if u.key != "python"]
@@ -904,7 +914,13 @@ def _bnb_side(
                 f"Requires-Python ({bnb_choice.python or 'none'}) "
                 + (
                     "holds for every Python "
-                    + (f"torch {target} supports" if target else "any torch release supports")
+                    + (
+                        f"torch {target} supports"
+                        if target
+                        else f"a torch built for CUDA {view.torch_cuda} supports"
+                        if torches
+                        else "any torch release supports"
+                    )
                     + f" (>= {lowest})"
                     if bnb_choice.admits_python(lowest)
                     else f"is the only fit; it does not admit Python {lowest}"
@@ -1697,6 +1713,10 @@ def _runs(flags: list[tuple[str, bool]]) -> list[str]:
     return [r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
 
 
+# What an error text with signature torch-cuda-requested proves (plans/signatures.toml, S113).
+_CUDA_ASKED = "the failing code asked torch for a CUDA device (read from the error message),"
+
+
 def _no_driver_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -1705,15 +1725,28 @@ def _no_driver_advice(
     wheels is the way."""
     if "no-nvidia-driver" not in ids:
         return None
+    # The failing code itself asked torch for CUDA (S113: a CUDA call on a torch without CUDA,
+    # or on one that finds no driver): no package change makes that call work on this machine,
+    # so the step is required, whatever the venv steps do for bitsandbytes' CPU 4-bit.
+    asked = view.implied.cuda_requested
     if view.system == "Darwin":
         native = kb.bnb.native_on(view.platform)
         # with no native build for this Mac, the required step of bnb-platform-unsupported says
         # what is left; this one only says there is no driver to install
-        text = "a Mac has no CUDA (no NVIDIA driver to install)" + (
-            f": bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
+        where = (
+            f"bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
             if native
             else ""
         )
+        if asked:
+            text = (
+                f"{_CUDA_ASKED} and a Mac has none (no NVIDIA driver to install): no package "
+                "change makes that call work here. Run it on a machine with an NVIDIA GPU, or "
+                "set the program to the CPU (or Apple's GPU, 'mps') where it offers that"
+                + (f"; {where}" if where else "")
+            )
+            return Manual("no-nvidia-driver", text, True)
+        text = "a Mac has no CUDA (no NVIDIA driver to install)" + (f": {where}" if where else "")
         return Manual("no-nvidia-driver", text, False)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
@@ -1723,9 +1756,15 @@ def _no_driver_advice(
         visible = (view.facts.env or {}).get("NVIDIA_VISIBLE_DEVICES")
         # NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES (S105), and a CUDA torch was
         # installed for a GPU: either way the GPU was meant to be there
-        meant = visible is not None or view.torch_cuda is not None
+        meant = visible is not None or view.torch_cuda is not None or asked
         text = _container_gpu_text(container, visible, meant=meant)
         return Manual("no-nvidia-driver", f"{text}; {until}", meant)
+    if asked:
+        text = (
+            f"{_CUDA_ASKED} and no NVIDIA driver or GPU was found: install them (or run it on a "
+            f"machine with them), or set the program to the CPU where it offers that; {until}"
+        )
+        return Manual("no-nvidia-driver", text, True)
     text = f"for CUDA 4-bit, install an NVIDIA driver and GPU; {until}"
     return Manual("no-nvidia-driver", text, False)
 

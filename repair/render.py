@@ -18,10 +18,9 @@ from . import shellquote
 from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, summary_line
 from .errors import QfixError
 from .explain import Explanation, Match, explain_to_dict
-from .facts import Facts, facts_to_dict
+from .facts import Facts, facts_to_dict, listed_installed
 from .plan import TORCH_FAMILY, Plan, StepAction
 from .settings import next_step_target
-from .view import listed_installed
 
 SEVERITY_MARK = {"error": "✗", "warning": "!", "info": "·"}
 

@@ -23,11 +23,11 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from .errors import KnowledgeError
-from .facts import Facts, Host
+from .facts import Facts, Host, listed_installed
 from .knowledge import Range, plans_directory, read_toml
 
 # The packages whose version an error text may bound (a range, a PEP 440 specifier).
-RANGE_KEYS = ("bitsandbytes", "transformers", "accelerate", "peft", "torch")
+RANGE_KEYS = ("bitsandbytes", "transformers", "accelerate", "peft", "diffusers", "torch")
 # Facts an error text may state, with the type of their value.
 FACT_KEYS: Mapping[str, type] = {
     "system": str,  # host.system when the report lacks it: Windows, Darwin, Linux
@@ -81,6 +81,12 @@ FACT_KEYS: Mapping[str, type] = {
     "serving_cc": str,
     # torch.cuda.is_available() was False in the failing process (Unsloth's device check).
     "torch_cuda_unavailable": bool,
+    # Code in the failing process asked torch for a CUDA device (a CUDA call, a CUDA-only
+    # program's device check): on a machine without an NVIDIA GPU no package change serves it.
+    "cuda_requested": bool,
+    # The library whose own device check raised "No GPU found. A GPU is needed for quantization."
+    # (transformers or diffusers): a frame of the text names it, or the package list (_gate_of).
+    "no_gpu_gate_of": str,
     # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
     # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
     "triton_ops_missing": bool,
@@ -101,6 +107,7 @@ HF_FEATURE_WORDS = {
         "8-bit and Lion optimizers)"
     ),
     "8bit-training": "the Trainer on a model loaded in 8-bit (with adapters)",
+    "4bit-mps": "a 4-bit load on Apple's GPU (mps)",
 }
 HF_FEATURE_NAMES = tuple(HF_FEATURE_WORDS)
 
@@ -144,6 +151,8 @@ class Implied:
     serving_min_cc: str | None = None
     serving_cc: str | None = None
     torch_cuda_unavailable: bool = False
+    cuda_requested: bool = False
+    no_gpu_gate_of: str | None = None
     bnb_index_versions: str | None = None
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
@@ -339,6 +348,8 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "serving_min_cc": "the serving engine's minimum compute capability for bitsandbytes",
     "serving_cc": "the GPU's compute capability as the engine printed it",
     "torch_cuda_unavailable": "torch.cuda.is_available() was False in that process",
+    "cuda_requested": "the failing code asked torch for a CUDA device",
+    "no_gpu_gate_of": "the library whose device check refused the quantization",
     # triton-ops-missing proves no importer (S92): bitsandbytes 0.40.0-0.45.0 or older DeepSpeed
     "triton_ops_missing": "an import of triton.ops failed: the triton there has none (triton "
     "3.2 and later lack it)",
@@ -376,6 +387,7 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     implied = implied_by(text)
     if implied.empty:
         return facts, []
+    implied = _no_gpu_gate(facts, implied)
     extra = dict(facts.extra)
     extra["implied"] = implied_to_dict(implied)
     if implied.rocm:
@@ -391,6 +403,36 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     if host is not facts.host:
         lines.append(f"host: {implied.system} (read from the error message)")
     return replace(facts, host=host, extra=extra), lines
+
+
+# "No GPU found. A GPU is needed for quantization." (signature hf-no-gpu-found) is the device
+# check of transformers' bitsandbytes quantizers up to 4.44.2 (S100; 4.45.2 to 4.57.1 raise it
+# only for EETQ, HQQ and VPTQ, S114) and of diffusers' at every release without CUDA or an Intel
+# XPU, Apple's GPU accepted for 4-bit from 0.39.0 and never a CPU (S114).
+_NO_GPU_GATES = {"transformers": "<4.45.0", "diffusers": "<0.39.0"}
+
+
+def _no_gpu_gate(facts: Facts, implied: Implied) -> Implied:
+    """What the "No GPU found" refusal proves, once it is known whose it is: a frame of the text
+    names the library (no_gpu_gate_of); else the one of transformers and diffusers that the
+    package list shows installed while the other is not. transformers: a release below 4.45.0.
+    diffusers: on a Mac a release below 0.39.0 (for a 4-bit load; the 8-bit one never takes
+    Apple's GPU); elsewhere no release runs there, so the job needs a GPU (cuda_requested)."""
+    if "hf-no-gpu-found" not in implied.signatures:
+        return implied
+    of = implied.no_gpu_gate_of
+    if of is None:
+        listed = {name: listed_installed(facts, name) for name in _NO_GPU_GATES}
+        shown = [name for name, installed in listed.items() if installed is True]
+        of = shown[0] if len(shown) == 1 else None
+    if of not in _NO_GPU_GATES:
+        return implied
+    system = (facts.host.system if facts.host else None) or implied.system
+    if of == "diffusers" and system != "Darwin":
+        return replace(implied, no_gpu_gate_of=of, cuda_requested=True)
+    ranges = tuple(dict.fromkeys((*implied.ranges, (of, _NO_GPU_GATES[of]))))
+    feature = implied.hf_feature or ("4bit-mps" if of == "diffusers" else None)
+    return replace(implied, no_gpu_gate_of=of, ranges=ranges, hf_feature=feature)
 
 
 def _reported_version(facts: Facts, package: str) -> str | None:

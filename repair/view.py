@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from packaging.version import InvalidVersion, Version
 
 from .distros import distro_of, load_distros
-from .facts import Facts, Gpu
+from .facts import Facts, Gpu, listed_installed
 from .knowledge import (
     BnbBuild,
     BnbRelease,
@@ -314,20 +314,6 @@ def unreadable_versions(facts: Facts) -> list[tuple[str, str]]:
         if isinstance(text, str) and parse_version(text) is None:
             found.append((f"{name}.version", text))
     return found
-
-
-def listed_installed(facts: Facts, name: str) -> bool | None:
-    """True/False when the package list says; None when unknown. In a report, a package listed
-    with a null version is installed (version not reported); in a probe's complete list, null
-    means absent."""
-    pk = facts.packages
-    if pk is not None and pk.get(name):
-        return True
-    if facts.extra.get("packages_source") == "probe":
-        return False
-    if pk is not None and name in pk:
-        return True
-    return None
 
 
 def make_view(facts: Facts, kb: Knowledge | None = None) -> View:

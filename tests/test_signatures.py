@@ -2179,3 +2179,196 @@ def test_a_kernel_missing_from_a_wheel_that_has_it_asks_to_reinstall_that_wheel(
     assert ("UNCONFIRMED" in m.text) is (not band.confirmed)
     if not band.confirmed:
         assert "-DCOMPUTE_CAPABILITY=61" in m.text
+
+
+# ------------------------------------------------------------------ the code asked for CUDA (S113)
+
+CUDA_ASKED_TEXTS = [
+    "AssertionError: Torch not compiled with CUDA enabled",
+    "RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA "
+    "GPU and installed a driver from http://www.nvidia.com/Download/index.aspx",
+    "RuntimeError: Attempting to deserialize object on a CUDA device but "
+    "torch.cuda.is_available() is False. If you are running on a CPU-only machine, please use "
+    "torch.load with map_location=torch.device('cpu') to map your storages to the CPU.",
+]
+
+
+def _no_gpu_host(system: str, **packages: str | None) -> Facts:
+    machine = "arm64" if system == "Darwin" else "x86_64"
+    return facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": system, "machine": machine},
+            "driver": {"found": False, "source": "report"},
+            "gpus": [],
+            "packages": dict(packages),
+        }
+    )
+
+
+@pytest.mark.parametrize("text", CUDA_ASKED_TEXTS)
+@pytest.mark.parametrize("system", ["Darwin", "Linux"])
+def test_code_that_asked_for_cuda_on_a_machine_without_a_gpu_needs_one(text, system):
+    """torch raises these only when code asks it for CUDA (S113). On a machine with no NVIDIA
+    GPU no package change serves that call: the no-driver finding is an error and its step is
+    required (a Mac and a Linux box alike); without the text the same facts keep the optional
+    step."""
+    assert implied_by(text).cuda_requested
+    facts = _no_gpu_host(system, torch="2.1.2", bitsandbytes=None)
+    a = _analyse(facts, text)
+    [f] = [f for f in a.diagnosis.findings if f.id == "no-nvidia-driver"]
+    assert f.severity.value == "error" and f.evidence["cuda_requested"] is True
+    [m] = [m for m in a.plan.manual if m.id == "no-nvidia-driver"]
+    assert m.required and "asked torch for a CUDA device" in m.text
+    quiet = _analyse(facts, None)
+    [m] = [m for m in quiet.plan.manual if m.id == "no-nvidia-driver"]
+    assert not m.required
+
+
+def test_a_gpu_host_asking_cuda_of_a_cpu_torch_still_gets_a_cuda_torch():
+    """With an NVIDIA GPU there, the same assertion is a CPU-only torch: torch-cpu-build plans a
+    CUDA build, and nothing asks for another machine."""
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Windows", "machine": "AMD64"},
+            "driver": {"found": True, "version": "551.61", "cuda": "12.4", "source": "report"},
+            "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 4070", "compute_capability": "8.9"}],
+            "packages": {"torch": "2.3.0"},
+        }
+    )
+    a = _analyse(facts, CUDA_ASKED_TEXTS[0])
+    assert "torch-cpu-build" in a.diagnosis.ids and "no-nvidia-driver" not in a.diagnosis.ids
+    assert _step(a.plan, "torch") is not None
+    assert not any(m.required for m in a.plan.manual)
+
+
+def test_a_library_device_check_is_not_a_request_for_cuda():
+    """transformers' "No GPU found" is its own check, which newer releases lift: not a request."""
+    assert not implied_by("No GPU found. A GPU is needed for quantization.").cuda_requested
+
+
+# ------------------------------------------------------ whose "No GPU found" it is (S100, S114)
+
+NO_GPU = "RuntimeError: No GPU found. A GPU is needed for quantization."
+
+
+def _frame(path: str) -> str:
+    return (
+        f'  File "{path}", line 64, in validate_environment\n'
+        '    raise RuntimeError("No GPU found. A GPU is needed for quantization.")\n' + NO_GPU
+    )
+
+
+def test_a_transformers_quantizer_frame_proves_a_release_below_4_45():
+    """Only transformers up to 4.44.2 raise it in quantizer_bnb_4bit.py/quantizer_bnb_8bit.py
+    (S114: not in 4.45.2, 4.52.4 or 4.57.1); a Windows path reads the same."""
+    for path in (
+        "/venv/lib/python3.10/site-packages/transformers/quantizers/quantizer_bnb_4bit.py",
+        "C:\\env\\Lib\\site-packages\\transformers\\quantizers\\quantizer_bnb_8bit.py",
+    ):
+        implied = implied_by(_frame(path))
+        assert implied.no_gpu_gate_of == "transformers"
+        assert implied.range("transformers") == SpecifierSet("<4.45.0")
+    # an EETQ or HQQ quantizer raises the same words at every release: no range
+    eetq = "/venv/lib/python3.10/site-packages/transformers/quantizers/quantizer_eetq.py"
+    assert implied_by(_frame(eetq)).range("transformers") is None
+
+
+DIFFUSERS_FRAME = _frame(
+    "/Users/me/venv/lib/python3.11/site-packages/diffusers/quantizers/bitsandbytes/bnb_quantizer.py"
+)
+
+
+def test_diffusers_refusing_apples_gpu_plans_the_release_that_accepts_it():
+    """diffusers' 4-bit quantizer takes torch.mps from 0.39.0 (S114): on a Mac its refusal
+    proves an older diffusers, and the plan raises it to the 4bit-mps floor, torch untouched."""
+    facts = _no_gpu_host("Darwin", diffusers=None, transformers=None, python=None)
+    a = _analyse(facts, DIFFUSERS_FRAME)
+    assert a.view.implied.range("diffusers") == SpecifierSet("<0.39.0")
+    found = [f for f in a.diagnosis.findings if f.id == "hf-stack-too-old"]
+    assert [f.evidence["package"] for f in found] == ["diffusers"]
+    step = _step(a.plan, "diffusers")
+    assert step is not None and SpecifierSet(step.to) == SpecifierSet(">=0.39.0")
+    assert _step(a.plan, "torch") is None and _step(a.plan, "transformers") is None
+
+
+def test_diffusers_on_a_python_below_its_requirement_asks_for_python_first():
+    """diffusers from 0.37.1 declares Requires-Python >= 3.10 (S114): with Python 3.9 the step
+    could not install, so a new Python is the required manual step."""
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Darwin", "machine": "arm64"},
+            "driver": {"found": False, "source": "report"},
+            "gpus": [],
+            "python": {"version": "3.9.18"},
+            "packages": {"diffusers": "0.35.2"},
+        }
+    )
+    a = _analyse(facts, DIFFUSERS_FRAME)
+    assert _step(a.plan, "diffusers") is None
+    assert any(m.required and ">= 3.10" in m.text for m in a.plan.manual)
+
+
+def test_diffusers_refusing_a_machine_without_any_gpu_needs_one():
+    """No diffusers release quantizes on the CPU (S114): on Linux without an NVIDIA GPU the job
+    needs a GPU, the required step of no-nvidia-driver; no diffusers range is claimed."""
+    a = _analyse(_no_gpu_host("Linux", diffusers=None), DIFFUSERS_FRAME)
+    assert a.view.implied.cuda_requested and a.view.implied.range("diffusers") is None
+    assert any(m.required and m.id == "no-nvidia-driver" for m in a.plan.manual)
+    assert _step(a.plan, "diffusers") is None
+
+
+@pytest.mark.parametrize(
+    ("packages", "of"),
+    [
+        ({"diffusers": None}, "diffusers"),
+        ({"transformers": None}, "transformers"),
+        ({"transformers": None, "diffusers": None}, None),
+        ({}, None),
+    ],
+)
+def test_without_a_frame_the_package_list_says_whose_check_it_was(packages, of):
+    """The bare sentence is transformers' (<= 4.44.2) or diffusers'; only a package list that
+    shows one of the two installed, and not the other, names it."""
+    facts, _ = implied_facts(_no_gpu_host("Darwin", **packages), NO_GPU)
+    implied = make_view(facts, KB).implied
+    assert implied.no_gpu_gate_of == of
+    if of is None:
+        assert implied.range("transformers") is None and implied.range("diffusers") is None
+
+
+# ------------------------------------------ torch's version unknown, its CUDA known (issue 12 #5)
+
+
+def test_an_unknown_torch_of_a_known_cuda_bounds_python_and_the_conflicts():
+    """torch's CUDA is 12.4 (the loader printed it) but not its version: it is one of the torch
+    releases built for cu124 (2.4.0-2.6.0), so the Python floor is theirs (3.8, not 3.7), and
+    bitsandbytes 0.45.0 -- whose triton.ops import fails beside torch 2.6.0 -- is passed over
+    for a release that imports beside each of them."""
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "driver": {"found": True, "source": "report"},
+            "gpus": [{"index": 0, "compute_capability": "7.5"}],
+            "packages": {"bitsandbytes": None},
+            "torch": {"cuda": "12.4"},
+        }
+    )
+    text = (
+        "CUDA SETUP: Required library version not found: libbitsandbytes_cuda124.so. Maybe you "
+        "need to compile it from source?\nCUDA SETUP: Defaulting to libbitsandbytes_cpu.so..."
+    )
+    a = _analyse(facts, text)
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None
+    chosen = KB.bnb.release(step.to)
+    torches = [Version(v) for v in ("2.4.0", "2.4.1", "2.5.0", "2.5.1", "2.6.0")]
+    assert all(chosen.admits_torch(t) for t in torches)
+    assert all(
+        KB.bnb.conflict(chosen.version, "linux-x86_64", t, cuda_build=True) is None for t in torches
+    )
+    assert chosen.admits_python(Version("3.8"))
+    assert any("a torch built for CUDA 12.4 supports (>= 3.8)" in u for u in a.plan.unknown)

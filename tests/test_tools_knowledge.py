@@ -3,7 +3,8 @@ of real-report cases through the test_cases check).
 
 tests/data/knowledge/ is a recorded PyPI snapshot (the JSON API of 2026-12-06, reduced to each
 file's name, yanked flag and upload time; torch to the 2.14 and 2.15 series, transformers to
-5.20+, accelerate to 1.14+, peft to 0.21+): the drift logic runs on it and on edited copies."""
+5.20+, accelerate to 1.14+, peft to 0.21+; diffusers, recorded 2026-12-07, to 0.41+): the drift
+logic runs on it and on edited copies."""
 
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ stale silently.
     python tools/check_knowledge.py [--pypi-url URL] [--simple-url URL] [--from-dir DIR]
                                     [--max-age DAYS] [--today YYYY-MM-DD]
 
-For torch, bitsandbytes, transformers, accelerate and peft it reads the release list and the
-wheel files (PyPI's JSON API, https://pypi.org/pypi/NAME/json; when that cannot be reached, the
-PEP 691 simple API of pip's index, PIP_INDEX_URL or https://pypi.org/simple) and reports:
+For torch, bitsandbytes, transformers, accelerate, peft and diffusers it reads the release list
+and the wheel files (PyPI's JSON API, https://pypi.org/pypi/NAME/json; when that cannot be
+reached, the PEP 691 simple API of pip's index, PIP_INDEX_URL or https://pypi.org/simple) and
+reports:
 
 - a torch or bitsandbytes release on PyPI that plans/ does not list (torch from the oldest series
   in plans/torch.toml, bitsandbytes from the oldest release in plans/bitsandbytes.toml);
@@ -15,8 +16,9 @@ PEP 691 simple API of pip's index, PIP_INDEX_URL or https://pypi.org/simple) and
 - a CPython version with a torch wheel that the series' `python` specifier leaves out;
 - a yanked file that plans/ still recommends (a torch version, a bitsandbytes build of a release
   without `known_bad`);
-- a transformers/accelerate/peft release first uploaded after the newest `checked` date of the
-  plans/huggingface.toml rules that read that package (its floors were not read for it);
+- a transformers/accelerate/peft/diffusers release first uploaded after the newest `checked`
+  date of the plans/huggingface.toml rules that read that package (its floors were not read for
+  it);
 - every entry whose `checked` date is older than --max-age days (default 120: PyTorch ships a
   minor release about every 8-12 weeks, so 120 days always spans at least one new release).
 
@@ -57,8 +59,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-PACKAGES = ("torch", "bitsandbytes", "transformers", "accelerate", "peft")
-HF_PACKAGES = ("transformers", "accelerate", "peft")
+PACKAGES = ("torch", "bitsandbytes", "transformers", "accelerate", "peft", "diffusers")
+HF_PACKAGES = ("transformers", "accelerate", "peft", "diffusers")
 PYPI_JSON = "https://pypi.org/pypi"
 PYPI_SIMPLE = "https://pypi.org/simple"
 MAX_AGE_DAYS = 120

@@ -23,15 +23,25 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
         err = view.facts.driver.error if view.facts.driver else None
         container = view.container
         where = {"container": container} if container else {}
+        asked = view.implied.cuda_requested
         found = ctx.finding(
             "no-nvidia-driver",
             "no NVIDIA driver or GPU found"
             + (f" in this {container} container" if container else "")
-            + ": CUDA 4-bit cannot work here",
+            + ": CUDA 4-bit cannot work here"
+            # the failing code itself asked for CUDA (S113): what it needs is a GPU, not a package
+            + (
+                "; the failing code asked torch for CUDA (read from the error message)"
+                if asked
+                else ""
+            ),
             driver_error=err,
+            cuda_requested=asked or None,
             **where,
         )
-        if view.system == "Darwin":
+        if asked:
+            found = Finding(found.id, Severity.ERROR, found.summary, found.evidence)
+        elif view.system == "Darwin":
             # A Mac has no CUDA at all (NVIDIA's CUDA 10.2 notes): a fact about the platform,
             # nothing to repair, so a note; 4-bit there is the CPU backend's (bnb-no-cpu-4bit).
             found = Finding(found.id, Severity.INFO, found.summary, found.evidence)
