@@ -250,9 +250,7 @@ def _cuda_variant_fit(
         # 13.0 removed Maxwell, Pascal and Volta) builds no code for it
         for cc in view.ccs:
             if (gone := kb.drivers.arch_gone(cuda, cc)) is not None:
-                reasons.append(
-                    f"no code for sm_{cc.major}{cc.minor}: CUDA {gone.cuda} removed it (A3)"
-                )
+                reasons.append(f"no code for sm_{cc.major}{cc.minor}: CUDA {gone.cuda} removed it")
         return fit.mode, "unknown"
     if not view.ccs:
         return fit.mode, "unknown"
@@ -1733,9 +1731,10 @@ def _no_driver_advice(
         native = kb.bnb.native_on(view.platform)
         # with no native build for this Mac, the required step of bnb-platform-unsupported says
         # what is left; this one only says there is no driver to install
+        # (said only where the installed release may be older than the first such wheel)
         where = (
             f"bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
-            if native
+            if native and (view.bnb is None or view.bnb < native[0].version)
             else ""
         )
         if asked:

@@ -514,6 +514,7 @@ def _merged(summaries: Sequence[str]) -> list[str]:
 
 def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> str:
     """`qfix matrix` as a grid of torch release x variant with the reasons for each 'x'."""
+    gpus_known = bool(view.ccs or view.amd_targets)
     if as_json:
         return to_json(
             {
@@ -524,6 +525,8 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
                         "torch": c.release,
                         "variant": c.variant,
                         "ok": c.ok,
+                        # the grid's mark, so that a script need not derive "ok?" itself
+                        "mark": _matrix_mark(c, gpus_known),
                         "driver_mode": c.mode,
                         "reasons": list(c.reasons),
                         "coverage": c.coverage,
@@ -551,7 +554,6 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
     for c in cells:
         if c.release not in releases:
             releases.append(c.release)
-    gpus_known = bool(view.ccs or view.amd_targets)
     grid = {(c.release, c.variant): _matrix_mark(c, gpus_known) for c in cells}
     rows = [["torch"] + variants]
     rows += [[r] + [grid.get((r, v), " ") for v in variants] for r in releases]

@@ -37,15 +37,19 @@ _UV_DOWNLOAD = re.compile(r"^\s*Downloading\s+(\S+)\s+\(([^)]+)\)")
 # continuation lines align under the text that follows it.
 _LIST_MARKER = re.compile(r"^(\s*(?:[✗!?·•x\-]|\[[a-z]+\]|\d+\.)\s+)")
 # Lines to copy or to read as columns stay whole: commands (POSIX "$ ", PowerShell "PS> "),
-# table rows and headers (runs of two or more spaces between words), the apply line, the digest.
+# table rows and headers (a run of two or more spaces between words in the first 40 columns, or
+# two such runs anywhere: one run far into a line is as likely two spaces inside a quoted
+# sentence), the apply line, the digest.
 _WHOLE = re.compile(
-    r"^\s*(\$ |PS> |[~+\-]  |Apply with:|On the machine|\(or save|Plan digest:)|\S {2,}\S"
+    r"^\s*(\$ |PS> |[~+\-]  |Apply with:|On the machine|\(or save|Plan digest:)"
+    r"|^.{0,40}\S {2,}\S|\S {2,}\S.*\S {2,}\S"
 )
 # A labelled line ("  cause:   ...", `qfix explain`): the spaces that align its text after the label
 # are no table's columns, so it wraps like any other line.
 _LABEL_GAP = re.compile(r"^(\s*[a-z]+:) {2,}")
-# ... and its continuation lines align under the text after the label and its gap
-_LABEL = re.compile(r"^(\s*[a-z]+: {2,})")
+# ... and its continuation lines align under the text after the label and its gap (one space
+# after the longest label, "confirm: ")
+_LABEL = re.compile(r"^(\s*[a-z]+: +)")
 # A `quoted command` is one unbreakable word (its spaces become this mark while wrapping).
 _GLUE = "\ue000"
 

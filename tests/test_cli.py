@@ -183,6 +183,11 @@ def test_matrix_does_not_say_works_where_the_driver_is_unknown():
     assert "ok?" in {c for row in cells for c in row} and "ok" not in {
         c for row in cells for c in row
     }
+    # --json carries the same marks
+    doc = json.loads(run("matrix", "--facts", str(EXAMPLES / "F06.json"), "--json").stdout)
+    marks = {c["mark"] for c in doc["cells"]}
+    assert "ok?" in marks and "ok" not in marks
+    assert all((c["mark"] == "x") == (not c["ok"]) for c in doc["cells"])
 
 
 def test_unknown_option_exit_2():

@@ -2372,3 +2372,12 @@ def test_an_unknown_torch_of_a_known_cuda_bounds_python_and_the_conflicts():
     )
     assert chosen.admits_python(Version("3.8"))
     assert any("a torch built for CUDA 12.4 supports (>= 3.8)" in u for u in a.plan.unknown)
+
+
+@pytest.mark.parametrize(("bnb", "said"), [("0.42.0", True), (None, True), ("0.49.1", False)])
+def test_the_mac_note_names_the_macos_wheels_only_where_they_may_be_missing(bnb, said):
+    """ "bitsandbytes >= 0.49.0 has macOS wheels" is news to a Mac with an older or unknown
+    release, not to one that runs 0.49.1."""
+    facts = _no_gpu_host("Darwin", torch="2.5.1", bitsandbytes=bnb)
+    [m] = [m for m in _analyse(facts, None).plan.manual if m.id == "no-nvidia-driver"]
+    assert ("has macOS wheels" in m.text) is said

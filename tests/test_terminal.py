@@ -488,3 +488,23 @@ def test_explain_wraps_its_labelled_lines_like_matched_on_a_terminal_only() -> N
     assert nxt.startswith(" " * value) and not nxt.startswith(" " * (value + 1)), nxt
     piped = run("explain", DORA_REFUSED, env=_env(COLUMNS="80"))
     assert any(x.startswith("  cause:   ") and len(x) > 80 for x in piped.stdout.splitlines())
+
+
+def test_a_quoted_double_space_and_a_confirm_label_wrap_as_prose() -> None:
+    """A source line that quotes a sentence with two spaces in it is prose, not a table row: it
+    wraps (a key-value row, with its gap near the start, stays whole). The `confirm:` label has
+    one space after it: a backquoted command too long to follow it continues under the text
+    after the label, not at column 2."""
+    from repair.terminal import fit_to_width
+
+    source = (
+        "    S112: " + "word " * 20 + "'loaded in 8-bit precision.  if you want' " + "more " * 10
+    )
+    row = "  executable  /a/very/long/path/" + "p" * 90
+    confirm = '  confirm: `python -c "import torch; ' + "x" * 70 + '"`.'
+    lines = fit_to_width("\n".join([source, row, confirm]), 80).split("\n")
+    assert row in lines
+    src = [x for x in lines if "word" in x or "more" in x]
+    assert len(src) > 1 and all(len(x) <= 80 for x in src)
+    at = lines.index("  confirm:")
+    assert lines[at + 1].startswith(" " * len("  confirm: ") + "`python")
