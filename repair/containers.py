@@ -21,14 +21,51 @@ HOW_BY_ENGINE = {
 }
 
 
+# Hosted notebooks run in containers too (Colab's has /.dockerenv), but their user gets a GPU
+# from the notebook's own setting, not from an engine's flag, and the runtime restarts with it
+# (S115). The probe names them by the variables they set (repair/probe/system.py).
+NOTEBOOKS = {
+    "colab": (
+        "Colab",
+        "choose a GPU runtime (Runtime > Change runtime type > Hardware accelerator); the "
+        "runtime restarts, so run the install cells again",
+    ),
+    "kaggle": (
+        "Kaggle",
+        "turn on a GPU accelerator in the notebook's settings; the session restarts, so run the "
+        "install cells again",
+    ),
+}
+
+
+def where_words(container: str) -> str:
+    """ "this docker container", "this Colab runtime": how a sentence names where qfix ran."""
+    if container in NOTEBOOKS:
+        return f"this {NOTEBOOKS[container][0]} runtime"
+    return f"this {container} container"
+
+
+def notebook_gpu_text(container: str) -> str | None:
+    """How a hosted notebook gets a GPU, or None where ``container`` is not one."""
+    if container not in NOTEBOOKS:
+        return None
+    name, how = NOTEBOOKS[container]
+    return f"this {name} runtime has no GPU: {how}; then `!nvidia-smi` in a cell lists it"
+
+
 def gpu_how(container: str) -> str:
     """How a container of this engine is started with the host's GPU."""
+    if container in NOTEBOOKS:
+        return NOTEBOOKS[container][1]
     return HOW_BY_ENGINE.get(container, "start it with the host's GPU")
 
 
 def start_with_gpu(container: str | None) -> str:
     """The clause that tells how to give a container the GPU: this engine's way where the probe
-    named one the toolkit documents, else the general words (`--gpus all` and the toolkit)."""
+    named one the toolkit documents (a hosted notebook's setting), else the general words
+    (`--gpus all` and the toolkit)."""
+    if container in NOTEBOOKS:
+        return notebook_gpu_text(container) or ""
     if container in HOW_BY_ENGINE:
         return (
             f"give this {container} container the GPU: {gpu_how(container)}, with the NVIDIA "

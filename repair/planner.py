@@ -26,7 +26,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .containers import gpu_how, start_with_gpu
+from .containers import gpu_how, notebook_gpu_text, start_with_gpu
 from .facts import Facts, listed_installed
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
@@ -1792,6 +1792,9 @@ def _container_gpu_text(container: str, visible: str | None, *, meant: bool) -> 
     """How a container gets the host's NVIDIA GPU and driver (S105: the NVIDIA Container
     Toolkit mounts the driver's libraries and devices into a container started with the GPU);
     ``meant``: the facts show a GPU was meant to be there, else the text is conditional."""
+    notebook = notebook_gpu_text(container)
+    if notebook is not None:
+        return notebook
     how = gpu_how(container)
     lead = (
         f"this {container} container has no NVIDIA driver in it"

@@ -15,6 +15,7 @@ from typing import Any
 from packaging.version import Version
 
 from . import shellquote
+from .containers import where_words
 from .dryrun import DryRun, download_bytes, downloads_to_list, package_lines, summary_line
 from .errors import QfixError
 from .explain import Explanation, Match, explain_to_dict
@@ -821,7 +822,9 @@ def _report_markdown(f: Facts, plan: Plan, version: str) -> str:
             h and h.libc,
             h and h.os_release,
             "WSL" if h and h.wsl else None,
-            f"in a {h.container} container" if h and h.container else None,
+            f"in {where_words(h.container).replace('this ', 'a ', 1)}"
+            if h and h.container
+            else None,
         )
         if x
     )

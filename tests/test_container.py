@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from repair import pipeline
 from repair.facts import facts_from_dict, facts_to_dict
 from repair.probe.system import container_kind, probe_host
 from tests.core_helpers import analyse
@@ -139,3 +140,27 @@ def test_a_container_whose_driver_answers_is_not_told_to_start_with_the_gpu() ->
     [m] = [m for m in plan.manual if "sees no usable GPU" in m.text]
     assert "--gpus all" not in m.text and "this docker container" not in m.text
     assert "check `nvidia-smi`" in m.text
+
+
+def test_hosted_notebooks_are_named_before_the_engine_under_them(tmp_path: Path) -> None:
+    """Colab's runtime is a Docker container (/.dockerenv) and Kaggle's too, but their users get a
+    GPU from the notebook's setting (S115): the variables they set name them first."""
+    colab = {"COLAB_RELEASE_TAG": "release-colab-20261201-060115-RC00"}
+    assert _kind(tmp_path, (".dockerenv",), colab) == "colab"
+    assert _kind(tmp_path, env={"COLAB_GPU": ""}) == "colab"
+    kaggle = {"KAGGLE_KERNEL_RUN_TYPE": "Interactive", "KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+    assert _kind(tmp_path, env=kaggle) == "kaggle"
+
+
+@pytest.mark.parametrize("text", [None, "RuntimeError: Found no NVIDIA driver on your system."])
+def test_a_colab_cpu_runtime_is_told_to_choose_a_gpu_runtime_not_docker_flags(text) -> None:
+    """Colab's CPU runtime with its CUDA torch: the step is Colab's runtime setting (required:
+    the CUDA torch was installed for a GPU), never `docker run --gpus all` or the toolkit."""
+    doc = _container_doc({}, "12.1", container="colab")
+    a = pipeline.analyse(facts_from_dict(doc), error_text=text)
+    [m] = [m for m in a.plan.manual if m.id == "no-nvidia-driver"]
+    [f] = [f for f in a.plan.findings if f.id == "no-nvidia-driver"]
+    assert m.required
+    assert "Runtime > Change runtime type" in m.text and "run the install cells again" in m.text
+    assert "docker" not in m.text and "Container Toolkit" not in m.text
+    assert "in this Colab runtime" in f.summary

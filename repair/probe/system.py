@@ -423,7 +423,9 @@ def read_l4t(path: str | os.PathLike[str] = NV_TEGRA_RELEASE) -> str | None:
     return line or None
 
 
-# What each engine leaves in its containers (S105): Docker creates /.dockerenv (moby's
+# What each engine leaves in its containers (S105), and the hosted notebooks' variables (S115:
+# Colab sets COLAB_RELEASE_TAG, and COLAB_GPU on a GPU runtime; Kaggle KAGGLE_KERNEL_RUN_TYPE).
+# Docker creates /.dockerenv (moby's
 # daemon/initlayer), Podman /run/.containerenv (podman-run(1)); Kubernetes sets
 # KUBERNETES_SERVICE_HOST in every pod; systemd's container interface names the engine in
 # `container` (podman, lxc, systemd-nspawn, ...).
@@ -438,6 +440,11 @@ def container_kind(
 ) -> str | None:
     """The container engine this process runs under, or None where none leaves a mark."""
     env = os.environ if environ is None else environ
+    # hosted notebooks first: they run in Docker or Kubernetes, but give a GPU their own way (S115)
+    if env.get("COLAB_RELEASE_TAG") or env.get("COLAB_GPU") is not None:
+        return "colab"
+    if env.get("KAGGLE_KERNEL_RUN_TYPE"):
+        return "kaggle"
     if env.get("KUBERNETES_SERVICE_HOST"):
         return "kubernetes"  # first: a pod on a node with Docker's runtime has /.dockerenv too
     if os.path.exists(dockerenv):

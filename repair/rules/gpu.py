@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..containers import where_words
 from ..findings import Finding, Severity, Unknown
 from ..knowledge import Knowledge
 from ..view import (
@@ -27,7 +28,7 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
         found = ctx.finding(
             "no-nvidia-driver",
             "no NVIDIA driver or GPU found"
-            + (f" in this {container} container" if container else "")
+            + (f" in {where_words(container)}" if container else "")
             + ": CUDA 4-bit cannot work here"
             # the failing code itself asked for CUDA (S113): what it needs is a GPU, not a package
             + (
