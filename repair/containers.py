@@ -21,36 +21,39 @@ HOW_BY_ENGINE = {
 }
 
 
-# Hosted notebooks run in containers too (Colab's has /.dockerenv), but their user gets a GPU
-# from the notebook's own setting, not from an engine's flag, and the runtime restarts with it
-# (S115). The probe names them by the variables they set (repair/probe/system.py).
+# Hosted notebooks may run in a container engine too, but their user gets a GPU from the
+# notebook's own setting, not from an engine's flag (S115: Colab's runtime type, which restarts
+# the runtime and loses what was installed in it; Kaggle's accelerator setting). The probe names
+# them by the variables they set (repair/probe/system.py).
 NOTEBOOKS = {
     "colab": (
         "Colab",
         "choose a GPU runtime (Runtime > Change runtime type > Hardware accelerator); the "
         "runtime restarts, so run the install cells again",
     ),
-    "kaggle": (
-        "Kaggle",
-        "turn on a GPU accelerator in the notebook's settings; the session restarts, so run the "
-        "install cells again",
-    ),
+    "kaggle": ("Kaggle", "turn on a GPU accelerator in the notebook's settings"),
 }
 
 
-def where_words(container: str) -> str:
-    """ "this docker container", "this Colab runtime": how a sentence names where qfix ran."""
+def where_words(container: str, article: str = "this") -> str:
+    """ "this docker container", "a Colab runtime": how a sentence names where qfix ran."""
     if container in NOTEBOOKS:
-        return f"this {NOTEBOOKS[container][0]} runtime"
-    return f"this {container} container"
+        return f"{article} {NOTEBOOKS[container][0]} runtime"
+    return f"{article} {container} container"
 
 
-def notebook_gpu_text(container: str) -> str | None:
-    """How a hosted notebook gets a GPU, or None where ``container`` is not one."""
+def notebook_gpu_text(container: str, *, known_without: bool = True) -> str | None:
+    """How a hosted notebook gets a GPU, or None where ``container`` is not one;
+    ``known_without``: the facts show the runtime has none (else the text is conditional)."""
     if container not in NOTEBOOKS:
         return None
     name, how = NOTEBOOKS[container]
-    return f"this {name} runtime has no GPU: {how}; then `!nvidia-smi` in a cell lists it"
+    lead = (
+        f"this {name} runtime has no GPU: "
+        if known_without
+        else f"if this {name} runtime has no GPU, "
+    )
+    return f"{lead}{how}; then `!nvidia-smi` in a cell lists it"
 
 
 def gpu_how(container: str) -> str:
@@ -65,7 +68,8 @@ def start_with_gpu(container: str | None) -> str:
     named one the toolkit documents (a hosted notebook's setting), else the general words
     (`--gpus all` and the toolkit)."""
     if container in NOTEBOOKS:
-        return notebook_gpu_text(container) or ""
+        # said where the process sees no GPU: the runtime may have one that is not reached
+        return notebook_gpu_text(container, known_without=False) or ""
     if container in HOW_BY_ENGINE:
         return (
             f"give this {container} container the GPU: {gpu_how(container)}, with the NVIDIA "

@@ -34,7 +34,6 @@ from .planner import evaluate_variant, make_plan
 from .settings import DEFAULT_TORCH_INDEX, Settings
 from .signatures import (
     HF_FEATURE_WORDS,
-    implied_by,
     implied_property_lines,
     implied_to_dict,
     load_signatures,
@@ -446,7 +445,9 @@ def explain_text(text: str, facts: Facts | None) -> Explanation:
     )
     analysis = analyse(base, error_text=text)
     text_ids = set(analysis.diagnosis.ids) - (set() if facts is not None else set(alone.ids))
-    implied = implied_by(text)
+    # what the text proves as the plan reads it: with the facts' part (whose "No GPU found" it
+    # is, repair/signatures.py _no_gpu_gate), not the text's alone
+    implied = analysis.view.implied
     sigs = {sig.id: sig for sig in load_signatures()}
     sources = load_sources()
     references = sources.resolve(

@@ -26,7 +26,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .containers import gpu_how, notebook_gpu_text, start_with_gpu
+from .containers import NOTEBOOKS, gpu_how, notebook_gpu_text, start_with_gpu
 from .facts import Facts, listed_installed
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
@@ -425,8 +425,7 @@ def choose_bnb(
     """The newest bitsandbytes that fits, preferring the current loader (see module doc) and
     releases against which only UNCONFIRMED facts speak least."""
     scored = []
-    torches = torch_range(kb, view, cuda) if torch_v is None else ()
-    lowest = lowest_python(kb, torch_v, torches) if view.python is None else None
+    torches, lowest = unknown_torch_bounds(view, kb, torch_v, cuda)
     for r in kb.bnb.releases:
         why = bnb_fits(view, kb, r, torch_v, cuda, cpu_only)
         if all(w.endswith(UNCONFIRMED) for w in why):
@@ -441,6 +440,17 @@ def choose_bnb(
             )
             scored.append((r.version >= MODERN_BNB_LOADER, not why, safe, r.version, r))
     return max(scored, key=lambda x: x[:4])[4] if scored else None
+
+
+def unknown_torch_bounds(
+    view: View, kb: Knowledge, torch_v: Version | None, cuda: Version | None
+) -> tuple[tuple[Version, ...], Version | None]:
+    """What a bitsandbytes choice must hold across where torch or Python is unknown: the torch
+    releases a torch of unknown version but known CUDA can be (torch_range; () where torch's
+    version is known), and the oldest Python the torch target supports (None: Python known)."""
+    torches = torch_range(kb, view, cuda) if torch_v is None else ()
+    lowest = lowest_python(kb, torch_v, torches) if view.python is None else None
+    return torches, lowest
 
 
 def torch_range(kb: Knowledge, view: View, cuda: Version | None) -> tuple[Version, ...]:
@@ -899,9 +909,7 @@ def _bnb_side(
     """The steps for the chosen bitsandbytes, and what a legacy one asks of the driver."""
     _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
     target = torch_choice.target if torch_choice is not None else view.torch
-    # torch's version unknown, its CUDA known: the releases built for that CUDA (choose_bnb)
-    torches = torch_range(kb, view, view.torch_cuda) if target is None else ()
-    lowest = lowest_python(kb, target, torches) if view.python is None else None
+    torches, lowest = unknown_torch_bounds(view, kb, target, view.torch_cuda)  # as choose_bnb
     if lowest is not None and any(s.package == "bitsandbytes" for s in steps):
         # says what the general line says, for the release chosen: one line, not two
         unknown[:] = [u for u in unknown if u.key != "python"]
@@ -1393,12 +1401,17 @@ def cuda_unavailable_advice(view: View) -> str:
     """The advice for a CUDA torch that sees no GPU (in a container: how it gets one, unless the
     driver answered inside it)."""
     clause = _container_clause(view)
+    # a hosted notebook's user has no driver to update and no NVSwitch to start
+    host_side = (
+        ""
+        if view.container in NOTEBOOKS
+        else "; on NVSwitch systems start nvidia-fabricmanager; after a driver update, reboot"
+    )
     return (
         "torch is a CUDA build, but this process sees no usable GPU: "
         + (f"{clause}; " if clause else "")
         + "check `nvidia-smi` in the same shell, and CUDA_VISIBLE_DEVICES (an empty value or -1 "
-        "hides every GPU); on NVSwitch systems start nvidia-fabricmanager; after a driver "
-        "update, reboot. No package change fixes this."
+        f"hides every GPU){host_side}. No package change fixes this."
     )
 
 
@@ -1749,22 +1762,33 @@ def _no_driver_advice(
         return Manual("no-nvidia-driver", text, False)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
-    until = f"until then bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
+    # a library that quantizes on a GPU only (diffusers) has no CPU way to wait on
+    gpu_only = view.implied.gpu_only_library
+    until = "" if gpu_only else f"; until then bitsandbytes >= 0.46.0 runs 4-bit on the CPU{floor}"
     container = view.container
     if container and view.system == "Linux":
         visible = (view.facts.env or {}).get("NVIDIA_VISIBLE_DEVICES")
         # NVIDIA's CUDA images set NVIDIA_VISIBLE_DEVICES (S105), and a CUDA torch was
         # installed for a GPU: either way the GPU was meant to be there
-        meant = visible is not None or view.torch_cuda is not None or asked
+        meant = visible is not None or view.torch_cuda is not None or asked or bool(gpu_only)
         text = _container_gpu_text(container, visible, meant=meant)
-        return Manual("no-nvidia-driver", f"{text}; {until}", meant)
+        return Manual("no-nvidia-driver", f"{text}{until}", meant)
+    if gpu_only:
+        text = (
+            f"{gpu_only}'s bitsandbytes quantizer refused this machine for want of a GPU (read "
+            f"from the error message), and no {gpu_only} release quantizes on the CPU: it needs "
+            "an NVIDIA GPU and driver (or an Intel GPU, 'xpu'); install them, or run it on a "
+            "machine with them"
+        )
+        return Manual("no-nvidia-driver", text, True)
     if asked:
         text = (
             f"{_CUDA_ASKED} and no NVIDIA driver or GPU was found: install them (or run it on a "
-            f"machine with them), or set the program to the CPU where it offers that; {until}"
+            "machine with them), or set the program to another device it offers (the CPU, or an "
+            f"Intel GPU's 'xpu'){until}"
         )
         return Manual("no-nvidia-driver", text, True)
-    text = f"for CUDA 4-bit, install an NVIDIA driver and GPU; {until}"
+    text = f"for CUDA 4-bit, install an NVIDIA driver and GPU{until}"
     return Manual("no-nvidia-driver", text, False)
 
 

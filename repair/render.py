@@ -822,9 +822,7 @@ def _report_markdown(f: Facts, plan: Plan, version: str) -> str:
             h and h.libc,
             h and h.os_release,
             "WSL" if h and h.wsl else None,
-            f"in {where_words(h.container).replace('this ', 'a ', 1)}"
-            if h and h.container
-            else None,
+            f"in {where_words(h.container, 'a')}" if h and h.container else None,
         )
         if x
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from .errors import KnowledgeError
 from .facts import Facts, Host, listed_installed
@@ -85,8 +86,12 @@ FACT_KEYS: Mapping[str, type] = {
     # program's device check): on a machine without an NVIDIA GPU no package change serves it.
     "cuda_requested": bool,
     # The library whose own device check raised "No GPU found. A GPU is needed for quantization."
-    # (transformers or diffusers): a frame of the text names it, or the package list (_gate_of).
+    # (transformers or diffusers): a frame of the text names it, or the package list
+    # (_no_gpu_gate).
     "no_gpu_gate_of": str,
+    # That library quantizes on a GPU only (diffusers: CUDA, an Intel XPU, Apple's GPU), and this
+    # machine is not a Mac: it needs a GPU, not a package.
+    "gpu_only_library": str,
     # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
     # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
     "triton_ops_missing": bool,
@@ -153,6 +158,7 @@ class Implied:
     torch_cuda_unavailable: bool = False
     cuda_requested: bool = False
     no_gpu_gate_of: str | None = None
+    gpu_only_library: str | None = None
     bnb_index_versions: str | None = None
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
@@ -350,6 +356,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "torch_cuda_unavailable": "torch.cuda.is_available() was False in that process",
     "cuda_requested": "the failing code asked torch for a CUDA device",
     "no_gpu_gate_of": "the library whose device check refused the quantization",
+    "gpu_only_library": "a library that quantizes on a GPU only refused this machine",
     # triton-ops-missing proves no importer (S92): bitsandbytes 0.40.0-0.45.0 or older DeepSpeed
     "triton_ops_missing": "an import of triton.ops failed: the triton there has none (triton "
     "3.2 and later lack it)",
@@ -409,30 +416,55 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
 # check of transformers' bitsandbytes quantizers up to 4.44.2 (S100; 4.45.2 to 4.57.1 raise it
 # only for EETQ, HQQ and VPTQ, S114) and of diffusers' at every release without CUDA or an Intel
 # XPU, Apple's GPU accepted for 4-bit from 0.39.0 and never a CPU (S114).
-_NO_GPU_GATES = {"transformers": "<4.45.0", "diffusers": "<0.39.0"}
+REFUSED_WITHOUT_CUDA = "<4.45.0"
+DIFFUSERS_BEFORE_MPS = "<0.39.0"
 
 
 def _no_gpu_gate(facts: Facts, implied: Implied) -> Implied:
     """What the "No GPU found" refusal proves, once it is known whose it is: a frame of the text
-    names the library (no_gpu_gate_of); else the one of transformers and diffusers that the
-    package list shows installed while the other is not. transformers: a release below 4.45.0.
-    diffusers: on a Mac a release below 0.39.0 (for a 4-bit load; the 8-bit one never takes
-    Apple's GPU); elsewhere no release runs there, so the job needs a GPU (cuda_requested)."""
+    names the library (no_gpu_gate_of); else the package list, where it shows one of
+    transformers and diffusers installed at a version that raises it and not the other.
+    transformers: a release below 4.45.0. diffusers: on a Mac a release below 0.39.0 (a 4-bit
+    load; with 0.39.0 or later installed it was an 8-bit load or a torch without MPS, and no
+    range is claimed); on another known system no release runs without a GPU
+    (gpu_only_library)."""
     if "hf-no-gpu-found" not in implied.signatures:
         return implied
+    system = (facts.host.system if facts.host else None) or implied.system
+    gates = {
+        "transformers": REFUSED_WITHOUT_CUDA,
+        "diffusers": DIFFUSERS_BEFORE_MPS if system == "Darwin" else None,
+    }
+
+    def may_raise(name: str) -> bool:
+        """No known version of ``name`` rules out that it raised the refusal."""
+        text = _reported_version(facts, name)
+        version = _loose(text) if text else None
+        spec = gates[name]
+        return version is None or spec is None or version in SpecifierSet(spec)
+
     of = implied.no_gpu_gate_of
     if of is None:
-        listed = {name: listed_installed(facts, name) for name in _NO_GPU_GATES}
-        shown = [name for name, installed in listed.items() if installed is True]
+        shown = [n for n in gates if listed_installed(facts, n) is True and may_raise(n)]
         of = shown[0] if len(shown) == 1 else None
-    if of not in _NO_GPU_GATES:
+    if of not in gates:
         return implied
-    system = (facts.host.system if facts.host else None) or implied.system
-    if of == "diffusers" and system != "Darwin":
-        return replace(implied, no_gpu_gate_of=of, cuda_requested=True)
-    ranges = tuple(dict.fromkeys((*implied.ranges, (of, _NO_GPU_GATES[of]))))
+    if of == "diffusers" and system is not None and system != "Darwin":
+        return replace(implied, no_gpu_gate_of=of, gpu_only_library=of)
+    spec = gates[of]
+    if spec is None or not may_raise(of):
+        return replace(implied, no_gpu_gate_of=of)
+    ranges = tuple(dict.fromkeys((*implied.ranges, (of, spec))))
     feature = implied.hf_feature or ("4bit-mps" if of == "diffusers" else None)
     return replace(implied, no_gpu_gate_of=of, ranges=ranges, hf_feature=feature)
+
+
+def _loose(text: str) -> Version | None:
+    """A reported version ("4.57.1", "0.39.0.dev0") without its local label, or None."""
+    try:
+        return Version(Version(text).public)
+    except InvalidVersion:
+        return None
 
 
 def _reported_version(facts: Facts, package: str) -> str | None:

@@ -143,8 +143,8 @@ def test_a_container_whose_driver_answers_is_not_told_to_start_with_the_gpu() ->
 
 
 def test_hosted_notebooks_are_named_before_the_engine_under_them(tmp_path: Path) -> None:
-    """Colab's runtime is a Docker container (/.dockerenv) and Kaggle's too, but their users get a
-    GPU from the notebook's setting (S115): the variables they set name them first."""
+    """A hosted notebook may run under a container engine (a /.dockerenv, a Kubernetes pod), but
+    its user gets a GPU from the notebook's setting (S115): the variables it sets name it first."""
     colab = {"COLAB_RELEASE_TAG": "release-colab-20261201-060115-RC00"}
     assert _kind(tmp_path, (".dockerenv",), colab) == "colab"
     assert _kind(tmp_path, env={"COLAB_GPU": ""}) == "colab"
@@ -164,3 +164,17 @@ def test_a_colab_cpu_runtime_is_told_to_choose_a_gpu_runtime_not_docker_flags(te
     assert "Runtime > Change runtime type" in m.text and "run the install cells again" in m.text
     assert "docker" not in m.text and "Container Toolkit" not in m.text
     assert "in this Colab runtime" in f.summary
+
+
+def test_a_colab_runtime_with_a_gpu_listed_is_not_told_it_has_none() -> None:
+    """A T4 listed, the driver not reported, a CUDA torch that sees no GPU: the advice for the
+    process says what to do if the runtime has no GPU, not that it has none."""
+    doc = _container_doc({}, "12.1", container="colab")
+    doc["driver"] = {"found": None}
+    doc["gpus"] = [{"index": 0, "name": "Tesla T4", "compute_capability": "7.5"}]
+    doc["torch"]["cuda_available"] = False
+    _, plan = analyse(facts_from_dict(doc))
+    texts = [m.text for m in plan.manual] + list(plan.notes)
+    said = [t for t in texts if "Colab runtime" in t]
+    assert said and all("if this Colab runtime has no GPU" in t for t in said)
+    assert not any("docker" in t or "fabricmanager" in t for t in texts)

@@ -2187,9 +2187,6 @@ CUDA_ASKED_TEXTS = [
     "AssertionError: Torch not compiled with CUDA enabled",
     "RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA "
     "GPU and installed a driver from http://www.nvidia.com/Download/index.aspx",
-    "RuntimeError: Attempting to deserialize object on a CUDA device but "
-    "torch.cuda.is_available() is False. If you are running on a CPU-only machine, please use "
-    "torch.load with map_location=torch.device('cpu') to map your storages to the CPU.",
 ]
 
 
@@ -2243,9 +2240,20 @@ def test_a_gpu_host_asking_cuda_of_a_cpu_torch_still_gets_a_cuda_torch():
     assert not any(m.required for m in a.plan.manual)
 
 
-def test_a_library_device_check_is_not_a_request_for_cuda():
-    """transformers' "No GPU found" is its own check, which newer releases lift: not a request."""
-    assert not implied_by("No GPU found. A GPU is needed for quantization.").cuda_requested
+def test_a_library_device_check_or_a_checkpoint_is_not_a_request_for_cuda():
+    """transformers' "No GPU found" is its own check, which newer releases lift, and torch.load's
+    "deserialize object on a CUDA device" is where a checkpoint was saved (map_location='cpu'
+    loads it anywhere): neither is code asking for CUDA, so neither makes the GPU required."""
+    for text in (
+        "No GPU found. A GPU is needed for quantization.",
+        "RuntimeError: Attempting to deserialize object on a CUDA device but "
+        "torch.cuda.is_available() is False. If you are running on a CPU-only machine, please use "
+        "torch.load with map_location=torch.device('cpu') to map your storages to the CPU.",
+    ):
+        facts = _no_gpu_host("Linux", transformers="4.44.2", torch="2.4.1+cpu")
+        a = _analyse(facts, text)
+        assert not a.view.implied.cuda_requested and not a.view.implied.gpu_only_library
+        assert not any(m.required for m in a.plan.manual if m.id == "no-nvidia-driver")
 
 
 # ------------------------------------------------------ whose "No GPU found" it is (S100, S114)
@@ -2267,8 +2275,9 @@ def test_a_transformers_quantizer_frame_proves_a_release_below_4_45():
         "/venv/lib/python3.10/site-packages/transformers/quantizers/quantizer_bnb_4bit.py",
         "C:\\env\\Lib\\site-packages\\transformers\\quantizers\\quantizer_bnb_8bit.py",
     ):
-        implied = implied_by(_frame(path))
-        assert implied.no_gpu_gate_of == "transformers"
+        assert implied_by(_frame(path)).no_gpu_gate_of == "transformers"
+        facts, _ = implied_facts(Facts(), _frame(path))
+        implied = make_view(facts, KB).implied
         assert implied.range("transformers") == SpecifierSet("<4.45.0")
     # an EETQ or HQQ quantizer raises the same words at every release: no range
     eetq = "/venv/lib/python3.10/site-packages/transformers/quantizers/quantizer_eetq.py"
@@ -2313,11 +2322,19 @@ def test_diffusers_on_a_python_below_its_requirement_asks_for_python_first():
 
 def test_diffusers_refusing_a_machine_without_any_gpu_needs_one():
     """No diffusers release quantizes on the CPU (S114): on Linux without an NVIDIA GPU the job
-    needs a GPU, the required step of no-nvidia-driver; no diffusers range is claimed."""
+    needs a GPU, the required step of no-nvidia-driver, worded as diffusers' need (not as code
+    asking for CUDA) and without the CPU 4-bit alternative, which diffusers cannot take; no
+    diffusers range is claimed. With the system unknown, nothing is inferred."""
     a = _analyse(_no_gpu_host("Linux", diffusers=None), DIFFUSERS_FRAME)
-    assert a.view.implied.cuda_requested and a.view.implied.range("diffusers") is None
-    assert any(m.required and m.id == "no-nvidia-driver" for m in a.plan.manual)
+    implied = a.view.implied
+    assert implied.gpu_only_library == "diffusers" and not implied.cuda_requested
+    assert implied.range("diffusers") is None
+    [m] = [m for m in a.plan.manual if m.id == "no-nvidia-driver"]
+    assert m.required and "diffusers's bitsandbytes quantizer" in m.text
+    assert "asked torch" not in m.text and "on the CPU with transformers" not in m.text
     assert _step(a.plan, "diffusers") is None
+    unknown_os = facts_from_dict({"schema": "qfix.facts/1", "packages": {"diffusers": None}})
+    assert _analyse(unknown_os, DIFFUSERS_FRAME).view.implied.gpu_only_library is None
 
 
 @pytest.mark.parametrize(
@@ -2327,16 +2344,43 @@ def test_diffusers_refusing_a_machine_without_any_gpu_needs_one():
         ({"transformers": None}, "transformers"),
         ({"transformers": None, "diffusers": None}, None),
         ({}, None),
+        # a known version that cannot raise it rules its package out
+        ({"transformers": "4.57.1"}, None),
+        ({"transformers": "4.57.1", "diffusers": None}, "diffusers"),
+        ({"transformers": "4.40.2", "diffusers": "0.42.1"}, "transformers"),
     ],
 )
 def test_without_a_frame_the_package_list_says_whose_check_it_was(packages, of):
-    """The bare sentence is transformers' (<= 4.44.2) or diffusers'; only a package list that
-    shows one of the two installed, and not the other, names it."""
+    """The bare sentence is transformers' (<= 4.44.2) or diffusers' (4-bit on a Mac: <= 0.38.0);
+    only a package list that shows one of the two installed at a version that raises it, and
+    not the other, names it."""
     facts, _ = implied_facts(_no_gpu_host("Darwin", **packages), NO_GPU)
     implied = make_view(facts, KB).implied
     assert implied.no_gpu_gate_of == of
     if of is None:
         assert implied.range("transformers") is None and implied.range("diffusers") is None
+
+
+def test_a_newer_diffusers_refusing_a_mac_claims_no_range():
+    """diffusers 0.40.0 takes Apple's GPU for 4-bit: its refusal was an 8-bit load or a torch
+    without MPS, so no range below 0.39.0 is claimed against the version the facts give."""
+    facts, _ = implied_facts(_no_gpu_host("Darwin", diffusers="0.40.0"), DIFFUSERS_FRAME)
+    implied = make_view(facts, KB).implied
+    assert implied.no_gpu_gate_of == "diffusers" and implied.range("diffusers") is None
+
+
+def test_a_later_frame_between_a_transformers_frame_and_the_refusal_proves_nothing():
+    """transformers 4.57.1's from_pretrained (modeling_utils.py) calls the HQQ quantizer, which
+    raises the same sentence at every release: with that frame between, no range is read."""
+    text = (
+        '  File "/v/site-packages/transformers/modeling_utils.py", line 4900, in from_pretrained\n'
+        "    hf_quantizer.validate_environment(\n"
+        '  File "/v/site-packages/transformers/quantizers/quantizer_hqq.py", line 80, in '
+        "validate_environment\n"
+        '    raise RuntimeError("No GPU found. A GPU is needed for quantization.")\n' + NO_GPU
+    )
+    implied = implied_by(text)
+    assert implied.no_gpu_gate_of is None and implied.range("transformers") is None
 
 
 # ------------------------------------------ torch's version unknown, its CUDA known (issue 12 #5)

@@ -424,7 +424,7 @@ def read_l4t(path: str | os.PathLike[str] = NV_TEGRA_RELEASE) -> str | None:
 
 
 # What each engine leaves in its containers (S105), and the hosted notebooks' variables (S115:
-# Colab sets COLAB_RELEASE_TAG, and COLAB_GPU on a GPU runtime; Kaggle KAGGLE_KERNEL_RUN_TYPE).
+# public code tells Colab by COLAB_RELEASE_TAG or COLAB_GPU, Kaggle by KAGGLE_KERNEL_RUN_TYPE).
 # Docker creates /.dockerenv (moby's
 # daemon/initlayer), Podman /run/.containerenv (podman-run(1)); Kubernetes sets
 # KUBERNETES_SERVICE_HOST in every pod; systemd's container interface names the engine in
@@ -440,7 +440,7 @@ def container_kind(
 ) -> str | None:
     """The container engine this process runs under, or None where none leaves a mark."""
     env = os.environ if environ is None else environ
-    # hosted notebooks first: they run in Docker or Kubernetes, but give a GPU their own way (S115)
+    # hosted notebooks first: they may run under an engine, but give a GPU their own way (S115)
     if env.get("COLAB_RELEASE_TAG") or env.get("COLAB_GPU") is not None:
         return "colab"
     if env.get("KAGGLE_KERNEL_RUN_TYPE"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..containers import where_words
 from ..findings import Finding, Severity, Unknown
@@ -25,27 +26,31 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
         container = view.container
         where = {"container": container} if container else {}
         asked = view.implied.cuda_requested
+        gpu_only = view.implied.gpu_only_library
+        # what the text shows the job needs is a GPU, not a package (S113, S114)
+        why = (
+            f"; {gpu_only}'s quantizer runs on a GPU only (read from the error message)"
+            if gpu_only
+            else "; the failing code asked torch for CUDA (read from the error message)"
+            if asked
+            else ""
+        )
         found = ctx.finding(
             "no-nvidia-driver",
             "no NVIDIA driver or GPU found"
             + (f" in {where_words(container)}" if container else "")
-            + ": CUDA 4-bit cannot work here"
-            # the failing code itself asked for CUDA (S113): what it needs is a GPU, not a package
-            + (
-                "; the failing code asked torch for CUDA (read from the error message)"
-                if asked
-                else ""
-            ),
+            + f": CUDA 4-bit cannot work here{why}",
             driver_error=err,
             cuda_requested=asked or None,
+            gpu_only_library=gpu_only,
             **where,
         )
-        if asked:
-            found = Finding(found.id, Severity.ERROR, found.summary, found.evidence)
+        if asked or gpu_only:
+            found = replace(found, severity=Severity.ERROR)
         elif view.system == "Darwin":
             # A Mac has no CUDA at all (NVIDIA's CUDA 10.2 notes): a fact about the platform,
             # nothing to repair, so a note; 4-bit there is the CPU backend's (bnb-no-cpu-4bit).
-            found = Finding(found.id, Severity.INFO, found.summary, found.evidence)
+            found = replace(found, severity=Severity.INFO)
         yield found
     elif not view.rocm and view.has_nvidia_gpu is None:
         yield Unknown("driver", "driver: whether an NVIDIA driver is loaded, and its version")

@@ -12,6 +12,7 @@ from packaging.version import Version
 
 from ..findings import Finding, Severity
 from ..knowledge import CPU_4BIT, HfRule, Knowledge
+from ..signatures import REFUSED_WITHOUT_CUDA as NO_GPU_REFUSING_TRANSFORMERS
 from ..view import View, public
 from .registry import Context, rule, ruled_out
 
@@ -24,7 +25,8 @@ HF_FEATURES = ("4bit-load", "kbit-training")
 # raise "No GPU found. A GPU is needed for quantization." whenever torch.cuda.is_available() is
 # False (S100 read 4.44.2; S25 the older ones), so there the floor is asked all the same.
 # 4.44.2 is the last 4.44 release (PyPI): every release below 4.45.0 is read as refusing
-REFUSED_WITHOUT_CUDA = SpecifierSet("<4.45.0")
+# (repair/signatures.py keeps the bound: an error text's "No GPU found" proves the same range)
+REFUSED_WITHOUT_CUDA = SpecifierSet(NO_GPU_REFUSING_TRANSFORMERS)
 
 
 def _applies(view: View, hf: HfRule) -> bool:
