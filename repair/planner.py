@@ -1724,6 +1724,14 @@ def _runs(flags: list[tuple[str, bool]]) -> list[str]:
     return [r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs]
 
 
+# NVIDIA's CUDA on WSL User Guide (S116): the Windows driver gives WSL 2 its GPU and libcuda
+# (/usr/lib/wsl/lib); a Linux driver installed inside WSL 2 breaks that mapping.
+_WSL_DRIVER = (
+    "under WSL 2 the NVIDIA driver is the Windows one: install or update the NVIDIA driver on "
+    "Windows (never a Linux driver inside WSL), restart WSL (`wsl --shutdown` in Windows), and "
+    "`/usr/lib/wsl/lib/nvidia-smi` in WSL lists the GPU"
+)
+
 # What an error text with signature torch-cuda-requested proves (plans/signatures.toml, S113).
 _CUDA_ASKED = "the failing code asked torch for a CUDA device (read from the error message),"
 
@@ -1773,6 +1781,10 @@ def _no_driver_advice(
         meant = visible is not None or view.torch_cuda is not None or asked or bool(gpu_only)
         text = _container_gpu_text(container, visible, meant=meant)
         return Manual("no-nvidia-driver", f"{text}{until}", meant)
+    if view.facts.host and view.facts.host.wsl:
+        # WSL 2 has no driver of its own: the Windows driver serves it (S116)
+        meant = view.torch_cuda is not None or asked or bool(gpu_only)
+        return Manual("no-nvidia-driver", f"{_WSL_DRIVER}{until}", meant)
     if gpu_only:
         text = (
             f"{gpu_only}'s bitsandbytes quantizer refused this machine for want of a GPU (read "

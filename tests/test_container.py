@@ -178,3 +178,15 @@ def test_a_colab_runtime_with_a_gpu_listed_is_not_told_it_has_none() -> None:
     said = [t for t in texts if "Colab runtime" in t]
     assert said and all("if this Colab runtime has no GPU" in t for t in said)
     assert not any("docker" in t or "fabricmanager" in t for t in texts)
+
+
+@pytest.mark.parametrize(("torch_cuda", "required"), [("12.1", True), (None, False)])
+def test_wsl_without_a_driver_is_told_the_driver_is_the_windows_one(torch_cuda, required) -> None:
+    """Under WSL 2 the GPU comes from the Windows driver (S116): the step says to install it on
+    Windows and never a Linux driver inside WSL; required where a CUDA torch was installed."""
+    doc = _container_doc({}, torch_cuda, container=None)
+    doc["host"]["wsl"] = True
+    m, _ = _driver_step(doc)
+    assert m.required is required
+    assert "NVIDIA driver on Windows" in m.text and "never a Linux driver inside WSL" in m.text
+    assert "install an NVIDIA driver and GPU" not in m.text
