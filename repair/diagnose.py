@@ -79,10 +79,13 @@ def _with_suspect(
         return found, unknown
     if ctx.view.facts.names_no_package:
         return found, unknown  # nothing about the environment at all: "cannot tell"
-    for fid in cat.ids:
-        suspect = SUSPECTS.get(fid)
-        if suspect is None:
-            continue
+    # catalogue order, a suspicion from an era or a default (fallback) after those that read a
+    # fact of this machine's GPU or of the text
+    order = sorted(
+        (fid for fid in cat.ids if fid in SUSPECTS), key=lambda fid: SUSPECTS[fid].fallback
+    )
+    for fid in order:
+        suspect = SUSPECTS[fid]
         suspected = [
             Finding(f.id, Severity.WARNING, f.summary, {**f.evidence, "suspected": True})
             for f in suspect.run(ctx)

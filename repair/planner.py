@@ -886,7 +886,19 @@ def _torch_side(
         # the torch target fixes the CUDA version bitsandbytes loads for
         unknown[:] = [u for u in unknown if u.key != "bnb-runtime-cuda"]
         return
-    if "torch-family-mismatch" not in diag.ids or view.torch is None:
+    if "torch-family-mismatch" not in diag.ids:
+        return
+    if view.torch is None:
+        # the text proves the mismatch (torchvision's own check, S117), but the torch whose
+        # companions are the fix is not in the facts: say how to get the one step qfix would plan
+        unknown.append(
+            Unknown(
+                "torch-for-family",
+                "torch's version: the fix is torchvision/torchaudio at the release paired with "
+                "the installed torch, from its index (`pip show torch`); `qfix plan` run in that "
+                "environment reads torch and plans them",
+            )
+        )
         return
     rel = kb.torch.release(view.torch)
     label = view.torch.local

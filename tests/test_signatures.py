@@ -2425,3 +2425,100 @@ def test_the_mac_note_names_the_macos_wheels_only_where_they_may_be_missing(bnb,
     facts = _no_gpu_host("Darwin", torch="2.5.1", bitsandbytes=bnb)
     [m] = [m for m in _analyse(facts, None).plan.manual if m.id == "no-nvidia-driver"]
     assert ("has macOS wheels" in m.text) is said
+
+
+# ------------------------------------------------ suspects for a torch or bitsandbytes unreported
+
+
+def _gpu_host(system: str, machine: str, gpu: str, cc: str, **packages: str | None) -> Facts:
+    return facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": system, "machine": machine},
+            "driver": {"found": True, "version": "560.94", "cuda": "12.6", "source": "report"},
+            "gpus": [{"index": 0, "name": gpu, "compute_capability": cc}],
+            "packages": dict(packages),
+        }
+    )
+
+
+def test_an_unreported_torch_on_windows_is_suspected_cpu_only_and_moved():
+    """On Windows `pip install torch` gets a CPU-only build at every release (plans/torch.toml
+    pypi_default): with an NVIDIA GPU, torch installed at an unreported build and nothing else
+    wrong, that default is the likeliest cause, and the plan moves torch to a CUDA build with
+    the GPU's code. On Linux x86_64 (a CUDA default) it is not suspected."""
+    facts = _gpu_host("Windows", "AMD64", "NVIDIA GeForce GTX 1070", "6.1", torch=None)
+    a = _analyse(facts, None)
+    [f] = [f for f in a.diagnosis.findings if f.id == "torch-cpu-build"]
+    assert f.evidence["suspected"] is True and "CPU-only build at every release" in f.summary
+    step = _step(a.plan, "torch")
+    assert step is not None and "+cu" in step.to
+    linux = _gpu_host("Linux", "x86_64", "NVIDIA GeForce GTX 1070", "6.1", torch=None)
+    assert "torch-cpu-build" not in _analyse(linux, None).diagnosis.ids
+
+
+def test_a_gpu_fact_outweighs_a_platform_default_among_suspects():
+    """A Blackwell GPU with torch unreported on Windows: both a torch without sm_120 and pip's CPU
+    default fit; the suspicion that reads this machine's GPU leads (one suspect at most)."""
+    facts = _gpu_host("Windows", "AMD64", "NVIDIA GeForce RTX 5090", "12.0", torch=None)
+    ids = _analyse(facts, None).diagnosis.ids
+    assert "gpu-arch-unsupported" in ids and "torch-cpu-build" not in ids
+
+
+def test_no_gpu_arch_suspicion_where_earlier_arch_lists_are_unknown():
+    """Linux aarch64 arch lists before 2.11 are not in plans/: "GB200 runs only on >= 2.11" would
+    be unproven, so that suspicion stays silent and pip's aarch64 CPU default is suspected."""
+    facts = _gpu_host("Linux", "aarch64", "NVIDIA GB200", "10.0", torch=None)
+    ids = _analyse(facts, None).diagnosis.ids
+    assert "gpu-arch-unsupported" not in ids and "torch-cpu-build" in ids
+
+
+def test_an_unreported_bitsandbytes_beside_a_cuda_it_may_lack_is_suspected_and_moved():
+    """torch carries CUDA 12.8 and bitsandbytes' version is not given: its cu128 library ships
+    only from 0.45.3 (plans/bitsandbytes.toml), so an older release is suspected and the plan
+    moves bitsandbytes past it, torch kept."""
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "packages": {"torch": None, "bitsandbytes": None},
+            "torch": {"cuda": "12.8"},
+        }
+    )
+    a = _analyse(facts, None)
+    [f] = [f for f in a.diagnosis.findings if f.id == "bnb-no-cuda-lib"]
+    assert f.evidence["suspected"] is True and f.evidence["first"] == "0.45.3"
+    step = _step(a.plan, "bitsandbytes")
+    assert step is not None and Version(step.to) >= Version("0.45.3")
+    assert _step(a.plan, "torch") is None
+
+
+def test_releases_without_a_build_here_are_the_platform_suspects_not_the_librarys():
+    """On Windows the releases before 0.43.0 have no build at all: with torch cu118 and
+    bitsandbytes unreported, that is bnb-platform-unsupported's suspicion, not a missing
+    library for CUDA 11.8."""
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Windows", "machine": "AMD64"},
+            "packages": {"torch": "2.1.2+cu118", "bitsandbytes": None},
+            "torch": {"version": "2.1.2+cu118", "cuda": "11.8"},
+        }
+    )
+    ids = _analyse(facts, None).diagnosis.ids
+    assert "bnb-platform-unsupported" in ids and "bnb-no-cuda-lib" not in ids
+
+
+def test_torchvisions_own_ops_check_names_the_family_and_how_to_plan_it():
+    """torchvision raises "Couldn't load custom C++ ops ... versions are incompatible" (S117):
+    torch-family-mismatch; with torch's version unreported the plan says how to get the step."""
+    text = (
+        "RuntimeError: Couldn’t load custom C++ ops. This can happen if your PyTorch and "
+        "torchvision versions are incompatible, or if you had errors while compiling torchvision"
+    )
+    facts = facts_from_dict(
+        {"schema": "qfix.facts/1", "packages": {"torch": None, "torchvision": "0.13.1"}}
+    )
+    a = _analyse(facts, text)
+    assert "torch-family-mismatch" in a.diagnosis.ids
+    assert any("paired with the installed torch" in u for u in a.plan.unknown)

@@ -14,6 +14,7 @@ from ..view import (
     FIRST_4BIT,
     KEPLER_BELOW,
     MODERN_BNB_LOADER,
+    TORCH_KEYED_LOADER,
     View,
     bnb_available_libs,
     bnb_forks,
@@ -22,6 +23,7 @@ from ..view import (
     cuda_from_tag,
     installed_cuda_lib,
     parse_version,
+    pick_cuda_lib,
     public,
     sass_ccs_cover,
 )
@@ -112,7 +114,83 @@ def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
     found = list(_library_of_other_major(ctx)) + list(_library_for_torch_cuda(ctx))
     yield from found
     if not any(isinstance(f, Finding) for f in found):
-        yield from _library_not_loaded(ctx)
+        found = list(_library_not_loaded(ctx))
+        yield from found
+    if not any(isinstance(f, Finding) for f in found) and (
+        first := _first_lib_for_unknown_bnb(ctx)
+    ):
+        cuda, release = first
+        yield Unknown(
+            "bnb-version-for-cuda",
+            f"bitsandbytes' version: its library for CUDA {cuda} (torch's) ships only from "
+            f"{release.version}; an older release loads no CUDA library",
+        )
+
+
+def _first_lib_for_unknown_bnb(ctx: Context) -> tuple[Version, BnbRelease] | None:
+    """bitsandbytes installed at a version the facts do not give (or in a range an error text
+    proves), torch's CUDA known on a CUDA host: torch's CUDA and the first release from which
+    every release keyed on torch.version.cuda (0.40.1 on, compat-facts C4) has a library it
+    loads for that CUDA here; None where the whole range has one, or none of it does."""
+    view = ctx.view
+    cuda = view.torch_cuda
+    if (
+        view.bnb is not None
+        or view.bnb_installed is not True
+        or cuda is None
+        or (view.facts.env or {}).get("BNB_CUDA_VERSION") is not None
+        or view.rocm
+        or ctx.jetson
+        or view.has_nvidia_gpu is False
+        or view.platform is None
+    ):
+        return None
+    inside = ctx.bnb_in_text if ctx.bnb_text_spec is not None else ctx.kb.bnb.releases
+    platform = view.platform
+    # releases with no native build here at all are bnb-platform-unsupported's to name
+    keyed = [
+        r
+        for r in inside
+        if r.has_4bit
+        and r.version >= TORCH_KEYED_LOADER
+        and (build := r.builds.get(platform)) is not None
+        and build.native
+    ]
+
+    def has_lib(r: BnbRelease) -> bool:
+        return pick_cuda_lib(r.builds[platform].cuda_libs, cuda, r.loader) is not None
+
+    lacking = [r for r in keyed if not has_lib(r)]
+    if not lacking or len(lacking) == len(keyed):
+        return None
+    after = [r for r in keyed if r.version > lacking[-1].version]
+    return (cuda, after[0]) if after else None
+
+
+@suspect(
+    "bnb-no-cuda-lib",
+    replaces="bnb-version-for-cuda",
+    instead="bitsandbytes' version (installed, not reported): the suspected finding says which "
+    "releases have no library for torch's CUDA",
+    fallback=True,
+)
+def _bnb_older_than_cuda(ctx: Context) -> Iterator[Finding]:
+    """With nothing else wrong, a bitsandbytes of unknown version beside a torch whose CUDA only
+    later releases have a library for: an older release is the likeliest cause, and the plan
+    moves bitsandbytes to one that has it, torch kept."""
+    first = _first_lib_for_unknown_bnb(ctx)
+    if first is None:
+        return
+    cuda, release = first
+    yield ctx.finding(
+        "bnb-no-cuda-lib",
+        f"bitsandbytes has a library for CUDA {cuda} (torch's) only from {release.version}; its "
+        "version is not in the facts and no fault the facts prove explains a failure, so an "
+        "older release without one is the likeliest cause (check: `pip show bitsandbytes`)",
+        cuda=str(cuda),
+        cuda_source="torch.version.cuda",
+        first=str(release.version),
+    )
 
 
 def _library_for_torch_cuda(ctx: Context) -> Iterator[Finding | Unknown]:

@@ -139,6 +139,7 @@ def _bnb_version_for_platform(ctx: Context) -> Iterator[Unknown]:
     replaces="bnb-version-for-platform",
     instead="bitsandbytes' version (installed, not reported): the suspected finding says "
     "which releases have no build here",
+    fallback=True,
 )
 def _bnb_older_than_platform(ctx: Context) -> Iterator[Finding]:
     """With nothing else wrong, such a bitsandbytes is the likeliest cause: a release of its

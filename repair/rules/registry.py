@@ -117,6 +117,10 @@ class Suspect:
     run: SuspectRule
     replaces: str  # the Unknown key whose range the finding states itself
     instead: str  # what stays under "Could not know" in its place (the version itself)
+    # a suspicion from an era or a default alone (the releases before a platform's first build,
+    # what pip gets there), weighed after every suspect that reads a fact of this machine's GPU
+    # or of the error text; among themselves, in catalogue order (torch before bitsandbytes)
+    fallback: bool = False
 
 
 SUSPECTS: dict[str, Suspect] = {}
@@ -143,7 +147,9 @@ def rule(fid: str) -> Callable[[Rule], Rule]:
     return register
 
 
-def suspect(fid: str, *, replaces: str, instead: str) -> Callable[[SuspectRule], SuspectRule]:
+def suspect(
+    fid: str, *, replaces: str, instead: str, fallback: bool = False
+) -> Callable[[SuspectRule], SuspectRule]:
     """Register the likeliest cause of class ``fid`` where a version the class depends on is
     unknown: it runs only when the facts and the error text show no fault (repair.diagnose),
     so a report whose one open question decides it is not called healthy (issue 12 item 1: an
@@ -153,7 +159,7 @@ def suspect(fid: str, *, replaces: str, instead: str) -> Callable[[SuspectRule],
     def register(fn: SuspectRule) -> SuspectRule:
         if fid in SUSPECTS:
             raise ValueError(f"two suspects for failure class {fid!r}")
-        SUSPECTS[fid] = Suspect(fn, replaces, instead)
+        SUSPECTS[fid] = Suspect(fn, replaces, instead, fallback)
         return fn
 
     return register

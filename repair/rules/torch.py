@@ -97,6 +97,53 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
         )
 
 
+@suspect(
+    "torch-cpu-build",
+    replaces="torch-build",
+    instead="torch's build (not reported): the suspected finding says where pip's default torch "
+    "is CPU-only",
+    fallback=True,
+)
+def _default_cpu_torch(ctx: Context) -> Iterator[Finding]:
+    """With nothing else wrong, a torch of unknown version and build on a host with an NVIDIA
+    GPU, where `pip install torch` from PyPI gets a CPU-only build (Windows at every release,
+    Linux aarch64 before the CUDA wheels: plans/torch.toml pypi_default): that default is the
+    likeliest cause, and the plan moves torch to a CUDA build for the driver."""
+    view = ctx.view
+    if (
+        view.torch_installed is not True
+        or view.torch is not None
+        or view.torch_cuda is not None
+        or view.torch_cpu_build is not None
+        or view.torch_hip
+        or not ctx.nvidia_here
+        or not gpu_for_torch(view)
+        or view.platform is None
+    ):
+        return
+    cpu = [
+        rel
+        for rel in ctx.kb.torch.releases
+        if (default := rel.pypi_variant(view.platform)) is not None and default.cuda is None
+    ]
+    if not cpu:
+        return
+    which = (
+        "at every release"
+        if len(cpu) == len(ctx.kb.torch.releases)
+        else f"for torch {cpu[0].series}-{cpu[-1].series}"
+    )
+    yield ctx.finding(
+        "torch-cpu-build",
+        f"torch's build is not in the facts, and on {view.platform} `pip install torch` from PyPI "
+        f"gets a CPU-only build {which}; no fault the facts prove explains a failure, so a "
+        'CPU-only torch is the likeliest cause (check: `python -c "import torch; '
+        'print(torch.version.cuda)"` prints None)',
+        platform=view.platform,
+        pypi_cpu=[str(r.series) for r in cpu],
+    )
+
+
 def _cuda_unavailable(view: View) -> str | None:
     """Where torch.cuda.is_available() was False: the facts (a deep probe or a report) or an
     error text that proves it (plans/signatures.toml); None where neither says so."""
@@ -181,6 +228,15 @@ def _gpus_unknown_torch_may_lack(
             continue  # no build at all: a finding of _below_every_build
         r, var = first
         if r is not releases[0]:
+            # an earlier CUDA build whose arch list plans/ lacks may carry it too (the Linux
+            # aarch64 lists before 2.11): "only from r" would be unproven, so no suspicion
+            if any(
+                older.cuda is not None and older.arch_for(platform) is None
+                for rr in releases
+                if rr.series < r.series
+                for older in rr.variants_for(platform)
+            ):
+                continue
             mark = "" if var.arch_confirmed_for(platform) else "; its arch list UNCONFIRMED"
             yield (
                 g,
