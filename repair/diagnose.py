@@ -72,9 +72,9 @@ def _with_suspect(
     ctx: Context, cat: Catalogue, found: list[Finding], unknown: list[Unknown]
 ) -> tuple[list[Finding], list[Unknown]]:
     """Where the facts and the error text show no fault at all (an info note aside), the first
-    suspect in catalogue order that fires: the likeliest cause of the one open question (issue
-    12 item 1). One at most: a second guess beside the first would contradict its "likeliest".
-    """
+    suspect that fires, in catalogue order with the fallback ones last: the likeliest cause of
+    the one open question (issue 12 item 1). One at most: a second guess beside the first would
+    contradict its "likeliest"."""
     if any(f.severity != Severity.INFO for f in found):
         return found, unknown
     if ctx.view.facts.names_no_package:
@@ -91,8 +91,8 @@ def _with_suspect(
             for f in suspect.run(ctx)
         ]
         if suspected:
-            kept = [u for u in unknown if u.key != suspect.replaces]
-            return [*found, *suspected], [*kept, Unknown(suspect.replaces, suspect.instead)]
+            kept = [u for u in unknown if u.key not in suspect.replaces]
+            return [*found, *suspected], [*kept, Unknown(suspect.replaces[0], suspect.instead)]
     return found, unknown
 
 

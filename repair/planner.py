@@ -902,7 +902,17 @@ def _torch_side(
         return
     rel = kb.torch.release(view.torch)
     label = view.torch.local
-    if rel is not None:
+    if rel is not None and label and rel.variant(label) is None:
+        # a local build (Jetson's "+nv23.06", a source build): its companions come from where
+        # torch came from, not from a PyTorch index folder of that label
+        unknown.append(
+            Unknown(
+                "torch-for-family",
+                f"torch {view.torch} is a local build: its torchvision/torchaudio come from the "
+                "same source (JetPack's wheels, or a build from source), not a PyTorch index",
+            )
+        )
+    elif rel is not None:
         index = f"{base}/{label}" if label else None
         _family_steps(view, rel, public(view.torch), label, index, (), diag, steps, unknown)
 
@@ -1737,11 +1747,12 @@ def _runs(flags: list[tuple[str, bool]]) -> list[str]:
 
 
 # NVIDIA's CUDA on WSL User Guide (S116): the Windows driver gives WSL 2 its GPU and libcuda
-# (/usr/lib/wsl/lib); a Linux driver installed inside WSL 2 breaks that mapping.
+# (/usr/lib/wsl/lib), and no Linux driver may be installed inside WSL 2; WSL 1 has no GPU.
 _WSL_DRIVER = (
-    "under WSL 2 the NVIDIA driver is the Windows one: install or update the NVIDIA driver on "
+    "under WSL the NVIDIA driver is the Windows one: install or update the NVIDIA driver on "
     "Windows (never a Linux driver inside WSL), restart WSL (`wsl --shutdown` in Windows), and "
-    "`/usr/lib/wsl/lib/nvidia-smi` in WSL lists the GPU"
+    "`/usr/lib/wsl/lib/nvidia-smi` in WSL lists the GPU; WSL 1 has no GPU at all "
+    "(`wsl --set-version <distro> 2`)"
 )
 
 # What an error text with signature torch-cuda-requested proves (plans/signatures.toml, S113).
@@ -1794,9 +1805,16 @@ def _no_driver_advice(
         text = _container_gpu_text(container, visible, meant=meant)
         return Manual("no-nvidia-driver", f"{text}{until}", meant)
     if view.facts.host and view.facts.host.wsl:
-        # WSL 2 has no driver of its own: the Windows driver serves it (S116)
+        # WSL has no driver of its own: the Windows driver serves WSL 2 (S116)
         meant = view.torch_cuda is not None or asked or bool(gpu_only)
-        return Manual("no-nvidia-driver", f"{_WSL_DRIVER}{until}", meant)
+        why = (
+            f"{gpu_only}'s bitsandbytes quantizer needs a GPU (read from the error message); "
+            if gpu_only
+            else f"{_CUDA_ASKED} and none was found; "
+            if asked
+            else ""
+        )
+        return Manual("no-nvidia-driver", f"{why}{_WSL_DRIVER}{until}", meant)
     if gpu_only:
         text = (
             f"{gpu_only}'s bitsandbytes quantizer refused this machine for want of a GPU (read "

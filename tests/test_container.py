@@ -189,4 +189,5 @@ def test_wsl_without_a_driver_is_told_the_driver_is_the_windows_one(torch_cuda, 
     m, _ = _driver_step(doc)
     assert m.required is required
     assert "NVIDIA driver on Windows" in m.text and "never a Linux driver inside WSL" in m.text
+    assert "WSL 1 has no GPU" in m.text
     assert "install an NVIDIA driver and GPU" not in m.text

@@ -2467,10 +2467,46 @@ def test_a_gpu_fact_outweighs_a_platform_default_among_suspects():
 
 def test_no_gpu_arch_suspicion_where_earlier_arch_lists_are_unknown():
     """Linux aarch64 arch lists before 2.11 are not in plans/: "GB200 runs only on >= 2.11" would
-    be unproven, so that suspicion stays silent and pip's aarch64 CPU default is suspected."""
-    facts = _gpu_host("Linux", "aarch64", "NVIDIA GB200", "10.0", torch=None)
-    ids = _analyse(facts, None).diagnosis.ids
+    be unproven, so that suspicion stays silent and pip's aarch64 CPU default is suspected; with a
+    driver for CUDA 13 the plan moves torch to a CUDA build."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "aarch64"},
+        "driver": {"found": True, "version": "580.65.06", "cuda": "13.0", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA GB200", "compute_capability": "10.0"}],
+        "packages": {"torch": None},
+    }
+    a = _analyse(facts_from_dict(doc), None)
+    ids = a.diagnosis.ids
     assert "gpu-arch-unsupported" not in ids and "torch-cpu-build" in ids
+    step = _step(a.plan, "torch")
+    assert step is not None and "+cu" in step.to
+
+
+@pytest.mark.parametrize(
+    ("torch", "where"),
+    [
+        ({"cuda_available": True}, {}),  # the facts settle the build
+        ({"arch_list": ["sm_86"]}, {}),
+        ({"error": "ImportError: DLL load failed while importing _C"}, {}),
+        ({}, {"container": "docker"}),  # an image brings its own torch
+    ],
+)
+def test_no_cpu_default_suspicion_where_the_facts_or_the_setup_settle_it(torch, where):
+    """pip's PyPI default says nothing where the build is reported (cuda_available, an arch
+    list), where torch does not even import, or where torch came with a container image."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Windows", "machine": "AMD64"},
+        "driver": {"found": True, "version": "560.94", "cuda": "12.6", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce GTX 1070", "compute_capability": "6.1"}],
+        "packages": {"torch": None},
+        "torch": torch,
+    }
+    if "container" in where:
+        doc["host"]["container"] = where["container"]
+    f = [f for f in _analyse(facts_from_dict(doc), None).diagnosis.findings]
+    assert not any(x.id == "torch-cpu-build" and x.evidence.get("suspected") for x in f)
 
 
 def test_an_unreported_bitsandbytes_beside_a_cuda_it_may_lack_is_suspected_and_moved():
@@ -2491,6 +2527,31 @@ def test_an_unreported_bitsandbytes_beside_a_cuda_it_may_lack_is_suspected_and_m
     step = _step(a.plan, "bitsandbytes")
     assert step is not None and Version(step.to) >= Version("0.45.3")
     assert _step(a.plan, "torch") is None
+
+
+def test_no_library_suspicion_over_a_gap_or_where_the_files_are_known():
+    """CUDA 11.7 libraries ship in 0.40.1-0.45.5, not in 0.46-0.49, and again from 0.50: no
+    single "only from" holds, so no suspicion. Where the probe saw the library files, they
+    settle it."""
+    gap = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "packages": {"torch": "2.0.1+cu117", "bitsandbytes": None},
+            "torch": {"version": "2.0.1+cu117", "cuda": "11.7"},
+        }
+    )
+    assert "bnb-no-cuda-lib" not in _analyse(gap, None).diagnosis.ids
+    seen = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "packages": {"torch": None, "bitsandbytes": None},
+            "torch": {"cuda": "12.8"},
+            "bitsandbytes": {"native_libs": ["libbitsandbytes_cuda128.so"]},
+        }
+    )
+    assert "bnb-no-cuda-lib" not in _analyse(seen, None).diagnosis.ids
 
 
 def test_releases_without_a_build_here_are_the_platform_suspects_not_the_librarys():
@@ -2522,3 +2583,32 @@ def test_torchvisions_own_ops_check_names_the_family_and_how_to_plan_it():
     a = _analyse(facts, text)
     assert "torch-family-mismatch" in a.diagnosis.ids
     assert any("paired with the installed torch" in u for u in a.plan.unknown)
+    # a paste wrapped inside the sentence still reads
+    wrapped = text.replace("PyTorch and ", "PyTorch and\n")
+    assert "torch-family-mismatch" in _analyse(facts, wrapped).diagnosis.ids
+    # a family the facts show paired: the text is something else (a failed source build)
+    paired = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "packages": {"torch": "2.5.1+cu121", "torchvision": "0.20.1+cu121"},
+            "torch": {"version": "2.5.1+cu121", "cuda": "12.1"},
+        }
+    )
+    assert "torch-family-mismatch" not in _analyse(paired, text).diagnosis.ids
+
+
+def test_a_local_torch_build_gets_no_family_step_from_an_index_of_its_label():
+    """Jetson's torch "2.1.0a0+41361538.nv23.06" has no PyPI-index folder of that label: its
+    torchvision comes from where torch came from, said instead of a step."""
+    facts = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "aarch64"},
+            "packages": {"torch": "2.1.0a0+41361538.nv23.06", "torchvision": "0.14.1"},
+            "torch": {"version": "2.1.0a0+41361538.nv23.06"},
+        }
+    )
+    a = _analyse(facts, None)
+    assert "torch-family-mismatch" in a.diagnosis.ids
+    assert _step(a.plan, "torchvision") is None
+    assert any("is a local build" in u for u in a.plan.unknown)

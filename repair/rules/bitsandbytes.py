@@ -111,14 +111,16 @@ def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
             f"torch.version.cuda {ctx.view.torch_cuda} (read from what bitsandbytes printed; "
             "not reported)",
         )
+    # the facts' own library check, then the loader's message, then (nothing proven) which
+    # releases of an unreported version lack torch's CUDA
     found = list(_library_of_other_major(ctx)) + list(_library_for_torch_cuda(ctx))
-    yield from found
     if not any(isinstance(f, Finding) for f in found):
-        found = list(_library_not_loaded(ctx))
-        yield from found
-    if not any(isinstance(f, Finding) for f in found) and (
-        first := _first_lib_for_unknown_bnb(ctx)
-    ):
+        found += list(_library_not_loaded(ctx))
+    yield from found
+    if any(isinstance(f, Finding) for f in found):
+        return
+    first = _first_lib_for_unknown_bnb(ctx)
+    if first is not None:
         cuda, release = first
         yield Unknown(
             "bnb-version-for-cuda",
@@ -129,11 +131,15 @@ def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
 
 def _first_lib_for_unknown_bnb(ctx: Context) -> tuple[Version, BnbRelease] | None:
     """bitsandbytes installed at a version the facts do not give (or in a range an error text
-    proves), torch's CUDA known on a CUDA host: torch's CUDA and the first release from which
-    every release keyed on torch.version.cuda (0.40.1 on, compat-facts C4) has a library it
-    loads for that CUDA here; None where the whole range has one, or none of it does."""
+    proves), torch's CUDA known, on a host not known to lack an NVIDIA GPU: torch's CUDA and
+    the first release from which every release keyed on torch.version.cuda (0.40.1 on,
+    compat-facts C4) has a library it loads for that CUDA here. None where the range has no
+    such gap, where the gap is not one run of the oldest releases (0.46-0.49 dropped CUDA 11.7
+    and 0.50 brought it back: "only from" would be false), or where the facts settle it (the
+    library files the probe saw, or a library that loaded)."""
     view = ctx.view
     cuda = view.torch_cuda
+    b = view.facts.bitsandbytes
     if (
         view.bnb is not None
         or view.bnb_installed is not True
@@ -143,6 +149,7 @@ def _first_lib_for_unknown_bnb(ctx: Context) -> tuple[Version, BnbRelease] | Non
         or ctx.jetson
         or view.has_nvidia_gpu is False
         or view.platform is None
+        or (b is not None and (b.native_libs or b.loaded is not None))
     ):
         return None
     inside = ctx.bnb_in_text if ctx.bnb_text_spec is not None else ctx.kb.bnb.releases
@@ -160,16 +167,19 @@ def _first_lib_for_unknown_bnb(ctx: Context) -> tuple[Version, BnbRelease] | Non
     def has_lib(r: BnbRelease) -> bool:
         return pick_cuda_lib(r.builds[platform].cuda_libs, cuda, r.loader) is not None
 
-    lacking = [r for r in keyed if not has_lib(r)]
-    if not lacking or len(lacking) == len(keyed):
+    flags = [has_lib(r) for r in keyed]
+    if True not in flags or False not in flags:
         return None
-    after = [r for r in keyed if r.version > lacking[-1].version]
-    return (cuda, after[0]) if after else None
+    first = flags.index(True)
+    if False in flags[first:]:
+        return None  # a gap after a release that has it: no single "from"
+    return cuda, keyed[first]
 
 
 @suspect(
     "bnb-no-cuda-lib",
-    replaces="bnb-version-for-cuda",
+    # the platform's line on bitsandbytes' version says the same of another range: one line
+    replaces=("bnb-version-for-cuda", "bnb-version-for-platform"),
     instead="bitsandbytes' version (installed, not reported): the suspected finding says which "
     "releases have no library for torch's CUDA",
     fallback=True,

@@ -115,11 +115,12 @@ SuspectRule = Callable[[Context], Iterable[Finding]]
 @dataclass(frozen=True, slots=True)
 class Suspect:
     run: SuspectRule
-    replaces: str  # the Unknown key whose range the finding states itself
+    replaces: tuple[str, ...]  # the Unknown keys whose range the finding states itself
     instead: str  # what stays under "Could not know" in its place (the version itself)
-    # a suspicion from an era or a default alone (the releases before a platform's first build,
-    # what pip gets there), weighed after every suspect that reads a fact of this machine's GPU
-    # or of the error text; among themselves, in catalogue order (torch before bitsandbytes)
+    # a suspicion that rests on the releases an unreported version may be (the releases before a
+    # platform's first build or before a CUDA's first library, what pip gets by default), weighed
+    # after those that read this machine's GPU or what the error text proves; among themselves,
+    # in catalogue order (torch before bitsandbytes)
     fallback: bool = False
 
 
@@ -148,7 +149,7 @@ def rule(fid: str) -> Callable[[Rule], Rule]:
 
 
 def suspect(
-    fid: str, *, replaces: str, instead: str, fallback: bool = False
+    fid: str, *, replaces: str | tuple[str, ...], instead: str, fallback: bool = False
 ) -> Callable[[SuspectRule], SuspectRule]:
     """Register the likeliest cause of class ``fid`` where a version the class depends on is
     unknown: it runs only when the facts and the error text show no fault (repair.diagnose),
@@ -159,7 +160,8 @@ def suspect(
     def register(fn: SuspectRule) -> SuspectRule:
         if fid in SUSPECTS:
             raise ValueError(f"two suspects for failure class {fid!r}")
-        SUSPECTS[fid] = Suspect(fn, replaces, instead, fallback)
+        keys = (replaces,) if isinstance(replaces, str) else replaces
+        SUSPECTS[fid] = Suspect(fn, keys, instead, fallback)
         return fn
 
     return register

@@ -9,10 +9,11 @@ from packaging.version import Version
 
 from ..facts import Gpu
 from ..findings import Finding, Unknown
-from ..knowledge import Knowledge
+from ..knowledge import Knowledge, TorchRelease
 from ..view import (
     View,
     arch_coverage,
+    conda_libs_first,
     driver_fit,
     lowest_torch_arch,
     parse_version,
@@ -55,8 +56,9 @@ def torch_dll_load_failed(ctx: Context) -> Iterator[Finding]:
 
 
 @rule("torch-cpu-build")
-def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
+def torch_cpu_build(ctx: Context) -> Iterator[Finding | Unknown]:
     view = ctx.view
+    yield from _pypi_cpu_unknown(ctx)
     if view.torch_cpu_build and ctx.nvidia_here:
         yield ctx.finding(
             "torch-cpu-build",
@@ -97,19 +99,16 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@suspect(
-    "torch-cpu-build",
-    replaces="torch-build",
-    instead="torch's build (not reported): the suspected finding says where pip's default torch "
-    "is CPU-only",
-    fallback=True,
-)
-def _default_cpu_torch(ctx: Context) -> Iterator[Finding]:
-    """With nothing else wrong, a torch of unknown version and build on a host with an NVIDIA
-    GPU, where `pip install torch` from PyPI gets a CPU-only build (Windows at every release,
-    Linux aarch64 before the CUDA wheels: plans/torch.toml pypi_default): that default is the
-    likeliest cause, and the plan moves torch to a CUDA build for the driver."""
+def _pypi_cpu_releases(ctx: Context) -> list[TorchRelease]:
+    """The torch releases whose PyPI wheel on this platform is CPU-only (plans/torch.toml
+    pypi_default: Windows at every release, Linux aarch64 before its CUDA wheels), oldest
+    first, where torch is installed at a build the facts do not give on a host with an NVIDIA
+    GPU, and pip from PyPI is how it most likely came ([] elsewhere: a container image brings
+    its own; a reported import error, a True cuda_available or an arch list settles the build).
+    A conda env is no exception: PyTorch publishes no conda packages after 2.5 (pytorch/pytorch
+    #138506), so its torch is pip's as often as conda-forge's, which the finding says."""
     view = ctx.view
+    t = view.facts.torch
     if (
         view.torch_installed is not True
         or view.torch is not None
@@ -119,29 +118,64 @@ def _default_cpu_torch(ctx: Context) -> Iterator[Finding]:
         or not ctx.nvidia_here
         or not gpu_for_torch(view)
         or view.platform is None
+        or view.container is not None
+        or (t is not None and (t.error or t.cuda_available is True or t.arch_list))
     ):
-        return
-    cpu = [
+        return []
+    releases = sorted(ctx.kb.torch.releases, key=lambda r: r.series)
+    return [
         rel
-        for rel in ctx.kb.torch.releases
+        for rel in releases
         if (default := rel.pypi_variant(view.platform)) is not None and default.cuda is None
     ]
+
+
+def _pypi_cpu_words(ctx: Context, cpu: list[TorchRelease]) -> str:
+    """ "at every release" / "for torch 1.10-2.10" (the releases of plans/torch.toml)."""
+    if len(cpu) == len(ctx.kb.torch.releases):
+        return "at every release"
+    return f"for torch {cpu[0].series}-{cpu[-1].series}"
+
+
+@suspect(
+    "torch-cpu-build",
+    replaces="torch-build-pypi",
+    instead="torch's build (not reported): the suspected finding says where pip's default torch "
+    "is CPU-only",
+    fallback=True,
+)
+def _default_cpu_torch(ctx: Context) -> Iterator[Finding]:
+    """With nothing else wrong, a torch of unknown version and build on a host with an NVIDIA
+    GPU, where `pip install torch` from PyPI gets a CPU-only build: that default is the
+    likeliest cause, and the plan moves torch to a CUDA build for the driver."""
+    cpu = _pypi_cpu_releases(ctx)
     if not cpu:
         return
-    which = (
-        "at every release"
-        if len(cpu) == len(ctx.kb.torch.releases)
-        else f"for torch {cpu[0].series}-{cpu[-1].series}"
+    conda = (
+        " (in this conda env, unless torch came from conda-forge, whose builds follow the driver)"
+        if conda_libs_first(ctx.view.facts)
+        else ""
     )
     yield ctx.finding(
         "torch-cpu-build",
-        f"torch's build is not in the facts, and on {view.platform} `pip install torch` from PyPI "
-        f"gets a CPU-only build {which}; no fault the facts prove explains a failure, so a "
-        'CPU-only torch is the likeliest cause (check: `python -c "import torch; '
-        'print(torch.version.cuda)"` prints None)',
-        platform=view.platform,
+        f"torch's build is not in the facts, and on {ctx.view.platform} `pip install torch` from "
+        f"PyPI gets a CPU-only build {_pypi_cpu_words(ctx, cpu)}{conda}; no fault the facts "
+        "prove explains a failure, so a CPU-only torch is the likeliest cause (check: `python "
+        '-c "import torch; print(torch.version.cuda)"` prints None)',
+        platform=ctx.view.platform,
         pypi_cpu=[str(r.series) for r in cpu],
     )
+
+
+def _pypi_cpu_unknown(ctx: Context) -> Iterator[Unknown]:
+    """Where pip's PyPI torch is CPU-only here and torch's build is not reported, say so."""
+    cpu = _pypi_cpu_releases(ctx)
+    if cpu:
+        yield Unknown(
+            "torch-build-pypi",
+            f"torch's build: on {ctx.view.platform} `pip install torch` from PyPI gets a CPU-only "
+            f"build {_pypi_cpu_words(ctx, cpu)}",
+        )
 
 
 def _cuda_unavailable(view: View) -> str | None:
@@ -349,6 +383,28 @@ def _every_gpu_covered(view: View, kb: Knowledge) -> bool:
     )
 
 
+@ruled_out("torch-family-mismatch")
+def _family_paired(view: View, kb: Knowledge) -> bool:
+    """torch's release and at least one of its companions are known and every known one pairs
+    with it: a text's "versions are incompatible" (S117) is then something else (a failed
+    source build)."""
+    if view.torch is None or (rel := kb.torch.release(view.torch)) is None:
+        return False
+    known = [
+        (have, want)
+        for name, want in (("torchvision", rel.torchvision), ("torchaudio", rel.torchaudio))
+        if (have := view.package(name)) is not None and want is not None
+    ]
+    return bool(known) and all(_pairs(view.torch, have, want) for have, want in known)
+
+
+def _pairs(torch: Version, have: Version, want: Version) -> bool:
+    """compat-facts B1 (Requires-Dist): the same series, and the same CUDA label when both
+    carry one."""
+    tl, hl = torch.local or "", have.local or ""
+    return series(have) == series(want) and not (tl and hl and tl != hl)
+
+
 @rule("torch-family-mismatch")
 def torch_family_mismatch(ctx: Context) -> Iterator[Finding]:
     view = ctx.view
@@ -361,13 +417,7 @@ def torch_family_mismatch(ctx: Context) -> Iterator[Finding]:
         have = view.package(name)
         if have is None or want is None:
             continue
-        # compat-facts B1 (Requires-Dist): the same series, and the same CUDA label when both
-        # carry one.
-        bad = series(have) != series(want)
-        tl, hl = view.torch.local or "", have.local or ""
-        if tl and hl and tl != hl:
-            bad = True
-        if bad:
+        if not _pairs(view.torch, have, want):
             yield ctx.finding(
                 "torch-family-mismatch",
                 f"{name} {have} does not match torch {view.torch} "
