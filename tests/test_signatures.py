@@ -2430,16 +2430,23 @@ def test_the_mac_note_names_the_macos_wheels_only_where_they_may_be_missing(bnb,
 # ------------------------------------------------ suspects for a torch or bitsandbytes unreported
 
 
+def _gpu_doc(
+    system: str, machine: str, gpu: str, cc: str, driver: tuple[str, str] = ("560.94", "12.6")
+) -> dict:
+    """A report of one NVIDIA GPU and its driver, torch installed at a version not given."""
+    return {
+        "schema": "qfix.facts/1",
+        "host": {"system": system, "machine": machine},
+        "driver": {"found": True, "version": driver[0], "cuda": driver[1], "source": "report"},
+        "gpus": [{"index": 0, "name": gpu, "compute_capability": cc}],
+        "packages": {"torch": None},
+    }
+
+
 def _gpu_host(system: str, machine: str, gpu: str, cc: str, **packages: str | None) -> Facts:
-    return facts_from_dict(
-        {
-            "schema": "qfix.facts/1",
-            "host": {"system": system, "machine": machine},
-            "driver": {"found": True, "version": "560.94", "cuda": "12.6", "source": "report"},
-            "gpus": [{"index": 0, "name": gpu, "compute_capability": cc}],
-            "packages": dict(packages),
-        }
-    )
+    doc = _gpu_doc(system, machine, gpu, cc)
+    doc["packages"] = dict(packages)
+    return facts_from_dict(doc)
 
 
 def test_an_unreported_torch_on_windows_is_suspected_cpu_only_and_moved():
@@ -2469,13 +2476,7 @@ def test_no_gpu_arch_suspicion_where_earlier_arch_lists_are_unknown():
     """Linux aarch64 arch lists before 2.11 are not in plans/: "GB200 runs only on >= 2.11" would
     be unproven, so that suspicion stays silent and pip's aarch64 CPU default is suspected; with a
     driver for CUDA 13 the plan moves torch to a CUDA build."""
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Linux", "machine": "aarch64"},
-        "driver": {"found": True, "version": "580.65.06", "cuda": "13.0", "source": "report"},
-        "gpus": [{"index": 0, "name": "NVIDIA GB200", "compute_capability": "10.0"}],
-        "packages": {"torch": None},
-    }
+    doc = _gpu_doc("Linux", "aarch64", "NVIDIA GB200", "10.0", ("580.65.06", "13.0"))
     a = _analyse(facts_from_dict(doc), None)
     ids = a.diagnosis.ids
     assert "gpu-arch-unsupported" not in ids and "torch-cpu-build" in ids
@@ -2495,14 +2496,8 @@ def test_no_gpu_arch_suspicion_where_earlier_arch_lists_are_unknown():
 def test_no_cpu_default_suspicion_where_the_facts_or_the_setup_settle_it(torch, where):
     """pip's PyPI default says nothing where the build is reported (cuda_available, an arch
     list), where torch does not even import, or where torch came with a container image."""
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Windows", "machine": "AMD64"},
-        "driver": {"found": True, "version": "560.94", "cuda": "12.6", "source": "report"},
-        "gpus": [{"index": 0, "name": "NVIDIA GeForce GTX 1070", "compute_capability": "6.1"}],
-        "packages": {"torch": None},
-        "torch": torch,
-    }
+    doc = _gpu_doc("Windows", "AMD64", "NVIDIA GeForce GTX 1070", "6.1")
+    doc["torch"] = torch
     if "container" in where:
         doc["host"]["container"] = where["container"]
     f = [f for f in _analyse(facts_from_dict(doc), None).diagnosis.findings]

@@ -28,7 +28,15 @@ from ..view import (
     sass_ccs_cover,
 )
 from .platform import bnb_platform_unsupported
-from .registry import Context, absent_or_unknown, rule, ruled_out, suspect
+from .registry import (
+    Context,
+    absent_or_unknown,
+    likeliest,
+    older_bitsandbytes_suspected,
+    rule,
+    ruled_out,
+    suspect,
+)
 
 
 @rule("bnb-missing")
@@ -192,11 +200,10 @@ def _bnb_older_than_cuda(ctx: Context) -> Iterator[Finding]:
     if first is None:
         return
     cuda, release = first
+    lacks = f"bitsandbytes has a library for CUDA {cuda} (torch's) only from {release.version}"
     yield ctx.finding(
         "bnb-no-cuda-lib",
-        f"bitsandbytes has a library for CUDA {cuda} (torch's) only from {release.version}; its "
-        "version is not in the facts and no fault the facts prove explains a failure, so an "
-        "older release without one is the likeliest cause (check: `pip show bitsandbytes`)",
+        older_bitsandbytes_suspected(lacks),
         cuda=str(cuda),
         cuda_source="torch.version.cuda",
         first=str(release.version),
@@ -426,8 +433,7 @@ def _bnb_that_cannot_import(ctx: Context) -> Iterator[Finding]:
         "bnb-torch-mismatch",
         f"bitsandbytes (version not reported) with what the error message shows: releases "
         f"{clash.releases} cannot import here ({clash.why}); its version is not in the facts "
-        "and no fault the facts prove explains a failure, so such a release is the likeliest "
-        "cause (check: `pip show bitsandbytes`)",
+        "and " + likeliest("such a release", "`pip show bitsandbytes`"),
         conflict=str(clash.releases),
         source="error message",
     )

@@ -10,7 +10,7 @@ from packaging.version import Version
 from ..findings import Finding, Unknown
 from ..knowledge import BnbBuild, Knowledge
 from ..view import View, bnb_release, libstdcxx_misfit, tagged_glibc_floor, wheel_misfits
-from .registry import Context, rule, ruled_out, suspect
+from .registry import Context, older_bitsandbytes_suspected, rule, ruled_out, suspect
 
 # The file type of a native library on each OS (bitsandbytes ships .so, .dll and .dylib files).
 _LIB_SUFFIX = {"linux": ".so", "windows": ".dll", "macos": ".dylib"}
@@ -150,9 +150,9 @@ def _bnb_older_than_platform(ctx: Context) -> Iterator[Finding]:
     said, first = found
     yield ctx.finding(
         "bnb-platform-unsupported",
-        f"{said} has native builds for {ctx.view.platform} only from {first}; its version is "
-        "not in the facts and no fault the facts prove explains a failure, so an older release "
-        "without one is the likeliest cause (check: `pip show bitsandbytes`)",
+        older_bitsandbytes_suspected(
+            f"{said} has native builds for {ctx.view.platform} only from {first}"
+        ),
         platform=ctx.view.platform,
         first_release=str(first),
     )

@@ -148,6 +148,23 @@ def rule(fid: str) -> Callable[[Rule], Rule]:
     return register
 
 
+def likeliest(cause: str, check: str) -> str:
+    """The words every suspected finding ends with: nothing proves it, the facts leave it open,
+    and the command that tells."""
+    return (
+        f"no fault the facts prove explains a failure, so {cause} is the likeliest cause "
+        f"(check: {check})"
+    )
+
+
+def older_bitsandbytes_suspected(lacks: str) -> str:
+    """A suspected finding of an unreported bitsandbytes whose older releases lack something
+    here (``lacks``: "bitsandbytes has ... only from X")."""
+    return f"{lacks}; its version is not in the facts and " + likeliest(
+        "an older release without one", "`pip show bitsandbytes`"
+    )
+
+
 def suspect(
     fid: str, *, replaces: str | tuple[str, ...], instead: str, fallback: bool = False
 ) -> Callable[[SuspectRule], SuspectRule]:

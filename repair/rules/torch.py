@@ -20,7 +20,15 @@ from ..view import (
     series,
     torch_arch_list,
 )
-from .registry import Context, absent_or_unknown, gpu_for_torch, rule, ruled_out, suspect
+from .registry import (
+    Context,
+    absent_or_unknown,
+    gpu_for_torch,
+    likeliest,
+    rule,
+    ruled_out,
+    suspect,
+)
 
 
 @rule("torch-missing")
@@ -159,9 +167,11 @@ def _default_cpu_torch(ctx: Context) -> Iterator[Finding]:
     yield ctx.finding(
         "torch-cpu-build",
         f"torch's build is not in the facts, and on {ctx.view.platform} `pip install torch` from "
-        f"PyPI gets a CPU-only build {_pypi_cpu_words(ctx, cpu)}{conda}; no fault the facts "
-        "prove explains a failure, so a CPU-only torch is the likeliest cause (check: `python "
-        '-c "import torch; print(torch.version.cuda)"` prints None)',
+        f"PyPI gets a CPU-only build {_pypi_cpu_words(ctx, cpu)}{conda}; "
+        + likeliest(
+            "a CPU-only torch",
+            '`python -c "import torch; print(torch.version.cuda)"` prints None',
+        ),
         platform=ctx.view.platform,
         pypi_cpu=[str(r.series) for r in cpu],
     )
@@ -319,9 +329,11 @@ def _torch_without_gpu(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(
             "gpu-arch-unsupported",
             f"GPU {g.index} {g.name or ''} (sm_{cc.major}{cc.minor}) {why}; torch's version is "
-            "not in the facts and no fault the facts prove explains a failure, so a torch without "
-            'it is the likeliest cause (check: `python -c "import torch; '
-            'print(torch.__version__, torch.cuda.get_arch_list())"`)',
+            "not in the facts and "
+            + likeliest(
+                "a torch without it",
+                '`python -c "import torch; print(torch.__version__, torch.cuda.get_arch_list())"`',
+            ),
             gpu=g.index,
             name=g.name,
             compute_capability=str(cc),
