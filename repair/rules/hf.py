@@ -1,6 +1,7 @@
 """The rule of hf-stack-too-old: transformers/accelerate/peft below the 4-bit floors
-(compat-facts D; S25, S28, S29; plans/huggingface.toml), and diffusers below the release whose
-4-bit quantizer takes Apple's GPU where an error text shows its refusal (S114)."""
+(compat-facts D; S25, S28, S29; plans/huggingface.toml) and the floors of a feature an error
+text shows the job uses, and diffusers below the release whose 4-bit quantizer takes Apple's GPU
+where an error text shows its refusal (S114)."""
 
 from __future__ import annotations
 
