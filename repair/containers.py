@@ -57,9 +57,8 @@ def notebook_gpu_text(container: str, *, known_without: bool = True) -> str | No
 
 
 def gpu_how(container: str) -> str:
-    """How a container of this engine is started with the host's GPU."""
-    if container in NOTEBOOKS:
-        return NOTEBOOKS[container][1]
+    """How a container of this engine is started with the host's GPU (a hosted notebook's way
+    is notebook_gpu_text's)."""
     return HOW_BY_ENGINE.get(container, "start it with the host's GPU")
 
 
@@ -67,12 +66,13 @@ def start_with_gpu(container: str | None) -> str:
     """The clause that tells how to give a container the GPU: this engine's way where the probe
     named one the toolkit documents (a hosted notebook's setting), else the general words
     (`--gpus all` and the toolkit)."""
-    if container in NOTEBOOKS:
-        # said where the process sees no GPU: the runtime may have one that is not reached
-        return notebook_gpu_text(container, known_without=False) or ""
+    # said where the process sees no GPU: a notebook's runtime may have one that is not reached
+    notebook = notebook_gpu_text(container, known_without=False) if container else None
+    if notebook is not None:
+        return notebook
     if container in HOW_BY_ENGINE:
         return (
-            f"give this {container} container the GPU: {gpu_how(container)}, with the NVIDIA "
+            f"give {where_words(container)} the GPU: {gpu_how(container)}, with the NVIDIA "
             "Container Toolkit on the host"
         )
     return (

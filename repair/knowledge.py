@@ -60,6 +60,11 @@ BNB_KNOWN_BAD_WARN = ("crash", "8bit-only")
 # The plans/huggingface.toml feature of a 4-bit load with no CUDA: bitsandbytes' CPU backend,
 # which transformers accepts from its own floor on (S100).
 CPU_4BIT = "4bit-cpu"
+# The releases whose bitsandbytes quantizers raise "No GPU found. A GPU is needed for
+# quantization." without CUDA: transformers up to 4.44.2, the last 4.44 on PyPI (S100, S114);
+# diffusers' 4-bit one on Apple's GPU up to 0.38.0 (S114).
+TRANSFORMERS_REFUSING_WITHOUT_CUDA = SpecifierSet("<4.45.0")
+DIFFUSERS_BEFORE_MPS = SpecifierSet("<0.39.0")
 _ARCH_RE = re.compile(r"^(sm|compute)_(\d{2,3})\Z")
 _GFX_RE = re.compile(r"^gfx[0-9a-f]{3,4}\Z")  # an AMD GPU target (LLVM processor name), S91
 _LIB_RE = re.compile(r"^\d{2,4}\Z")  # CUDA "118", "132"; ROCm "62", "714"

@@ -26,7 +26,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from .containers import NOTEBOOKS, gpu_how, notebook_gpu_text, start_with_gpu
+from .containers import NOTEBOOKS, gpu_how, notebook_gpu_text, start_with_gpu, where_words
 from .facts import Facts, listed_installed
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
@@ -102,7 +102,12 @@ class TorchChoice:
 
     @property
     def version(self) -> str:
-        return f"{self.target}+{self.label}" if self.label else str(self.target)
+        return labelled(self.target, self.label)
+
+
+def labelled(version: Version, label: str | None) -> str:
+    """A pin's version with its wheels' local label ("2.5.1+cu121"; "2.5.1" where none)."""
+    return f"{version}+{label}" if label else str(version)
 
 
 # --------------------------------------------------------------------------- torch candidates
@@ -194,18 +199,12 @@ def evaluate_variant(
 def _target_of(
     view: View, kb: Knowledge, rel: TorchRelease, var: TorchVariant
 ) -> tuple[Version, str | None]:
-    """The torch version to install from ``rel`` x ``var`` and its wheels' local label here."""
-    target = _target(view, rel)
+    """The torch version to install from ``rel`` x ``var`` and its wheels' local label here: a
+    variant change keeps the installed version when the release has it (smallest change; a pin
+    such as xformers' torch==2.5.0 keeps holding), else the release's latest."""
+    installed = public(view.torch) if view.torch is not None else None
+    target = installed if installed in rel.versions else rel.latest
     return target, kb.torch.local_label(var.name, view.platform, target)
-
-
-def _target(view: View, rel: TorchRelease) -> Version:
-    """The torch version to install from ``rel``: a variant change keeps the installed version
-    when the release has it (smallest change; a pin such as xformers' torch==2.5.0 keeps
-    holding), else the release's latest."""
-    if view.torch is not None and public(view.torch) in rel.versions:
-        return public(view.torch)
-    return rel.latest
 
 
 def _rocm_variant_fit(view: View, kb: Knowledge, var: TorchVariant, reasons: list[str]) -> str:
@@ -931,28 +930,30 @@ def _bnb_side(
     """The steps for the chosen bitsandbytes, and what a legacy one asks of the driver."""
     _bnb_steps(view, ids, by_id, torch_choice, bnb_choice, steps, unknown)
     target = torch_choice.target if torch_choice is not None else view.torch
-    torches, lowest = unknown_torch_bounds(view, kb, target, view.torch_cuda)  # as choose_bnb
-    if lowest is not None and any(s.package == "bitsandbytes" for s in steps):
+    wants_line = view.python is None and any(s.package == "bitsandbytes" for s in steps)
+    # the bounds choose_bnb weighed, worked out again only where this line needs them
+    torches, lowest = (
+        unknown_torch_bounds(view, kb, target, view.torch_cuda) if wants_line else ((), None)
+    )
+    if lowest is not None:
         # says what the general line says, for the release chosen: one line, not two
         unknown[:] = [u for u in unknown if u.key != "python"]
+        if target:
+            which = f"torch {target}"
+        elif torches:
+            which = f"a torch built for CUDA {view.torch_cuda}"
+        else:
+            which = "any torch release"
+        why = (
+            f"holds for every Python {which} supports (>= {lowest})"
+            if bnb_choice.admits_python(lowest)
+            else f"is the only fit; it does not admit Python {lowest}"
+        )
         unknown.append(
             Unknown(
                 "python-bnb",
                 f"Python version: bitsandbytes {bnb_choice.version} was chosen because its "
-                f"Requires-Python ({bnb_choice.python or 'none'}) "
-                + (
-                    "holds for every Python "
-                    + (
-                        f"torch {target} supports"
-                        if target
-                        else f"a torch built for CUDA {view.torch_cuda} supports"
-                        if torches
-                        else "any torch release supports"
-                    )
-                    + f" (>= {lowest})"
-                    if bnb_choice.admits_python(lowest)
-                    else f"is the only fit; it does not admit Python {lowest}"
-                ),
+                f"Requires-Python ({bnb_choice.python or 'none'}) {why}",
             )
         )
     if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
@@ -1016,7 +1017,7 @@ def _family_steps(
                 Unknown("family", f"{name}: no release matching torch {torch_v} is known")
             )
             continue
-        to = f"{target}+{label}" if label else str(target)
+        to = labelled(target, label)
         if to == str(have) and name not in mismatch:
             continue
         why = (("torch-family-mismatch",) if name in mismatch else ()) + because
@@ -1862,10 +1863,11 @@ def _container_gpu_text(container: str, visible: str | None, *, meant: bool) -> 
     if notebook is not None:
         return notebook
     how = gpu_how(container)
+    where = where_words(container)
     lead = (
-        f"this {container} container has no NVIDIA driver in it"
+        f"{where} has no NVIDIA driver in it"
         if meant
-        else f"if the host has an NVIDIA GPU, this {container} container does not see it"
+        else f"if the host has an NVIDIA GPU, {where} does not see it"
     )
     text = (
         f"{lead}: the host's driver and GPUs "
@@ -2242,21 +2244,19 @@ def _rocm_torch_note(view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease 
 def _rocm_downgrade(view: View, kb: Knowledge, c: TorchChoice) -> str:
     """Why the move takes torch below the installed version, said where it does: the installed
     release has no ROCm build known to hold the GPUs' targets (its lists unknown, or lacking)."""
-    if view.torch is None or c.target >= public(view.torch):
+    if view.torch is None or c.target >= (installed := public(view.torch)):
         return ""
     rel = kb.torch.release(view.torch)
     if rel is None:
-        return f" (down from {public(view.torch)}: torch {series(view.torch)} is not in plans/)"
+        return f" (down from {installed}: torch {series(view.torch)} is not in plans/)"
     builds = [v for v in rel.variants_for(view.platform or "") if v.rocm]
-    gfx = amd_gfx(view, kb)
-    why = (
-        "has no ROCm build"
-        if not builds
-        else "has ROCm builds, whose GPU targets are not known"
-        if any(_gfx_missing(v, gfx) is None for v in builds)
-        else f"has no ROCm build compiled for {', '.join(gfx)}"
-    )
-    return f" (down from {public(view.torch)}: torch {series(view.torch)} {why})"
+    if not builds:
+        why = "has no ROCm build"
+    elif any(v.gfx is None for v in builds):
+        why = "has ROCm builds, whose GPU targets are not known"
+    else:
+        why = f"has no ROCm build compiled for {', '.join(amd_gfx(view, kb))}"
+    return f" (down from {installed}: torch {series(view.torch)} {why})"
 
 
 def _rocm_bnb_note(view: View, target: BnbRelease) -> str:

@@ -25,7 +25,13 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import KnowledgeError
 from .facts import Facts, Host, listed_installed
-from .knowledge import Range, plans_directory, read_toml
+from .knowledge import (
+    DIFFUSERS_BEFORE_MPS,
+    TRANSFORMERS_REFUSING_WITHOUT_CUDA,
+    Range,
+    plans_directory,
+    read_toml,
+)
 
 # The packages whose version an error text may bound (a range, a PEP 440 specifier).
 RANGE_KEYS = ("bitsandbytes", "transformers", "accelerate", "peft", "diffusers", "torch")
@@ -415,9 +421,8 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
 # "No GPU found. A GPU is needed for quantization." (signature hf-no-gpu-found) is the device
 # check of transformers' bitsandbytes quantizers up to 4.44.2 (S100; 4.45.2 to 4.57.1 raise it
 # only for EETQ, HQQ and VPTQ, S114) and of diffusers' at every release without CUDA or an Intel
-# XPU, Apple's GPU accepted for 4-bit from 0.39.0 and never a CPU (S114).
-REFUSED_WITHOUT_CUDA = "<4.45.0"
-DIFFUSERS_BEFORE_MPS = "<0.39.0"
+# XPU, Apple's GPU accepted for 4-bit from 0.39.0 and never a CPU (S114): the bounds are
+# knowledge.py's (TRANSFORMERS_REFUSING_WITHOUT_CUDA, DIFFUSERS_BEFORE_MPS).
 
 
 def _no_gpu_gate(facts: Facts, implied: Implied) -> Implied:
@@ -432,7 +437,7 @@ def _no_gpu_gate(facts: Facts, implied: Implied) -> Implied:
         return implied
     system = (facts.host.system if facts.host else None) or implied.system
     gates = {
-        "transformers": REFUSED_WITHOUT_CUDA,
+        "transformers": TRANSFORMERS_REFUSING_WITHOUT_CUDA,
         "diffusers": DIFFUSERS_BEFORE_MPS if system == "Darwin" else None,
     }
 
@@ -441,7 +446,7 @@ def _no_gpu_gate(facts: Facts, implied: Implied) -> Implied:
         text = _reported_version(facts, name)
         version = _loose(text) if text else None
         spec = gates[name]
-        return version is None or spec is None or version in SpecifierSet(spec)
+        return version is None or spec is None or version in spec
 
     of = implied.no_gpu_gate_of
     if of is None:
@@ -454,7 +459,7 @@ def _no_gpu_gate(facts: Facts, implied: Implied) -> Implied:
     spec = gates[of]
     if spec is None or not may_raise(of):
         return replace(implied, no_gpu_gate_of=of)
-    ranges = tuple(dict.fromkeys((*implied.ranges, (of, spec))))
+    ranges = tuple(dict.fromkeys((*implied.ranges, (of, str(spec)))))
     feature = implied.hf_feature or ("4bit-mps" if of == "diffusers" else None)
     return replace(implied, no_gpu_gate_of=of, ranges=ranges, hf_feature=feature)
 

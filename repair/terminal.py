@@ -45,11 +45,9 @@ _WHOLE = re.compile(
     r"|^.{0,40}\S {2,}\S|\S {2,}\S.*\S {2,}\S"
 )
 # A labelled line ("  cause:   ...", `qfix explain`): the spaces that align its text after the label
-# are no table's columns, so it wraps like any other line.
-_LABEL_GAP = re.compile(r"^(\s*[a-z]+:) {2,}")
-# ... and its continuation lines align under the text after the label and its gap (one space
-# after the longest label, "confirm: ")
-_LABEL = re.compile(r"^(\s*[a-z]+: +)")
+# are no table's columns, so it wraps like any other line, its continuation lines under the text
+# after the label and its gap (one space after the longest label, "confirm: ").
+_LABEL = re.compile(r"^(\s*[a-z]+:) +")
 # A `quoted command` is one unbreakable word (its spaces become this mark while wrapping).
 _GLUE = "\ue000"
 
@@ -61,11 +59,11 @@ def fit_to_width(text: str, width: int) -> str:
     width (a URL, a path) are never broken. A pipe gets the text unwrapped (the caller decides)."""
     out = []
     for line in text.split("\n"):
-        if len(line) <= width or _WHOLE.search(_LABEL_GAP.sub(r"\1 ", line)):
+        if len(line) <= width or _WHOLE.search(_LABEL.sub(r"\1 ", line)):
             out.append(line)
             continue
         m = _LIST_MARKER.match(line) or _LABEL.match(line)
-        indent = " " * len(m.group(1)) if m else " " * (len(line) - len(line.lstrip()))
+        indent = " " * (m.end() if m else len(line) - len(line.lstrip()))
         glued = re.sub(r"`[^`]*`", lambda q: q.group(0).replace(" ", _GLUE), line)
         wrapped = textwrap.fill(
             glued,

@@ -59,8 +59,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-PACKAGES = ("torch", "bitsandbytes", "transformers", "accelerate", "peft", "diffusers")
 HF_PACKAGES = ("transformers", "accelerate", "peft", "diffusers")
+PACKAGES = ("torch", "bitsandbytes", *HF_PACKAGES)
 PYPI_JSON = "https://pypi.org/pypi"
 PYPI_SIMPLE = "https://pypi.org/simple"
 MAX_AGE_DAYS = 120

@@ -205,6 +205,13 @@ _OLD_GPU_NAMEERROR = (
     'is not defined" (cuda_setup/main.py logs through a name it never defines; fixed in 0.37.1, '
     "commit 59bf8fcf 'fix CUDASetup call')"
 )
+# 0.36.0.post2 and 0.37.0: the NameError alone (S110)
+_OLD_GPU_BAD = (
+    f"{_OLD_GPU_NAMEERROR}; use 0.37.1",
+    "old-gpu-crash",
+    "S110 cuda_setup/main.py of the wheels 0.35.4-0.37.2 and commit 59bf8fcf",
+    "7.5",
+)
 KNOWN_BAD = {
     # S75: 0.36.0's wheel has the eleven _nocublaslt libraries and libbitsandbytes_cpu.so only;
     # S77: 0.36.0.post2 (with cuda110-118 and cuda120) was uploaded 70 minutes later.
@@ -216,18 +223,8 @@ KNOWN_BAD = {
         "missing-lib",
         "S77 PyPI upload times; S110 cuda_setup/main.py of the wheels",
     ),
-    "0.36.0.post2": (
-        f"{_OLD_GPU_NAMEERROR}; use 0.37.1",
-        "old-gpu-crash",
-        "S110 cuda_setup/main.py of the wheels 0.35.4-0.37.2 and commit 59bf8fcf",
-        "7.5",
-    ),
-    "0.37.0": (
-        f"{_OLD_GPU_NAMEERROR}; use 0.37.1",
-        "old-gpu-crash",
-        "S110 cuda_setup/main.py of the wheels 0.35.4-0.37.2 and commit 59bf8fcf",
-        "7.5",
-    ),
+    "0.36.0.post2": _OLD_GPU_BAD,
+    "0.37.0": _OLD_GPU_BAD,
     "0.39.0": (
         "the wheel lacks libbitsandbytes_cuda110 and cuda114 (restored in 0.39.1); use 0.39.1",
         "missing-lib",

@@ -425,10 +425,9 @@ def read_l4t(path: str | os.PathLike[str] = NV_TEGRA_RELEASE) -> str | None:
 
 # What each engine leaves in its containers (S105), and the hosted notebooks' variables (S115:
 # public code tells Colab by COLAB_RELEASE_TAG or COLAB_GPU, Kaggle by KAGGLE_KERNEL_RUN_TYPE).
-# Docker creates /.dockerenv (moby's
-# daemon/initlayer), Podman /run/.containerenv (podman-run(1)); Kubernetes sets
-# KUBERNETES_SERVICE_HOST in every pod; systemd's container interface names the engine in
-# `container` (podman, lxc, systemd-nspawn, ...).
+# Docker creates /.dockerenv (moby's daemon/initlayer), Podman /run/.containerenv
+# (podman-run(1)); Kubernetes sets KUBERNETES_SERVICE_HOST in every pod; systemd's container
+# interface names the engine in `container` (podman, lxc, systemd-nspawn, ...).
 DOCKERENV = "/.dockerenv"
 CONTAINERENV = "/run/.containerenv"
 

@@ -138,6 +138,11 @@ def bnb_no_cuda_lib(ctx: Context) -> Iterator[Finding | Unknown]:
 
 
 def _first_lib_for_unknown_bnb(ctx: Context) -> tuple[Version, BnbRelease] | None:
+    """_unknown_bnb_lib_gap, once per view (the rule and its suspect both ask)."""
+    return ctx.once("bnb-lib-gap", _unknown_bnb_lib_gap)
+
+
+def _unknown_bnb_lib_gap(ctx: Context) -> tuple[Version, BnbRelease] | None:
     """bitsandbytes installed at a version the facts do not give (or in a range an error text
     proves), torch's CUDA known, on a host not known to lack an NVIDIA GPU: torch's CUDA and
     the first release from which every release keyed on torch.version.cuda (0.40.1 on,
@@ -160,16 +165,14 @@ def _first_lib_for_unknown_bnb(ctx: Context) -> tuple[Version, BnbRelease] | Non
         or (b is not None and (b.native_libs or b.loaded is not None))
     ):
         return None
-    inside = ctx.bnb_in_text if ctx.bnb_text_spec is not None else ctx.kb.bnb.releases
     platform = view.platform
-    # releases with no native build here at all are bnb-platform-unsupported's to name
+    spec = ctx.bnb_text_spec
+    # 4-bit releases with a native build here (those with none are bnb-platform-unsupported's to
+    # name), inside the range an error text proves
     keyed = [
         r
-        for r in inside
-        if r.has_4bit
-        and r.version >= TORCH_KEYED_LOADER
-        and (build := r.builds.get(platform)) is not None
-        and build.native
+        for r in ctx.kb.bnb.native_on(platform)
+        if r.version >= TORCH_KEYED_LOADER and (spec is None or r.version in spec)
     ]
 
     def has_lib(r: BnbRelease) -> bool:

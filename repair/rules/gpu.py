@@ -28,13 +28,11 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
         asked = view.implied.cuda_requested
         gpu_only = view.implied.gpu_only_library
         # what the text shows the job needs is a GPU, not a package (S113, S114)
-        why = (
-            f"; {gpu_only}'s quantizer runs on a GPU only (read from the error message)"
-            if gpu_only
-            else "; the failing code asked torch for CUDA (read from the error message)"
-            if asked
-            else ""
-        )
+        why = ""
+        if gpu_only:
+            why = f"; {gpu_only}'s quantizer runs on a GPU only (read from the error message)"
+        elif asked:
+            why = "; the failing code asked torch for CUDA (read from the error message)"
         found = ctx.finding(
             "no-nvidia-driver",
             "no NVIDIA driver or GPU found"

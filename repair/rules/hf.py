@@ -12,8 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ..findings import Finding, Severity
-from ..knowledge import CPU_4BIT, HfRule, Knowledge
-from ..signatures import REFUSED_WITHOUT_CUDA as NO_GPU_REFUSING_TRANSFORMERS
+from ..knowledge import CPU_4BIT, TRANSFORMERS_REFUSING_WITHOUT_CUDA, HfRule, Knowledge
 from ..view import View, public
 from .registry import Context, rule, ruled_out
 
@@ -26,8 +25,7 @@ HF_FEATURES = ("4bit-load", "kbit-training")
 # raise "No GPU found. A GPU is needed for quantization." whenever torch.cuda.is_available() is
 # False (S100 read 4.44.2; S25 the older ones), so there the floor is asked all the same.
 # 4.44.2 is the last 4.44 release (PyPI): every release below 4.45.0 is read as refusing
-# (repair/signatures.py keeps the bound: an error text's "No GPU found" proves the same range)
-REFUSED_WITHOUT_CUDA = SpecifierSet(NO_GPU_REFUSING_TRANSFORMERS)
+# (knowledge.TRANSFORMERS_REFUSING_WITHOUT_CUDA, the range an error text's "No GPU found" proves)
 
 
 def _applies(view: View, hf: HfRule) -> bool:
@@ -70,8 +68,8 @@ def _refused_without_cuda(view: View) -> bool:
     load whenever CUDA is unavailable (4.44.2 and older, S100)."""
     have = view.package("transformers")
     if have is not None:
-        return public(have) in REFUSED_WITHOUT_CUDA
-    return _range_within(view.implied.range("transformers"), REFUSED_WITHOUT_CUDA)
+        return public(have) in TRANSFORMERS_REFUSING_WITHOUT_CUDA
+    return _range_within(view.implied.range("transformers"), TRANSFORMERS_REFUSING_WITHOUT_CUDA)
 
 
 def features(view: View, kb: Knowledge) -> tuple[str, ...]:

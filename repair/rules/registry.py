@@ -10,8 +10,8 @@ an error message points to (``qfix explain`` of a ticket, ``qfix plan --facts`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
@@ -27,6 +27,8 @@ from ..view import (
     bnb_runtime_cuda,
     is_jetson,
 )
+
+T = TypeVar("T")
 
 # Failure classes that only an error message can show (``qfix explain``): no probe of files tells
 # them, so they have no rule, only signatures (and possibly a ruled_out check).
@@ -51,6 +53,14 @@ class Context:
     # the knowledge base inside it, ascending (() without a range)
     bnb_text_spec: SpecifierSet | None
     bnb_in_text: tuple[BnbRelease, ...]
+    # what a rule and the suspect of its class both need, worked out once per view (once())
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, key: str, compute: Callable[[Context], T]) -> T:
+        """``compute(self)``, worked out on the first call for ``key`` and kept for the view."""
+        if key not in self.memo:
+            self.memo[key] = compute(self)
+        return cast(T, self.memo[key])
 
     def finding(self, fid: str, summary: str, **evidence: Any) -> Finding:
         """A finding of class ``fid`` with the catalogue's severity; None evidence is left out."""

@@ -108,6 +108,11 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding | Unknown]:
 
 
 def _pypi_cpu_releases(ctx: Context) -> list[TorchRelease]:
+    """_pypi_cpu_of_unknown_torch, once per view (the rule and its suspect both ask)."""
+    return ctx.once("torch-pypi-cpu", _pypi_cpu_of_unknown_torch)
+
+
+def _pypi_cpu_of_unknown_torch(ctx: Context) -> list[TorchRelease]:
     """The torch releases whose PyPI wheel on this platform is CPU-only (plans/torch.toml
     pypi_default: Windows at every release, Linux aarch64 before its CUDA wheels), oldest
     first, where torch is installed at a build the facts do not give on a host with an NVIDIA
@@ -130,10 +135,9 @@ def _pypi_cpu_releases(ctx: Context) -> list[TorchRelease]:
         or (t is not None and (t.error or t.cuda_available is True or t.arch_list))
     ):
         return []
-    releases = sorted(ctx.kb.torch.releases, key=lambda r: r.series)
-    return [
+    return [  # plans/torch.toml's releases are in series order (the loader refuses others)
         rel
-        for rel in releases
+        for rel in ctx.kb.torch.releases
         if (default := rel.pypi_variant(view.platform)) is not None and default.cuda is None
     ]
 
@@ -251,10 +255,23 @@ def _gpus_unknown_torch_may_lack(
         return
     if view.facts.torch is not None and view.facts.torch.arch_list:
         return  # the build's own arch list is known: gpu_arch_unsupported checks it
-    releases = sorted(kb.torch.releases, key=lambda r: r.series)
+    releases = kb.torch.releases  # in series order (the loader refuses others)
     platform = view.platform or ""
     newest = releases[-1]
     default = newest.pypi_variant(platform)
+    # the first series with a CUDA build whose arch list plans/ lacks here (the Linux aarch64
+    # lists before 2.11): from it on, a build may carry a GPU that no known list shows
+    unlisted = next(
+        (
+            rr.series
+            for rr in releases
+            if any(
+                v.cuda is not None and v.arch_for(platform) is None
+                for v in rr.variants_for(platform)
+            )
+        ),
+        None,
+    )
     for g in view.gpus or ():
         cc = parse_version(g.compute_capability)
         if cc is None:
@@ -272,14 +289,9 @@ def _gpus_unknown_torch_may_lack(
             continue  # no build at all: a finding of _below_every_build
         r, var = first
         if r is not releases[0]:
-            # an earlier CUDA build whose arch list plans/ lacks may carry it too (the Linux
-            # aarch64 lists before 2.11): "only from r" would be unproven, so no suspicion
-            if any(
-                older.cuda is not None and older.arch_for(platform) is None
-                for rr in releases
-                if rr.series < r.series
-                for older in rr.variants_for(platform)
-            ):
+            # an earlier CUDA build whose arch list plans/ lacks may carry it too: "only from
+            # r" would be unproven, so no suspicion
+            if unlisted is not None and unlisted < r.series:
                 continue
             mark = "" if var.arch_confirmed_for(platform) else "; its arch list UNCONFIRMED"
             yield (
