@@ -32,6 +32,7 @@ WATCHED_PACKAGES = (
     "trl",
     "diffusers",
     "safetensors",
+    "ctranslate2",
     # the installer: before 20.3 it cannot read the manylinux_X_Y tags of current wheels (S71),
     # which the plan's first step then upgrades
     "pip",

@@ -998,11 +998,58 @@ class HfRule(Cited):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LibraryRuntime(Cited):
+    """What the wheels of ``package`` releases in ``versions`` load at run time
+    (plans/runtimes.toml): the CUDA they are built with and the cuDNN major (0: none)."""
+
+    package: str
+    versions: SpecifierSet
+    cuda: Version | None  # None: the library's CUDA is not one per release (torch's variants)
+    cudnn: int
+    newest: Version | None  # the newest release of a closed row; None for the open one
+
+    @property
+    def target(self) -> str:
+        """What a plan installs for this row: its newest release, or the open row's range up to
+        the next major release (a release past the knowledge base is not assumed to fit)."""
+        if self.newest is not None:
+            return f"=={self.newest}"
+        low = min(Version(c.version) for c in self.versions if c.operator == ">=")
+        return f">={low},<{low.major + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class Runtimes:
+    rows: tuple[LibraryRuntime, ...]
+
+    def of(self, package: str, version: Version | None) -> LibraryRuntime | None:
+        """The row of ``package`` that holds ``version`` (its public part), or None."""
+        if version is None:
+            return None
+        v = Version(version.public)
+        return next(
+            (r for r in self.rows if r.package == package and r.versions.contains(v, True)), None
+        )
+
+    def newest_first(self, package: str) -> tuple[LibraryRuntime, ...]:
+        rows = [r for r in self.rows if r.package == package]
+        return tuple(sorted(rows, key=lambda r: _row_floor(r), reverse=True))
+
+
+def _row_floor(row: LibraryRuntime) -> Version:
+    return min(
+        (Version(c.version) for c in row.versions if c.operator in (">=", ">", "==")),
+        default=Version("0"),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Knowledge:
     drivers: Drivers
     torch: TorchTable
     bnb: BnbTable
     hf: tuple[HfRule, ...]
+    runtimes: Runtimes
     directory: Path
 
     @property
@@ -1059,6 +1106,7 @@ def _load(directory: Path) -> Knowledge:
         torch=_load_torch(directory / "torch.toml"),
         bnb=_load_bnb(directory / "bitsandbytes.toml"),
         hf=_load_hf(directory / "huggingface.toml"),
+        runtimes=_load_runtimes(directory / "runtimes.toml"),
         directory=directory,
     )
 
@@ -1891,6 +1939,33 @@ def _load_hf(path: Path) -> tuple[HfRule, ...]:
         e.done()
     top.done()
     return tuple(rules)
+
+
+def _load_runtimes(path: Path) -> Runtimes:
+    top = _top(path)
+    rows: list[LibraryRuntime] = []
+    for i, t in enumerate(top.tables("library")):
+        e = top.child(f"library[{i}] '{t.get('package', '?')} {t.get('versions', '?')}'", t)
+        cuda = e.opt_version("cuda")
+        cudnn = e.integer("cudnn")
+        if cudnn < 0:
+            e.fail("cudnn must be a cuDNN major, or 0 for none")
+        versions = e.spec("versions")
+        if not any(c.operator in (">=", "==") for c in versions):
+            e.fail("versions needs a lower bound (>=)")
+        rows.append(
+            LibraryRuntime(
+                package=e.text("package"),
+                versions=versions,
+                cuda=cuda,
+                cudnn=cudnn,
+                newest=e.opt_version("newest"),
+                **e.cited(),
+            )
+        )
+        e.done()
+    top.done()
+    return Runtimes(tuple(rows))
 
 
 # --------------------------------------------------------------------------- helpers

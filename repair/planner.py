@@ -40,6 +40,7 @@ from .knowledge import (
     TorchVariant,
     lib_rocm,
 )
+from .libraries import CT2, ct2_needs_step, ct2_target, cudnn_manual, library_driver_manual
 from .plan import TORCH_FAMILY, Manual, Plan, Step  # noqa: F401
 from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
@@ -557,8 +558,8 @@ def _search_faults(ids: set[str], by_id: Mapping[str, list[Finding]]) -> set[str
     bundles (torchvision.libs/libcudart.<hash>.so.12) is that wheel's, not bitsandbytes'."""
     out = ids & {"cuda-libs-not-found", "stale-toolkit-on-path"}
     libs = by_id.get("cuda-libs-not-found", [])
-    if libs and all(f.evidence.get("bundled_by") for f in libs):
-        out.discard("cuda-libs-not-found")
+    if libs and all(f.evidence.get("bundled_by") or f.evidence.get("cudnn_major") for f in libs):
+        out.discard("cuda-libs-not-found")  # a cuDNN is never bitsandbytes' to search
     return out
 
 
@@ -771,8 +772,7 @@ def make_plan(
             + "; the facts, with what the message itself proves, rule that out"
         )
     bnb_change = _bnb_must_change(view, ids, by_id)
-    # a torch move needs a GPU to cover: one the facts do not show is no reason for one
-    chooses_from = ids - {"gpu-arch-unsupported"} if arch_unseen(view, by_id) else ids
+    chooses_from = _target_reasons(view, ids, by_id)
     torch_choice, bnb_choice = _choose_targets(
         view,
         kb,
@@ -796,6 +796,7 @@ def make_plan(
         else (public(view.bnb) if view.bnb is not None else None)
     )
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
+    _library_steps(view, kb, by_id, steps)
     installer = _installer_step(view, kb, steps, notes)
     if installer is not None:
         steps.insert(0, installer)
@@ -1090,6 +1091,48 @@ def _torch_steps(
         unknown.append(Unknown("conflict", f"conflict: {conflict}; it must move too or be removed"))
 
 
+def _target_reasons(view: View, ids: set[str], by_id: FindingsById) -> set[str]:
+    """The findings that may move torch: a GPU the facts do not show is no reason for a move,
+    nor a driver below the CUDA of another library than torch."""
+    out = ids - {"gpu-arch-unsupported"} if arch_unseen(view, by_id) else set(ids)
+    if _libraries_only(by_id, "driver-too-old"):
+        out.discard("driver-too-old")
+    return out
+
+
+def _libraries_only(by_id: FindingsById, fid: str) -> bool:
+    """Every finding of ``fid`` is about a library beside torch (its evidence names it)."""
+    found = by_id.get(fid, [])
+    return bool(found) and all(f.evidence.get("library") for f in found)
+
+
+def _library_steps(view: View, kb: Knowledge, by_id: FindingsById, steps: list[Step]) -> None:
+    """CTranslate2 to the release that fits the driver and the cuDNN there (repair/libraries.py),
+    where a finding blames its CUDA or the cuDNN it asked for."""
+    because = tuple(
+        fid
+        for fid, key, value in (
+            ("driver-too-old", "library", CT2),
+            ("cuda-libs-not-found", "requested_by", CT2),
+        )
+        if any(f.evidence.get(key) == value for f in by_id.get(fid, ()))
+    )
+    target = ct2_target(view, kb) if because else None
+    if target is None or not ct2_needs_step(view, kb, target):
+        return
+    steps.append(
+        Step(
+            "install",
+            CT2,
+            _from(view.installed(CT2), view.package(CT2)),
+            target.target,
+            None,
+            because,
+            "pypi",
+        )
+    )
+
+
 def _hf_steps(
     view: View,
     kb: Knowledge,
@@ -1332,6 +1375,9 @@ def _mixed_gpus_advice(
 def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
     if "cuda-libs-not-found" not in ids:
         return None
+    cudnn = [f for f in by_id["cuda-libs-not-found"] if f.evidence.get("cudnn_major")]
+    if cudnn:
+        return cudnn_manual(view, kb, cudnn[0])
     runtime = runtime_manual(view, by_id)  # libcuda broken, a CUDA N runtime missing
     if runtime is not None:
         return runtime
@@ -1547,6 +1593,8 @@ def _insufficient_driver_advice(
     """cudaErrorInsufficientDriver (35) in the message: the driver upgrade is the fix that holds
     whatever runtime failed; a torch build for an older CUDA (the steps) is the venv alternative.
     It is required unless the facts show that the planned torch fits (driver and torch known)."""
+    if _libraries_only(by_id, "driver-too-old"):
+        return library_driver_manual(view, kb, by_id["driver-too-old"][0])
     if not view.implied.driver_below_torch_cuda or "driver-too-old" not in ids:
         return None
     if view.torch_cuda is not None:

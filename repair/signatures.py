@@ -50,6 +50,9 @@ FACT_KEYS: Mapping[str, type] = {
     # the CUDA major N the failing library was built for (plans/signatures.toml).
     "cuda_lib": str,  # cudart | cublas | cublasLt | cusparse
     "cuda_lib_major": str,  # "11", "12"
+    # A cuDNN library the loader could not open (libcudnn_ops.so.9, cudnn_ops_infer64_8.dll): its
+    # name carries the cuDNN major N the library that asked for it was built for.
+    "cudnn_major": str,
     # That library is a copy a wheel bundles under a hashed name (auditwheel's
     # `<pkg>.libs/libcudart-<hash>.so.12`, torchvision's `libcudart.<hash>.so.12`, torch's
     # `torch/lib/libcudart-<hash>.so.11.0`): the package whose folder holds it, and whether the
@@ -147,6 +150,7 @@ class Implied:
     libstdcxx: str | None = None
     cuda_lib: str | None = None
     cuda_lib_major: str | None = None
+    cudnn_major: str | None = None
     cuda_lib_bundled_by: str | None = None
     cuda_lib_deleted: bool = False
     torch_cuda_tag: str | None = None
@@ -187,6 +191,12 @@ class Implied:
     def wanted_cuda_major(self) -> int | None:
         """The CUDA major of a runtime library the loader could not open, or None."""
         m = self.cuda_lib_major
+        return int(m) if m is not None and m.isdigit() else None
+
+    @property
+    def wanted_cudnn_major(self) -> int | None:
+        """The cuDNN major of a library the loader could not open, or None."""
+        m = self.cudnn_major
         return int(m) if m is not None and m.isdigit() else None
 
 
@@ -343,6 +353,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "libstdcxx": "the loader's libstdc++ lacks symbol version {value}",
     "cuda_lib": "the loader could not open CUDA's {value} library",
     "cuda_lib_major": "that library was built for CUDA {value}",
+    "cudnn_major": "the loader could not open a cuDNN {value} library",
     "cuda_lib_bundled_by": "the copy the {value} wheel bundles",
     "cuda_lib_deleted": "that file was removed while a process still mapped it",
     "torch_cuda_tag": "the CUDA version bitsandbytes printed for torch",

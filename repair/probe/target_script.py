@@ -56,6 +56,7 @@ WATCHED = (
     "trl",
     "diffusers",
     "safetensors",
+    "ctranslate2",
     "pip",
 )
 ENV_VARS = (

@@ -9,6 +9,7 @@ from packaging.version import Version
 
 from ..findings import Finding
 from ..knowledge import Knowledge
+from ..libraries import CT2, ct2_installed, ct2_runtime, cudnn_requester, torch_cudnn
 from ..view import MODERN_BNB_LOADER, View, cuda_from_tag, parse_version, series
 from .registry import Context, rule, ruled_out
 
@@ -19,6 +20,7 @@ WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's librari
 def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
     yield from _bundled_library_broken(ctx)
     yield from _runtime_of_major_missing(ctx)
+    yield from _cudnn_of_major_missing(ctx)
     yield from _driver_library_broken(ctx)
     # F03: the legacy loader (< 0.43.1) searched LD_LIBRARY_PATH for libcuda; on WSL it is only
     # in WSL_LIB_DIR.
@@ -36,7 +38,8 @@ def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
 @ruled_out("cuda-libs-not-found")
 @ruled_out("stale-toolkit-on-path")
 def _not_linux_search(view: View, kb: Knowledge) -> bool:
-    return view.system == "Windows"  # LD_LIBRARY_PATH and libcudart search are Linux
+    # LD_LIBRARY_PATH and libcudart search are Linux; a cuDNN DLL is Windows' own loader's
+    return view.system == "Windows" and view.implied.wanted_cudnn_major is None
 
 
 @rule("stale-toolkit-on-path")
@@ -72,7 +75,7 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
     if nvcc is None or not old_loader:
         return
     if view.torch_cuda is not None:
-        if nvcc.major != view.torch_cuda.major:
+        if nvcc.major != view.torch_cuda.major and not _serves_ct2(ctx, nvcc):
             yield ctx.finding(
                 "stale-toolkit-on-path",
                 f"system CUDA toolkit {nvcc} differs from torch's CUDA {view.torch_cuda}",
@@ -90,6 +93,16 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
             f"4-bit bitsandbytes (oldest: {floor})",
             nvcc=str(nvcc),
         )
+
+
+def _serves_ct2(ctx: Context, nvcc: Version) -> bool:
+    """The toolkit is of the CUDA major an installed CTranslate2 opens (plans/runtimes.toml): it
+    serves that library, whose wheels bring no CUDA of their own (S118), so it is not stale. A
+    CTranslate2 of unknown release may be either major: not called stale either."""
+    if not ct2_installed(ctx.view):
+        return False
+    row = ct2_runtime(ctx.view, ctx.kb)
+    return row is None or (row.cuda is not None and row.cuda.major == nvcc.major)
 
 
 def _oldest_4bit_cuda(kb: Knowledge, platform: str) -> Version | None:
@@ -132,6 +145,37 @@ def _runtime_of_major_missing(ctx: Context) -> Iterator[Finding]:
         cuda_major=major,
         library=lib,
         torch_cuda=str(torch_cuda) if torch_cuda is not None else None,
+        conda=in_conda(view) or None,
+        source="error message",
+    )
+
+
+def _cudnn_of_major_missing(ctx: Context) -> Iterator[Finding]:
+    """A cuDNN library of major N could not be opened (plans/signatures.toml: libcudnn_ops.so.9,
+    cudnn_ops_infer64_8.dll): the library that asked was built for cuDNN N, and none of that
+    major is where the loader looks. Which library asked, and the cuDNN torch brings, decide the
+    repair (repair/libraries.py, plans/runtimes.toml)."""
+    view = ctx.view
+    major = view.implied.wanted_cudnn_major
+    if major is None or view.rocm:
+        return
+    who = cudnn_requester(view, ctx.kb)
+    brought = torch_cudnn(view, ctx.kb)
+    if who == CT2:
+        have = view.package(CT2)
+        whose = f"ctranslate2{f' {have}' if have else ''} loads cuDNN {major}"
+    elif who == "torch":
+        whose = f"torch {view.torch} brings cuDNN {major} itself, and its own copy is missing"
+    else:
+        whose = "the facts do not show which library asked for it"
+    if brought is not None and brought != major:
+        whose += f"; torch {view.torch} brings cuDNN {brought}, not {major}"
+    yield ctx.finding(
+        "cuda-libs-not-found",
+        f"a cuDNN {major} library could not be opened: {whose}",
+        cudnn_major=major,
+        requested_by=who,
+        torch_cudnn=brought,
         conda=in_conda(view) or None,
         source="error message",
     )

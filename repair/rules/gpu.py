@@ -8,6 +8,7 @@ from dataclasses import replace
 from ..containers import where_words
 from ..findings import Finding, Severity, Unknown
 from ..knowledge import Knowledge
+from ..libraries import CT2, ct2_runtime
 from ..view import (
     FIRST_CPU_4BIT,
     MODERN_BNB_LOADER,
@@ -169,6 +170,7 @@ def _not_jetson(view: View, kb: Knowledge) -> bool:
 
 @rule("driver-too-old")
 def driver_too_old(ctx: Context) -> Iterator[Finding | Unknown]:
+    yield from _library_cuda_too_new(ctx)
     view = ctx.view
     if view.torch_cuda is None or not ctx.nvidia_here:
         return
@@ -193,6 +195,35 @@ def driver_too_old(ctx: Context) -> Iterator[Finding | Unknown]:
             driver_cuda=drv.cuda if drv else None,
             minimum_driver=str(need) if need else None,
         )
+
+
+def _library_cuda_too_new(ctx: Context) -> Iterator[Finding]:
+    """CTranslate2 opens the CUDA its wheels are built with at run time (plans/runtimes.toml,
+    S118): a driver below that CUDA fails it whatever torch is ("CUDA driver version is
+    insufficient for CUDA runtime version"). The evidence names the library, so the planner
+    moves it and not torch."""
+    view = ctx.view
+    row = ct2_runtime(view, ctx.kb)
+    if row is None or row.cuda is None or not ctx.nvidia_here:
+        return
+    fit = driver_fit(view, ctx.kb, row.cuda)
+    if fit.ok is not False:
+        return
+    need = fit.compat_min or fit.full_min
+    drv = view.facts.driver
+    installed = (
+        drv.version if drv and drv.version else f"one that runs up to CUDA {view.driver_cuda}"
+    )
+    yield ctx.finding(
+        "driver-too-old",
+        f"ctranslate2 {view.package(CT2)} is built for CUDA {row.cuda} and opens it at run "
+        f"time: it needs driver >= {need}; installed: {installed}",
+        library=CT2,
+        library_cuda=str(row.cuda),
+        driver=drv.version if drv else None,
+        driver_cuda=drv.cuda if drv else None,
+        minimum_driver=str(need) if need else None,
+    )
 
 
 @ruled_out("driver-too-old")

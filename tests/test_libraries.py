@@ -1,0 +1,196 @@
+"""Libraries beside torch that open CUDA and cuDNN themselves (plans/runtimes.toml, S118, S119):
+CTranslate2 under faster-whisper and WhisperX.
+
+- the knowledge base reads the rows and refuses a broken one;
+- a cuDNN named with its major in an error text (Linux and Windows names) is a constraint;
+- the library that asked for it decides the repair: CTranslate2 moves to a release that fits the
+  driver and the cuDNN there (torch stays), torch's own missing cuDNN is a torch reinstall, and
+  an unknown asker is a required manual step;
+- a driver below the CUDA CTranslate2 opens moves CTranslate2, not torch.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from packaging.version import Version
+
+from repair.facts import facts_from_dict
+from repair.knowledge import KnowledgeError, load_knowledge
+from repair.signatures import implied_by
+from tests.core_helpers import analyse
+
+KB = load_knowledge()
+LINUX_CUDNN9 = (
+    "Unable to load any of {libcudnn_ops.so.9.1.0, libcudnn_ops.so.9.1, libcudnn_ops.so.9, "
+    "libcudnn_ops.so}\nInvalid handle. Cannot load symbol cudnnCreateTensorDescriptor"
+)
+
+
+def case(error: str = "", **facts) -> object:
+    doc = {"schema": "qfix.facts/1", "host": {"system": "Linux", "machine": "x86_64"}, **facts}
+    return facts_from_dict({"facts": doc, "error": error}, "test")
+
+
+def step(plan, package):
+    return next((s for s in plan.steps if s.package == package), None)
+
+
+def test_runtimes_rows_read_and_cited():
+    ct2 = KB.runtimes.newest_first("ctranslate2")
+    assert [r.target for r in ct2] == [">=4.6.3,<5", "==4.6.2", "==4.6.0", "==4.4.0", "==3.24.0"]
+    assert all(r.source.startswith("S118") and r.confirmed for r in ct2)
+    assert KB.runtimes.of("ctranslate2", Version("4.5.0")).cudnn == 9
+    assert KB.runtimes.of("ctranslate2", Version("4.7.1")).cudnn == 0
+    assert KB.runtimes.of("ctranslate2", Version("4.0.0")).cuda == Version("12.2")
+    assert KB.runtimes.of("torch", Version("2.3.1+cu121")).cudnn == 8
+    assert KB.runtimes.of("torch", Version("2.4.0")).cudnn == 9
+    assert KB.runtimes.of("torch", Version("1.11.0")) is None  # not in S119's table
+    assert KB.runtimes.of("ctranslate2", Version("2.24.0")) is None
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('versions = "<4"\ncudnn = 8', "needs a lower bound"),
+        ('versions = ">=4"\ncudnn = -1', "cudnn must be"),
+        ('versions = ">=4"\ncudnn = 8\nlast = "4.4.0"', "unknown key"),
+    ],
+)
+def test_a_broken_runtime_row_is_refused(tmp_path, row, message):
+    plans = tmp_path / "plans"
+    shutil.copytree(KB.directory, plans, ignore=shutil.ignore_patterns("examples", "__*"))
+    (plans / "runtimes.toml").write_text(
+        f'format = 1\n[[library]]\npackage = "x"\n{row}\n'
+        'source = "S118"\nchecked = "2026-12-07"\nconfirmed = true\n'
+    )
+    with pytest.raises(KnowledgeError, match=message):
+        load_knowledge(plans)
+
+
+@pytest.mark.parametrize(
+    ("text", "major", "system"),
+    [
+        (LINUX_CUDNN9, "9", None),
+        ("Could not load library libcudnn_cnn_infer.so.8. Error: No such file", "8", None),
+        ("libcudnn_ops_infer.so.8: cannot open shared object file: No such file", "8", None),
+        (
+            "Could not locate cudnn_ops_infer64_8.dll. Please make sure it is in your library path!",
+            "8",
+            "Windows",
+        ),
+        ("cudnn ops64_9.dll is not found", "9", "Windows"),
+        ("Could not load library cudnn_cnn_infer64_8.dll. Error code 126", "8", "Windows"),
+    ],
+)
+def test_a_cudnn_named_with_its_major_is_read(text, major, system):
+    implied = implied_by(text)
+    assert implied.cudnn_major == major
+    assert implied.system == system
+
+
+def test_a_cudnn_dll_that_loaded_is_not_a_failure():
+    assert implied_by("found cudnn64_9.dll in torch/lib").cudnn_major is None
+
+
+def test_ctranslate2_for_cudnn9_beside_a_cudnn8_torch_moves_ctranslate2_not_torch():
+    f = case(
+        LINUX_CUDNN9,
+        packages={"torch": "2.3.1+cu121", "ctranslate2": "4.5.0"},
+        torch={"version": "2.3.1+cu121", "cuda": "12.1"},
+        driver={"found": True, "version": "550.54.15", "cuda": "12.4"},
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.evidence.get("cudnn_major") == 9]
+    assert found and found[0].evidence["requested_by"] == "ctranslate2"
+    assert found[0].evidence["torch_cudnn"] == 8
+    ct2 = step(plan, "ctranslate2")
+    assert ct2 is not None and ct2.to == ">=4.6.3,<5" and ct2.from_ == "4.5.0"
+    assert step(plan, "torch") is None and step(plan, "bitsandbytes") is None
+    assert not any(m.required for m in plan.manual)
+    assert any("nvidia-cudnn-cu12==9.*" in m.text for m in plan.manual)
+
+
+def test_a_driver_below_cuda_12_pins_the_last_cuda_11_ctranslate2():
+    f = case(
+        "CUDA failed with error CUDA driver version is insufficient for CUDA runtime version",
+        packages={"ctranslate2": "4.0.0"},
+        driver={"found": True, "version": "510.85.02", "cuda": "11.6"},
+    )
+    diag, plan = analyse(f)
+    too_old = [x for x in diag.findings if x.id == "driver-too-old"]
+    assert too_old and all(x.evidence.get("library") == "ctranslate2" for x in too_old)
+    assert step(plan, "ctranslate2").to == "==3.24.0"
+    assert step(plan, "torch") is None
+    assert [m.required for m in plan.manual if m.id == "driver-too-old"] == [False]
+
+
+def test_the_ctranslate2_driver_check_needs_no_error_text():
+    f = case(packages={"ctranslate2": "4.6.3"}, driver={"found": True, "version": "470.82.01"})
+    diag, plan = analyse(f)
+    assert "driver-too-old" in diag.ids
+    assert step(plan, "ctranslate2").to == "==3.24.0"
+
+
+def test_no_ctranslate2_fits_a_driver_below_cuda_11_2():
+    f = case(packages={"ctranslate2": "4.0.0"}, driver={"found": True, "version": "418.87.00"})
+    diag, plan = analyse(f)
+    assert "driver-too-old" in diag.ids
+    assert step(plan, "ctranslate2") is None
+    assert any(m.required and m.id == "driver-too-old" for m in plan.manual)
+
+
+def test_old_driver_and_cudnn9_torch_leave_no_ctranslate2_that_fits():
+    # CUDA 12 rows need a newer driver; the CUDA 11 row loads cuDNN 8, torch brings 9
+    f = case(
+        "libcudnn_ops_infer.so.8: cannot open shared object file",
+        packages={"torch": "2.5.1+cu118", "ctranslate2": "4.4.0"},
+        torch={"version": "2.5.1+cu118", "cuda": "11.8"},
+        driver={"found": True, "version": "470.82.01", "cuda": "11.4"},
+    )
+    _, plan = analyse(f)
+    assert step(plan, "ctranslate2") is None
+    assert any(m.required and "cuDNN 8" in m.text for m in plan.manual)
+
+
+def test_torchs_own_missing_cudnn_is_a_torch_reinstall():
+    f = case(
+        "libcudnn.so.9: cannot open shared object file: No such file or directory",
+        packages={"torch": "2.5.1+cu124"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.evidence.get("cudnn_major") == 9]
+    assert found[0].evidence["requested_by"] == "torch"
+    assert any(m.required and "reinstall torch" in m.text for m in plan.manual)
+    assert step(plan, "bitsandbytes") is None  # a cuDNN is never bitsandbytes' to search
+
+
+def test_an_unknown_asker_gets_the_cudnn_install_as_a_required_step():
+    f = case("libcudnn_cnn.so.9: cannot open shared object file", packages={})
+    _, plan = analyse(f)
+    assert any(m.required and "install cuDNN 9" in m.text for m in plan.manual)
+    assert step(plan, "ctranslate2") is None
+
+
+def test_a_toolkit_of_ctranslate2s_cuda_is_not_called_stale():
+    base = {
+        "torch": {"version": "2.0.0+cu118", "cuda": "11.8"},
+        "toolkit": {"nvcc": "12.2"},
+    }
+    with_ct2 = case(packages={"torch": "2.0.0+cu118", "ctranslate2": "4.4.0"}, **base)
+    without = case(packages={"torch": "2.0.0+cu118"}, **base)
+    assert "stale-toolkit-on-path" not in analyse(with_ct2)[0].ids
+    assert "stale-toolkit-on-path" in analyse(without)[0].ids
+
+
+def test_the_cudnn_wheel_named_is_for_the_cuda_of_the_ctranslate2_release():
+    f = case(
+        "libcudnn_ops_infer.so.8: cannot open shared object file",
+        packages={"torch": "2.5.1+cu124", "ctranslate2": "4.4.0"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
+    _, plan = analyse(f)
+    assert step(plan, "ctranslate2").to == ">=4.6.3,<5"
+    assert any("nvidia-cudnn-cu12==8.*" in m.text and not m.required for m in plan.manual)
