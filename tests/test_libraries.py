@@ -76,7 +76,8 @@ def test_a_broken_runtime_row_is_refused(tmp_path, row, message):
         ("Could not load library libcudnn_cnn_infer.so.8. Error: No such file", "8", None),
         ("libcudnn_ops_infer.so.8: cannot open shared object file: No such file", "8", None),
         (
-            "Could not locate cudnn_ops_infer64_8.dll. Please make sure it is in your library path!",
+            "Could not locate cudnn_ops_infer64_8.dll. Please make sure it is in your library "
+            "path!",
             "8",
             "Windows",
         ),
