@@ -26,7 +26,7 @@ CACHE_ENV = {"QFIX_TEST_VENVS": str(ROOT / ".cache" / "venvs")}
 def tests(session: nox.Session) -> None:
     """The whole test suite (the same command CI runs)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", *session.posargs, env=CACHE_ENV)
+    session.run("pytest", "-q", "-n", "auto", "--dist", "loadfile", *session.posargs, env=CACHE_ENV)
 
 
 @nox.session(python=PYTHON)

@@ -222,15 +222,19 @@ def check_fingerprint(plan: Plan, current_fingerprint: str) -> None:
 # --------------------------------------------------------------------------- scope
 
 _SCOPE_TEXT = (
-    "the torch family, bitsandbytes and its forks, the Hugging Face stack, and pip's own upgrade"
+    "the torch family, bitsandbytes and its forks, the Hugging Face stack, CTranslate2, and pip's "
+    "own upgrade"
 )
 
 
 def repair_scope(kb: Knowledge) -> frozenset[str]:
     """The packages qfix's repairs are about (PEP 503 names): the torch family, bitsandbytes,
-    and every package the Hugging Face rules of the knowledge base name (plans/huggingface.toml:
-    transformers, accelerate, peft, ...). Forks of bitsandbytes are matched by ``in_scope``."""
+    every package the Hugging Face rules of the knowledge base name (plans/huggingface.toml:
+    transformers, accelerate, peft, ...) and the libraries of plans/runtimes.toml (CTranslate2).
+    Forks of bitsandbytes are matched by ``in_scope``."""
     names = {*TORCH_FAMILY, "bitsandbytes"}
+    # the libraries beside torch whose CUDA and cuDNN plans/runtimes.toml knows (CTranslate2)
+    names.update(r.package for r in kb.runtimes.rows)
     for rule in kb.hf:
         names.add(rule.package)
         names.update(rule.when)

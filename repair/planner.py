@@ -1558,6 +1558,8 @@ def _cuda_init_advice(
             "where it is set (shell profile, job script, container environment)",
             True,
         )
+    if any(f.evidence.get("driver_not_reached") for f in found):
+        return Manual("cuda-init-failed", _driver_not_reached_text(view), True)
     mig = next((f.evidence["mig_gpus"] for f in found if f.evidence.get("mig_gpus")), None)
     if mig is not None:
         # the MIG User Guide's commands (S94): create GPU instances with their compute
@@ -1585,6 +1587,31 @@ def _cuda_init_advice(
         if need is not None:
             text += f" For torch's CUDA {view.torch_cuda}: driver >= {need}."
     return Manual("cuda-init-failed", text, True)
+
+
+def _driver_not_reached_text(view: View) -> str:
+    """Where a driver new enough for the runtime was reported but the process that failed got
+    "insufficient driver" (35): it did not reach the driver. In a container, how to give it the
+    GPU; elsewhere, where the driver's libcuda may be lost."""
+    lead = (
+        f"driver {view.facts.driver.version if view.facts.driver else view.driver} runs this "
+        "CUDA runtime, so the process that failed did not reach the driver: "
+    )
+    if view.container is not None:
+        return (
+            lead
+            + _container_gpu_text(
+                view.container, (view.facts.env or {}).get("NVIDIA_VISIBLE_DEVICES"), meant=True
+            )
+            + ". No package change fixes this."
+        )
+    return (
+        lead
+        + start_with_gpu(None)
+        + "; run `nvidia-smi` where the program runs, check that `ldconfig -p | grep "
+        "libcuda.so.1` lists the driver's library, and reboot after a driver update. No "
+        "package change fixes this."
+    )
 
 
 def _insufficient_driver_advice(

@@ -195,3 +195,16 @@ def test_the_cudnn_wheel_named_is_for_the_cuda_of_the_ctranslate2_release():
     _, plan = analyse(f)
     assert step(plan, "ctranslate2").to == ">=4.6.3,<5"
     assert any("nvidia-cudnn-cu12==8.*" in m.text and not m.required for m in plan.manual)
+
+
+def test_insufficient_driver_with_a_driver_that_runs_ctranslate2s_cuda_is_not_the_driver():
+    f = case(
+        "CUDA failed with error CUDA driver version is insufficient for CUDA runtime version",
+        packages={"ctranslate2": "4.5.0"},
+        driver={"found": True, "version": "565.77", "cuda": "12.7"},
+    )
+    diag, plan = analyse(f)
+    assert [x.id for x in diag.findings if x.evidence.get("driver_not_reached")] == [
+        "cuda-init-failed"
+    ]
+    assert "driver-too-old" not in diag.ids and not plan.steps

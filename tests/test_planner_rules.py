@@ -1082,3 +1082,49 @@ def test_no_cpu_4bit_names_the_first_release_that_builds_here(machine, said):
     else:
         [f] = found
         assert said in f.summary
+
+
+def _with_error(error: str, **changes):
+    doc = copy.deepcopy(example_doc("healthy.json")["facts"])
+    doc.update(changes)
+    return facts_from_dict({"facts": doc, "error": error}, "test")
+
+
+INSUFFICIENT = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version"
+
+
+def test_insufficient_driver_with_a_driver_that_runs_torchs_cuda_is_a_driver_not_reached():
+    """Error 35 is also what a CUDA runtime gets with no driver at all (S97, S113): where the
+    reported driver runs torch's CUDA, the failing process did not reach it (a container
+    started without the GPU). No torch move, no driver upgrade: a required step."""
+    torch = {"version": "2.5.1+cu124", "cuda": "12.4"}
+    pkgs = {"torch": "2.5.1+cu124", "bitsandbytes": "0.45.0"}
+    for driver in ("550.54.15", "535.104.05"):  # 12.4 itself, and 12.2 (minor-version compat)
+        f = _with_error(
+            INSUFFICIENT, driver={"found": True, "version": driver}, torch=torch, packages=pkgs
+        )
+        diag, plan = analyse(f)
+        found = [x for x in diag.findings if x.evidence.get("driver_not_reached")]
+        assert found and found[0].id == "cuda-init-failed", driver
+        assert "driver-too-old" not in diag.ids and torch_step(plan) is None
+        assert any(m.required and "--gpus all" in m.text for m in plan.manual)
+    # a driver below CUDA 12's floor really is too old: no such finding
+    f = _with_error(
+        INSUFFICIENT, driver={"found": True, "version": "470.82.01"}, torch=torch, packages=pkgs
+    )
+    diag, _ = analyse(f)
+    assert "driver-too-old" in diag.ids
+    assert not any(x.evidence.get("driver_not_reached") for x in diag.findings)
+
+
+def test_a_driver_not_reached_in_a_docker_container_says_how_to_start_it():
+    doc = copy.deepcopy(example_doc("healthy.json")["facts"])
+    doc["host"] = {**doc["host"], "container": "docker"}
+    doc.update(
+        driver={"found": True, "version": "550.54.15"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.0"},
+    )
+    _, plan = analyse(facts_from_dict({"facts": doc, "error": INSUFFICIENT}, "test"))
+    text = next(m.text for m in plan.manual if m.id == "cuda-init-failed")
+    assert "docker container" in text and "NVIDIA Container Toolkit" in text

@@ -230,7 +230,10 @@ def _library_cuda_too_new(ctx: Context) -> Iterator[Finding]:
 def _driver_new_enough(view: View, kb: Knowledge) -> bool:
     if view.has_nvidia_gpu is False:
         return True  # no NVIDIA driver at all: no-nvidia-driver says it
-    return view.torch_cuda is not None and driver_fit(view, kb, view.torch_cuda).ok is True
+    # every CUDA runtime the facts show in play (torch's, CTranslate2's) runs on this driver
+    row = ct2_runtime(view, kb)
+    runtimes = [c for c in (view.torch_cuda, row.cuda if row else None) if c is not None]
+    return bool(runtimes) and all(driver_fit(view, kb, c).ok is True for c in runtimes)
 
 
 @rule("cuda-init-failed")
@@ -241,6 +244,7 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
     fault: CUDA cannot initialise in that process (a container started without the GPU, a
     CUDA_VISIBLE_DEVICES that hides it, fabric manager, a driver updated without a reboot). The
     other texts of this class (802, 803, 3, 999, ...) name it through their signatures."""
+    yield from _driver_not_reached(ctx)
     view = ctx.view
     t = view.facts.torch
     probed = t.cuda_available if t is not None else None
@@ -281,6 +285,36 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
         cuda_unavailable=True,
         cuda_visible_devices=hidden if hides else None,
         mig_gpus=mig if all_mig and not hides else None,
+    )
+
+
+def _driver_not_reached(ctx: Context) -> Iterator[Finding]:
+    """cudaErrorInsufficientDriver (35) where the reported driver runs every CUDA runtime the
+    facts show in play (torch's, CTranslate2's, plans/runtimes.toml): the process that failed
+    did not reach that driver. A CUDA runtime gets 35 also where it finds no driver at all --
+    torch reads 35 with no driver version as "Found no NVIDIA driver" (S97, S113) -- so a
+    container started without the GPU (the version came from the host's nvidia-smi), or a
+    libcuda the loader cannot find, says "insufficient" of a driver that is new enough."""
+    view = ctx.view
+    drv = view.facts.driver
+    if view.implied.cuda_error != 35 or view.driver is None or not ctx.nvidia_here:
+        return
+    runtimes = [("torch", view.torch_cuda)] if view.torch_cuda is not None else []
+    row = ct2_runtime(view, ctx.kb)
+    if row is not None and row.cuda is not None:
+        runtimes.append((CT2, row.cuda))
+    if not runtimes or any(driver_fit(view, ctx.kb, c).ok is not True for _, c in runtimes):
+        return
+    runs = " and ".join(f"{name}'s CUDA {cuda}" for name, cuda in runtimes)
+    yield ctx.finding(
+        "cuda-init-failed",
+        f"the error says the driver is older than the CUDA runtime, yet driver "
+        f"{drv.version if drv and drv.version else view.driver} runs {runs}: the process that "
+        "failed did not reach this driver",
+        cuda_error=35,
+        driver=drv.version if drv else None,
+        driver_not_reached=True,
+        source="error message",
     )
 
 
