@@ -1006,16 +1006,13 @@ class LibraryRuntime(Cited):
     versions: SpecifierSet
     cuda: Version | None  # None: the library's CUDA is not one per release (torch's variants)
     cudnn: int
-    newest: Version | None  # the newest release of a closed row; None for the open one
+    newest: Version | None  # the newest release of a library row (torch's rows have none)
 
     @property
     def target(self) -> str:
-        """What a plan installs for this row: its newest release, or the open row's range up to
-        the next major release (a release past the knowledge base is not assumed to fit)."""
-        if self.newest is not None:
-            return f"=={self.newest}"
-        low = min(Version(c.version) for c in self.versions if c.operator == ">=")
-        return f">={low},<{low.major + 1}"
+        """What a plan installs for this row: its newest release (a release past the knowledge
+        base is not assumed to fit)."""
+        return f"=={self.newest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -1953,13 +1950,16 @@ def _load_runtimes(path: Path) -> Runtimes:
         versions = e.spec("versions")
         if not any(c.operator in (">=", "==") for c in versions):
             e.fail("versions needs a lower bound (>=)")
+        newest = e.opt_version("newest")
+        if cuda is not None and (newest is None or newest not in versions):
+            e.fail("a library row (with cuda) needs newest, a release inside versions")
         rows.append(
             LibraryRuntime(
                 package=e.text("package"),
                 versions=versions,
                 cuda=cuda,
                 cudnn=cudnn,
-                newest=e.opt_version("newest"),
+                newest=newest,
                 **e.cited(),
             )
         )

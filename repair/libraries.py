@@ -70,11 +70,18 @@ def ct2_needs_step(view: View, kb: Knowledge, target: LibraryRuntime) -> bool:
     return have is None or not target.versions.contains(have.public, True)
 
 
-def _cudnn_wheel(major: int, cuda_majors: set[int]) -> str:
-    """NVIDIA's pip wheel of cuDNN ``major`` for the CUDA major(s) of the library that asks."""
-    if len(cuda_majors) == 1:
-        return f"nvidia-cudnn-cu{next(iter(cuda_majors))}=={major}.*"
-    return f"nvidia-cudnn-cu<CUDA major>=={major}.*"
+def _cudnn_wheel(view: View, kb: Knowledge, who: str | None, major: int) -> str:
+    """NVIDIA's pip wheel of cuDNN ``major`` for the CUDA of the library that asks: CTranslate2's
+    release (or that of its releases that load this cuDNN), else torch's CUDA; a placeholder
+    where neither is known."""
+    if who == CT2:
+        row = ct2_runtime(view, kb)
+        rows = [row] if row is not None else kb.runtimes.newest_first(CT2)
+        cudas = {r.cuda.major for r in rows if r.cuda is not None and r.cudnn == major}
+    else:
+        cudas = {view.torch_cuda.major} if view.torch_cuda is not None else set()
+    cuda = str(next(iter(cudas))) if len(cudas) == 1 else "<CUDA major>"
+    return f"nvidia-cudnn-cu{cuda}=={major}.*"
 
 
 def _cudnn_path_text(view: View) -> str:
@@ -99,18 +106,10 @@ def cudnn_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
             "--no-deps)",
             True,
         )
-    majors = {
-        r.cuda.major
-        for r in kb.runtimes.newest_first(CT2)
-        if r.cudnn == major and r.cuda is not None
-    }
-    row = ct2_runtime(view, kb)
-    if who == CT2 and row is not None and row.cuda is not None:
-        majors = {row.cuda.major}
-    elif who != CT2 and view.torch_cuda is not None:
-        majors = {view.torch_cuda.major}
-    install = f"install cuDNN {major} (`pip install {_cudnn_wheel(major, majors or {12})}`) and "
-    install += _cudnn_path_text(view)
+    install = (
+        f"install cuDNN {major} (`pip install {_cudnn_wheel(view, kb, who, major)}`) and "
+        + _cudnn_path_text(view)
+    )
     if who == CT2:
         target = ct2_target(view, kb)
         have = view.package(CT2)

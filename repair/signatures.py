@@ -67,6 +67,9 @@ FACT_KEYS: Mapping[str, type] = {
     # what its loader messages prove (S38); torch.cuda.is_available() was True in that process.
     "bnb_cuda_not_loaded": bool,
     "torch_cuda_available": bool,
+    # torch's own CUDA start ran (c10/cuda's "CUDA initialization: ..." warning, "Unexpected error
+    # from cudaGetDeviceCount()"): c10/cuda is built only into torch's CUDA builds (S97).
+    "torch_cuda_build": bool,
     # bitsandbytes' own CUDA_CHECK_RETURN (csrc/ops.cuh) printed that a kernel it launched has no
     # code for this GPU: its library, not torch, lacks the GPU's architecture.
     "bnb_kernel_missing": bool,
@@ -157,6 +160,7 @@ class Implied:
     loader_cuda_tag: str | None = None
     bnb_cuda_not_loaded: bool = False
     torch_cuda_available: bool = False
+    torch_cuda_build: bool = False
     bnb_kernel_missing: bool = False
     cuda_lib_shadowed: str | None = None
     hf_feature: str | None = None
@@ -360,6 +364,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "loader_cuda_tag": "the CUDA library tag bitsandbytes' loader looked for",
     "bnb_cuda_not_loaded": "bitsandbytes did not load a CUDA library",
     "torch_cuda_available": "torch.cuda.is_available() was True in that process",
+    "torch_cuda_build": "torch's own CUDA start ran there: torch is a CUDA build",
     "bnb_kernel_missing": "a bitsandbytes kernel had no code for the GPU it ran on",
     "cuda_lib_shadowed": "another copy of {value} came first on the loader path",
     "hf_feature": "a Hugging Face feature with its own floors",

@@ -354,9 +354,12 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
     printed = None
     if torch.cuda is None and not torch.hip and torch.cpu_build is not True:
         printed = printed_torch_cuda(facts, implied, bnb_v, kb)
-    # torch's CUDA printed by bitsandbytes, or torch.cuda.is_available() proven by its loader's
-    # message (plans/signatures.toml): torch is installed and is a CUDA build
-    cuda_seen = printed is not None or (implied.torch_cuda_available and not torch.hip)
+    # torch's CUDA printed by bitsandbytes, torch.cuda.is_available() proven by its loader's
+    # message, or torch's own CUDA start in the text (plans/signatures.toml): torch is installed
+    # and is a CUDA build
+    cuda_seen = printed is not None or (
+        (implied.torch_cuda_available or implied.torch_cuda_build) and not torch.hip
+    )
     refused = _refused_wheel(
         facts,
         implied.wheel_tag_refused or _first_unoffered_tag(implied, kb, platform, facts),

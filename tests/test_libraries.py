@@ -39,7 +39,14 @@ def step(plan, package):
 
 def test_runtimes_rows_read_and_cited():
     ct2 = KB.runtimes.newest_first("ctranslate2")
-    assert [r.target for r in ct2] == [">=4.6.3,<5", "==4.6.2", "==4.6.0", "==4.4.0", "==3.24.0"]
+    assert [r.target for r in ct2] == [
+        "==4.8.5",
+        "==4.8.1",
+        "==4.6.2",
+        "==4.6.0",
+        "==4.4.0",
+        "==3.24.0",
+    ]
     assert all(r.source.startswith("S118") and r.confirmed for r in ct2)
     assert KB.runtimes.of("ctranslate2", Version("4.5.0")).cudnn == 9
     assert KB.runtimes.of("ctranslate2", Version("4.7.1")).cudnn == 0
@@ -56,6 +63,8 @@ def test_runtimes_rows_read_and_cited():
         ('versions = "<4"\ncudnn = 8', "needs a lower bound"),
         ('versions = ">=4"\ncudnn = -1', "cudnn must be"),
         ('versions = ">=4"\ncudnn = 8\nlast = "4.4.0"', "unknown key"),
+        ('versions = ">=4,<4.5"\ncuda = "12.2"\ncudnn = 8', "needs newest"),
+        ('versions = ">=4,<4.5"\ncuda = "12.2"\ncudnn = 8\nnewest = "4.6.0"', "needs newest"),
     ],
 )
 def test_a_broken_runtime_row_is_refused(tmp_path, row, message):
@@ -107,7 +116,7 @@ def test_ctranslate2_for_cudnn9_beside_a_cudnn8_torch_moves_ctranslate2_not_torc
     assert found and found[0].evidence["requested_by"] == "ctranslate2"
     assert found[0].evidence["torch_cudnn"] == 8
     ct2 = step(plan, "ctranslate2")
-    assert ct2 is not None and ct2.to == ">=4.6.3,<5" and ct2.from_ == "4.5.0"
+    assert ct2 is not None and ct2.to == "==4.8.5" and ct2.from_ == "4.5.0"
     assert step(plan, "torch") is None and step(plan, "bitsandbytes") is None
     assert not any(m.required for m in plan.manual)
     assert any("nvidia-cudnn-cu12==9.*" in m.text for m in plan.manual)
@@ -193,7 +202,7 @@ def test_the_cudnn_wheel_named_is_for_the_cuda_of_the_ctranslate2_release():
         torch={"version": "2.5.1+cu124", "cuda": "12.4"},
     )
     _, plan = analyse(f)
-    assert step(plan, "ctranslate2").to == ">=4.6.3,<5"
+    assert step(plan, "ctranslate2").to == "==4.8.5"
     assert any("nvidia-cudnn-cu12==8.*" in m.text and not m.required for m in plan.manual)
 
 

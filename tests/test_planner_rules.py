@@ -1128,3 +1128,28 @@ def test_a_driver_not_reached_in_a_docker_container_says_how_to_start_it():
     _, plan = analyse(facts_from_dict({"facts": doc, "error": INSUFFICIENT}, "test"))
     text = next(m.text for m in plan.manual if m.id == "cuda-init-failed")
     assert "docker container" in text and "NVIDIA Container Toolkit" in text
+
+
+def test_torchs_own_cuda_start_in_the_text_proves_a_cuda_build():
+    """c10/cuda's "CUDA initialization: ... Error 802" is printed only by a CUDA torch (S97):
+    with torch.cuda.is_available() False and the build unreported, the fault is CUDA's start
+    (fabric manager), never a CPU-only torch to replace."""
+    error = (
+        "UserWarning: CUDA initialization: Unexpected error from cudaGetDeviceCount(). Did you "
+        "run some cuda functions before calling NumCudaDevices() that might have already set an "
+        "error? Error 802: system not yet initialized (Triggered internally at "
+        "/pytorch/c10/cuda/CUDAFunctions.cpp:109.)"
+    )
+    changes = {
+        "driver": {"found": True, "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA A100", "compute_capability": "8.0"}],
+        "packages": {"torch": None},
+        "torch": {"cuda_available": False},
+    }
+    diag, plan = analyse(_with_error(error, **changes))
+    assert "torch-cpu-build" not in diag.ids and "cuda-init-failed" in diag.ids
+    assert torch_step(plan) is None
+    assert any(m.required and "fabricmanager" in m.text for m in plan.manual)
+    # without the text the build is open, and the CPU-only build stays the venv-side suspect
+    diag, _ = analyse(_with_error("", **changes))
+    assert "torch-cpu-build" in diag.ids

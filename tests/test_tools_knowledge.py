@@ -3,8 +3,9 @@ of real-report cases through the test_cases check).
 
 tests/data/knowledge/ is a recorded PyPI snapshot (the JSON API of 2026-12-06, reduced to each
 file's name, yanked flag and upload time; torch to the 2.14 and 2.15 series, transformers to
-5.20+, accelerate to 1.14+, peft to 0.21+; diffusers, recorded 2026-12-07, to 0.41+): the drift
-logic runs on it and on edited copies."""
+5.20+, accelerate to 1.14+, peft to 0.21+; diffusers, recorded 2026-12-07, to 0.41+;
+ctranslate2, recorded 2026-12-07, to 4.6+ and its cp311 wheels and sdist): the drift logic runs
+on it and on edited copies."""
 
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ def _file(name: str, uploaded: str = "2026-12-20T10:00:00Z", yanked: bool = Fals
 
 def test_the_recorded_snapshot_matches_plans() -> None:
     assert _drift(_snapshot()) == []
+
+
+def test_a_ctranslate2_release_no_runtimes_row_covers_is_drift() -> None:
+    docs = _snapshot()
+    docs["ctranslate2"]["releases"]["4.9.0"] = [_file("ctranslate2-4.9.0.tar.gz")]
+    docs["ctranslate2"]["releases"]["4.9.1rc1"] = [_file("ctranslate2-4.9.1rc1.tar.gz")]
+    assert _drift(docs) == [
+        "ctranslate2 4.9.0: no row of plans/runtimes.toml covers it; its CUDA and cuDNN were "
+        "not read"
+    ]
+    # releases below the oldest row (2.x, whose builds were not read) are not drift
+    docs = _snapshot()
+    docs["ctranslate2"]["releases"]["2.24.0"] = [_file("ctranslate2-2.24.0.tar.gz")]
+    assert _drift(docs) == []
 
 
 def test_a_new_torch_release_and_platform_changes_are_drift() -> None:

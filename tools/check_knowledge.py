@@ -4,7 +4,8 @@ stale silently.
     python tools/check_knowledge.py [--pypi-url URL] [--simple-url URL] [--from-dir DIR]
                                     [--max-age DAYS] [--today YYYY-MM-DD]
 
-For torch, bitsandbytes, transformers, accelerate, peft and diffusers it reads the release list
+For torch, bitsandbytes, transformers, accelerate, peft, diffusers and ctranslate2 it reads the
+release list
 and the wheel files (PyPI's JSON API, https://pypi.org/pypi/NAME/json; when that cannot be
 reached, the PEP 691 simple API of pip's index, PIP_INDEX_URL or https://pypi.org/simple) and
 reports:
@@ -19,6 +20,8 @@ reports:
 - a transformers/accelerate/peft/diffusers release first uploaded after the newest `checked`
   date of the plans/huggingface.toml rules that read that package (its floors were not read for
   it);
+- a ctranslate2 release no row of plans/runtimes.toml covers (from its oldest row on): its CUDA
+  and cuDNN were not read, and a plan never chooses it;
 - every entry whose `checked` date is older than --max-age days (default 120: PyTorch ships a
   minor release about every 8-12 weeks, so 120 days always spans at least one new release).
 
@@ -60,7 +63,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 HF_PACKAGES = ("transformers", "accelerate", "peft", "diffusers")
-PACKAGES = ("torch", "bitsandbytes", *HF_PACKAGES)
+# the libraries beside torch of plans/runtimes.toml (torch's own rows are check_torch's)
+RUNTIME_PACKAGES = ("ctranslate2",)
+PACKAGES = ("torch", "bitsandbytes", *HF_PACKAGES, *RUNTIME_PACKAGES)
 PYPI_JSON = "https://pypi.org/pypi"
 PYPI_SIMPLE = "https://pypi.org/simple"
 MAX_AGE_DAYS = 120
@@ -310,6 +315,25 @@ def check_hf(
     return drift
 
 
+def check_runtimes(
+    kb: Knowledge, releases: Mapping[str, Mapping[str, tuple[DistFile, ...]]]
+) -> list[str]:
+    """Releases of a plans/runtimes.toml library, from its oldest row on, that no row covers."""
+    drift: list[str] = []
+    for name in RUNTIME_PACKAGES:
+        rows = kb.runtimes.newest_first(name)
+        if not rows:
+            continue
+        oldest = min(Version(c.version) for c in rows[-1].versions if c.operator == ">=")
+        for v in _stable(releases.get(name, {})):
+            if v >= oldest and kb.runtimes.of(name, v) is None:
+                drift.append(
+                    f"{name} {v}: no row of plans/runtimes.toml covers it; its CUDA and cuDNN "
+                    "were not read"
+                )
+    return drift
+
+
 def checked_dates(directory: Path) -> dict[str, list[tuple[str, dt.date]]]:
     """plans/*.toml file name -> (entry, checked date) for every entry that carries one."""
     out: dict[str, list[tuple[str, dt.date]]] = {}
@@ -356,6 +380,7 @@ def check(
     drift = check_torch(kb, releases.get("torch", {}))
     drift += check_bnb(kb, releases.get("bitsandbytes", {}))
     drift += check_hf(hf_last_checked(kb), releases)
+    drift += check_runtimes(kb, releases)
     drift += check_age(checked_dates(kb.directory), today, max_age)
     return drift
 
