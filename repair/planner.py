@@ -405,9 +405,15 @@ def bnb_fits(
 
 
 def _below_hf_floors(view: View, kb: Knowledge, r: BnbRelease) -> list[str]:
-    """The bitsandbytes floors of plans/huggingface.toml that the installed stack sets and ``r``
-    is below."""
-    return [
+    """The bitsandbytes floors of plans/huggingface.toml that the installed stack sets, and the
+    one a library's own check named in the error text, that ``r`` is below."""
+    floor = view.implied.bnb_floor
+    named = (
+        [f"below {floor}: the failing library's own check asks for it (the error message)"]
+        if floor is not None and r.version < floor
+        else []
+    )
+    return named + [
         f"below {rule.minimum}: {rule.reason}"
         for rule in kb.hf
         if rule.package == "bitsandbytes"

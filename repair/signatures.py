@@ -107,6 +107,9 @@ FACT_KEYS: Mapping[str, type] = {
     # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
     # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
     "triton_ops_missing": bool,
+    # A library of the failing process asks for bitsandbytes >= this version in its own words
+    # ("requires bitsandbytes: `pip install -U bitsandbytes>=0.46.1`"): the floor it names.
+    "bnb_required": str,
     # The bitsandbytes versions pip's index offered this interpreter ("from versions: ..."): pip
     # lists only the releases with a file it can install here (S86).
     "bnb_index_versions": str,
@@ -174,6 +177,7 @@ class Implied:
     no_gpu_gate_of: str | None = None
     gpu_only_library: str | None = None
     bnb_index_versions: str | None = None
+    bnb_required: str | None = None
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
@@ -196,6 +200,14 @@ class Implied:
         """The CUDA major of a runtime library the loader could not open, or None."""
         m = self.cuda_lib_major
         return int(m) if m is not None and m.isdigit() else None
+
+    @property
+    def bnb_floor(self) -> Version | None:
+        """The bitsandbytes floor a library's own check named in the text, or None."""
+        try:
+            return Version(self.bnb_required) if self.bnb_required else None
+        except InvalidVersion:
+            return None
 
     @property
     def wanted_cudnn_major(self) -> int | None:
@@ -383,6 +395,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "triton_ops_missing": "an import of triton.ops failed: the triton there has none (triton "
     "3.2 and later lack it)",
     "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
+    "bnb_required": "a library of the failing process asks for bitsandbytes >= {value}",
 }
 
 

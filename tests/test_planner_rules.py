@@ -1153,3 +1153,52 @@ def test_torchs_own_cuda_start_in_the_text_proves_a_cuda_build():
     # without the text the build is open, and the CPU-only build stays the venv-side suspect
     diag, _ = analyse(_with_error("", **changes))
     assert "torch-cpu-build" in diag.ids
+
+
+@pytest.mark.parametrize(
+    ("text", "floor"),
+    [
+        (
+            "ImportError: Using `bitsandbytes` 4-bit quantization requires bitsandbytes: "
+            "`pip install -U bitsandbytes>=0.46.1`",
+            "0.46.1",
+        ),
+        ("4 bit quantization requires bitsandbytes>=0.39.0 - please upgrade", "0.39.0"),
+        ("To fix: pip install bitsandbytes>=0.37.0", "0.37.0"),
+        # pip's index offering none is not a floor the installed release misses
+        (
+            "ERROR: Could not find a version that satisfies the requirement bitsandbytes>=0.43.3",
+            None,
+        ),
+    ],
+)
+def test_a_floor_a_library_names_for_bitsandbytes_is_read(text, floor):
+    from repair.signatures import implied_by
+
+    assert implied_by(text).bnb_required == floor
+
+
+def test_the_named_bitsandbytes_floor_is_planned_with_torch_kept():
+    error = (
+        "ImportError: Using `bitsandbytes` 4-bit quantization requires bitsandbytes: "
+        "`pip install -U bitsandbytes>=0.46.1`"
+    )
+    f = _with_error(
+        error,
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.46.0", "transformers": None},
+        bitsandbytes={"version": "0.46.0"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.evidence.get("minimum") == "0.46.1"]
+    assert found and found[0].id == "hf-stack-too-old"
+    assert Version(plan.bnb_target) >= Version("0.46.1") and torch_step(plan) is None
+    # the installed release already meets it: the check failed for another reason
+    f = _with_error(
+        error,
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.48.2"},
+        bitsandbytes={"version": "0.48.2"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
+    diag, _ = analyse(f)
+    assert not any(x.evidence.get("minimum") == "0.46.1" for x in diag.findings)

@@ -93,6 +93,7 @@ def features(view: View, kb: Knowledge) -> tuple[str, ...]:
 
 @rule("hf-stack-too-old")
 def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
+    yield from _bnb_floor_in_text(ctx)
     view = ctx.view
     wanted = features(view, ctx.kb)
     for hf in ctx.kb.hf:
@@ -115,6 +116,29 @@ def hf_stack_too_old(ctx: Context) -> Iterator[Finding]:
         # CPU 4-bit is the way on a host without a GPU, not a fault of it: a warning, as
         # bnb-no-cpu-4bit is for bitsandbytes (the plan still carries the step)
         yield replace(found, severity=Severity.WARNING) if hf.feature == CPU_4BIT else found
+
+
+def _bnb_floor_in_text(ctx: Context) -> Iterator[Finding]:
+    """A library's own check named the bitsandbytes it needs (plans/signatures.toml
+    bnb-floor-required) and the installed one is below it or not known. Where bitsandbytes is
+    not installed at all, bnb-missing says so, and the release it plans meets the floor
+    (planner._below_hf_floors)."""
+    view = ctx.view
+    floor = view.implied.bnb_floor
+    if floor is None or view.bnb_installed is False or view.implied.bnb_absent:
+        return
+    have = view.bnb
+    if have is not None and public(have) >= floor:
+        return  # the check failed for another reason (its import, or no CUDA in old releases)
+    yield ctx.finding(
+        "hf-stack-too-old",
+        f"the failing library's own check asks for bitsandbytes >= {floor} (read from the error "
+        f"message); installed: {have if have is not None else 'a version not reported'}",
+        package="bitsandbytes",
+        installed=str(have) if have is not None else None,
+        minimum=str(floor),
+        source="error message",
+    )
 
 
 def _implied_below(ctx: Context, hf: HfRule) -> Iterator[Finding]:
