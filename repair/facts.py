@@ -438,7 +438,9 @@ def _torch(t: _Reader | None) -> TorchBuild | None:
         t.strs("arch_list"),
         t.bool_("cuda_available"),
         t.str_("error"),
-        build_known="cuda" in t.data or "hip" in t.data,
+        # the build is stated by torch.version.cuda (null: a CPU build, where hip is not a ROCm
+        # version); a report that gives only "hip": null says "not ROCm", not "not CUDA"
+        build_known="cuda" in t.data or bool(t.data.get("hip")),
     )
 
 

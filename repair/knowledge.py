@@ -736,10 +736,11 @@ class BnbRelease(Cited):
         return build.lib_glibc_min if build is not None else _EMPTY
 
     def admits_torch(self, v: Version) -> bool:
-        """Against the base version (local tags and pre-release markers stripped)."""
+        """As pip checks it: the local tag stripped, a pre-release kept (NGC's torch
+        2.2.0a0+81ea7a4 is below ">=2.2", and pip refuses the pair)."""
         if self.torch is None:
             return True
-        return self.torch.contains(parsed_version(v.base_version), prereleases=True)
+        return self.torch.contains(parsed_version(v.public), prereleases=True)
 
     def admits_python(self, v: Version) -> bool:
         if self.python is None:

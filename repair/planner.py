@@ -56,6 +56,7 @@ from .view import (
     bnb_release,
     cuda_from_tag,
     driver_fit,
+    extension_cuda_major,
     libstdcxx_misfit,
     parse_version,
     pick_cuda_lib,
@@ -313,6 +314,10 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
     # differ from x86_64 ones, compat-facts B3): better no candidate and a manual step.
     if view.ccs:
         out = [c for c in out if c.coverage != "unknown"]
+    major = extension_cuda_major(view)
+    if major is not None:
+        # the job compiles CUDA extensions with a toolkit of this major (S120)
+        out = [c for c in out if c.variant.cuda is not None and c.variant.cuda.major == major]
     return sorted(out, key=key)
 
 
@@ -566,6 +571,9 @@ def _search_faults(ids: set[str], by_id: Mapping[str, list[Finding]]) -> set[str
     libs = by_id.get("cuda-libs-not-found", [])
     if libs and all(f.evidence.get("bundled_by") or f.evidence.get("cudnn_major") for f in libs):
         out.discard("cuda-libs-not-found")  # a cuDNN is never bitsandbytes' to search
+    toolkits = by_id.get("stale-toolkit-on-path", [])
+    if toolkits and all(f.evidence.get("extension_build") for f in toolkits):
+        out.discard("stale-toolkit-on-path")  # the compiler's toolkit, not a library search
     return out
 
 
@@ -613,7 +621,8 @@ def _choose_targets(
         return _rocm_or_jetson_targets(view, kb, ids, notes)
     # a torch that cannot import is reinstalled, unless the fault is Windows' own runtime
     broken = view.facts.torch is not None and bool(view.facts.torch.error)
-    if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids):
+    extension = extension_cuda_major(view) is not None  # the job compiles against another major
+    if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids) or extension:
         cands = torch_candidates(view, kb)
         pair = _pair(view, kb, cands, keep_bnb, modern_only=False)
         if pair is not None:
@@ -1046,6 +1055,7 @@ def _torch_steps(
     because = (
         tuple(i for i in diag.ids if i in TORCH_FINDINGS)
         or (("rocm-host",) if c.variant.rocm else ())  # rocm_torch_target
+        or (("stale-toolkit-on-path",) if extension_cuda_major(view) is not None else ())
         or tuple(i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"})
     )
     index = f"{base}/{c.variant.name}"
@@ -1323,6 +1333,9 @@ def _stale_toolkit_advice(
     torch's own CUDA libraries (no package change fixes that, S52)."""
     if "stale-toolkit-on-path" not in ids:
         return None
+    major = extension_cuda_major(view)
+    if major is not None:
+        return _extension_toolkit_advice(view, kb, major)
     shadowed = view.implied.cuda_lib_shadowed
     if not shadowed:
         return Manual("stale-toolkit-on-path", STALE_TOOLKIT_ADVICE, False)
@@ -1339,6 +1352,27 @@ def _stale_toolkit_advice(
         f"libraries loaded (`unset LD_LIBRARY_PATH`, or put the venv's nvidia/*/lib first)"
     )
     return Manual("stale-toolkit-on-path", text, True)
+
+
+def _extension_toolkit_advice(view: View, kb: Knowledge, major: int) -> Manual:
+    """The toolkit that compiles extensions has another CUDA major than torch (S120): the plan
+    moves torch to a build of the toolkit's major where one fits; keeping torch needs a toolkit
+    of torch's major, which no package change installs."""
+    nvcc = view.implied.extension_nvcc
+    torch_major = f"{view.torch_cuda.major}.x" if view.torch_cuda is not None else "torch's CUDA"
+    text = (
+        f"keep torch and compile with a CUDA {torch_major} toolkit instead of nvcc {nvcc}: "
+        "install it and point CUDA_HOME at it (`$CUDA_HOME/bin/nvcc --version` must show "
+        f"release {torch_major}); extensions are compiled with CUDA_HOME's nvcc, whose major "
+        "must be torch's"
+    )
+    if torch_candidates(view, kb):
+        return Manual("stale-toolkit-on-path", "or " + text, False)
+    return Manual(
+        "stale-toolkit-on-path",
+        f"no torch build of CUDA {major} fits here: {text}",
+        True,
+    )
 
 
 def _override_advice(
@@ -2539,6 +2573,16 @@ def _python_or_platform_text(view: View, kb: Knowledge) -> str:
             f"bitsandbytes builds for {view.platform} (from {native[0].version}) need Python "
             f"{native[0].python}; this environment has Python {view.python}: create a venv "
             "with a newer Python and re-run qfix plan there"
+        )
+    torch_v = public(view.torch) if view.torch is not None else None
+    if native and torch_v is not None and not any(r.admits_torch(torch_v) for r in native):
+        pre = " (a pre-release, below the release it precedes)" if torch_v.is_prerelease else ""
+        return (
+            f"the bitsandbytes builds for {view.platform} (from {native[0].version}) need torch "
+            f"{native[0].torch}; torch {view.torch}{pre} is outside that, and no torch build "
+            "that fits this GPU and driver was found to move to: install a released torch they "
+            "accept (in a container, a newer base image), or build bitsandbytes from source "
+            "against this torch"
         )
     macos = [m for r in native if (m := r.builds[view.platform or ""].macos_min) is not None]
     if macos and all(view.macos_short_of(m) for m in macos):

@@ -107,6 +107,9 @@ FACT_KEYS: Mapping[str, type] = {
     # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
     # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
     "triton_ops_missing": bool,
+    # The CUDA toolkit (nvcc) that compiles a CUDA extension in the failing process, where the
+    # text shows its major refused beside torch's (torch.utils.cpp_extension, DeepSpeed's ops).
+    "extension_nvcc": str,
     # A library of the failing process asks for bitsandbytes >= this version in its own words
     # ("requires bitsandbytes: `pip install -U bitsandbytes>=0.46.1`"): the floor it names.
     "bnb_required": str,
@@ -178,6 +181,7 @@ class Implied:
     gpu_only_library: str | None = None
     bnb_index_versions: str | None = None
     bnb_required: str | None = None
+    extension_nvcc: str | None = None
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
@@ -396,6 +400,8 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "3.2 and later lack it)",
     "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
     "bnb_required": "a library of the failing process asks for bitsandbytes >= {value}",
+    "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}, another "
+    "major than torch's",
 }
 
 

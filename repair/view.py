@@ -642,6 +642,19 @@ class DriverFit:
     compat_min: Version | None  # the minor-version compatibility floor of its major (A2)
 
 
+def extension_cuda_major(view: View) -> int | None:
+    """The CUDA major the toolkit that compiles extensions in the failing process has, where an
+    error text shows it refused beside torch's (torch.utils.cpp_extension, DeepSpeed's op
+    builder: the majors must match, S120) and the facts do not give torch that major. A torch
+    that serves this job must carry it. None otherwise."""
+    nvcc = parse_version(view.implied.extension_nvcc)
+    if nvcc is None or view.rocm:
+        return None
+    if view.torch_cuda is not None and view.torch_cuda.major == nvcc.major:
+        return None  # the text's torch is not this one
+    return nvcc.major
+
+
 def driver_fit(view: View, kb: Knowledge, cuda: Version) -> DriverFit:
     """Can the installed driver run a CUDA ``cuda`` runtime (compat-facts A1, A2)?"""
     system = view.driver_os

@@ -1202,3 +1202,81 @@ def test_the_named_bitsandbytes_floor_is_planned_with_torch_kept():
     )
     diag, _ = analyse(f)
     assert not any(x.evidence.get("minimum") == "0.46.1" for x in diag.findings)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "RuntimeError: The detected CUDA version (11.7) mismatches the version that was used to "
+        "compilePyTorch (12.1). Please make sure to use the same CUDA versions.",
+        "deepspeed.ops.op_builder.builder.CUDAMismatchException: >- DeepSpeed Op Builder: "
+        "Installed CUDA version 11.7 does not match the version torch was compiled with 12.1, "
+        "unable to compile cuda/cpp extensions without a matching cuda version.",
+    ],
+)
+def test_an_extension_toolkit_of_another_major_moves_torch_to_that_major(error):
+    """torch's extension builder and DeepSpeed's ops compile with CUDA_HOME's nvcc, whose major
+    must be torch's (S120): torch moves to a build of the toolkit's major, or a toolkit of
+    torch's major is the manual alternative."""
+    f = _with_error(
+        error,
+        packages={"torch": "2.5.1+cu121", "bitsandbytes": "0.45.0"},
+        torch={"version": "2.5.1+cu121", "cuda": "12.1"},
+        driver={"found": True, "version": "550.54.15", "cuda": "12.4"},
+    )
+    diag, plan = analyse(f)
+    assert [
+        x.evidence.get("extension_build") for x in diag.findings if x.id == "stale-toolkit-on-path"
+    ] == [True]
+    assert torch_step(plan) is not None and chosen_cuda(plan).major == 11
+    assert torch_step(plan).because == ("stale-toolkit-on-path",)
+    assert any(not m.required and "CUDA_HOME" in m.text for m in plan.manual)
+
+
+def test_a_minor_toolkit_difference_deepspeed_accepts_is_no_fault():
+    f = _with_error(
+        "Installed CUDA version 12.6 does not match the version torch was compiled with 12.4 but "
+        "since the APIs are compatible, accepting this combination",
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.0"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
+    diag, plan = analyse(f)
+    assert "stale-toolkit-on-path" not in diag.ids and torch_step(plan) is None
+
+
+def test_a_report_stating_only_hip_null_leaves_the_cuda_build_open():
+    """'hip: null' says "not ROCm", not "not CUDA": a torch 2.8.0 without a label on Linux is
+    PyPI's CUDA build, never read as CPU-only for want of torch.version.cuda."""
+    from repair.view import make_view
+
+    doc = copy.deepcopy(example_doc("healthy.json")["facts"])
+    doc.update(packages={"torch": "2.8.0"}, torch={"version": "2.8.0", "hip": None})
+    view = make_view(facts_from_dict(doc, "test"), KB)
+    assert view.torch_cpu_build is False and view.torch_cuda is not None
+    doc.update(torch={"version": "2.8.0", "hip": None, "cuda": None})
+    assert make_view(facts_from_dict(doc, "test"), KB).torch_cpu_build is True
+
+
+def test_a_pre_release_torch_is_below_the_release_it_precedes_as_pip_reads_it():
+    """NGC's torch 2.2.0a0+81ea7a4 is below bitsandbytes 0.46's ">=2.2", and pip refuses the pair:
+    no bitsandbytes whose torch bounds exclude it is planned beside it."""
+    rel = KB.bnb.release("0.47.0")
+    assert rel.admits_torch(Version("2.2.0")) and not rel.admits_torch(Version("2.2.0a0"))
+    doc = copy.deepcopy(example_doc("healthy.json")["facts"])
+    doc.update(
+        host={"system": "Linux", "machine": "aarch64"},
+        gpus=[{"index": 0, "name": "NVIDIA GB10", "compute_capability": "12.1"}],
+        packages={"torch": "2.2.0a0+81ea7a4", "bitsandbytes": "0.42.0"},
+        torch={"version": "2.2.0a0+81ea7a4", "cuda": "12.3"},
+        bitsandbytes={"version": "0.42.0"},
+    )
+    _, plan = analyse(facts_from_dict(doc, "test"))
+    # driver 535 runs no torch build with GB10's code (cu130 on aarch64): nothing to pair with
+    assert plan.bnb_target is None and torch_step(plan) is None
+    text = next(m.text for m in plan.manual if m.required)
+    assert "pre-release" in text and "need torch >=2.2" in text
+    # with a driver for CUDA 13 torch moves, and the bitsandbytes planned accepts it
+    doc["driver"] = {"found": True, "version": "580.95.05", "cuda": "13.0"}
+    _, plan = analyse(facts_from_dict(doc, "test"))
+    assert torch_step(plan) is not None
+    assert KB.bnb.release(plan.bnb_target).admits_torch(Version(torch_step(plan).to))

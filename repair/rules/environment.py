@@ -10,7 +10,14 @@ from packaging.version import Version
 from ..findings import Finding
 from ..knowledge import Knowledge
 from ..libraries import CT2, ct2_installed, ct2_runtime, cudnn_requester, torch_cudnn
-from ..view import MODERN_BNB_LOADER, View, cuda_from_tag, parse_version, series
+from ..view import (
+    MODERN_BNB_LOADER,
+    View,
+    cuda_from_tag,
+    extension_cuda_major,
+    parse_version,
+    series,
+)
 from .registry import Context, rule, ruled_out
 
 WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's libraries here
@@ -47,6 +54,21 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
     # F06, compat-facts C4: up to 0.40.0 bitsandbytes keyed its library on the first libcudart
     # found, which a system toolkit on the path can shadow.
     view = ctx.view
+    major = extension_cuda_major(view)
+    if major is not None:
+        # S120: the toolkit that compiles extensions must have torch's CUDA major (any system)
+        have = f" ({view.torch_cuda})" if view.torch_cuda is not None else ""
+        yield ctx.finding(
+            "stale-toolkit-on-path",
+            f"the CUDA toolkit that compiles extensions here (nvcc {view.implied.extension_nvcc})"
+            f" has another CUDA major than torch's{have}: torch's extension builder (and "
+            "DeepSpeed's op builder) refuse to compile across majors",
+            nvcc=view.implied.extension_nvcc,
+            torch_cuda=str(view.torch_cuda) if view.torch_cuda is not None else None,
+            extension_build=True,
+            source="error message",
+        )
+        return
     if view.system == "Windows":
         return  # the loader path and the libcudart search are Linux's (_not_linux_search)
     shadowed = view.implied.cuda_lib_shadowed
