@@ -504,6 +504,18 @@ class TorchRelease(Cited):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TorchKnownBad(Cited):
+    """A torch release whose wheels on ``platforms`` fail to import for a fault of the build:
+    loading ``dll`` of torch\\lib fails; ``fixed_in`` is the release that fixed it."""
+
+    version: Version
+    platforms: tuple[str, ...]
+    dll: str
+    fixed_in: Version
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DomainRelease(Cited):
     """A torchvision / torchaudio release and the torch it declares (Requires-Dist)."""
 
@@ -516,6 +528,7 @@ class DomainRelease(Cited):
 class TorchTable:
     releases: tuple[TorchRelease, ...]  # ascending
     domain: tuple[DomainRelease, ...]
+    known_bad: tuple[TorchKnownBad, ...] = ()  # plans/torch.toml [[known_bad]]
     # platform -> the torch versions whose CPU wheels on the PyTorch index carry no "+cpu" label
     # (plans/torch.toml [cpu_unlabelled])
     cpu_unlabelled: Mapping[str, SpecifierSet] = field(default_factory=dict)
@@ -527,6 +540,23 @@ class TorchTable:
         if variant == "cpu" and unlabelled is not None and version in unlabelled:
             return None
         return variant
+
+    def known_bad_for(
+        self, version: Version | None, platform: str | None, dll: str | None
+    ) -> TorchKnownBad | None:
+        """The known-bad entry of torch ``version`` on ``platform`` whose failing DLL is ``dll``
+        (a case-insensitive file name), or None."""
+        if version is None or platform is None or dll is None:
+            return None
+        v = Version(version.public)
+        return next(
+            (
+                k
+                for k in self.known_bad
+                if k.version == v and platform in k.platforms and k.dll.lower() == dll.lower()
+            ),
+            None,
+        )
 
     def release(self, version: Version | str) -> TorchRelease | None:
         """The release of torch ``version``'s major.minor series.
@@ -1580,12 +1610,35 @@ def _load_torch(path: Path) -> TorchTable:
             ue.fail(f"unknown platform {platform!r}")
         unlabelled[platform] = ue.to_spec(platform, ue.text(platform))
     ue.done()
+    known_bad = tuple(_torch_known_bad(top, i, t) for i, t in enumerate(top.tables("known_bad")))
     top.done()
     return TorchTable(
         releases=tuple(releases),
         domain=tuple(domain),
         cpu_unlabelled=MappingProxyType(unlabelled),
+        known_bad=known_bad,
     )
+
+
+def _torch_known_bad(top: _Entry, i: int, t: dict[str, Any]) -> TorchKnownBad:
+    e = top.child(f"known_bad[{i}] '{t.get('version', '?')}'", t)
+    platforms = e.strs("platforms")
+    for platform in platforms:
+        if platform not in PLATFORMS:
+            e.fail(f"unknown platform {platform!r}")
+    version, fixed_in = e.version("version"), e.version("fixed_in")
+    if fixed_in <= version:
+        e.fail(f"fixed_in {fixed_in} must be a later release than {version}")
+    entry = TorchKnownBad(
+        version=version,
+        platforms=platforms,
+        dll=e.text("dll"),
+        fixed_in=fixed_in,
+        why=e.text("why"),
+        **e.cited(),
+    )
+    e.done()
+    return entry
 
 
 def _torch_release(e: _Entry) -> TorchRelease:

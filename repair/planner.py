@@ -57,6 +57,7 @@ from .view import (
     cuda_from_tag,
     driver_fit,
     extension_cuda_major,
+    known_bad_torch,
     libstdcxx_misfit,
     parse_version,
     pick_cuda_lib,
@@ -622,6 +623,7 @@ def _choose_targets(
     # a torch that cannot import is reinstalled, unless the fault is Windows' own runtime
     broken = view.facts.torch is not None and bool(view.facts.torch.error)
     extension = extension_cuda_major(view) is not None  # the job compiles against another major
+    fixed = _fixed_torch(view, kb)  # a known-bad build: the release that fixed it, same build
     if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids) or extension:
         cands = torch_candidates(view, kb)
         pair = _pair(view, kb, cands, keep_bnb, modern_only=False)
@@ -632,6 +634,8 @@ def _choose_targets(
             return cands[0], None
         _no_torch_candidate(view, kb, manual)
         return None, None
+    if fixed is not None:
+        return fixed, None  # the same series: bitsandbytes as it is fits it as well as before
     if not bnb_change:
         return None, None  # an unreported bitsandbytes is listed as unknown, not reinstalled
     if view.torch is not None and kb.torch.release(view.torch) is None:
@@ -664,6 +668,23 @@ def _choose_targets(
             )
             return pair
     return None, current
+
+
+def _fixed_torch(view: View, kb: Knowledge) -> TorchChoice | None:
+    """Where the installed torch is a known-bad build (plans/torch.toml [[known_bad]]): its
+    series' newest release, at or past the fix, in the same build (variant), if it fits here."""
+    bad = known_bad_torch(view, kb)
+    rel = kb.torch.release(bad.fixed_in) if bad is not None else None
+    if bad is None or rel is None or view.platform is None or rel.latest < bad.fixed_in:
+        return None
+    name = view.torch.local if view.torch is not None and view.torch.local else None
+    var = rel.variant(name) if name else rel.pypi_variant(view.platform)
+    if var is None or not var.available_on(view.platform):
+        return None
+    choice, _ = evaluate_variant(view, kb, rel, var)
+    if choice is None:
+        return None
+    return replace(choice, target=rel.latest)
 
 
 def _rocm_or_jetson_targets(
@@ -1056,6 +1077,7 @@ def _torch_steps(
         tuple(i for i in diag.ids if i in TORCH_FINDINGS)
         or (("rocm-host",) if c.variant.rocm else ())  # rocm_torch_target
         or (("stale-toolkit-on-path",) if extension_cuda_major(view) is not None else ())
+        or (("torch-dll-load-failed",) if known_bad_torch(view, kb) is not None else ())
         or tuple(i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"})
     )
     index = f"{base}/{c.variant.name}"
@@ -1300,23 +1322,12 @@ FindingsById = Mapping[str, list[Finding]]
 Advice = Callable[[View, Knowledge, set[str], FindingsById], "Manual | None"]
 
 
-def _fixed_advice(fid: str, text: str, *, required: bool) -> Advice:
-    """The advice of a class whose manual step is one fixed text."""
-
-    def advise(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
-        return Manual(fid, text, required) if fid in ids else None
-
-    return advise
-
-
 # torch's Windows loader could not load its DLLs (rules/torch.py, S98): the runtime it names
 TORCH_DLL_ADVICE = (
     "install the latest Microsoft Visual C++ Redistributable (x64), the one torch's own message "
     "links (https://aka.ms/vs/17/release/vc_redist.x64.exe), then open a new shell and import "
     "torch again. The Visual C++ runtime is a part of Windows that reinstalling torch does not "
-    "install. With torch 2.4.0 and fbgemm.dll, the missing DLL was reported to be "
-    "libomp140.x86_64.dll (pytorch/pytorch#131662); UNCONFIRMED: which later torch release no "
-    "longer needs it"
+    "install"
 )
 
 
@@ -1324,6 +1335,16 @@ STALE_TOOLKIT_ADVICE = (
     "remove the old CUDA toolkit's lib64 (e.g. /usr/local/cuda/lib64) "
     "from LD_LIBRARY_PATH; torch brings its own CUDA runtime"
 )
+
+
+def _torch_dll_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """torch's DLLs cannot load: the Visual C++ runtime, which no package brings -- unless the
+    build is a known-bad one, whose fixed release the steps install."""
+    if "torch-dll-load-failed" not in ids or _fixed_torch(view, kb) is not None:
+        return None  # a known-bad build: the runtime does not bring what it lacks (S121)
+    return Manual("torch-dll-load-failed", TORCH_DLL_ADVICE, True)
 
 
 def _stale_toolkit_advice(
@@ -2141,7 +2162,7 @@ def _arch_unseen_advice(
 
 
 _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
-    _fixed_advice("torch-dll-load-failed", TORCH_DLL_ADVICE, required=True),
+    _torch_dll_advice,
     _arch_unseen_advice,
     _refused_wheel_advice,
     _override_advice,

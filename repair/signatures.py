@@ -107,6 +107,10 @@ FACT_KEYS: Mapping[str, type] = {
     # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
     # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
     "triton_ops_missing": bool,
+    # The DLL of torch\lib whose load failed at `import torch` ("Error loading
+    # ...\torch\lib\fbgemm.dll or one of its dependencies", S98): a known-bad torch build is
+    # told by it (plans/torch.toml [[known_bad]]).
+    "torch_dll": str,
     # The CUDA toolkit (nvcc) that compiles a CUDA extension in the failing process, where the
     # text shows its major refused beside torch's (torch.utils.cpp_extension, DeepSpeed's ops).
     "extension_nvcc": str,
@@ -182,6 +186,7 @@ class Implied:
     bnb_index_versions: str | None = None
     bnb_required: str | None = None
     extension_nvcc: str | None = None
+    torch_dll: str | None = None
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
@@ -400,6 +405,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "3.2 and later lack it)",
     "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
     "bnb_required": "a library of the failing process asks for bitsandbytes >= {value}",
+    "torch_dll": "`import torch` failed to load torch\\lib\\{value}",
     "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}, another "
     "major than torch's",
 }

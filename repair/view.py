@@ -22,6 +22,7 @@ from .knowledge import (
     BnbBuild,
     BnbRelease,
     Knowledge,
+    TorchKnownBad,
     lib_cuda,
     parsed_version,
     pick_lib,
@@ -640,6 +641,17 @@ class DriverFit:
     mode: str | None  # "full" (driver >= the toolkit's own driver) or "minor-compat"
     full_min: Version | None  # the toolkit driver of that CUDA release (A1)
     compat_min: Version | None  # the minor-version compatibility floor of its major (A2)
+
+
+def known_bad_torch(view: View, kb: Knowledge) -> TorchKnownBad | None:
+    """The known-bad build (plans/torch.toml [[known_bad]]) the installed torch is, where the
+    DLL whose load failed at `import torch` (the probe's error or the text) is its fault."""
+    t = view.facts.torch
+    dll = view.implied.torch_dll
+    if dll is None and t is not None and t.error:
+        m = re.search(r"[\\/]torch[\\/]lib[\\/]([\w.-]+\.dll)", t.error)
+        dll = m.group(1) if m else None
+    return kb.torch.known_bad_for(view.torch, view.platform, dll)
 
 
 def extension_cuda_major(view: View) -> int | None:

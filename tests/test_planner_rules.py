@@ -1280,3 +1280,62 @@ def test_a_pre_release_torch_is_below_the_release_it_precedes_as_pip_reads_it():
     _, plan = analyse(facts_from_dict(doc, "test"))
     assert torch_step(plan) is not None
     assert KB.bnb.release(plan.bnb_target).admits_torch(Version(torch_step(plan).to))
+
+
+FBGEMM = (
+    r"OSError: [WinError 126] The specified module could not be found. Error loading "
+    r'"C:\env\Lib\site-packages\torch\lib\{dll}" or one of its dependencies.'
+)
+
+
+def _windows_torch(version: str, error: str = "", probe_error: str | None = None):
+    torch = {"version": version, "cuda": "12.1"}
+    if probe_error:
+        torch["error"] = probe_error
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Windows", "machine": "AMD64"},
+        "driver": {"found": True, "version": "551.61", "cuda": "12.4"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3090", "compute_capability": "8.6"}],
+        "packages": {"torch": version, "bitsandbytes": "0.45.5"},
+        "bitsandbytes": {"version": "0.45.5"},
+        "torch": torch,
+    }
+    return facts_from_dict({"facts": doc, "error": error}, "test")
+
+
+def test_torch_240s_windows_fbgemm_fault_moves_torch_to_the_fixed_release():
+    """torch 2.4.0's Windows fbgemm.dll lacks libomp140 (S121, fixed in 2.4.1): the same build of
+    2.4.1 is the step, and the Visual C++ runtime (which does not bring it) is not asked."""
+    for facts in (
+        _windows_torch("2.4.0+cu121", error=FBGEMM.format(dll="fbgemm.dll")),
+        _windows_torch("2.4.0+cu121", probe_error=FBGEMM.format(dll="fbgemm.dll")),
+    ):
+        diag, plan = analyse(facts)
+        found = [x for x in diag.findings if x.id == "torch-dll-load-failed"]
+        assert found and found[0].evidence["fixed_in"] == "2.4.1"
+        assert torch_step(plan).to == "2.4.1+cu121"
+        assert torch_step(plan).because == ("torch-dll-load-failed",)
+        assert not any(m.required for m in plan.manual)
+
+
+@pytest.mark.parametrize(
+    ("version", "dll"), [("2.4.0+cu121", "c10.dll"), ("2.4.1+cu121", "fbgemm.dll")]
+)
+def test_other_dll_faults_keep_the_visual_cpp_step(version, dll):
+    _, plan = analyse(_windows_torch(version, probe_error=FBGEMM.format(dll=dll)))
+    assert torch_step(plan) is None
+    assert any(m.required and "Visual C++" in m.text for m in plan.manual)
+
+
+def test_a_known_bad_entry_must_be_fixed_by_a_later_release(tmp_path):
+    import shutil
+
+    from repair.knowledge import KnowledgeError
+
+    plans = tmp_path / "plans"
+    shutil.copytree(KB.directory, plans, ignore=shutil.ignore_patterns("examples", "__*"))
+    text = (plans / "torch.toml").read_text().replace('fixed_in = "2.4.1"', 'fixed_in = "2.4.0"')
+    (plans / "torch.toml").write_text(text)
+    with pytest.raises(KnowledgeError, match="must be a later release"):
+        load_knowledge(plans)

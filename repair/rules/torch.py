@@ -15,6 +15,7 @@ from ..view import (
     arch_coverage,
     conda_libs_first,
     driver_fit,
+    known_bad_torch,
     lowest_torch_arch,
     parse_version,
     series,
@@ -48,6 +49,20 @@ def _torch_installed(view: View, kb: Knowledge) -> bool:
 def torch_dll_load_failed(ctx: Context) -> Iterator[Finding]:
     """`import torch` failed in the target because a DLL torch needs is missing: on Windows,
     most often Microsoft's Visual C++ runtime, which no package brings (S98)."""
+    bad = known_bad_torch(ctx.view, ctx.kb)
+    if bad is not None:
+        # a fault of the build itself (plans/torch.toml [[known_bad]]): the release that fixed
+        # it is the repair, not the Visual C++ runtime
+        yield ctx.finding(
+            "torch-dll-load-failed",
+            f"torch {ctx.view.torch} is a known-bad build on {ctx.view.platform}: {bad.why}; "
+            f"fixed in {bad.fixed_in}",
+            torch=str(ctx.view.torch),
+            dll=bad.dll,
+            known_bad=str(bad.version),
+            fixed_in=str(bad.fixed_in),
+        )
+        return
     t = ctx.view.facts.torch
     if t is None or not t.error:
         return
