@@ -1035,9 +1035,15 @@ class LibraryRuntime(Cited):
 
     package: str
     versions: SpecifierSet
+    platforms: tuple[str, ...]  # () = every platform of the package
     cuda: Version | None  # None: the library's CUDA is not one per release (torch's variants)
     cudnn: int
     newest: Version | None  # the newest release of a library row (torch's rows have none)
+    python: SpecifierSet | None  # Requires-Python of `newest`
+
+    def on(self, platform: str | None) -> bool:
+        """The row describes ``platform``'s wheels (None: any platform)."""
+        return platform is None or not self.platforms or platform in self.platforms
 
     @property
     def target(self) -> str:
@@ -1050,17 +1056,25 @@ class LibraryRuntime(Cited):
 class Runtimes:
     rows: tuple[LibraryRuntime, ...]
 
-    def of(self, package: str, version: Version | None) -> LibraryRuntime | None:
-        """The row of ``package`` that holds ``version`` (its public part), or None."""
+    def of(
+        self, package: str, version: Version | None, platform: str | None = None
+    ) -> LibraryRuntime | None:
+        """The row of ``package`` that holds ``version`` (its public part) on ``platform``
+        (None: any), or None."""
         if version is None:
             return None
         v = Version(version.public)
         return next(
-            (r for r in self.rows if r.package == package and r.versions.contains(v, True)), None
+            (
+                r
+                for r in self.rows
+                if r.package == package and r.on(platform) and r.versions.contains(v, True)
+            ),
+            None,
         )
 
-    def newest_first(self, package: str) -> tuple[LibraryRuntime, ...]:
-        rows = [r for r in self.rows if r.package == package]
+    def newest_first(self, package: str, platform: str | None = None) -> tuple[LibraryRuntime, ...]:
+        rows = [r for r in self.rows if r.package == package and r.on(platform)]
         return tuple(sorted(rows, key=lambda r: _row_floor(r), reverse=True))
 
 
@@ -2007,13 +2021,19 @@ def _load_runtimes(path: Path) -> Runtimes:
         newest = e.opt_version("newest")
         if cuda is not None and (newest is None or newest not in versions):
             e.fail("a library row (with cuda) needs newest, a release inside versions")
+        platforms = e.strs("platforms", optional=True)
+        for platform in platforms:
+            if platform not in PLATFORMS:
+                e.fail(f"unknown platform {platform!r}")
         rows.append(
             LibraryRuntime(
                 package=e.text("package"),
                 versions=versions,
+                platforms=platforms,
                 cuda=cuda,
                 cudnn=cudnn,
                 newest=newest,
+                python=e.opt_spec("python"),
                 **e.cited(),
             )
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .findings import Finding
 from .knowledge import Knowledge, LibraryRuntime
 from .plan import Manual
-from .view import View, driver_fit
+from .view import View, driver_fit, public
 
 CT2 = "ctranslate2"
 
@@ -31,9 +31,15 @@ def ct2_installed(view: View) -> bool:
 
 
 def ct2_runtime(view: View, kb: Knowledge) -> LibraryRuntime | None:
-    """The row of the installed CTranslate2 release (None: not installed, or its version not
-    known or not in the knowledge base)."""
-    return kb.runtimes.of(CT2, view.package(CT2))
+    """The row of the installed CTranslate2 release on this platform (None: not installed, its
+    version not known or not in the knowledge base, or a platform whose wheels have no CUDA)."""
+    return kb.runtimes.of(CT2, view.package(CT2), view.platform)
+
+
+def ct2_has_cuda_here(view: View, kb: Knowledge) -> bool:
+    """CTranslate2's wheels for this platform open CUDA at all (Linux x86_64 and Windows; its
+    Linux aarch64 and macOS wheels are built without CUDA, S118)."""
+    return bool(kb.runtimes.newest_first(CT2, view.platform))
 
 
 def cudnn_requester(view: View, kb: Knowledge) -> str | None:
@@ -43,10 +49,15 @@ def cudnn_requester(view: View, kb: Knowledge) -> str | None:
     wanted = view.implied.wanted_cudnn_major
     if wanted is None:
         return None
-    if ct2_installed(view):
+    if ct2_installed(view) and ct2_has_cuda_here(view, kb):
         row = ct2_runtime(view, kb)
-        return CT2 if row is None or row.cudnn == wanted else None
-    return "torch" if torch_cudnn(view, kb) == wanted else None
+        unknown = row is None and view.package(CT2) is None
+        if unknown or (row is not None and row.cudnn == wanted):
+            return CT2
+    t = view.facts.torch
+    if torch_cudnn(view, kb) == wanted and not (t is not None and t.cuda_available is True):
+        return "torch"  # torch imported with CUDA working had its cuDNN: not torch's then
+    return None
 
 
 def ct2_target(view: View, kb: Knowledge) -> LibraryRuntime | None:
@@ -55,11 +66,14 @@ def ct2_target(view: View, kb: Knowledge) -> LibraryRuntime | None:
     than the one torch brings. None when no row fits (a driver older than CUDA 11.2's)."""
     missing = view.implied.wanted_cudnn_major
     brought = torch_cudnn(view, kb)
-    for row in kb.runtimes.newest_first(CT2):
+    python = public(view.python) if view.python is not None else None
+    for row in kb.runtimes.newest_first(CT2, view.platform):
         if row.cuda is not None and driver_fit(view, kb, row.cuda).ok is False:
             continue
         if row.cudnn and (row.cudnn == missing or (brought is not None and row.cudnn != brought)):
             continue
+        if python is not None and row.python is not None and python not in row.python:
+            continue  # pip would refuse the release on this interpreter
         return row
     return None
 
@@ -76,7 +90,7 @@ def _cudnn_wheel(view: View, kb: Knowledge, who: str | None, major: int) -> str:
     where neither is known."""
     if who == CT2:
         row = ct2_runtime(view, kb)
-        rows = [row] if row is not None else kb.runtimes.newest_first(CT2)
+        rows = [row] if row is not None else kb.runtimes.newest_first(CT2, view.platform)
         cudas = {r.cuda.major for r in rows if r.cuda is not None and r.cudnn == major}
     else:
         cudas = {view.torch_cuda.major} if view.torch_cuda is not None else set()
@@ -84,12 +98,30 @@ def _cudnn_wheel(view: View, kb: Knowledge, who: str | None, major: int) -> str:
     return f"nvidia-cudnn-cu{cuda}=={major}.*"
 
 
-def _cudnn_path_text(view: View) -> str:
+def _cudnn_install_text(view: View, kb: Knowledge, who: str | None, major: int) -> str:
+    """How to make cuDNN ``major`` loadable. On Linux, torch's pip CUDA wheels pin their own
+    nvidia-cudnn wheel (S119): that copy is used where it is this major, and another major goes
+    to a folder of its own, since installing it over torch's would replace the one torch needs.
+    Windows torch bundles its cuDNN DLLs in torch\\lib, so pip's wheel there is apart already."""
+    wheel = _cudnn_wheel(view, kb, who, major)
     if view.system == "Windows":
-        return "put its bin directory on PATH before the program starts"
+        return f"install cuDNN {major} (`pip install {wheel}`) and put its bin directory on PATH"
+    brought = torch_cudnn(view, kb)
+    lib_dir = "\"import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], 'lib'))\""
+    if brought == major:
+        return (
+            f"put the lib directory of the cuDNN {major} that torch's wheels installed on "
+            f"LD_LIBRARY_PATH before the program starts (`python -c {lib_dir}`)"
+        )
+    if view.torch_installed is not False:
+        return (
+            f"install cuDNN {major} into a folder of its own, not over torch's cuDNN "
+            f"(`pip install --target ~/cudnn{major} {wheel}`), and put "
+            f"~/cudnn{major}/nvidia/cudnn/lib on LD_LIBRARY_PATH before the program starts"
+        )
     return (
-        "put its lib directory on LD_LIBRARY_PATH before the program starts (`python -c "
-        "\"import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], 'lib'))\"`)"
+        f"install cuDNN {major} (`pip install {wheel}`) and put its lib directory on "
+        f"LD_LIBRARY_PATH before the program starts (`python -c {lib_dir}`)"
     )
 
 
@@ -106,10 +138,7 @@ def cudnn_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
             "--no-deps)",
             True,
         )
-    install = (
-        f"install cuDNN {major} (`pip install {_cudnn_wheel(view, kb, who, major)}`) and "
-        + _cudnn_path_text(view)
-    )
+    install = _cudnn_install_text(view, kb, who, major)
     if who == CT2:
         target = ct2_target(view, kb)
         have = view.package(CT2)
@@ -141,4 +170,8 @@ def library_driver_manual(view: View, kb: Knowledge, finding: Finding) -> Manual
     if ct2_target(view, kb) is not None:
         keep = f"or keep ctranslate2 {view.package(CT2)}: {upgrade}"
         return Manual("driver-too-old", keep, False)
-    return Manual("driver-too-old", upgrade + ": no ctranslate2 release runs on this driver", True)
+    return Manual(
+        "driver-too-old",
+        upgrade + ": no ctranslate2 release fits this driver, Python and the cuDNN here",
+        True,
+    )

@@ -836,11 +836,7 @@ def make_plan(
     installer = _installer_step(view, kb, steps, notes)
     if installer is not None:
         steps.insert(0, installer)
-    # What the planned bitsandbytes makes moot: the legacy loader's library search (WSL).
-    if bnb_final is not None and bnb_final >= MODERN_BNB_LOADER and not stays_required(view, by_id):
-        manual = [
-            replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual
-        ]
+    manual = _search_made_moot(view, by_id, bnb_final, manual)
     errors = [f for f in diag.findings if f.severity == Severity.ERROR]
     return Plan(
         healthy=not errors and not steps and not any(m.required for m in manual),
@@ -861,6 +857,17 @@ def make_plan(
         notes=tuple(notes),
         download=_download(view, bnb_choice, steps),
     )
+
+
+def _search_made_moot(
+    view: View, by_id: FindingsById, bnb_final: Version | None, manual: list[Manual]
+) -> list[Manual]:
+    """What the planned bitsandbytes makes moot: the legacy loader's library search (WSL). Not a
+    broken libcuda, torch's own runtime, or a missing cuDNN, which no bitsandbytes searches."""
+    cudnn = any(f.evidence.get("cudnn_major") for f in by_id.get("cuda-libs-not-found", ()))
+    if bnb_final is None or bnb_final < MODERN_BNB_LOADER or stays_required(view, by_id) or cudnn:
+        return manual
+    return [replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual]
 
 
 def _assumptions(view: View) -> list[Unknown]:

@@ -63,6 +63,10 @@ FACT_KEYS: Mapping[str, type] = {
     # message says so; the library tag its loader wanted otherwise (whose source is an era's).
     "torch_cuda_tag": str,
     "loader_cuda_tag": str,
+    # The CUDA library bitsandbytes' legacy loader detected and loaded ("CUDA SETUP: Loading
+    # binary .../libbitsandbytes_cuda121.so", "Detected CUDA version 121"): a CUDA runtime in
+    # that process, which the driver must run too.
+    "bnb_loaded_cuda_tag": str,
     # bitsandbytes did not load a CUDA library (its loader failed, or it loaded its CPU library):
     # what its loader messages prove (S38); torch.cuda.is_available() was True in that process.
     "bnb_cuda_not_loaded": bool,
@@ -114,6 +118,9 @@ FACT_KEYS: Mapping[str, type] = {
     # The CUDA toolkit (nvcc) that compiles a CUDA extension in the failing process, where the
     # text shows its major refused beside torch's (torch.utils.cpp_extension, DeepSpeed's ops).
     "extension_nvcc": str,
+    # ... and torch's CUDA as that text gives it (a minor difference within one major is no
+    # fault of the toolkit's major).
+    "extension_torch_cuda": str,
     # A library of the failing process asks for bitsandbytes >= this version in its own words
     # ("requires bitsandbytes: `pip install -U bitsandbytes>=0.46.1`"): the floor it names.
     "bnb_required": str,
@@ -168,6 +175,7 @@ class Implied:
     cuda_lib_deleted: bool = False
     torch_cuda_tag: str | None = None
     loader_cuda_tag: str | None = None
+    bnb_loaded_cuda_tag: str | None = None
     bnb_cuda_not_loaded: bool = False
     torch_cuda_available: bool = False
     torch_cuda_build: bool = False
@@ -186,6 +194,7 @@ class Implied:
     bnb_index_versions: str | None = None
     bnb_required: str | None = None
     extension_nvcc: str | None = None
+    extension_torch_cuda: str | None = None
     torch_dll: str | None = None
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
@@ -323,7 +332,9 @@ def implied_by(text: str, signatures: tuple[Signature, ...] | None = None) -> Im
                 ranges.append((key, value))
             elif key not in facts:
                 groups = {k: v or "" for k, v in m.groupdict().items()}  # an unused alternative
-                facts[key] = value.format(**groups) if isinstance(value, str) else value
+                said = value.format(**groups) if isinstance(value, str) else value
+                if said != "":  # an optional group the text left out states nothing
+                    facts[key] = said
     return Implied(ranges=tuple(dict.fromkeys(ranges)), signatures=tuple(ids), **facts)
 
 
@@ -383,6 +394,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "cuda_lib_deleted": "that file was removed while a process still mapped it",
     "torch_cuda_tag": "the CUDA version bitsandbytes printed for torch",
     "loader_cuda_tag": "the CUDA library tag bitsandbytes' loader looked for",
+    "bnb_loaded_cuda_tag": "the CUDA library tag bitsandbytes' loader detected and loaded",
     "bnb_cuda_not_loaded": "bitsandbytes did not load a CUDA library",
     "torch_cuda_available": "torch.cuda.is_available() was True in that process",
     "torch_cuda_build": "torch's own CUDA start ran there: torch is a CUDA build",
@@ -406,8 +418,8 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
     "bnb_required": "a library of the failing process asks for bitsandbytes >= {value}",
     "torch_dll": "`import torch` failed to load torch\\lib\\{value}",
-    "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}, another "
-    "major than torch's",
+    "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}",
+    "extension_torch_cuda": "torch's CUDA as that extension builder read it: {value}",
 }
 
 

@@ -657,13 +657,15 @@ def known_bad_torch(view: View, kb: Knowledge) -> TorchKnownBad | None:
 def extension_cuda_major(view: View) -> int | None:
     """The CUDA major the toolkit that compiles extensions in the failing process has, where an
     error text shows it refused beside torch's (torch.utils.cpp_extension, DeepSpeed's op
-    builder: the majors must match, S120) and the facts do not give torch that major. A torch
-    that serves this job must carry it. None otherwise."""
+    builder: the majors must match, S120) and torch's CUDA (the facts', else the text's) is of
+    another major. A torch that serves this job must carry it. None otherwise."""
     nvcc = parse_version(view.implied.extension_nvcc)
     if nvcc is None or view.rocm:
         return None
-    if view.torch_cuda is not None and view.torch_cuda.major == nvcc.major:
-        return None  # the text's torch is not this one
+    # torch's CUDA: the facts', else the one the extension builder printed
+    torch_cuda = view.torch_cuda or parse_version(view.implied.extension_torch_cuda or None)
+    if torch_cuda is None or torch_cuda.major == nvcc.major:
+        return None  # no major shown to differ (an older DeepSpeed refuses minors too)
     return nvcc.major
 
 

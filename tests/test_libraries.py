@@ -44,9 +44,13 @@ def test_runtimes_rows_read_and_cited():
         "==4.8.1",
         "==4.6.2",
         "==4.6.0",
+        "==4.5.0",
         "==4.4.0",
         "==3.24.0",
     ]
+    # the Linux aarch64 and macOS wheels are built without CUDA: no row describes them
+    assert KB.runtimes.newest_first("ctranslate2", "linux-aarch64") == ()
+    assert KB.runtimes.of("ctranslate2", Version("4.6.3"), "macos-arm64") is None
     assert all(r.source.startswith("S118") and r.confirmed for r in ct2)
     assert KB.runtimes.of("ctranslate2", Version("4.5.0")).cudnn == 9
     assert KB.runtimes.of("ctranslate2", Version("4.7.1")).cudnn == 0
@@ -206,14 +210,150 @@ def test_the_cudnn_wheel_named_is_for_the_cuda_of_the_ctranslate2_release():
     assert any("nvidia-cudnn-cu12==8.*" in m.text and not m.required for m in plan.manual)
 
 
-def test_insufficient_driver_with_a_driver_that_runs_ctranslate2s_cuda_is_not_the_driver():
-    f = case(
-        "CUDA failed with error CUDA driver version is insufficient for CUDA runtime version",
-        packages={"ctranslate2": "4.5.0"},
-        driver={"found": True, "version": "565.77", "cuda": "12.7"},
-    )
-    diag, plan = analyse(f)
+def test_insufficient_driver_with_a_driver_that_runs_every_runtime_is_not_the_driver():
+    error = "CUDA failed with error CUDA driver version is insufficient for CUDA runtime version"
+    driver = {"found": True, "version": "565.77", "cuda": "12.7"}
+    torch = {"version": "2.5.1+cu124", "cuda": "12.4"}
+    pkgs = {"torch": "2.5.1+cu124", "ctranslate2": "4.5.0"}
+    diag, plan = analyse(case(error, packages=pkgs, torch=torch, driver=driver))
     assert [x.id for x in diag.findings if x.evidence.get("driver_not_reached")] == [
         "cuda-init-failed"
     ]
     assert "driver-too-old" not in diag.ids and not plan.steps
+    # torch installed at a CUDA the facts do not give: a runtime may be there unseen, and
+    # CTranslate2's fitting alone proves nothing (neither "not reached" nor "ruled out")
+    diag, _ = analyse(case(error, packages={"torch": None, "ctranslate2": "3.24.0"}, driver=driver))
+    assert not any(x.evidence.get("driver_not_reached") for x in diag.findings)
+    assert "driver-too-old" in diag.ids
+
+
+# ---------------------------------------------------------------- a second reader's findings
+
+
+def test_a_missing_cudnn_stays_required_beside_a_modern_bitsandbytes():
+    """The step that the planned bitsandbytes (>= 0.43.1) makes moot is the legacy loader's
+    library search, never a missing cuDNN: with bitsandbytes 0.45.0 installed the cuDNN steps
+    stay required and the plan is not "healthy"."""
+    bnb = {"bitsandbytes": {"version": "0.45.0"}}
+    own = case(
+        "libcudnn.so.9: cannot open shared object file: No such file or directory",
+        packages={"torch": "2.5.1+cu124", "bitsandbytes": "0.45.0"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+        **bnb,
+    )
+    none_fits = case(
+        "libcudnn_ops_infer.so.8: cannot open shared object file",
+        packages={"torch": "2.5.1+cu118", "ctranslate2": "4.4.0", "bitsandbytes": "0.45.0"},
+        torch={"version": "2.5.1+cu118", "cuda": "11.8"},
+        driver={"found": True, "version": "470.82.01", "cuda": "11.4"},
+        **bnb,
+    )
+    for facts in (own, none_fits):
+        _, plan = analyse(facts)
+        assert not plan.healthy
+        assert any(m.required and m.id == "cuda-libs-not-found" for m in plan.manual)
+
+
+def test_a_cudnn_of_another_major_than_torchs_goes_to_a_folder_of_its_own():
+    """torch's Linux pip wheels pin their own nvidia-cudnn wheel (S119): installing the other
+    major over it would break torch, so the advice installs it with --target; the major torch
+    brings is put on the loader path from torch's own copy."""
+    other = case(
+        "Could not load library libcudnn_ops_infer.so.8. Error: libcudnn_ops_infer.so.8: cannot "
+        "open shared object file",
+        packages={"torch": "2.5.1+cu124", "ctranslate2": "4.4.0"},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
+    text = next(m.text for m in analyse(other)[1].manual if m.id == "cuda-libs-not-found")
+    assert "pip install --target ~/cudnn8 nvidia-cudnn-cu12==8.*" in text
+    assert "~/cudnn8/nvidia/cudnn/lib" in text
+    same = case(
+        LINUX_CUDNN9,
+        packages={"torch": "2.5.1+cu124", "ctranslate2": None},
+        torch={"version": "2.5.1+cu124", "cuda": "12.4"},
+    )
+    text = next(m.text for m in analyse(same)[1].manual if m.id == "cuda-libs-not-found")
+    assert "that torch's wheels installed" in text and "pip install" not in text
+
+
+def test_ctranslate2_on_linux_aarch64_has_no_cuda_to_judge():
+    f = facts_from_dict(
+        {
+            "facts": {
+                "schema": "qfix.facts/1",
+                "host": {"system": "Linux", "machine": "aarch64"},
+                "packages": {"torch": "2.0.1", "ctranslate2": "4.6.3"},
+                "torch": {"version": "2.0.1", "cuda": "11.7"},
+                "driver": {"found": True, "version": "515.65.01", "cuda": "11.7"},
+            }
+        },
+        "test",
+    )
+    diag, plan = analyse(f)
+    assert not any(x.evidence.get("library") for x in diag.findings)
+    assert step(plan, "ctranslate2") is None
+
+
+def test_the_ctranslate2_release_planned_installs_on_this_python():
+    # Python 3.8: 4.6.0 and later need 3.9 (setup.py); 4.5.0 loads cuDNN 9 as torch 2.4 does
+    f = case(
+        "Could not load library libcudnn_ops_infer.so.8. Error: No such file",
+        python={"version": "3.8.10"},
+        packages={"torch": "2.4.1+cu121", "ctranslate2": "4.4.0"},
+        torch={"version": "2.4.1+cu121", "cuda": "12.1"},
+    )
+    assert step(analyse(f)[1], "ctranslate2").to == "==4.5.0"
+
+
+def test_a_cudnn_major_ctranslate2_does_not_load_is_torchs_own():
+    # ctranslate2 4.5.0 loads cuDNN 9; the text's cuDNN 8 is the one torch 2.1 brings
+    f = case(
+        "libcudnn_cnn_infer.so.8: cannot open shared object file",
+        packages={"torch": "2.1.2+cu121", "ctranslate2": "4.5.0"},
+        torch={"version": "2.1.2+cu121", "cuda": "12.1"},
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.evidence.get("cudnn_major") == 8]
+    assert found[0].evidence["requested_by"] == "torch"
+    assert any(m.required and "reinstall torch" in m.text for m in plan.manual)
+
+
+def test_torch_with_working_cuda_is_not_blamed_for_another_librarys_cudnn():
+    # TensorFlow's dso_loader in the same environment: torch imported with CUDA working
+    f = case(
+        "Could not load dynamic library 'libcudnn.so.8'; dlerror: libcudnn.so.8: cannot open "
+        "shared object file: No such file or directory",
+        packages={"torch": "2.1.2+cu121", "tensorflow": "2.11.0"},
+        torch={"version": "2.1.2+cu121", "cuda": "12.1", "cuda_available": True},
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.evidence.get("cudnn_major") == 8]
+    assert found and found[0].evidence.get("requested_by") is None
+    assert any(m.required and "cuDNN 8" in m.text for m in plan.manual)
+
+
+def test_the_driver_step_says_what_else_rules_out_ctranslate2_releases():
+    f = case(
+        packages={"torch": "2.4.1+cu118", "ctranslate2": "4.4.0"},
+        torch={"version": "2.4.1+cu118", "cuda": "11.8"},
+        driver={"found": True, "version": "470.82.01", "cuda": "11.4"},
+    )
+    text = next(m.text for m in analyse(f)[1].manual if m.id == "driver-too-old")
+    assert "fits this driver, Python and the cuDNN here" in text
+
+
+def test_ctranslate2s_own_cublas_message_names_the_cuda_major():
+    implied = implied_by("RuntimeError: Library libcublas.so.12 is not found or cannot be loaded")
+    assert (implied.cuda_lib, implied.cuda_lib_major) == ("cublas", "12")
+    implied = implied_by("RuntimeError: Library cublas64_11.dll is not found or cannot be loaded")
+    assert (implied.cuda_lib_major, implied.system) == ("11", "Windows")
+
+
+def test_a_toolkit_of_ctranslate2s_cuda_is_still_stale_for_a_legacy_bitsandbytes():
+    f = case(
+        packages={"torch": "2.0.0+cu118", "ctranslate2": "4.4.0", "bitsandbytes": "0.39.1"},
+        torch={"version": "2.0.0+cu118", "cuda": "11.8"},
+        bitsandbytes={"version": "0.39.1"},
+        toolkit={"nvcc": "12.2"},
+    )
+    assert "stale-toolkit-on-path" in analyse(f)[0].ids

@@ -1339,3 +1339,50 @@ def test_a_known_bad_entry_must_be_fixed_by_a_later_release(tmp_path):
     (plans / "torch.toml").write_text(text)
     with pytest.raises(KnowledgeError, match="must be a later release"):
         load_knowledge(plans)
+
+
+def test_error_35_with_bitsandbytes_own_cuda_above_the_driver_is_not_a_driver_not_reached():
+    """bitsandbytes' legacy loader printed the CUDA library it loaded (121), which a CUDA 11.4
+    driver cannot run: that runtime is in play too, so "not reached" is not said."""
+    error = (
+        "CUDA SETUP: Detected CUDA version 121\nCUDA SETUP: Loading binary /env/lib/python3.10/"
+        "site-packages/bitsandbytes/libbitsandbytes_cuda121.so...\nCUDA driver version is "
+        "insufficient for CUDA runtime version"
+    )
+    f = _with_error(
+        error,
+        driver={"found": True, "version": "470.82.01", "cuda": "11.4"},
+        packages={"torch": "1.12.1+cu113", "bitsandbytes": "0.38.1"},
+        torch={"version": "1.12.1+cu113", "cuda": "11.3"},
+        bitsandbytes={"version": "0.38.1"},
+    )
+    diag, _ = analyse(f)
+    assert not any(x.evidence.get("driver_not_reached") for x in diag.findings)
+
+
+def test_an_older_deepspeeds_minor_difference_is_no_major_mismatch():
+    error = (
+        "Exception: Installed CUDA version 11.3 does not match the version torch was compiled "
+        "with 11.1, unable to compile cuda/cpp extensions without a matching cuda version."
+    )
+    doc = {"schema": "qfix.facts/1", "host": {"system": "Linux", "machine": "x86_64"}}
+    diag, plan = analyse(
+        facts_from_dict({"facts": {**doc, "packages": {"torch": None}}, "error": error}, "t")
+    )
+    assert "stale-toolkit-on-path" not in diag.ids and torch_step(plan) is None
+    # the text's own torch CUDA tells a major difference where the facts do not give it
+    error = error.replace("with 11.1", "with 12.1")
+    diag, plan = analyse(
+        facts_from_dict({"facts": {**doc, "packages": {"torch": None}}, "error": error}, "t")
+    )
+    assert "stale-toolkit-on-path" in diag.ids and chosen_cuda(plan).major == 11
+
+
+def test_a_users_own_pip_command_is_no_floor_a_library_names():
+    from repair.signatures import implied_by
+
+    text = (
+        "$ pip install -U bitsandbytes>=0.46.1\nERROR: Could not find a version that satisfies "
+        "the requirement bitsandbytes>=0.46.1 (from versions: 0.45.5)"
+    )
+    assert implied_by(text).bnb_required is None

@@ -119,10 +119,13 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
 
 def _serves_ct2(ctx: Context, nvcc: Version) -> bool:
     """The toolkit is of the CUDA major an installed CTranslate2 opens (plans/runtimes.toml): it
-    serves that library, whose wheels bring no CUDA of their own (S118), so it is not stale. A
-    CTranslate2 of unknown release may be either major: not called stale either."""
+    serves that library, whose wheels bring no CUDA of their own (S118), so it is not stale
+    unless a legacy bitsandbytes (<= 0.40.0) is there to be misled by it. A CTranslate2 of
+    unknown release may be either major: not called stale either."""
     if not ct2_installed(ctx.view):
         return False
+    if ctx.bnb_rel is not None and ctx.bnb_rel.loader == "libcudart-search":
+        return False  # a legacy bitsandbytes still keys its library on the toolkit's libcudart
     row = ct2_runtime(ctx.view, ctx.kb)
     return row is None or (row.cuda is not None and row.cuda.major == nvcc.major)
 

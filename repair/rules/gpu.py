@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
+from packaging.version import Version
+
 from ..containers import where_words
 from ..findings import Finding, Severity, Unknown
 from ..knowledge import Knowledge
@@ -13,6 +15,7 @@ from ..view import (
     FIRST_CPU_4BIT,
     MODERN_BNB_LOADER,
     View,
+    cuda_from_tag,
     driver_fit,
     is_jetson,
 )
@@ -230,10 +233,23 @@ def _library_cuda_too_new(ctx: Context) -> Iterator[Finding]:
 def _driver_new_enough(view: View, kb: Knowledge) -> bool:
     if view.has_nvidia_gpu is False:
         return True  # no NVIDIA driver at all: no-nvidia-driver says it
-    # every CUDA runtime the facts show in play (torch's, CTranslate2's) runs on this driver
+    # every CUDA runtime the facts show in play runs on this driver
+    runtimes = runtimes_in_play(view, kb)
+    return runtimes is not None and all(driver_fit(view, kb, c).ok is True for c in runtimes)
+
+
+def runtimes_in_play(view: View, kb: Knowledge) -> list[Version] | None:
+    """The CUDA runtimes the facts show in the failing process: torch's, CTranslate2's, and the
+    ones bitsandbytes' loader printed (the library it wanted or loaded). None where
+    one may be there unseen: torch installed (or not known absent) with its CUDA unknown, or
+    none at all known."""
+    if view.torch_cuda is None and view.torch_installed is not False:
+        return None
     row = ct2_runtime(view, kb)
-    runtimes = [c for c in (view.torch_cuda, row.cuda if row else None) if c is not None]
-    return bool(runtimes) and all(driver_fit(view, kb, c).ok is True for c in runtimes)
+    tags = (view.implied.loader_cuda_tag, view.implied.bnb_loaded_cuda_tag)
+    loaded = [c for t in tags if t and (c := cuda_from_tag(t)) is not None]
+    found = [c for c in (view.torch_cuda, row.cuda if row else None) if c is not None]
+    return [*found, *loaded] or None
 
 
 @rule("cuda-init-failed")
@@ -290,22 +306,20 @@ def cuda_unavailable_to_a_cuda_torch(ctx: Context) -> Iterator[Finding]:
 
 def _driver_not_reached(ctx: Context) -> Iterator[Finding]:
     """cudaErrorInsufficientDriver (35) where the reported driver runs every CUDA runtime the
-    facts show in play (torch's, CTranslate2's, plans/runtimes.toml): the process that failed
-    did not reach that driver. A CUDA runtime gets 35 also where it finds no driver at all --
-    torch reads 35 with no driver version as "Found no NVIDIA driver" (S97, S113) -- so a
-    container started without the GPU (the version came from the host's nvidia-smi), or a
-    libcuda the loader cannot find, says "insufficient" of a driver that is new enough."""
+    facts show in play (runtimes_in_play: torch's, CTranslate2's, bitsandbytes' loader's): the
+    process that failed did not reach that driver. A CUDA runtime gets 35 also where it finds
+    no driver at all -- torch reads 35 with no driver version as "Found no NVIDIA driver" (S97,
+    S113) -- so a container started without the GPU (the version came from the host's
+    nvidia-smi), or a libcuda the loader cannot find, says "insufficient" of a driver that is
+    new enough."""
     view = ctx.view
     drv = view.facts.driver
     if view.implied.cuda_error != 35 or view.driver is None or not ctx.nvidia_here:
         return
-    runtimes = [("torch", view.torch_cuda)] if view.torch_cuda is not None else []
-    row = ct2_runtime(view, ctx.kb)
-    if row is not None and row.cuda is not None:
-        runtimes.append((CT2, row.cuda))
-    if not runtimes or any(driver_fit(view, ctx.kb, c).ok is not True for _, c in runtimes):
+    runtimes = runtimes_in_play(view, ctx.kb)
+    if runtimes is None or any(driver_fit(view, ctx.kb, c).ok is not True for c in runtimes):
         return
-    runs = " and ".join(f"{name}'s CUDA {cuda}" for name, cuda in runtimes)
+    runs = "CUDA " + ", ".join(str(c) for c in sorted(set(runtimes)))
     yield ctx.finding(
         "cuda-init-failed",
         f"the error says the driver is older than the CUDA runtime, yet driver "
