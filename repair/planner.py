@@ -57,6 +57,7 @@ from .view import (
     cuda_from_tag,
     driver_fit,
     extension_cuda_major,
+    extension_torch_cuda,
     known_bad_torch,
     libstdcxx_misfit,
     parse_version,
@@ -1387,7 +1388,8 @@ def _extension_toolkit_advice(view: View, kb: Knowledge, major: int) -> Manual:
     moves torch to a build of the toolkit's major where one fits; keeping torch needs a toolkit
     of torch's major, which no package change installs."""
     nvcc = view.implied.extension_nvcc
-    torch_major = f"{view.torch_cuda.major}.x" if view.torch_cuda is not None else "torch's CUDA"
+    torch_cuda = extension_torch_cuda(view)  # known: a major was shown to differ
+    torch_major = f"{torch_cuda.major}.x" if torch_cuda is not None else "torch's CUDA"
     text = (
         f"keep torch and compile with a CUDA {torch_major} toolkit instead of nvcc {nvcc}: "
         "install it and point CUDA_HOME at it (`$CUDA_HOME/bin/nvcc --version` must show "

@@ -654,6 +654,11 @@ def known_bad_torch(view: View, kb: Knowledge) -> TorchKnownBad | None:
     return kb.torch.known_bad_for(view.torch, view.platform, dll)
 
 
+def extension_torch_cuda(view: View) -> Version | None:
+    """torch's CUDA for an extension build: the facts', else the one its builder printed."""
+    return view.torch_cuda or parse_version(view.implied.extension_torch_cuda or None)
+
+
 def extension_cuda_major(view: View) -> int | None:
     """The CUDA major the toolkit that compiles extensions in the failing process has, where an
     error text shows it refused beside torch's (torch.utils.cpp_extension, DeepSpeed's op
@@ -662,8 +667,7 @@ def extension_cuda_major(view: View) -> int | None:
     nvcc = parse_version(view.implied.extension_nvcc)
     if nvcc is None or view.rocm:
         return None
-    # torch's CUDA: the facts', else the one the extension builder printed
-    torch_cuda = view.torch_cuda or parse_version(view.implied.extension_torch_cuda or None)
+    torch_cuda = extension_torch_cuda(view)
     if torch_cuda is None or torch_cuda.major == nvcc.major:
         return None  # no major shown to differ (an older DeepSpeed refuses minors too)
     return nvcc.major

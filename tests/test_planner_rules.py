@@ -1376,6 +1376,8 @@ def test_an_older_deepspeeds_minor_difference_is_no_major_mismatch():
         facts_from_dict({"facts": {**doc, "packages": {"torch": None}}, "error": error}, "t")
     )
     assert "stale-toolkit-on-path" in diag.ids and chosen_cuda(plan).major == 11
+    # ... and the alternative names it: a toolkit of torch's 12.x
+    assert any("compile with a CUDA 12.x toolkit" in m.text for m in plan.manual)
 
 
 def test_a_users_own_pip_command_is_no_floor_a_library_names():

@@ -15,6 +15,7 @@ from ..view import (
     View,
     cuda_from_tag,
     extension_cuda_major,
+    extension_torch_cuda,
     parse_version,
     series,
 )
@@ -57,14 +58,15 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
     major = extension_cuda_major(view)
     if major is not None:
         # S120: the toolkit that compiles extensions must have torch's CUDA major (any system)
-        have = f" ({view.torch_cuda})" if view.torch_cuda is not None else ""
+        torch_cuda = extension_torch_cuda(view)
+        have = f" ({torch_cuda})" if torch_cuda is not None else ""
         yield ctx.finding(
             "stale-toolkit-on-path",
             f"the CUDA toolkit that compiles extensions here (nvcc {view.implied.extension_nvcc})"
             f" has another CUDA major than torch's{have}: torch's extension builder (and "
             "DeepSpeed's op builder) refuse to compile across majors",
             nvcc=view.implied.extension_nvcc,
-            torch_cuda=str(view.torch_cuda) if view.torch_cuda is not None else None,
+            torch_cuda=str(torch_cuda) if torch_cuda is not None else None,
             extension_build=True,
             source="error message",
         )
