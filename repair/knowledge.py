@@ -1636,10 +1636,7 @@ def _load_torch(path: Path) -> TorchTable:
 
 def _torch_known_bad(top: _Entry, i: int, t: dict[str, Any]) -> TorchKnownBad:
     e = top.child(f"known_bad[{i}] '{t.get('version', '?')}'", t)
-    platforms = e.strs("platforms")
-    for platform in platforms:
-        if platform not in PLATFORMS:
-            e.fail(f"unknown platform {platform!r}")
+    platforms = e.platforms("platforms")
     version, fixed_in = e.version("version"), e.version("fixed_in")
     if fixed_in <= version:
         e.fail(f"fixed_in {fixed_in} must be a later release than {version}")
@@ -2021,10 +2018,7 @@ def _load_runtimes(path: Path) -> Runtimes:
         newest = e.opt_version("newest")
         if cuda is not None and (newest is None or newest not in versions):
             e.fail("a library row (with cuda) needs newest, a release inside versions")
-        platforms = e.strs("platforms", optional=True)
-        for platform in platforms:
-            if platform not in PLATFORMS:
-                e.fail(f"unknown platform {platform!r}")
+        platforms = e.platforms("platforms", optional=True)
         rows.append(
             LibraryRuntime(
                 package=e.text("package"),
