@@ -541,6 +541,11 @@ class TorchTable:
             return None
         return variant
 
+    def is_known_bad(self, version: Version, platform: str | None) -> bool:
+        """Whether torch ``version`` is a known-bad build on ``platform`` (whatever its DLL)."""
+        v = Version(version.public)
+        return any(k.version == v and platform in k.platforms for k in self.known_bad)
+
     def known_bad_for(
         self, version: Version | None, platform: str | None, dll: str | None
     ) -> TorchKnownBad | None:

@@ -62,20 +62,45 @@ def cudnn_requester(view: View, kb: Knowledge) -> str | None:
 
 def ct2_target(view: View, kb: Knowledge) -> LibraryRuntime | None:
     """The newest CTranslate2 row whose CUDA this driver runs (or may: the driver is not known)
-    and whose cuDNN is none at all, or neither the major the loader could not open nor another
-    than the one torch brings. None when no row fits (a driver older than CUDA 11.2's)."""
+    and the environment has (beside a CUDA torch: torch's or a system toolkit's major), whose
+    cuDNN is none at all, or neither a major the loader could not open and torch does not bring
+    nor another than the one torch brings, and that installs on this Python. None when no row
+    fits."""
     missing = view.implied.wanted_cudnn_major
     brought = torch_cudnn(view, kb)
     python = public(view.python) if view.python is not None else None
+    # beside a CUDA torch, the CUDA majors whose libraries are there: torch's own, and a system
+    # toolkit's; a CTranslate2 of another major would find no cuBLAS (its wheels bring none)
+    here = _cuda_majors_here(view)
     for row in kb.runtimes.newest_first(CT2, view.platform):
         if row.cuda is not None and driver_fit(view, kb, row.cuda).ok is False:
             continue
-        if row.cudnn and (row.cudnn == missing or (brought is not None and row.cudnn != brought)):
+        if row.cuda is not None and here is not None and row.cuda.major not in here:
+            continue
+        # the missing major, unless torch brings it (there, only not on the loader path)
+        gone = row.cudnn == missing and brought != missing
+        if row.cudnn and (gone or (brought is not None and row.cudnn != brought)):
             continue
         if python is not None and row.python is not None and python not in row.python:
             continue  # pip would refuse the release on this interpreter
         return row
     return None
+
+
+def _cuda_majors_here(view: View) -> set[int] | None:
+    """The CUDA majors whose runtime libraries the facts show in this environment, where torch
+    is a CUDA build (None: not known, no constraint). CTranslate2's own message that it could
+    not open one rules that major out."""
+    if view.torch_cuda is None:
+        return None
+    here = {view.torch_cuda.major}
+    nvcc = view.facts.toolkit_nvcc
+    if nvcc and nvcc.split(".")[0].isdigit():
+        here.add(int(nvcc.split(".")[0]))
+    missing = view.implied.ct2_cuda_major
+    if missing and missing.isdigit():
+        here.discard(int(missing))
+    return here
 
 
 def ct2_needs_step(view: View, kb: Knowledge, target: LibraryRuntime) -> bool:
@@ -99,9 +124,10 @@ def _cudnn_wheel(view: View, kb: Knowledge, who: str | None, major: int) -> str:
 
 
 def _cudnn_install_text(view: View, kb: Knowledge, who: str | None, major: int) -> str:
-    """How to make cuDNN ``major`` loadable. On Linux, torch's pip CUDA wheels pin their own
-    nvidia-cudnn wheel (S119): that copy is used where it is this major, and another major goes
-    to a folder of its own, since installing it over torch's would replace the one torch needs.
+    """How to make cuDNN ``major`` loadable. On Linux, torch's PyPI CUDA wheels pin an
+    nvidia-cudnn wheel (pip's messages quoted in S119: torch 2.2.0, 2.6.0): torch's own copy is
+    used where it is this major, and another major goes to a folder of its own, since installing
+    it over torch's would replace the one torch needs.
     Windows torch bundles its cuDNN DLLs in torch\\lib, so pip's wheel there is apart already."""
     wheel = _cudnn_wheel(view, kb, who, major)
     if view.system == "Windows":
@@ -110,8 +136,10 @@ def _cudnn_install_text(view: View, kb: Knowledge, who: str | None, major: int) 
     lib_dir = "\"import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], 'lib'))\""
     if brought == major:
         return (
-            f"put the lib directory of the cuDNN {major} that torch's wheels installed on "
-            f"LD_LIBRARY_PATH before the program starts (`python -c {lib_dir}`)"
+            f"put the directory holding torch's own libcudnn.so.{major} on LD_LIBRARY_PATH "
+            f"before the program starts (site-packages/nvidia/cudnn/lib where torch's wheels "
+            f"installed nvidia-cudnn: `python -c {lib_dir}`; torch/lib for builds that carry it "
+            "there)"
         )
     if view.torch_installed is not False:
         return (
@@ -155,6 +183,36 @@ def cudnn_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
         "cuda-libs-not-found",
         f"a library built for cuDNN {major} cannot open it: {install}; or move that library "
         f"to a release built for the cuDNN you have{other}",
+        True,
+    )
+
+
+def ct2_cuda_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
+    """CTranslate2 could not open the cuBLAS of its CUDA major: install it where the loader finds
+    it (NVIDIA's pip wheel), or a CTranslate2 release of the CUDA the environment has."""
+    major = finding.evidence["ct2_cuda_major"]
+    have = view.package(CT2)
+    wheel = f"nvidia-cublas-cu{major}"
+    if view.system == "Windows":
+        where = f"install {wheel} (`pip install {wheel}`) and put its bin directory on PATH"
+    else:
+        where = (
+            f"install {wheel} into a folder of its own (`pip install --target ~/cublas{major} "
+            f"{wheel}`) and put ~/cublas{major}/nvidia/cublas/lib on LD_LIBRARY_PATH before the "
+            "program starts"
+        )
+    torch_major = view.torch_cuda.major if view.torch_cuda is not None else None
+    fits = [
+        r
+        for r in kb.runtimes.newest_first(CT2, view.platform)
+        if torch_major != major and r.cuda is not None and r.cuda.major == torch_major
+    ]
+    other = (
+        f"; or ctranslate2 {fits[0].target}, built for torch's CUDA {torch_major}" if fits else ""
+    )
+    return Manual(
+        "cuda-libs-not-found",
+        f"ctranslate2{f' {have}' if have else ''} needs CUDA {major}'s cuBLAS: {where}{other}",
         True,
     )
 

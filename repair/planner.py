@@ -40,8 +40,16 @@ from .knowledge import (
     TorchVariant,
     lib_rocm,
 )
-from .libraries import CT2, ct2_needs_step, ct2_target, cudnn_manual, library_driver_manual
+from .libraries import (
+    CT2,
+    ct2_cuda_manual,
+    ct2_needs_step,
+    ct2_target,
+    cudnn_manual,
+    library_driver_manual,
+)
 from .plan import TORCH_FAMILY, Manual, Plan, Step  # noqa: F401
+from .rules.environment import in_conda
 from .runtime_advice import runtime_manual, stays_required
 from .signatures import advice_for
 from .view import (
@@ -280,6 +288,10 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
     for rel in kb.torch.releases:
         for var in rel.variants_for(view.platform):
             choice, _ = evaluate_variant(view, kb, rel, var)
+            if choice is not None and kb.torch.is_known_bad(choice.target, view.platform):
+                # never back to a known-bad build: the series' newest, where that is not one
+                bad = kb.torch.is_known_bad(rel.latest, view.platform)
+                choice = None if bad else replace(choice, target=rel.latest)
             if choice is not None:
                 out.append(choice)
 
@@ -571,12 +583,18 @@ def _search_faults(ids: set[str], by_id: Mapping[str, list[Finding]]) -> set[str
     bundles (torchvision.libs/libcudart.<hash>.so.12) is that wheel's, not bitsandbytes'."""
     out = ids & {"cuda-libs-not-found", "stale-toolkit-on-path"}
     libs = by_id.get("cuda-libs-not-found", [])
-    if libs and all(f.evidence.get("bundled_by") or f.evidence.get("cudnn_major") for f in libs):
-        out.discard("cuda-libs-not-found")  # a cuDNN is never bitsandbytes' to search
+    if libs and all(_not_bnbs(f) for f in libs):
+        out.discard("cuda-libs-not-found")  # another library's own, never bitsandbytes' search
     toolkits = by_id.get("stale-toolkit-on-path", [])
     if toolkits and all(f.evidence.get("extension_build") for f in toolkits):
         out.discard("stale-toolkit-on-path")  # the compiler's toolkit, not a library search
     return out
+
+
+def _not_bnbs(f: Finding) -> bool:
+    """A cuda-libs-not-found finding about another library's own files: a wheel's bundled copy,
+    a cuDNN, or CTranslate2's cuBLAS."""
+    return any(f.evidence.get(k) for k in ("bundled_by", "cudnn_major", "ct2_cuda_major"))
 
 
 def _pair(
@@ -636,7 +654,12 @@ def _choose_targets(
         _no_torch_candidate(view, kb, manual)
         return None, None
     if fixed is not None:
-        return fixed, None  # the same series: bitsandbytes as it is fits it as well as before
+        if not bnb_change:
+            return fixed, None  # the same series: bitsandbytes as it is fits it as before
+        cpu_only = fixed.variant.cuda is None
+        return fixed, _keep_or_choose_bnb(
+            view, kb, fixed.target, fixed.variant.cuda, cpu_only, keep=keep_bnb
+        )
     if not bnb_change:
         return None, None  # an unreported bitsandbytes is listed as unknown, not reinstalled
     if view.torch is not None and kb.torch.release(view.torch) is None:
@@ -672,20 +695,23 @@ def _choose_targets(
 
 
 def _fixed_torch(view: View, kb: Knowledge) -> TorchChoice | None:
-    """Where the installed torch is a known-bad build (plans/torch.toml [[known_bad]]): its
-    series' newest release, at or past the fix, in the same build (variant), if it fits here."""
+    """Where the installed torch is a known-bad build (plans/torch.toml [[known_bad]]): the
+    best candidate of the fixed release's series (torch_candidates lifts it past the bad
+    release), the installed build first (its label, else its CUDA). None for an unlabelled torch
+    in a conda env (conda's build, not the affected wheel), or where no build of that series
+    fits here."""
     bad = known_bad_torch(view, kb)
-    rel = kb.torch.release(bad.fixed_in) if bad is not None else None
-    if bad is None or rel is None or view.platform is None or rel.latest < bad.fixed_in:
-        return None
-    name = view.torch.local if view.torch is not None and view.torch.local else None
-    var = rel.variant(name) if name else rel.pypi_variant(view.platform)
-    if var is None or not var.available_on(view.platform):
-        return None
-    choice, _ = evaluate_variant(view, kb, rel, var)
-    if choice is None:
-        return None
-    return replace(choice, target=rel.latest)
+    label = view.torch.local if view.torch is not None else None
+    if bad is None or (in_conda(view) and not label):
+        return None  # a label (+cu121) is a pip wheel's, in a conda env too
+    fixed = series(bad.fixed_in)
+    cands = [
+        c
+        for c in torch_candidates(view, kb)
+        if c.release.series == fixed and c.target >= bad.fixed_in
+    ]
+    cands.sort(key=lambda c: (c.variant.name != label, c.variant.cuda != view.torch_cuda))
+    return cands[0] if cands else None
 
 
 def _rocm_or_jetson_targets(
@@ -864,9 +890,10 @@ def _search_made_moot(
     view: View, by_id: FindingsById, bnb_final: Version | None, manual: list[Manual]
 ) -> list[Manual]:
     """What the planned bitsandbytes makes moot: the legacy loader's library search (WSL). Not a
-    broken libcuda, torch's own runtime, or a missing cuDNN, which no bitsandbytes searches."""
-    cudnn = any(f.evidence.get("cudnn_major") for f in by_id.get("cuda-libs-not-found", ()))
-    if bnb_final is None or bnb_final < MODERN_BNB_LOADER or stays_required(view, by_id) or cudnn:
+    broken libcuda, torch's own runtime, or another library's files, which no bitsandbytes
+    searches."""
+    other = any(_not_bnbs(f) for f in by_id.get("cuda-libs-not-found", ()))
+    if bnb_final is None or bnb_final < MODERN_BNB_LOADER or stays_required(view, by_id) or other:
         return manual
     return [replace(m, required=False) if m.id == "cuda-libs-not-found" else m for m in manual]
 
@@ -1350,8 +1377,12 @@ def _torch_dll_advice(
 ) -> Manual | None:
     """torch's DLLs cannot load: the Visual C++ runtime, which no package brings -- unless the
     build is a known-bad one, whose fixed release the steps install."""
-    if "torch-dll-load-failed" not in ids or _fixed_torch(view, kb) is not None:
-        return None  # a known-bad build: the runtime does not bring what it lacks (S121)
+    if "torch-dll-load-failed" not in ids:
+        return None
+    if known_bad_torch(view, kb) is not None and not view.implied.vc_runtime_missing:
+        # a known-bad build: the runtime does not bring what it lacks (S121); the steps move
+        # torch, or the no-candidate step says why none fits
+        return None
     return Manual("torch-dll-load-failed", TORCH_DLL_ADVICE, True)
 
 
@@ -1445,6 +1476,9 @@ def _mixed_gpus_advice(
 def _libs_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById) -> Manual | None:
     if "cuda-libs-not-found" not in ids:
         return None
+    ct2 = [f for f in by_id["cuda-libs-not-found"] if f.evidence.get("ct2_cuda_major")]
+    if ct2:
+        return ct2_cuda_manual(view, kb, ct2[0])
     cudnn = [f for f in by_id["cuda-libs-not-found"] if f.evidence.get("cudnn_major")]
     if cudnn:
         return cudnn_manual(view, kb, cudnn[0])

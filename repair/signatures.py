@@ -111,6 +111,11 @@ FACT_KEYS: Mapping[str, type] = {
     # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
     # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
     "triton_ops_missing": bool,
+    # CTranslate2's own cuBLAS stub could not open the CUDA library of this major ("Library
+    # libcublas.so.12 is not found or cannot be loaded", S118): its own CUDA, not bitsandbytes'.
+    "ct2_cuda_major": str,
+    # torch's Windows loader found Microsoft's Visual C++ runtime missing (S98).
+    "vc_runtime_missing": bool,
     # The DLL of torch\lib whose load failed at `import torch` ("Error loading
     # ...\torch\lib\fbgemm.dll or one of its dependencies", S98): a known-bad torch build is
     # told by it (plans/torch.toml [[known_bad]]).
@@ -196,6 +201,8 @@ class Implied:
     extension_nvcc: str | None = None
     extension_torch_cuda: str | None = None
     torch_dll: str | None = None
+    ct2_cuda_major: str | None = None
+    vc_runtime_missing: bool = False
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
@@ -418,6 +425,8 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
     "bnb_required": "a library of the failing process asks for bitsandbytes >= {value}",
     "torch_dll": "`import torch` failed to load torch\\lib\\{value}",
+    "ct2_cuda_major": "CTranslate2 could not open its CUDA {value} cuBLAS",
+    "vc_runtime_missing": "torch found Microsoft's Visual C++ runtime missing",
     "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}",
     "extension_torch_cuda": "torch's CUDA as that extension builder read it: {value}",
 }

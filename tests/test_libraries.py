@@ -273,7 +273,7 @@ def test_a_cudnn_of_another_major_than_torchs_goes_to_a_folder_of_its_own():
         torch={"version": "2.5.1+cu124", "cuda": "12.4"},
     )
     text = next(m.text for m in analyse(same)[1].manual if m.id == "cuda-libs-not-found")
-    assert "that torch's wheels installed" in text and "pip install" not in text
+    assert "torch's own libcudnn.so.9" in text and "pip install" not in text
 
 
 def test_ctranslate2_on_linux_aarch64_has_no_cuda_to_judge():
@@ -342,11 +342,43 @@ def test_the_driver_step_says_what_else_rules_out_ctranslate2_releases():
     assert "fits this driver, Python and the cuDNN here" in text
 
 
-def test_ctranslate2s_own_cublas_message_names_the_cuda_major():
+def test_ctranslate2s_own_cublas_message_is_ctranslate2s_not_bitsandbytes():
+    """CTranslate2's cuBLAS stub (S118) names the CUDA it was built for: a finding of its own,
+    never read by bitsandbytes' library rules, with the cuBLAS install or a CTranslate2 of
+    torch's CUDA as the step."""
     implied = implied_by("RuntimeError: Library libcublas.so.12 is not found or cannot be loaded")
-    assert (implied.cuda_lib, implied.cuda_lib_major) == ("cublas", "12")
+    assert (implied.ct2_cuda_major, implied.cuda_lib) == ("12", None)
     implied = implied_by("RuntimeError: Library cublas64_11.dll is not found or cannot be loaded")
-    assert (implied.cuda_lib_major, implied.system) == ("11", "Windows")
+    assert (implied.ct2_cuda_major, implied.system) == ("11", "Windows")
+    f = case(
+        "RuntimeError: Library libcublas.so.12 is not found or cannot be loaded",
+        packages={"torch": "2.0.1+cu118", "ctranslate2": "4.8.5", "bitsandbytes": None},
+        torch={"version": "2.0.1+cu118", "cuda": "11.8", "cuda_available": True},
+        driver={"found": True, "version": "535.104.05", "cuda": "12.2"},
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.evidence.get("ct2_cuda_major") == 12]
+    assert found and found[0].id == "cuda-libs-not-found"
+    assert "bnb-no-cuda-lib" not in diag.ids and step(plan, "bitsandbytes") is None
+    text = next(m.text for m in plan.manual if m.id == "cuda-libs-not-found")
+    assert "nvidia-cublas-cu12" in text and "ctranslate2 ==3.24.0" in text
+
+
+def test_ctranslate2_is_not_moved_to_a_cuda_the_environment_lacks():
+    # torch cu118 and no CUDA 12 toolkit: a CUDA 12 CTranslate2 would find no cuBLAS
+    f = case(
+        "Could not load library libcudnn_ops_infer.so.8. Error: No such file",
+        packages={"torch": "2.0.1+cu118", "ctranslate2": "4.4.0"},
+        torch={"version": "2.0.1+cu118", "cuda": "11.8"},
+    )
+    assert step(analyse(f)[1], "ctranslate2").to == "==3.24.0"
+    with_toolkit = case(
+        "Could not load library libcudnn_ops_infer.so.8. Error: No such file",
+        packages={"torch": "2.0.1+cu118", "ctranslate2": "4.4.0"},
+        torch={"version": "2.0.1+cu118", "cuda": "11.8"},
+        toolkit={"nvcc": "12.2"},
+    )
+    assert step(analyse(with_toolkit)[1], "ctranslate2").to == "==4.8.5"
 
 
 def test_a_toolkit_of_ctranslate2s_cuda_is_still_stale_for_a_legacy_bitsandbytes():

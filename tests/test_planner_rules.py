@@ -1388,3 +1388,73 @@ def test_a_users_own_pip_command_is_no_floor_a_library_names():
         "the requirement bitsandbytes>=0.46.1 (from versions: 0.45.5)"
     )
     assert implied_by(text).bnb_required is None
+
+
+def test_a_known_bad_torch_beside_a_bitsandbytes_that_must_change_moves_both():
+    from repair.facts import facts_to_dict
+
+    d = facts_to_dict(_windows_torch("2.4.0+cu121"))
+    d["packages"]["bitsandbytes"] = "0.41.1"
+    d["bitsandbytes"] = {"version": "0.41.1"}
+    diag, plan = analyse(
+        facts_from_dict({"facts": d, "error": FBGEMM.format(dll="fbgemm.dll")}, "t")
+    )
+    assert torch_step(plan).to == "2.4.1+cu121"
+    bnb = next(s for s in plan.steps if s.package == "bitsandbytes")
+    assert KB.bnb.release(bnb.to).admits_torch(Version("2.4.1"))
+
+
+def test_no_plan_moves_torch_back_to_a_known_bad_build():
+    """A driver that cannot run the installed cu121: the candidates of the 2.4 series are lifted
+    to 2.4.1 (never 2.4.0 again), and the Visual C++ step, which does not bring the missing DLL,
+    is not asked."""
+    from repair.facts import facts_to_dict
+
+    d = facts_to_dict(_windows_torch("2.4.0+cu121"))
+    d["driver"] = {"found": True, "version": "522.06", "cuda": "11.8"}
+    d["packages"].update(torchvision="0.19.0", torchaudio="2.4.0")
+    _, plan = analyse(facts_from_dict({"facts": d, "error": FBGEMM.format(dll="fbgemm.dll")}, "t"))
+    assert torch_step(plan) is not None and not torch_step(plan).to.startswith("2.4.0")
+    assert not any("Visual C++" in m.text for m in plan.manual)
+
+
+def test_an_unlabelled_known_bad_torch_keeps_its_cuda_build():
+    from repair.facts import facts_to_dict
+
+    d = facts_to_dict(_windows_torch("2.4.0"))
+    d["torch"]["cuda"] = "12.1"
+    _, plan = analyse(facts_from_dict({"facts": d, "error": FBGEMM.format(dll="fbgemm.dll")}, "t"))
+    assert torch_step(plan).to == "2.4.1+cu121"
+
+
+def test_a_torch_that_imported_is_no_known_bad_import_failure():
+    from repair.facts import facts_to_dict
+
+    d = facts_to_dict(_windows_torch("2.4.0+cu121"))
+    d["torch"]["cuda_available"] = True
+    diag, plan = analyse(
+        facts_from_dict({"facts": d, "error": FBGEMM.format(dll="fbgemm.dll")}, "t")
+    )
+    assert not any(x.evidence.get("known_bad") for x in diag.findings)
+
+
+def test_the_visual_cpp_step_stays_where_torch_said_the_runtime_is_missing():
+    error = (
+        "Microsoft Visual C++ Redistributable is not installed, this may lead to the DLL load "
+        "failure.\n" + FBGEMM.format(dll="fbgemm.dll")
+    )
+    _, plan = analyse(_windows_torch("2.4.0+cu121", error=error))
+    assert torch_step(plan).to == "2.4.1+cu121"
+    assert any(m.required and "Visual C++" in m.text for m in plan.manual)
+
+
+def test_error_35_beside_a_cpu_torch_and_ctranslate2_is_a_driver_not_reached():
+    f = _with_error(
+        "RuntimeError: CUDA failed with error CUDA driver version is insufficient for CUDA "
+        "runtime version",
+        driver={"found": True, "version": "550.54.15", "cuda": "12.4"},
+        packages={"torch": "2.5.1+cpu", "ctranslate2": "4.4.0"},
+        torch={"version": "2.5.1+cpu", "cuda": None, "cuda_available": False},
+    )
+    diag, _ = analyse(f)
+    assert any(x.evidence.get("driver_not_reached") for x in diag.findings)

@@ -29,6 +29,7 @@ def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
     yield from _bundled_library_broken(ctx)
     yield from _runtime_of_major_missing(ctx)
     yield from _cudnn_of_major_missing(ctx)
+    yield from _ct2_cuda_missing(ctx)
     yield from _driver_library_broken(ctx)
     # F03: the legacy loader (< 0.43.1) searched LD_LIBRARY_PATH for libcuda; on WSL it is only
     # in WSL_LIB_DIR.
@@ -204,6 +205,22 @@ def _cudnn_of_major_missing(ctx: Context) -> Iterator[Finding]:
         requested_by=who,
         torch_cudnn=brought,
         conda=in_conda(view) or None,
+        source="error message",
+    )
+
+
+def _ct2_cuda_missing(ctx: Context) -> Iterator[Finding]:
+    """CTranslate2's own message: it could not open the cuBLAS of the CUDA major it was built for
+    (plans/signatures.toml ct2-cuda-lib-missing, S118). Its wheels bring no CUDA of their own."""
+    major = ctx.view.implied.ct2_cuda_major
+    if major is None or not major.isdigit():
+        return
+    yield ctx.finding(
+        "cuda-libs-not-found",
+        f"ctranslate2 could not open cuBLAS of CUDA {major}, the CUDA it was built for: no CUDA "
+        f"{major} cuBLAS is where the loader looks",
+        ct2_cuda_major=int(major),
+        requested_by=CT2,
         source="error message",
     )
 

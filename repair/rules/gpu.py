@@ -243,8 +243,8 @@ def runtimes_in_play(view: View, kb: Knowledge) -> list[Version] | None:
     ones bitsandbytes' loader printed (the library it wanted or loaded). None where
     one may be there unseen: torch installed (or not known absent) with its CUDA unknown, or
     none at all known."""
-    if view.torch_cuda is None and view.torch_installed is not False:
-        return None
+    if view.torch_cuda is None and view.torch_installed is not False and not view.torch_cpu_build:
+        return None  # a torch whose CUDA the facts do not give (a CPU-only one has none)
     row = ct2_runtime(view, kb)
     tags = (view.implied.loader_cuda_tag, view.implied.bnb_loaded_cuda_tag)
     loaded = [c for t in tags if t and (c := cuda_from_tag(t)) is not None]

@@ -49,7 +49,9 @@ def _torch_installed(view: View, kb: Knowledge) -> bool:
 def torch_dll_load_failed(ctx: Context) -> Iterator[Finding]:
     """`import torch` failed in the target because a DLL torch needs is missing: on Windows,
     most often Microsoft's Visual C++ runtime, which no package brings (S98)."""
-    bad = known_bad_torch(ctx.view, ctx.kb)
+    t = ctx.view.facts.torch
+    imported = t is not None and not t.error and t.cuda_available is not None
+    bad = None if imported else known_bad_torch(ctx.view, ctx.kb)  # a probe that imported it
     if bad is not None:
         # a fault of the build itself (plans/torch.toml [[known_bad]]): the release that fixed
         # it is the repair, not the Visual C++ runtime
@@ -63,7 +65,6 @@ def torch_dll_load_failed(ctx: Context) -> Iterator[Finding]:
             fixed_in=str(bad.fixed_in),
         )
         return
-    t = ctx.view.facts.torch
     if t is None or not t.error:
         return
     # the class's own texts (plans/failures.toml): torch's loader messages, S98
