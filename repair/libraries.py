@@ -13,7 +13,7 @@ from __future__ import annotations
 from .findings import Finding
 from .knowledge import Knowledge, LibraryRuntime
 from .plan import Manual
-from .view import View, driver_fit, public
+from .view import View, driver_fit, parse_version, public
 
 CT2 = "ctranslate2"
 
@@ -28,6 +28,12 @@ def torch_cudnn(view: View, kb: Knowledge) -> int | None:
 
 def ct2_installed(view: View) -> bool:
     return view.installed(CT2) is True
+
+
+def ct2_named(view: View) -> str:
+    """ "ctranslate2 4.5.0", or "ctranslate2" where its version is not known."""
+    have = view.package(CT2)
+    return f"{CT2} {have}" if have is not None else CT2
 
 
 def ct2_runtime(view: View, kb: Knowledge) -> LibraryRuntime | None:
@@ -94,9 +100,9 @@ def _cuda_majors_here(view: View) -> set[int] | None:
     if view.torch_cuda is None:
         return None
     here = {view.torch_cuda.major}
-    nvcc = view.facts.toolkit_nvcc
-    if nvcc and nvcc.split(".")[0].isdigit():
-        here.add(int(nvcc.split(".")[0]))
+    nvcc = parse_version(view.facts.toolkit_nvcc)
+    if nvcc is not None:
+        here.add(nvcc.major)
     missing = view.implied.ct2_cuda_major
     if missing and missing.isdigit():
         here.discard(int(missing))
@@ -168,14 +174,8 @@ def cudnn_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
         )
     install = _cudnn_install_text(view, kb, who, major)
     if who == CT2:
-        target = ct2_target(view, kb)
-        have = view.package(CT2)
-        if target is not None:
-            return Manual(
-                "cuda-libs-not-found",
-                f"or keep ctranslate2{f' {have}' if have else ''}: {install}",
-                False,
-            )
+        if ct2_target(view, kb) is not None:
+            return Manual("cuda-libs-not-found", f"or keep {ct2_named(view)}: {install}", False)
         return Manual("cuda-libs-not-found", f"ctranslate2 needs cuDNN {major}: {install}", True)
     brought = torch_cudnn(view, kb)
     other = f" (torch brings cuDNN {brought})" if brought is not None else ""
@@ -191,7 +191,6 @@ def ct2_cuda_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
     """CTranslate2 could not open the cuBLAS of its CUDA major: install it where the loader finds
     it (NVIDIA's pip wheel), or a CTranslate2 release of the CUDA the environment has."""
     major = finding.evidence["ct2_cuda_major"]
-    have = view.package(CT2)
     wheel = f"nvidia-cublas-cu{major}"
     if view.system == "Windows":
         where = f"install {wheel} (`pip install {wheel}`) and put its bin directory on PATH"
@@ -212,7 +211,7 @@ def ct2_cuda_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
     )
     return Manual(
         "cuda-libs-not-found",
-        f"ctranslate2{f' {have}' if have else ''} needs CUDA {major}'s cuBLAS: {where}{other}",
+        f"{ct2_named(view)} needs CUDA {major}'s cuBLAS: {where}{other}",
         True,
     )
 

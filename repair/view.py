@@ -28,7 +28,7 @@ from .knowledge import (
     pick_lib,
     platform_key,
 )
-from .signatures import Implied, implied_from_facts
+from .signatures import Implied, implied_by, implied_from_facts
 from .wheeltags import pip_may_not_know, refused_bound
 
 # From 0.43.1 bitsandbytes picks its library with cuda_specs from torch.version.cuda and imports
@@ -649,8 +649,8 @@ def known_bad_torch(view: View, kb: Knowledge) -> TorchKnownBad | None:
     t = view.facts.torch
     dll = view.implied.torch_dll
     if dll is None and t is not None and t.error:
-        m = re.search(r"[\\/]torch[\\/]lib[\\/]([\w.-]+\.dll)", t.error)
-        dll = m.group(1) if m else None
+        # the probe's import error, read by the same signature as a pasted text (torch-dll-named)
+        dll = implied_by(t.error).torch_dll
     return kb.torch.known_bad_for(view.torch, view.platform, dll)
 
 

@@ -9,7 +9,14 @@ from packaging.version import Version
 
 from ..findings import Finding
 from ..knowledge import Knowledge
-from ..libraries import CT2, ct2_installed, ct2_runtime, cudnn_requester, torch_cudnn
+from ..libraries import (
+    CT2,
+    ct2_installed,
+    ct2_named,
+    ct2_runtime,
+    cudnn_requester,
+    torch_cudnn,
+)
 from ..view import (
     MODERN_BNB_LOADER,
     View,
@@ -190,8 +197,7 @@ def _cudnn_of_major_missing(ctx: Context) -> Iterator[Finding]:
     who = cudnn_requester(view, ctx.kb)
     brought = torch_cudnn(view, ctx.kb)
     if who == CT2:
-        have = view.package(CT2)
-        whose = f"ctranslate2{f' {have}' if have else ''} loads cuDNN {major}"
+        whose = f"{ct2_named(view)} loads cuDNN {major}"
     elif who == "torch":
         whose = f"torch {view.torch} brings cuDNN {major} itself, and its own copy is missing"
     else:
