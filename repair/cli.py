@@ -151,6 +151,14 @@ def _out(text: str, *, whole: bool = False) -> None:
     _write(sys.stdout, text + "\n")
 
 
+def _digest_line(digest: str) -> str:
+    """ "Plan digest: sha256:<64 hex>" is 84 columns: on a narrower terminal the digest goes
+    whole on a line of its own, to be copied, rather than wrapped by the terminal."""
+    line = f"Plan digest: {digest}"
+    width = _columns()
+    return f"Plan digest:\n  {digest}" if width is not None and len(line) > width else line
+
+
 def _columns() -> int | None:
     """The columns text for a person may use: the terminal's on stdout, else None (a pipe, a
     file: whole lines, tables as tables)."""
@@ -317,7 +325,7 @@ def plan(
     if not as_json and not result.cannot_tell:
         # what a reviewer approves (JSON: "digest"); see docs/apply.md. "Cannot tell" has
         # nothing to approve, and its empty plan's digest would read like a healthy one's.
-        _out(f"\nPlan digest: {result.digest()}")
+        _out("\n" + _digest_line(result.digest()))
     if out is not None and not as_json:
         _out(f"\nPlan saved to {out}")
     if pending:
@@ -399,7 +407,7 @@ def matrix(
     settings = pipeline.make_settings(python=python, facts_file=facts)
     _say_target(settings, as_json)
     view, cells = pipeline.matrix(pipeline.get_facts(settings, facts))
-    text = render_matrix(view, cells, as_json=as_json)
+    text = render_matrix(view, cells, as_json=as_json, width=None if as_json else _columns())
     _out(_json_target(text, settings) if as_json else text, whole=as_json)
     return ExitCode.OK
 

@@ -128,6 +128,9 @@ class TorchBuild:
     # Whether `cuda`/`hip` were stated at all: a report that names only torch's version says
     # nothing about its build (the probe always states them: null there means a CPU build).
     build_known: bool = True
+    # Whether `hip` was stated (null: torch.version.hip is None, not a ROCm build), where a
+    # report gives it without `cuda`.
+    hip_stated: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +444,7 @@ def _torch(t: _Reader | None) -> TorchBuild | None:
         # the build is stated by torch.version.cuda (null: a CPU build, where hip is not a ROCm
         # version); a report that gives only "hip": null says "not ROCm", not "not CUDA"
         build_known="cuda" in t.data or bool(t.data.get("hip")),
+        hip_stated="hip" in t.data,
     )
 
 
@@ -474,7 +478,8 @@ def facts_from_json(text: str, origin: str = "facts") -> Facts:
 def _torch_dict(t: TorchBuild) -> dict[str, Any]:
     return {
         "version": t.version,
-        **({"cuda": t.cuda, "hip": t.hip} if t.build_known else {}),
+        **({"cuda": t.cuda} if t.build_known else {}),
+        **({"hip": t.hip} if t.build_known or t.hip_stated else {}),
         "arch_list": None if t.arch_list is None else list(t.arch_list),
         "cuda_available": t.cuda_available,
         "error": t.error,

@@ -78,10 +78,17 @@ def ct2_target(view: View, kb: Knowledge) -> LibraryRuntime | None:
     # beside a CUDA torch, the CUDA majors whose libraries are there: torch's own, and a system
     # toolkit's; a CTranslate2 of another major would find no cuBLAS (its wheels bring none)
     here = _cuda_majors_here(view)
+    # CTranslate2's own message that it could not open the cuBLAS of a CUDA major: a release
+    # built for that major would open the same missing library. A release of another major is
+    # what faster-whisper's README advises (3.24.0 for CUDA 11, S125), its own pin on
+    # ctranslate2 4.x notwithstanding.
+    lacking = view.implied.ct2_cuda_major
     for row in kb.runtimes.newest_first(CT2, view.platform):
         if row.cuda is not None and driver_fit(view, kb, row.cuda).ok is False:
             continue
         if row.cuda is not None and here is not None and row.cuda.major not in here:
+            continue
+        if row.cuda is not None and lacking is not None and str(row.cuda.major) == lacking:
             continue
         # the missing major, unless torch brings it (there, only not on the loader path)
         gone = row.cudnn == missing and brought != missing
@@ -192,7 +199,15 @@ def ct2_cuda_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
     it (NVIDIA's pip wheel), or a CTranslate2 release of the CUDA the environment has."""
     major = finding.evidence["ct2_cuda_major"]
     wheel = f"nvidia-cublas-cu{major}"
-    if view.system == "Windows":
+    if view.implied.frozen_app:
+        # a frozen program (S126) finds DLLs and shared libraries beside itself or on the path
+        where = (
+            f"put CUDA {major}'s cuBLAS libraries where the program loads them: beside the "
+            f"executable or on {'PATH' if view.system == 'Windows' else 'LD_LIBRARY_PATH'} "
+            f"(NVIDIA's CUDA {major} toolkit, or its {wheel} wheel's "
+            f"{'bin' if view.system == 'Windows' else 'lib'} folder)"
+        )
+    elif view.system == "Windows":
         where = f"install {wheel} (`pip install {wheel}`) and put its bin directory on PATH"
     else:
         where = (
@@ -200,18 +215,17 @@ def ct2_cuda_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
             f"{wheel}`) and put ~/cublas{major}/nvidia/cublas/lib on LD_LIBRARY_PATH before the "
             "program starts"
         )
-    torch_major = view.torch_cuda.major if view.torch_cuda is not None else None
-    fits = [
-        r
-        for r in kb.runtimes.newest_first(CT2, view.platform)
-        if torch_major != major and r.cuda is not None and r.cuda.major == torch_major
-    ]
-    other = (
-        f"; or ctranslate2 {fits[0].target}, built for torch's CUDA {torch_major}" if fits else ""
-    )
+    target = ct2_target(view, kb)
+    if target is not None and ct2_needs_step(view, kb, target) and not view.implied.frozen_app:
+        # the plan moves CTranslate2 to a release of another CUDA: keeping it is the other way
+        return Manual(
+            "cuda-libs-not-found",
+            f"or keep {ct2_named(view)}, built for CUDA {major}: {where}",
+            False,
+        )
     return Manual(
         "cuda-libs-not-found",
-        f"{ct2_named(view)} needs CUDA {major}'s cuBLAS: {where}{other}",
+        f"{ct2_named(view)} needs CUDA {major}'s cuBLAS: {where}",
         True,
     )
 

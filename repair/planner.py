@@ -860,6 +860,10 @@ def make_plan(
     )
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
     _library_steps(view, kb, by_id, steps)
+    if view.implied.frozen_app and steps:
+        # the other way where a required step already repairs it outside the program
+        manual.append(_frozen_app_manual(steps, alone=not any(m.required for m in manual)))
+        steps = []
     installer = _installer_step(view, kb, steps, notes)
     if installer is not None:
         steps.insert(0, installer)
@@ -886,6 +890,26 @@ def make_plan(
     )
 
 
+def _frozen_app_manual(steps: list[Step], *, alone: bool) -> Manual:
+    """The failing program is a frozen executable (S126): the packages it runs ship inside it,
+    so no installer step reaches them. What the steps would change is said for the program's
+    own build (or a run from source) to take up: required ``alone``, else the other way beside
+    a required step outside the program."""
+    changes = "; ".join(
+        f"{s.package} to {s.to.lstrip('=')}" if s.to else f"{s.package} removed" for s in steps
+    )
+    why = steps[0].because[0] if steps[0].because else "bnb-missing"
+    text = (
+        ("" if alone else "or: ")
+        + "the failing program is a frozen (PyInstaller) executable: the Python packages it "
+        "runs are inside it, where pip cannot change them. What this plan would change in an "
+        f"environment ({changes}) has to come with a build of the program that has it (its "
+        "own release), or run the program from source in a Python environment and apply the "
+        "plan there"
+    )
+    return Manual(why, text, alone)
+
+
 def _search_made_moot(
     view: View, by_id: FindingsById, bnb_final: Version | None, manual: list[Manual]
 ) -> list[Manual]:
@@ -909,7 +933,8 @@ def _assumptions(view: View) -> list[Unknown]:
         out.append(
             Unknown(
                 "compute-capability",
-                f"compute capability of {name}: {cc}, from NVIDIA's table (S106), not measured",
+                f"compute capability of {name}: {cc}, from the GPU-name table (plans/gpus.toml: "
+                "NVIDIA's, S106, and the GPUs' own reports, S127), not measured",
             )
         )
     for where, text in unreadable_versions(view.facts):
@@ -985,7 +1010,9 @@ def _torch_side(
         )
     elif rel is not None:
         index = f"{base}/{label}" if label else None
-        _family_steps(view, rel, public(view.torch), label, index, (), diag, steps, unknown)
+        _family_steps(
+            view, rel, public(view.torch), label, index, (), diag, steps, unknown, moves=False
+        )
 
 
 def _bnb_side(
@@ -1072,16 +1099,22 @@ def _family_steps(
     diag: Diagnosis,
     steps: list[Step],
     unknown: list[Unknown],
+    *,
+    moves: bool = True,
 ) -> None:
     """torchvision/torchaudio to the releases that match ``torch_v`` (same variant label and
-    index), for those installed: they move in lockstep with torch (compat-facts B1)."""
+    index), for those installed: they move in lockstep with torch (compat-facts B1). Where
+    torch ``moves``, one listed as installed at a version the facts do not give moves too:
+    whatever it is, it was built for the torch that is leaving (its C++ ops refuse another
+    torch, S117); beside a torch that stays, nothing shows it mismatched."""
     fam = rel.family_for(torch_v)
     mismatch = {
         str(f.evidence.get("package")) for f in diag.findings if f.id == "torch-family-mismatch"
     }
     for name in ("torchvision", "torchaudio"):
         have = view.package(name)
-        if have is None or any(s.package == name for s in steps):
+        listed = have is not None or (moves and view.installed(name) is True)
+        if not listed or any(s.package == name for s in steps):
             continue
         target = getattr(fam, name) if fam is not None else None
         if target is None:
@@ -1090,11 +1123,11 @@ def _family_steps(
             )
             continue
         to = labelled(target, label)
-        if to == str(have) and name not in mismatch:
+        if have is not None and to == str(have) and name not in mismatch:
             continue
         why = (("torch-family-mismatch",) if name in mismatch else ()) + because
         steps.append(
-            Step("install", name, str(have), to, index, tuple(dict.fromkeys(why)), "torch")
+            Step("install", name, _from(True, have), to, index, tuple(dict.fromkeys(why)), "torch")
         )
 
 
@@ -1400,11 +1433,16 @@ def _stale_toolkit_advice(
     if not shadowed:
         return Manual("stale-toolkit-on-path", STALE_TOOLKIT_ADVICE, False)
     if view.ld_library_path_unset:
+        wheels = (
+            " and check that the nvidia-nvjitlink wheel is as new as nvidia-cusparse "
+            "(`pip list | grep nvidia`)"
+            if shadowed == "libnvJitLink"
+            else ""
+        )
         text = (
             f"an older {shadowed} than torch's CUDA wheels need is found first, though "
-            "LD_LIBRARY_PATH is unset: look for it with `ldconfig -p | grep nvJitLink` (a system "
-            "CUDA listed in /etc/ld.so.conf.d) and check that the nvidia-nvjitlink wheel is as "
-            "new as nvidia-cusparse (`pip list | grep nvidia`)"
+            f"LD_LIBRARY_PATH is unset: look for it with `ldconfig -p | grep "
+            f"{shadowed.removeprefix('lib')}` (a system CUDA listed in /etc/ld.so.conf.d)" + wheels
         )
         return Manual("stale-toolkit-on-path", text, True)
     text = (
@@ -1947,6 +1985,12 @@ def _no_driver_advice(
     wheels is the way."""
     if "no-nvidia-driver" not in ids:
         return None
+    named = next(
+        (f for f in by_id.get("no-nvidia-driver", ()) if f.evidence.get("gpu_without_driver")),
+        None,
+    )
+    if named is not None and not (view.facts.host and view.facts.host.wsl) and not view.container:
+        return _driver_for_named_gpu(view, kb, named)
     # The failing code itself asked torch for CUDA (S113: a CUDA call on a torch without CUDA,
     # or on one that finds no driver): no package change makes that call work on this machine,
     # so the step is required, whatever the venv steps do for bitsandbytes' CPU 4-bit.
@@ -2012,6 +2056,22 @@ def _no_driver_advice(
         return Manual("no-nvidia-driver", text, True)
     text = f"for CUDA 4-bit, install an NVIDIA driver and GPU{until}"
     return Manual("no-nvidia-driver", text, False)
+
+
+def _driver_for_named_gpu(view: View, kb: Knowledge, finding: Finding) -> Manual:
+    """An NVIDIA GPU the facts name, with no driver loaded: install the driver, at least the
+    one torch's CUDA build needs where it is known (plans/drivers.toml)."""
+    gpus = ", ".join(str(g) for g in finding.evidence.get("gpus") or ())
+    need = ""
+    if view.torch_cuda is not None:
+        floor = kb.drivers.toolkit_min(view.torch_cuda, view.driver_os)
+        if floor is not None:
+            need = f" (>= {floor} for torch's CUDA {view.torch_cuda})"
+    text = (
+        f"install NVIDIA's driver for the {gpus}{need}, then check that `nvidia-smi` lists it; "
+        "on a cloud VM, an image or the provider's GPU-driver extension brings it"
+    )
+    return Manual("no-nvidia-driver", text, True)
 
 
 def _init_checks(view: View) -> str:
@@ -2405,8 +2465,13 @@ def _rocm_torch_note(view: View, kb: Knowledge, c: TorchChoice, bnb: BnbRelease 
     gfx = ", ".join(amd_gfx(view, kb))
     kept = view.torch is not None and c.target == public(view.torch)
     text = (
-        f"AMD GPU ({gfx}) with torch {view.torch or ''} ({view.torch_without_rocm()}): torch "
-        f"moves to {c.version}{_rocm_downgrade(view, kb, c)}, "
+        f"AMD GPU ({gfx}) with "
+        + (
+            f"torch {view.torch} ({view.torch_without_rocm()})"
+            if view.torch is not None
+            else f"a torch of unreported version, {view.torch_without_rocm()}"
+        )
+        + f": torch moves to {c.version}{_rocm_downgrade(view, kb, c)}, "
         + ("a build of the installed release" if kept else f"torch {c.release.series}'s build")
         + f" known to be compiled for {gfx}: {c.variant.gfx_source or 'plans/torch.toml'}"
     )

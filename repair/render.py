@@ -354,11 +354,13 @@ def _plan_commands(plan: Plan) -> list[str]:
     # written for the shell of the machine they are pasted on (PowerShell on Windows)
     there = shellquote.target_os_name(plan.platform, plan.python)
     windows = shellquote.is_windows_shell(there)
+    # one parenthesis for what the heading adds: "(run by pip: uv not found; torch stays ...)"
+    said = [f"run by {plan.installer[0]}: {plan.installer[1]}"] if plan.installer else []
+    said += ["torch stays pinned while the rest installs"] if pinned else []
     out = [
         "\nCommands"
         + (" for PowerShell" if windows else "")
-        + (f" (run by {plan.installer[0]}: {plan.installer[1]})" if plan.installer else "")
-        + (" (torch stays pinned while the rest installs)" if pinned else "")
+        + (f" ({'; '.join(said)})" if said else "")
     ]
     prompt = "  PS> " if windows else "  $ "
     for c in plan.commands:
@@ -513,8 +515,12 @@ def _merged(summaries: Sequence[str]) -> list[str]:
     return [f"{head}: {'; '.join(tails)}" if any(tails) else head for head, tails in out.items()]
 
 
-def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> str:
-    """`qfix matrix` as a grid of torch release x variant with the reasons for each 'x'."""
+def render_matrix(
+    view: Any, cells: Sequence[Any], *, as_json: bool = False, width: int | None = None
+) -> str:
+    """`qfix matrix` as a grid of torch release x variant with the reasons for each 'x'. A grid
+    wider than ``width`` (a terminal's columns; None: a pipe, whole) is cut into grids of fewer
+    variants, each with the torch column, so that no row wraps into the next."""
     gpus_known = bool(view.ccs or view.amd_targets)
     if as_json:
         return to_json(
@@ -556,14 +562,17 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
         if c.release not in releases:
             releases.append(c.release)
     grid = {(c.release, c.variant): _matrix_mark(c, gpus_known) for c in cells}
-    rows = [["torch"] + variants]
-    rows += [[r] + [grid.get((r, v), " ") for v in variants] for r in releases]
     marks = set(grid.values())
-    lines = [
-        *_matrix_head(view, marks),
-        "",
-        table(rows, indent=""),
-    ]
+    lines = [*_matrix_head(view, marks)]
+    for part in _matrix_parts(variants, releases, width):
+        rows = [["torch"] + part]
+        rows += [
+            [r] + [grid.get((r, v), " ") for v in part]
+            for r in releases
+            # a release with no build in this part of a cut grid is left out of it
+            if len(part) == len(variants) or any((r, v) in grid for v in part)
+        ]
+        lines += ["", table(rows, indent="")]
     reasons: dict[str, list[str]] = {}
     for c in cells:
         if not c.ok:
@@ -575,6 +584,25 @@ def render_matrix(view: Any, cells: Sequence[Any], *, as_json: bool = False) -> 
             shown = ", ".join(where[:6]) + (f" (+{len(where) - 6})" if len(where) > 6 else "")
             lines.append(f"  {why}: {shown}")
     return "\n".join(lines)
+
+
+def _matrix_parts(variants: list[str], releases: list[str], width: int | None) -> list[list[str]]:
+    """The variants cut into runs whose grid (table(): two spaces between columns, the torch
+    column first) fits ``width``; one run where it fits or where no width is given."""
+    first = max(len("torch"), *(len(r) for r in releases)) if releases else len("torch")
+    # a column is as wide as its header or its widest mark ("ok?"), plus the two-space gap
+    cols = [2 + max(len(v), 3) for v in variants]
+    if width is None or first + sum(cols) <= width:
+        return [variants]
+    parts: list[list[str]] = [[]]
+    used = first
+    for v, w in zip(variants, cols, strict=True):
+        if parts[-1] and used + w > width:
+            parts.append([])
+            used = first
+        parts[-1].append(v)
+        used += w
+    return parts
 
 
 def _matrix_head(view: Any, marks: set[str]) -> list[str]:

@@ -116,6 +116,9 @@ FACT_KEYS: Mapping[str, type] = {
     "ct2_cuda_major": str,
     # torch's Windows loader found Microsoft's Visual C++ runtime missing (S98).
     "vc_runtime_missing": bool,
+    # The failing program is a frozen executable (PyInstaller's bootloader printed its summary):
+    # its Python packages are inside it, where no installer reaches.
+    "frozen_app": bool,
     # The DLL of torch\lib whose load failed at `import torch` ("Error loading
     # ...\torch\lib\fbgemm.dll or one of its dependencies", S98): a known-bad torch build is
     # told by it (plans/torch.toml [[known_bad]]).
@@ -203,6 +206,7 @@ class Implied:
     torch_dll: str | None = None
     ct2_cuda_major: str | None = None
     vc_runtime_missing: bool = False
+    frozen_app: bool = False
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
@@ -427,6 +431,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "torch_dll": "`import torch` failed to load torch\\lib\\{value}",
     "ct2_cuda_major": "CTranslate2 could not open its CUDA {value} cuBLAS",
     "vc_runtime_missing": "torch found Microsoft's Visual C++ runtime missing",
+    "frozen_app": "the program is a frozen (PyInstaller) executable: its packages are inside it",
     "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}",
     "extension_torch_cuda": "torch's CUDA as that extension builder read it: {value}",
 }

@@ -192,16 +192,45 @@ class View:
         return self.facts.host.container if self.facts.host else None
 
     def torch_without_rocm(self) -> str | None:
-        """ "a CUDA 12.1 build" / "a CPU-only build" where the facts show torch is not a ROCm
-        build (its CUDA version, or its CPU label), else None: on an AMD host such a torch
-        cannot use the GPU."""
+        """ "a CUDA 12.1 build" / "a CPU-only build" / "not a ROCm build" where the facts show
+        torch is not a ROCm build (its CUDA version, its CPU label, a stated null
+        torch.version.hip), or it is the suspect (torch_not_rocm_suspected), else None: on an
+        AMD host such a torch cannot use the GPU."""
         if self.torch_hip:
             return None
         if self.torch_cuda is not None:
             return f"a CUDA {self.torch_cuda} build"
         if self.torch_cpu_build:
             return "a CPU-only build"
+        t = self.facts.torch
+        if self.torch_installed and t is not None and t.hip_stated and t.error is None:
+            return "not a ROCm build (torch.version.hip is None)"
+        if self.torch_not_rocm_suspected:
+            return "most likely not a ROCm build"
         return None
+
+    @property
+    def torch_not_rocm_suspected(self) -> bool:
+        """On an AMD host, torch installed at a build the facts do not give, and
+        torch.cuda.is_available() False (the facts, or an error text that proves it): not a
+        ROCm build is the likeliest cause. pip's torch from PyPI is never one (ROCm builds come
+        only from PyTorch's rocmX.Y index or AMD's, plans/torch.toml), and an installer's
+        `--extra-index-url` lets pip prefer PyPI's build. Not where a container image brings
+        its own torch, nor where the text shows a HIP library or fault (a ROCm torch)."""
+        t = self.facts.torch
+        return (
+            self.rocm
+            and self.torch_installed is True
+            and not self.torch_hip
+            and self.torch_cuda is None
+            and self.torch_cpu_build is None
+            and not (t is not None and (t.hip_stated or t.arch_list or t.error))
+            and self.container is None
+            and not self.implied.rocm
+            and (
+                (t is not None and t.cuda_available is False) or self.implied.torch_cuda_unavailable
+            )
+        )
 
     def glibc_short_of(self, need: Version | None) -> bool:
         """Whether this host's glibc is known to be below ``need``: the reported or inferred

@@ -165,3 +165,21 @@ def test_malformed_host_libstdcxx_is_one_line(value, needle):
     assert needle in err.value.message, err.value.message
     assert err.value.exit_code == ExitCode.BAD_INPUT
     assert "\n" not in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("torch", "kept"),
+    [
+        ({"version": "2.4.1", "hip": None}, {"hip": None}),  # "not ROCm", said alone
+        ({"version": "2.4.1"}, {}),  # nothing said of the build
+        ({"version": "2.4.1", "cuda": None, "hip": None}, {"cuda": None, "hip": None}),
+    ],
+)
+def test_a_stated_hip_survives_a_round_trip_and_an_unstated_one_stays_unstated(torch, kept):
+    """A report's `"hip": null` (torch.version.hip is None: not a ROCm build) is a fact of its
+    own, kept when the facts are written again; a build not stated stays not stated."""
+    f = facts_from_dict({"schema": "qfix.facts/1", "torch": torch})
+    written = facts_to_dict(f)["torch"]
+    assert {k: written[k] for k in ("cuda", "hip") if k in written} == kept
+    again = facts_from_dict({"schema": "qfix.facts/1", "torch": written})
+    assert again.torch == f.torch

@@ -73,10 +73,23 @@ def test_a10_is_not_a100_and_the_reverse() -> None:
 
 
 def test_unconfirmed_rows_are_not_confirmed_answers() -> None:
-    """A row past where the stored copy of NVIDIA's page broke off is marked so."""
-    assert KB.gpus.cc_of("Tesla T4") == Version("7.5")
-    assert KB.gpus.cc_of("Tesla T4", confirmed_only=True) is None
+    """A row past where the stored copy of NVIDIA's page broke off is marked so, unless another
+    primary source confirmed it (S127: the T4 reporting itself, "Your Tesla T4 GPU has compute
+    capability 7.5")."""
+    assert KB.gpus.cc_of("NVIDIA GeForce RTX 3060 Ti") == Version("8.6")
+    assert KB.gpus.cc_of("NVIDIA GeForce RTX 3060 Ti", confirmed_only=True) is None
+    assert KB.gpus.cc_of("Tesla T4", confirmed_only=True) == Version("7.5")
     assert KB.gpus.cc_of("NVIDIA GeForce RTX 4090", confirmed_only=True) == Version("8.9")
+
+
+def test_rows_confirmed_past_the_break_cite_their_evidence() -> None:
+    """Every row S127 confirmed names the thread or the NVIDIA document that did; the others
+    past the break stay UNCONFIRMED with their note."""
+    for r in KB.gpus.rows:
+        if "S127" in r.source:
+            assert r.confirmed and r.note and "confirmed by S127" in r.note, r.name
+        elif not r.confirmed:
+            assert r.note and "UNCONFIRMED" in r.note, r.name
 
 
 def test_the_brief_coverage_is_in_the_table() -> None:
@@ -91,7 +104,7 @@ def test_the_brief_coverage_is_in_the_table() -> None:
         + ["Quadro P6000", "Jetson AGX Orin", "Jetson Nano"]
     ):
         assert n in names, n
-    assert all(r.source == "S106" for r in KB.gpus.rows)
+    assert all(r.source in ("S106", "S106, S127") for r in KB.gpus.rows)
 
 
 def _facts(gpu: dict, torch: str = "2.5.1+cu124") -> dict:
@@ -134,9 +147,12 @@ def test_a_reported_compute_capability_wins() -> None:
 
 
 def test_an_unconfirmed_row_is_not_inferred() -> None:
-    """Tesla T4's row is UNCONFIRMED: the view leaves its compute capability unknown."""
-    diag, plan = analyse(facts_from_dict(_facts({"name": "Tesla T4"}), "t"))
+    """The RTX 3060 Ti's row is UNCONFIRMED: the view leaves its compute capability unknown;
+    the T4's, confirmed by S127, is inferred and said."""
+    diag, plan = analyse(facts_from_dict(_facts({"name": "NVIDIA GeForce RTX 3060 Ti"}), "t"))
     assert not any("S106" in u for u in plan.unknown)
+    diag, plan = analyse(facts_from_dict(_facts({"name": "Tesla T4"}), "t"))
+    assert any("Tesla T4: 7.5" in u and "S106" in u for u in plan.unknown), plan.unknown
 
 
 def test_never_for_amd() -> None:

@@ -360,8 +360,38 @@ def test_ctranslate2s_own_cublas_message_is_ctranslate2s_not_bitsandbytes():
     found = [x for x in diag.findings if x.evidence.get("ct2_cuda_major") == 12]
     assert found and found[0].id == "cuda-libs-not-found"
     assert "bnb-no-cuda-lib" not in diag.ids and step(plan, "bitsandbytes") is None
-    text = next(m.text for m in plan.manual if m.id == "cuda-libs-not-found")
-    assert "nvidia-cublas-cu12" in text and "ctranslate2 ==3.24.0" in text
+    # the plan moves CTranslate2 to torch's CUDA 11; keeping 4.8.5 with CUDA 12's cuBLAS is
+    # the optional other way
+    assert step(plan, "ctranslate2").to == "==3.24.0"
+    [m] = [m for m in plan.manual if m.id == "cuda-libs-not-found"]
+    assert not m.required and "nvidia-cublas-cu12" in m.text and "keep ctranslate2" in m.text
+
+
+@pytest.mark.parametrize(
+    ("text", "lacking", "to"),
+    [
+        # faster-whisper's README: CTranslate2 3.24.0 for CUDA 11 (S125)
+        ("Error: Library cublas64_12.dll is not found or cannot be loaded", "12", "==3.24.0"),
+        ("RuntimeError: Library libcublas.so.11 is not found or cannot be loaded", "11", "==4.8.5"),
+    ],
+)
+def test_ctranslate2_missing_its_own_cublas_moves_to_a_release_of_another_cuda(text, lacking, to):
+    """Nothing known of torch or the driver: CTranslate2 could not open the cuBLAS of the CUDA it
+    was built for, so a release of that same CUDA would fail alike; the plan moves it to the
+    newest release of another CUDA, and installing the missing cuBLAS is the optional other
+    way. The message is CTranslate2's alone: no second, generic missing-runtime finding."""
+    system = ("Windows", "AMD64") if ".dll" in text else ("Linux", "x86_64")
+    f = case(
+        text,
+        host={"system": system[0], "machine": system[1]},
+        packages={"ctranslate2": None, "faster-whisper": None},
+    )
+    diag, plan = analyse(f)
+    found = [x for x in diag.findings if x.id == "cuda-libs-not-found"]
+    assert len(found) == 1 and found[0].evidence.get("ct2_cuda_major") == int(lacking)
+    assert step(plan, "ctranslate2").to == to
+    [m] = [m for m in plan.manual if m.id == "cuda-libs-not-found"]
+    assert not m.required and f"nvidia-cublas-cu{lacking}" in m.text
 
 
 def test_ctranslate2_is_not_moved_to_a_cuda_the_environment_lacks():
@@ -389,3 +419,35 @@ def test_a_toolkit_of_ctranslate2s_cuda_is_still_stale_for_a_legacy_bitsandbytes
         toolkit={"nvcc": "12.2"},
     )
     assert "stale-toolkit-on-path" in analyse(f)[0].ids
+
+
+FROZEN = "[1004] Failed to execute script '__main__' due to unhandled exception!"
+
+
+def test_a_frozen_program_gets_no_installer_step_and_the_library_advice_for_itself():
+    """S126: PyInstaller's bootloader summary shows a frozen executable, whose packages ship
+    inside it: no pip step (it could not reach them); CTranslate2's missing cuBLAS is put
+    where the program loads it (required), and what the plan would have changed is said as the
+    other way, for the program's own build."""
+    text = "RuntimeError: Library cublas64_11.dll is not found or cannot be loaded\n" + FROZEN
+    f = case(text, host={"system": "Windows", "machine": "AMD64"}, packages={})
+    diag, plan = analyse(f)
+    assert "cuda-libs-not-found" in diag.ids and not plan.steps
+    required = [m for m in plan.manual if m.required]
+    assert len(required) == 1 and "beside the executable" in required[0].text
+    [other] = [m for m in plan.manual if not m.required]
+    assert "frozen (PyInstaller)" in other.text and "ctranslate2 to 4.8.5" in other.text
+    # the same text without the bootloader's line: a pip step for the environment
+    _, in_env = analyse(case(text.split("\n")[0], host={"system": "Windows", "machine": "AMD64"}))
+    assert step(in_env, "ctranslate2") is not None
+
+
+def test_a_frozen_programs_steps_become_one_required_step_when_nothing_else_is_required():
+    """bitsandbytes too old for 4-bit, inside a frozen program: the plan's bitsandbytes change
+    is the required step, for a build of the program that has it."""
+    text = "AttributeError: module 'bitsandbytes.nn' has no attribute 'Linear4bit'\n" + FROZEN
+    f = case(text, packages={"bitsandbytes": "0.38.1"}, bitsandbytes={"version": "0.38.1"})
+    _, plan = analyse(f)
+    assert not plan.steps
+    [m] = [m for m in plan.manual if "frozen (PyInstaller)" in m.text]
+    assert m.required and "bitsandbytes to" in m.text

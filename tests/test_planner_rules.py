@@ -1458,3 +1458,149 @@ def test_error_35_beside_a_cpu_torch_and_ctranslate2_is_a_driver_not_reached():
     )
     diag, _ = analyse(f)
     assert any(x.evidence.get("driver_not_reached") for x in diag.findings)
+
+
+def _amd_unknown_torch_doc(**torch: object) -> dict:
+    """An AMD RX 6800 XT (gfx1030) venv whose torch and torchvision are listed without versions
+    and without a build: what a report of "Torch is not able to use GPU" gives."""
+    return {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "gpus": [{"index": 0, "name": "AMD Radeon RX 6800 XT"}],
+        "python": {"version": "3.10.6", "in_venv": True},
+        "packages": {"torch": None, "torchvision": None},
+        "torch": dict(torch),
+    }
+
+
+WEBUI_CUDA_TEST = (
+    "RuntimeError: Torch is not able to use GPU; add --skip-torch-cuda-test to "
+    "COMMANDLINE_ARGS variable to disable this check"
+)
+
+
+@pytest.mark.parametrize("by_text", [False, True])
+def test_an_unreported_torch_that_cannot_use_an_amd_gpu_is_suspected_not_rocm_and_moves(by_text):
+    """torch's build unreported and torch.cuda.is_available() False on an AMD host (the facts,
+    or the web UI launcher's own check, S122): a torch that is not a ROCm build (PyPI's never
+    is) is the suspected cause; the plan moves torch, and torchvision with it (its version
+    unknown: it was built for the torch that leaves), to a ROCm build compiled for gfx1030."""
+    doc: dict = _amd_unknown_torch_doc(**({} if by_text else {"cuda_available": False}))
+    if by_text:
+        doc = {"facts": doc, "error": WEBUI_CUDA_TEST}  # a ticket: its facts and its error
+    diag, plan = analyse(facts_from_dict(doc))
+    [f] = [f for f in diag.findings if f.id == "rocm-host"]
+    assert f.evidence.get("suspected") is True and "likeliest" in f.summary
+    steps = {s.package: s for s in plan.steps}
+    torch, vision = steps["torch"], steps["torchvision"]
+    assert torch.from_ == "unknown" and "+rocm" in torch.to and torch.because == ("rocm-host",)
+    rel = KB.torch.release(Version(torch.to))
+    assert rel is not None
+    [var] = [v for v in rel.variants_for("linux-x86_64") if v.name == Version(torch.to).local]
+    assert var.gfx and "gfx1030" in var.gfx
+    assert vision.from_ == "unknown" and vision.index_url == torch.index_url
+    assert Version(vision.to).local == Version(torch.to).local
+
+
+@pytest.mark.parametrize(
+    "torch",
+    [
+        {"cuda_available": True},  # it works: nothing to suspect
+        {"cuda_available": False, "hip": "6.2.41133"},  # a ROCm build that does not see the GPU
+        {},  # nothing said of its state
+    ],
+)
+def test_no_not_rocm_suspicion_where_torch_works_is_rocm_or_its_state_is_unknown(torch):
+    diag, plan = analyse(facts_from_dict(_amd_unknown_torch_doc(**torch)))
+    assert not any(f.evidence.get("suspected") for f in diag.findings)
+    assert not any(s.package == "torch" for s in plan.steps)
+
+
+def test_a_stated_null_hip_is_not_a_rocm_build_and_moves_to_one():
+    """A report that gives torch.version.hip as null (and nothing else of the build) proves a
+    torch that is not ROCm: an error, not a suspicion, and the same move."""
+    doc = _amd_unknown_torch_doc(hip=None)
+    diag, plan = analyse(facts_from_dict(doc))
+    [f] = [f for f in diag.findings if f.id == "rocm-host"]
+    assert f.severity.value == "error" and not f.evidence.get("suspected")
+    assert "torch.version.hip is None" in f.summary
+    assert any(s.package == "torch" and "+rocm" in s.to for s in plan.steps)
+
+
+def test_a_torch_move_takes_an_unversioned_torchaudio_along_on_an_nvidia_host():
+    """The lockstep rule for a torchvision/torchaudio listed without a version holds for CUDA
+    moves too: a CPU torch on an RTX 4090 moves to a CUDA build, torchaudio to its pair."""
+    doc = copy.deepcopy(example_doc("cpu-torch-on-gpu.json")["facts"])
+    del doc["packages_source"]  # a report's list, not a probe's
+    doc["packages"]["torchaudio"] = None
+    _, plan = analyse(facts_from_dict(doc))
+    steps = {s.package: s for s in plan.steps}
+    torch, audio = steps["torch"], steps["torchaudio"]
+    rel = KB.torch.release(Version(torch.to))
+    fam = rel.family_for(Version(Version(torch.to).public))
+    assert audio.from_ == "unknown" and Version(audio.to).public == str(fam.torchaudio)
+    assert Version(audio.to).local == Version(torch.to).local
+
+
+def _gpu_without_driver_doc(**extra) -> dict:
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64", "os_release": "Ubuntu 22.04"},
+        "driver": {"found": False, "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA A10"}],
+        "packages": {"torch": "2.1.2+cu121"},
+        "torch": {"version": "2.1.2+cu121", "cuda": "12.1"},
+    }
+    doc.update(extra)
+    return doc
+
+
+def test_a_named_nvidia_gpu_with_no_driver_loaded_is_no_nvidia_driver_with_a_required_step():
+    """A report that names the GPU and says no driver is loaded (a fresh VM: `nvidia-smi` not
+    found): the driver is the fault, an error with a required step naming the GPU and the
+    driver torch's CUDA needs (plans/drivers.toml), not "cannot tell"."""
+    diag, plan = analyse(facts_from_dict(_gpu_without_driver_doc()))
+    [f] = [f for f in diag.findings if f.id == "no-nvidia-driver"]
+    assert f.severity.value == "error" and "NVIDIA A10" in f.summary
+    [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
+    need = KB.drivers.toolkit_min(Version("12.1"), "Linux")
+    assert m.required and "NVIDIA A10" in m.text and f">= {need}" in m.text
+    assert not plan.steps
+
+
+def test_a_named_gpu_without_a_driver_in_wsl_gets_the_windows_driver_advice():
+    doc = _gpu_without_driver_doc()
+    doc["host"] = {**doc["host"], "wsl": True}
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
+    assert "Windows" in m.text
+
+
+@pytest.mark.parametrize(
+    ("extra", "suspected"),
+    [
+        ({"toolkit": {"nvcc": "12.2"}}, True),  # a CUDA toolkit: the GPU was meant to be used
+        ({}, False),  # nothing says the machine has or wants an NVIDIA GPU
+    ],
+)
+def test_an_unreported_windows_torch_without_cuda_beside_a_toolkit_is_suspected_cpu(
+    extra, suspected
+):
+    """Windows, torch of unreported version and build, torch.cuda.is_available() False, and the
+    facts silent on the GPU: beside an installed CUDA toolkit, pip's default CPU-only torch is
+    the suspected cause and the plan moves torch to a CUDA build; without one, qfix does not
+    guess that the machine has an NVIDIA GPU."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Windows"},
+        "python": {"version": "3.10"},
+        "packages": {"torch": None},
+        "torch": {"cuda_available": False},
+        **extra,
+    }
+    diag, plan = analyse(facts_from_dict(doc))
+    found = [f for f in diag.findings if f.id == "torch-cpu-build"]
+    assert bool(found) is suspected
+    if suspected:
+        assert found[0].evidence.get("suspected") is True
+        assert any(s.package == "torch" and "+cu" in s.to for s in plan.steps)

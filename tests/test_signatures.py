@@ -2607,3 +2607,73 @@ def test_a_local_torch_build_gets_no_family_step_from_an_index_of_its_label():
     assert "torch-family-mismatch" in a.diagnosis.ids
     assert _step(a.plan, "torchvision") is None
     assert any("is a local build" in u for u in a.plan.unknown)
+
+
+def test_the_web_ui_launchers_gpu_check_proves_cuda_unavailable_on_an_nvidia_host():
+    """S122: the Stable Diffusion web UI's launcher asserts torch.cuda.is_available() with
+    "Torch is not able to use GPU; add --skip-torch-cuda-test ...": on Linux with an NVIDIA
+    driver and torch's build unreported, that is torch-cpu-build (or a CUDA torch that cannot
+    initialise) with the move to a CUDA build; without the text nothing says so."""
+    text = (
+        "RuntimeError: Torch is not able to use GPU; add --skip-torch-cuda-test to "
+        "COMMANDLINE_ARGS variable to disable this check"
+    )
+    facts = _report("Linux", {"version": None})
+    a = _analyse(facts, text)
+    assert a.view.implied.torch_cuda_unavailable and not a.view.implied.cuda_requested
+    assert "torch-cpu-build" in a.diagnosis.ids
+    assert any(s.package == "torch" and "+cu" in s.to for s in a.plan.steps)
+    assert "torch-cpu-build" not in _analyse(facts, None).diagnosis.ids
+
+
+@pytest.mark.parametrize(
+    ("text", "proves"),
+    [
+        ("WARNING:ChatTTS.utils.gpu_utils:No GPU found, use CPU instead", True),
+        ("[WARN] ChatTTS | gpu | no GPU found, use CPU instead", True),  # later releases
+        ("WARNING: no gpu found, use cpu instead.", False),  # a TensorFlow script's words
+    ],
+)
+def test_chattts_device_fallback_proves_cuda_unavailable_and_tensorflows_does_not(text, proves):
+    """S123: ChatTTS logs "No GPU found, use CPU instead" after torch.cuda.is_available() was
+    False; a CPU-only torch reported beside it is the fault wherever there is a GPU. The same
+    words in lower case come from TensorFlow scripts, which say nothing of torch."""
+    assert implied_by(text).torch_cuda_unavailable is proves
+    facts = _report("Windows", {"cuda": None}, driver=None)  # whether it has a GPU: unknown
+    ids = _analyse(facts, text).diagnosis.ids
+    assert ("torch-cpu-build" in ids) is proves
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the loader's two wordings of one fault (S124)
+        "OSError: /opt/conda/lib/python3.7/site-packages/torch/lib/../../nvidia/cublas/lib/"
+        "libcublas.so.11: symbol cublasLtGetStatusString version libcublasLt.so.11 not defined "
+        "in file libcublasLt.so.11 with link time reference",
+        "OSError: /venv/lib/python3.8/site-packages/torch/lib/../../nvidia/cublas/lib/"
+        "libcublas.so.11: undefined symbol: cublasLtHSHMatmulAlgoInit, version libcublasLt.so.11",
+    ],
+)
+def test_torchs_pip_cublas_bound_to_an_older_cublaslt_is_a_shadowing_toolkit(text):
+    """S124: the cuBLAS of torch's nvidia-cublas wheel resolved libcublasLt against an older copy
+    found first (LD_LIBRARY_PATH comes before the wheel's RUNPATH): stale-toolkit-on-path, the
+    step takes the toolkit off the path; with LD_LIBRARY_PATH unset, the step says what to look
+    for by that library's name, not nvJitLink's."""
+    assert implied_by(text).cuda_lib_shadowed == "libcublasLt"
+    facts = _report("Linux", {"version": "1.13.0"}, driver=None)
+    a = _analyse(facts, text)
+    assert "stale-toolkit-on-path" in a.diagnosis.ids
+    [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
+    assert m.required and "libcublasLt" in m.text and "LD_LIBRARY_PATH" in m.text
+    unset = facts_from_dict(
+        {
+            "schema": "qfix.facts/1",
+            "host": {"system": "Linux", "machine": "x86_64"},
+            "packages": {"torch": "1.13.0"},
+            "torch": {"version": "1.13.0"},
+            "env": {"LD_LIBRARY_PATH": None},
+        }
+    )
+    [m] = [m for m in _analyse(unset, text).plan.manual if m.id == "stale-toolkit-on-path"]
+    assert "grep cublasLt" in m.text and "nvjitlink" not in m.text.lower()

@@ -508,3 +508,57 @@ def test_a_quoted_double_space_and_a_confirm_label_wrap_as_prose() -> None:
     assert len(src) > 1 and all(len(x) <= 80 for x in src)
     at = lines.index("  confirm:")
     assert lines[at + 1].startswith(" " * len("  confirm: ") + "`python")
+
+
+def test_matrix_fits_an_80_column_terminal_and_a_pipe_gets_one_grid() -> None:
+    """`qfix matrix` with many CUDA variants at an 80-column terminal: the grid is cut into
+    grids of fewer variants, each with the torch column, so no row wraps into the next; every
+    variant still shows, and each cut grid keeps a release only where it has a build there. A
+    pipe gets one grid, whole."""
+    facts = str(REPO / "plans" / "examples" / "F02.json")
+    chunks, code = in_pty([*QFIX, "matrix", "--facts", facts], env=_env(COLUMNS="80"))
+    assert code == 0
+    lines = screen(chunks).replace("\r\n", "\n").split("\n")
+    assert all(len(x) <= 79 for x in lines), [x for x in lines if len(x) > 79]
+    heads = [x.split() for x in lines if x.startswith("torch  ")]
+    assert len(heads) >= 2 and all(h[0] == "torch" for h in heads)
+    piped = run("matrix", "--facts", facts, env=_env(COLUMNS="80"))
+    whole = [x.split() for x in piped.stdout.splitlines() if x.startswith("torch  ")]
+    assert len(whole) == 1 and len(whole[0]) > 12, whole
+    assert sorted(v for h in heads for v in h[1:]) == sorted(whole[0][1:])
+    # 1.10 has builds only among the older variants: the second grid leaves it out
+    second = lines.index(next(x for x in lines if x.split() == ["torch", *heads[1][1:]]))
+    rows = [x for x in lines[second + 1 :] if x.strip() and x.split()[0][0].isdigit()]
+    assert rows and not any(x.split()[0] == "1.10" for x in rows)
+
+
+def test_the_plan_digest_is_copied_whole_at_an_80_column_terminal() -> None:
+    """The digest a reviewer approves (84 columns with its label) goes on a line of its own at
+    an 80-column terminal, not wrapped mid-hash by the terminal; a pipe keeps the one line."""
+    facts = str(REPO / "plans" / "examples" / "driver-too-old.json")
+    chunks, _ = in_pty([*QFIX, "plan", "--facts", facts], env=_env(COLUMNS="80"))
+    lines = screen(chunks).replace("\r\n", "\n").split("\n")
+    at = lines.index("Plan digest:")
+    assert re.fullmatch(r"  sha256:[0-9a-f]{64}", lines[at + 1]), lines[at + 1]
+    piped = run("plan", "--facts", facts, env=_env(COLUMNS="80"))
+    assert re.search(r"^Plan digest: sha256:[0-9a-f]{64}$", piped.stdout, re.M)
+
+
+def test_the_commands_heading_says_its_installer_and_the_torch_pin_in_one_parenthesis() -> None:
+    """The heading over a plan's commands, when qfix chose the installer for a probed
+    environment and holds torch: "Commands (run by pip: uv not found; torch stays pinned ...)",
+    not two parentheses one after the other."""
+    import dataclasses
+
+    from repair.facts import facts_from_json
+    from repair.pipeline import analyse, with_commands
+    from repair.render import render_plan
+
+    facts = facts_from_json((REPO / "plans" / "examples" / "driver-too-old.json").read_text())
+    plan = with_commands(analyse(facts).plan, installed=facts.packages)
+    assert any(c.startswith("torch==") for c in plan.constraints)
+    chosen = dataclasses.replace(plan, installer=("pip", "uv not found"))
+    heading = next(x for x in render_plan(chosen).split("\n") if x.startswith("Commands"))
+    assert heading == (
+        "Commands (run by pip: uv not found; torch stays pinned while the rest installs)"
+    )

@@ -54,6 +54,18 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
             # nothing to repair, so a note; 4-bit there is the CPU backend's (bnb-no-cpu-4bit).
             found = replace(found, severity=Severity.INFO)
         yield found
+    elif not view.rocm and view.gpus and view.driver_found is False:
+        # A report that names the NVIDIA GPU and says no driver is loaded (a fresh VM or
+        # install: `nvidia-smi` not found). A probe never gives this pair (NVML lists GPUs only
+        # through the driver); the GPU is there, so the driver is the fault, not the machine.
+        names = [g.name or f"GPU {g.index}" for g in view.gpus]
+        yield Finding(
+            "no-nvidia-driver",
+            Severity.ERROR,
+            f"the NVIDIA GPU is there ({', '.join(names)}) but no NVIDIA driver is loaded: "
+            "nothing can use it until one is installed",
+            {"gpus": names, "gpu_without_driver": True},
+        )
     elif not view.rocm and view.has_nvidia_gpu is None:
         yield Unknown("driver", "driver: whether an NVIDIA driver is loaded, and its version")
     if view.gpus is None and not view.rocm and view.has_nvidia_gpu is not False:
@@ -62,7 +74,7 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
 
 @ruled_out("no-nvidia-driver")
 def _driver_present(view: View, kb: Knowledge) -> bool:
-    return view.has_nvidia_gpu is True
+    return view.has_nvidia_gpu is True and view.driver_found is not False
 
 
 @rule("bnb-no-cpu-4bit")
@@ -128,6 +140,21 @@ def rocm_host(ctx: Context) -> Iterator[Finding]:
         return
     gpus = [g.name for g in (view.facts.gpus or ()) if g.amd]
     wrong = view.torch_without_rocm()
+    if wrong is not None and view.torch_not_rocm_suspected:
+        # torch's build unreported and not available: the likeliest cause, said as such
+        t = view.facts.torch
+        seen = "the facts" if t is not None and t.cuda_available is False else "the error text"
+        yield Finding(
+            "rocm-host",
+            Severity.ERROR,
+            f"torch {view.torch or '(version not reported)'} could not use the AMD GPU "
+            f"(torch.cuda.is_available() was False: {seen}) and its build is not in the facts; "
+            "a torch that is not a ROCm build is the likeliest cause (pip's torch from PyPI "
+            "never is one: ROCm builds come only from PyTorch's rocmX.Y index; check: "
+            '`python -c "import torch; print(torch.version.hip)"` prints None)',
+            {"torch_build": wrong, "gpus": gpus, "suspected": True},
+        )
+        return
     if wrong is not None:
         # An installer's CUDA (or CPU) torch on an AMD host: it cannot use the GPU at all, so
         # this is an error, not the class's note that CUDA remedies do not apply.

@@ -144,8 +144,7 @@ def _pypi_cpu_of_unknown_torch(ctx: Context) -> list[TorchRelease]:
         or view.torch_cuda is not None
         or view.torch_cpu_build is not None
         or view.torch_hip
-        or not ctx.nvidia_here
-        or not gpu_for_torch(view)
+        or not ((ctx.nvidia_here and gpu_for_torch(view)) or _gpu_wanted_where_unknown(view))
         or view.platform is None
         or view.container is not None
         or (t is not None and (t.error or t.cuda_available is True or t.arch_list))
@@ -156,6 +155,19 @@ def _pypi_cpu_of_unknown_torch(ctx: Context) -> list[TorchRelease]:
         for rel in ctx.kb.torch.releases
         if (default := rel.pypi_variant(view.platform)) is not None and default.cuda is None
     ]
+
+
+def _gpu_wanted_where_unknown(view: View) -> bool:
+    """Whether the facts say nothing of an NVIDIA GPU or driver, but show the GPU was meant to
+    be used: torch.cuda.is_available() was False where the report or the text says so, beside a
+    CUDA toolkit that was installed (nvcc), or code that asked torch for CUDA."""
+    if view.has_nvidia_gpu is not None or view.rocm or view.amd:
+        return False
+    t = view.facts.torch
+    unavailable = (t is not None and t.cuda_available is False) or (
+        view.implied.torch_cuda_unavailable
+    )
+    return unavailable and (bool(view.facts.toolkit_nvcc) or view.implied.cuda_requested)
 
 
 def _pypi_cpu_words(ctx: Context, cpu: list[TorchRelease]) -> str:
