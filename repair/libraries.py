@@ -10,6 +10,8 @@ release fits the driver and the cuDNN there. Pure: reads the view and the knowle
 
 from __future__ import annotations
 
+import re
+
 from .findings import Finding
 from .knowledge import Knowledge, LibraryRuntime
 from .plan import Manual
@@ -81,8 +83,12 @@ def ct2_target(view: View, kb: Knowledge) -> LibraryRuntime | None:
     # CTranslate2's own message that it could not open the cuBLAS of a CUDA major: a release
     # built for that major would open the same missing library. A release of another major is
     # what faster-whisper's README advises (3.24.0 for CUDA 11, S125), its own pin on
-    # ctranslate2 4.x notwithstanding.
+    # ctranslate2 4.x notwithstanding -- where the facts show that other CUDA's libraries (a
+    # CUDA torch, a toolkit, NVIDIA's cuBLAS wheel); with none shown, no release is known to
+    # find its cuBLAS, and installing the missing one is the step (ct2_cuda_manual).
     lacking = view.implied.ct2_cuda_major
+    if lacking is not None and here is None:
+        here = _cublas_majors_listed(view) - {int(lacking)} if lacking.isdigit() else None
     for row in kb.runtimes.newest_first(CT2, view.platform):
         if row.cuda is not None and driver_fit(view, kb, row.cuda).ok is False:
             continue
@@ -98,6 +104,20 @@ def ct2_target(view: View, kb: Knowledge) -> LibraryRuntime | None:
             continue  # pip would refuse the release on this interpreter
         return row
     return None
+
+
+def _cublas_majors_listed(view: View) -> set[int]:
+    """The CUDA majors whose cuBLAS the facts show without a CUDA torch: a toolkit's nvcc,
+    NVIDIA's nvidia-cublas-cuN wheel in the package list."""
+    out = set()
+    nvcc = parse_version(view.facts.toolkit_nvcc)
+    if nvcc is not None:
+        out.add(nvcc.major)
+    for name in view.facts.packages or {}:
+        m = re.fullmatch(r"nvidia-cublas-cu(\d+)", name.lower())
+        if m and view.installed(name):
+            out.add(int(m.group(1)))
+    return out
 
 
 def _cuda_majors_here(view: View) -> set[int] | None:
@@ -223,9 +243,27 @@ def ct2_cuda_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
             f"or keep {ct2_named(view)}, built for CUDA {major}: {where}",
             False,
         )
+    python = public(view.python) if view.python is not None else None
+    other = next(
+        (
+            r
+            for r in kb.runtimes.newest_first(CT2, view.platform)
+            if r.cuda is not None
+            and str(r.cuda.major) != str(major)
+            and driver_fit(view, kb, r.cuda).ok is not False
+            and (python is None or r.python is None or python in r.python)
+        ),
+        None,
+    )
+    alternative = (
+        f"; or, where CUDA {other.cuda.major}'s libraries are installed, ctranslate2 "
+        f"{other.target}, built for CUDA {other.cuda.major} (S125)"
+        if other is not None and other.cuda is not None and not view.implied.frozen_app
+        else ""
+    )
     return Manual(
         "cuda-libs-not-found",
-        f"{ct2_named(view)} needs CUDA {major}'s cuBLAS: {where}",
+        f"{ct2_named(view)} needs CUDA {major}'s cuBLAS: {where}{alternative}",
         True,
     )
 

@@ -205,6 +205,7 @@ def _rule_findings_manual(plan: Plan) -> Plan:
         Manual(CONFLICT, text, True)
         for f in plan.findings
         if f.id == CONFLICT
+        and not f.evidence.get("dependent")  # a distribution's pin: the planner's own step
         and (text := f"{f.summary}: change that pin, then re-run qfix plan") not in texts
         and not any(m.text.startswith(f.summary) for m in plan.manual)
     )

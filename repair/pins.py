@@ -23,6 +23,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .facts import Facts
+from .plan import TORCH_FAMILY
 
 # PEP 508 marker variables (https://peps.python.org/pep-0508/#environment-markers).
 _MARKER_VARS = re.compile(
@@ -221,3 +222,40 @@ def merge(spec: str, pins: Iterable[Pin]) -> str | None:
             return None
         out &= p.specifier
     return str(out)
+
+
+def torch_dependents(facts: Facts) -> dict[str, SpecifierSet]:
+    """Distributions that pin torch (xformers, vllm, ...): name -> their torch specifier.
+
+    The probe reports each distribution's Requires-Dist lines on torch, one per line; lines that
+    only apply under an extra are reported apart (torch_optional_dependents) and are not pins.
+    pip's conflict lines in an error text add those the facts do not list
+    (repair.signatures.torch_pins_in_text).
+    """
+    listed = facts.extra.get("torch_dependents") or {}
+    read = facts.extra.get("torch_dependents_text") or {}  # pip's conflict lines in a text
+    raw = {
+        **(read if isinstance(read, Mapping) else {}),
+        **(listed if isinstance(listed, Mapping) else {}),
+    }
+    out: dict[str, SpecifierSet] = {}
+    if not raw:
+        return out
+    # imported here: packaging.requirements (and its markers, tags) costs ~15 ms to import, and
+    # only facts that list torch's dependents need it (qfix fleet plan: bench/bench_fleet.py)
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for name, req in raw.items():
+        if name in TORCH_FAMILY or not isinstance(req, str):
+            continue
+        spec = SpecifierSet()
+        for line in req.splitlines():
+            try:
+                r = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if r.name.lower() == "torch" and (r.marker is None or "extra" not in str(r.marker)):
+                spec &= r.specifier
+        if str(spec):
+            out[str(name)] = spec
+    return out

@@ -27,7 +27,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from .containers import NOTEBOOKS, gpu_how, notebook_gpu_text, start_with_gpu, where_words
-from .facts import Facts, listed_installed
+from .facts import listed_installed
 from .findings import Diagnosis, Finding, Severity, Unknown, only_reported
 from .fingerprint import fingerprint
 from .knowledge import (
@@ -48,6 +48,7 @@ from .libraries import (
     cudnn_manual,
     library_driver_manual,
 )
+from .pins import torch_dependents
 from .plan import TORCH_FAMILY, Manual, Plan, Step  # noqa: F401
 from .rules.environment import in_conda
 from .runtime_advice import runtime_manual, stays_required
@@ -73,6 +74,7 @@ from .view import (
     public,
     sass_ccs_cover,
     series,
+    torch_arch_list,
     unreadable_versions,
     wheel_misfits,
 )
@@ -123,36 +125,6 @@ def labelled(version: Version, label: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- torch candidates
-
-
-def torch_dependents(facts: Facts) -> dict[str, SpecifierSet]:
-    """Distributions that pin torch (xformers, vllm, ...): name -> their torch specifier.
-
-    The probe reports each distribution's Requires-Dist lines on torch, one per line; lines that
-    only apply under an extra are reported apart (torch_optional_dependents) and are not pins.
-    """
-    raw = facts.extra.get("torch_dependents") or {}
-    out: dict[str, SpecifierSet] = {}
-    if not isinstance(raw, Mapping) or not raw:
-        return out
-    # imported here: packaging.requirements (and its markers, tags) costs ~15 ms to import, and
-    # only facts that list torch's dependents need it (qfix fleet plan: bench/bench_fleet.py)
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    for name, req in raw.items():
-        if name in TORCH_FAMILY or not isinstance(req, str):
-            continue
-        spec = SpecifierSet()
-        for line in req.splitlines():
-            try:
-                r = Requirement(line)
-            except InvalidRequirement:
-                continue
-            if r.name.lower() == "torch" and (r.marker is None or "extra" not in str(r.marker)):
-                spec &= r.specifier
-        if str(spec):
-            out[str(name)] = spec
-    return out
 
 
 def evaluate_variant(
@@ -734,12 +706,41 @@ def _rocm_or_jetson_targets(
                 f"torch's ROCm {_rocm_of(view)}"
             )
             return None, None
+    if "jetson-l4t" in ids and (jetson_torch := jetson_index_torch(view, kb, ids)) is not None:
+        notes.append(
+            f"Jetson with sm_{_sms(view)}: PyTorch's own linux-aarch64 build "
+            f"{jetson_torch.variant.name} of torch {jetson_torch.release.series} carries it "
+            f"({jetson_torch.variant.arch_source or 'plans/torch.toml'}), and the installed "
+            f"torch does not: torch moves to {jetson_torch.version}; bitsandbytes is left alone "
+            "(see the manual steps)"
+        )
+        return jetson_torch, None
     # Builds that do not come from PyPI or the PyPI-style PyTorch index: hands off.
     notes.append(
         ("Jetson (L4T)" if "jetson-l4t" in ids else "ROCm host")
         + ": torch and bitsandbytes are left alone; see the manual steps"
     )
     return None, None
+
+
+def _sms(view: View) -> str:
+    return "/".join(sorted({f"{cc.major}{cc.minor}" for cc in view.ccs}))
+
+
+def jetson_index_torch(view: View, kb: Knowledge, ids: set[str]) -> TorchChoice | None:
+    """A Jetson whose GPU PyTorch's own linux-aarch64 builds compile for (Thor's sm_110 is in
+    the measured arch list of the cu130 wheels, plans/torch.toml), beside a torch whose arch
+    list lacks it (the facts, or the knowledge base for its build): the first such candidate.
+    None where NVIDIA's Jetson build is the only way (Orin's sm_87 is in no index build) or the
+    installed torch already has code for the GPU."""
+    if not view.ccs:
+        return None
+    have, _ = torch_arch_list(view, kb)
+    if have is not None and all(arch_coverage(have, cc) == "sass" for cc in view.ccs):
+        return None
+    if have is None and "gpu-arch-unsupported" not in ids:
+        return None
+    return next((c for c in torch_candidates(view, kb) if c.coverage == "sass"), None)
 
 
 def _bnb_steps(
@@ -861,9 +862,10 @@ def make_plan(
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
     _library_steps(view, kb, by_id, steps)
     if view.implied.frozen_app and steps:
+        manual, notes = _without_the_steps(steps, manual, notes)
         # the other way where a required step already repairs it outside the program
         manual.append(_frozen_app_manual(steps, alone=not any(m.required for m in manual)))
-        steps = []
+        steps, torch_choice, bnb_choice = [], None, None  # nothing the plan installs
     installer = _installer_step(view, kb, steps, notes)
     if installer is not None:
         steps.insert(0, installer)
@@ -890,6 +892,22 @@ def make_plan(
     )
 
 
+def _without_the_steps(
+    steps: list[Step], manual: list[Manual], notes: list[str]
+) -> tuple[list[Manual], list[str]]:
+    """The manual steps and notes of a plan whose steps a frozen program cannot take (S126):
+    those that describe the steps' targets go; an optional step of a class the steps served
+    (the driver upgrade beside a torch move) is what is left to do there, so it is required."""
+    targets = [s.to.lstrip("=") for s in steps if s.to]
+    served = {b for s in steps for b in s.because}
+    kept = [
+        Manual(m.id, m.text, True) if (not m.required and m.id in served) else m
+        for m in manual
+        if not any(t in m.text for t in targets)
+    ]
+    return kept, [n for n in notes if not any(t in n for t in targets)]
+
+
 def _frozen_app_manual(steps: list[Step], *, alone: bool) -> Manual:
     """The failing program is a frozen executable (S126): the packages it runs ship inside it,
     so no installer step reaches them. What the steps would change is said for the program's
@@ -899,13 +917,19 @@ def _frozen_app_manual(steps: list[Step], *, alone: bool) -> Manual:
         f"{s.package} to {s.to.lstrip('=')}" if s.to else f"{s.package} removed" for s in steps
     )
     why = steps[0].because[0] if steps[0].because else "bnb-missing"
+    collect = (
+        " (bitsandbytes' native library is collected only when the build is told to: "
+        "PyInstaller's `--collect-all bitsandbytes`)"
+        if any(s.package == "bitsandbytes" and "bnb-missing" in s.because for s in steps)
+        else ""
+    )
     text = (
         ("" if alone else "or: ")
         + "the failing program is a frozen (PyInstaller) executable: the Python packages it "
         "runs are inside it, where pip cannot change them. What this plan would change in an "
         f"environment ({changes}) has to come with a build of the program that has it (its "
-        "own release), or run the program from source in a Python environment and apply the "
-        "plan there"
+        f"own release){collect}, or run the program from source in a Python environment and "
+        "apply the plan there"
     )
     return Manual(why, text, alone)
 
@@ -933,8 +957,7 @@ def _assumptions(view: View) -> list[Unknown]:
         out.append(
             Unknown(
                 "compute-capability",
-                f"compute capability of {name}: {cc}, from the GPU-name table (plans/gpus.toml: "
-                "NVIDIA's, S106, and the GPUs' own reports, S127), not measured",
+                f"compute capability of {name}: {cc}, from NVIDIA's table (S106), not measured",
             )
         )
     for where, text in unreadable_versions(view.facts):
@@ -1416,6 +1439,24 @@ def _torch_dll_advice(
         # a known-bad build: the runtime does not bring what it lacks (S121); the steps move
         # torch, or the no-candidate step says why none fits
         return None
+    dll = view.implied.torch_dll
+    suspects = [
+        k
+        for k in kb.torch.known_bad
+        if view.torch is None and dll and k.dll.lower() == dll.lower()
+        if view.platform in k.platforms
+    ]
+    if suspects and not view.implied.vc_runtime_missing:
+        # torch's version unreported, its failing DLL that of a known-bad build: say which
+        # release to look for, beside the runtime advice (S121)
+        k = suspects[0]
+        text = (
+            f"{dll} is the DLL that fails in torch {k.version}'s Windows wheels ({k.why}; "
+            f"{k.source}): if `pip show torch` says {k.version}, install {k.fixed_in} of the "
+            f"same build, or bring the DLL it lacks; otherwise, {TORCH_DLL_ADVICE[0].lower()}"
+            f"{TORCH_DLL_ADVICE[1:]}"
+        )
+        return Manual("torch-dll-load-failed", text, True)
     return Manual("torch-dll-load-failed", TORCH_DLL_ADVICE, True)
 
 
@@ -1426,6 +1467,12 @@ def _stale_toolkit_advice(
     torch's own CUDA libraries (no package change fixes that, S52)."""
     if "stale-toolkit-on-path" not in ids:
         return None
+    ptxas = next(
+        (f for f in by_id.get("stale-toolkit-on-path", ()) if f.evidence.get("ptxas_unknown_arch")),
+        None,
+    )
+    if ptxas is not None:
+        return _ptxas_advice(ptxas)
     major = extension_cuda_major(view)
     if major is not None:
         return _extension_toolkit_advice(view, kb, major)
@@ -1448,6 +1495,24 @@ def _stale_toolkit_advice(
     text = (
         f"{STALE_TOOLKIT_ADVICE}: an older {shadowed} found there first is what torch's "
         f"libraries loaded (`unset LD_LIBRARY_PATH`, or put the venv's nvidia/*/lib first)"
+    )
+    return Manual("stale-toolkit-on-path", text, True)
+
+
+def _ptxas_advice(finding: Finding) -> Manual:
+    """A ptxas older than the GPU compiled a kernel (S128): Triton's JIT (or an extension build)
+    needs one that knows the architecture; no torch step proves its Triton brings one."""
+    sm = finding.evidence["ptxas_unknown_arch"]
+    path = finding.evidence.get("TRITON_PTXAS_PATH")
+    where = (
+        f"TRITON_PTXAS_PATH names {path}, a ptxas that does not know it: point it"
+        if path
+        else "point TRITON_PTXAS_PATH (Triton's) or the toolkit on PATH (an extension build)"
+    )
+    text = (
+        f"{where} at the ptxas of a CUDA toolkit that knows {sm} (`<ptxas> --help | grep "
+        f"{sm}`), or take a torch whose bundled Triton carries a newer ptxas; the kernel then "
+        "compiles for this GPU"
     )
     return Manual("stale-toolkit-on-path", text, True)
 
@@ -1591,8 +1656,13 @@ def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
         "jetson-l4t",
         "Jetson: build bitsandbytes from source with the CUDA backend for "
         f"this board (cmake -DCOMPUTE_BACKEND=cuda{flag}; see bitsandbytes' "
-        "installation docs), keep NVIDIA's Jetson build of torch, and upgrade "
-        "JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
+        "installation docs), "
+        + (
+            "take torch from the plan (PyPI's aarch64 CUDA build carries this GPU)"
+            if jetson_index_torch(view, kb, ids) is not None
+            else "keep NVIDIA's Jetson build of torch"
+        )
+        + ", and upgrade JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
         "bitsandbytes wheels are built for SBSA servers",
         True,
     )
@@ -1990,7 +2060,7 @@ def _no_driver_advice(
         None,
     )
     if named is not None and not (view.facts.host and view.facts.host.wsl) and not view.container:
-        return _driver_for_named_gpu(view, kb, named)
+        return _driver_for_named_gpu(view, kb, named, torch_moves=bool(ids & TORCH_FINDINGS))
     # The failing code itself asked torch for CUDA (S113: a CUDA call on a torch without CUDA,
     # or on one that finds no driver): no package change makes that call work on this machine,
     # so the step is required, whatever the venv steps do for bitsandbytes' CPU 4-bit.
@@ -2058,17 +2128,20 @@ def _no_driver_advice(
     return Manual("no-nvidia-driver", text, False)
 
 
-def _driver_for_named_gpu(view: View, kb: Knowledge, finding: Finding) -> Manual:
+def _driver_for_named_gpu(
+    view: View, kb: Knowledge, finding: Finding, *, torch_moves: bool
+) -> Manual:
     """An NVIDIA GPU the facts name, with no driver loaded: install the driver, at least the
-    one torch's CUDA build needs where it is known (plans/drivers.toml)."""
+    one torch's CUDA build needs where it is known and torch stays (plans/drivers.toml); where
+    the plan moves torch, the build it installs decides."""
     gpus = ", ".join(str(g) for g in finding.evidence.get("gpus") or ())
-    need = ""
-    if view.torch_cuda is not None:
+    need = " (one that runs the torch build the plan installs)" if torch_moves else ""
+    if view.torch_cuda is not None and not torch_moves:
         floor = kb.drivers.toolkit_min(view.torch_cuda, view.driver_os)
         if floor is not None:
             need = f" (>= {floor} for torch's CUDA {view.torch_cuda})"
     text = (
-        f"install NVIDIA's driver for the {gpus}{need}, then check that `nvidia-smi` lists it; "
+        f"install NVIDIA's driver for {gpus}{need}, then check that `nvidia-smi` lists it; "
         "on a cloud VM, an image or the provider's GPU-driver extension brings it"
     )
     return Manual("no-nvidia-driver", text, True)
@@ -2264,7 +2337,29 @@ def _arch_unseen_advice(
     )
 
 
+def _dependent_pin_advice(
+    view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
+) -> Manual | None:
+    """A distribution whose torch pin excludes every build for this GPU (rules/project.py): no
+    torch step can serve both, so the distribution moves first (required)."""
+    names = [
+        str(f.evidence.get("package"))
+        for f in by_id.get("project-pin-conflict", ())
+        if f.evidence.get("dependent")
+    ]
+    if not names:
+        return None
+    who = ", ".join(names)
+    text = (
+        f"move {who} to a release whose requirement on torch allows a build with code for this "
+        f"GPU (`pip index versions {names[0]}`, and its release notes), or change that pin "
+        f"where {who} is your own project; then re-run `qfix plan`"
+    )
+    return Manual("project-pin-conflict", text, True)
+
+
 _ENVIRONMENT_ADVICE: tuple[Advice, ...] = (
+    _dependent_pin_advice,
     _torch_dll_advice,
     _arch_unseen_advice,
     _refused_wheel_advice,

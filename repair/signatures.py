@@ -119,6 +119,9 @@ FACT_KEYS: Mapping[str, type] = {
     # The failing program is a frozen executable (PyInstaller's bootloader printed its summary):
     # its Python packages are inside it, where no installer reaches.
     "frozen_app": bool,
+    # The GPU architecture a ptxas refused ("Value 'sm_103a' is not defined for option
+    # 'gpu-name'"): that ptxas (a CUDA toolkit's, or the one Triton bundles) predates it.
+    "ptxas_unknown_arch": str,
     # The DLL of torch\lib whose load failed at `import torch` ("Error loading
     # ...\torch\lib\fbgemm.dll or one of its dependencies", S98): a known-bad torch build is
     # told by it (plans/torch.toml [[known_bad]]).
@@ -207,6 +210,7 @@ class Implied:
     ct2_cuda_major: str | None = None
     vc_runtime_missing: bool = False
     frozen_app: bool = False
+    ptxas_unknown_arch: str | None = None
     triton_ops_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
@@ -432,6 +436,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "ct2_cuda_major": "CTranslate2 could not open its CUDA {value} cuBLAS",
     "vc_runtime_missing": "torch found Microsoft's Visual C++ runtime missing",
     "frozen_app": "the program is a frozen (PyInstaller) executable: its packages are inside it",
+    "ptxas_unknown_arch": "the ptxas that compiled a kernel does not know {value}",
     "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}",
     "extension_torch_cuda": "torch's CUDA as that extension builder read it: {value}",
 }
@@ -460,15 +465,51 @@ def implied_from_facts(facts: Facts) -> Implied:
     )
 
 
+# pip's report of an installed distribution whose requirement on torch the environment breaks
+# (pip/_internal/commands/install.py, _warn_about_conflicts: "{name} {version} requires
+# {requirement}, but {you} have {dep_name} {dep_version} which is incompatible.", "you'll" with
+# the legacy resolver; `pip check`: "{name} {version} has requirement {requirement}, but you have
+# {dep_name} {dep_version}."). The requirement is that distribution's pin on torch.
+_PIP_TORCH_CONFLICT = re.compile(
+    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*) \S+ (?:requires|has requirement) "
+    r"(?P<req>torch\b[^\n]*?), but you(?:'ll)? have torch \S+",
+    re.MULTILINE,
+)
+
+
+def torch_pins_in_text(text: str) -> dict[str, str]:
+    """The requirements on torch that pip's conflict lines in ``text`` quote, by distribution
+    ("lerobot" -> "torch<2.7,>=2.2.1"); torch's own family is left out (its pairing is
+    torch-family-mismatch's)."""
+    out: dict[str, str] = {}
+    for m in _PIP_TORCH_CONFLICT.finditer(text):
+        name = m.group("name").lower()
+        if name not in ("torch", "torchvision", "torchaudio"):
+            out.setdefault(name, m.group("req").strip())
+    return out
+
+
 def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     """``facts`` with what ``text`` proves recorded (``extra["implied"]``; host.system and the
-    ROCm mark where the report lacks them), and one line per constraint for the plan's
-    ``unknown`` list (what was read from the error message, not reported)."""
+    ROCm mark where the report lacks them; torch's dependents that pip's conflict lines name,
+    where the facts do not list them), and one line per constraint for the plan's ``unknown``
+    list (what was read from the error message, not reported)."""
     implied = implied_by(text)
-    if implied.empty:
+    pins = torch_pins_in_text(text)
+    if implied.empty and not pins:
         return facts, []
     implied = _no_gpu_gate(facts, implied)
     extra = dict(facts.extra)
+    if pins:
+        # kept apart from the facts' own list (a probe reads every distribution's
+        # Requires-Dist), which wins where both name one (repair.pins.torch_dependents)
+        extra["torch_dependents_text"] = pins
+    pin_lines = [
+        f"{name} requires {req} (read from pip's message in the error text)"
+        for name, req in pins.items()
+    ]
+    if implied.empty:
+        return replace(facts, extra=extra), pin_lines
     extra["implied"] = implied_to_dict(implied)
     if implied.rocm:
         extra["rocm"] = True
@@ -482,7 +523,7 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     ]
     if host is not facts.host:
         lines.append(f"host: {implied.system} (read from the error message)")
-    return replace(facts, host=host, extra=extra), lines
+    return replace(facts, host=host, extra=extra), lines + pin_lines
 
 
 # "No GPU found. A GPU is needed for quantization." (signature hf-no-gpu-found) is the device

@@ -216,10 +216,17 @@ class View:
         ROCm build is the likeliest cause. pip's torch from PyPI is never one (ROCm builds come
         only from PyTorch's rocmX.Y index or AMD's, plans/torch.toml), and an installer's
         `--extra-index-url` lets pip prefer PyPI's build. Not where a container image brings
-        its own torch, nor where the text shows a HIP library or fault (a ROCm torch)."""
+        its own torch, nor where the text shows a HIP library or fault (a ROCm torch), nor on a
+        Mac (no torch there is ROCm: it is the platform) or under WSL (AMD's own wheels serve
+        it), nor where the AMD GPUs' LLVM targets are not known (an integrated "AMD Radeon
+        Graphics" beside an unlisted NVIDIA GPU reads the same)."""
         t = self.facts.torch
+        h = self.facts.host
         return (
             self.rocm
+            and bool(self.amd_targets)
+            and self.system == "Linux"
+            and not (h is not None and h.wsl)
             and self.torch_installed is True
             and not self.torch_hip
             and self.torch_cuda is None

@@ -368,57 +368,62 @@ def test_ctranslate2s_own_cublas_message_is_ctranslate2s_not_bitsandbytes():
 
 
 @pytest.mark.parametrize(
-    ("text", "lacking", "to"),
+    ("text", "lacking", "nvcc", "to"),
     [
         # faster-whisper's README: CTranslate2 3.24.0 for CUDA 11 (S125)
-        ("Error: Library cublas64_12.dll is not found or cannot be loaded", "12", "==3.24.0"),
-        ("RuntimeError: Library libcublas.so.11 is not found or cannot be loaded", "11", "==4.8.5"),
+        (
+            "Error: Library cublas64_12.dll is not found or cannot be loaded",
+            "12",
+            "11.8",
+            "==3.24.0",
+        ),
+        (
+            "RuntimeError: Library libcublas.so.11 is not found or cannot be loaded",
+            "11",
+            "12.4",
+            "==4.8.5",
+        ),
     ],
 )
-def test_ctranslate2_missing_its_own_cublas_moves_to_a_release_of_another_cuda(text, lacking, to):
-    """Nothing known of torch or the driver: CTranslate2 could not open the cuBLAS of the CUDA it
-    was built for, so a release of that same CUDA would fail alike; the plan moves it to the
-    newest release of another CUDA, and installing the missing cuBLAS is the optional other
-    way. The message is CTranslate2's alone: no second, generic missing-runtime finding."""
+def test_ctranslate2_missing_its_own_cublas_moves_only_to_a_cuda_the_facts_show(
+    text, lacking, nvcc, to
+):
+    """CTranslate2 could not open the cuBLAS of the CUDA it was built for, so a release of that
+    CUDA would fail alike. With a toolkit of another major in the facts, the plan moves it to
+    the newest release of that major and installing the missing cuBLAS is the optional way.
+    With nothing shown of another CUDA, no release is known to find its cuBLAS: installing the
+    missing one is required, the other release named with its condition. The message is
+    CTranslate2's alone: no second, generic missing-runtime finding."""
     system = ("Windows", "AMD64") if ".dll" in text else ("Linux", "x86_64")
-    f = case(
-        text,
+    base = dict(
         host={"system": system[0], "machine": system[1]},
         packages={"ctranslate2": None, "faster-whisper": None},
     )
-    diag, plan = analyse(f)
+    diag, plan = analyse(case(text, toolkit={"nvcc": nvcc}, **base))
     found = [x for x in diag.findings if x.id == "cuda-libs-not-found"]
     assert len(found) == 1 and found[0].evidence.get("ct2_cuda_major") == int(lacking)
     assert step(plan, "ctranslate2").to == to
     [m] = [m for m in plan.manual if m.id == "cuda-libs-not-found"]
     assert not m.required and f"nvidia-cublas-cu{lacking}" in m.text
+    _, bare = analyse(case(text, **base))
+    assert step(bare, "ctranslate2") is None
+    [m] = [m for m in bare.manual if m.id == "cuda-libs-not-found"]
+    assert m.required and f"nvidia-cublas-cu{lacking}" in m.text
+    assert f"ctranslate2 {to}" in m.text and "where CUDA" in m.text
 
 
-def test_ctranslate2_is_not_moved_to_a_cuda_the_environment_lacks():
-    # torch cu118 and no CUDA 12 toolkit: a CUDA 12 CTranslate2 would find no cuBLAS
+def test_ctranslate2_is_not_planned_for_a_python_its_wheels_do_not_cover():
+    """3.24.0 has CPython wheels up to 3.12 and no sdist (PyPI, read 2026-12-07): on Python 3.13
+    no CUDA 11 release installs, so a CUDA 11 toolkit gives no CTranslate2 step."""
+    text = "Error: Library cublas64_12.dll is not found or cannot be loaded"
     f = case(
-        "Could not load library libcudnn_ops_infer.so.8. Error: No such file",
-        packages={"torch": "2.0.1+cu118", "ctranslate2": "4.4.0"},
-        torch={"version": "2.0.1+cu118", "cuda": "11.8"},
+        text,
+        host={"system": "Windows", "machine": "AMD64"},
+        python={"version": "3.13.1"},
+        packages={"ctranslate2": "4.4.0"},
+        toolkit={"nvcc": "11.8"},
     )
-    assert step(analyse(f)[1], "ctranslate2").to == "==3.24.0"
-    with_toolkit = case(
-        "Could not load library libcudnn_ops_infer.so.8. Error: No such file",
-        packages={"torch": "2.0.1+cu118", "ctranslate2": "4.4.0"},
-        torch={"version": "2.0.1+cu118", "cuda": "11.8"},
-        toolkit={"nvcc": "12.2"},
-    )
-    assert step(analyse(with_toolkit)[1], "ctranslate2").to == "==4.8.5"
-
-
-def test_a_toolkit_of_ctranslate2s_cuda_is_still_stale_for_a_legacy_bitsandbytes():
-    f = case(
-        packages={"torch": "2.0.0+cu118", "ctranslate2": "4.4.0", "bitsandbytes": "0.39.1"},
-        torch={"version": "2.0.0+cu118", "cuda": "11.8"},
-        bitsandbytes={"version": "0.39.1"},
-        toolkit={"nvcc": "12.2"},
-    )
-    assert "stale-toolkit-on-path" in analyse(f)[0].ids
+    assert step(analyse(f)[1], "ctranslate2") is None
 
 
 FROZEN = "[1004] Failed to execute script '__main__' due to unhandled exception!"
@@ -430,7 +435,8 @@ def test_a_frozen_program_gets_no_installer_step_and_the_library_advice_for_itse
     where the program loads it (required), and what the plan would have changed is said as the
     other way, for the program's own build."""
     text = "RuntimeError: Library cublas64_11.dll is not found or cannot be loaded\n" + FROZEN
-    f = case(text, host={"system": "Windows", "machine": "AMD64"}, packages={})
+    win = {"system": "Windows", "machine": "AMD64"}
+    f = case(text, host=win, packages={}, toolkit={"nvcc": "12.4"})
     diag, plan = analyse(f)
     assert "cuda-libs-not-found" in diag.ids and not plan.steps
     required = [m for m in plan.manual if m.required]
@@ -438,7 +444,7 @@ def test_a_frozen_program_gets_no_installer_step_and_the_library_advice_for_itse
     [other] = [m for m in plan.manual if not m.required]
     assert "frozen (PyInstaller)" in other.text and "ctranslate2 to 4.8.5" in other.text
     # the same text without the bootloader's line: a pip step for the environment
-    _, in_env = analyse(case(text.split("\n")[0], host={"system": "Windows", "machine": "AMD64"}))
+    _, in_env = analyse(case(text.split("\n")[0], host=win, toolkit={"nvcc": "12.4"}))
     assert step(in_env, "ctranslate2") is not None
 
 

@@ -1604,3 +1604,204 @@ def test_an_unreported_windows_torch_without_cuda_beside_a_toolkit_is_suspected_
     if suspected:
         assert found[0].evidence.get("suspected") is True
         assert any(s.package == "torch" and "+cu" in s.to for s in plan.steps)
+
+
+PIP_CONFLICT = (
+    "ERROR: pip's dependency resolver does not currently take into account all the packages "
+    "that are installed. This behaviour is the source of the following dependency conflicts.\n"
+    "lerobot 0.1.0 requires torch<2.7,>=2.2.1, but you have torch 2.8.0.dev20250515+cu128 "
+    "which is incompatible.\n"
+    "torchvision 0.21.0 requires torch==2.6.0, but you have torch 2.8.0 which is incompatible."
+)
+
+
+def _rtx5070ti_doc(**extra) -> dict:
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64", "libc": "glibc 2.39"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 5070 Ti", "compute_capability": "12.0"}],
+        "python": {"version": "3.10.16"},
+        "packages": {"lerobot": "0.1.0", "torch": "2.8.0.dev20250515+cu128"},
+        "torch": {"version": "2.8.0.dev20250515+cu128", "cuda": "12.8", "cuda_available": True},
+    }
+    doc.update(extra)
+    return doc
+
+
+def test_pips_conflict_line_gives_a_dependents_torch_pin_that_excludes_the_gpu():
+    """pip's resolver names a distribution's requirement on torch (pip's install.py
+    _warn_about_conflicts); no torch below 2.7 has code for sm_120, so lerobot's pin is a
+    project-pin-conflict with a required step to move it. torch's own family is not read as a
+    dependent (torch-family-mismatch's)."""
+    from repair.signatures import torch_pins_in_text
+
+    assert torch_pins_in_text(PIP_CONFLICT) == {"lerobot": "torch<2.7,>=2.2.1"}
+    diag, plan = analyse(facts_from_dict({"facts": _rtx5070ti_doc(), "error": PIP_CONFLICT}))
+    [f] = [f for f in diag.findings if f.id == "project-pin-conflict"]
+    assert f.evidence["package"] == "lerobot" and "sm_120" in f.summary
+    [m] = [m for m in plan.manual if m.id == "project-pin-conflict"]
+    assert m.required and "move lerobot" in m.text
+    assert any("read from pip's message" in u for u in plan.unknown)
+
+
+def test_a_dependent_pin_that_allows_a_build_for_the_gpu_is_no_conflict():
+    text = PIP_CONFLICT.replace("torch<2.7,>=2.2.1", "torch<2.9,>=2.2.1")
+    diag, _ = analyse(facts_from_dict({"facts": _rtx5070ti_doc(), "error": text}))
+    assert "project-pin-conflict" not in diag.ids
+
+
+def test_a_probed_dependent_list_wins_over_the_text():
+    """The facts' own torch_dependents (a probe reads every Requires-Dist) win where both name
+    a distribution: the text's older line is not a pin any more."""
+    doc = _rtx5070ti_doc(torch_dependents={"lerobot": "torch>=2.2.1"})
+    diag, _ = analyse(facts_from_dict({"facts": doc, "error": PIP_CONFLICT}))
+    assert "project-pin-conflict" not in diag.ids
+
+
+def _thor_doc(arch: list[str] | None) -> dict:
+    torch: dict = {"version": "2.9.1+cu128", "cuda": "12.8"}
+    if arch is not None:
+        torch["arch_list"] = arch
+    return {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "aarch64", "os_release": "L4T R38.4 (JetPack 7)"},
+        "driver": {"found": True, "cuda": "13.0", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA Jetson Thor", "compute_capability": "11.0"}],
+        "packages": {"torch": "2.9.1+cu128"},
+        "torch": torch,
+    }
+
+
+def test_jetson_thor_moves_to_pytorchs_aarch64_build_that_carries_sm_110():
+    """Thor's sm_110 is in PyTorch's own linux-aarch64 CUDA 13 builds (measured, plans/torch.toml):
+    a torch whose reported arch list lacks it is gpu-arch-unsupported on this Jetson too, and
+    torch moves to such a build; bitsandbytes stays a source build (the manual step)."""
+    diag, plan = analyse(facts_from_dict(_thor_doc(["sm_80", "sm_90", "sm_100", "sm_120"])))
+    assert {"gpu-arch-unsupported", "jetson-l4t"} <= set(diag.ids)
+    [torch] = [s for s in plan.steps if s.package == "torch"]
+    rel = KB.torch.release(Version(torch.to))
+    var = rel.variant(Version(torch.to).local)
+    assert "sm_110" in (var.arch_for("linux-aarch64") or ())
+    [m] = [m for m in plan.manual if m.id == "jetson-l4t"]
+    assert "take torch from the plan" in m.text and "-DCOMPUTE_CAPABILITY=110" in m.text
+
+
+def test_jetson_orin_keeps_nvidias_build_and_thor_with_sm_110_is_left_alone():
+    """Orin's sm_87 is in no index build: NVIDIA's Jetson build stays the only way. A Thor torch
+    that has sm_110 needs no move."""
+    orin = _thor_doc(["sm_80", "sm_90"])
+    orin["gpus"] = [{"index": 0, "name": "NVIDIA Jetson AGX Orin", "compute_capability": "8.7"}]
+    _, plan = analyse(facts_from_dict(orin))
+    assert not any(s.package == "torch" for s in plan.steps)
+    assert any("keep NVIDIA's Jetson build" in m.text for m in plan.manual)
+    fine = _thor_doc(["sm_80", "sm_90", "sm_100", "sm_110", "sm_120"])
+    diag, plan = analyse(facts_from_dict(fine))
+    assert "gpu-arch-unsupported" not in diag.ids
+    assert not any(s.package == "torch" for s in plan.steps)
+
+
+@pytest.mark.parametrize(("cuda", "lacks"), [("12.6", True), ("12.8", False)])
+def test_a_torch_of_unknown_release_but_known_cuda_is_judged_by_every_build_of_that_cuda(
+    cuda, lacks
+):
+    """Issue 12 item 1, a range: torch's version unreported, its CUDA 12.6 known. No cu126 build
+    of any release has sm_120, so the RTX 50's arch is missing whichever it is, and torch moves
+    to a build that has it; every cu128 build has it, so nothing is claimed there."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "590.48.01", "cuda": "13.1", "source": "report"},
+        "gpus": [{"index": 0, "compute_capability": "12.0"}],
+        "packages": {"torch": None},
+        "torch": {"version": None, "cuda": cuda},
+    }
+    diag, plan = analyse(facts_from_dict(doc))
+    found = [f for f in diag.findings if f.id == "gpu-arch-unsupported"]
+    assert bool(found) is lacks
+    if lacks:
+        assert f"CUDA {cuda}" in found[0].summary and "not reported" in found[0].summary
+        [torch] = [s for s in plan.steps if s.package == "torch"]
+        rel = KB.torch.release(Version(torch.to))
+        arch = rel.variant(Version(torch.to).local).arch_for("linux-x86_64")
+        assert arch_coverage(arch, Version("12.0")) == "sass"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RuntimeError: No HIP GPUs are available",
+        "RuntimeError: HIP error: no ROCm-capable device is detected",
+    ],
+)
+def test_a_rocm_torchs_own_no_device_error_is_no_not_rocm_suspicion(text):
+    """S129: only a HIP build of torch prints these: torch is ROCm, so nothing suspects it is
+    not and no torch step is planned; the step is the GPU's device access."""
+    doc = {"facts": _amd_unknown_torch_doc(cuda_available=False), "error": text}
+    diag, plan = analyse(facts_from_dict(doc))
+    assert not any(f.evidence.get("suspected") for f in diag.findings)
+    assert not any(s.package == "torch" for s in plan.steps)
+    assert any(m.required and "/dev/kfd" in m.text for m in plan.manual)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host": {"system": "Linux", "machine": "x86_64", "container": "docker"}},  # its image's
+        {"host": {"system": "Linux", "machine": "x86_64", "wsl": True}},  # AMD's own wheels
+        {"host": {"system": "Darwin", "machine": "x86_64"}},  # no torch is ROCm on a Mac
+        {"gpus": [{"index": 0, "name": "AMD Radeon Graphics"}]},  # an iGPU: targets unknown
+        {"torch": {"cuda_available": False, "arch_list": ["gfx1030"]}},  # a build that read
+        {"torch": {"cuda_available": False, "error": "ImportError: libamdhip64.so.6"}},
+    ],
+)
+def test_no_not_rocm_suspicion_where_the_facts_explain_the_torch_otherwise(change):
+    doc = {**_amd_unknown_torch_doc(cuda_available=False), **change}
+    diag, plan = analyse(facts_from_dict(doc))
+    assert not any(f.evidence.get("suspected") for f in diag.findings), change
+    assert not any(s.package == "torch" and "+rocm" in (s.to or "") for s in plan.steps)
+
+
+def test_a_linux_aarch64_toolkit_without_a_gpu_is_no_cpu_torch_suspicion():
+    """A CUDA toolkit and a False cuda_available with the GPU unreported suggest pip's CPU torch
+    on Windows only: on Linux aarch64 it is as likely a Jetson (JetPack brings the toolkit)."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "aarch64"},
+        "packages": {"torch": None},
+        "torch": {"cuda_available": False},
+        "toolkit": {"nvcc": "11.4"},
+    }
+    diag, plan = analyse(facts_from_dict(doc))
+    assert "torch-cpu-build" not in diag.ids
+    assert not any(s.package == "torch" for s in plan.steps)
+
+
+def test_a_named_gpu_beside_a_driver_library_mismatch_is_no_missing_driver():
+    """NVML's "Driver/library version mismatch" says a driver is installed (a reboot or a module
+    reload fixes it): not "install NVIDIA's driver"."""
+    doc = _gpu_without_driver_doc()
+    doc["driver"] = {
+        "found": False,
+        "error": "Failed to initialize NVML: Driver/library version mismatch",
+        "source": "report",
+    }
+    _, plan = analyse(facts_from_dict(doc))
+    assert not any("install NVIDIA's driver" in m.text for m in plan.manual)
+
+
+def test_a_named_gpu_without_a_driver_in_a_container_gets_the_container_advice():
+    doc = _gpu_without_driver_doc()
+    doc["host"] = {**doc["host"], "container": "docker"}
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
+    assert "install NVIDIA's driver for" not in m.text and "container" in m.text.lower()
+
+
+def test_a_named_gpus_driver_floor_is_said_only_where_torch_stays():
+    """The floor for torch's CUDA is said where torch stays; where the plan moves torch (an RTX
+    5090 with a cu121 torch), the build it installs decides, not the one it replaces."""
+    doc = _gpu_without_driver_doc()
+    doc["gpus"] = [{"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}]
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
+    assert "the plan installs" in m.text and ">=" not in m.text

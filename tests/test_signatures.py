@@ -1641,6 +1641,9 @@ def test_triton_ops_missing_in_a_bitsandbytes_frame_bounds_bitsandbytes():
     [
         "NotImplementedError: Unsloth currently only works on NVIDIA GPUs and Intel GPUs.",
         "NotImplementedError: Unsloth: No NVIDIA GPU found? Unsloth currently only supports GPUs!",
+        # later unsloth_zoo/device_type.py (S85)
+        "NotImplementedError: Unsloth cannot find any torch accelerator? You need a GPU.",
+        "NotImplementedError: Unsloth currently only works on NVIDIA, AMD and Intel GPUs.",
     ],
 )
 def test_unsloths_device_check_means_torch_saw_no_cuda(text: str) -> None:
@@ -2677,3 +2680,71 @@ def test_torchs_pip_cublas_bound_to_an_older_cublaslt_is_a_shadowing_toolkit(tex
     )
     [m] = [m for m in _analyse(unset, text).plan.manual if m.id == "stale-toolkit-on-path"]
     assert "grep cublasLt" in m.text and "nvjitlink" not in m.text.lower()
+
+
+def test_a_wrapped_torch_dll_line_is_still_read_and_names_the_known_bad_release() -> None:
+    """kohya_ss' console wraps the loader's line after "Error loading": it is still
+    torch-dll-load-failed with the DLL read. torch's version unreported and the DLL the one
+    torch 2.4.0's Windows wheels fail on (S121): the step names that release and its fix
+    beside the Visual C++ runtime."""
+    text = (
+        "ERROR    Could not load torch: [WinError 126] The specified module could not be "
+        "found. Error loading\n"
+        '                         "P:\\AI\\kohya_ss\\venv\\lib\\site-packages\\torch\\lib\\'
+        'fbgemm.dll" or one of its dependencies.'
+    )
+    assert implied_by(text).torch_dll == "fbgemm.dll"
+    facts = _report("Windows", {"version": None}, driver=None)
+    a = _analyse(facts, text)
+    assert "torch-dll-load-failed" in a.diagnosis.ids
+    [m] = [m for m in a.plan.manual if m.id == "torch-dll-load-failed"]
+    assert m.required and "2.4.1" in m.text and "Visual C++" in m.text
+    other = text.replace("fbgemm.dll", "c10.dll")
+    [m] = [m for m in _analyse(facts, other).plan.manual if m.id == "torch-dll-load-failed"]
+    assert "2.4.1" not in m.text and "Visual C++" in m.text
+
+
+def test_a_family_librarys_undefined_symbol_names_the_family_mismatch() -> None:
+    """The loader names torchaudio's library first, then the symbol of another torch's c10: the
+    family does not match torch (the class's signature); bitsandbytes' own undefined symbols
+    are not read so."""
+    from repair.catalogue import load_catalogue
+    from repair.explain import explain
+
+    text = (
+        "OSError: /usr/local/lib/python3.10/dist-packages/torchaudio/lib/libtorchaudio.so: "
+        "undefined symbol: _ZNK3c105Error4whatEv"
+    )
+    assert "torch-family-mismatch" in {m.id for m in explain(text, load_catalogue())}
+    bnb = "libbitsandbytes_cpu.so: undefined symbol: cadam32bit_grad_fp32"
+    assert "torch-family-mismatch" not in {m.id for m in explain(bnb, load_catalogue())}
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "named"),
+    [
+        ("ptxas fatal   : Value 'sm_103a' is not defined for option 'gpu-name'", True, True),
+        ("ptxas fatal : Value 'sm_120a' is not defined for option 'gpu-name'", False, True),
+        # CUDA 13's ptxas no longer targets Maxwell: not a toolkit older than the GPU
+        ("ptxas fatal: Value 'sm_52' is not defined for option 'gpu-name'", False, False),
+    ],
+)
+def test_a_ptxas_that_does_not_know_the_gpu_is_a_stale_toolkit(text, env, named):
+    """S128: the ptxas that compiled a kernel (TRITON_PTXAS_PATH's, a toolkit's, Triton's own)
+    predates the GPU: stale-toolkit-on-path with a required step naming the variable where the
+    facts give it; an old target a newer ptxas dropped is not read so."""
+    doc: dict = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "packages": {"torch": "2.9.1+cu128"},
+        "torch": {"version": "2.9.1+cu128", "cuda": "12.8"},
+    }
+    if env:
+        doc["env"] = {"TRITON_PTXAS_PATH": "/usr/local/cuda/bin/ptxas"}
+    a = _analyse(facts_from_dict(doc), text)
+    found = [f for f in a.diagnosis.findings if f.id == "stale-toolkit-on-path"]
+    assert bool(found) is named
+    if named:
+        [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
+        assert m.required and "--help | grep sm_1" in m.text
+        assert ("TRITON_PTXAS_PATH names /usr/local/cuda/bin/ptxas" in m.text) is env

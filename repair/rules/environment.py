@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from packaging.version import Version
@@ -58,11 +59,36 @@ def _not_linux_search(view: View, kb: Knowledge) -> bool:
     return view.system == "Windows" and view.implied.wanted_cudnn_major is None
 
 
+# A ptxas refusing an architecture at or above this one is older than the GPU (S128); below it,
+# the refused target is one a newer CUDA dropped (CUDA 13 no longer targets sm_52).
+PTXAS_NEW_ARCH = Version("8.0")
+
+
+def sm_capability(sm: str) -> Version | None:
+    """ "sm_103a" -> 10.3, "sm_86" -> 8.6; None for anything else."""
+    m = re.fullmatch(r"sm_(\d+)(\d)[af]?", sm)
+    return Version(f"{m.group(1)}.{m.group(2)}") if m else None
+
+
 @rule("stale-toolkit-on-path")
 def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
     # F06, compat-facts C4: up to 0.40.0 bitsandbytes keyed its library on the first libcudart
     # found, which a system toolkit on the path can shadow.
     view = ctx.view
+    refused = view.implied.ptxas_unknown_arch
+    if refused and (cc := sm_capability(refused)) is not None and cc >= PTXAS_NEW_ARCH:
+        # S128: a ptxas older than the GPU it compiles for (any system)
+        path = (view.facts.env or {}).get("TRITON_PTXAS_PATH")
+        yield ctx.finding(
+            "stale-toolkit-on-path",
+            f"the ptxas that compiled a kernel does not know {refused} (read from the error "
+            "message): it comes from a CUDA older than this GPU"
+            + (f" (TRITON_PTXAS_PATH={path})" if path else ""),
+            ptxas_unknown_arch=refused,
+            TRITON_PTXAS_PATH=path,
+            source="error message",
+        )
+        return
     major = extension_cuda_major(view)
     if major is not None:
         # S120: the toolkit that compiles extensions must have torch's CUDA major (any system)

@@ -54,10 +54,16 @@ def no_nvidia_driver(ctx: Context) -> Iterator[Finding | Unknown]:
             # nothing to repair, so a note; 4-bit there is the CPU backend's (bnb-no-cpu-4bit).
             found = replace(found, severity=Severity.INFO)
         yield found
-    elif not view.rocm and view.gpus and view.driver_found is False:
+    elif (
+        not view.rocm
+        and view.gpus
+        and view.driver_found is False
+        and "mismatch" not in ((view.facts.driver.error if view.facts.driver else None) or "")
+    ):
         # A report that names the NVIDIA GPU and says no driver is loaded (a fresh VM or
         # install: `nvidia-smi` not found). A probe never gives this pair (NVML lists GPUs only
         # through the driver); the GPU is there, so the driver is the fault, not the machine.
+        # (NVML's "Driver/library version mismatch" says a driver is installed: not this case)
         names = [g.name or f"GPU {g.index}" for g in view.gpus]
         yield Finding(
             "no-nvidia-driver",
@@ -146,7 +152,7 @@ def rocm_host(ctx: Context) -> Iterator[Finding]:
         seen = "the facts" if t is not None and t.cuda_available is False else "the error text"
         yield Finding(
             "rocm-host",
-            Severity.ERROR,
+            Severity.WARNING,  # suspected, as every suspected finding
             f"torch {view.torch or '(version not reported)'} could not use the AMD GPU "
             f"(torch.cuda.is_available() was False: {seen}) and its build is not in the facts; "
             "a torch that is not a ROCm build is the likeliest cause (pip's torch from PyPI "
@@ -183,10 +189,27 @@ def _cuda_torch(view: View, kb: Knowledge) -> bool:
 def jetson_l4t(ctx: Context) -> Iterator[Finding]:
     if ctx.jetson:
         h = ctx.view.facts.host
+        # Thor's sm_110 is in PyTorch's own aarch64 CUDA 13 builds (plans/torch.toml, measured);
+        # Orin's sm_87 and older boards are in none: NVIDIA's Jetson build is their only torch
+        sms = {f"sm_{cc.major}{cc.minor}" for cc in ctx.view.ccs}
+        indexed = bool(sms) and all(
+            any(
+                sm in (var.arch_aarch64 or ())
+                for rel in ctx.kb.torch.releases
+                for var in rel.variants
+            )
+            for sm in sms
+        )
+        torch_words = (
+            "torch must be a build for this board: PyTorch's own aarch64 CUDA build carries "
+            + ", ".join(sorted(sms))
+            if indexed
+            else "torch must be NVIDIA's Jetson build"
+        )
         yield ctx.finding(
             "jetson-l4t",
             "NVIDIA Jetson (L4T): bitsandbytes' aarch64 wheels are built for SBSA "
-            "servers and torch must be NVIDIA's Jetson build",
+            f"servers and {torch_words}",
             l4t=h.l4t if h else None,
             os_release=h.os_release if h else None,
             gpus=[g.name for g in ctx.view.gpus or ()],

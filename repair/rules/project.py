@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from ..findings import Finding, Unknown
-from ..pins import Pin, may_meet, pins_from_facts
-from ..view import public
+from ..pins import Pin, may_meet, pins_from_facts, torch_dependents
+from ..view import arch_coverage, public
 from .registry import Context, rule
 
 FID = "project-pin-conflict"
@@ -35,6 +36,7 @@ def _both_sides(needs: str, pins: tuple[Pin, ...]) -> str:
 
 @rule(FID)
 def project_pin_conflict(ctx: Context) -> Iterator[Finding | Unknown]:
+    yield from _dependent_pins_exclude_the_gpu(ctx)
     pins = pins_from_facts(ctx.view.facts)
     if not pins:
         return
@@ -102,3 +104,39 @@ def project_pin_conflict(ctx: Context) -> Iterator[Finding | Unknown]:
                 package="torch",
                 pins=[f"{p.text} ({p.source})" for p in torch],
             )
+
+
+def _dependent_pins_exclude_the_gpu(ctx: Context) -> Iterator[Finding]:
+    """A distribution's requirement on torch (its Requires-Dist, or pip's conflict line in the
+    text) that no torch build with code for this machine's GPUs satisfies: that distribution
+    must move (or its pin change) before any torch can serve the GPU -- a pin of the project's
+    stack, the same fault as a requirements file's. Only where every GPU's compute capability
+    and every candidate's arch list are known (a build of unknown arch list proves nothing)."""
+    view, kb = ctx.view, ctx.kb
+    deps = torch_dependents(view.facts)
+    if not deps or not view.ccs or view.platform is None or view.rocm or ctx.jetson:
+        return
+    serving: list[Version] = []
+    for rel in kb.torch.releases:
+        for var in rel.variants_for(view.platform):
+            arch = var.arch_for(view.platform)
+            if var.cuda is None or arch is None:
+                continue
+            if all(arch_coverage(arch, cc) for cc in view.ccs):
+                serving += [Version(f"{v}+{var.name}") for v in rel.versions]
+    if not serving:
+        return
+    first = min(serving)
+    for name, spec in deps.items():
+        if any(spec.contains(v, prereleases=True) for v in serving):
+            continue
+        arches = ", ".join(sorted({f"sm_{cc.major}{cc.minor}" for cc in view.ccs}))
+        yield ctx.finding(
+            FID,
+            f"{name} requires torch{spec}, and no torch build it allows has code for this "
+            f"GPU ({arches}; the first is torch {first.public}+{first.local}): {name} must move "
+            "to a release that allows it, or its pin change",
+            package=name,
+            pins=[f"torch{spec} ({name})"],
+            dependent=True,
+        )

@@ -158,10 +158,12 @@ def _pypi_cpu_of_unknown_torch(ctx: Context) -> list[TorchRelease]:
 
 
 def _gpu_wanted_where_unknown(view: View) -> bool:
-    """Whether the facts say nothing of an NVIDIA GPU or driver, but show the GPU was meant to
-    be used: torch.cuda.is_available() was False where the report or the text says so, beside a
-    CUDA toolkit that was installed (nvcc), or code that asked torch for CUDA."""
-    if view.has_nvidia_gpu is not None or view.rocm or view.amd:
+    """On Windows, whether the facts say nothing of an NVIDIA GPU or driver, but show the GPU
+    was meant to be used: torch.cuda.is_available() was False where the report or the text says
+    so, beside a CUDA toolkit that was installed (nvcc), or code that asked torch for CUDA.
+    Windows only: elsewhere a CUDA toolkit without a reported GPU is as likely a Jetson's
+    (JetPack installs one), whose torch is NVIDIA's own build, not PyPI's."""
+    if view.system != "Windows" or view.has_nvidia_gpu is not None or view.rocm or view.amd:
         return False
     t = view.facts.torch
     unavailable = (t is not None and t.cuda_available is False) or (
@@ -237,31 +239,61 @@ def _torch_gpu_build(view: View, kb: Knowledge) -> bool:
 @rule("gpu-arch-unsupported")
 def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
     """A GPU below every torch build of the knowledge base, or missing from the installed one's."""
-    if ctx.jetson:
-        return
-    yield from _below_every_build(ctx)
     view = ctx.view
-    yield from _builds_for_unknown_torch(ctx)
     facts_arch = view.facts.torch is not None and bool(view.facts.torch.arch_list)
+    if ctx.jetson and not facts_arch:
+        return  # a Jetson's torch comes from JetPack: only its own reported arch list says
+    if not ctx.jetson:
+        yield from _below_every_build(ctx)
+        yield from _builds_for_unknown_torch(ctx)
     if not view.ccs or (view.torch_cuda is None and not facts_arch) or view.rocm:
         return
     arch_list, source = torch_arch_list(view, ctx.kb)
+    if arch_list is None and view.torch is None and view.torch_cuda is not None:
+        # torch's version unknown, its CUDA known: a range of builds (issue 12 item 1). Where
+        # every build of that CUDA the knowledge base lists for this platform lacks the GPU,
+        # whichever release it is lacks it too.
+        arch_list, source = _every_build_of_the_cuda(ctx, view.torch_cuda)
     if arch_list is None:
         yield Unknown("torch-arch-list", "torch arch list")
         return
     for g in view.gpus or ():
         why = _not_covered(ctx, arch_list, g)
         if why is not None:
+            build = (
+                f"any torch build of CUDA {view.torch_cuda} (torch's release is not reported)"
+                if source.startswith("knowledge (every")
+                else "torch's build"
+            )
             yield ctx.finding(
                 "gpu-arch-unsupported",
-                f"GPU {g.index} {g.name or ''} (sm_{why[0].major}{why[0].minor}) is not in "
-                f"torch's build: {why[1]}",
+                f"GPU {g.index}{' ' + g.name if g.name else ''} "
+                f"(sm_{why[0].major}{why[0].minor}) is not in {build}: {why[1]}",
                 gpu=g.index,
                 name=g.name,
                 compute_capability=g.compute_capability,
                 arch_list=list(arch_list),
                 arch_list_source=source,
             )
+
+
+def _every_build_of_the_cuda(ctx: Context, cuda: Version) -> tuple[tuple[str, ...] | None, str]:
+    """The union of the arch lists of every torch build of CUDA ``cuda`` for this platform
+    (a GPU none of them covers is covered by no release of that CUDA), and where it came from;
+    None where any such build's list is unknown or there is none."""
+    platform = ctx.view.platform
+    if platform is None:
+        return None, "unknown"
+    lists = [
+        var.arch_for(platform)
+        for rel in ctx.kb.torch.releases
+        for var in rel.variants_for(platform)
+        if var.cuda is not None and (var.cuda.major, var.cuda.minor) == (cuda.major, cuda.minor)
+    ]
+    if not lists or any(a is None for a in lists):
+        return None, "unknown"
+    union = tuple(sorted({arch for a in lists for arch in a or ()}))
+    return union, f"knowledge (every torch build of CUDA {cuda} for {platform})"
 
 
 def _gpus_unknown_torch_may_lack(
