@@ -10,8 +10,6 @@ release fits the driver and the cuDNN there. Pure: reads the view and the knowle
 
 from __future__ import annotations
 
-import re
-
 from .findings import Finding
 from .knowledge import Knowledge, LibraryRuntime
 from .plan import Manual
@@ -107,17 +105,11 @@ def ct2_target(view: View, kb: Knowledge) -> LibraryRuntime | None:
 
 
 def _cublas_majors_listed(view: View) -> set[int]:
-    """The CUDA majors whose cuBLAS the facts show without a CUDA torch: a toolkit's nvcc,
-    NVIDIA's nvidia-cublas-cuN wheel in the package list."""
-    out = set()
+    """The CUDA majors whose cuBLAS the facts show without a CUDA torch: a toolkit's nvcc (its
+    installer puts its libraries where the loader looks). NVIDIA's nvidia-cublas-cuN wheel is
+    no such sign: its folder is on no search path until someone puts it there."""
     nvcc = parse_version(view.facts.toolkit_nvcc)
-    if nvcc is not None:
-        out.add(nvcc.major)
-    for name in view.facts.packages or {}:
-        m = re.fullmatch(r"nvidia-cublas-cu(\d+)", name.lower())
-        if m and view.installed(name):
-            out.add(int(m.group(1)))
-    return out
+    return {nvcc.major} if nvcc is not None else set()
 
 
 def _cuda_majors_here(view: View) -> set[int] | None:
@@ -257,7 +249,7 @@ def ct2_cuda_manual(view: View, kb: Knowledge, finding: Finding) -> Manual:
     )
     alternative = (
         f"; or, where CUDA {other.cuda.major}'s libraries are installed, ctranslate2 "
-        f"{other.target}, built for CUDA {other.cuda.major} (S125)"
+        f"{other.target.lstrip('=')}, built for CUDA {other.cuda.major} (S125)"
         if other is not None and other.cuda is not None and not view.implied.frozen_app
         else ""
     )

@@ -723,6 +723,17 @@ def _rocm_or_jetson_targets(
     return None, None
 
 
+def _board_in_index_builds(view: View, kb: Knowledge) -> bool:
+    """Whether every GPU's own architecture is named in some PyTorch linux-aarch64 build's arch
+    list (Thor's sm_110): there PyTorch's build serves the board too."""
+    sms = {f"sm_{cc.major}{cc.minor}" for cc in view.ccs}
+    return bool(sms) and any(
+        sms <= set(var.arch_for("linux-aarch64") or ())
+        for rel in kb.torch.releases
+        for var in rel.variants
+    )
+
+
 def _sms(view: View) -> str:
     return "/".join(sorted({f"{cc.major}{cc.minor}" for cc in view.ccs}))
 
@@ -740,7 +751,17 @@ def jetson_index_torch(view: View, kb: Knowledge, ids: set[str]) -> TorchChoice 
         return None
     if have is None and "gpu-arch-unsupported" not in ids:
         return None
-    return next((c for c in torch_candidates(view, kb) if c.coverage == "sass"), None)
+    # the board's own architecture named in the build's aarch64 list: SASS of a lower minor
+    # (sm_80 for Orin's 8.7) says nothing of a JetPack board, whose torch is NVIDIA's build
+    sms = {f"sm_{cc.major}{cc.minor}" for cc in view.ccs}
+    return next(
+        (
+            c
+            for c in torch_candidates(view, kb)
+            if sms <= set(c.variant.arch_for("linux-aarch64") or ())
+        ),
+        None,
+    )
 
 
 def _bnb_steps(
@@ -1660,6 +1681,9 @@ def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
         + (
             "take torch from the plan (PyPI's aarch64 CUDA build carries this GPU)"
             if jetson_index_torch(view, kb, ids) is not None
+            else "keep a torch built for this board (NVIDIA's Jetson build, or PyTorch's own "
+            "aarch64 CUDA build where it names the board's architecture)"
+            if _board_in_index_builds(view, kb)
             else "keep NVIDIA's Jetson build of torch"
         )
         + ", and upgrade JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "

@@ -457,3 +457,17 @@ def test_a_frozen_programs_steps_become_one_required_step_when_nothing_else_is_r
     assert not plan.steps
     [m] = [m for m in plan.manual if "frozen (PyInstaller)" in m.text]
     assert m.required and "bitsandbytes to" in m.text
+
+
+def test_nvidias_cublas_wheel_is_no_sign_that_its_cuda_is_where_ctranslate2_looks():
+    """The nvidia-cublas-cu11 wheel's folder is on no search path: it does not make a CUDA 11
+    CTranslate2 a repair; installing the missing cuBLAS stays required."""
+    f = case(
+        "Error: Library cublas64_12.dll is not found or cannot be loaded",
+        host={"system": "Windows", "machine": "AMD64"},
+        packages={"ctranslate2": "4.5.0", "nvidia-cublas-cu11": "11.11.3.6"},
+    )
+    _, plan = analyse(f)
+    assert step(plan, "ctranslate2") is None
+    [m] = [m for m in plan.manual if m.id == "cuda-libs-not-found"]
+    assert m.required and "ctranslate2 3.24.0" in m.text

@@ -1805,3 +1805,57 @@ def test_a_named_gpus_driver_floor_is_said_only_where_torch_stays():
     _, plan = analyse(facts_from_dict(doc))
     [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
     assert "the plan installs" in m.text and ">=" not in m.text
+
+
+@pytest.mark.parametrize(
+    ("torch", "pin"),
+    [
+        ("2.8.0.dev20250515+cu128", "torch==2.8.0.dev20250515"),  # a nightly pinned as it is
+        ("2.16.0+cu130", "torch==2.16.0"),  # a release past plans/: its builds are not known
+        ("2.9.0+cu128", "torch==2.9.0"),  # the installed torch has sm_120 and meets the pin
+        ("2.5.1+cu124", "torch===2.5.1"),  # "===" still names the 2.5.1 builds, none for sm_120
+    ],
+)
+def test_a_dependent_pin_is_a_conflict_only_where_its_range_is_known_and_it_matters(torch, pin):
+    """The dependent-pin rule stays silent on a healthy machine: a pin the installed torch
+    meets while it runs on the GPU, or a pin whose builds the knowledge base does not list. A
+    "===" pin is matched against the builds it names."""
+    doc = _rtx5070ti_doc(
+        packages={"vllm": "0.0.0", "torch": torch},
+        torch={"version": torch, "cuda": "12.8"},
+        torch_dependents={"vllm": pin},
+    )
+    diag, _ = analyse(facts_from_dict(doc))
+    conflict = "project-pin-conflict" in diag.ids
+    assert conflict is (pin == "torch===2.5.1"), diag.ids
+
+
+def test_an_orin_whose_torch_lacks_its_arch_keeps_nvidias_build():
+    """Orin's sm_87 is named in no PyTorch aarch64 build (sm_80 SASS there says nothing of a
+    JetPack board): no torch move, NVIDIA's Jetson build is the way."""
+    orin = _thor_doc(["sm_53", "sm_62", "sm_72"])
+    orin["gpus"] = [{"index": 0, "name": "NVIDIA Jetson AGX Orin", "compute_capability": "8.7"}]
+    diag, plan = analyse(facts_from_dict(orin))
+    assert "gpu-arch-unsupported" in diag.ids
+    assert not any(s.package == "torch" for s in plan.steps)
+    assert any("keep NVIDIA's Jetson build" in m.text for m in plan.manual)
+
+
+def test_an_unknown_torch_of_a_known_cuda_in_a_conda_env_is_not_judged_by_pypis_builds():
+    """conda-forge's builds have arch lists of their own: in a conda env a torch of unknown
+    release is not judged by the PyTorch index's builds of its CUDA."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce GTX 1080", "compute_capability": "6.1"}],
+        "python": {"version": "3.11", "conda": True},
+        "packages": {"torch": None},
+        "torch": {"version": None, "cuda": "12.8"},
+    }
+    diag, _ = analyse(facts_from_dict(doc))
+    assert not any(
+        f.id == "gpu-arch-unsupported" and "any torch build" in f.summary for f in diag.findings
+    )
+    doc["python"]["conda"] = False
+    diag, _ = analyse(facts_from_dict(doc))
+    assert any("any torch build of CUDA 12.8" in f.summary for f in diag.findings)

@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from ..findings import Finding, Unknown
 from ..pins import Pin, may_meet, pins_from_facts, torch_dependents
-from ..view import arch_coverage, public
+from ..view import arch_coverage, public, torch_arch_list
 from .registry import Context, rule
 
 FID = "project-pin-conflict"
@@ -108,35 +108,54 @@ def project_pin_conflict(ctx: Context) -> Iterator[Finding | Unknown]:
 
 def _dependent_pins_exclude_the_gpu(ctx: Context) -> Iterator[Finding]:
     """A distribution's requirement on torch (its Requires-Dist, or pip's conflict line in the
-    text) that no torch build with code for this machine's GPUs satisfies: that distribution
-    must move (or its pin change) before any torch can serve the GPU -- a pin of the project's
-    stack, the same fault as a requirements file's. Only where every GPU's compute capability
-    and every candidate's arch list are known (a build of unknown arch list proves nothing)."""
+    text) that no torch build with code for this machine's GPUs satisfies, where that matters
+    now: the installed torch breaks the pin already, or cannot run on the GPU (a repair must
+    move it). That distribution must move (or its pin change) before any torch can serve both
+    the GPU and it. Only where the pin's range is known: every build it allows is in the
+    knowledge base with its arch list (a nightly, a release past plans/, an arch list not read
+    proves nothing), and the installed torch's version is known."""
     view, kb = ctx.view, ctx.kb
     deps = torch_dependents(view.facts)
     if not deps or not view.ccs or view.platform is None or view.rocm or ctx.jetson:
         return
-    serving: list[Version] = []
-    for rel in kb.torch.releases:
-        for var in rel.variants_for(view.platform):
-            arch = var.arch_for(view.platform)
-            if var.cuda is None or arch is None:
-                continue
-            if all(arch_coverage(arch, cc) for cc in view.ccs):
-                serving += [Version(f"{v}+{var.name}") for v in rel.versions]
-    if not serving:
+    if view.torch is None:
         return
-    first = min(serving)
+    have, _ = torch_arch_list(view, kb)
+    installed_serves = have is not None and all(arch_coverage(have, cc) for cc in view.ccs)
+    installed = Version(view.torch.public)
     for name, spec in deps.items():
-        if any(spec.contains(v, prereleases=True) for v in serving):
+        allowed = [
+            var
+            for rel in kb.torch.releases
+            for var in rel.variants_for(view.platform)
+            if var.cuda is not None
+            for v in rel.versions
+            if _pin_allows(spec, v, var.name)
+        ]
+        if not allowed or any(var.arch_for(view.platform) is None for var in allowed):
+            continue  # the pin's range is not all known
+        if any(
+            all(arch_coverage(var.arch_for(view.platform) or (), cc) for cc in view.ccs)
+            for var in allowed
+        ):
             continue
+        if installed_serves and spec.contains(installed, prereleases=True):
+            continue  # the pin holds and the installed torch runs here: nothing to change
         arches = ", ".join(sorted({f"sm_{cc.major}{cc.minor}" for cc in view.ccs}))
         yield ctx.finding(
             FID,
             f"{name} requires torch{spec}, and no torch build it allows has code for this "
-            f"GPU ({arches}; the first is torch {first.public}+{first.local}): {name} must move "
-            "to a release that allows it, or its pin change",
+            f"GPU ({arches}): {name} must move to a release that allows a newer torch, or its "
+            "pin change",
             package=name,
             pins=[f"torch{spec} ({name})"],
             dependent=True,
         )
+
+
+def _pin_allows(spec: SpecifierSet, version: Version, label: str) -> bool:
+    """Whether ``spec`` admits ``version`` as pip would match a build of it: by its public
+    version, or with its local label ("===2.5.1+cu124" names the build itself)."""
+    return spec.contains(version, prereleases=True) or spec.contains(
+        Version(f"{version}+{label}"), prereleases=True
+    )

@@ -249,7 +249,8 @@ def gpu_arch_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
     if not view.ccs or (view.torch_cuda is None and not facts_arch) or view.rocm:
         return
     arch_list, source = torch_arch_list(view, ctx.kb)
-    if arch_list is None and view.torch is None and view.torch_cuda is not None:
+    if arch_list is None and view.torch is None and view.torch_cuda is not None and not view.conda:
+        # (not in a conda env: conda-forge's builds have arch lists of their own)
         # torch's version unknown, its CUDA known: a range of builds (issue 12 item 1). Where
         # every build of that CUDA the knowledge base lists for this platform lacks the GPU,
         # whichever release it is lacks it too.
