@@ -675,3 +675,21 @@ def test_a_torch_step_moves_to_the_mirror_by_its_variant(to, index, expected):
 
     step = Step("install", "torch", "2.1.2", to, index, ("torch-cpu-build",), "torch")
     assert torch_step_index(step, "https://mirror.example/whl") == expected
+
+
+def test_an_installer_that_crashes_is_summed_up_by_its_exception_not_its_frames() -> None:
+    """pip itself crashed (the disk filled while it started): the one-line failure names the
+    exception, never "Traceback" or a frame of it; pip's own "ERROR:" line still wins where
+    there is one."""
+    crash = (
+        "Traceback (most recent call last):\n"
+        '  File "<string>", line 17, in <module>\n'
+        "    sys.exit(main())\n"
+        "OSError: [Errno 28] No space left on device\n"
+    )
+    done = process.Completed(("pip", "install", "x"), 1, "", crash)
+    summary = _tail(done)
+    assert summary == "OSError: [Errno 28] No space left on device"
+    assert "Traceback" not in summary and "File" not in summary
+    both = process.Completed(("pip",), 1, "", crash + "ERROR: Could not install packages\n")
+    assert _tail(both).startswith("ERROR: Could not install packages")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -312,6 +313,10 @@ def _stop_orphaned_installer(state: StateDir, progress: Progress, wait: float = 
         os.close(fd)
 
 
+# "OSError: [Errno 28] No space left on device": the last line of a Python traceback
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b:?")
+
+
 def _tail(done: process.Completed, lines: int = 3) -> str:
     """The installer's own error lines (pip: ``ERROR: ...``, uv: ``error: ...``), else its last
     lines: what the user needs in the one-line failure message."""
@@ -322,6 +327,11 @@ def _tail(done: process.Completed, lines: int = 3) -> str:
     ]
     first = next((i for i, t in enumerate(text) if t.startswith(("ERROR", "error:"))), None)
     useful = text[first : first + lines] if first is not None else text[-lines:]
+    if first is None and any(t.startswith("Traceback (most recent call last)") for t in text):
+        # the installer itself crashed (a full disk while pip starts): its exception line, not
+        # the frames of its traceback, which the one-line message must never show
+        raised = [t for t in text if _EXCEPTION_LINE.match(t)]
+        useful = raised[-1:] or useful[-1:]
     if done.exceeded or done.returncode < 0:
         useful = [done.why(), *useful]
     return " | ".join(useful) if useful else f"exit status {done.returncode}"
