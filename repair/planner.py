@@ -63,10 +63,12 @@ from .view import (
     bnb_forks,
     bnb_loader,
     bnb_release,
+    board_in_index_builds,
     cuda_from_tag,
     driver_fit,
     extension_cuda_major,
     extension_torch_cuda,
+    gpu_sms,
     known_bad_torch,
     libstdcxx_misfit,
     parse_version,
@@ -708,7 +710,7 @@ def _rocm_or_jetson_targets(
             return None, None
     if "jetson-l4t" in ids and (jetson_torch := jetson_index_torch(view, kb, ids)) is not None:
         notes.append(
-            f"Jetson with sm_{_sms(view)}: PyTorch's own linux-aarch64 build "
+            f"Jetson with {'/'.join(sorted(gpu_sms(view)))}: PyTorch's own linux-aarch64 build "
             f"{jetson_torch.variant.name} of torch {jetson_torch.release.series} carries it "
             f"({jetson_torch.variant.arch_source or 'plans/torch.toml'}), and the installed "
             f"torch does not: torch moves to {jetson_torch.version}; bitsandbytes is left alone "
@@ -721,21 +723,6 @@ def _rocm_or_jetson_targets(
         + ": torch and bitsandbytes are left alone; see the manual steps"
     )
     return None, None
-
-
-def _board_in_index_builds(view: View, kb: Knowledge) -> bool:
-    """Whether every GPU's own architecture is named in some PyTorch linux-aarch64 build's arch
-    list (Thor's sm_110): there PyTorch's build serves the board too."""
-    sms = {f"sm_{cc.major}{cc.minor}" for cc in view.ccs}
-    return bool(sms) and any(
-        sms <= set(var.arch_for("linux-aarch64") or ())
-        for rel in kb.torch.releases
-        for var in rel.variants
-    )
-
-
-def _sms(view: View) -> str:
-    return "/".join(sorted({f"{cc.major}{cc.minor}" for cc in view.ccs}))
 
 
 def jetson_index_torch(view: View, kb: Knowledge, ids: set[str]) -> TorchChoice | None:
@@ -753,7 +740,7 @@ def jetson_index_torch(view: View, kb: Knowledge, ids: set[str]) -> TorchChoice 
         return None
     # the board's own architecture named in the build's aarch64 list: SASS of a lower minor
     # (sm_80 for Orin's 8.7) says nothing of a JetPack board, whose torch is NVIDIA's build
-    sms = {f"sm_{cc.major}{cc.minor}" for cc in view.ccs}
+    sms = gpu_sms(view)
     return next(
         (
             c
@@ -1683,7 +1670,7 @@ def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
             if jetson_index_torch(view, kb, ids) is not None
             else "keep a torch built for this board (NVIDIA's Jetson build, or PyTorch's own "
             "aarch64 CUDA build where it names the board's architecture)"
-            if _board_in_index_builds(view, kb)
+            if board_in_index_builds(view, kb)
             else "keep NVIDIA's Jetson build of torch"
         )
         + ", and upgrade JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "

@@ -779,6 +779,23 @@ class BnbLibs(NamedTuple):
     cpu: bool
 
 
+def gpu_sms(view: View) -> frozenset[str]:
+    """The NVIDIA GPUs' own architectures as arch-list entries ("sm_110")."""
+    return frozenset(f"sm_{cc.major}{cc.minor}" for cc in view.ccs)
+
+
+def board_in_index_builds(view: View, kb: Knowledge) -> bool:
+    """Whether the GPUs' own architectures are named in a PyTorch linux-aarch64 build's arch
+    list (Thor's sm_110, measured in the cu130 wheels): there PyTorch's build serves a Jetson
+    too. Orin's sm_87 is named in none (its sm_80 SASS says nothing of a JetPack board)."""
+    sms = gpu_sms(view)
+    return bool(sms) and any(
+        sms <= set(var.arch_for("linux-aarch64") or ())
+        for rel in kb.torch.releases
+        for var in rel.variants
+    )
+
+
 def is_jetson(view: View) -> bool:
     """An NVIDIA Jetson board (L4T), where neither PyPI's bitsandbytes nor the PyTorch index
     builds fit and the driver comes with JetPack."""

@@ -15,8 +15,10 @@ from ..view import (
     FIRST_CPU_4BIT,
     MODERN_BNB_LOADER,
     View,
+    board_in_index_builds,
     cuda_from_tag,
     driver_fit,
+    gpu_sms,
     is_jetson,
 )
 from .registry import Context, gpu_for_torch, rule, ruled_out
@@ -191,19 +193,10 @@ def jetson_l4t(ctx: Context) -> Iterator[Finding]:
         h = ctx.view.facts.host
         # Thor's sm_110 is in PyTorch's own aarch64 CUDA 13 builds (plans/torch.toml, measured);
         # Orin's sm_87 and older boards are in none: NVIDIA's Jetson build is their only torch
-        sms = {f"sm_{cc.major}{cc.minor}" for cc in ctx.view.ccs}
-        indexed = bool(sms) and all(
-            any(
-                sm in (var.arch_aarch64 or ())
-                for rel in ctx.kb.torch.releases
-                for var in rel.variants
-            )
-            for sm in sms
-        )
         torch_words = (
             "torch must be a build for this board: PyTorch's own aarch64 CUDA build carries "
-            + ", ".join(sorted(sms))
-            if indexed
+            + ", ".join(sorted(gpu_sms(ctx.view)))
+            if board_in_index_builds(ctx.view, ctx.kb)
             else "torch must be NVIDIA's Jetson build"
         )
         yield ctx.finding(
