@@ -51,7 +51,7 @@ from .libraries import (
 from .pins import torch_dependents
 from .plan import TORCH_FAMILY, Manual, Plan, Step  # noqa: F401
 from .rules.environment import in_conda
-from .runtime_advice import runtime_manual, stays_required
+from .runtime_advice import runtime_manual, stays_required, torch_wheels_text
 from .signatures import advice_for
 from .view import (
     KEPLER_BELOW,
@@ -64,6 +64,7 @@ from .view import (
     bnb_loader,
     bnb_release,
     board_in_index_builds,
+    cuda_companion,
     cuda_from_tag,
     driver_fit,
     extension_cuda_major,
@@ -276,10 +277,15 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
             return Version("0")
         return kb.drivers.minor_compat_min(c.variant.cuda.major, view.driver_os) or Version("0")
 
+    # the torch build a CUDA extension of the job (xFormers) was compiled against, where its
+    # message shows it (S131): its library loads beside that build
+    built = parse_version(cuda_companion(view))
+
     def key(c: TorchChoice) -> tuple[Any, ...]:
         cuda = c.variant.cuda or Version("0")
         return (
             bool(c.pin_conflicts),
+            built is not None and (public(built), built.local) != (c.target, c.label),
             c.variant.cuda is None and view.has_nvidia_gpu is not False,
             c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
             demand(c),
@@ -578,14 +584,13 @@ def _pair(
     current loader (module doc, 2), else (unless ``modern_only``) the first one served at all."""
     fallback = None
     for c in cands:
-        r = _keep_or_choose_bnb(
-            view,
-            kb,
-            c.target,
-            c.variant.cuda,
-            view.has_nvidia_gpu is False or c.variant.cuda is None,
-            keep=keep_bnb,
-        )
+        cpu_only = view.has_nvidia_gpu is False or c.variant.cuda is None
+        r = _keep_or_choose_bnb(view, kb, c.target, c.variant.cuda, cpu_only, keep=keep_bnb)
+        if r is not None and r.version < MODERN_BNB_LOADER and keep_bnb:
+            # the kept release is a legacy one: a current one beside this torch is a better
+            # pair than a lesser torch that a current one would be chosen for anyway
+            fresh = _keep_or_choose_bnb(view, kb, c.target, c.variant.cuda, cpu_only, keep=False)
+            r = fresh if fresh is not None and fresh.version >= MODERN_BNB_LOADER else r
         if r is None:
             continue
         if r.version >= MODERN_BNB_LOADER:
@@ -712,7 +717,7 @@ def _rocm_or_jetson_targets(
         notes.append(
             f"Jetson with {'/'.join(sorted(gpu_sms(view)))}: PyTorch's own linux-aarch64 build "
             f"{jetson_torch.variant.name} of torch {jetson_torch.release.series} carries it "
-            f"({jetson_torch.variant.arch_source or 'plans/torch.toml'}), and the installed "
+            f"({_arch_source_words(jetson_torch.variant.arch_source)}), and the installed "
             f"torch does not: torch moves to {jetson_torch.version}; bitsandbytes is left alone "
             "(see the manual steps)"
         )
@@ -862,13 +867,10 @@ def make_plan(
         view.rocm or "jetson-l4t" in ids or any(cc < KEPLER_BELOW for cc in view.ccs)
     ):
         _no_bnb_candidate(view, kb, manual)
-    bnb_final = (
-        bnb_choice.version
-        if bnb_choice is not None
-        else (public(view.bnb) if view.bnb is not None else None)
-    )
+    bnb_final = _bnb_final(view, bnb_choice)
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
     _library_steps(view, kb, by_id, steps)
+    manual = _torch_wheels_by_the_move(view, steps, manual)
     if view.implied.frozen_app and steps:
         manual, notes = _without_the_steps(steps, manual, notes)
         # the other way where a required step already repairs it outside the program
@@ -898,6 +900,28 @@ def make_plan(
         notes=tuple(notes),
         download=_download(view, bnb_choice, steps),
     )
+
+
+def _bnb_final(view: View, bnb_choice: BnbRelease | None) -> Version | None:
+    """The bitsandbytes the environment has once the plan is applied."""
+    if bnb_choice is not None:
+        return bnb_choice.version
+    return public(view.bnb) if view.bnb is not None else None
+
+
+def _torch_wheels_by_the_move(view: View, steps: list[Step], manual: list[Manual]) -> list[Manual]:
+    """Where the plan moves torch, its install brings torch's NVIDIA wheels (S132): the step
+    that reinstalls the installed torch would undo the move, so it becomes the check after."""
+    move = next((s for s in steps if s.package == "torch" and s.to), None)
+    text = torch_wheels_text(view)
+    if move is None or not any(m.text == text for m in manual):
+        return manual
+    check = (
+        f"the torch step installs torch {move.to} with its NVIDIA wheels (nvidia-*-cuN); if "
+        "torch's preload still finds them on no sys.path entry, they went to another "
+        "site-packages than this interpreter imports from (`pip show -f` names where)"
+    )
+    return [Manual(m.id, check, False) if m.text == text else m for m in manual]
 
 
 def _without_the_steps(
@@ -1232,9 +1256,18 @@ def _target_reasons(view: View, ids: set[str], by_id: FindingsById) -> set[str]:
     """The findings that may move torch: a GPU the facts do not show is no reason for a move,
     nor a driver below the CUDA of another library than torch."""
     out = ids - {"gpu-arch-unsupported"} if arch_unseen(view, by_id) else set(ids)
-    if _libraries_only(by_id, "driver-too-old"):
+    if _libraries_only(by_id, "driver-too-old") or _ptx_jit_only(by_id):
+        # another library's CUDA, or a JIT that every build of torch's CUDA major would need
+        # the same driver for: no torch move answers it
         out.discard("driver-too-old")
     return out
+
+
+def _ptx_jit_only(by_id: FindingsById) -> bool:
+    """Every driver-too-old finding is the PTX JIT that minor-version compatibility refuses
+    (rules.gpu.ptx_jit_refused): only the driver of torch's CUDA toolkit answers it."""
+    found = by_id.get("driver-too-old", [])
+    return bool(found) and all(f.evidence.get("ptx_jit") for f in found)
 
 
 def _libraries_only(by_id: FindingsById, fid: str) -> bool:
@@ -1671,12 +1704,33 @@ def _jetson_advice(view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
             else "keep a torch built for this board (NVIDIA's Jetson build, or PyTorch's own "
             "aarch64 CUDA build where it names the board's architecture)"
             if board_in_index_builds(view, kb)
-            else "keep NVIDIA's Jetson build of torch"
+            else _jetson_torch_words(view)
         )
         + ", and upgrade JetPack (not the driver) when a newer CUDA is needed; PyPI's aarch64 "
         "bitsandbytes wheels are built for SBSA servers",
         True,
     )
+
+
+def _jetson_torch_words(view: View) -> str:
+    """Keep NVIDIA's Jetson build of torch; but a torch known not to be one (a CPU-only build,
+    or one with a PyTorch index's +cuXY label) that saw no GPU (torch.cuda.is_available()
+    False) is no build for this board: replace it."""
+    t = view.facts.torch
+    label = (view.torch.local or "") if view.torch is not None else ""
+    # NVIDIA's Jetson wheels carry an "nv" label part or none at all (JetPack 4's 1.10.0, the
+    # jetson-ai-lab builds): only a CPU build or a PyTorch-index label is known not to be one
+    if (
+        view.torch is not None
+        and t is not None
+        and t.cuda_available is False
+        and (view.torch_cpu_build or label.startswith("cu"))
+    ):
+        return (
+            f"replace torch {view.torch}, which sees no GPU on this board, by NVIDIA's Jetson "
+            "build for this JetPack (its PyTorch wheel, or the l4t-pytorch container)"
+        )
+    return "keep NVIDIA's Jetson build of torch"
 
 
 CUDA_INIT_ADVICE = (
@@ -1812,6 +1866,19 @@ def _cuda_init_advice(
     return Manual("cuda-init-failed", text, True)
 
 
+def _arch_source_words(code: str | None) -> str:
+    """Where plans/torch.toml's arch list of a build comes from, in words (its arch_source
+    legend: M measured in the wheel, B the build script, R RELEASE.md, T a third party)."""
+    kinds = {
+        "M": "measured in the wheel",
+        "B": "from PyTorch's build script",
+        "R": "from PyTorch's RELEASE.md",
+        "T": "measured by a third party",
+    }
+    kind = kinds.get((code or "")[:1])
+    return f"plans/torch.toml, {kind}" if kind else "plans/torch.toml"
+
+
 def _driver_not_reached_text(view: View) -> str:
     """Where a driver new enough for the runtime was reported but the process that failed got
     "insufficient driver" (35): it did not reach the driver. In a container, how to give it the
@@ -1845,6 +1912,23 @@ def _insufficient_driver_advice(
     It is required unless the facts show that the planned torch fits (driver and torch known)."""
     if _libraries_only(by_id, "driver-too-old"):
         return library_driver_manual(view, kb, by_id["driver-too-old"][0])
+    if _ptx_jit_only(by_id):
+        f = by_id["driver-too-old"][0]
+        return Manual(
+            "driver-too-old",
+            f"upgrade the NVIDIA driver to >= {f.evidence['minimum_driver']}, the driver of "
+            f"CUDA {f.evidence['torch_cuda']}'s own toolkit: the process JIT-compiles PTX (a "
+            "kernel built as PTX only, or one Triton or an extension compiles), and a driver "
+            "that runs this CUDA only through minor-version compatibility cannot (NVIDIA's "
+            "caveat, compat-facts A2)"
+            + (
+                f"; where torch's own PTX is what is compiled, a torch build of CUDA "
+                f"{view.driver_cuda} or older, which this driver runs natively, avoids it"
+                if view.driver_cuda is not None
+                else ""
+            ),
+            True,
+        )
     if not view.implied.driver_below_torch_cuda or "driver-too-old" not in ids:
         return None
     if view.torch_cuda is not None:

@@ -40,7 +40,9 @@ def runtime_findings(by_id: Mapping[str, list[Finding]]) -> tuple[Finding, ...]:
     return tuple(
         f
         for f in by_id.get("cuda-libs-not-found", ())
-        if f.evidence.get("libcuda") or f.evidence.get("cuda_major") is not None
+        if f.evidence.get("libcuda")
+        or f.evidence.get("cuda_major") is not None
+        or f.evidence.get("torch_wheels")
     )
 
 
@@ -48,7 +50,11 @@ def stays_required(view: View, by_id: Mapping[str, list[Finding]]) -> bool:
     """Whether the step holds whatever bitsandbytes is planned: a broken libcuda, or torch's own
     CUDA runtime missing (a bitsandbytes keyed on torch's CUDA only moots a library search)."""
     for f in runtime_findings(by_id):
-        if f.evidence.get("libcuda") or f.evidence.get("bundled_by"):
+        if (
+            f.evidence.get("libcuda")
+            or f.evidence.get("bundled_by")
+            or f.evidence.get("torch_wheels")
+        ):
             return True
         major = f.evidence.get("cuda_major")
         if view.torch_cuda is not None and view.torch_cuda.major == major:
@@ -64,6 +70,8 @@ def runtime_manual(view: View, by_id: Mapping[str, list[Finding]]) -> Manual | N
     f = found[0]
     if f.evidence.get("bundled_by"):
         return _bundled_manual(view, f)
+    if f.evidence.get("torch_wheels"):
+        return Manual("cuda-libs-not-found", torch_wheels_text(view), True)
     if f.evidence.get("libcuda"):
         text = _LIBCUDA_TEXT.format(
             driver=f.evidence.get("driver") or view.driver,
@@ -193,3 +201,30 @@ def _conda_text(view: View, major: int) -> str:
             "cuda-cudart libcublas`)"
         )
     return text
+
+
+def torch_wheels_text(view: View) -> str:
+    """torch's NVIDIA wheels are not where it runs (S132): pip brings them with torch; a
+    resolver or lock file that left them out, or a site-packages split between purelib and
+    platlib that puts them on another path, is the thing to mend."""
+    if view.torch_cpu_build:
+        return (
+            f"the message is a CUDA build's preload, but torch {view.torch} here is a CPU-only "
+            "build: the failing process ran another torch (another interpreter or "
+            "environment); run `qfix plan` with that interpreter (`--python`)"
+        )
+    label = view.torch.local if view.torch is not None else None
+    where = (
+        f" from the PyTorch index folder of its build ({label}; --index-url <index>/{label})"
+        if label and label.startswith("cu")
+        else ""
+    )
+    pin = f"torch=={view.torch}" if view.torch is not None else "torch==<installed version>"
+    return (
+        "torch's CUDA libraries come as NVIDIA wheels (nvidia-*-cuN) that torch requires, and "
+        "torch found them on no sys.path entry of this interpreter: install torch again with "
+        f"its dependencies (`<python> -m pip install {pin}`{where}; pip adds the missing "
+        "ones; not with --no-deps), then check that `pip show -f` lists them in a "
+        "site-packages this interpreter imports from. A resolver or lock file that installed "
+        "torch without them (Poetry, pdm, a hand-made requirements file) must list them too"
+    )

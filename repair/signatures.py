@@ -24,7 +24,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .errors import KnowledgeError
-from .facts import Facts, Host, listed_installed
+from .facts import Facts, Host, TorchBuild, listed_installed
 from .knowledge import (
     DIFFUSERS_BEFORE_MPS,
     TRANSFORMERS_REFUSING_WITHOUT_CUDA,
@@ -116,6 +116,16 @@ FACT_KEYS: Mapping[str, type] = {
     "ct2_cuda_major": str,
     # torch's Windows loader found Microsoft's Visual C++ runtime missing (S98).
     "vc_runtime_missing": bool,
+    # torch's own preload of its pip CUDA libraries found this one in no nvidia/<lib>/lib folder
+    # of the interpreter's sys.path ("libnvrtc.so.*[0-9] not found in the system path", S132):
+    # the NVIDIA wheels its CUDA build depends on are not installed where it runs.
+    "torch_wheel_lib_missing": str,
+    # xFormers could not load its compiled library and printed the torch it was built for and
+    # the failing process's own torch.__version__ (xformers/_cpp_lib.py, S131): "2.1.0+cu121",
+    # its CUDA as it prints it ("1201", "None"), and "2.1.0+cpu".
+    "companion_torch": str,
+    "companion_cuda": str,
+    "torch_version_seen": str,
     # The failing program is a frozen executable (PyInstaller's bootloader printed its summary):
     # its Python packages are inside it, where no installer reaches.
     "frozen_app": bool,
@@ -209,6 +219,10 @@ class Implied:
     torch_dll: str | None = None
     ct2_cuda_major: str | None = None
     vc_runtime_missing: bool = False
+    torch_wheel_lib_missing: str | None = None
+    companion_torch: str | None = None
+    companion_cuda: str | None = None
+    torch_version_seen: str | None = None
     frozen_app: bool = False
     ptxas_unknown_arch: str | None = None
     triton_ops_missing: bool = False
@@ -216,8 +230,11 @@ class Implied:
 
     def range(self, package: str) -> SpecifierSet | None:
         """The range an error text proves for ``package`` (all its bounds together), or None."""
-        specs = [s for p, s in self.ranges if p == package]
-        return Range(",".join(specs)) if specs else None
+        # each bound once: two signatures may prove the same one ("<0.43.1" twice)
+        bounds = dict.fromkeys(
+            b.strip() for p, s in self.ranges if p == package for b in s.split(",") if b.strip()
+        )
+        return Range(",".join(bounds)) if bounds else None
 
     @property
     def empty(self) -> bool:
@@ -435,6 +452,10 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "torch_dll": "`import torch` failed to load torch\\lib\\{value}",
     "ct2_cuda_major": "CTranslate2 could not open its CUDA {value} cuBLAS",
     "vc_runtime_missing": "torch found Microsoft's Visual C++ runtime missing",
+    "torch_wheel_lib_missing": "torch's preload found its {value} wheel on no sys.path entry",
+    "companion_torch": "xFormers was built for torch {value}",
+    "companion_cuda": "xFormers was built with CUDA {value} (as it prints it)",
+    "torch_version_seen": "the failing process's torch.__version__ was {value}",
     "frozen_app": "the program is a frozen (PyInstaller) executable: its packages are inside it",
     "ptxas_unknown_arch": "the ptxas that compiled a kernel does not know {value}",
     "extension_nvcc": "the CUDA toolkit that compiles extensions there is nvcc {value}",
@@ -523,7 +544,29 @@ def implied_facts(facts: Facts, text: str) -> tuple[Facts, list[str]]:
     ]
     if host is not facts.host:
         lines.append(f"host: {implied.system} (read from the error message)")
-    return replace(facts, host=host, extra=extra), lines + pin_lines
+    torch = _torch_seen(facts, implied)
+    if torch is not facts.torch:
+        lines.append(
+            f"torch {implied.torch_version_seen} (read from the error message: the failing "
+            "process's torch.__version__)"
+        )
+    return replace(facts, host=host, torch=torch, extra=extra), lines + pin_lines
+
+
+def _torch_seen(facts: Facts, implied: Implied) -> TorchBuild | None:
+    """facts.torch with the version the text shows the failing process had (xFormers prints
+    torch.__version__, S131), where the facts give none; as it was otherwise."""
+    seen = implied.torch_version_seen
+    if not seen or _reported_version(facts, "torch") is not None:
+        return facts.torch
+    try:
+        Version(seen)
+    except InvalidVersion:
+        return facts.torch
+    if facts.torch is None:
+        # only the version is shown: its build says its label (+cu121, +cpu) where it has one
+        return TorchBuild(version=seen, build_known=False, hip_stated=False)
+    return replace(facts.torch, version=seen)
 
 
 # "No GPU found. A GPU is needed for quantization." (signature hf-no-gpu-found) is the device

@@ -902,6 +902,17 @@ def lowest_torch_arch(kb: Knowledge, platform: str | None) -> Version | None:
     return min(ccs) if ccs else None
 
 
+def cuda_companion(view: View) -> str | None:
+    """The CUDA torch build ("2.1.0+cu121") that xFormers in the failing process was compiled
+    against, as its own message says (S131); None where the text shows none, or a build
+    without CUDA."""
+    built, cuda = view.implied.companion_torch, view.implied.companion_cuda
+    version = parse_version(built)
+    if version is None or not (cuda or "").isdigit() or not (version.local or "").startswith("cu"):
+        return None
+    return str(version)
+
+
 def conda_libs_first(facts: Facts) -> bool:
     """Whether the target's interpreter comes from a conda install, so that its own lib/ (and
     libstdc++) is found before the system's: said by the facts, or its prefix or executable

@@ -1566,6 +1566,22 @@ def test_a_named_nvidia_gpu_with_no_driver_loaded_is_no_nvidia_driver_with_a_req
     need = KB.drivers.toolkit_min(Version("12.1"), "Linux")
     assert m.required and "NVIDIA A10" in m.text and f">= {need}" in m.text
     assert not plan.steps
+    # the missing driver is the finding: its version is not listed again as a missing fact
+    assert not any(u.startswith("driver version") for u in plan.unknown)
+
+
+def test_an_amd_gpu_with_no_nvidia_driver_is_not_told_to_install_one():
+    """A ROCm torch beside a named AMD GPU reports no NVIDIA driver, rightly: the named-GPU
+    rule reads NVIDIA GPUs only (View.gpus), so no "install NVIDIA's driver" finding or step."""
+    doc = _gpu_without_driver_doc(
+        gpus=[{"index": 0, "name": "AMD Radeon RX 7900 XTX"}],
+        packages={"torch": "2.4.0+rocm6.1"},
+        torch={"version": "2.4.0+rocm6.1", "hip": "6.1"},
+    )
+    diag, plan = analyse(facts_from_dict(doc))
+    assert "rocm-host" in diag.ids
+    assert not any(f.evidence.get("gpu_without_driver") for f in diag.findings)
+    assert not any("install NVIDIA's driver" in m.text for m in plan.manual)
 
 
 def test_a_named_gpu_without_a_driver_in_wsl_gets_the_windows_driver_advice():
@@ -1684,6 +1700,9 @@ def test_jetson_thor_moves_to_pytorchs_aarch64_build_that_carries_sm_110():
     assert "sm_110" in (var.arch_for("linux-aarch64") or ())
     [m] = [m for m in plan.manual if m.id == "jetson-l4t"]
     assert "take torch from the plan" in m.text and "-DCOMPUTE_CAPABILITY=110" in m.text
+    # the note cites where the arch list comes from in words, not plans/torch.toml's raw legend
+    [note] = [n for n in plan.notes if n.startswith("Jetson with sm_110")]
+    assert "(plans/torch.toml, measured in the wheel)" in note and "M (" not in note
 
 
 def test_jetson_orin_keeps_nvidias_build_and_thor_with_sm_110_is_left_alone():
@@ -1859,3 +1878,118 @@ def test_an_unknown_torch_of_a_known_cuda_in_a_conda_env_is_not_judged_by_pypis_
     doc["python"]["conda"] = False
     diag, _ = analyse(facts_from_dict(doc))
     assert any("any torch build of CUDA 12.8" in f.summary for f in diag.findings)
+
+
+def _family_doc(system: str, torch: str, vision: str, **extra) -> dict:
+    machine = {"Windows": "AMD64", "Linux": "x86_64"}[system]
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": system, "machine": machine},
+        "python": {"version": "3.10.11", "in_venv": True, "conda": False},
+        "packages": {"torch": torch, "torchvision": vision},
+        "torch": {"version": torch, "cuda": "12.1" if "cu121" in torch else "11.8"},
+        "driver": {"found": True, "version": "555.85", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3060", "compute_capability": "8.6"}],
+    }
+    doc.update(extra)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("system", "torch", "vision", "extra", "mismatch"),
+    [
+        # Windows' PyPI torchvision is CPU-only: beside a CUDA torch its CUDA ops are missing
+        ("Windows", "2.4.0+cu121", "0.19.0", {}, True),
+        # Linux x86_64's PyPI torchvision 0.19.0 is the cu121 build: it pairs with +cu121...
+        ("Linux", "2.4.0+cu121", "0.19.0", {}, False),
+        # ... and not with a CUDA 11 torch (torchvision compares CUDA majors, S117)
+        ("Linux", "2.4.0+cu118", "0.19.0", {}, True),
+        # a conda env's packages carry no label whatever their build: nothing is known
+        ("Windows", "2.4.0+cu121", "0.19.0", {"python": {"version": "3.10", "conda": True}}, False),
+        # both labelled: the labels decide, as before
+        ("Windows", "2.4.0+cu121", "0.19.0+cu121", {}, False),
+        # an unlabelled torch whose reported CUDA is not PyPI's build (conda, a distribution):
+        # where its companions came from is not known either
+        ("Linux", "2.4.0", "0.19.0+cu118", {"build": {"version": "2.4.0", "cuda": "11.8"}}, False),
+        (
+            "Windows",
+            "2.4.0",
+            "0.19.0+cu121",
+            {"build": {"version": "2.4.0", "cuda": "12.1"}},
+            False,
+        ),
+    ],
+)
+def test_an_unlabelled_companion_is_the_build_pypi_ships_for_the_platform(
+    system, torch, vision, extra, mismatch
+):
+    """A torchvision without a local label came from PyPI (plans/torch.toml pypi_default):
+    CPU-only on Windows, so `pip install torchvision` beside a CUDA torch is a mismatch (S130),
+    repaired by the same release of torch's own variant from torch's index; on Linux its CUDA
+    major decides. Not where the platform or a conda env leaves the build unknown."""
+    extra = dict(extra)
+    build = extra.pop("build", None)
+    doc = _family_doc(system, torch, vision, **extra)
+    if build is not None:
+        doc["torch"] = build
+    diag, plan = analyse(facts_from_dict(doc))
+    assert ("torch-family-mismatch" in diag.ids) is mismatch
+    if not mismatch:
+        assert not plan.steps
+    steps = [s for s in plan.steps if s.package == "torchvision"]
+    if mismatch:
+        label = Version(torch).local
+        [step] = steps
+        assert step.to == f"{vision}+{label}" and step.index_url.endswith(f"/{label}")
+        assert not any(s.package == "torch" for s in plan.steps)
+    else:
+        assert not steps
+
+
+@pytest.mark.parametrize(
+    ("system", "torch", "audio", "mismatch"),
+    [
+        # a CPU-only torchaudio beside a CUDA torch: its check compares CUDA only where it has
+        # one (S133), and it runs
+        ("Windows", "2.4.0+cu121", "2.4.0", False),
+        # Linux's PyPI torchaudio 2.4.0 is CUDA 12.1: beside a +cu124 torch its check refuses
+        # another major.minor (S133), where torchvision's would not
+        ("Linux", "2.4.0+cu124", "2.4.0", True),
+        ("Linux", "2.4.0+cu121", "2.4.0", False),
+    ],
+)
+def test_torchaudio_pairs_as_its_own_cuda_check_demands(system, torch, audio, mismatch):
+    doc = _family_doc(system, torch, "0.19.0" if system == "Linux" else "0.19.0+cu121")
+    doc["packages"] = {"torch": torch, "torchaudio": audio}
+    doc["torch"]["cuda"] = "12.4" if "cu124" in torch else "12.1"
+    diag, _ = analyse(facts_from_dict(doc))
+    assert ("torch-family-mismatch" in diag.ids) is mismatch
+
+
+@pytest.mark.parametrize(
+    ("torch", "available", "replace"),
+    [
+        ("2.1.0+cu121", False, True),  # a PyTorch index build, seeing no GPU on an Orin
+        ("2.1.0a0+41361538.nv23.06", False, False),  # NVIDIA's Jetson build: kept
+        # no label and a CUDA version: NVIDIA's own Jetson wheels look like this too (JetPack
+        # 4's 1.10.0, the jetson-ai-lab builds), so it is kept
+        ("2.1.0", False, False),
+        ("2.1.0+cu121", None, False),  # nothing says it fails
+    ],
+)
+def test_a_jetson_torch_that_is_not_nvidias_build_and_sees_no_gpu_is_replaced(
+    torch, available, replace
+):
+    """On an Orin (sm_87, in no index build) the manual step keeps NVIDIA's Jetson build of
+    torch; a torch known not to be one (a PyTorch index's +cuXY label, or a CPU build) that saw
+    no GPU is no build for the board, and the step says to replace it by NVIDIA's build."""
+    doc = _thor_doc(None)
+    doc["gpus"] = [{"index": 0, "name": "Jetson Orin Nano", "compute_capability": "8.7"}]
+    doc["packages"] = {"torch": torch}
+    doc["torch"] = {"version": torch, "cuda": "12.1"}
+    if available is not None:
+        doc["torch"]["cuda_available"] = available
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if m.id == "jetson-l4t"]
+    assert ("replace torch" in m.text) is replace
+    assert ("keep NVIDIA's Jetson build" in m.text) is not replace

@@ -2748,3 +2748,274 @@ def test_a_ptxas_that_does_not_know_the_gpu_is_a_stale_toolkit(text, env, named)
         [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
         assert m.required and "--help | grep sm_1" in m.text
         assert ("TRITON_PTXAS_PATH names /usr/local/cuda/bin/ptxas" in m.text) is env
+
+
+def test_a_bound_two_signatures_prove_is_said_once() -> None:
+    """The legacy loader's texts each prove bitsandbytes < 0.43.1: the range reads it once."""
+    text = (
+        "CUDA SETUP: PyTorch settings found: CUDA_VERSION=121, Highest Compute Capability: 8.6.\n"
+        "RuntimeError: CUDA Setup failed despite GPU being available."
+    )
+    spec = implied_by(text).range("bitsandbytes")
+    assert spec is not None and str(spec).count("<0.43.1") == 1
+
+
+_WINDOWS_LEGACY_FAILURE = (
+    "CUDA_SETUP: WARNING! libcudart.so not found in any environmental path. Searching in backup "
+    "paths...\nCUDA SETUP: PyTorch settings found: CUDA_VERSION={tag}, Highest Compute "
+    "Capability: 8.6.\nRuntimeError: CUDA Setup failed despite GPU being available."
+)
+
+
+@pytest.mark.parametrize(
+    ("system", "cuda", "unsupported"),
+    [
+        ("Windows", "12.1", True),  # 0.43.0, the range's only Windows build, ships cuda121
+        ("Windows", "12.4", False),  # 0.43.0 ships no cuda124: it may be the one that failed
+        ("Linux", "12.1", False),  # every release of the range builds for Linux
+    ],
+)
+def test_a_legacy_loader_failure_on_windows_proves_a_release_without_a_windows_build(
+    system, cuda, unsupported
+):
+    """The legacy loader (< 0.43.1) failed to load any CUDA library while torch saw the GPU. On
+    Windows only 0.43.0 of that range has a build, and it ships the library for torch's CUDA
+    12.1 (plans/bitsandbytes.toml) and keys on torch's CUDA: the failing release is older, with
+    no Windows build at all."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": system, "machine": "AMD64" if system == "Windows" else "x86_64"},
+        "packages": {"torch": None, "bitsandbytes": None},
+        "torch": {"cuda": cuda},
+    }
+    text = _WINDOWS_LEGACY_FAILURE.format(tag=cuda.replace(".", ""))
+    a = _analyse(facts_from_dict(doc), text)
+    assert ("bnb-platform-unsupported" in a.diagnosis.ids) is unsupported
+    assert any(s.package == "bitsandbytes" for s in a.plan.steps)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NotImplementedError: Could not run 'torchvision::nms' with arguments from the 'CUDA' "
+        "backend. This could be because the operator doesn't exist for this backend",
+        # as reports retype it, without the quotes
+        "NotImplementedError: Could not run 'torchvision::roi_align' with arguments from CUDA "
+        "backend",
+    ],
+)
+def test_torchvision_without_cuda_kernels_names_the_family_mismatch(text) -> None:
+    """torch's dispatcher finds no CUDA kernel of torchvision's op (a CPU-only torchvision
+    beside a CUDA torch, S130): the family does not match."""
+    from repair.catalogue import load_catalogue
+    from repair.explain import explain
+
+    assert "torch-family-mismatch" in {m.id for m in explain(text, load_catalogue())}
+
+
+_XFORMERS = (
+    "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
+    "    PyTorch 2.1.0+cu121 with CUDA 1201 (you have {have})\n"
+    "    Python  3.10.11 (you have 3.10.6)\n"
+    "  Please reinstall xformers (see https://github.com/facebookresearch/xformers#installing-xformers)"
+)
+
+
+def test_xformers_message_gives_the_failing_processs_torch_where_the_facts_do_not() -> None:
+    """S131: xFormers prints torch.__version__ of the failing process: read as torch's version
+    where the facts give none, never over a reported one."""
+    doc: dict = {"schema": "qfix.facts/1", "host": {"system": "Linux"}, "packages": {}}
+    facts, lines = implied_facts(facts_from_dict(doc), _XFORMERS.format(have="2.1.0+cpu"))
+    assert facts.torch is not None and facts.torch.version == "2.1.0+cpu"
+    assert any(line.startswith("torch 2.1.0+cpu (read from the error message") for line in lines)
+    doc["torch"] = {"version": "2.1.2+cu118", "cuda": "11.8"}
+    facts, _ = implied_facts(facts_from_dict(doc), _XFORMERS.format(have="2.1.0+cpu"))
+    assert facts.torch is not None and facts.torch.version == "2.1.2+cu118"
+
+
+@pytest.mark.parametrize(
+    ("have", "cuda", "extra", "cpu_build"),
+    [
+        ("2.1.0+cpu", "1201", {}, True),
+        ("2.1.0+cpu", "None", {}, False),  # an xFormers built without CUDA proves no GPU
+        ("2.1.0+cu118", "1201", {}, False),  # torch is a CUDA build: no CPU-only torch
+        # a ROCm host: the CUDA remedies do not apply
+        ("2.1.0+cpu", "1201", {"gpus": [{"index": 0, "name": "AMD Radeon RX 7900 XTX"}]}, False),
+    ],
+)
+@pytest.mark.parametrize("legacy_bnb", [False, True])
+def test_a_cpu_torch_beside_a_cuda_built_xformers_moves_to_the_build_xformers_wants(
+    have, cuda, extra, cpu_build, legacy_bnb
+):
+    """A CPU-only torch beside xFormers compiled against torch 2.1.0+cu121 (its own message,
+    S131), GPUs unknown: the environment was set up for an NVIDIA GPU, so torch-cpu-build, and
+    torch moves to the build xFormers' library loads beside (2.1.0+cu121, not the lower-CUDA
+    build the planner takes where nothing says which)."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux"},
+        "python": {"version": "3.10.6"},
+        "packages": {"xformers": None, "torch": None},
+        **extra,
+    }
+    if legacy_bnb:
+        # a kept legacy bitsandbytes does not turn the move away from xFormers' build: a
+        # current release beside that torch is the better pair
+        doc["packages"]["bitsandbytes"] = "0.43.0"
+    text = _XFORMERS.format(have=have).replace("CUDA 1201", f"CUDA {cuda}")
+    a = _analyse(facts_from_dict(doc), text)
+    assert ("torch-cpu-build" in a.diagnosis.ids) is cpu_build
+    if cpu_build:
+        assert _step(a.plan, "torch").to == "2.1.0+cu121"
+        if legacy_bnb:
+            assert Version(_step(a.plan, "bitsandbytes").to) >= MODERN_BNB_LOADER
+
+
+@pytest.mark.parametrize(
+    ("driver", "text", "jit"),
+    [
+        (
+            "450.80.02",
+            "RuntimeError: CUDA error: the provided PTX was compiled with an "
+            "unsupported toolchain.",
+            True,
+        ),
+        ("450.80.02", None, False),  # minor-version compatibility runs CUDA 11.8 without JIT
+        # CUDA 11.8's own toolkit driver JITs its PTX: the error is something else
+        ("520.61.05", "CUDA_ERROR_UNSUPPORTED_PTX_VERSION", False),
+    ],
+)
+def test_ptx_jit_refused_under_minor_version_compatibility_needs_the_toolkits_driver(
+    driver, text, jit
+):
+    """compat-facts A2 (S4, S6): a driver that runs torch's CUDA only through minor-version
+    compatibility cannot JIT PTX of a newer toolkit (cudaErrorUnsupportedPtxVersion). With that
+    error the driver of CUDA 11.8's own toolkit is required, and torch stays: every build of
+    that CUDA major would need the same JIT."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": driver, "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA A100-SXM4-40GB", "compute_capability": "8.0"}],
+        "packages": {"torch": "2.4.1+cu118", "bitsandbytes": "0.45.5"},
+        "torch": {"version": "2.4.1+cu118", "cuda": "11.8"},
+    }
+    a = _analyse(facts_from_dict(doc), text)
+    found = [f for f in a.diagnosis.findings if f.evidence.get("ptx_jit")]
+    assert bool(found) is jit
+    if jit:
+        need = KB.drivers.toolkit_min(Version("11.8"), "Linux")
+        [m] = [m for m in a.plan.manual if m.id == "driver-too-old"]
+        assert m.required and f">= {need}" in m.text
+        assert _step(a.plan, "torch") is None
+
+
+def test_ptx_jit_step_names_the_cuda_a_driver_runs_natively() -> None:
+    """Driver 535 runs CUDA 12.2 natively: where torch's own PTX is what is JIT-compiled, a
+    torch build of CUDA 12.2 or older avoids the upgrade, and the step says so."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "535.104.05", "cuda": "12.2", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}],
+        "packages": {"torch": "2.5.1+cu124", "bitsandbytes": "0.45.5"},
+        "torch": {"version": "2.5.1+cu124", "cuda": "12.4"},
+    }
+    a = _analyse(
+        facts_from_dict(doc), "the provided PTX was compiled with an unsupported toolchain"
+    )
+    [m] = [m for m in a.plan.manual if m.id == "driver-too-old"]
+    assert m.required and "CUDA 12.2 or older" in m.text
+
+
+def test_torchs_preload_finding_no_cuda_wheel_is_its_wheels_missing() -> None:
+    """S132: torch's own preload searched sys.path for its NVIDIA wheel of a library and found
+    none: cuda-libs-not-found, a required step to reinstall torch with its dependencies at the
+    installed version."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "python": {"version": "3.10.8"},
+        "packages": {"torch": "2.0.1"},
+        "torch": {"version": "2.0.1"},
+    }
+    text = (
+        "OSError: libcurand.so.10: cannot open shared object file: No such file or directory\n"
+        "ValueError: libnvrtc.so.*[0-9].*[0-9] not found in the system path ['/opt/app']"
+    )
+    a = _analyse(facts_from_dict(doc), text)
+    [f] = [f for f in a.diagnosis.findings if f.evidence.get("torch_wheels")]
+    assert f.id == "cuda-libs-not-found" and f.evidence["library"] == "libnvrtc"
+    [m] = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    # a plain install adds the missing dependencies; --force-reinstall would upgrade them all
+    assert m.required and "pip install torch==2.0.1`" in m.text and "--force" not in m.text
+
+
+_PRELOAD = "ValueError: libnvrtc.so.*[0-9] not found in the system path ['/opt/app']"
+
+
+def test_torchs_wheels_missing_beside_a_torch_move_is_the_check_after_the_move() -> None:
+    """Where the plan moves torch (an RTX 5090 with a cu124 torch), the move installs torch
+    with its NVIDIA wheels: a required reinstall of the old torch would undo it, so the step is
+    the check afterwards, naming the planned torch."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "570.86.10", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 5090", "compute_capability": "12.0"}],
+        "packages": {"torch": "2.5.1+cu124", "bitsandbytes": "0.45.5"},
+        "torch": {"version": "2.5.1+cu124", "cuda": "12.4"},
+    }
+    a = _analyse(facts_from_dict(doc), _PRELOAD)
+    move = _step(a.plan, "torch")
+    assert move is not None and move.to != "2.5.1+cu124"
+    [m] = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert not m.required and move.to in m.text and "2.5.1+cu124" not in m.text
+
+
+def test_torchs_wheels_missing_beside_a_cpu_torch_names_another_interpreter() -> None:
+    """The preload message is a CUDA build's: beside a reported CPU-only torch, the process
+    that failed ran another torch, and no reinstall of this one is planned around it."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "packages": {"torch": "2.5.1+cpu"},
+        "torch": {"version": "2.5.1+cpu", "cuda": None},
+    }
+    a = _analyse(facts_from_dict(doc), _PRELOAD)
+    [m] = [m for m in a.plan.manual if m.id == "cuda-libs-not-found"]
+    assert "another torch" in m.text and "pip install" not in m.text
+
+
+@pytest.mark.parametrize(
+    ("path", "shadowed"),
+    [
+        ("/usr/local/cuda/lib64", True),  # a toolkit's copy found before torch's wheel's
+        ("/usr/local/cuda-12.1/targets/x86_64-linux/lib", True),
+        ("/usr/lib/x86_64-linux-gnu", False),  # a distribution's cuDNN: a system-built torch's
+    ],
+)
+@pytest.mark.parametrize("torch", ["2.2.0+cu121", "2.1.0a0+32f93b1"])
+def test_a_toolkits_cudnn_loaded_in_place_of_torchs_is_a_stale_toolkit(path, shadowed, torch):
+    """cuDNN opens its sub-libraries by name: a toolkit's copy under /usr/local/cuda taken in
+    place of the one torch loaded from its wheel, which does not fit (undefined symbol), is
+    stale-toolkit-on-path, not a missing cuDNN."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "packages": {"torch": torch},
+        "torch": {"version": torch, "cuda": "12.1"},
+    }
+    # NGC's torch (a label of no index) is built against the toolkit's cuDNN: no shadowing
+    shadowed = shadowed and torch.endswith("+cu121")
+    text = (
+        "Could not load library libcudnn_cnn_train.so.8. Error: "
+        f"{path}/libcudnn_cnn_train.so.8: undefined symbol: _ZN5cudnn3cnn34layerNormFwd, "
+        "version libcudnn_cnn_infer.so.8"
+    )
+    a = _analyse(facts_from_dict(doc), text)
+    assert ("stale-toolkit-on-path" in a.diagnosis.ids) is shadowed
+    if shadowed:
+        assert "cuda-libs-not-found" not in a.diagnosis.ids
+        [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
+        assert m.required and "LD_LIBRARY_PATH" in m.text

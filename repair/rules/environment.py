@@ -35,6 +35,7 @@ WSL_LIB_DIR = "/usr/lib/wsl/lib"  # F03: WSL mounts the Windows driver's librari
 @rule("cuda-libs-not-found")
 def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
     yield from _bundled_library_broken(ctx)
+    yield from _torch_wheels_missing(ctx)
     yield from _runtime_of_major_missing(ctx)
     yield from _cudnn_of_major_missing(ctx)
     yield from _ct2_cuda_missing(ctx)
@@ -52,11 +53,35 @@ def cuda_libs_not_found(ctx: Context) -> Iterator[Finding]:
         )
 
 
-@ruled_out("cuda-libs-not-found")
 @ruled_out("stale-toolkit-on-path")
 def _not_linux_search(view: View, kb: Knowledge) -> bool:
     # LD_LIBRARY_PATH and libcudart search are Linux; a cuDNN DLL is Windows' own loader's
     return view.system == "Windows" and view.implied.wanted_cudnn_major is None
+
+
+@ruled_out("cuda-libs-not-found")
+def _libraries_found(view: View, kb: Knowledge) -> bool:
+    # as _not_linux_search; and a cuDNN library that was found, but was a toolkit's copy that
+    # does not fit ("Could not load library ... undefined symbol"): stale-toolkit-on-path's
+    return _not_linux_search(view, kb) or (
+        _toolkit_cudnn_shadows(view)
+        and view.implied.wanted_cuda_major is None
+        and view.implied.torch_wheel_lib_missing is None
+    )
+
+
+def _toolkit_cudnn_shadows(view: View) -> bool:
+    """A toolkit's cuDNN sub-library was loaded in place of the one of torch's wheels (the
+    signature cudnn-toolkit-copy-loaded), where torch is such a wheel."""
+    return view.implied.cuda_lib_shadowed == "libcudnn" and _torch_from_wheels(view)
+
+
+def _torch_from_wheels(view: View) -> bool:
+    """torch came as a wheel with its own CUDA libraries (a PyTorch index's +cuXY label, or no
+    label: PyPI's build), or its version is not known; not a build of another label (NGC's
+    "2.1.0a0+32f93b1", a source build's "+git..."), which links the system's own libraries."""
+    label = (view.torch.local or "") if view.torch is not None else ""
+    return not label or label.startswith("cu")
 
 
 # A ptxas refusing an architecture at or above this one is older than the GPU (S128); below it,
@@ -107,26 +132,9 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
         return
     if view.system == "Windows":
         return  # the loader path and the libcudart search are Linux's (_not_linux_search)
-    shadowed = view.implied.cuda_lib_shadowed
-    if shadowed and not view.rocm:
-        # pytorch#111469, #152783, PR#141063 (S52): a CUDA library of torch's pip wheels found
-        # an older copy of its dependency first on LD_LIBRARY_PATH (a system toolkit). Where
-        # the facts show LD_LIBRARY_PATH unset, the older copy came from elsewhere (ld.so.conf,
-        # an older nvidia-nvjitlink wheel): a warning, and the step says what to check.
-        unset = view.ld_library_path_unset
-        f = ctx.finding(
-            "stale-toolkit-on-path",
-            f"a CUDA library of torch's own wheels resolved its {shadowed} against an older "
-            + (
-                "copy found first, not through LD_LIBRARY_PATH (unset here)"
-                if unset
-                else "copy found first on the loader path (LD_LIBRARY_PATH)"
-            ),
-            library=shadowed,
-            LD_LIBRARY_PATH=(view.facts.env or {}).get("LD_LIBRARY_PATH"),
-            source="error message",
-        )
-        yield ctx.unconfirmed_or(f, not unset)
+    shadowing = _shadowed_library(ctx)
+    if shadowing is not None:
+        yield shadowing
         return
     nvcc = parse_version(view.facts.toolkit_nvcc)
     old_loader = ctx.bnb_rel is None or ctx.bnb_rel.loader == "libcudart-search"
@@ -151,6 +159,33 @@ def stale_toolkit_on_path(ctx: Context) -> Iterator[Finding]:
             f"4-bit bitsandbytes (oldest: {floor})",
             nvcc=str(nvcc),
         )
+
+
+def _shadowed_library(ctx: Context) -> Finding | None:
+    """pytorch#111469, #152783, PR#141063 (S52): a CUDA library of torch's pip wheels found an
+    older copy of its dependency first on LD_LIBRARY_PATH (a system toolkit). Where the facts
+    show LD_LIBRARY_PATH unset, the older copy came from elsewhere (ld.so.conf, an older
+    nvidia-nvjitlink wheel): a warning, and the step says what to check."""
+    view = ctx.view
+    shadowed = view.implied.cuda_lib_shadowed
+    if shadowed == "libcudnn" and not _toolkit_cudnn_shadows(view):
+        return None  # a torch built against that toolkit (NGC, a source build) uses its cuDNN
+    if not shadowed or view.rocm:
+        return None
+    unset = view.ld_library_path_unset
+    f = ctx.finding(
+        "stale-toolkit-on-path",
+        f"a CUDA library of torch's own wheels resolved its {shadowed} against an older "
+        + (
+            "copy found first, not through LD_LIBRARY_PATH (unset here)"
+            if unset
+            else "copy found first on the loader path (LD_LIBRARY_PATH)"
+        ),
+        library=shadowed,
+        LD_LIBRARY_PATH=(view.facts.env or {}).get("LD_LIBRARY_PATH"),
+        source="error message",
+    )
+    return ctx.unconfirmed_or(f, not unset)
 
 
 def _serves_ct2(ctx: Context, nvcc: Version) -> bool:
@@ -183,6 +218,30 @@ def in_conda(view: View) -> bool:
     """The target is a conda environment (the report or probe says so, or CONDA_PREFIX is set)."""
     py = view.facts.python
     return bool((py is not None and py.conda) or (view.facts.env or {}).get("CONDA_PREFIX"))
+
+
+def _torch_wheels_missing(ctx: Context) -> Iterator[Finding]:
+    """torch's own preload found one of its pip CUDA libraries on no sys.path entry (S132): the
+    NVIDIA wheels its CUDA build depends on are not installed where it runs."""
+    view = ctx.view
+    lib = view.implied.torch_wheel_lib_missing
+    if lib is None or view.rocm:
+        return
+    whose = (
+        f"but torch {view.torch} here is a CPU-only build: the process that failed ran another "
+        "torch"
+        if view.torch_cpu_build
+        else f"the CUDA wheels torch {view.torch or '(version not reported)'} depends on are "
+        "not installed where it runs"
+    )
+    yield ctx.finding(
+        "cuda-libs-not-found",
+        f"torch could not load {lib}, and its own search of this interpreter's sys.path found "
+        f"no NVIDIA wheel holding it (read from the error message); {whose}",
+        library=lib,
+        torch_wheels=True,
+        source="error message",
+    )
 
 
 def _runtime_of_major_missing(ctx: Context) -> Iterator[Finding]:
@@ -218,8 +277,8 @@ def _cudnn_of_major_missing(ctx: Context) -> Iterator[Finding]:
     repair (repair/libraries.py, plans/runtimes.toml)."""
     view = ctx.view
     major = view.implied.wanted_cudnn_major
-    if major is None or view.rocm:
-        return
+    if major is None or view.rocm or _toolkit_cudnn_shadows(view):
+        return  # found, but a toolkit's copy that does not fit: stale-toolkit-on-path's
     who = cudnn_requester(view, ctx.kb)
     brought = torch_cudnn(view, ctx.kb)
     if who == CT2:

@@ -14,12 +14,14 @@ from ..libraries import CT2, ct2_runtime
 from ..view import (
     FIRST_CPU_4BIT,
     MODERN_BNB_LOADER,
+    DriverFit,
     View,
     board_in_index_builds,
     cuda_from_tag,
     driver_fit,
     gpu_sms,
     is_jetson,
+    series,
 )
 from .registry import Context, gpu_for_torch, rule, ruled_out
 
@@ -221,8 +223,27 @@ def driver_too_old(ctx: Context) -> Iterator[Finding | Unknown]:
     if view.torch_cuda is None or not ctx.nvidia_here:
         return
     fit = driver_fit(view, ctx.kb, view.torch_cuda)
-    if fit.ok is None:
-        yield Unknown("driver-version", "driver version (needed to check torch's CUDA build)")
+    if ptx_jit_refused(view, fit):
+        # the driver runs torch's CUDA only through minor-version compatibility, and the text
+        # shows its JIT refusing PTX of a newer toolkit (cudaErrorUnsupportedPtxVersion): that
+        # needs the toolkit's own driver (compat-facts A2, S4, S6)
+        drv = view.facts.driver
+        yield ctx.finding(
+            "driver-too-old",
+            f"torch's CUDA {view.torch_cuda} runs on this driver only through minor-version "
+            "compatibility, whose JIT cannot compile PTX made by a newer toolkit (the error: "
+            f"unsupported PTX version); CUDA {series(view.torch_cuda)}'s own driver "
+            f"(>= {fit.full_min}) can",
+            torch_cuda=str(view.torch_cuda),
+            driver=drv.version if drv else None,
+            driver_cuda=drv.cuda if drv else None,
+            minimum_driver=str(fit.full_min),
+            ptx_jit=True,
+        )
+    elif fit.ok is None:
+        if view.driver_found is not False:
+            # with no driver loaded, no-nvidia-driver says so; its version is not missing
+            yield Unknown("driver-version", "driver version (needed to check torch's CUDA build)")
     elif fit.ok is False:
         need = fit.compat_min or fit.full_min
         drv = view.facts.driver
@@ -276,9 +297,25 @@ def _library_cuda_too_new(ctx: Context) -> Iterator[Finding]:
 def _driver_new_enough(view: View, kb: Knowledge) -> bool:
     if view.has_nvidia_gpu is False:
         return True  # no NVIDIA driver at all: no-nvidia-driver says it
-    # every CUDA runtime the facts show in play runs on this driver
+    # every CUDA runtime the facts show in play runs on this driver (and, where the text shows
+    # PTX JIT refused, not only through minor-version compatibility)
     runtimes = runtimes_in_play(view, kb)
-    return runtimes is not None and all(driver_fit(view, kb, c).ok is True for c in runtimes)
+    return runtimes is not None and all(
+        (fit := driver_fit(view, kb, c)).ok is True and not ptx_jit_refused(view, fit)
+        for c in runtimes
+    )
+
+
+def ptx_jit_refused(view: View, fit: DriverFit) -> bool:
+    """The text shows cudaErrorUnsupportedPtxVersion (222) where the driver runs the runtime
+    only through minor-version compatibility, which cannot JIT PTX of a newer toolkit
+    (compat-facts A2): that runtime needs its toolkit's own driver."""
+    return (
+        view.implied.cuda_error == 222
+        and fit.ok is True
+        and fit.mode == "minor-compat"
+        and fit.full_min is not None
+    )
 
 
 def runtimes_in_play(view: View, kb: Knowledge) -> list[Version] | None:

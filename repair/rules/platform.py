@@ -8,8 +8,15 @@ from collections.abc import Iterator
 from packaging.version import Version
 
 from ..findings import Finding, Unknown
-from ..knowledge import BnbBuild, Knowledge
-from ..view import View, bnb_release, libstdcxx_misfit, tagged_glibc_floor, wheel_misfits
+from ..knowledge import BnbBuild, BnbRelease, Knowledge
+from ..view import (
+    TORCH_KEYED_LOADER,
+    View,
+    bnb_release,
+    libstdcxx_misfit,
+    tagged_glibc_floor,
+    wheel_misfits,
+)
 from .registry import Context, older_bitsandbytes_suspected, rule, ruled_out, suspect
 
 # The file type of a native library on each OS (bitsandbytes ships .so, .dll and .dylib files).
@@ -90,9 +97,10 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
         )
         return
     spec, inside = ctx.bnb_text_spec, ctx.bnb_in_text
-    if inside and not any(
-        (b := r.builds.get(view.platform or "")) is not None and b.native for r in inside
-    ):
+    native = [
+        r for r in inside if (b := r.builds.get(view.platform or "")) is not None and b.native
+    ]
+    if inside and not native:
         yield ctx.finding(
             "bnb-platform-unsupported",
             f"bitsandbytes {spec} (read from the error message) has no native build for "
@@ -101,6 +109,38 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
             platform=view.platform,
             source="error message",
         )
+    elif (shipping := _would_have_loaded(view, native)) and len(native) < len(inside):
+        yield ctx.finding(
+            "bnb-platform-unsupported",
+            f"bitsandbytes {spec} (read from the error message) loaded no CUDA library although "
+            f"torch saw the GPU; the releases of that range with a build for {view.platform} "
+            f"({', '.join(str(r.version) for r in native)}) ship libbitsandbytes_cuda{shipping} "
+            f"for torch's CUDA {view.torch_cuda} and load it: the installed one is older, "
+            f"without a build for {view.platform}",
+            bitsandbytes=str(spec),
+            platform=view.platform,
+            source="error message",
+        )
+
+
+def _would_have_loaded(view: View, native: list[BnbRelease]) -> str | None:
+    """The library tag ("121") of torch's CUDA where every release of ``native`` ships it, and
+    the text shows their loader's failure with the GPU in sight: the legacy loader's "CUDA
+    Setup failed despite GPU being available" (S38), which from 0.40.1 follows torch's CUDA
+    (compat-facts C4, TORCH_KEYED_LOADER), so such a release would have loaded that library.
+    None otherwise."""
+    implied, cuda = view.implied, view.torch_cuda
+    if not native or cuda is None:
+        return None
+    if not (implied.bnb_cuda_not_loaded and implied.torch_cuda_available):
+        return None
+    tag = f"{cuda.major}{cuda.minor}"
+    if all(
+        r.version >= TORCH_KEYED_LOADER and tag in r.builds[view.platform or ""].cuda_libs
+        for r in native
+    ):
+        return tag
+    return None
 
 
 def _first_native_for_unknown_bnb(ctx: Context) -> tuple[str, Version] | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from packaging.version import Version
@@ -14,6 +15,7 @@ from ..view import (
     View,
     arch_coverage,
     conda_libs_first,
+    cuda_companion,
     driver_fit,
     known_bad_torch,
     lowest_torch_arch,
@@ -120,6 +122,24 @@ def torch_cpu_build(ctx: Context) -> Iterator[Finding | Unknown]:
             "code wanted a CUDA GPU; whether this machine has an NVIDIA GPU is not known",
             torch=str(view.torch),
             gpu_unknown=True,
+        )
+    elif (
+        view.torch_cpu_build
+        and view.has_nvidia_gpu is None
+        and not view.rocm
+        and (built := cuda_companion(view)) is not None
+    ):
+        # A CPU-only torch beside xFormers compiled against a CUDA torch (its own message,
+        # S131): the environment was set up for an NVIDIA GPU, and the torch build is what
+        # keeps every kernel on the CPU.
+        yield ctx.finding(
+            "torch-cpu-build",
+            f"torch {view.torch} is a CPU-only build, beside xFormers built for torch {built} "
+            "(read from the error message): the environment was set up for an NVIDIA GPU; "
+            "whether this machine has one is not known",
+            torch=str(view.torch),
+            gpu_unknown=True,
+            companion=built,
         )
 
 
@@ -476,18 +496,98 @@ def _family_paired(view: View, kb: Knowledge) -> bool:
     if view.torch is None or (rel := kb.torch.release(view.torch)) is None:
         return False
     known = [
-        (have, want)
+        (name, have, want)
         for name, want in (("torchvision", rel.torchvision), ("torchaudio", rel.torchaudio))
         if (have := view.package(name)) is not None and want is not None
     ]
-    return bool(known) and all(_pairs(view.torch, have, want) for have, want in known)
+    return bool(known) and all(
+        _pairs(view, rel, view.torch, name, have, want) is None for name, have, want in known
+    )
 
 
-def _pairs(torch: Version, have: Version, want: Version) -> bool:
-    """compat-facts B1 (Requires-Dist): the same series, and the same CUDA label when both
-    carry one."""
+def _pairs(
+    view: View, rel: TorchRelease, torch: Version, name: str, have: Version, want: Version
+) -> str | None:
+    """Why a companion ``have`` does not pair with ``torch`` (None: it does). compat-facts B1
+    (Requires-Dist): the same series, and the same CUDA label when both carry one. A companion
+    without a label is the build PyPI ships for this platform (plans/torch.toml pypi_default),
+    where torch is a PyTorch-index build (its label) or PyPI's own (_torch_build). Their builds
+    then pair as the companions' own load checks demand (S133): torchvision refuses another
+    CUDA major, and a CPU-only torchvision registers no CUDA kernel ("Could not run
+    'torchvision::nms' with arguments from the 'CUDA' backend", S130: Windows' PyPI torchvision
+    is CPU-only); torchaudio refuses another CUDA major.minor, and its CPU build runs beside a
+    CUDA torch."""
     tl, hl = torch.local or "", have.local or ""
-    return series(have) == series(want) and not (tl and hl and tl != hl)
+    if series(have) != series(want):
+        return f"expects {name} {series(want)}.x"
+    if tl and hl:
+        return f"built for {hl}, torch for {tl}" if tl != hl else None
+    mine, theirs = _torch_build(view, rel), _label_build(view, rel, have)
+    if mine is None or theirs is None or mine[0] != "cuda" and mine[0] == theirs[0]:
+        return None
+    if name == "torchaudio" and theirs[0] == "cpu":
+        return None  # torchaudio's check compares CUDA only where it has one (S133)
+    if mine[0] == theirs[0] == "cuda":
+        (tv, tvm), (t, tm) = theirs[1] or (0, 0), mine[1] or (0, 0)
+        if tv == t and (tvm == tm or name == "torchvision"):
+            return None  # torchvision compares majors, torchaudio major.minor (S133)
+    words = {"cpu": "CPU-only", "rocm": "ROCm", "cuda": "CUDA"}
+    side = "" if hl else f", PyPI's build for {view.platform}"
+    cudas = (
+        f" (CUDA {'.'.join(map(str, theirs[1] or ()))} against {'.'.join(map(str, mine[1] or ()))})"
+        if mine[0] == theirs[0] == "cuda"
+        else ""
+    )
+    return f"a {words[theirs[0]]} build{side}, beside a {words[mine[0]]} torch{cudas}"
+
+
+_Build = tuple[str, tuple[int, int] | None]
+
+
+def _torch_build(view: View, rel: TorchRelease) -> _Build | None:
+    """torch's own build where the facts or its label say it: a PyTorch-index label, or an
+    unlabelled torch whose reported build is the one PyPI ships here (an unlabelled CUDA torch
+    of another CUDA is conda's, a distribution's or a source build: then nothing is known of
+    where its companions came from either). None where unknown."""
+    torch = view.torch
+    if torch is None:
+        return None
+    if torch.local:
+        return _label_build(view, rel, torch)
+    pypi = _label_build(view, rel, torch)
+    if pypi is None:
+        return None
+    if view.torch_hip:
+        return None
+    if view.torch_cuda is not None:
+        reported: _Build = ("cuda", (view.torch_cuda.major, view.torch_cuda.minor))
+    elif view.torch_cpu_build:
+        reported = ("cpu", None)
+    else:
+        return pypi
+    return pypi if reported == pypi else None
+
+
+def _label_build(view: View, rel: TorchRelease, v: Version) -> _Build | None:
+    """("cpu", None), ("cuda", (major, minor)) or ("rocm", None) for a torch-family version:
+    from its local label, or, without one, PyPI's build of its release here. None where
+    unknown: a label of no PyTorch index (a Jetson or source build), an assumed platform, or a
+    conda env (whose packages carry no label whatever their build)."""
+    label = v.local
+    if not label:
+        if view.platform is None or view.platform_assumed or conda_libs_first(view.facts):
+            return None
+        var = rel.pypi_variant(view.platform)
+        if var is None:
+            return None
+        label = var.name
+    if label == "cpu":
+        return ("cpu", None)
+    if label.startswith("rocm"):
+        return ("rocm", None)
+    if (m := re.fullmatch(r"cu(\d+?)(\d)", label)) is not None:
+        return ("cuda", (int(m.group(1)), int(m.group(2))))
+    return None
 
 
 @rule("torch-family-mismatch")
@@ -502,11 +602,10 @@ def torch_family_mismatch(ctx: Context) -> Iterator[Finding]:
         have = view.package(name)
         if have is None or want is None:
             continue
-        if not _pairs(view.torch, have, want):
+        if (why := _pairs(view, rel, view.torch, name, have, want)) is not None:
             yield ctx.finding(
                 "torch-family-mismatch",
-                f"{name} {have} does not match torch {view.torch} "
-                f"(expects {name} {series(want)}.x)",
+                f"{name} {have} does not match torch {view.torch} ({why})",
                 package=name,
                 installed=str(have),
                 expected=str(want),
