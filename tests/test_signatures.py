@@ -3019,3 +3019,50 @@ def test_a_toolkits_cudnn_loaded_in_place_of_torchs_is_a_stale_toolkit(path, sha
         assert "cuda-libs-not-found" not in a.diagnosis.ids
         [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
         assert m.required and "LD_LIBRARY_PATH" in m.text
+
+
+@pytest.mark.parametrize(
+    ("text", "unavailable"),
+    [
+        ("torch.cuda.is_available() returns False", True),
+        (">>> import torch\n>>> torch.cuda.is_available()\nFalse", True),
+        ("`torch.cuda.is_available()` returns `False` on the new machine", True),
+        ("torch.cuda.is_available() is True, but bitsandbytes fails", False),
+        ("torch.cuda.is_available() should be True here", False),
+    ],
+)
+def test_a_report_saying_cuda_is_not_available_is_read_as_that_fact(text, unavailable):
+    """S134: torch.cuda.is_available()'s result as a report gives it (a printout or the
+    reporter's words) is the fact a probe reads: on a host with an NVIDIA GPU and torch's build
+    unknown, a False makes the CPU-only torch the suspected cause."""
+    assert implied_by(text).torch_cuda_unavailable is unavailable
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "550.54.14", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3090", "compute_capability": "8.6"}],
+        "packages": {"torch": None, "bitsandbytes": "0.45.5"},
+    }
+    a = _analyse(facts_from_dict(doc), text)
+    assert ("torch-cpu-build" in a.diagnosis.ids) is unavailable
+
+
+def test_a_torch_library_bound_to_an_older_cuda_copy_is_a_stale_toolkit() -> None:
+    """S135: torch's own libc10_cuda.so needs a libcudart symbol the copy found first lacks (a
+    system CUDA 12.4 beside torch 2.9.0+cu128): stale-toolkit-on-path, with the loader-path
+    step."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "packages": {"torch": "2.9.0+cu128"},
+        "torch": {"version": "2.9.0+cu128", "cuda": "12.8"},
+    }
+    text = (
+        "ImportError: /app/.venv/lib/python3.12/site-packages/torch/lib/libc10_cuda.so: "
+        "undefined symbol: cudaGetDriverEntryPointByVersion, version libcudart.so.12"
+    )
+    a = _analyse(facts_from_dict(doc), text)
+    [f] = [f for f in a.diagnosis.findings if f.id == "stale-toolkit-on-path"]
+    assert f.evidence["library"] == "libcudart"
+    [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
+    assert m.required and "libcudart" in m.text
