@@ -18,6 +18,8 @@ HOW_BY_ENGINE = {
     "`sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml` on the host)",
     "kubernetes": "request the GPU in the pod spec (`resources: limits: nvidia.com/gpu: 1`; "
     "NVIDIA's device plugin or GPU Operator on the node)",
+    # an engine the report does not name: Docker's way, which most reports use
+    "container": "start it with the GPU (`docker run --gpus all ...`, or the engine's own way)",
 }
 
 
@@ -35,10 +37,16 @@ NOTEBOOKS = {
 }
 
 
+# A report that says "container" without naming its engine
+GENERIC = "container"
+
+
 def where_words(container: str, article: str = "this") -> str:
     """ "this docker container", "a Colab runtime": how a sentence names where qfix ran."""
     if container in NOTEBOOKS:
         return f"{article} {NOTEBOOKS[container][0]} runtime"
+    if container == GENERIC:
+        return f"{article} container"
     return f"{article} {container} container"
 
 

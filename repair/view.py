@@ -188,8 +188,12 @@ class View:
     @property
     def container(self) -> str | None:
         """The container engine the host probe named (host.container: docker, podman,
-        kubernetes, lxc, ...), None where none is known."""
-        return self.facts.host.container if self.facts.host else None
+        kubernetes, lxc, ...), else the one a report's OS description names ("Ubuntu 22.04
+        (Docker container)", "Google Colab"); None where none is known."""
+        host = self.facts.host
+        if host is None:
+            return None
+        return host.container or container_in_words(host.os_release)
 
     def torch_without_rocm(self) -> str | None:
         """ "a CUDA 12.1 build" / "a CPU-only build" / "not a ROCm build" where the facts show
@@ -911,6 +915,25 @@ def cuda_companion(view: View) -> str | None:
     if version is None or not (cuda or "").isdigit() or not (version.local or "").startswith("cu"):
         return None
     return str(version)
+
+
+# What a report's OS description says of where it ran (repair.containers' names): a probe
+# names the engine itself (host.container); a report writes it in words.
+_CONTAINER_WORDS = (
+    ("colab", re.compile(r"\bcolab\b", re.I)),
+    ("kaggle", re.compile(r"\bkaggle\b", re.I)),
+    ("podman", re.compile(r"\bpodman\b", re.I)),
+    ("kubernetes", re.compile(r"\b(?:kubernetes|k8s)\b", re.I)),
+    ("docker", re.compile(r"\bdocker\b", re.I)),
+    ("container", re.compile(r"\bcontainer\b", re.I)),
+)
+
+
+def container_in_words(os_release: str | None) -> str | None:
+    """The container or hosted notebook a report's OS description names, or None."""
+    if not os_release:
+        return None
+    return next((name for name, words in _CONTAINER_WORDS if words.search(os_release)), None)
 
 
 def conda_libs_first(facts: Facts) -> bool:

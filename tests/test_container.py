@@ -191,3 +191,47 @@ def test_wsl_without_a_driver_is_told_the_driver_is_the_windows_one(torch_cuda, 
     assert "NVIDIA driver on Windows" in m.text and "never a Linux driver inside WSL" in m.text
     assert "WSL 1 has no GPU" in m.text
     assert "install an NVIDIA driver and GPU" not in m.text
+
+
+@pytest.mark.parametrize(
+    ("os_release", "probed", "seen"),
+    [
+        ("Unraid (Docker container)", None, "docker"),
+        (
+            "Ubuntu 22.04 container (nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04)",
+            None,
+            "container",
+        ),
+        ("Google Colab (CPU runtime)", None, "colab"),
+        ("Kaggle default Docker image", None, "kaggle"),  # the notebook before its engine
+        ("Ubuntu 22.04", None, None),
+        ("Ubuntu 22.04 (Docker container)", "podman", "podman"),  # the probe's mark wins
+    ],
+)
+def test_a_reports_os_description_names_the_container(os_release, probed, seen) -> None:
+    """A report writes where it ran in its OS description; a probe names the engine itself
+    (host.container), which wins."""
+    from repair.knowledge import load_knowledge
+    from repair.view import make_view
+
+    host: dict = {"system": "Linux", "os_release": os_release}
+    if probed:
+        host["container"] = probed
+    view = make_view(facts_from_dict({"schema": "qfix.facts/1", "host": host}), load_knowledge())
+    assert view.container == seen
+
+
+def test_a_report_of_a_container_without_a_driver_is_told_how_to_give_it_the_gpu() -> None:
+    """A report of a container whose driver was not found (the OS description says container):
+    the advice is how a container gets the host's GPU, in words for an engine it does not name,
+    not a driver install inside it."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "os_release": "Ubuntu 22.04 container (nvidia/cuda:12.4.1)"},
+        "driver": {"found": False, "source": "report"},
+        "packages": {"transformers": None, "bitsandbytes": None},
+    }
+    _, plan = analyse(facts_from_dict(doc))
+    [m] = [m for m in plan.manual if m.id == "no-nvidia-driver"]
+    assert "this container does not see it" in m.text and "docker run --gpus all" in m.text
+    assert "container container" not in m.text

@@ -3029,6 +3029,8 @@ def test_a_toolkits_cudnn_loaded_in_place_of_torchs_is_a_stale_toolkit(path, sha
         ("`torch.cuda.is_available()` returns `False` on the new machine", True),
         ("torch.cuda.is_available() is True, but bitsandbytes fails", False),
         ("torch.cuda.is_available() should be True here", False),
+        # code in a traceback compares it; that says nothing of its result
+        ('  File "app.py", line 3, in <module>\n    if torch.cuda.is_available() == False:', False),
     ],
 )
 def test_a_report_saying_cuda_is_not_available_is_read_as_that_fact(text, unavailable):
