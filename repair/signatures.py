@@ -396,13 +396,14 @@ def implied_to_dict(implied: Implied) -> dict[str, Any]:
 
 
 def implied_property_lines(implied: Implied) -> tuple[str, ...]:
-    """One line per property (not a range, not the host's system: ``implied_facts`` lists those
-    where the facts lack them) that ``implied`` states, as `qfix explain` shows what a text
-    proves ("libcuda_unregistered: yes (read from the error message)")."""
+    """One line per property (not a range, not the host's system, not torch's version seen:
+    ``implied_facts`` lists those where the facts lack them) that ``implied`` states, as
+    `qfix explain` shows what a text proves ("libcuda_unregistered: yes (read from the error
+    message)")."""
     out = []
     for key, value in implied_to_dict(implied).items():
-        if key in ("signatures", "ranges", "system"):
-            continue
+        if key in ("signatures", "ranges", "system", "torch_version_seen"):
+            continue  # (torch's version seen: implied_facts' torch line, where the facts lack it)
         shown = "yes" if value is True else str(value)
         words = _PROPERTY_WORDS.get(key)
         said = f"{words.format(value=value)}; " if words else ""
@@ -454,7 +455,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "vc_runtime_missing": "torch found Microsoft's Visual C++ runtime missing",
     "torch_wheel_lib_missing": "torch's preload found its {value} wheel on no sys.path entry",
     "companion_torch": "xFormers was built for torch {value}",
-    "companion_cuda": "xFormers was built with CUDA {value} (as it prints it)",
+    "companion_cuda": "the CUDA xFormers was built with, as xFormers writes it",
     "torch_version_seen": "the failing process's torch.__version__ was {value}",
     "frozen_app": "the program is a frozen (PyInstaller) executable: its packages are inside it",
     "ptxas_unknown_arch": "the ptxas that compiled a kernel does not know {value}",

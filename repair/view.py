@@ -184,16 +184,10 @@ class View:
     # the listed AMD GPUs' LLVM targets (repair.planner.amd_gfx), read once; None: not read (a
     # view made without the knowledge base)
     amd_targets: tuple[str, ...] | None = None
-
-    @property
-    def container(self) -> str | None:
-        """The container engine the host probe named (host.container: docker, podman,
-        kubernetes, lxc, ...), else the one a report's OS description names ("Ubuntu 22.04
-        (Docker container)", "Google Colab"); None where none is known."""
-        host = self.facts.host
-        if host is None:
-            return None
-        return host.container or container_in_words(host.os_release)
+    # The container engine the host probe named (host.container: docker, podman, kubernetes,
+    # lxc, ...), else the one a report's OS description names ("Ubuntu 22.04 (Docker
+    # container)", "Google Colab"); None where none is known. Read once, in make_view.
+    container: str | None = None
 
     def torch_without_rocm(self) -> str | None:
         """ "a CUDA 12.1 build" / "a CPU-only build" / "not a ROCm build" where the facts show
@@ -433,6 +427,7 @@ def make_view(facts: Facts, kb: Knowledge | None = None) -> View:
         torch_cuda_printed=printed is not None,
         cc_inferred=inferred,
         amd_targets=None if kb is None else amd_targets(facts, kb),
+        container=_container(facts),
         **refused,
     )
 
@@ -927,6 +922,13 @@ _CONTAINER_WORDS = (
     ("docker", re.compile(r"\bdocker\b", re.I)),
     ("container", re.compile(r"\bcontainer\b", re.I)),
 )
+
+
+def _container(facts: Facts) -> str | None:
+    """The container the probe named (host.container), else the one the report's OS
+    description names."""
+    host = facts.host
+    return None if host is None else host.container or container_in_words(host.os_release)
 
 
 def container_in_words(os_release: str | None) -> str | None:

@@ -231,8 +231,8 @@ def _torch_wheels_missing(ctx: Context) -> Iterator[Finding]:
         f"but torch {view.torch} here is a CPU-only build: the process that failed ran another "
         "torch"
         if view.torch_cpu_build
-        else f"the CUDA wheels torch {view.torch or '(version not reported)'} depends on are "
-        "not installed where it runs"
+        else f"the NVIDIA wheels torch{' ' + str(view.torch) if view.torch else ''} depends on "
+        "are not installed where it runs"
     )
     yield ctx.finding(
         "cuda-libs-not-found",

@@ -114,7 +114,7 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
             "bnb-platform-unsupported",
             f"bitsandbytes {spec} (read from the error message) loaded no CUDA library although "
             f"torch saw the GPU; the releases of that range with a build for {view.platform} "
-            f"({', '.join(str(r.version) for r in native)}) ship libbitsandbytes_cuda{shipping} "
+            f"({', '.join(str(r.version) for r in native)}) ship libbitsandbytes_{shipping} "
             f"for torch's CUDA {view.torch_cuda} and load it: the installed one is older, "
             f"without a build for {view.platform}",
             bitsandbytes=str(spec),
@@ -124,23 +124,20 @@ def _implied_findings(ctx: Context) -> Iterator[Finding]:
 
 
 def _would_have_loaded(view: View, native: list[BnbRelease]) -> str | None:
-    """The library tag ("121") of torch's CUDA where every release of ``native`` ships it, and
-    the text shows their loader's failure with the GPU in sight: the legacy loader's "CUDA
-    Setup failed despite GPU being available" (S38), which from 0.40.1 follows torch's CUDA
+    """The library ("cuda121") every release of ``native`` loads for torch's CUDA, where the
+    text shows their loader's failure with the GPU in sight: the legacy loader's "CUDA Setup
+    failed despite GPU being available" (S38), which from 0.40.1 follows torch's CUDA
     (compat-facts C4, TORCH_KEYED_LOADER), so such a release would have loaded that library.
     None otherwise."""
-    implied, cuda = view.implied, view.torch_cuda
-    if not native or cuda is None:
+    implied, cuda, platform = view.implied, view.torch_cuda, view.platform
+    if not native or cuda is None or platform is None:
         return None
     if not (implied.bnb_cuda_not_loaded and implied.torch_cuda_available):
         return None
-    tag = f"{cuda.major}{cuda.minor}"
-    if all(
-        r.version >= TORCH_KEYED_LOADER and tag in r.builds[view.platform or ""].cuda_libs
-        for r in native
-    ):
-        return tag
-    return None
+    if any(r.version < TORCH_KEYED_LOADER for r in native):
+        return None
+    libs = [r.lib_for_cuda(cuda, platform) for r in native]
+    return None if None in libs else libs[0]
 
 
 def _first_native_for_unknown_bnb(ctx: Context) -> tuple[str, Version] | None:

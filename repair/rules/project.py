@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from ..findings import Finding, Unknown
 from ..pins import Pin, may_meet, pins_from_facts, torch_dependents
-from ..view import arch_coverage, public, torch_arch_list
+from ..view import arch_coverage, gpu_sms, public, torch_arch_list
 from .registry import Context, rule
 
 FID = "project-pin-conflict"
@@ -141,7 +141,7 @@ def _dependent_pins_exclude_the_gpu(ctx: Context) -> Iterator[Finding]:
             continue
         if installed_serves and spec.contains(installed, prereleases=True):
             continue  # the pin holds and the installed torch runs here: nothing to change
-        arches = ", ".join(sorted({f"sm_{cc.major}{cc.minor}" for cc in view.ccs}))
+        arches = ", ".join(sorted(gpu_sms(view)))
         yield ctx.finding(
             FID,
             f"{name} requires torch{spec}, and no torch build it allows has code for this "

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from packaging.version import Version
@@ -16,6 +15,7 @@ from ..view import (
     arch_coverage,
     conda_libs_first,
     cuda_companion,
+    cuda_from_tag,
     driver_fit,
     known_bad_torch,
     lowest_torch_arch,
@@ -527,10 +527,13 @@ def _pairs(
         return None
     if name == "torchaudio" and theirs[0] == "cpu":
         return None  # torchaudio's check compares CUDA only where it has one (S133)
-    if mine[0] == theirs[0] == "cuda":
-        (tv, tvm), (t, tm) = theirs[1] or (0, 0), mine[1] or (0, 0)
-        if tv == t and (tvm == tm or name == "torchvision"):
-            return None  # torchvision compares majors, torchaudio major.minor (S133)
+    # torchvision compares CUDA majors, torchaudio major.minor (S133)
+    compared = 1 if name == "torchvision" else 2
+    if (
+        mine[0] == theirs[0] == "cuda"
+        and (theirs[1] or ())[:compared] == (mine[1] or ())[:compared]
+    ):
+        return None
     words = {"cpu": "CPU-only", "rocm": "ROCm", "cuda": "CUDA"}
     side = "" if hl else f", PyPI's build for {view.platform}"
     cudas = (
@@ -585,9 +588,8 @@ def _label_build(view: View, rel: TorchRelease, v: Version) -> _Build | None:
         return ("cpu", None)
     if label.startswith("rocm"):
         return ("rocm", None)
-    if (m := re.fullmatch(r"cu(\d+?)(\d)", label)) is not None:
-        return ("cuda", (int(m.group(1)), int(m.group(2))))
-    return None
+    cuda = cuda_from_tag(label[2:]) if label.startswith("cu") else None
+    return ("cuda", (cuda.major, cuda.minor)) if cuda is not None else None
 
 
 @rule("torch-family-mismatch")
