@@ -1171,6 +1171,8 @@ def _family_steps(
         listed = have is not None or (moves and view.installed(name) is True)
         if not listed or any(s.package == name for s in steps):
             continue
+        if not moves and name not in mismatch:
+            continue  # beside a torch that stays, a companion that pairs with it stays too
         target = getattr(fam, name) if fam is not None else None
         if target is None:
             unknown.append(

@@ -1966,6 +1966,17 @@ def test_torchaudio_pairs_as_its_own_cuda_check_demands(system, torch, audio, mi
     assert ("torch-family-mismatch" in diag.ids) is mismatch
 
 
+def test_beside_a_torch_that_stays_only_the_mismatched_companion_moves() -> None:
+    """Windows: a CPU-only torchvision beside a CUDA torch moves to torch's variant; the CPU-only
+    torchaudio beside it pairs (S133) and stays: no step without a finding behind it."""
+    doc = _family_doc("Windows", "2.4.0+cu121", "0.19.0")
+    doc["packages"]["torchaudio"] = "2.4.0"
+    diag, plan = analyse(facts_from_dict(doc))
+    assert "torch-family-mismatch" in diag.ids
+    assert [s.package for s in plan.steps] == ["torchvision"]
+    assert all(s.because for s in plan.steps)
+
+
 @pytest.mark.parametrize(
     ("torch", "available", "replace"),
     [
