@@ -4,8 +4,9 @@ of real-report cases through the test_cases check).
 tests/data/knowledge/ is a recorded PyPI snapshot (the JSON API of 2026-12-06, reduced to each
 file's name, yanked flag and upload time; torch to the 2.14 and 2.15 series, transformers to
 5.20+, accelerate to 1.14+, peft to 0.21+; diffusers, recorded 2026-12-07, to 0.41+;
-ctranslate2, recorded 2026-12-07, to 4.6+ and its cp311 wheels and sdist): the drift logic runs
-on it and on edited copies."""
+ctranslate2, recorded 2026-12-07, to 4.6+ and its cp311 wheels and sdist; torchvision and
+torchaudio, recorded 2026-12-08, every release with one file and the release's yanked flag):
+the drift logic runs on it and on edited copies."""
 
 from __future__ import annotations
 
@@ -53,6 +54,40 @@ def test_a_ctranslate2_release_no_runtimes_row_covers_is_drift() -> None:
     # releases below the oldest row (2.x, whose builds were not read) are not drift
     docs = _snapshot()
     docs["ctranslate2"]["releases"]["2.24.0"] = [_file("ctranslate2-2.24.0.tar.gz")]
+    assert _drift(docs) == []
+
+
+def test_a_torchvision_or_torchaudio_release_domain_does_not_list_is_drift() -> None:
+    docs = _snapshot()
+    docs["torchvision"]["releases"]["0.30.0"] = [_file("torchvision-0.30.0-cp312-cp312-x.whl")]
+    docs["torchvision"]["releases"]["0.30.1rc1"] = [_file("torchvision-0.30.1rc1-cp312-x.whl")]
+    docs["torchaudio"]["releases"]["2.12.0"] = [_file("torchaudio-2.12.0-cp312-x.whl")]
+    assert _drift(docs) == [
+        "torchvision 0.30.0: on PyPI, not in plans/torch.toml [domain.torchvision] (its torch "
+        "requirement was not read)",
+        "torchaudio 2.12.0: on PyPI, not in plans/torch.toml [domain.torchaudio] (its torch "
+        "requirement was not read)",
+    ]
+    # releases older than the table (0.2.x, PyPI's legacy ones) and yanked ones (0.15.0, whose
+    # files PyPI holds yanked today) are not drift
+    docs = _snapshot()
+    assert docs["torchvision"]["releases"]["0.15.0"][0]["yanked"] is True
+    docs["torchvision"]["releases"]["0.2.3"] = [_file("torchvision-0.2.3.tar.gz")]
+    assert _drift(docs) == []
+
+
+def test_a_paired_companion_pypi_lacks_or_yanked_is_drift() -> None:
+    docs = _snapshot()
+    del docs["torchaudio"]["releases"]["2.11.1"]  # plans pair it with torch 2.15.0
+    for f in docs["torchvision"]["releases"]["0.29.1"]:
+        f["yanked"] = True
+    assert _drift(docs) == [
+        "torchvision 0.29.1: every file is yanked on PyPI, plans/torch.toml still pairs it",
+        "torchaudio 2.11.1: plans/torch.toml pairs it with torch, PyPI has no such release",
+    ]
+    # a package the snapshot does not hold was not read: no drift from its absence
+    docs = _snapshot()
+    docs["torchaudio"]["releases"] = {}
     assert _drift(docs) == []
 
 

@@ -4,16 +4,18 @@ stale silently.
     python tools/check_knowledge.py [--pypi-url URL] [--simple-url URL] [--from-dir DIR]
                                     [--max-age DAYS] [--today YYYY-MM-DD]
 
-For torch, bitsandbytes, transformers, accelerate, peft, diffusers and ctranslate2 it reads the
-release list
-and the wheel files (PyPI's JSON API, https://pypi.org/pypi/NAME/json; when that cannot be
-reached, the PEP 691 simple API of pip's index, PIP_INDEX_URL or https://pypi.org/simple) and
-reports:
+For torch, bitsandbytes, torchvision, torchaudio, transformers, accelerate, peft, diffusers and
+ctranslate2 it reads the release list and the wheel files (PyPI's JSON API,
+https://pypi.org/pypi/NAME/json; when that cannot be reached, the PEP 691 simple API of pip's
+index, PIP_INDEX_URL or https://pypi.org/simple) and reports:
 
 - a torch or bitsandbytes release on PyPI that plans/ does not list (torch from the oldest series
   in plans/torch.toml, bitsandbytes from the oldest release in plans/bitsandbytes.toml);
 - a platform or wheel file on PyPI that plans/ does not list, and one plans/ lists that PyPI
   does not serve (torch: the wheels of each series' `latest`; bitsandbytes: every build's file);
+- a torchvision or torchaudio release on PyPI, from the oldest one plans/torch.toml's [domain]
+  lists, that [domain] does not list (its torch requirement was not read), and one a torch
+  release's `family` pairs that PyPI does not serve or has yanked entirely;
 - a CPython version with a torch wheel that the series' `python` specifier leaves out;
 - a yanked file that plans/ still recommends (a torch version, a bitsandbytes build of a release
   without `known_bad`);
@@ -62,10 +64,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+# torch's companions, read against plans/torch.toml's [domain] and `family` tables
+DOMAIN_PACKAGES = ("torchvision", "torchaudio")
 HF_PACKAGES = ("transformers", "accelerate", "peft", "diffusers")
 # the libraries beside torch of plans/runtimes.toml (torch's own rows are check_torch's)
 RUNTIME_PACKAGES = ("ctranslate2",)
-PACKAGES = ("torch", "bitsandbytes", *HF_PACKAGES, *RUNTIME_PACKAGES)
+PACKAGES = ("torch", "bitsandbytes", *DOMAIN_PACKAGES, *HF_PACKAGES, *RUNTIME_PACKAGES)
 PYPI_JSON = "https://pypi.org/pypi"
 PYPI_SIMPLE = "https://pypi.org/simple"
 MAX_AGE_DAYS = 120
@@ -286,6 +290,50 @@ def check_bnb(kb: Knowledge, releases: Mapping[str, tuple[DistFile, ...]]) -> li
     return drift
 
 
+def check_domain(kb: Knowledge, releases: Releases) -> list[str]:
+    """torchvision/torchaudio releases [domain] does not list, and `family` pairs PyPI lacks."""
+    drift: list[str] = []
+    for name in DOMAIN_PACKAGES:
+        on_index = {Version(v): files for v, files in _parsed(releases.get(name, {}))}
+        if not on_index:  # not read (a recorded directory without it): nothing to compare
+            continue
+        listed = {d.version for d in kb.torch.domain if d.package == name}
+        for v in _stable(str(v) for v in on_index):
+            if listed and v >= min(listed) and v not in listed and _live(on_index[v]):
+                drift.append(
+                    f"{name} {v}: on PyPI, not in plans/torch.toml [domain.{name}] (its torch "
+                    "requirement was not read)"
+                )
+        paired = {
+            getattr(fam, name)
+            for rel in kb.torch.releases
+            for fam in rel.family.values()
+            if getattr(fam, name) is not None
+        }
+        for v in sorted(paired):
+            if v not in on_index:
+                drift.append(
+                    f"{name} {v}: plans/torch.toml pairs it with torch, PyPI has no such release"
+                )
+            elif on_index[v] and not _live(on_index[v]):
+                drift.append(
+                    f"{name} {v}: every file is yanked on PyPI, plans/torch.toml still pairs it"
+                )
+    return drift
+
+
+def _parsed(versions: Mapping[str, tuple[DistFile, ...]]) -> list[tuple[str, tuple[DistFile, ...]]]:
+    """The releases whose version string parses (PyPI holds a few legacy ones that do not)."""
+    out = []
+    for v, files in versions.items():
+        try:
+            Version(v)
+        except InvalidVersion:
+            continue
+        out.append((v, files))
+    return out
+
+
 def hf_last_checked(kb: Knowledge) -> dict[str, dt.date]:
     """Per Hugging Face package, the newest `checked` date of the rules that read it (the rule's
     package, or a package its `when` names): releases after it have not been read."""
@@ -379,6 +427,7 @@ def check(
     """Every drift between the knowledge base and the releases read from the index."""
     drift = check_torch(kb, releases.get("torch", {}))
     drift += check_bnb(kb, releases.get("bitsandbytes", {}))
+    drift += check_domain(kb, releases)
     drift += check_hf(hf_last_checked(kb), releases)
     drift += check_runtimes(kb, releases)
     drift += check_age(checked_dates(kb.directory), today, max_age)
