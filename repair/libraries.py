@@ -10,6 +10,8 @@ release fits the driver and the cuDNN there. Pure: reads the view and the knowle
 
 from __future__ import annotations
 
+from packaging.version import Version
+
 from .findings import Finding
 from .knowledge import Knowledge, LibraryRuntime
 from .plan import Manual
@@ -22,7 +24,38 @@ def torch_cudnn(view: View, kb: Knowledge) -> int | None:
     """The cuDNN major torch's CUDA build brings (None: torch unknown or not a CUDA build)."""
     if view.torch is None or view.torch_cuda is None or view.rocm:
         return None
-    row = kb.runtimes.of("torch", view.torch)
+    return torch_cudnn_of(kb, view.torch)
+
+
+def toolkit_cudnn_shadows(view: View) -> bool:
+    """A toolkit's cuDNN sub-library was loaded in place of the one of torch's wheels (the
+    signature cudnn-toolkit-copy-loaded), where torch is such a wheel."""
+    return view.implied.cuda_lib_shadowed == "libcudnn" and torch_from_wheels(view)
+
+
+def torch_from_wheels(view: View) -> bool:
+    """torch came as a wheel with its own CUDA libraries (a PyTorch index's +cuXY label, or no
+    label: PyPI's build), or its version is not known; not a build of another label (NGC's
+    "2.1.0a0+32f93b1", a source build's "+git..."), which links the system's own libraries."""
+    label = (view.torch.local or "") if view.torch is not None else ""
+    return not label or label.startswith("cu")
+
+
+def cudnn_shadow_major(view: View, kb: Knowledge) -> int | None:
+    """The cuDNN major of a toolkit's copy that stood in for torch's own, where it is the major
+    torch's build opens (S119 gives it per release: 8 up to torch 2.3, 9 from 2.4). A library is
+    opened by its soname, which carries its major, so a torch release of another cuDNN major
+    opens files (libcudnn*.so.9) that copy (libcudnn*.so.8) cannot stand in for: that move ends
+    the shadowing inside the environment. None otherwise."""
+    major = view.implied.shadowed_lib_major
+    if not toolkit_cudnn_shadows(view) or not (major and major.isdigit()):
+        return None
+    return int(major) if torch_cudnn(view, kb) == int(major) else None
+
+
+def torch_cudnn_of(kb: Knowledge, version: Version) -> int | None:
+    """The cuDNN major a CUDA build of that torch release brings (None: not known)."""
+    row = kb.runtimes.of("torch", version)
     return row.cudnn if row is not None else None
 
 

@@ -46,7 +46,9 @@ from .libraries import (
     ct2_needs_step,
     ct2_target,
     cudnn_manual,
+    cudnn_shadow_major,
     library_driver_manual,
+    torch_cudnn_of,
 )
 from .pins import torch_dependents
 from .plan import TORCH_FAMILY, Manual, Plan, Step  # noqa: F401
@@ -281,10 +283,15 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
     # message shows it (S131): its library loads beside that build
     built = parse_version(cuda_companion(view))
 
+    # a toolkit's cuDNN of torch's own major stood in for torch's (S119): a build of another
+    # cuDNN major opens files that copy cannot stand in for
+    shadow = cudnn_shadow_major(view, kb)
+
     def key(c: TorchChoice) -> tuple[Any, ...]:
         cuda = c.variant.cuda or Version("0")
         return (
             bool(c.pin_conflicts),
+            shadow is not None and not _dodges_cudnn(kb, c, shadow),
             built is not None and (public(built), built.local) != (c.target, c.label),
             c.variant.cuda is None and view.has_nvidia_gpu is not False,
             c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
@@ -313,6 +320,24 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
         # the job compiles CUDA extensions with a toolkit of this major (S120)
         out = [c for c in out if c.variant.cuda is not None and c.variant.cuda.major == major]
     return sorted(out, key=key)
+
+
+def _dodges_cudnn(kb: Knowledge, c: TorchChoice, shadow: int) -> bool:
+    """A CUDA build of torch whose cuDNN major is known and newer than ``shadow``'s: the move
+    goes forward (a torch of an older cuDNN major would dodge it too, at the cost of years of
+    torch)."""
+    brought = torch_cudnn_of(kb, c.target) if c.variant.cuda is not None else None
+    return brought is not None and brought > shadow
+
+
+def cudnn_dodge(view: View, kb: Knowledge) -> TorchChoice | None:
+    """The torch build to move to where a toolkit's cuDNN stands in for torch's own and a build
+    of another cuDNN major fits here (cudnn_shadow_major); None otherwise."""
+    shadow = cudnn_shadow_major(view, kb)
+    if shadow is None:
+        return None
+    best = next(iter(torch_candidates(view, kb)), None)
+    return best if best is not None and _dodges_cudnn(kb, best, shadow) else None
 
 
 # --------------------------------------------------------------------------- bitsandbytes
@@ -621,6 +646,8 @@ def _choose_targets(
     # a torch that cannot import is reinstalled, unless the fault is Windows' own runtime
     broken = view.facts.torch is not None and bool(view.facts.torch.error)
     extension = extension_cuda_major(view) is not None  # the job compiles against another major
+    # a toolkit's cuDNN stood in for torch's own: a torch of another cuDNN major ends that
+    extension = extension or cudnn_dodge(view, kb) is not None
     fixed = _fixed_torch(view, kb)  # a known-bad build: the release that fixed it, same build
     if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids) or extension:
         cands = torch_candidates(view, kb)
@@ -1201,7 +1228,11 @@ def _torch_steps(
     because = (
         tuple(i for i in diag.ids if i in TORCH_FINDINGS)
         or (("rocm-host",) if c.variant.rocm else ())  # rocm_torch_target
-        or (("stale-toolkit-on-path",) if extension_cuda_major(view) is not None else ())
+        or (
+            ("stale-toolkit-on-path",)
+            if extension_cuda_major(view) is not None or cudnn_dodge(view, kb) is not None
+            else ()
+        )
         or (("torch-dll-load-failed",) if known_bad_torch(view, kb) is not None else ())
         or tuple(i for i in diag.ids if i in BNB_FINDINGS | {"hf-stack-too-old"})
     )
@@ -1534,12 +1565,29 @@ def _stale_toolkit_advice(
             f"LD_LIBRARY_PATH is unset: look for it with `ldconfig -p | grep "
             f"{shadowed.removeprefix('lib')}` (a system CUDA listed in /etc/ld.so.conf.d)" + wheels
         )
-        return Manual("stale-toolkit-on-path", text, True)
-    text = (
-        f"{STALE_TOOLKIT_ADVICE}: an older {shadowed} found there first is what torch's "
-        f"libraries loaded (`unset LD_LIBRARY_PATH`, or put the venv's nvidia/*/lib first)"
-    )
+    else:
+        text = (
+            f"{STALE_TOOLKIT_ADVICE}: an older {shadowed} found there first is what torch's "
+            f"libraries loaded (`unset LD_LIBRARY_PATH`, or put the venv's nvidia/*/lib first)"
+        )
+    dodge = cudnn_dodge(view, kb)
+    if dodge is not None:
+        return Manual(
+            "stale-toolkit-on-path", _cudnn_dodge_alternative(view, kb, dodge, text), False
+        )
     return Manual("stale-toolkit-on-path", text, True)
+
+
+def _cudnn_dodge_alternative(view: View, kb: Knowledge, dodge: TorchChoice, text: str) -> str:
+    """The manual step beside the torch move that ends a cuDNN shadowing (cudnn_dodge)."""
+    old, new = view.implied.shadowed_lib_major, torch_cudnn_of(kb, dodge.target)
+    return (
+        f"or keep torch {view.torch}: {text}. The torch step serves instead because the "
+        f"toolkit's cuDNN is major {old}, the one torch {view.torch} opens, and torch "
+        f"{dodge.target} opens cuDNN {new}'s files (libcudnn*.so.{new}), which that copy cannot "
+        f"stand in for; should torch {dodge.target} fail the same way, that folder holds cuDNN "
+        f"{new} too, and this step mends it"
+    )
 
 
 def _ptxas_advice(finding: Finding) -> Manual:

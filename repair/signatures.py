@@ -80,6 +80,9 @@ FACT_KEYS: Mapping[str, type] = {
     # A CUDA library of torch's own (pip nvidia-*) resolved a versioned symbol against another
     # copy of its dependency found first on the loader path (nvJitLink): the copy's library name.
     "cuda_lib_shadowed": str,
+    # The major in that copy's file name (".../libcudnn_cnn_train.so.8": 8): a library of
+    # another major has another soname, which that copy cannot stand in for.
+    "shadowed_lib_major": str,
     # A feature of plans/huggingface.toml the failing job uses (the error shows it: `4bit-move`
     # for a refused .to()/.cuda()), so that feature's floors apply beside the 4-bit load's.
     "hf_feature": str,
@@ -202,6 +205,7 @@ class Implied:
     torch_cuda_build: bool = False
     bnb_kernel_missing: bool = False
     cuda_lib_shadowed: str | None = None
+    shadowed_lib_major: str | None = None
     hf_feature: str | None = None
     wheel_tag_refused: str | None = None
     bnb_absent: bool = False
@@ -433,6 +437,7 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "torch_cuda_build": "torch's own CUDA start ran there: torch is a CUDA build",
     "bnb_kernel_missing": "a bitsandbytes kernel had no code for the GPU it ran on",
     "cuda_lib_shadowed": "another copy of {value} came first on the loader path",
+    "shadowed_lib_major": "that copy's file name carries major {value}",
     "hf_feature": "a Hugging Face feature with its own floors",
     "wheel_tag_refused": "pip refused a bitsandbytes wheel for this platform tag",
     # bnb-not-importable and hf-remote-code-missing-bnb (S95: also an import that failed)

@@ -3017,8 +3017,54 @@ def test_a_toolkits_cudnn_loaded_in_place_of_torchs_is_a_stale_toolkit(path, sha
     assert ("stale-toolkit-on-path" in a.diagnosis.ids) is shadowed
     if shadowed:
         assert "cuda-libs-not-found" not in a.diagnosis.ids
+        # the toolkit's cuDNN 8 is the major torch 2.2 opens (S119): a torch of cuDNN 9 opens
+        # libcudnn*.so.9, which that copy cannot stand in for; keeping torch is the alternative
+        [step] = [s for s in a.plan.steps if s.package == "torch"]
+        assert Version(step.to.split("+")[0]) >= Version("2.4")
+        assert "stale-toolkit-on-path" in step.because
         [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
-        assert m.required and "LD_LIBRARY_PATH" in m.text
+        assert not m.required and "LD_LIBRARY_PATH" in m.text
+        assert m.text.startswith(f"or keep torch {torch}") and "cuDNN 9's files" in m.text
+
+
+@pytest.mark.parametrize(
+    ("torch", "cuda", "soname", "moves"),
+    [
+        ("2.2.0+cu121", "12.1", "8", True),  # cuDNN 8 beside torch's 8: a torch of cuDNN 9 moves
+        ("2.5.1+cu121", "12.1", "9", False),  # cuDNN 9 beside torch's 9: no newer major
+        ("2.2.0+cu121", "12.1", "9", False),  # not the major torch 2.2 opens: no soname reason
+        ("2.5.1+cu121", "12.1", "8", False),  # an older major than torch's: not what it opens
+        ("2.2.0", None, "8", True),  # PyPI's 2.2.0 on Linux x86_64: CUDA 12.1, cuDNN 8
+        (None, None, "8", False),  # torch's version unknown: its cuDNN is not known
+    ],
+)
+def test_a_torch_of_another_cudnn_major_ends_a_toolkits_shadowing(torch, cuda, soname, moves):
+    """A library is opened by its soname, which carries its major: only where the toolkit's
+    cuDNN is the major torch's build opens (S119) does a torch of another cuDNN major end the
+    shadowing inside the environment. Elsewhere the loader-path step stays required."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "550.54.14", "source": "report"},
+        "gpus": [{"index": 0, "name": "NVIDIA A100-SXM4-40GB", "compute_capability": "8.0"}],
+        "packages": {"torch": torch, "bitsandbytes": "0.45.5"},
+        **(
+            {"torch": {"version": torch, "cuda": cuda} if cuda else {"version": torch}}
+            if torch
+            else {}
+        ),
+    }
+    text = (
+        f"Could not load library libcudnn_cnn_infer.so.{soname}. Error: /usr/local/cuda/lib64/"
+        f"libcudnn_cnn_infer.so.{soname}: undefined symbol: _ZN5cudnn3cnn5infer, version "
+        f"libcudnn_ops_infer.so.{soname}"
+    )
+    a = _analyse(facts_from_dict(doc), text)
+    assert "stale-toolkit-on-path" in a.diagnosis.ids
+    torch_steps = [s for s in a.plan.steps if s.package == "torch"]
+    [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
+    assert bool(torch_steps) is moves
+    assert m.required is not moves
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from ..libraries import (
     ct2_named,
     ct2_runtime,
     cudnn_requester,
+    toolkit_cudnn_shadows,
     torch_cudnn,
 )
 from ..view import (
@@ -64,24 +65,10 @@ def _libraries_found(view: View, kb: Knowledge) -> bool:
     # as _not_linux_search; and a cuDNN library that was found, but was a toolkit's copy that
     # does not fit ("Could not load library ... undefined symbol"): stale-toolkit-on-path's
     return _not_linux_search(view, kb) or (
-        _toolkit_cudnn_shadows(view)
+        toolkit_cudnn_shadows(view)
         and view.implied.wanted_cuda_major is None
         and view.implied.torch_wheel_lib_missing is None
     )
-
-
-def _toolkit_cudnn_shadows(view: View) -> bool:
-    """A toolkit's cuDNN sub-library was loaded in place of the one of torch's wheels (the
-    signature cudnn-toolkit-copy-loaded), where torch is such a wheel."""
-    return view.implied.cuda_lib_shadowed == "libcudnn" and _torch_from_wheels(view)
-
-
-def _torch_from_wheels(view: View) -> bool:
-    """torch came as a wheel with its own CUDA libraries (a PyTorch index's +cuXY label, or no
-    label: PyPI's build), or its version is not known; not a build of another label (NGC's
-    "2.1.0a0+32f93b1", a source build's "+git..."), which links the system's own libraries."""
-    label = (view.torch.local or "") if view.torch is not None else ""
-    return not label or label.startswith("cu")
 
 
 # A ptxas refusing an architecture at or above this one is older than the GPU (S128); below it,
@@ -168,7 +155,7 @@ def _shadowed_library(ctx: Context) -> Finding | None:
     nvidia-nvjitlink wheel): a warning, and the step says what to check."""
     view = ctx.view
     shadowed = view.implied.cuda_lib_shadowed
-    if shadowed == "libcudnn" and not _toolkit_cudnn_shadows(view):
+    if shadowed == "libcudnn" and not toolkit_cudnn_shadows(view):
         return None  # a torch built against that toolkit (NGC, a source build) uses its cuDNN
     if not shadowed or view.rocm:
         return None
@@ -277,7 +264,7 @@ def _cudnn_of_major_missing(ctx: Context) -> Iterator[Finding]:
     repair (repair/libraries.py, plans/runtimes.toml)."""
     view = ctx.view
     major = view.implied.wanted_cudnn_major
-    if major is None or view.rocm or _toolkit_cudnn_shadows(view):
+    if major is None or view.rocm or toolkit_cudnn_shadows(view):
         return  # found, but a toolkit's copy that does not fit: stale-toolkit-on-path's
     who = cudnn_requester(view, ctx.kb)
     brought = torch_cudnn(view, ctx.kb)
