@@ -1188,14 +1188,17 @@ def _family_steps(
     index), for those installed: they move in lockstep with torch (compat-facts B1). Where
     torch ``moves``, one listed as installed at a version the facts do not give moves too:
     whatever it is, it was built for the torch that is leaving (its C++ ops refuse another
-    torch, S117); beside a torch that stays, nothing shows it mismatched."""
+    torch, S117); beside a torch that stays, only one a finding or the error names moves."""
     fam = rel.family_for(torch_v)
     mismatch = {
         str(f.evidence.get("package")) for f in diag.findings if f.id == "torch-family-mismatch"
     }
+    if "torch-family-mismatch" in diag.ids and view.implied.companion_named:
+        # the error names the companion whose compiled part does not load beside this torch
+        mismatch.add(view.implied.companion_named)
     for name in ("torchvision", "torchaudio"):
         have = view.package(name)
-        listed = have is not None or (moves and view.installed(name) is True)
+        listed = have is not None or name in mismatch or (moves and view.installed(name) is True)
         if not listed or any(s.package == name for s in steps):
             continue
         if not moves and name not in mismatch:

@@ -127,6 +127,11 @@ FACT_KEYS: Mapping[str, type] = {
     # the failing process's own torch.__version__ (xformers/_cpp_lib.py, S131): "2.1.0+cu121",
     # its CUDA as it prints it ("1201", "None"), and "2.1.0+cpu".
     "companion_torch": str,
+    # torch's dispatcher named the companion whose C++ operator is not there ("operator
+    # torchvision::nms does not exist", S117; "Could not run 'torchvision::nms' with arguments
+    # from the 'CUDA' backend", S130), or the loader named its library: that companion is
+    # installed, and is the one that does not pair with this torch.
+    "companion_named": str,
     "companion_cuda": str,
     "torch_version_seen": str,
     # The failing program is a frozen executable (PyInstaller's bootloader printed its summary):
@@ -225,6 +230,7 @@ class Implied:
     vc_runtime_missing: bool = False
     torch_wheel_lib_missing: str | None = None
     companion_torch: str | None = None
+    companion_named: str | None = None
     companion_cuda: str | None = None
     torch_version_seen: str | None = None
     frozen_app: bool = False
@@ -460,6 +466,8 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     "vc_runtime_missing": "torch found Microsoft's Visual C++ runtime missing",
     "torch_wheel_lib_missing": "torch's preload found its {value} wheel on no sys.path entry",
     "companion_torch": "xFormers was built for torch {value}",
+    "companion_named": "{value} is installed, and its compiled part does not load beside this "
+    "torch",
     "companion_cuda": "the CUDA xFormers was built with, as xFormers writes it",
     "torch_version_seen": "the failing process's torch.__version__ was {value}",
     "frozen_app": "the program is a frozen (PyInstaller) executable: its packages are inside it",

@@ -2813,6 +2813,70 @@ def test_torchvision_without_cuda_kernels_names_the_family_mismatch(text) -> Non
     assert "torch-family-mismatch" in {m.id for m in explain(text, load_catalogue())}
 
 
+@pytest.mark.parametrize(
+    ("system", "torch", "listed", "text", "name", "to"),
+    [
+        # torch 2.6.0 from PyPI, torchvision of another release (its ops do not load, S117)
+        (
+            "Linux",
+            "2.6.0",
+            True,
+            "RuntimeError: operator torchvision::nms does not exist",
+            "torchvision",
+            "0.21.0",
+        ),
+        # not listed in the facts at all: the error proves it is installed
+        (
+            "Linux",
+            "2.6.0",
+            False,
+            "RuntimeError: operator torchvision::nms does not exist",
+            "torchvision",
+            "0.21.0",
+        ),
+        # Windows' CPU-only torchvision beside a CUDA torch (S130): torch's CUDA build of it
+        (
+            "Windows",
+            "2.5.1+cu121",
+            False,
+            "NotImplementedError: Could not run 'torchvision::nms' with arguments from the 'CUDA' "
+            "backend",
+            "torchvision",
+            "0.20.1+cu121",
+        ),
+        (
+            "Linux",
+            "2.5.1+cu121",
+            True,
+            "OSError: /venv/lib/python3.11/site-packages/torchaudio/lib/libtorchaudio.so: "
+            "undefined symbol: _ZNK3c105Error4whatEv",
+            "torchaudio",
+            "2.5.1+cu121",
+        ),
+    ],
+)
+def test_the_companion_an_error_names_moves_to_torchs_family(system, torch, listed, text, name, to):
+    """The error names the companion whose compiled part does not load beside torch (S117,
+    S130); torch's release is known, so the repair is that companion at the release and build
+    paired with torch (compat-facts B1), its installed version unknown. The other companion,
+    which nothing shows mismatched, stays."""
+    other = "torchaudio" if name == "torchvision" else "torchvision"
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": system, "machine": "AMD64" if system == "Windows" else "x86_64"},
+        "packages": {"torch": torch, other: None, **({name: None} if listed else {})},
+        "torch": {"version": torch},
+    }
+    assert implied_by(text).companion_named == name
+    a = _analyse(facts_from_dict(doc), text)
+    assert "torch-family-mismatch" in a.diagnosis.ids
+    [step] = [s for s in a.plan.steps if s.package == name]
+    assert step.to == to and step.because == ("torch-family-mismatch",)
+    assert not [s for s in a.plan.steps if s.package in ("torch", other)]
+    label = Version(torch).local
+    assert (step.index_url or "").endswith(f"/{label}") if label else step.index_url is None
+
+
 _XFORMERS = (
     "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
     "    PyTorch 2.1.0+cu121 with CUDA 1201 (you have {have})\n"
