@@ -2411,6 +2411,8 @@ def _refused_wheel_advice(
     tag = view.refused_tag
     if tag is None or view.glibc_below is not None or view.macos_below is not None:
         return None
+    if view.refusal_by_known_glibc:
+        return None  # the host's known glibc explains it: the glibc step says what to do
     need = tag_need(tag.split(".")[0])
     pip = parse_version(view.facts.package("pip"))
     libc = view.other_libc

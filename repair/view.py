@@ -29,7 +29,7 @@ from .knowledge import (
     platform_key,
 )
 from .signatures import Implied, implied_by, implied_from_facts
-from .wheeltags import pip_may_not_know, refused_bound
+from .wheeltags import pip_may_not_know, refused_bound, tag_need
 
 # From 0.43.1 bitsandbytes picks its library with cuda_specs from torch.version.cuda and imports
 # without CUDA; the loaders before are fragile (compat-facts C1, C4, C6; S23 issue_patterns).
@@ -245,6 +245,14 @@ class View:
         if self.glibc is not None:
             return self.glibc < need
         return self.glibc_below is not None and need >= self.glibc_below
+
+    @property
+    def refusal_by_known_glibc(self) -> bool:
+        """pip refused a manylinux wheel whose glibc floor is above this host's reported or
+        inferred glibc (glibc 2.17 beside manylinux_2_24): the glibc explains the refusal,
+        whatever pip's version."""
+        need = tag_need(self.refused_tag.split(".")[0]) if self.refused_tag else None
+        return need is not None and need.kind == "glibc" and self.glibc_short_of(need.version)
 
     def macos_short_of(self, need: Version | None) -> bool:
         """Whether this Mac is known to run a macOS below ``need`` (a refused wheel's bound)."""

@@ -9,9 +9,10 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from repair.facts import facts_from_dict
+from repair.findings import Severity
 from repair.knowledge import lib_rocm, load_knowledge
 from repair.view import arch_coverage
-from tests.core_helpers import INDEX, analyse, example_doc
+from tests.core_helpers import INDEX, analyse, example_doc, explained_ids
 
 KB = load_knowledge()
 
@@ -651,6 +652,26 @@ def test_a_pip_known_too_old_for_the_wheel_tag_is_upgraded_first(pip, pip_step):
         assert commands[1][-1].startswith("bitsandbytes==")
     elif pip is None:
         assert m.required and "Upgrade pip" in m.text
+
+
+@pytest.mark.parametrize(
+    ("os_release", "libc"), [("CentOS Linux 7 (Core)", None), (None, "glibc 2.17")]
+)
+def test_a_refusal_the_hosts_known_glibc_explains_is_that_glibcs_finding(os_release, libc):
+    """glibc 2.17 (reported, or inferred from CentOS 7) is below the refused wheel's
+    manylinux_2_24: that explains the refusal whatever pip's version, so the finding is firm and
+    no step asks to upgrade pip first (pip's version stays unknown)."""
+    from repair.pipeline import analyse as analyse_text
+
+    doc = _torch_21_host(("535.104.05", "12.2"), ("NVIDIA A10G", "8.6"), None, None)
+    doc["packages"].pop("bitsandbytes")
+    doc["host"].update({"os_release": os_release} if os_release else {"libc": libc})
+    plan = analyse_text(facts_from_dict(doc), error_text=REFUSED_2_24).plan
+    [f] = [f for f in plan.findings if f.id == "bnb-platform-unsupported"]
+    assert f.severity == Severity.ERROR and "glibc is 2.17" in f.summary
+    [m] = [m for m in plan.manual if m.id == "bnb-platform-unsupported"]
+    assert m.required and "glibc 2.17" in m.text and "pip" not in m.text
+    assert not any("pip's version" in u for u in plan.unknown)
 
 
 def test_a_torch_move_with_an_old_pip_upgrades_pip_first():
@@ -1326,6 +1347,29 @@ def test_other_dll_faults_keep_the_visual_cpp_step(version, dll):
     _, plan = analyse(_windows_torch(version, probe_error=FBGEMM.format(dll=dll)))
     assert torch_step(plan) is None
     assert any(m.required and "Visual C++" in m.text for m in plan.manual)
+
+
+@pytest.mark.parametrize(
+    ("version", "text", "moves"),
+    [
+        ("2.4.0+cu121", "error loading fbgemm.dll", True),  # retyped: still 2.4.0's fault (S121)
+        ("2.4.1+cu121", 'Error loading "c10.dll" or one of its dependencies', False),
+        (None, "error loading fbgemm.dll", False),  # torch's release unknown: the VC++ runtime
+    ],
+)
+def test_a_torch_dll_named_as_reports_retype_it(version, text, moves):
+    """Reports retype torch's loader message without the path or the WinError ("error loading
+    fbgemm.dll"): a DLL of torch\\lib is named all the same (S98), so the class and, for a
+    known-bad build, the release that fixed it follow."""
+    facts = _windows_torch(version or "2.4.0+cu121", error=text)
+    if version is None:
+        doc = {"schema": "qfix.facts/1", "host": {"system": "Windows"}, "packages": {"torch": None}}
+        facts = facts_from_dict({"facts": doc, "error": text}, "test")
+    diag, plan = analyse(facts)
+    assert "torch-dll-load-failed" in diag.ids
+    assert (torch_step(plan) is not None) is moves
+    assert any(m.required and "Visual C++" in m.text for m in plan.manual) is not moves
+    assert "torch-dll-load-failed" not in explained_ids("Error loading mylib.dll")
 
 
 def test_a_known_bad_entry_must_be_fixed_by_a_later_release(tmp_path):
