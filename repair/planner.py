@@ -465,11 +465,17 @@ def choose_bnb(
             # beside each of them (a [[conflict]]: 0.45.0 with the cu124 torch 2.6.0), so that
             # installing it cannot need another torch (module doc, conservative choice; issue
             # 12 item 5)
-            safe = (lowest is None or r.admits_python(lowest)) and all(
+            # where none holds for all of them, the one that holds for the most (0.45.5 for
+            # CUDA 11.8: not beside torch 2.0's triton, S136; 0.45.0 not beside 2.6's, S83)
+            held = sum(
                 r.admits_torch(t) and _conflict(view, kb, r, t, cuda) is None for t in torches
             )
-            scored.append((r.version >= MODERN_BNB_LOADER, not why, safe, r.version, r))
-    return max(scored, key=lambda x: x[:4])[4] if scored else None
+            python_ok = lowest is None or r.admits_python(lowest)
+            safe = python_ok and held == len(torches)
+            scored.append(
+                (r.version >= MODERN_BNB_LOADER, not why, safe, python_ok, held, r.version, r)
+            )
+    return max(scored, key=lambda x: x[:6])[6] if scored else None
 
 
 def unknown_torch_bounds(
@@ -1137,6 +1143,8 @@ def _bnb_side(
                 f"Requires-Python ({bnb_choice.python or 'none'}) {why}",
             )
         )
+    if torch_choice is None and view.torch is None:
+        _bnb_torch_line(view, kb, bnb_choice, unknown)
     if bnb_choice.version < MODERN_BNB_LOADER and view.driver is not None:
         _modern_bnb_driver(view, kb, manual)
     if torch_choice is None and view.torch_installed and view.torch is None and steps:
@@ -1148,6 +1156,31 @@ def _bnb_side(
                 "pins the version it finds)",
             )
         )
+
+
+def _bnb_torch_line(view: View, kb: Knowledge, bnb: BnbRelease, unknown: list[Unknown]) -> None:
+    """torch's version unknown but its CUDA known: where the chosen bitsandbytes does not import
+    beside every torch release of that CUDA (choose_bnb took the one that holds for the most),
+    say which it leaves out, in place of the general line."""
+    torches, _ = unknown_torch_bounds(view, kb, None, view.torch_cuda)
+    left = [
+        t
+        for t in torches
+        if not bnb.admits_torch(t) or _conflict(view, kb, bnb, t, view.torch_cuda) is not None
+    ]
+    if not left:
+        return
+    unknown[:] = [u for u in unknown if u.key != "torch-version"]
+    unknown.append(
+        Unknown(
+            "torch-bnb",
+            f"torch's version: no bitsandbytes imports beside every torch built for CUDA "
+            f"{view.torch_cuda}; {bnb.version} was chosen as the one that does beside the most, "
+            f"but not beside torch {', '.join(str(t) for t in left)} (`pip show torch`; "
+            "beside one of those, the check after the install fails and qfix apply rolls the "
+            "change back)",
+        )
+    )
 
 
 def _keep_or_choose_bnb(

@@ -114,6 +114,8 @@ FACT_KEYS: Mapping[str, type] = {
     # A bitsandbytes frame failed on `import triton.ops`: a triton without it (>= 3.2) is there,
     # whatever brought it (torch's requirement, or one installed by hand: triton-windows).
     "triton_ops_missing": bool,
+    # An import of triton.runtime.driver failed: the triton there is older than 2.1 (S136).
+    "triton_driver_missing": bool,
     # CTranslate2's own cuBLAS stub could not open the CUDA library of this major ("Library
     # libcublas.so.12 is not found or cannot be loaded", S118): its own CUDA, not bitsandbytes'.
     "ct2_cuda_major": str,
@@ -236,6 +238,7 @@ class Implied:
     frozen_app: bool = False
     ptxas_unknown_arch: str | None = None
     triton_ops_missing: bool = False
+    triton_driver_missing: bool = False
     signatures: tuple[str, ...] = ()  # the ids of the signatures that matched
 
     def range(self, package: str) -> SpecifierSet | None:
@@ -459,6 +462,8 @@ _PROPERTY_WORDS: Mapping[str, str] = {
     # triton-ops-missing proves no importer (S92): bitsandbytes 0.40.0-0.45.0 or older DeepSpeed
     "triton_ops_missing": "an import of triton.ops failed: the triton there has none (triton "
     "3.2 and later lack it)",
+    "triton_driver_missing": "an import of triton.runtime's driver failed: the triton there is "
+    "older than 2.1 (torch 2.0's triton 2.0.0 has none)",
     "bnb_index_versions": "the bitsandbytes releases pip's index offered this Python",
     "bnb_required": "a library of the failing process asks for bitsandbytes >= {value}",
     "torch_dll": "`import torch` failed to load torch\\lib\\{value}",

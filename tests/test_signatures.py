@@ -24,7 +24,7 @@ from repair.facts import (
     TorchBuild,
     facts_from_dict,
 )
-from repair.knowledge import load_knowledge
+from repair.knowledge import Range, load_knowledge
 from repair.signatures import _parse, advice_for, implied_by, implied_facts, load_signatures
 from repair.view import MODERN_BNB_LOADER, make_view
 from tests.core_helpers import INDEX
@@ -1793,6 +1793,72 @@ def test_a_bitsandbytes_frame_failing_on_triton_ops_proves_the_clash_on_any_plat
     assert "bnb-torch-mismatch" in a.diagnosis.ids
     [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
     assert Version(step.to) >= Version("0.45.1")
+
+
+TRITON_DRIVER = (
+    "RuntimeError: Failed to import transformers.integrations.bitsandbytes because of the "
+    "following error (look up to see its traceback):\n"
+    "cannot import name 'driver' from 'triton.runtime'"
+)
+
+
+@pytest.mark.parametrize(
+    ("torch", "bnb", "text", "moves"),
+    [
+        # torch 2.0.1 brings triton 2.0.0, without triton.runtime.driver (S136)
+        ("2.0.1", None, TRITON_DRIVER, True),
+        ("2.0.1", "0.45.5", "", True),  # the pair alone: the conflict holds without a text
+        ("2.0.1", "0.45.0", "", False),  # 0.45.0 imports triton.ops, which triton 2.0.0 has
+        ("2.1.0", "0.45.5", "", False),  # torch 2.1 brings triton 2.1.0, which has the driver
+    ],
+)
+def test_bitsandbytes_importing_triton_runtime_driver_beside_torch_2_0(torch, bnb, text, moves):
+    """bitsandbytes 0.45.1-0.49.x import triton.runtime.driver, which triton before 2.1 lacks
+    (S136): beside torch 2.0.x (triton 2.0.0) the plan takes a release that imports, torch
+    stays; the text alone bounds an unreported bitsandbytes to that range."""
+    from repair.facts import Facts, Gpu, Host, TorchBuild
+    from repair.pipeline import analyse
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "RTX 3090", "8.6"),),
+        packages={"torch": torch, "bitsandbytes": bnb},
+        torch=TorchBuild(torch, "11.7" if torch == "2.0.1" else "12.1", None),  # PyPI's builds
+    )
+    a = analyse(facts, error_text=text or None)
+    assert ("bnb-torch-mismatch" in a.diagnosis.ids) is moves
+    steps = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    assert bool(steps) is moves
+    if moves:
+        assert Version(steps[0].to) not in Range(">=0.45.1,<0.50.0")
+        assert not [s for s in a.plan.steps if s.package == "torch"]
+    if text:
+        assert implied_by(text).range("bitsandbytes") == Range(">=0.45.1,<0.50.0")
+        assert implied_by("ImportError: " + text.rsplit("\n", 1)[1]).triton_driver_missing
+
+
+def test_where_no_bitsandbytes_fits_every_torch_of_a_cuda_the_one_for_the_most_is_chosen():
+    """torch's version unknown, its CUDA 11.8: 0.45.1-0.49.x do not import beside torch 2.0's
+    triton (S136), 0.45.0 not beside 2.6's (S83), 0.46 and later declare torch >= 2.2. The
+    choice is the release that imports beside the most of them, and the plan names the torch
+    releases it leaves out."""
+    from repair.facts import Facts, Gpu, Host, TorchBuild
+    from repair.pipeline import analyse
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, "RTX 3090", "8.6"),),
+        packages={"torch": None, "bitsandbytes": "0.37.2"},
+        torch=TorchBuild(None, "11.8", None),
+    )
+    a = analyse(facts)
+    [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
+    assert step.to == "0.45.5"
+    [line] = [u for u in a.plan.unknown if "beside the most" in u]
+    assert "not beside torch 2.0.0, 2.0.1" in line
+    assert not any(
+        u.startswith("torch version: bitsandbytes' torch bounds") for u in a.plan.unknown
+    )
 
 
 def test_vllms_gate_on_a_gpu_the_facts_do_not_list_is_not_a_required_new_gpu():

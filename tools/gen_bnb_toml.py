@@ -95,23 +95,41 @@ def missing_lib_of(v: Version) -> str:
     return "error-mock"
 
 
-# (releases, platforms, torch, why, sources), for CUDA builds of torch (torch_build = "cuda": a
+# (releases, platforms, torch, proven_by, why, sources, checked), for CUDA builds of torch
+# (torch_build = "cuda": a
 # CPU build requires no triton, S84): bitsandbytes/triton/int8_matmul_*_dequantize.py
 # import triton.ops.matmul_perf_model whenever triton imports (0.40.0-0.45.0; 0.45.1 vendors
 # it, PR #1413, commit 032beb95: git grep at every tag, S83), `import bitsandbytes` reaches them
 # through nn/__init__.py, and triton 3.2.0 has no triton/ops (its wheel's file list), which torch
 # 2.6.0 requires on Linux x86_64 (Requires-Dist `triton==3.2.0`; 2.5.1: `triton==3.1.0`, S84).
-CHECKED_CONFLICTS = "2026-12-06"
+# 0.45.1 to 0.49.x import `from triton.runtime import driver` in that copy, which triton before
+# 2.1 lacks (the triton 2.0.0 wheel's runtime/__init__.py), and torch 2.0.x requires triton
+# 2.0.0 on Linux x86_64 (2.1.0: triton 2.1.0); 0.50.0 dropped the import (S136).
 CONFLICTS = [
     (
         ">=0.40.0,<0.45.1",
         ["linux-x86_64"],
         ">=2.6.0",
+        "triton_ops_missing",
         "imports triton.ops.matmul_perf_model, which triton 3.2 removed; torch >= 2.6.0 installs "
         'triton >= 3.2 on Linux x86_64: `import bitsandbytes` fails with "No module named '
         "'triton.ops'\" (0.45.1 carries its own copy)",
         "S83 (git grep at every tag; PR #1413); S84 (torch 2.6.0 Requires-Dist triton==3.2.0, "
         "triton 3.2.0 wheel without triton/ops)",
+        "2026-12-06",
+    ),
+    (
+        ">=0.45.1,<0.50.0",
+        ["linux-x86_64"],
+        ">=2.0.0,<2.1.0",
+        "triton_driver_missing",
+        "imports `from triton.runtime import driver` (its own copy of matmul_perf_model), which "
+        "triton before 2.1 lacks; torch 2.0.x installs triton 2.0.0 on Linux x86_64: `import "
+        "bitsandbytes` fails with \"cannot import name 'driver' from 'triton.runtime'\" (0.45.0 "
+        "and older import triton.ops, which triton 2.0.0 has)",
+        "S136 (git grep at every tag; the triton 2.0.0 and 2.1.0 wheels; torch 2.0.1 and 2.1.0 "
+        "Requires-Dist)",
+        "2026-12-08",
     ),
 ]
 
@@ -644,17 +662,17 @@ def generate(tsv: Path, old_tsv: Path | None = DEFAULT_OLD_TSV) -> str:
     out.append("# Releases that cannot import beside some torch releases although their declared")
     out.append("# requirements admit them (repair.knowledge.BnbConflict): the planner never pairs")
     out.append("# them, and an installed pair is bnb-torch-mismatch.")
-    for releases_spec, platforms, torch_spec, why, source in CONFLICTS:
+    for releases_spec, platforms, torch_spec, proven_by, why, source, checked in CONFLICTS:
         out += [
             "[[conflict]]",
             f"releases = {q(releases_spec)}",
             f"platforms = {qlist(platforms)}",
             f"torch = {q(torch_spec)}",
             'torch_build = "cuda"',
-            'proven_by = "triton_ops_missing"',
+            f"proven_by = {q(proven_by)}",
             f"why = {q(why)}",
             f"source = {q(source)}",
-            f"checked = {q(CHECKED_CONFLICTS)}",
+            f"checked = {q(checked)}",
             "confirmed = true",
             "",
         ]
