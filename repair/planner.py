@@ -2228,6 +2228,41 @@ _WSL_DRIVER = (
 _CUDA_ASKED = "the failing code asked torch for a CUDA device (read from the error message),"
 
 
+def _mac_no_driver(view: View, kb: Knowledge, asked: bool) -> Manual:
+    """A Mac has no NVIDIA driver to install (NVIDIA's CUDA 10.2 release notes: the last release
+    to support macOS): the CPU build of the macOS wheels is the way."""
+    native = kb.bnb.native_on(view.platform)
+    # with no native build for this Mac, the required step of bnb-platform-unsupported says
+    # what is left; this one only says there is no driver to install
+    # (said only where the installed release may be older than the first such wheel)
+    where = (
+        f"bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
+        if native and (view.bnb is None or view.bnb < native[0].version)
+        else ""
+    )
+    if asked:
+        text = (
+            f"{_CUDA_ASKED} and a Mac has none (no NVIDIA driver to install): no package "
+            "change makes that call work here. Run it on a machine with an NVIDIA GPU, or "
+            "set the program to the CPU (or Apple's GPU, 'mps') where it offers that"
+            + (f"; {where}" if where else "")
+        )
+        return Manual("no-nvidia-driver", text, True)
+    text = "a Mac has no CUDA (no NVIDIA driver to install)" + (f": {where}" if where else "")
+    return Manual("no-nvidia-driver", text, False)
+
+
+# On an AMD host torch's "CUDA" device is the AMD GPU, in a ROCm build only: a CUDA call that
+# found no NVIDIA driver (S113) ran in a torch that is not one.
+_AMD_CUDA_ASKED = (
+    f"{_CUDA_ASKED} and found no NVIDIA driver: on this AMD host torch reaches the GPU through "
+    "its CUDA API only as a ROCm build, and this torch is not one (check: "
+    '`python -c "import torch; print(torch.version.hip)"` prints None). Install torch, '
+    "torchvision and torchaudio again from PyTorch's rocmX.Y index of a ROCm version AMD "
+    "supports for this GPU; no NVIDIA driver is needed or usable here"
+)
+
+
 def _no_driver_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
@@ -2247,25 +2282,9 @@ def _no_driver_advice(
     # so the step is required, whatever the venv steps do for bitsandbytes' CPU 4-bit.
     asked = view.implied.cuda_requested
     if view.system == "Darwin":
-        native = kb.bnb.native_on(view.platform)
-        # with no native build for this Mac, the required step of bnb-platform-unsupported says
-        # what is left; this one only says there is no driver to install
-        # (said only where the installed release may be older than the first such wheel)
-        where = (
-            f"bitsandbytes >= {native[0].version} has macOS wheels that run 4-bit on the CPU"
-            if native and (view.bnb is None or view.bnb < native[0].version)
-            else ""
-        )
-        if asked:
-            text = (
-                f"{_CUDA_ASKED} and a Mac has none (no NVIDIA driver to install): no package "
-                "change makes that call work here. Run it on a machine with an NVIDIA GPU, or "
-                "set the program to the CPU (or Apple's GPU, 'mps') where it offers that"
-                + (f"; {where}" if where else "")
-            )
-            return Manual("no-nvidia-driver", text, True)
-        text = "a Mac has no CUDA (no NVIDIA driver to install)" + (f": {where}" if where else "")
-        return Manual("no-nvidia-driver", text, False)
+        return _mac_no_driver(view, kb, asked)
+    if asked and view.rocm and not view.torch_hip:
+        return Manual("no-nvidia-driver", _AMD_CUDA_ASKED, True)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
     # a library that quantizes on a GPU only (diffusers) has no CPU way to wait on

@@ -1861,6 +1861,35 @@ def test_where_no_bitsandbytes_fits_every_torch_of_a_cuda_the_one_for_the_most_i
     )
 
 
+@pytest.mark.parametrize(
+    ("gpu", "hip", "amd_advice"),
+    [
+        ("AMD Radeon RX 7900 XTX", None, True),  # a CUDA call found no NVIDIA driver: not ROCm
+        ("AMD Radeon RX 7900 XTX", "6.2.41133", False),  # a ROCm torch: its own fault, not this
+        ("NVIDIA GeForce RTX 3090", None, False),  # an NVIDIA host: the driver step
+    ],
+)
+def test_a_cuda_call_without_an_nvidia_driver_on_an_amd_host_asks_for_a_rocm_torch(
+    gpu, hip, amd_advice
+):
+    """S113: "Found no NVIDIA driver on your system" is a CUDA call that found no NVIDIA driver.
+    On an AMD host torch's CUDA API reaches the GPU only as a ROCm build, so the step is torch's
+    ROCm build, not an NVIDIA driver."""
+    from repair.facts import Facts, Gpu, Host, TorchBuild
+    from repair.pipeline import analyse
+
+    facts = Facts(
+        host=Host("Linux", "x86_64"),
+        gpus=(Gpu(0, gpu, None),),
+        packages={"torch": None},
+        torch=TorchBuild(None, None, hip) if hip else None,
+    )
+    text = "RuntimeError: Found no NVIDIA driver on your system. Please check that you have an"
+    a = analyse(facts, error_text=text)
+    texts = [m.text for m in a.plan.manual if m.id == "no-nvidia-driver" and m.required]
+    assert any("ROCm build" in t and "rocmX.Y" in t for t in texts) is amd_advice
+
+
 def test_vllms_gate_on_a_gpu_the_facts_do_not_list_is_not_a_required_new_gpu():
     from repair.facts import Facts, Gpu, Host
     from repair.pipeline import analyse
