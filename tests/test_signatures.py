@@ -1890,6 +1890,23 @@ def test_a_cuda_call_without_an_nvidia_driver_on_an_amd_host_asks_for_a_rocm_tor
     assert any("ROCm build" in t and "rocmX.Y" in t for t in texts) is amd_advice
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NameError: name 'str2optimizer32bit' is not defined",
+        "NameError: name 'str2optimizer8bit_blockwise' is not defined",
+        "str2optimizer32bit is undefined",  # as reports retype it
+    ],
+)
+def test_a_legacy_optimizer_table_left_undefined_is_the_cpu_librarys_fallback(text):
+    """Legacy bitsandbytes defines its str2optimizer tables only where its CUDA library loaded
+    (functional.py at 0.37.0, S23): any of them undefined means the CPU library was loaded."""
+    from repair.catalogue import load_catalogue
+    from repair.explain import explain
+
+    assert "cuda-libs-not-found" in {m.id for m in explain(text, load_catalogue())}
+
+
 def test_vllms_gate_on_a_gpu_the_facts_do_not_list_is_not_a_required_new_gpu():
     from repair.facts import Facts, Gpu, Host
     from repair.pipeline import analyse
