@@ -2284,7 +2284,9 @@ def _no_driver_advice(
     if view.system == "Darwin":
         return _mac_no_driver(view, kb, asked)
     if asked and view.rocm and not view.torch_hip:
-        return Manual("no-nvidia-driver", _AMD_CUDA_ASKED, True)
+        # where the plan moves torch to a ROCm build for this GPU, that step is the repair
+        amd_step = rocm_torch_target(view, kb) is not None
+        return None if amd_step else Manual("no-nvidia-driver", _AMD_CUDA_ASKED, True)
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
     # a library that quantizes on a GPU only (diffusers) has no CPU way to wait on

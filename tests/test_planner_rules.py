@@ -1370,6 +1370,11 @@ def test_a_torch_dll_named_as_reports_retype_it(version, text, moves):
     assert (torch_step(plan) is not None) is moves
     assert any(m.required and "Visual C++" in m.text for m in plan.manual) is not moves
     assert "torch-dll-load-failed" not in explained_ids("Error loading mylib.dll")
+    # a full path with another WinError (182: a DLL of another build found first) is not this
+    assert "torch-dll-load-failed" not in explained_ids(
+        "OSError: [WinError 182] The operating system cannot run %1. Error loading "
+        '"D:\\env\\Lib\\site-packages\\torch\\lib\\fbgemm.dll" or one of its dependencies.'
+    )
 
 
 def test_a_known_bad_entry_must_be_fixed_by_a_later_release(tmp_path):

@@ -1862,15 +1862,18 @@ def test_where_no_bitsandbytes_fits_every_torch_of_a_cuda_the_one_for_the_most_i
 
 
 @pytest.mark.parametrize(
-    ("gpu", "hip", "amd_advice"),
+    ("gpu", "hip", "available", "amd_advice"),
     [
-        ("AMD Radeon RX 7900 XTX", None, True),  # a CUDA call found no NVIDIA driver: not ROCm
-        ("AMD Radeon RX 7900 XTX", "6.2.41133", False),  # a ROCm torch: its own fault, not this
-        ("NVIDIA GeForce RTX 3090", None, False),  # an NVIDIA host: the driver step
+        ("AMD Radeon RX 7900 XTX", None, None, True),  # a CUDA call found no NVIDIA driver
+        # is_available() False too: the plan moves torch to a ROCm build for gfx1100 (S101),
+        # and that step is the repair
+        ("AMD Radeon RX 7900 XTX", None, False, False),
+        ("AMD Radeon RX 7900 XTX", "6.2.41133", None, False),  # a ROCm torch: not this fault
+        ("NVIDIA GeForce RTX 3090", None, None, False),  # an NVIDIA host: the driver step
     ],
 )
 def test_a_cuda_call_without_an_nvidia_driver_on_an_amd_host_asks_for_a_rocm_torch(
-    gpu, hip, amd_advice
+    gpu, hip, available, amd_advice
 ):
     """S113: "Found no NVIDIA driver on your system" is a CUDA call that found no NVIDIA driver.
     On an AMD host torch's CUDA API reaches the GPU only as a ROCm build, so the step is torch's
@@ -1882,12 +1885,17 @@ def test_a_cuda_call_without_an_nvidia_driver_on_an_amd_host_asks_for_a_rocm_tor
         host=Host("Linux", "x86_64"),
         gpus=(Gpu(0, gpu, None),),
         packages={"torch": None},
-        torch=TorchBuild(None, None, hip) if hip else None,
+        torch=TorchBuild(None, None, hip, cuda_available=available)
+        if hip or available is not None
+        else None,
     )
     text = "RuntimeError: Found no NVIDIA driver on your system. Please check that you have an"
     a = analyse(facts, error_text=text)
     texts = [m.text for m in a.plan.manual if m.id == "no-nvidia-driver" and m.required]
     assert any("ROCm build" in t and "rocmX.Y" in t for t in texts) is amd_advice
+    if available is False:
+        [step] = [s for s in a.plan.steps if s.package == "torch"]
+        assert "+rocm" in (step.to or "")
 
 
 @pytest.mark.parametrize(
@@ -1905,6 +1913,26 @@ def test_a_legacy_optimizer_table_left_undefined_is_the_cpu_librarys_fallback(te
     from repair.explain import explain
 
     assert "cuda-libs-not-found" in {m.id for m in explain(text, load_catalogue())}
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("ggml_cuda_init: failed to initialize CUDA: system not yet initialized", 802),
+        ("CUDA initialization fails with 802 system error", 802),  # as reports name it
+        ("ggml_cuda_init: failed to initialize CUDA: unknown error", 999),
+        ("CUDA used 802 MiB of memory", None),  # a number, not the error
+    ],
+)
+def test_cudas_own_error_strings_after_another_programs_words(text, code):
+    """Any CUDA program prints cudaGetErrorString's text after its own words (llama.cpp's
+    ggml_cuda_init, S30): 802's "system not yet initialized" and 999's "unknown error" name the
+    class and the code's advice (nvidia-fabricmanager, nvidia_uvm)."""
+    from repair.catalogue import load_catalogue
+    from repair.explain import explain
+
+    assert implied_by(text).cuda_error == code
+    assert ("cuda-init-failed" in {m.id for m in explain(text, load_catalogue())}) is bool(code)
 
 
 def test_vllms_gate_on_a_gpu_the_facts_do_not_list_is_not_a_required_new_gpu():
