@@ -48,7 +48,7 @@ def cudnn_shadow_major(view: View, kb: Knowledge) -> int | None:
     opens files (libcudnn*.so.9) that copy (libcudnn*.so.8) cannot stand in for: that move ends
     the shadowing inside the environment. None otherwise."""
     major = view.implied.shadowed_lib_major
-    if not toolkit_cudnn_shadows(view) or not (major and major.isdigit()):
+    if not toolkit_cudnn_shadows(view) or not (major and major.isdecimal() and major.isascii()):
         return None
     return int(major) if torch_cudnn(view, kb) == int(major) else None
 

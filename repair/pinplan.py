@@ -139,15 +139,25 @@ def _still_repairs(first: Plan, second: Plan) -> bool:
     torch where a finding of torch's own made the first move it (a move made only to reach a
     bitsandbytes with the current loader is a preference: a legacy release that serves the
     pinned torch repairs too), installs bitsandbytes where the first did, and needs no manual
-    step the first did not."""
+    step the first did not offer (as required, or as the way beside a torch move made for it)."""
     torch_move = next((s for s in first.steps if s.package == "torch"), None)
     must_move = torch_move is not None and bool(set(torch_move.because) & TORCH_FINDINGS)
     if must_move and second.torch_target is None:
         return False
-    if first.bnb_target is not None and second.bnb_target is None:
-        return False
     required = {m.id for m in first.manual if m.required}
-    if any(m.required and m.id not in required for m in second.manual):
+    # the way the first plan offered beside a torch move made for a finding that is not
+    # torch's own (a toolkit's cuDNN it ends): within the pins, that way is the repair, and a
+    # bitsandbytes step that only followed that move is not needed
+    offered = {
+        m.id
+        for m in first.manual
+        if not m.required and torch_move is not None and m.id in torch_move.because
+    }
+    bnb_move = next((s for s in first.steps if s.package == "bitsandbytes"), None)
+    followed = bnb_move is not None and bool(offered) and set(bnb_move.because) <= offered
+    if first.bnb_target is not None and second.bnb_target is None and not followed:
+        return False
+    if any(m.required and m.id not in required | offered for m in second.manual):
         return False
     return not any(
         "no bitsandbytes release fits" in n for n in set(second.notes) - set(first.notes)

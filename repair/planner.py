@@ -292,6 +292,9 @@ def torch_candidates(view: View, kb: Knowledge) -> list[TorchChoice]:
         return (
             bool(c.pin_conflicts),
             shadow is not None and not _dodges_cudnn(kb, c, shadow),
+            # and keeps torch's CUDA: the toolkit stays on the loader path, and a newer CUDA's
+            # libraries can bind to its older copies as cuDNN did (nvJitLink, S52)
+            shadow is not None and not _same_cuda(c.variant.cuda, view.torch_cuda),
             built is not None and (public(built), built.local) != (c.target, c.label),
             c.variant.cuda is None and view.has_nvidia_gpu is not False,
             c.driver_mode is None and view.has_nvidia_gpu is not False,  # unproven driver
@@ -330,14 +333,21 @@ def _dodges_cudnn(kb: Knowledge, c: TorchChoice, shadow: int) -> bool:
     return brought is not None and brought > shadow
 
 
-def cudnn_dodge(view: View, kb: Knowledge) -> TorchChoice | None:
-    """The torch build to move to where a toolkit's cuDNN stands in for torch's own and a build
-    of another cuDNN major fits here (cudnn_shadow_major); None otherwise."""
+def _same_cuda(a: Version | None, b: Version | None) -> bool:
+    return a is not None and b is not None and (a.major, a.minor) == (b.major, b.minor)
+
+
+def cudnn_dodge(view: View, kb: Knowledge, ids: set[str]) -> TorchChoice | None:
+    """The torch build to move to where a toolkit's cuDNN stands in for torch's own (the
+    stale-toolkit-on-path finding, cudnn_shadow_major) and a build of another cuDNN major fits
+    here within the project's pins; None otherwise."""
     shadow = cudnn_shadow_major(view, kb)
-    if shadow is None:
+    if shadow is None or "stale-toolkit-on-path" not in ids:
         return None
     best = next(iter(torch_candidates(view, kb)), None)
-    return best if best is not None and _dodges_cudnn(kb, best, shadow) else None
+    if best is None or best.pin_conflicts or not _dodges_cudnn(kb, best, shadow):
+        return None
+    return best
 
 
 # --------------------------------------------------------------------------- bitsandbytes
@@ -653,7 +663,7 @@ def _choose_targets(
     broken = view.facts.torch is not None and bool(view.facts.torch.error)
     extension = extension_cuda_major(view) is not None  # the job compiles against another major
     # a toolkit's cuDNN stood in for torch's own: a torch of another cuDNN major ends that
-    extension = extension or cudnn_dodge(view, kb) is not None
+    extension = extension or cudnn_dodge(view, kb, ids) is not None
     fixed = _fixed_torch(view, kb)  # a known-bad build: the release that fixed it, same build
     if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids) or extension:
         cands = torch_candidates(view, kb)
@@ -904,6 +914,7 @@ def make_plan(
     _hf_steps(view, kb, by_id, steps, manual, bnb_final)
     _library_steps(view, kb, by_id, steps)
     manual = _torch_wheels_by_the_move(view, steps, manual)
+    manual = _cudnn_by_the_move(view, kb, steps, manual)
     if view.implied.frozen_app and steps:
         manual, notes = _without_the_steps(steps, manual, notes)
         # the other way where a required step already repairs it outside the program
@@ -1085,7 +1096,7 @@ def _torch_side(
         )
         return
     rel = kb.torch.release(view.torch)
-    label = view.torch.local
+    label = view.torch.local or (_unlabelled_variant(view, rel) if rel is not None else None)
     if rel is not None and label and rel.variant(label) is None:
         # a local build (Jetson's "+nv23.06", a source build): its companions come from where
         # torch came from, not from a PyTorch index folder of that label
@@ -1101,6 +1112,22 @@ def _torch_side(
         _family_steps(
             view, rel, public(view.torch), label, index, (), diag, steps, unknown, moves=False
         )
+
+
+def _unlabelled_variant(view: View, rel: TorchRelease) -> str | None:
+    """The PyTorch-index variant of an unlabelled torch whose CUDA the facts give and which is
+    not PyPI's default build for this platform (a conda or a mirror's torch built for CUDA 11.8
+    where PyPI's is 12.1): its companions come from that variant's folder, whose builds carry
+    torch's CUDA (a PyPI companion of another CUDA major refuses to load, S133). None where PyPI's
+    own build fits or no such variant exists."""
+    cuda = view.torch_cuda
+    if cuda is None or view.platform is None:
+        return None
+    name = f"cu{cuda.major}{cuda.minor}"
+    default = rel.pypi_default.get(view.platform)
+    if default == name or rel.variant(name) is None:
+        return None
+    return name
 
 
 def _bnb_side(
@@ -1159,9 +1186,9 @@ def _bnb_side(
 
 
 def _bnb_torch_line(view: View, kb: Knowledge, bnb: BnbRelease, unknown: list[Unknown]) -> None:
-    """torch's version unknown but its CUDA known: where the chosen bitsandbytes does not import
-    beside every torch release of that CUDA (choose_bnb took the one that holds for the most),
-    say which it leaves out, in place of the general line."""
+    """torch's version unknown but its CUDA known: where the chosen bitsandbytes (choose_bnb's,
+    which holds for the most of them, or a pinned one) does not import beside every torch
+    release of that CUDA, say which it leaves out, in place of the general line."""
     torches, _ = unknown_torch_bounds(view, kb, None, view.torch_cuda)
     left = [
         t
@@ -1174,11 +1201,10 @@ def _bnb_torch_line(view: View, kb: Knowledge, bnb: BnbRelease, unknown: list[Un
     unknown.append(
         Unknown(
             "torch-bnb",
-            f"torch's version: no bitsandbytes imports beside every torch built for CUDA "
-            f"{view.torch_cuda}; {bnb.version} was chosen as the one that does beside the most, "
-            f"but not beside torch {', '.join(str(t) for t in left)} (`pip show torch`; "
-            "beside one of those, the check after the install fails and qfix apply rolls the "
-            "change back)",
+            f"torch's version: bitsandbytes {bnb.version} does not import beside torch "
+            f"{', '.join(str(t) for t in left)}, which are built for CUDA {view.torch_cuda} too "
+            "(`pip show torch`; beside one of those, the check after the install fails and qfix "
+            "apply rolls the change back)",
         )
     )
 
@@ -1266,7 +1292,8 @@ def _torch_steps(
         or (("rocm-host",) if c.variant.rocm else ())  # rocm_torch_target
         or (
             ("stale-toolkit-on-path",)
-            if extension_cuda_major(view) is not None or cudnn_dodge(view, kb) is not None
+            if extension_cuda_major(view) is not None
+            or cudnn_dodge(view, kb, set(diag.ids)) is not None
             else ()
         )
         or (("torch-dll-load-failed",) if known_bad_torch(view, kb) is not None else ())
@@ -1606,24 +1633,37 @@ def _stale_toolkit_advice(
             f"{STALE_TOOLKIT_ADVICE}: an older {shadowed} found there first is what torch's "
             f"libraries loaded (`unset LD_LIBRARY_PATH`, or put the venv's nvidia/*/lib first)"
         )
-    dodge = cudnn_dodge(view, kb)
-    if dodge is not None:
-        return Manual(
-            "stale-toolkit-on-path", _cudnn_dodge_alternative(view, kb, dodge, text), False
-        )
     return Manual("stale-toolkit-on-path", text, True)
 
 
-def _cudnn_dodge_alternative(view: View, kb: Knowledge, dodge: TorchChoice, text: str) -> str:
-    """The manual step beside the torch move that ends a cuDNN shadowing (cudnn_dodge)."""
-    old, new = view.implied.shadowed_lib_major, torch_cudnn_of(kb, dodge.target)
-    return (
-        f"or keep torch {view.torch}: {text}. The torch step serves instead because the "
-        f"toolkit's cuDNN is major {old}, the one torch {view.torch} opens, and torch "
-        f"{dodge.target} opens cuDNN {new}'s files (libcudnn*.so.{new}), which that copy cannot "
-        f"stand in for; should torch {dodge.target} fail the same way, that folder holds cuDNN "
-        f"{new} too, and this step mends it"
-    )
+def _cudnn_by_the_move(
+    view: View, kb: Knowledge, steps: list[Step], manual: list[Manual]
+) -> list[Manual]:
+    """Where the plan's torch step is a build of a newer cuDNN major than the toolkit's copy
+    that stood in for torch's own (cudnn_shadow_major), that step ends the shadowing: taking the
+    toolkit off the loader path becomes the alternative, named with the step's release. Any
+    other plan (no torch step, or one a pin or a GPU held back) keeps it required."""
+    shadow = cudnn_shadow_major(view, kb)
+    move = next((s for s in steps if s.package == "torch" and s.to), None)
+    target = parse_version(move.to) if move is not None else None
+    to = public(target) if target is not None else None
+    new = torch_cudnn_of(kb, to) if to is not None else None
+    if shadow is None or new is None or new <= shadow:
+        return manual
+    return [
+        Manual(
+            m.id,
+            f"or keep torch {view.torch}: {m.text}. The torch step serves instead because the "
+            f"toolkit's cuDNN is major {shadow}, the one torch {view.torch} opens, and torch "
+            f"{to} opens cuDNN {new}'s files (libcudnn*.so.{new}), which that copy cannot stand "
+            f"in for; should torch {to} fail the same way, that folder holds cuDNN {new} too, "
+            "and this step mends it",
+            False,
+        )
+        if m.id == "stale-toolkit-on-path" and m.required
+        else m
+        for m in manual
+    ]
 
 
 def _ptxas_advice(finding: Finding) -> Manual:
@@ -2284,9 +2324,12 @@ def _no_driver_advice(
     if view.system == "Darwin":
         return _mac_no_driver(view, kb, asked)
     if asked and view.rocm and not view.torch_hip:
-        # where the plan moves torch to a ROCm build for this GPU, that step is the repair
-        amd_step = rocm_torch_target(view, kb) is not None
-        return None if amd_step else Manual("no-nvidia-driver", _AMD_CUDA_ASKED, True)
+        # rocm-host's own step names torch's ROCm build where the facts show torch is not one,
+        # and the plan's torch step where it moves torch: then this text would repeat them;
+        # PyTorch's ROCm wheels are Linux's (rocm-host says so elsewhere)
+        told = view.torch_without_rocm() is not None or rocm_torch_target(view, kb) is not None
+        linux = view.system in (None, "Linux")
+        return Manual("no-nvidia-driver", _AMD_CUDA_ASKED, True) if linux and not told else None
     cpu = [r.minimum for r in kb.hf if r.feature == CPU_4BIT and r.package == "transformers"]
     floor = f" with transformers >= {max(cpu)}" if cpu else ""
     # a library that quantizes on a GPU only (diffusers) has no CPU way to wait on
@@ -2407,7 +2450,12 @@ def _installer_step(view: View, kb: Knowledge, steps: list[Step], notes: list[st
     if pip is None or pip >= PIP_KNOWS_NEW_TAGS:
         return None
     needing = [(s, t) for s in steps if (t := _wheel_tag_for_new_pip(view, kb, s)) is not None]
-    refused = view.refused_tag is not None and needs_new_pip(view.refused_tag)
+    # a refusal the host's known glibc explains needs no newer pip: no pip installs that wheel
+    refused = (
+        view.refused_tag is not None
+        and needs_new_pip(view.refused_tag)
+        and not view.refusal_by_known_glibc
+    )
     if not needing and not refused:
         return None
     because = tuple(dict.fromkeys(b for s, _ in needing for b in s.because))

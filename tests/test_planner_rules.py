@@ -655,15 +655,20 @@ def test_a_pip_known_too_old_for_the_wheel_tag_is_upgraded_first(pip, pip_step):
 
 
 @pytest.mark.parametrize(
-    ("os_release", "libc"), [("CentOS Linux 7 (Core)", None), (None, "glibc 2.17")]
+    ("os_release", "libc", "pip"),
+    [
+        ("CentOS Linux 7 (Core)", None, None),
+        (None, "glibc 2.17", None),
+        (None, "glibc 2.17", "19.3.1"),
+    ],
 )
-def test_a_refusal_the_hosts_known_glibc_explains_is_that_glibcs_finding(os_release, libc):
+def test_a_refusal_the_hosts_known_glibc_explains_is_that_glibcs_finding(os_release, libc, pip):
     """glibc 2.17 (reported, or inferred from CentOS 7) is below the refused wheel's
     manylinux_2_24: that explains the refusal whatever pip's version, so the finding is firm and
     no step asks to upgrade pip first (pip's version stays unknown)."""
     from repair.pipeline import analyse as analyse_text
 
-    doc = _torch_21_host(("535.104.05", "12.2"), ("NVIDIA A10G", "8.6"), None, None)
+    doc = _torch_21_host(("535.104.05", "12.2"), ("NVIDIA A10G", "8.6"), None, pip)
     doc["packages"].pop("bitsandbytes")
     doc["host"].update({"os_release": os_release} if os_release else {"libc": libc})
     plan = analyse_text(facts_from_dict(doc), error_text=REFUSED_2_24).plan
@@ -672,6 +677,7 @@ def test_a_refusal_the_hosts_known_glibc_explains_is_that_glibcs_finding(os_rele
     [m] = [m for m in plan.manual if m.id == "bnb-platform-unsupported"]
     assert m.required and "glibc 2.17" in m.text and "pip" not in m.text
     assert not any("pip's version" in u for u in plan.unknown)
+    assert not plan.steps  # an old pip gets no upgrade: no pip installs that wheel here
 
 
 def test_a_torch_move_with_an_old_pip_upgrades_pip_first():

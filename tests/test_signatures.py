@@ -1854,26 +1854,28 @@ def test_where_no_bitsandbytes_fits_every_torch_of_a_cuda_the_one_for_the_most_i
     a = analyse(facts)
     [step] = [s for s in a.plan.steps if s.package == "bitsandbytes"]
     assert step.to == "0.45.5"
-    [line] = [u for u in a.plan.unknown if "beside the most" in u]
-    assert "not beside torch 2.0.0, 2.0.1" in line
+    [line] = [u for u in a.plan.unknown if u.startswith("torch's version: bitsandbytes 0.45.5")]
+    assert "does not import beside torch 2.0.0, 2.0.1, which" in line
     assert not any(
         u.startswith("torch version: bitsandbytes' torch bounds") for u in a.plan.unknown
     )
 
 
 @pytest.mark.parametrize(
-    ("gpu", "hip", "available", "amd_advice"),
+    ("system", "gpu", "hip", "available", "amd_advice"),
     [
-        ("AMD Radeon RX 7900 XTX", None, None, True),  # a CUDA call found no NVIDIA driver
+        ("Linux", "AMD Radeon RX 7900 XTX", None, None, True),  # a CUDA call, no NVIDIA driver
         # is_available() False too: the plan moves torch to a ROCm build for gfx1100 (S101),
         # and that step is the repair
-        ("AMD Radeon RX 7900 XTX", None, False, False),
-        ("AMD Radeon RX 7900 XTX", "6.2.41133", None, False),  # a ROCm torch: not this fault
-        ("NVIDIA GeForce RTX 3090", None, None, False),  # an NVIDIA host: the driver step
+        ("Linux", "AMD Radeon RX 7900 XTX", None, False, False),
+        ("Linux", "AMD Radeon RX 7900 XTX", "6.2.41133", None, False),  # a ROCm torch
+        ("Linux", "NVIDIA GeForce RTX 3090", None, None, False),  # an NVIDIA host: the driver
+        # PyTorch's ROCm wheels are Linux's: no such step on Windows (rocm-host says why)
+        ("Windows", "AMD Radeon RX 7900 XTX", None, None, False),
     ],
 )
 def test_a_cuda_call_without_an_nvidia_driver_on_an_amd_host_asks_for_a_rocm_torch(
-    gpu, hip, available, amd_advice
+    system, gpu, hip, available, amd_advice
 ):
     """S113: "Found no NVIDIA driver on your system" is a CUDA call that found no NVIDIA driver.
     On an AMD host torch's CUDA API reaches the GPU only as a ROCm build, so the step is torch's
@@ -1882,7 +1884,7 @@ def test_a_cuda_call_without_an_nvidia_driver_on_an_amd_host_asks_for_a_rocm_tor
     from repair.pipeline import analyse
 
     facts = Facts(
-        host=Host("Linux", "x86_64"),
+        host=Host(system, "x86_64" if system == "Linux" else "AMD64"),
         gpus=(Gpu(0, gpu, None),),
         packages={"torch": None},
         torch=TorchBuild(None, None, hip, cuda_available=available)
@@ -1922,6 +1924,8 @@ def test_a_legacy_optimizer_table_left_undefined_is_the_cpu_librarys_fallback(te
         ("CUDA initialization fails with 802 system error", 802),  # as reports name it
         ("ggml_cuda_init: failed to initialize CUDA: unknown error", 999),
         ("CUDA used 802 MiB of memory", None),  # a number, not the error
+        ("RuntimeError: CUDA failed: 802 MiB free", None),
+        ("CUDA error 2 at ggml-cuda.cu:802: out of memory", None),  # a line number
     ],
 )
 def test_cudas_own_error_strings_after_another_programs_words(text, code):
@@ -3017,6 +3021,25 @@ def test_the_companion_an_error_names_moves_to_torchs_family(system, torch, list
     assert (step.index_url or "").endswith(f"/{label}") if label else step.index_url is None
 
 
+@pytest.mark.parametrize(("cuda", "to"), [("11.8", "0.16.0+cu118"), ("12.1", "0.16.0")])
+def test_an_unlabelled_torch_of_another_cuda_than_pypis_takes_its_variants_companion(cuda, to):
+    """Review: torch 2.1.0 without a label but built for CUDA 11.8 (conda, a mirror) is not
+    PyPI's cu121 build, so PyPI's torchvision 0.16.0 (cu121) would refuse to load beside it
+    (another CUDA major, S133): the companion comes from the cu118 folder. With PyPI's own CUDA
+    it is PyPI's."""
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "python": {"version": "3.10.12", "conda": True},
+        "packages": {"torch": "2.1.0"},
+        "torch": {"version": "2.1.0", "cuda": cuda},
+    }
+    a = _analyse(facts_from_dict(doc), "RuntimeError: operator torchvision::nms does not exist")
+    [step] = [s for s in a.plan.steps if s.package == "torchvision"]
+    assert step.to == to
+    assert (step.index_url or "").endswith("/cu118") if "+" in to else step.index_url is None
+
+
 _XFORMERS = (
     "WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions. xFormers was built for:\n"
     "    PyTorch 2.1.0+cu121 with CUDA 1201 (you have {have})\n"
@@ -3269,6 +3292,54 @@ def test_a_torch_of_another_cudnn_major_ends_a_toolkits_shadowing(torch, cuda, s
     [m] = [m for m in a.plan.manual if m.id == "stale-toolkit-on-path"]
     assert bool(torch_steps) is moves
     assert m.required is not moves
+    if moves:
+        # torch's CUDA kept (the toolkit stays on the loader path), the step's release named
+        to = torch_steps[0].to
+        assert to.endswith("+cu121") and f"torch {to.split('+')[0]} opens cuDNN 9" in m.text
+
+
+_CUDNN_TEXT = (
+    "Could not load library libcudnn_cnn_train.so.8. Error: /usr/local/cuda/lib64/"
+    "libcudnn_cnn_train.so.8: undefined symbol: _ZN5cudnn3cnn34layerNormFwd, version "
+    "libcudnn_cnn_infer.so.8"
+)
+
+
+@pytest.mark.parametrize("where", ["kepler", "pinned", "windows"])
+def test_the_loader_path_step_stays_required_where_no_torch_step_ends_the_shadowing(
+    where, tmp_path
+):
+    """Review: the toolkit step is the alternative only beside the plan's own torch step of a
+    newer cuDNN major. A Kepler GPU (torch left alone), a project pin on torch (the move is
+    withheld: the loader-path step is the repair within the pin, no pin conflict), and facts
+    whose platform rules the finding out keep it as it was."""
+    from repair.projectpins import read_project_pins
+
+    doc = {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Windows" if where == "windows" else "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "535.86.10", "source": "report"},
+        "gpus": [
+            {"index": 0, "name": "Tesla K80" if where == "kepler" else "Tesla V100-SXM2-16GB"}
+        ],
+        "packages": {"torch": "2.2.0+cu121"},
+        "torch": {"version": "2.2.0+cu121", "cuda": "12.1", "cuda_available": True},
+    }
+    if where == "kepler":
+        doc["gpus"][0]["compute_capability"] = "3.7"
+    req = tmp_path / "requirements.txt"
+    req.write_text("torch==2.2.0\n")
+    pins = read_project_pins([str(req)]) if where == "pinned" else None
+    a = pipeline.analyse(facts_from_dict(doc), torch_index=INDEX, error_text=_CUDNN_TEXT, pins=pins)
+    plan = a.plan
+    assert not [s for s in plan.steps if s.package == "torch"]
+    manual = [m for m in plan.manual if m.id == "stale-toolkit-on-path"]
+    if where == "windows":
+        assert not manual and "stale-toolkit-on-path" not in a.diagnosis.ids
+        return
+    assert [m.required for m in manual] == [True]
+    assert not manual[0].text.startswith("or keep torch")
+    assert not any(m.id == "project-pin-conflict" for m in plan.manual)
 
 
 @pytest.mark.parametrize(
