@@ -350,7 +350,10 @@ def _plan_commands(plan: Plan) -> list[str]:
     """The plan's installer commands, as a user would type them (none: no lines)."""
     if not plan.commands:
         return []
-    pinned = any(c.startswith("torch==") for c in plan.constraints)
+    # said only where a command installs against the constraints file that holds torch
+    pinned = any(c.startswith("torch==") for c in plan.constraints) and any(
+        "qfix-constraints.txt" in c for c in plan.commands
+    )
     # written for the shell of the machine they are pasted on (PowerShell on Windows)
     there = shellquote.target_os_name(plan.platform, plan.python)
     windows = shellquote.is_windows_shell(there)
@@ -472,7 +475,12 @@ def _explain_match(m: Match) -> list[str]:
     elif m.confirmed_by_facts is False:
         mark = "  (not confirmed by the facts)"
     out = [f"{m.id}: {m.title}{mark}"]
-    out.extend(f"  matched: {line}" for line in m.lines[:3])
+    # a match that spans lines (a traceback's frame and its error) keeps its indent on each
+    out.extend(
+        f"  {'matched:' if i == 0 else '        '} {part}"
+        for line in m.lines[:3]
+        for i, part in enumerate(line.splitlines() or [""])
+    )
     planned = m.planned
     out.extend(f"  plan:    {summary}" for summary in _merged(planned.findings if planned else ()))
     if planned and planned.advice:

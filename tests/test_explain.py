@@ -70,6 +70,19 @@ def test_pip_refusal_names_the_platform_class_and_its_tag():
     assert result.implied["wheel_tag_refused"] == "manylinux_2_24_x86_64"
 
 
+def test_a_match_that_spans_lines_keeps_its_indent():
+    """A match across lines (transformers' wrapper and its cause) prints each line under
+    "matched:", not from the first column."""
+    text = (
+        "RuntimeError: Failed to import transformers.integrations.bitsandbytes because of the "
+        "following error (look up to see its traceback):\n"
+        "cannot import name 'driver' from 'triton.runtime'"
+    )
+    lines = render_explain(explain_text(text, None)).splitlines()
+    i = next(n for n, line in enumerate(lines) if line.startswith("  matched: RuntimeError"))
+    assert lines[i + 1] == "           cannot import name 'driver' from 'triton.runtime'"
+
+
 @pytest.mark.parametrize(
     ("text", "line"),
     [

@@ -554,7 +554,7 @@ def test_the_commands_heading_says_its_installer_and_the_torch_pin_in_one_parent
     from repair.pipeline import analyse, with_commands
     from repair.render import render_plan
 
-    facts = facts_from_json((REPO / "plans" / "examples" / "driver-too-old.json").read_text())
+    facts = facts_from_json((REPO / "plans" / "examples" / "bnb-torch-mismatch.json").read_text())
     plan = with_commands(analyse(facts).plan, installed=facts.packages)
     assert any(c.startswith("torch==") for c in plan.constraints)
     chosen = dataclasses.replace(plan, installer=("pip", "uv not found"))
@@ -562,3 +562,10 @@ def test_the_commands_heading_says_its_installer_and_the_torch_pin_in_one_parent
     assert heading == (
         "Commands (run by pip: uv not found; torch stays pinned while the rest installs)"
     )
+    # a plan whose only command installs torch itself holds nothing against the constraints
+    # file: the heading does not say torch stays pinned
+    facts = facts_from_json((REPO / "plans" / "examples" / "driver-too-old.json").read_text())
+    plan = with_commands(analyse(facts).plan, installed=facts.packages)
+    chosen = dataclasses.replace(plan, installer=("pip", "uv not found"))
+    heading = next(x for x in render_plan(chosen).split("\n") if x.startswith("Commands"))
+    assert heading == "Commands (run by pip: uv not found)"
