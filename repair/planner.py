@@ -68,6 +68,7 @@ from .view import (
     board_in_index_builds,
     cuda_companion,
     cuda_from_tag,
+    cuda_variant_name,
     driver_fit,
     extension_cuda_major,
     extension_torch_cuda,
@@ -661,11 +662,11 @@ def _choose_targets(
         return _rocm_or_jetson_targets(view, kb, ids, notes)
     # a torch that cannot import is reinstalled, unless the fault is Windows' own runtime
     broken = view.facts.torch is not None and bool(view.facts.torch.error)
-    extension = extension_cuda_major(view) is not None  # the job compiles against another major
-    # a toolkit's cuDNN stood in for torch's own: a torch of another cuDNN major ends that
-    extension = extension or cudnn_dodge(view, kb, ids) is not None
+    # a system toolkit asks torch to move: the job compiles against another CUDA major, or the
+    # toolkit's cuDNN stood in for torch's own, which a torch of another cuDNN major ends
+    toolkit_move = extension_cuda_major(view) is not None or cudnn_dodge(view, kb, ids) is not None
     fixed = _fixed_torch(view, kb)  # a known-bad build: the release that fixed it, same build
-    if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids) or extension:
+    if ids & TORCH_FINDINGS or (broken and "torch-dll-load-failed" not in ids) or toolkit_move:
         cands = torch_candidates(view, kb)
         pair = _pair(view, kb, cands, keep_bnb, modern_only=False)
         if pair is not None:
@@ -953,12 +954,19 @@ def _bnb_final(view: View, bnb_choice: BnbRelease | None) -> Version | None:
     return public(view.bnb) if view.bnb is not None else None
 
 
+def _torch_move(steps: list[Step]) -> Step | None:
+    """The plan's step that installs torch at a version, if it has one."""
+    return next((s for s in steps if s.package == "torch" and s.to), None)
+
+
 def _torch_wheels_by_the_move(view: View, steps: list[Step], manual: list[Manual]) -> list[Manual]:
     """Where the plan moves torch, its install brings torch's NVIDIA wheels (S132): the step
     that reinstalls the installed torch would undo the move, so it becomes the check after."""
-    move = next((s for s in steps if s.package == "torch" and s.to), None)
+    move = _torch_move(steps)
+    if move is None:
+        return manual
     text = torch_wheels_text(view)
-    if move is None or not any(m.text == text for m in manual):
+    if not any(m.text == text for m in manual):
         return manual
     check = (
         f"the torch step installs torch {move.to} with its NVIDIA wheels (nvidia-*-cuN); if "
@@ -1120,10 +1128,9 @@ def _unlabelled_variant(view: View, rel: TorchRelease) -> str | None:
     where PyPI's is 12.1): its companions come from that variant's folder, whose builds carry
     torch's CUDA (a PyPI companion of another CUDA major refuses to load, S133). None where PyPI's
     own build fits or no such variant exists."""
-    cuda = view.torch_cuda
-    if cuda is None or view.platform is None:
+    if view.torch_cuda is None or view.platform is None:
         return None
-    name = f"cu{cuda.major}{cuda.minor}"
+    name = cuda_variant_name(view.torch_cuda)
     default = rel.pypi_default.get(view.platform)
     if default == name or rel.variant(name) is None:
         return None
@@ -1644,7 +1651,7 @@ def _cudnn_by_the_move(
     toolkit off the loader path becomes the alternative, named with the step's release. Any
     other plan (no torch step, or one a pin or a GPU held back) keeps it required."""
     shadow = cudnn_shadow_major(view, kb)
-    move = next((s for s in steps if s.package == "torch" and s.to), None)
+    move = _torch_move(steps)
     target = parse_version(move.to) if move is not None else None
     to = public(target) if target is not None else None
     new = torch_cudnn_of(kb, to) if to is not None else None
@@ -2450,11 +2457,11 @@ def _installer_step(view: View, kb: Knowledge, steps: list[Step], notes: list[st
     if pip is None or pip >= PIP_KNOWS_NEW_TAGS:
         return None
     needing = [(s, t) for s in steps if (t := _wheel_tag_for_new_pip(view, kb, s)) is not None]
-    # a refusal the host's known glibc explains needs no newer pip: no pip installs that wheel
+    # a refusal the host explains needs no newer pip: no pip installs that wheel there
     refused = (
         view.refused_tag is not None
         and needs_new_pip(view.refused_tag)
-        and not view.refusal_by_known_glibc
+        and not view.refusal_explained
     )
     if not needing and not refused:
         return None
@@ -2507,14 +2514,12 @@ def _wheel_tag_for_new_pip(view: View, kb: Knowledge, step: Step) -> str | None:
 def _refused_wheel_advice(
     view: View, kb: Knowledge, ids: set[str], by_id: FindingsById
 ) -> Manual | None:
-    """pip refused a bitsandbytes wheel, but nothing is proven about the host's glibc or macOS
-    (view.glibc_below / macos_below unset): pip may be too old for the tag's form (< 20.3,
-    S71), or the wheel is for another CPU than this Python's."""
+    """pip refused a bitsandbytes wheel, but nothing the host is explains it
+    (view.refusal_explained): pip may be too old for the tag's form (< 20.3, S71), or the wheel
+    is for another CPU than this Python's."""
     tag = view.refused_tag
-    if tag is None or view.glibc_below is not None or view.macos_below is not None:
-        return None
-    if view.refusal_by_known_glibc:
-        return None  # the host's known glibc explains it: the glibc step says what to do
+    if tag is None or view.refusal_explained:
+        return None  # the host explains it: the glibc or macOS step says what to do
     need = tag_need(tag.split(".")[0])
     pip = parse_version(view.facts.package("pip"))
     libc = view.other_libc

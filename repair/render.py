@@ -350,10 +350,10 @@ def _plan_commands(plan: Plan) -> list[str]:
     """The plan's installer commands, as a user would type them (none: no lines)."""
     if not plan.commands:
         return []
+    # apply writes the constraints file (repair/apply/transaction.py); a command names it
+    constrained = any("qfix-constraints.txt" in c for c in plan.commands)
     # said only where a command installs against the constraints file that holds torch
-    pinned = any(c.startswith("torch==") for c in plan.constraints) and any(
-        "qfix-constraints.txt" in c for c in plan.commands
-    )
+    pinned = constrained and any(c.startswith("torch==") for c in plan.constraints)
     # written for the shell of the machine they are pasted on (PowerShell on Windows)
     there = shellquote.target_os_name(plan.platform, plan.python)
     windows = shellquote.is_windows_shell(there)
@@ -368,9 +368,9 @@ def _plan_commands(plan: Plan) -> list[str]:
     prompt = "  PS> " if windows else "  $ "
     for c in plan.commands:
         out.append(prompt + shellquote.command_line(c, os_name=there))
-    if any("qfix-constraints.txt" in c for c in plan.commands):
-        # apply writes it from the versions installed then (repair/apply/transaction.py); a
-        # report without them leaves nothing to print, which must not read as "no pins"
+    if constrained:
+        # written from the versions installed then; a report without them leaves nothing to
+        # print, which must not read as "no pins"
         held = "  ".join(plan.constraints) or (
             "torch, torchvision and torchaudio at the versions installed when apply runs "
             "(the facts do not give them)"

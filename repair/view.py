@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
+from .containers import GENERIC
 from .distros import distro_of, load_distros
 from .facts import Facts, Gpu, listed_installed
 from .knowledge import (
@@ -83,6 +84,11 @@ def series(v: Version) -> Version:
 
 
 @functools.lru_cache(maxsize=256)  # pure, called ~19,000 times for 39 plans (bench_fleet)
+def cuda_variant_name(cuda: Version) -> str:
+    """The PyTorch index's folder and label for a CUDA version: 12.1 -> "cu121"."""
+    return f"cu{cuda.major}{cuda.minor}"
+
+
 def cuda_from_tag(tag: str) -> Version | None:
     """'118' -> 11.8, '121' -> 12.1, '100' -> 10.0 (torch/bitsandbytes tags: major + 1 digit)."""
     if not tag.isdigit() or len(tag) < 2:
@@ -253,6 +259,17 @@ class View:
         whatever pip's version."""
         need = tag_need(self.refused_tag.split(".")[0]) if self.refused_tag else None
         return need is not None and need.kind == "glibc" and self.glibc_short_of(need.version)
+
+    @property
+    def refusal_explained(self) -> bool:
+        """What the host is explains pip's refusal of a bitsandbytes wheel: a glibc or macOS
+        bound the refusal proves (pip known to read the tag), or the host's known glibc below the
+        tag's floor. Otherwise pip may only be too old for the tag's form (S71)."""
+        return (
+            self.glibc_below is not None
+            or self.macos_below is not None
+            or self.refusal_by_known_glibc
+        )
 
     def macos_short_of(self, need: Version | None) -> bool:
         """Whether this Mac is known to run a macOS below ``need`` (a refused wheel's bound)."""
@@ -826,7 +843,7 @@ def torch_arch_list(view: View, kb: Knowledge) -> tuple[tuple[str, ...] | None, 
     rel = kb.torch.release(view.torch)
     if rel is None:
         return None, "unknown"
-    var = rel.variant(f"cu{view.torch_cuda.major}{view.torch_cuda.minor}")
+    var = rel.variant(cuda_variant_name(view.torch_cuda))
     arch = var.arch_for(view.platform) if var is not None and view.platform else None
     if var is None or arch is None:
         return None, "unknown"
@@ -928,7 +945,7 @@ _CONTAINER_WORDS = (
     ("podman", re.compile(r"\bpodman\b", re.I)),
     ("kubernetes", re.compile(r"\b(?:kubernetes|k8s)\b", re.I)),
     ("docker", re.compile(r"\bdocker\b", re.I)),
-    ("container", re.compile(r"\bcontainer\b", re.I)),
+    (GENERIC, re.compile(r"\bcontainer\b", re.I)),  # no engine named
 )
 
 

@@ -3254,6 +3254,18 @@ def test_a_toolkits_cudnn_loaded_in_place_of_torchs_is_a_stale_toolkit(path, sha
         assert m.text.startswith(f"or keep torch {torch}") and "cuDNN 9's files" in m.text
 
 
+def _nvidia_linux_doc(gpu: tuple[str, str], torch: str | None) -> dict:
+    """Facts of a Linux host with one NVIDIA GPU (name, compute capability), driver 550.54.14,
+    bitsandbytes 0.45.5 and torch at ``torch`` (None: installed, version not given)."""
+    return {
+        "schema": "qfix.facts/1",
+        "host": {"system": "Linux", "machine": "x86_64"},
+        "driver": {"found": True, "version": "550.54.14", "source": "report"},
+        "gpus": [{"index": 0, "name": gpu[0], "compute_capability": gpu[1]}],
+        "packages": {"torch": torch, "bitsandbytes": "0.45.5"},
+    }
+
+
 @pytest.mark.parametrize(
     ("torch", "cuda", "soname", "moves"),
     [
@@ -3269,18 +3281,9 @@ def test_a_torch_of_another_cudnn_major_ends_a_toolkits_shadowing(torch, cuda, s
     """A library is opened by its soname, which carries its major: only where the toolkit's
     cuDNN is the major torch's build opens (S119) does a torch of another cuDNN major end the
     shadowing inside the environment. Elsewhere the loader-path step stays required."""
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Linux", "machine": "x86_64"},
-        "driver": {"found": True, "version": "550.54.14", "source": "report"},
-        "gpus": [{"index": 0, "name": "NVIDIA A100-SXM4-40GB", "compute_capability": "8.0"}],
-        "packages": {"torch": torch, "bitsandbytes": "0.45.5"},
-        **(
-            {"torch": {"version": torch, "cuda": cuda} if cuda else {"version": torch}}
-            if torch
-            else {}
-        ),
-    }
+    doc = _nvidia_linux_doc(("NVIDIA A100-SXM4-40GB", "8.0"), torch)
+    if torch:
+        doc["torch"] = {"version": torch, "cuda": cuda} if cuda else {"version": torch}
     text = (
         f"Could not load library libcudnn_cnn_infer.so.{soname}. Error: /usr/local/cuda/lib64/"
         f"libcudnn_cnn_infer.so.{soname}: undefined symbol: _ZN5cudnn3cnn5infer, version "
@@ -3359,13 +3362,7 @@ def test_a_report_saying_cuda_is_not_available_is_read_as_that_fact(text, unavai
     reporter's words) is the fact a probe reads: on a host with an NVIDIA GPU and torch's build
     unknown, a False makes the CPU-only torch the suspected cause."""
     assert implied_by(text).torch_cuda_unavailable is unavailable
-    doc = {
-        "schema": "qfix.facts/1",
-        "host": {"system": "Linux", "machine": "x86_64"},
-        "driver": {"found": True, "version": "550.54.14", "source": "report"},
-        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3090", "compute_capability": "8.6"}],
-        "packages": {"torch": None, "bitsandbytes": "0.45.5"},
-    }
+    doc = _nvidia_linux_doc(("NVIDIA GeForce RTX 3090", "8.6"), None)
     a = _analyse(facts_from_dict(doc), text)
     assert ("torch-cpu-build" in a.diagnosis.ids) is unavailable
 

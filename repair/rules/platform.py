@@ -56,7 +56,7 @@ def bnb_platform_unsupported(ctx: Context) -> Iterator[Finding | Unknown]:
     refused = _refused_wheel(ctx)
     if refused is not None:
         yield refused
-        if view.facts.package("pip") is None and not view.refusal_by_known_glibc:
+        if view.facts.package("pip") is None and not view.refusal_explained:
             yield Unknown(
                 "pip-version",
                 "pip's version: one older than 20.3 refuses every manylinux_X_Y and macOS 11+ "
@@ -215,7 +215,7 @@ def _refused_wheel(ctx: Context) -> Finding | None:
     view, kb = ctx.view, ctx.kb
     if view.refused_tag is None:
         return None
-    if view.glibc_below is None and view.macos_below is None and not view.refusal_by_known_glibc:
+    if not view.refusal_explained:
         # pip may be older than 20.3 and not know the tag's form, or the wheel is for another
         # CPU than this Python's: a warning; the plan's manual step says how to tell them apart
         causes = {

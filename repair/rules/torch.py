@@ -555,11 +555,9 @@ def _torch_build(view: View, rel: TorchRelease) -> _Build | None:
     torch = view.torch
     if torch is None:
         return None
-    if torch.local:
-        return _label_build(view, rel, torch)
-    pypi = _label_build(view, rel, torch)
-    if pypi is None:
-        return None
+    pypi = _label_build(view, rel, torch)  # its label's, or PyPI's where it has none
+    if torch.local or pypi is None:
+        return pypi
     if view.torch_hip:
         return None
     if view.torch_cuda is not None:
